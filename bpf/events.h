@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * bpf/events.h - every record kextrace's BPF programs send to user space.
+ *
+ * Included by the BPF side (after vmlinux.h) and by the C++ decoder (after
+ * <linux/types.h>); only __u32/__u64-style types, no pointers, no padding
+ * holes. The C++ side static_asserts the sizes below.
+ *
+ * Every record starts with struct kex_event_hdr. A record is either a plain
+ * struct kex_event, or a struct kex_event followed by stack_len kernel
+ * return addresses (stack_len <= KEX_STACK_DEPTH), see KEX_EVENT_SIZE().
+ */
+#ifndef KEXTRACE_EVENTS_H
+#define KEXTRACE_EVENTS_H
+
+#define KEX_EVENTS_VERSION	1
+#define KEX_STACK_DEPTH		24
+#define KEX_NO_PFN		(~0ULL)
+#define KEX_NO_COUNT		(-0x7fffffff - 1)	/* refcount/mapcount unknown */
+#define KEX_MAX_PROBES		64
+
+/* What happened. Values are part of the JSONL format: never renumber. */
+enum kex_event_type {
+	/* the rig's USDT phase markers (provider kex_rig); arg0 = enum kex_phase */
+	KEX_EV_RIG_PHASE	= 1,
+
+	/* the traced process tree */
+	KEX_EV_SYS_MMAP		= 2,	/* sys_exit_mmap: addr = result, arg0 = len, arg1 = fd, ret */
+	KEX_EV_SYS_MUNMAP	= 3,	/* sys_enter_munmap: addr, arg0 = len */
+	KEX_EV_SYS_MUNMAP_RET	= 4,	/* sys_exit_munmap: ret */
+	KEX_EV_PROC_FORK	= 5,	/* sched_process_fork: arg0 = child tgid */
+	KEX_EV_PROC_EXIT	= 6,	/* sched_process_exit of a thread group leader */
+	KEX_EV_USER_FAULT	= 7,	/* exceptions:page_fault_user: addr, arg0 = error_code, arg1 = ip */
+
+	/* the kex module's own tracepoints (system "kex") */
+	KEX_EV_KEX_MMAP		= 10,	/* addr = vm_start, arg0 = vm_end, arg1 = pages | policy << 32 */
+	KEX_EV_KEX_MMAP_DONE	= 11,	/* addr = vm_start, arg0 = pages mapped, ret */
+	KEX_EV_KEX_PAGE_ALLOC	= 12,	/* pfn, arg0 = index, stack */
+	KEX_EV_KEX_PAGE_INSERT	= 13,	/* pfn, addr = user address, arg0 = index, ret */
+	KEX_EV_KEX_PAGE_FREE	= 14,	/* pfn, arg0 = index, arg1 = enum kex_free_reason, stack */
+	KEX_EV_KEX_VMA_OPEN	= 15,	/* addr = vm_start, arg0 = vm_end */
+	KEX_EV_KEX_VMA_CLOSE	= 16,	/* addr = vm_start, arg0 = vm_end */
+	KEX_EV_KEX_RELEASE	= 17,	/* arg0 = pages still owned by the file */
+
+	/* page allocator (kmem tracepoints), kex pages only */
+	KEX_EV_PAGE_ALLOC	= 20,	/* mm_page_alloc in a kex mmap window: pfn, arg0 = order */
+	KEX_EV_PAGE_FREE	= 21,	/* mm_page_free: pfn, arg0 = order, stack */
+	KEX_EV_PAGE_FREE_BATCHED = 22,	/* mm_page_free_batched: pfn */
+
+	/* the insert path */
+	KEX_EV_INSERT		= 30,	/* insert_page_into_pte_locked entry: pfn, addr */
+	KEX_EV_INSERT_RET	= 31,	/* its return: pfn, ret; arg0 = PTE value read back, arg1 = PTE address */
+	KEX_EV_RMAP_ADD		= 32,	/* page_add_file_rmap (or its successor): pfn */
+	KEX_EV_DO_SET_PTE	= 33,	/* do_set_pte (or set_pte_range) entry: pfn, addr */
+	KEX_EV_DO_SET_PTE_RET	= 34,	/* its return: arg0 = PTE value read back, arg1 = PTE address */
+
+	/* the unmap path */
+	KEX_EV_UNMAP_REGION	= 40,	/* unmap_region entry: addr = start, arg0 = end */
+	KEX_EV_UNMAP_REGION_RET	= 41,
+	KEX_EV_EXIT_MMAP	= 42,	/* exit_mmap entry (process exit unmaps without unmap_region) */
+	KEX_EV_EXIT_MMAP_RET	= 43,
+	KEX_EV_RMAP_REMOVE	= 44,	/* page_remove_rmap (or successor): pfn */
+	KEX_EV_SET_DIRTY	= 45,	/* set_page_dirty/folio_mark_dirty at zap: pfn */
+};
+
+/* The rig's phases, in USDT probe order. */
+enum kex_phase {
+	KEX_PHASE_MMAP_BEGIN	= 1,
+	KEX_PHASE_MMAP_END	= 2,
+	KEX_PHASE_WRITE_BEGIN	= 3,
+	KEX_PHASE_WRITE_END	= 4,
+	KEX_PHASE_MUNMAP_BEGIN	= 5,
+	KEX_PHASE_MUNMAP_END	= 6,
+};
+
+/* Why kex dropped its own reference (kex:kex_page_free reason field). */
+enum kex_free_reason {
+	KEX_FREE_AFTER_INSERT	= 0,	/* ref_policy=drop: the mapping owns the page */
+	KEX_FREE_AT_CLOSE	= 1,	/* ref_policy=keep: last VMA closed */
+	KEX_FREE_ERROR		= 2,	/* mmap error path */
+};
+
+struct kex_event {
+	__u64 ts;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC, ns */
+	__u32 type;		/* enum kex_event_type */
+	__u32 cpu;
+	__u32 pid;		/* tgid of current */
+	__u32 tid;
+	__u64 pfn;		/* page frame number, or KEX_NO_PFN */
+	__u64 addr;		/* user virtual address, or 0 */
+	__u64 arg0;		/* type-specific, see enum kex_event_type */
+	__u64 arg1;
+	__s64 ret;		/* return value where the type has one */
+	__s32 refcount;		/* page->_refcount at the event, or KEX_NO_COUNT */
+	__s32 mapcount;		/* page->_mapcount + 1 at the event, or KEX_NO_COUNT */
+	__u32 probe;		/* index of the probe that produced it (probe report) */
+	__u32 stack_len;	/* kernel return addresses following this struct */
+};
+
+#define KEX_EVENT_SIZE(stack_len) \
+	(sizeof(struct kex_event) + (stack_len) * sizeof(__u64))
+
+/* Loss counters, one per event type, in the BPF map "losses" (array). */
+#define KEX_LOSS_SLOTS		64
+
+#endif /* KEXTRACE_EVENTS_H */
