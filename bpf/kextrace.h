@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * bpf/kextrace.h - what kextrace.bpf.c and the loader (tracer/src/) share
+ * besides the records in events.h: the probe ids (the "probe" field of every
+ * record and the index into the probe_stats map), the per-page bookkeeping
+ * the maps hold, and the tuning constants.
+ *
+ * Plain C, __u32/__u64 only: included after vmlinux.h on the BPF side and
+ * after <linux/types.h> in C++.
+ */
+#ifndef KEXTRACE_KEXTRACE_H
+#define KEXTRACE_KEXTRACE_H
+
+#include "events.h"
+
+/*
+ * One id per BPF program. Part of the JSON output (the probe report keys
+ * events by it): append only, never renumber.
+ */
+enum kex_probe_id {
+	KEX_P_INSERT		= 0,	/* kprobe insert_page_into_pte_locked[.clone] */
+	KEX_P_INSERT_RET	= 1,	/* its kretprobe */
+	KEX_P_RMAP_ADD		= 2,	/* page_add_file_rmap / folio_add_file_rmap_ptes */
+	KEX_P_RMAP_REMOVE	= 3,	/* page_remove_rmap / folio_remove_rmap_ptes */
+	KEX_P_SET_DIRTY		= 4,	/* set_page_dirty / folio_mark_dirty */
+	KEX_P_SET_PTE		= 5,	/* do_set_pte / set_pte_range */
+	KEX_P_SET_PTE_RET	= 6,
+	KEX_P_UNMAP		= 7,	/* unmap_region / vms_clear_ptes / unmap_vmas */
+	KEX_P_UNMAP_RET		= 8,
+	KEX_P_EXIT_MMAP		= 9,
+	KEX_P_EXIT_MMAP_RET	= 10,
+	KEX_P_MM_PAGE_ALLOC	= 11,	/* tp kmem:mm_page_alloc */
+	KEX_P_MM_PAGE_FREE	= 12,	/* tp kmem:mm_page_free */
+	KEX_P_MM_PAGE_FREE_BATCHED = 13, /* tp kmem:mm_page_free_batched */
+	KEX_P_KEX_MMAP		= 14,	/* tp kex:kex_mmap */
+	KEX_P_KEX_MMAP_DONE	= 15,
+	KEX_P_KEX_PAGE_ALLOC	= 16,
+	KEX_P_KEX_PAGE_INSERT	= 17,
+	KEX_P_KEX_PAGE_FREE	= 18,
+	KEX_P_KEX_VMA_OPEN	= 19,
+	KEX_P_KEX_VMA_CLOSE	= 20,
+	KEX_P_KEX_RELEASE	= 21,
+	KEX_P_SYS_ENTER_MMAP	= 22,	/* stashes len/fd for sys_exit_mmap */
+	KEX_P_SYS_EXIT_MMAP	= 23,
+	KEX_P_SYS_ENTER_MUNMAP	= 24,
+	KEX_P_SYS_EXIT_MUNMAP	= 25,
+	KEX_P_PROC_FORK		= 26,	/* tp_btf sched_process_fork */
+	KEX_P_PROC_EXIT		= 27,	/* tp sched:sched_process_exit */
+	KEX_P_USER_FAULT	= 28,	/* tp exceptions:page_fault_user */
+	KEX_P_USDT		= 29,	/* usdt kex_rig:* (one program, cookie = phase) */
+	KEX_P_COUNT
+};
+
+/* Per probe, summed over CPUs by user space (map probe_stats, per-CPU array). */
+struct kex_probe_stats {
+	__u64 hits;	/* times the program ran */
+	__u64 matched;	/* times it passed its filter (traced task / kex page) */
+	__u64 emitted;	/* records submitted */
+};
+
+/* map "pages": struct page * -> what we know about a kex page */
+struct kex_page_info {
+	__u64 pfn;
+	__u32 index;	/* page index in its kex mapping */
+	__u32 tgid;	/* process whose kex mmap allocated it */
+};
+
+/* map "pfns": pfn -> the page, and whether mm_page_free was seen already */
+struct kex_pfn_info {
+	__u64 page;	/* struct page * as u64 */
+	__u32 index;
+	__u32 freed;	/* 1 after mm_page_free: only mm_page_free_batched may follow */
+};
+
+/* How the munmap step's start/end are read (const volatile unmap_mode). */
+enum kex_unmap_mode {
+	KEX_UNMAP_REGION_61	= 0,	/* unmap_region(mm, mt, vma, prev, next, start, end): PARM6 + stack */
+	KEX_UNMAP_VMS		= 1,	/* vms_clear_ptes(vms, ...): vms->start, vms->end */
+	KEX_UNMAP_VMAS		= 2,	/* unmap_vmas(tlb, mas, vma, start, end, ...): PARM4, PARM5 */
+};
+
+#define KEX_MAX_PAGES_DEFAULT	(1 << 18)	/* live kex pages tracked at once */
+#define KEX_MAX_TASKS		1024		/* traced tgids */
+#define KEX_RINGBUF_DEFAULT	(16 << 20)	/* bytes */
+
+#endif /* KEXTRACE_KEXTRACE_H */
