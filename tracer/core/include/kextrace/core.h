@@ -1,0 +1,343 @@
+// kextrace/core.h - the pure per-page correlation engine.
+//
+// Input: typed copies of the BPF records of bpf/events.h (decode_event turns a
+// ring-buffer record into an Event). Output: a Report that tells, page by page,
+// what the kernel did with each page kex mapped: alloc, insert, rmap, PTE,
+// first write, zap, kex's own free, the final free, with the refcount and
+// mapcount at every step, aligned with the rig's phases.
+//
+// No libbpf, no I/O, no logging, no exceptions for recoverable errors: the
+// session feeds events, asks for a Report, and hands it to kextrace/output.h.
+//
+//   kextrace::Correlator c({.roots = {rig_tgid}});
+//   for (each ring-buffer record) if (auto ev = kextrace::decode_event(rec))
+//   c.feed(std::move(*ev)); c.set_losses(losses_read_from_the_map); kextrace::Report r =
+//   c.finish();
+#pragma once
+
+#include <linux/types.h>
+
+#include "events.h"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kextrace {
+
+static_assert(sizeof(kex_event) == 80, "bpf/events.h: struct kex_event must stay 80 bytes");
+static_assert(KEX_EVENT_SIZE(KEX_STACK_DEPTH) == 80 + KEX_STACK_DEPTH * 8);
+
+// Slots of per-type arrays (counts, losses): indexed by the kex_event_type value.
+inline constexpr std::size_t kTypeSlots = KEX_LOSS_SLOTS;
+inline constexpr int32_t kNoCount = KEX_NO_COUNT;
+inline constexpr uint64_t kNoPfn = KEX_NO_PFN;
+inline constexpr uint32_t kNoIndex = UINT32_MAX;
+inline constexpr uint64_t kPageSize = 4096;
+
+// ---------------------------------------------------------------------------
+// Events
+
+// A decoded record: struct kex_event field for field, plus its kernel stack.
+struct Event {
+    uint64_t ts = 0;   // CLOCK_MONOTONIC ns
+    uint32_t type = 0; // enum kex_event_type
+    uint32_t cpu = 0;
+    uint32_t pid = 0; // tgid
+    uint32_t tid = 0;
+    uint64_t pfn = KEX_NO_PFN;
+    uint64_t addr = 0;
+    uint64_t arg0 = 0;
+    uint64_t arg1 = 0;
+    int64_t ret = 0;
+    int32_t refcount = KEX_NO_COUNT;
+    int32_t mapcount = KEX_NO_COUNT;
+    uint32_t probe = 0;
+    std::vector<uint64_t> stack; // kernel return addresses, innermost first
+};
+
+// True for the values of enum kex_event_type.
+bool is_known_event_type(uint32_t type);
+// "kex_page_alloc", "insert_ret", ...; "unknown" for other values.
+std::string_view event_type_name(uint32_t type);
+// Inverse of event_type_name.
+std::optional<uint32_t> event_type_from_name(std::string_view name);
+
+// Decodes one ring-buffer record. Checks: rec.size() >= sizeof(kex_event),
+// stack_len <= KEX_STACK_DEPTH, rec.size() == KEX_EVENT_SIZE(stack_len), known
+// type. Pure; any byte sequence is safe (no alignment requirement). On failure
+// returns nullopt and, if why != nullptr, a one-line reason.
+std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* why = nullptr);
+
+// The record decode_event accepts for ev (stack truncated to KEX_STACK_DEPTH).
+// For tests, replay and fuzzing.
+std::vector<std::byte> encode_event(const Event& ev);
+
+// ---------------------------------------------------------------------------
+// PTE values (x86-64)
+
+struct PteBits {
+    uint64_t pfn = 0;      // (pte & 0x000ffffffffff000) >> 12
+    bool present = false;  // bit 0
+    bool rw = false;       // bit 1
+    bool user = false;     // bit 2
+    bool accessed = false; // bit 5
+    bool dirty = false;    // bit 6
+    bool nx = false;       // bit 63
+};
+PteBits decode_pte(uint64_t pte);
+// Fixed-width flags, one column per bit, '-' when clear: "P RW U A - NX".
+std::string pte_flags(uint64_t pte);
+
+// ---------------------------------------------------------------------------
+// Report
+
+enum class Policy : uint8_t { drop = 0, keep = 1, unknown = 255 };
+std::string_view policy_name(Policy p); // "drop", "keep", "unknown"
+
+// One thing that happened to a page, in time order. 32 bytes.
+enum class StepKind : uint8_t {
+    kmem_alloc,        // kmem:mm_page_alloc; value = order
+    kex_alloc,         // kex:kex_page_alloc; value = index; stack
+    insert,            // insert_page_into_pte_locked entry; value = user address
+    insert_ret,        // its return; value = ret (as int64)
+    rmap_add,          // page_add_file_rmap / folio_add_file_rmap_ptes
+    do_set_pte,        // do_set_pte / set_pte_range entry (fault path); value = user address
+    pte_set,           // PTE read back after set_pte_at; value = PTE. set_pte_at is inline on
+                       // x86: observed at the return of the caller (flags: kStepViaInsertRet or
+                       // kStepViaDoSetPteRet)
+    kex_insert,        // kex:kex_page_insert; value = ret (as int64)
+    user_fault,        // exceptions:page_fault_user on the page; value = error code
+    set_dirty,         // set_page_dirty / folio_mark_dirty (at zap)
+    rmap_remove,       // page_remove_rmap / folio_remove_rmap_ptes: the zap
+    kex_free,          // kex:kex_page_free; value = enum kex_free_reason; stack
+    page_free,         // kmem:mm_page_free; value = order; stack
+    page_free_batched, // kmem:mm_page_free_batched
+};
+inline constexpr std::size_t kStepKinds = 14;
+std::string_view step_kind_name(StepKind k); // "kex_alloc", ...
+
+inline constexpr uint8_t kStepViaInsertRet = 1 << 0;   // pte_set from insert_ret arg0
+inline constexpr uint8_t kStepViaDoSetPteRet = 1 << 1; // pte_set from do_set_pte_ret arg0
+inline constexpr uint8_t kStepInWritePhase = 1 << 2;   // user_fault inside the rig's write phase
+inline constexpr uint8_t kStepAfterFree = 1
+                                          << 3; // arrived after the page_free that closed the life
+inline constexpr uint8_t kStepLate = 1 << 4;    // arrived after the reorder window had passed it
+
+struct Step {
+    uint64_t ts = 0;
+    uint64_t value = 0;              // kind-specific, see StepKind
+    int32_t refcount = KEX_NO_COUNT; // page->_refcount at the event
+    int32_t mapcount = KEX_NO_COUNT; // page_mapcount() at the event
+    uint32_t stack_id = 0;           // index into Report::stacks; 0 = none
+    StepKind kind = StepKind::kex_alloc;
+    uint8_t flags = 0; // kStep*
+    int64_t ret() const { return static_cast<int64_t>(value); }
+};
+
+// Milestones of a page's story; a mask of them says what was seen / expected /
+// missing. drop: alloc→insert→rmap→pte→kex_insert→kex free→zap→free,
+// refcount 1→2→1→0. keep: the same steps, kex free after the zap (at close).
+enum Milestone : uint16_t {
+    kMsKmemAlloc = 1 << 0, // kmem:mm_page_alloc (not expected by default)
+    kMsKexAlloc = 1 << 1,
+    kMsInsert = 1 << 2, // insert entry/return or do_set_pte
+    kMsRmapAdd = 1 << 3,
+    kMsPteSet = 1 << 4,
+    kMsKexInsert = 1 << 5,
+    kMsKexFree = 1 << 6,
+    kMsZap = 1 << 7, // rmap remove
+    kMsPageFree = 1 << 8,
+};
+inline constexpr uint16_t kMsAll = 0x1ff;
+inline constexpr uint16_t kMsDefaultExpected = kMsAll & ~kMsKmemAlloc;
+// Names of the milestones in mask, in story order: "insert", "pte", ... ("a, b").
+std::string milestone_names(uint16_t mask);
+
+enum class FirstWrite : uint8_t {
+    unknown,  // no rig write phase while the page was mapped
+    no_fault, // write phase, no user fault on the page: the MMU set the D bit itself
+    fault,    // a user fault on the page inside the write phase
+};
+std::string_view first_write_name(FirstWrite w); // "unknown", "no fault", "fault"
+
+enum class ZapContext : uint8_t {
+    none,   // not zapped (yet)
+    munmap, // inside unmap_region of the owner (munmap)
+    exit,   // inside exit_mmap of the owner (process exit)
+    other,  // neither window open (6.12 munmap has no unmap_region, or its events were lost)
+};
+std::string_view zap_context_name(ZapContext z); // "-", "munmap", "exit", "other"
+
+enum class PteSource : uint8_t { none, insert_ret, do_set_pte_ret };
+
+// One life of one page: from its allocation to its final free. A pfn reused
+// after a free starts a new life.
+struct PageLife {
+    uint64_t pfn = KEX_NO_PFN;
+    uint64_t uaddr = 0;        // user address, 0 = never inserted
+    uint32_t index = kNoIndex; // kex's page index (kex_page_alloc arg0)
+    uint32_t owner = 0;        // tgid that mapped it
+    int32_t mapping = -1;      // index into Report::mappings, -1 = none
+    Policy policy = Policy::unknown;
+    std::vector<Step> steps; // time order
+
+    // Summary of the steps.
+    uint64_t alloc_ts = 0; // first alloc step (kmem or kex)
+    uint64_t pte = 0;      // PTE value read back, 0 = not observed
+    uint64_t pte_addr = 0; // kernel address of the PTE
+    PteSource pte_source = PteSource::none;
+    int64_t insert_ret = 0; // insert return value (0 = ok, -16 = -EBUSY)
+    FirstWrite first_write = FirstWrite::unknown;
+    uint64_t first_write_ts = 0; // the fault's ts, 0 without a fault
+    uint64_t fault_error_code = 0;
+    ZapContext zap_context = ZapContext::none;
+    uint64_t zap_ts = 0;
+    bool zap_dirty = false;                // set_page_dirty at the zap: the MMU had set D
+    uint32_t kex_free_reason = UINT32_MAX; // enum kex_free_reason, UINT32_MAX = none
+    uint64_t free_ts = 0;                  // kmem:mm_page_free, 0 = not freed
+    bool free_batched = false;             // mm_page_free_batched followed (release_pages path)
+    bool open_at_end = false;              // no page_free before finish()
+
+    uint16_t seen = 0;         // Milestone mask
+    uint16_t expected = 0;     // Milestone mask for this page's policy / outcome
+    uint16_t missing = 0;      // expected & ~seen
+    uint16_t missing_lost = 0; // subset of missing whose event types had losses
+    uint32_t anomalies = 0;    // entries in Report::anomalies about this life
+
+    bool complete() const { return missing == 0; }
+};
+
+// Refcounts / mapcounts observed along the steps, consecutive duplicates and
+// unknowns dropped: {1, 2, 1, 0}.
+std::vector<int32_t> refcount_trail(const PageLife& p);
+std::vector<int32_t> mapcount_trail(const PageLife& p);
+// The trail expected for a clean life under policy: {1, 2, 1, 0}.
+std::vector<int32_t> expected_refcount_trail(Policy p);
+
+// One kex mmap (kex:kex_mmap .. kex:kex_mmap_done), and what became of it.
+struct Mapping {
+    uint32_t tgid = 0;
+    uint32_t tid = 0;
+    uint64_t vm_start = 0;
+    uint64_t vm_end = 0;
+    uint32_t pages = 0; // requested
+    Policy policy = Policy::unknown;
+    uint64_t ts = 0;                // kex_mmap
+    uint64_t done_ts = 0;           // kex_mmap_done, 0 = not seen
+    int64_t ret = 0;                // kex_mmap_done ret
+    uint32_t mapped = 0;            // kex_mmap_done arg0
+    uint32_t lives = 0;             // PageLife entries attributed to it
+    uint64_t other_allocations = 0; // mm_page_alloc in its window never confirmed by kex
+    uint64_t close_ts = 0;          // kex_vma_close, 0 = not seen
+};
+
+// One rig phase (KEX_EV_RIG_PHASE begin/end pair) of one process.
+struct Phase {
+    std::string name;   // "mmap", "write", "munmap"
+    uint32_t begin = 0; // enum kex_phase of the begin marker
+    uint32_t tgid = 0;
+    uint64_t start = 0;
+    uint64_t end = 0;                          // 0 while open
+    bool closed = false;                       // the end marker was seen
+    uint64_t addr = 0;                         // the marker's addr
+    uint64_t arg1 = 0;                         // the marker's arg1
+    std::array<uint32_t, kTypeSlots> counts{}; // events of this tgid inside, per type
+    uint64_t kernel_events = 0; // sum of counts, without phase markers and user faults
+    uint64_t user_faults = 0;
+};
+
+// Losses the caller knows about; the correlator uses them to say why a page's
+// story has a hole.
+struct Losses {
+    std::array<uint64_t, kTypeSlots> per_type{}; // the BPF "losses" map
+    uint64_t ring = 0;                           // ring-buffer records dropped without a type
+    uint64_t decode_errors = 0;                  // records decode_event rejected
+    uint64_t total() const;
+};
+
+struct Anomaly {
+    uint64_t ts = 0;
+    int32_t life = -1;   // index into Report::pages, -1 = not about one page
+    std::string message; // one human-readable line
+};
+
+struct Report {
+    std::vector<Phase> phases;                 // start order
+    std::vector<PageLife> pages;               // alloc order
+    std::vector<Mapping> mappings;             // kex_mmap order
+    std::array<uint64_t, kTypeSlots> counts{}; // accepted events per type
+    Losses losses;
+    std::vector<Anomaly> anomalies;
+    uint64_t anomalies_dropped = 0; // beyond CorrelatorOptions::max_anomalies
+
+    uint64_t events = 0;            // fed
+    uint64_t filtered = 0;          // not from the traced process tree
+    uint64_t orphans = 0;           // page events for a pfn with no life
+    uint64_t late = 0;              // arrived after the reorder window had passed their ts
+    uint64_t other_allocations = 0; // mm_page_alloc never confirmed by kex (page tables, ...)
+    uint64_t other_frees = 0;       // mm_page_free of such pages
+    uint64_t first_ts = 0;
+    uint64_t last_ts = 0;
+    std::vector<uint32_t> tgids; // the traced processes (empty: all)
+
+    std::vector<std::vector<uint64_t>> stacks; // [0] is the empty stack
+
+    std::span<const uint64_t> stack(uint32_t id) const;
+    std::size_t incomplete_pages() const;
+};
+
+// ---------------------------------------------------------------------------
+// The correlator
+
+struct CorrelatorOptions {
+    std::vector<uint32_t> roots;            // traced root tgids and their descendants; empty = all
+    uint64_t reorder_window_ns = 0;         // 0 = buffer everything, sort at finish()
+    uint64_t alloc_attach_ns = 5'000'000;   // kmem alloc → kex alloc on the same tid
+    uint16_t expected = kMsDefaultExpected; // clear bits for probes that did not attach
+    std::size_t reserve_pages = 0;
+    std::size_t max_anomalies = 1000;
+};
+
+// What the correlator still holds; all zero after finish().
+struct PendingState {
+    std::size_t buffered = 0;    // events waiting for the reorder window
+    std::size_t kmem_allocs = 0; // mm_page_alloc waiting for a kex alloc
+    std::size_t open_lives = 0;
+    std::size_t windows = 0; // open insert / unmap / exit / mmap windows
+    bool empty() const { return buffered + kmem_allocs + open_lives + windows == 0; }
+};
+
+class Correlator {
+  public:
+    explicit Correlator(CorrelatorOptions opts = {});
+    ~Correlator();
+    Correlator(Correlator&&) noexcept;
+    Correlator& operator=(Correlator&&) noexcept;
+    Correlator(const Correlator&) = delete;
+    Correlator& operator=(const Correlator&) = delete;
+
+    // Events in any order (CPUs interleave); sorted by ts before use.
+    void feed(const Event& ev);
+    void feed(Event&& ev);
+    // Add a root tgid after construction (e.g. the child the session spawned).
+    void trace_tgid(uint32_t tgid);
+    // Read at finish(); may be called any time before.
+    void set_losses(const Losses& losses);
+    // Processes everything buffered and returns the report; the correlator is
+    // then empty (pending().empty()) and may be fed again for a new report.
+    Report finish();
+    PendingState pending() const;
+
+  private:
+    struct State;
+    std::unique_ptr<State> s_;
+};
+
+} // namespace kextrace
