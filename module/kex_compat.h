@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kex_compat.h - the kernel APIs that differ between the guests kex is built
+ * for (Debian's 6.1 and 6.12). The only place that tests the version.
+ */
+#ifndef _KEX_COMPAT_H
+#define _KEX_COMPAT_H
+
+#include <linux/device.h>
+#include <linux/mm.h>
+#include <linux/version.h>
+
+/* vm_flags became read-only behind vm_flags_*() in 6.3. */
+static inline void kex_vm_flags_mod(struct vm_area_struct *vma,
+				    unsigned long set, unsigned long clear)
+{
+#if KERNEL_VERSION(6, 3, 0) <= LINUX_VERSION_CODE
+	vm_flags_mod(vma, set, clear);
+#else
+	vma->vm_flags = (vma->vm_flags | set) & ~clear;
+#endif
+}
+
+/* class_create() lost its owner argument in 6.4. */
+static inline struct class *kex_class_create(const char *name)
+{
+#if KERNEL_VERSION(6, 4, 0) <= LINUX_VERSION_CODE
+	return class_create(name);
+#else
+	return class_create(THIS_MODULE, name);
+#endif
+}
+
+#endif /* _KEX_COMPAT_H */
