@@ -1,0 +1,106 @@
+// environment.cpp - see environment.h.
+#include "environment.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <linux/capability.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+namespace kextrace {
+
+namespace {
+
+bool exists(const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+bool has_cap(const __user_cap_data_struct (&d)[2], int cap) {
+    return (d[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+} // namespace
+
+Status check_privileges() {
+    if (::geteuid() == 0)
+        return Ok{};
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &hdr, data) == 0 && has_cap(data, CAP_BPF) &&
+        has_cap(data, CAP_PERFMON))
+        return Ok{};
+    return Error{"kextrace needs root, or CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN for "
+                 "tracefs kprobes): run it with sudo"};
+}
+
+Status check_btf(const std::string& path) {
+    if (exists(path))
+        return Ok{};
+    return Error{fmt::format("no {}: this kernel was built without CONFIG_DEBUG_INFO_BTF, so the "
+                             "CO-RE programs cannot be relocated",
+                             path)};
+}
+
+std::string kernel_release() {
+    utsname u{};
+    ::uname(&u);
+    return u.release;
+}
+
+std::optional<Tracefs> find_or_mount_tracefs() {
+    if (auto t = Tracefs::find())
+        return t;
+    if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0)
+        return Tracefs::find();
+    return std::nullopt;
+}
+
+std::set<std::string> read_kprobe_blacklist(const std::string& path) {
+    std::set<std::string> out;
+    std::ifstream in(path);
+    std::string range, name;
+    while (in >> range >> name)
+        out.insert(name);
+    return out;
+}
+
+KernelFacts probe_kernel(const std::optional<Tracefs>& tracefs) {
+    KernelFacts f;
+    f.release = kernel_release();
+    f.btf = exists("/sys/kernel/btf/vmlinux");
+    bool pmu = exists("/sys/bus/event_source/devices/kprobe");
+    bool tfs = tracefs && exists(tracefs->root() + "/kprobe_events");
+    f.kprobes = pmu || tfs;
+    if (!f.kprobes)
+        f.no_kprobes_reason = "no kprobe PMU in /sys/bus/event_source/devices, no kprobe_events "
+                              "in tracefs: CONFIG_KPROBES is off";
+    if (tracefs) {
+        Tracefs t = *tracefs;
+        f.has_tracepoint = [t](std::string_view sys, std::string_view name) {
+            return t.has_event(sys, name);
+        };
+        f.tp_format = [t](std::string_view sys, std::string_view name) {
+            return t.format(sys, name);
+        };
+    } else {
+        f.has_tracepoint = [](std::string_view, std::string_view) { return false; };
+    }
+    f.kprobe_blacklist = read_kprobe_blacklist("/sys/kernel/debug/kprobes/blacklist");
+    return f;
+}
+
+} // namespace kextrace

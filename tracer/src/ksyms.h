@@ -1,0 +1,65 @@
+// ksyms.h - kernel symbols from a /proc/kallsyms-format file.
+//
+// Loads once into one sorted vector (libbpf-tools' ksyms approach): exact
+// lookup by name, lookup of compiler clones of a function (GCC's .constprop.N,
+// .isra.N, .part.N, LLVM's .llvm.N, and chains of them), and symbolization
+// "func+0xoff [module]" by binary search for the largest address <= addr.
+// Takes a path so tests run on fixture files.
+#pragma once
+
+#include "error.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace kextrace {
+
+struct Ksym {
+    uint64_t addr = 0;
+    char type = '?';    // nm-style: T/t text, D/d data, ...
+    std::string name;   // "insert_page_into_pte_locked.constprop.0"
+    std::string module; // "" for vmlinux, "kex" for [kex]
+    bool is_text() const { return type == 't' || type == 'T' || type == 'w' || type == 'W'; }
+};
+
+// A symbol name split into the function it came from and its clone suffixes:
+// "f.isra.0.constprop.1" -> {"f", {"isra.0", "constprop.1"}}.
+struct CloneName {
+    std::string base;
+    std::vector<std::string> suffixes;
+    bool is_clone() const { return !suffixes.empty(); }
+    // Any suffix of this kind ("constprop", "isra", "part", "llvm", "cold").
+    bool has(std::string_view kind) const;
+};
+CloneName split_clone_name(std::string_view name);
+
+class Ksyms {
+  public:
+    static Result<Ksyms> load(const std::string& path);
+    static Ksyms parse(std::string_view text);
+
+    std::size_t size() const { return syms_.size(); }
+    // All addresses read as 0: not root, or kptr_restrict hides them.
+    bool addresses_hidden() const { return hidden_; }
+
+    // Exact name, vmlinux first; nullptr if absent.
+    const Ksym* find(std::string_view name) const;
+    // Text symbols of vmlinux whose name is `base` or `base` plus clone
+    // suffixes, exact name first, then in address order.
+    std::vector<const Ksym*> find_function(std::string_view base) const;
+    // "func+0x1a [module]"; "" when addr precedes every text symbol.
+    std::string symbolize(uint64_t addr) const;
+
+  private:
+    std::vector<Ksym> syms_; // sorted by address, text symbols only
+    std::unordered_map<std::string, std::vector<std::size_t>> by_name_;
+    std::unordered_map<std::string, std::vector<std::size_t>> by_base_;
+    std::vector<Ksym> others_; // non-text symbols (data), looked up by name only
+    std::unordered_map<std::string, std::size_t> other_by_name_;
+    bool hidden_ = false;
+};
+
+} // namespace kextrace

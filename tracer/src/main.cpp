@@ -1,0 +1,268 @@
+// main.cpp - kextrace: options -> checks -> probe plan -> load/attach ->
+// session -> correlator -> text / JSON report. Only wiring lives here; every
+// step is in kextrace_lib. The one fatal error type (FatalError) is caught
+// here; everything else returns errors as values.
+#include "environment.h"
+#include "ksyms.h"
+#include "loader.h"
+#include "options.h"
+#include "probe_plan.h"
+#include "probe_report.h"
+#include "session.h"
+
+#include <kextrace/core.h>
+#include <kextrace/output.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace kextrace {
+namespace {
+
+constexpr int kExitLoss = 3;
+constexpr int kExitCannotRun = 127;
+
+void setup_logging(bool verbose) {
+    auto logger = spdlog::stderr_color_st("kextrace");
+    logger->set_pattern("kextrace: %^%l%$: %v");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
+    route_libbpf_logs();
+}
+
+void write_json_atomically(const std::string& path, const nlohmann::json& j) {
+    std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        if (!out)
+            throw FatalError(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+        out << j.dump(2) << '\n';
+        out.flush();
+        if (!out)
+            throw FatalError(fmt::format("writing {} failed", tmp));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        std::remove(tmp.c_str());
+        throw FatalError(fmt::format("rename {} -> {}: {}", tmp, path, std::strerror(e)));
+    }
+}
+
+std::string join_command(const std::vector<std::string>& argv) {
+    std::string s;
+    for (const auto& a : argv)
+        s += (s.empty() ? "" : " ") + a;
+    return s;
+}
+
+int run(const Options& opt) {
+    if (!opt.plan_only) {
+        if (auto st = check_privileges(); !st)
+            throw FatalError(st.error().message);
+        if (auto st = check_btf(); !st)
+            throw FatalError(st.error().message);
+    }
+    Ksyms ksyms = Ksyms::load(opt.kallsyms).take_or_die("kallsyms");
+    if (ksyms.addresses_hidden())
+        spdlog::warn("{} shows no addresses (not root?): stacks will not be symbolized",
+                     opt.kallsyms);
+    std::optional<Tracefs> tracefs = find_or_mount_tracefs();
+    if (!tracefs)
+        spdlog::warn("no tracefs (/sys/kernel/tracing): tracepoints cannot be checked or attached");
+    KernelFacts facts = probe_kernel(tracefs);
+
+    // Where the rig's USDT probes live: the command's binary, or the process's.
+    PlanOptions popts;
+    popts.insert_args = opt.insert_args;
+    popts.usdt_binary = opt.usdt_binary;
+    if (popts.usdt_binary.empty() && !opt.command.empty())
+        popts.usdt_binary = resolve_on_path(opt.command.front());
+    if (popts.usdt_binary.empty() && opt.pid) {
+        char buf[4096];
+        ssize_t n = ::readlink(fmt::format("/proc/{}/exe", *opt.pid).c_str(), buf, sizeof(buf) - 1);
+        if (n > 0)
+            popts.usdt_binary.assign(buf, n);
+    }
+    ProbePlan plan = plan_probes(ksyms, facts, popts);
+
+    if (opt.plan_only) {
+        std::cout << fmt::format("kextrace probe plan for {}:\n", facts.release);
+        print_probe_table(std::cout, probe_statuses(plan, nullptr, std::nullopt));
+        return 0;
+    }
+    if (!opt.command.empty() && resolve_on_path(opt.command.front()).empty()) {
+        fmt::print(stderr, "kextrace: cannot run '{}': command not found\n", opt.command.front());
+        return kExitCannotRun;
+    }
+
+    LoaderOptions lopts;
+    lopts.tracefs = tracefs;
+    bool tracefs_kprobes = tracefs && tracefs->kprobe_events_writable();
+    if (opt.kprobe_mode == "tracefs" && !tracefs_kprobes)
+        throw FatalError("--kprobe-mode tracefs: no writable kprobe_events in tracefs");
+    lopts.kprobe_mode = (opt.kprobe_mode == "perf" || !tracefs_kprobes) ? KprobeMode::perf
+                                                                         : KprobeMode::tracefs;
+    lopts.fault_all_pages = opt.fault_all_pages;
+    lopts.stacks = opt.stacks;
+    lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
+    lopts.max_pages = opt.max_pages;
+
+    auto loader = Loader::open(lopts).take_or_die();
+    if (auto st = loader->configure(plan); !st)
+        throw FatalError(st.error().message);
+    if (auto st = loader->load(); !st)
+        throw FatalError(st.error().message);
+
+    // The command waits on a pipe until everything is attached.
+    std::optional<HeldChild> child;
+    std::vector<uint32_t> roots;
+    if (!opt.command.empty()) {
+        child.emplace(HeldChild::spawn(opt.command).take_or_die("starting the command"));
+        roots.push_back(child->pid());
+    } else {
+        if (::kill(*opt.pid, 0) < 0 && errno == ESRCH)
+            throw FatalError(fmt::format("no process {}", *opt.pid));
+        for (int p : process_tree(*opt.pid))
+            roots.push_back(p);
+    }
+    for (uint32_t t : roots)
+        if (auto st = loader->trace_tgid(t); !st)
+            throw FatalError(st.error().message);
+
+    install_stop_handlers();
+    loader->attach(plan);
+    auto startup = probe_statuses(plan, &loader->results(), std::nullopt);
+    std::cerr << fmt::format("kextrace: {} on {}, kprobes via {}\n",
+                             opt.command.empty() ? fmt::format("pid {}", *opt.pid)
+                                                 : join_command(opt.command),
+                             facts.release,
+                             lopts.kprobe_mode == KprobeMode::tracefs ? "tracefs" : "perf");
+    print_probe_table(std::cerr, startup);
+
+    // Records -> typed events -> the correlator.
+    CorrelatorOptions copts;
+    copts.roots.assign(roots.begin(), roots.end());
+    copts.expected = expected_milestones(plan, &loader->results());
+    Correlator correlator(copts);
+    uint64_t decode_errors = 0;
+    auto st = loader->open_ring_buffer([&](std::span<const std::byte> rec) {
+        // Stack records are reserved at full depth: only stack_len entries count.
+        if (rec.size() >= sizeof(kex_event)) {
+            kex_event hdr;
+            std::memcpy(&hdr, rec.data(), sizeof(hdr));
+            if (hdr.stack_len <= KEX_STACK_DEPTH && rec.size() > KEX_EVENT_SIZE(hdr.stack_len))
+                rec = rec.first(KEX_EVENT_SIZE(hdr.stack_len));
+        }
+        std::string why;
+        if (auto ev = decode_event(rec, &why))
+            correlator.feed(std::move(*ev));
+        else if (decode_errors++ < 5)
+            spdlog::warn("undecodable record ({} bytes): {}", rec.size(), why);
+        return 0;
+    });
+    if (!st)
+        throw FatalError(st.error().message);
+
+    SessionOptions sopts;
+    if (opt.duration_s)
+        sopts.duration = std::chrono::duration<double>(*opt.duration_s);
+    sopts.settle = opt.settle;
+    Session session(*loader, sopts);
+    SessionResult res;
+    if (child) {
+        if (auto rel = child->release(); !rel) {
+            fmt::print(stderr, "kextrace: cannot run '{}': {}\n", opt.command.front(),
+                       rel.error().message);
+            return kExitCannotRun;
+        }
+        res = session.run(*child);
+    } else {
+        res = session.run_attached(*opt.pid);
+    }
+
+    // Counters first: kprobe_profile forgets a probe once it is removed.
+    auto missed = loader->read_kprobe_missed();
+    auto loss_slots = loader->read_losses();
+    auto stats = loader->read_probe_stats();
+    loader->detach();
+    loader->drain();
+
+    Losses losses;
+    losses.per_type = loss_slots;
+    losses.decode_errors = decode_errors;
+    correlator.set_losses(losses);
+    Report report = correlator.finish();
+
+    RunInfo run;
+    run.kernel_release = facts.release;
+    run.command_line = opt.command.empty() ? fmt::format("-p {}", *opt.pid)
+                                           : join_command(opt.command);
+    run.probes = probe_statuses(plan, &loader->results(), missed);
+    if (const PlanStep* s = plan.find("pte set"); s && s->available)
+        run.set_pte_observed = s->reason;
+    for (uint32_t i = 0; i < KEX_P_COUNT; i++)
+        if (stats[i].hits)
+            spdlog::debug("probe {:<22} hits {:>9} matched {:>7} emitted {:>7}",
+                          probe_spec(i).short_name, stats[i].hits, stats[i].matched,
+                          stats[i].emitted);
+
+    Symbolizer sym = [&ksyms](uint64_t a) { return ksyms.symbolize(a); };
+    TextOptions topts;
+    topts.full = opt.full;
+    topts.stacks = opt.show_stacks;
+    render_text(report, run, std::cout, sym, topts);
+    std::cout.flush();
+    if (!opt.json_path.empty()) {
+        nlohmann::json j = to_json(report, run, sym);
+        j["probe_counters"] = nlohmann::json::object();
+        for (uint32_t i = 0; i < KEX_P_COUNT; i++)
+            if (loader->results()[i].planned)
+                j["probe_counters"][probe_spec(i).short_name] = {
+                    {"hits", stats[i].hits},
+                    {"matched", stats[i].matched},
+                    {"emitted", stats[i].emitted},
+                    {"missed", missed ? nlohmann::json((*missed)[i]) : nlohmann::json()}};
+        write_json_atomically(opt.json_path, j);
+    }
+
+    if (res.wait_status)
+        spdlog::debug("command: {}", describe_wait_status(*res.wait_status));
+    if (res.interrupted)
+        fmt::print(stderr, "kextrace: stopped by signal {}\n", res.signal);
+    uint64_t lost = losses.total();
+    if (lost && !opt.accept_loss) {
+        fmt::print(stderr,
+                   "kextrace: {} events lost: the trace is incomplete (larger --ringbuf-mb, or "
+                   "--accept-loss)\n",
+                   lost);
+        return kExitLoss;
+    }
+    if (res.wait_status)
+        return exit_code_of(*res.wait_status);
+    return res.interrupted ? 128 + res.signal : 0;
+}
+
+} // namespace
+} // namespace kextrace
+
+int main(int argc, char** argv) {
+    int code = 0;
+    auto opt = kextrace::parse_options(argc, argv, &code);
+    if (!opt)
+        return code;
+    kextrace::setup_logging(opt->verbose);
+    try {
+        return kextrace::run(*opt);
+    } catch (const kextrace::FatalError& e) {
+        std::fflush(stdout);
+        fmt::print(stderr, "kextrace: error: {}\n", e.what());
+        return e.status();
+    }
+}

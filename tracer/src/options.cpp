@@ -1,0 +1,86 @@
+// options.cpp - see options.h.
+#include "options.h"
+
+#include <CLI/CLI.hpp>
+
+#include <fmt/format.h>
+
+namespace kextrace {
+
+std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
+    Options o;
+    CLI::App app{"kextrace: follow every page the kex driver maps into a process, through the "
+                 "kernel's insert / fault / unmap paths\n"
+                 "usage: kextrace [OPTIONS] -- CMD ARGS...  |  kextrace [OPTIONS] -p PID",
+                 "kextrace"};
+    app.footer("Exit status: the command's, when the trace is clean; 3 if events were lost "
+               "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors.");
+    app.add_option("-p,--pid", o.pid, "trace a running process (and its new children)");
+    app.add_option("--duration", o.duration_s, "stop after S seconds")->check(CLI::PositiveNumber);
+    app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)");
+    app.add_flag("-v,--verbose", o.verbose, "debug logging, libbpf's messages included");
+    app.add_flag("--accept-loss", o.accept_loss, "exit with the command's status even if events were lost");
+    app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
+                 "report do_set_pte / set_pte_range for every page the traced processes fault "
+                 "in, not only kex pages");
+    app.add_flag("!--no-stacks", o.stacks, "do not capture kernel stacks");
+    app.add_flag("--full", o.full, "print every page row");
+    app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page");
+    app.add_flag("--plan", o.plan_only, "print which probe observes each step here, then exit");
+    int settle_ms = static_cast<int>(o.settle.count());
+    app.add_option("--settle", settle_ms,
+                   "ms to keep tracing after the command exits (deferred frees)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 60000));
+    app.add_option("--kallsyms", o.kallsyms, "kallsyms file")->capture_default_str();
+    app.add_option("--kprobe-mode", o.kprobe_mode,
+                   "tracefs: kprobe_events (per-probe missed counts); perf: kprobe PMU")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "tracefs", "perf"}));
+    app.add_option("--usdt", o.usdt_binary,
+                   "binary with the kex_rig USDT probes (default: CMD, or /proc/PID/exe)");
+    std::string insert_args;
+    app.add_option("--insert-args", insert_args,
+                   "PTE,PAGE: argument positions (1-6) of insert_page_into_pte_locked's clone");
+    app.add_option("--ringbuf-mb", o.ringbuf_mb, "ring buffer size in MiB (power of 2)")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1024u));
+    app.add_option("--max-pages", o.max_pages, "kex pages tracked at once")->capture_default_str();
+    app.prefix_command(); // everything from the first positional (or "--") on is CMD
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        *exit_code = app.exit(e);
+        return std::nullopt;
+    }
+    o.command = app.remaining();
+    if (!o.command.empty() && o.command.front() == "--")
+        o.command.erase(o.command.begin());
+    o.settle = std::chrono::milliseconds(settle_ms);
+    if (!insert_args.empty()) {
+        int a = 0, b = 0;
+        if (std::sscanf(insert_args.c_str(), "%d,%d", &a, &b) != 2 || a < 1 || a > 6 || b < 1 ||
+            b > 6) {
+            fmt::print(stderr, "kextrace: --insert-args wants PTE,PAGE (1-6), got '{}'\n",
+                       insert_args);
+            *exit_code = 2;
+            return std::nullopt;
+        }
+        o.insert_args = std::make_pair(a, b);
+    }
+    if ((o.ringbuf_mb & (o.ringbuf_mb - 1)) != 0) {
+        fmt::print(stderr, "kextrace: --ringbuf-mb must be a power of 2\n");
+        *exit_code = 2;
+        return std::nullopt;
+    }
+    if (!o.plan_only && o.command.empty() == !o.pid.has_value()) {
+        fmt::print(stderr, "kextrace: give either -- CMD ARGS... or -p PID\n{}",
+                   app.help());
+        *exit_code = 2;
+        return std::nullopt;
+    }
+    return o;
+}
+
+} // namespace kextrace

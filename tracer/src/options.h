@@ -1,0 +1,37 @@
+// options.h - the command line, as a passive struct (CLI11 in options.cpp).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kextrace {
+
+struct Options {
+    std::vector<std::string> command; // after "--"
+    std::optional<int> pid;           // -p: attach to a running process
+    std::optional<double> duration_s; // --duration
+    std::string json_path;            // --json FILE
+    bool verbose = false;             // -v
+    bool accept_loss = false;
+    bool fault_all_pages = false; // --fault-probe-all-pages
+    bool stacks = true;           // --no-stacks clears it
+    bool full = false;            // --full: every page row
+    bool show_stacks = false;     // --stacks: print the first page's stacks
+    bool plan_only = false;       // --plan: print the probe plan and exit
+    std::chrono::milliseconds settle{150};
+    std::string kallsyms = "/proc/kallsyms";
+    std::string kprobe_mode = "auto"; // auto | tracefs | perf
+    std::string usdt_binary;          // --usdt
+    std::optional<std::pair<int, int>> insert_args;
+    unsigned ringbuf_mb = 16;
+    unsigned max_pages = 1u << 18;
+};
+
+// Parses argv. Returns nullopt after printing help / a usage error; *exit_code
+// is then what main should return.
+std::optional<Options> parse_options(int argc, char** argv, int* exit_code);
+
+} // namespace kextrace

@@ -1,0 +1,430 @@
+// probe_plan.cpp - see probe_plan.h.
+#include "probe_plan.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+namespace kextrace {
+
+namespace {
+
+const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
+    {KEX_P_INSERT, "kprobe__insert_page", ProbeKind::kprobe, nullptr, "insert"},
+    {KEX_P_INSERT_RET, "kretprobe__insert_page", ProbeKind::kretprobe, nullptr, "insert_ret"},
+    {KEX_P_RMAP_ADD, "kprobe__rmap_add", ProbeKind::kprobe, nullptr, "rmap_add"},
+    {KEX_P_RMAP_REMOVE, "kprobe__rmap_remove", ProbeKind::kprobe, nullptr, "rmap_remove"},
+    {KEX_P_SET_DIRTY, "kprobe__set_dirty", ProbeKind::kprobe, nullptr, "set_dirty"},
+    {KEX_P_SET_PTE, "kprobe__set_pte", ProbeKind::kprobe, nullptr, "set_pte"},
+    {KEX_P_SET_PTE_RET, "kretprobe__set_pte", ProbeKind::kretprobe, nullptr, "set_pte_ret"},
+    {KEX_P_UNMAP, "kprobe__unmap", ProbeKind::kprobe, nullptr, "unmap"},
+    {KEX_P_UNMAP_RET, "kretprobe__unmap", ProbeKind::kretprobe, nullptr, "unmap_ret"},
+    {KEX_P_EXIT_MMAP, "kprobe__exit_mmap", ProbeKind::kprobe, nullptr, "exit_mmap"},
+    {KEX_P_EXIT_MMAP_RET, "kretprobe__exit_mmap", ProbeKind::kretprobe, nullptr, "exit_mmap_ret"},
+    {KEX_P_MM_PAGE_ALLOC, "tp__mm_page_alloc", ProbeKind::tracepoint, "kmem/mm_page_alloc",
+     "mm_page_alloc"},
+    {KEX_P_MM_PAGE_FREE, "tp__mm_page_free", ProbeKind::tracepoint, "kmem/mm_page_free",
+     "mm_page_free"},
+    {KEX_P_MM_PAGE_FREE_BATCHED, "tp__mm_page_free_batched", ProbeKind::tracepoint,
+     "kmem/mm_page_free_batched", "mm_page_free_batched"},
+    {KEX_P_KEX_MMAP, "tp__kex_mmap", ProbeKind::tracepoint, "kex/kex_mmap", "kex_mmap"},
+    {KEX_P_KEX_MMAP_DONE, "tp__kex_mmap_done", ProbeKind::tracepoint, "kex/kex_mmap_done",
+     "kex_mmap_done"},
+    {KEX_P_KEX_PAGE_ALLOC, "tp__kex_page_alloc", ProbeKind::tracepoint, "kex/kex_page_alloc",
+     "kex_page_alloc"},
+    {KEX_P_KEX_PAGE_INSERT, "tp__kex_page_insert", ProbeKind::tracepoint, "kex/kex_page_insert",
+     "kex_page_insert"},
+    {KEX_P_KEX_PAGE_FREE, "tp__kex_page_free", ProbeKind::tracepoint, "kex/kex_page_free",
+     "kex_page_free"},
+    {KEX_P_KEX_VMA_OPEN, "tp__kex_vma_open", ProbeKind::tracepoint, "kex/kex_vma_open",
+     "kex_vma_open"},
+    {KEX_P_KEX_VMA_CLOSE, "tp__kex_vma_close", ProbeKind::tracepoint, "kex/kex_vma_close",
+     "kex_vma_close"},
+    {KEX_P_KEX_RELEASE, "tp__kex_release", ProbeKind::tracepoint, "kex/kex_release",
+     "kex_release"},
+    {KEX_P_SYS_ENTER_MMAP, "tp__sys_enter_mmap", ProbeKind::tracepoint, "syscalls/sys_enter_mmap",
+     "sys_enter_mmap"},
+    {KEX_P_SYS_EXIT_MMAP, "tp__sys_exit_mmap", ProbeKind::tracepoint, "syscalls/sys_exit_mmap",
+     "sys_exit_mmap"},
+    {KEX_P_SYS_ENTER_MUNMAP, "tp__sys_enter_munmap", ProbeKind::tracepoint,
+     "syscalls/sys_enter_munmap", "sys_enter_munmap"},
+    {KEX_P_SYS_EXIT_MUNMAP, "tp__sys_exit_munmap", ProbeKind::tracepoint,
+     "syscalls/sys_exit_munmap", "sys_exit_munmap"},
+    {KEX_P_PROC_FORK, "tp__sched_process_fork", ProbeKind::tp_btf, "sched/sched_process_fork",
+     "fork"},
+    {KEX_P_PROC_EXIT, "tp__sched_process_exit", ProbeKind::tracepoint, "sched/sched_process_exit",
+     "exit"},
+    {KEX_P_USER_FAULT, "tp__page_fault_user", ProbeKind::tracepoint,
+     "exceptions/page_fault_user", "page_fault_user"},
+    {KEX_P_USDT, "usdt__rig_phase", ProbeKind::usdt, nullptr, "usdt"},
+}};
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+    std::string out;
+    for (const auto& s : v) {
+        if (!out.empty())
+            out += sep;
+        out += s;
+    }
+    return out;
+}
+
+// One candidate attach point of a kprobe step.
+struct KCandidate {
+    const char* name;
+    // Sets the argument layout for the resolved symbol; returns a note for the report.
+    std::function<std::string(ProbeConfig&, const CloneName&)> apply;
+    const char* reject_if_present = nullptr; // a symbol that says this one is off-path
+    const char* reject_reason = nullptr;
+    const char* require_present = nullptr;
+    const char* require_reason = nullptr;
+};
+
+// The usable symbol for a function: exact name first, then whole-function
+// clones (.constprop/.isra/.llvm); .part/.cold pieces are not entry points.
+const Ksym* resolve_function(const Ksyms& ks, const char* base, std::string* note) {
+    const Ksym* chosen = nullptr;
+    std::vector<std::string> others;
+    for (const Ksym* s : ks.find_function(base)) {
+        CloneName c = split_clone_name(s->name);
+        if (c.has("part") || c.has("cold"))
+            continue;
+        if (!chosen)
+            chosen = s;
+        else
+            others.push_back(s->name);
+    }
+    if (chosen && !others.empty() && note)
+        *note = fmt::format("other copies not traced: {}", join(others, ", "));
+    return chosen;
+}
+
+void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts,
+                      std::string step, const std::vector<KCandidate>& cands,
+                      std::vector<uint32_t> probes) {
+    PlanStep s;
+    s.step = std::move(step);
+    s.probes = std::move(probes);
+    std::vector<std::string> names, why;
+    for (const auto& c : cands)
+        names.emplace_back(c.name);
+    s.wanted = join(names, " | ");
+
+    for (const auto& c : cands) {
+        if (c.reject_if_present && ks.find(c.reject_if_present)) {
+            why.push_back(fmt::format("{}: {}", c.name, c.reject_reason));
+            continue;
+        }
+        if (c.require_present && !ks.find(c.require_present)) {
+            why.push_back(fmt::format("{}: {}", c.name, c.require_reason));
+            continue;
+        }
+        std::string extra;
+        const Ksym* sym = resolve_function(ks, c.name, &extra);
+        if (!sym) {
+            why.push_back(fmt::format("{}: not in kallsyms (inlined or renamed)", c.name));
+            continue;
+        }
+        if (facts.kprobe_blacklist.count(sym->name)) {
+            why.push_back(fmt::format("{}: in the kprobe blacklist", sym->name));
+            continue;
+        }
+        std::string note = c.apply ? c.apply(plan.config, split_clone_name(sym->name)) : "";
+        if (!facts.kprobes) {
+            why.push_back(fmt::format("no kprobes on this kernel ({}): would attach {}",
+                                      facts.no_kprobes_reason, sym->name));
+            break;
+        }
+        s.available = true;
+        s.resolved = sym->name;
+        if (!note.empty())
+            why.push_back(note);
+        if (!extra.empty())
+            why.push_back(extra);
+        for (uint32_t p : s.probes) {
+            plan.enabled[p] = true;
+            plan.target[p] = sym->name;
+        }
+        break;
+    }
+    if (!s.available && !facts.kprobes &&
+        std::none_of(why.begin(), why.end(),
+                     [](const std::string& w) { return w.starts_with("no kprobes"); }))
+        why.insert(why.begin(), fmt::format("no kprobes on this kernel ({})", facts.no_kprobes_reason));
+    s.reason = join(why, "; ");
+    plan.steps.push_back(std::move(s));
+}
+
+const std::map<std::string, std::vector<ExpectedField>>& kex_layouts() {
+    static const std::map<std::string, std::vector<ExpectedField>> m = {
+        {"kex_mmap",
+         {{"vm_start", 8, 8}, {"vm_end", 16, 8}, {"pgoff", 24, 8}, {"pages", 32, 4},
+          {"policy", 36, 4}}},
+        {"kex_mmap_done", {{"vm_start", 8, 8}, {"ret", 16, 4}, {"mapped", 20, 4}}},
+        {"kex_page_alloc", {{"pfn", 8, 8}, {"page", 16, 8}, {"index", 24, 4}}},
+        {"kex_page_insert", {{"pfn", 8, 8}, {"uaddr", 16, 8}, {"index", 24, 4}, {"ret", 28, 4}}},
+        {"kex_page_free", {{"pfn", 8, 8}, {"index", 16, 4}, {"reason", 20, 4}}},
+        {"kex_vma_open", {{"vm_start", 8, 8}, {"vm_end", 16, 8}}},
+        {"kex_vma_close", {{"vm_start", 8, 8}, {"vm_end", 16, 8}}},
+        {"kex_release", {{"pages", 8, 4}}},
+        // not kex's, but our own struct too (bpf/kex_tp.h)
+        {"page_fault_user", {{"address", 8, 8}, {"ip", 16, 8}, {"error_code", 24, 8}}},
+    };
+    return m;
+}
+
+// A step made of classic tracepoints (and tp_btf): each probe's own tp must exist.
+void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
+                  std::vector<uint32_t> probes, std::string missing_hint = {}) {
+    PlanStep s;
+    s.step = std::move(step);
+    s.probes = std::move(probes);
+    std::vector<std::string> wanted, got, why;
+    for (uint32_t p : s.probes) {
+        const ProbeSpec& spec = probe_spec(p);
+        std::string tp = spec.tp;
+        std::string sys = tp.substr(0, tp.find('/')), name = tp.substr(tp.find('/') + 1);
+        std::string label = sys + ":" + name;
+        wanted.push_back(label);
+        if (!facts.has_tracepoint || !facts.has_tracepoint(sys, name)) {
+            why.push_back(fmt::format("no tracepoint {}{}", label,
+                                      missing_hint.empty() ? "" : " (" + missing_hint + ")"));
+            continue;
+        }
+        if (spec.kind == ProbeKind::tp_btf && !facts.btf) {
+            why.push_back(fmt::format("{}: tp_btf needs /sys/kernel/btf/vmlinux", label));
+            continue;
+        }
+        if (auto it = kex_layouts().find(name); it != kex_layouts().end() && facts.tp_format) {
+            if (auto f = facts.tp_format(sys, name)) {
+                std::string bad = check_tp_layout(*f, it->second);
+                if (!bad.empty()) {
+                    why.push_back(fmt::format("{}: field layout differs from bpf/kex_tp.h: {}",
+                                              label, bad));
+                    continue;
+                }
+            }
+        }
+        plan.enabled[p] = true;
+        plan.target[p] = tp;
+        got.push_back(spec.kind == ProbeKind::tp_btf ? "tp_btf:" + name : label);
+    }
+    s.wanted = join(wanted, ", ");
+    s.available = !got.empty();
+    if (s.probes.size() > 3 && got.size() == s.probes.size())
+        s.resolved = fmt::format("{}:* ({} tracepoints)",
+                                 wanted.front().substr(0, wanted.front().find(':')), got.size());
+    else
+        s.resolved = join(got, ", ");
+    if (got.size() > 3 && got.size() == s.probes.size())
+        s.wanted = fmt::format("{} tracepoints", got.size());
+    s.reason = join(why, "; ");
+    plan.steps.push_back(std::move(s));
+}
+
+} // namespace
+
+const ProbeSpec& probe_spec(uint32_t id) { return kSpecs.at(id); }
+
+const PlanStep* ProbePlan::find(std::string_view step) const {
+    for (const auto& s : steps)
+        if (s.step == step)
+            return &s;
+    return nullptr;
+}
+
+std::string check_tp_layout(const TpFormat& format, const std::vector<ExpectedField>& expected) {
+    for (const auto& e : expected) {
+        auto it = format.find(e.name);
+        if (it == format.end())
+            return fmt::format("no field {}", e.name);
+        if (it->second.offset != e.offset || it->second.size != e.size)
+            return fmt::format("{} at offset {} size {}, expected offset {} size {}", e.name,
+                               it->second.offset, it->second.size, e.offset, e.size);
+    }
+    return {};
+}
+
+const std::vector<UsdtProbe>& rig_usdt_probes() {
+    static const std::vector<UsdtProbe> v = {
+        {"mmap_begin", KEX_PHASE_MMAP_BEGIN},     {"mmap_end", KEX_PHASE_MMAP_END},
+        {"write_begin", KEX_PHASE_WRITE_BEGIN},   {"write_end", KEX_PHASE_WRITE_END},
+        {"munmap_begin", KEX_PHASE_MUNMAP_BEGIN}, {"munmap_end", KEX_PHASE_MUNMAP_END},
+    };
+    return v;
+}
+
+ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptions& opts) {
+    ProbePlan plan;
+
+    if (const Ksym* v = ks.find("vmemmap_base"); v && !v->is_text())
+        plan.config.vmemmap_base_addr = v->addr;
+
+    plan_tp_step(plan, facts, "alloc", {KEX_P_MM_PAGE_ALLOC});
+    plan_tp_step(plan, facts, "kex tracepoints",
+                 {KEX_P_KEX_MMAP, KEX_P_KEX_MMAP_DONE, KEX_P_KEX_PAGE_ALLOC,
+                  KEX_P_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_FREE, KEX_P_KEX_VMA_OPEN,
+                  KEX_P_KEX_VMA_CLOSE, KEX_P_KEX_RELEASE},
+                 "is kex loaded?");
+
+    // insert_page_into_pte_locked: static, cloned by GCC on Debian's kernels
+    // (6.1: .constprop.0, 6.12: .isra.0). The clones drop addr: the page
+    // moves from PARM4 to PARM3 (6.1 DWARF; 6.12 disassembly of the call
+    // to folio_add_file_rmap_ptes and of compound_head(page)).
+    auto insert_layout = [&](ProbeConfig& c, const CloneName& n) -> std::string {
+        if (opts.insert_args) {
+            c.insert_pte_arg = opts.insert_args->first;
+            c.insert_page_arg = opts.insert_args->second;
+            return fmt::format("--insert-args: pte PARM{}, page PARM{}", c.insert_pte_arg,
+                               c.insert_page_arg);
+        }
+        if (n.has("constprop") || n.has("isra")) {
+            c.insert_pte_arg = 2;
+            c.insert_page_arg = 3;
+            return "clone without addr: pte PARM2, page PARM3";
+        }
+        c.insert_pte_arg = 2;
+        c.insert_page_arg = 4;
+        return "C prototype: pte PARM2, page PARM4";
+    };
+    plan_kprobe_step(plan, ks, facts, "insert",
+                     {{"insert_page_into_pte_locked", insert_layout}},
+                     {KEX_P_INSERT, KEX_P_INSERT_RET});
+
+    plan_kprobe_step(
+        plan, ks, facts, "rmap add",
+        {{"page_add_file_rmap",
+          [](ProbeConfig& c, const CloneName&) {
+              c.rmap_add_page_arg = 1;
+              return std::string();
+          }},
+         {"folio_add_file_rmap_ptes",
+          [](ProbeConfig& c, const CloneName&) {
+              c.rmap_add_page_arg = 2;
+              return std::string("page PARM2");
+          }},
+         {"folio_add_file_rmap_range",
+          [](ProbeConfig& c, const CloneName&) {
+              c.rmap_add_page_arg = 2;
+              return std::string("page PARM2");
+          }}},
+        {KEX_P_RMAP_ADD});
+
+    {
+        const PlanStep* ins = plan.find("insert");
+        PlanStep s;
+        s.step = "pte set";
+        s.wanted = "set_pte_at";
+        s.probes = {KEX_P_INSERT_RET};
+        s.available = ins && ins->available;
+        if (s.available) {
+            s.resolved = ins->resolved + " (return)";
+            s.reason = "set_pte_at is inline on x86 (no symbol): PTE read back at the return of " +
+                       ins->resolved;
+        } else {
+            s.reason = "set_pte_at is inline on x86; observed at the insert return, which is not "
+                       "attached";
+        }
+        plan.steps.push_back(std::move(s));
+    }
+
+    plan_kprobe_step(plan, ks, facts, "fault install",
+                     {{"do_set_pte",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.set_pte_page_arg = 2;
+                           c.set_pte_addr_arg = 3;
+                           return std::string();
+                       }},
+                      {"set_pte_range",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.set_pte_page_arg = 3;
+                           c.set_pte_addr_arg = 5;
+                           return std::string("page PARM3, addr PARM5");
+                       }}},
+                     {KEX_P_SET_PTE, KEX_P_SET_PTE_RET});
+
+    plan_kprobe_step(plan, ks, facts, "zap (rmap remove)",
+                     {{"page_remove_rmap",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.rmap_remove_page_arg = 1;
+                           return std::string();
+                       }},
+                      {"folio_remove_rmap_ptes",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.rmap_remove_page_arg = 2;
+                           return std::string("page PARM2");
+                       }},
+                      {"folio_remove_rmap_range",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.rmap_remove_page_arg = 2;
+                           return std::string("page PARM2");
+                       }}},
+                     {KEX_P_RMAP_REMOVE});
+
+    plan_kprobe_step(plan, ks, facts, "dirty at zap",
+                     {{"set_page_dirty",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.dirty_page_arg = 1;
+                           return std::string();
+                       },
+                       nullptr, nullptr, "page_remove_rmap",
+                       "zap calls folio_mark_dirty directly with the folio rmap API"},
+                      {"folio_mark_dirty",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.dirty_page_arg = 1;
+                           return std::string("folio PARM1 (== page for order 0)");
+                       }}},
+                     {KEX_P_SET_DIRTY});
+
+    plan_kprobe_step(
+        plan, ks, facts, "unmap (munmap)",
+        {{"vms_clear_ptes",
+          [](ProbeConfig& c, const CloneName&) {
+              c.unmap_mode = KEX_UNMAP_VMS;
+              return std::string("munmap: vms_complete_munmap_vmas -> vms_clear_ptes; "
+                                 "start/end from struct vma_munmap_struct");
+          }},
+         {"unmap_region",
+          [](ProbeConfig& c, const CloneName&) {
+              c.unmap_mode = KEX_UNMAP_REGION_61;
+              return std::string("start PARM6, end on the stack");
+          },
+          "vms_complete_munmap_vmas", "only on the mmap error path since 6.11"},
+         {"unmap_vmas",
+          [](ProbeConfig& c, const CloneName&) {
+              c.unmap_mode = KEX_UNMAP_VMAS;
+              return std::string("start PARM4, end PARM5; calls under exit_mmap are left to "
+                                 "the exit step");
+          }}},
+        {KEX_P_UNMAP, KEX_P_UNMAP_RET});
+
+    plan_kprobe_step(plan, ks, facts, "exit unmap", {{"exit_mmap", nullptr}},
+                     {KEX_P_EXIT_MMAP, KEX_P_EXIT_MMAP_RET});
+
+    plan_tp_step(plan, facts, "free", {KEX_P_MM_PAGE_FREE});
+    plan_tp_step(plan, facts, "free batched", {KEX_P_MM_PAGE_FREE_BATCHED});
+    plan_tp_step(plan, facts, "syscalls",
+                 {KEX_P_SYS_ENTER_MMAP, KEX_P_SYS_EXIT_MMAP, KEX_P_SYS_ENTER_MUNMAP,
+                  KEX_P_SYS_EXIT_MUNMAP});
+    plan_tp_step(plan, facts, "fork", {KEX_P_PROC_FORK});
+    plan_tp_step(plan, facts, "exit", {KEX_P_PROC_EXIT});
+    plan_tp_step(plan, facts, "user faults", {KEX_P_USER_FAULT});
+
+    {
+        PlanStep s;
+        s.step = "usdt";
+        s.wanted = "kex_rig:*";
+        s.probes = {KEX_P_USDT};
+        if (opts.usdt_binary.empty()) {
+            s.reason = "no rig binary (the command is not a file with kex_rig probes; --usdt)";
+        } else {
+            s.available = true;
+            s.resolved = "kex_rig:* in " + opts.usdt_binary;
+            plan.enabled[KEX_P_USDT] = true;
+            plan.target[KEX_P_USDT] = opts.usdt_binary;
+        }
+        plan.steps.push_back(std::move(s));
+    }
+    return plan;
+}
+
+} // namespace kextrace

@@ -1,0 +1,111 @@
+// probe_plan.h - which kernel attach point observes each logical step on
+// *this* kernel, chosen at start-up from kallsyms and tracefs.
+//
+// Each step has an ordered list of candidates (6.1 names, then the 6.x folio
+// names, compiler clones of them); the first one present wins, and the plan
+// says per step what was used or why nothing could be (missing symbol,
+// inlined, no kprobes on this kernel, tracepoint absent, layout mismatch).
+// Argument positions of what was resolved go into ProbeConfig, which the
+// loader copies into the BPF program's const volatile globals.
+//
+// Pure: inputs are a Ksyms and a KernelFacts, so tests run on fixture files.
+#pragma once
+
+#include "ksyms.h"
+#include "tracefs.h"
+
+extern "C" {
+#include <linux/types.h>
+}
+#include "kextrace.h"
+
+#include <array>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kextrace {
+
+enum class ProbeKind { kprobe, kretprobe, tracepoint, tp_btf, usdt };
+
+// The BPF program behind each probe id (enum kex_probe_id).
+struct ProbeSpec {
+    uint32_t id;
+    const char* prog;      // program name in kextrace.bpf.c
+    ProbeKind kind;
+    const char* tp;        // "sys/name" for tracepoints, nullptr otherwise
+    const char* short_name; // for kprobe event names and the probe report
+};
+const ProbeSpec& probe_spec(uint32_t id);
+
+// What the running kernel offers besides its symbols.
+struct KernelFacts {
+    std::string release; // uname -r
+    bool kprobes = false;
+    std::string no_kprobes_reason; // when !kprobes
+    bool btf = true;               // /sys/kernel/btf/vmlinux (tp_btf programs)
+    std::function<bool(std::string_view sys, std::string_view name)> has_tracepoint;
+    // Field layout of a tracepoint; may be empty (no check then).
+    std::function<std::optional<TpFormat>(std::string_view sys, std::string_view name)> tp_format;
+    std::set<std::string> kprobe_blacklist; // /sys/kernel/debug/kprobes/blacklist
+};
+
+struct PlanOptions {
+    // Override of the insert clone's (pte, page) argument positions.
+    std::optional<std::pair<int, int>> insert_args;
+    std::string usdt_binary; // rig binary carrying the kex_rig probes; "" = none
+};
+
+// Values for the BPF side's const volatile globals.
+struct ProbeConfig {
+    uint8_t insert_pte_arg = 2;
+    uint8_t insert_page_arg = 3;
+    uint8_t rmap_add_page_arg = 1;
+    uint8_t rmap_remove_page_arg = 1;
+    uint8_t dirty_page_arg = 1;
+    uint8_t set_pte_page_arg = 2;
+    uint8_t set_pte_addr_arg = 3;
+    uint8_t unmap_mode = KEX_UNMAP_REGION_61;
+    uint64_t vmemmap_base_addr = 0; // kallsyms address of vmemmap_base, 0 = absent
+};
+
+// One row of the start-up report.
+struct PlanStep {
+    std::string step;     // "insert", "rmap add", ...
+    std::string wanted;   // candidates, in order: "page_add_file_rmap | folio_add_file_rmap_ptes"
+    std::string resolved; // the symbol / tracepoint(s) chosen, "" = none
+    bool available = false;
+    std::string reason;            // why none, or how the choice was made
+    std::vector<uint32_t> probes;  // probe ids that implement it
+};
+
+struct ProbePlan {
+    std::vector<PlanStep> steps;
+    ProbeConfig config;
+    std::array<bool, KEX_P_COUNT> enabled{};     // programs to load and attach
+    std::array<std::string, KEX_P_COUNT> target; // symbol, "sys/name", or binary
+    const PlanStep* find(std::string_view step) const;
+};
+
+ProbePlan plan_probes(const Ksyms& ksyms, const KernelFacts& facts, const PlanOptions& opts);
+
+// The kex tracepoints and the offsets bpf/kex_tp.h assumes (docs/architecture.md).
+struct ExpectedField {
+    const char* name;
+    std::size_t offset;
+    std::size_t size;
+};
+// "" if format matches, else a one-line description of the first mismatch.
+std::string check_tp_layout(const TpFormat& format, const std::vector<ExpectedField>& expected);
+
+// The kex_rig USDT probes and the phase each one marks (cookie).
+struct UsdtProbe {
+    const char* name;
+    uint32_t phase; // enum kex_phase
+};
+const std::vector<UsdtProbe>& rig_usdt_probes();
+
+} // namespace kextrace

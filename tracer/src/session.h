@@ -1,0 +1,90 @@
+// session.h - one tracing run: start the command held on a pipe (or adopt a
+// running process), release it once every probe is attached, drain the ring
+// buffer while it runs, and after it exits drain, settle, drain again.
+//
+//   HeldChild child = HeldChild::spawn(cmd)      // forked, waiting on a pipe
+//   loader.trace_tgid(child.pid()); loader.attach(plan);
+//   child.release();                              // execs CMD now
+//   Session(loader, opts).run(&child)             // until exit / signal / --duration
+#pragma once
+
+#include "error.h"
+#include "loader.h"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace kextrace {
+
+// A forked child blocked before exec until release(); killed if never released.
+class HeldChild {
+  public:
+    static Result<HeldChild> spawn(const std::vector<std::string>& argv);
+    HeldChild(HeldChild&&) noexcept;
+    HeldChild& operator=(HeldChild&&) = delete;
+    ~HeldChild();
+
+    pid_t pid() const { return pid_; }
+    // Lets the child exec. Returns the exec error (errno text) if exec failed.
+    Status release();
+    // waitpid(WNOHANG): the wait status once the child has exited.
+    std::optional<int> poll_exit();
+    // Blocks up to timeout, then SIGKILLs; returns the wait status.
+    int wait(std::chrono::milliseconds timeout);
+    bool exited() const { return status_.has_value(); }
+
+  private:
+    HeldChild(pid_t pid, int go_fd, int err_fd) : pid_(pid), go_fd_(go_fd), err_fd_(err_fd) {}
+    pid_t pid_ = -1;
+    int go_fd_ = -1;  // write end: one byte releases the child
+    int err_fd_ = -1; // read end: the child's errno if exec fails (CLOEXEC: EOF on success)
+    std::optional<int> status_;
+};
+
+// Finds argv0 the way execvp would ("" if not found): for USDT attach.
+std::string resolve_on_path(const std::string& argv0);
+// pid and its living descendants (from /proc/*/stat).
+std::vector<int> process_tree(int pid, const std::string& proc = "/proc");
+
+struct SessionOptions {
+    std::optional<std::chrono::duration<double>> duration;
+    std::chrono::milliseconds settle{150};
+    std::chrono::milliseconds drain_interval{50};
+};
+
+struct SessionResult {
+    std::optional<int> wait_status; // the command's, when it ran and exited
+    bool interrupted = false;       // SIGINT / SIGTERM
+    int signal = 0;
+    bool timed_out = false; // --duration
+    bool target_gone = false; // -p: the process exited
+};
+
+// Installs SIGINT/SIGTERM handlers that ask the session to stop (no SA_RESTART).
+void install_stop_handlers();
+bool stop_requested();
+int stop_signal();
+
+class Session {
+  public:
+    Session(Loader& loader, SessionOptions opts) : loader_(loader), opts_(opts) {}
+    // Command mode: runs until the child exits (then settles) or a stop.
+    SessionResult run(HeldChild& child);
+    // -p mode: runs until pid exits, --duration or a stop.
+    SessionResult run_attached(int pid);
+
+  private:
+    void settle();
+    Loader& loader_;
+    SessionOptions opts_;
+};
+
+// "exit status 3" / "killed by SIGKILL"
+std::string describe_wait_status(int status);
+// The shell-style exit code of a wait status: code, or 128 + signal.
+int exit_code_of(int status);
+
+} // namespace kextrace
