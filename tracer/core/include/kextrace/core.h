@@ -326,10 +326,15 @@ class Correlator {
     // Events in any order (CPUs interleave); sorted by ts before use.
     void feed(const Event& ev);
     void feed(Event&& ev);
-    // Add a root tgid after construction (e.g. the child the session spawned).
+    // Add a root tgid after construction (e.g. the child the session spawned);
+    // a correlator built with no roots (all processes) then follows only these.
     void trace_tgid(uint32_t tgid);
     // Read at finish(); may be called any time before.
     void set_losses(const Losses& losses);
+    // Processes every buffered event now, as if the reorder window had passed
+    // (an event older than those arrives later is counted as late). Lets a
+    // caller (or a test) inspect pending() on a fully processed stream.
+    void flush();
     // Processes everything buffered and returns the report; the correlator is
     // then empty (pending().empty()) and may be fed again for a new report.
     Report finish();

@@ -1,0 +1,168 @@
+// Events: the record contract of bpf/events.h, typed; and PTE decoding.
+#include <kextrace/core.h>
+
+#include <cstring>
+
+namespace kextrace {
+
+namespace {
+
+struct TypeName {
+    uint32_t type;
+    std::string_view name;
+};
+
+// Names as they appear in JSON and text output. Keep in enum order.
+constexpr TypeName kTypeNames[] = {
+    {KEX_EV_RIG_PHASE, "rig_phase"},
+    {KEX_EV_SYS_MMAP, "sys_mmap"},
+    {KEX_EV_SYS_MUNMAP, "sys_munmap"},
+    {KEX_EV_SYS_MUNMAP_RET, "sys_munmap_ret"},
+    {KEX_EV_PROC_FORK, "proc_fork"},
+    {KEX_EV_PROC_EXIT, "proc_exit"},
+    {KEX_EV_USER_FAULT, "user_fault"},
+    {KEX_EV_KEX_MMAP, "kex_mmap"},
+    {KEX_EV_KEX_MMAP_DONE, "kex_mmap_done"},
+    {KEX_EV_KEX_PAGE_ALLOC, "kex_page_alloc"},
+    {KEX_EV_KEX_PAGE_INSERT, "kex_page_insert"},
+    {KEX_EV_KEX_PAGE_FREE, "kex_page_free"},
+    {KEX_EV_KEX_VMA_OPEN, "kex_vma_open"},
+    {KEX_EV_KEX_VMA_CLOSE, "kex_vma_close"},
+    {KEX_EV_KEX_RELEASE, "kex_release"},
+    {KEX_EV_PAGE_ALLOC, "page_alloc"},
+    {KEX_EV_PAGE_FREE, "page_free"},
+    {KEX_EV_PAGE_FREE_BATCHED, "page_free_batched"},
+    {KEX_EV_INSERT, "insert"},
+    {KEX_EV_INSERT_RET, "insert_ret"},
+    {KEX_EV_RMAP_ADD, "rmap_add"},
+    {KEX_EV_DO_SET_PTE, "do_set_pte"},
+    {KEX_EV_DO_SET_PTE_RET, "do_set_pte_ret"},
+    {KEX_EV_UNMAP_REGION, "unmap_region"},
+    {KEX_EV_UNMAP_REGION_RET, "unmap_region_ret"},
+    {KEX_EV_EXIT_MMAP, "exit_mmap"},
+    {KEX_EV_EXIT_MMAP_RET, "exit_mmap_ret"},
+    {KEX_EV_RMAP_REMOVE, "rmap_remove"},
+    {KEX_EV_SET_DIRTY, "set_dirty"},
+};
+
+// type value -> index into kTypeNames + 1 (0 = unknown); built at compile time.
+constexpr std::array<uint8_t, kTypeSlots> make_type_index() {
+    std::array<uint8_t, kTypeSlots> idx{};
+    for (std::size_t i = 0; i < std::size(kTypeNames); ++i)
+        idx[kTypeNames[i].type] = static_cast<uint8_t>(i + 1);
+    return idx;
+}
+constexpr auto kTypeIndex = make_type_index();
+
+} // namespace
+
+bool is_known_event_type(uint32_t type) {
+    return type < kTypeSlots && kTypeIndex[type] != 0;
+}
+
+std::string_view event_type_name(uint32_t type) {
+    if (!is_known_event_type(type))
+        return "unknown";
+    return kTypeNames[kTypeIndex[type] - 1].name;
+}
+
+std::optional<uint32_t> event_type_from_name(std::string_view name) {
+    for (const auto& t : kTypeNames)
+        if (t.name == name)
+            return t.type;
+    return std::nullopt;
+}
+
+std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* why) {
+    auto fail = [why](std::string reason) -> std::optional<Event> {
+        if (why)
+            *why = std::move(reason);
+        return std::nullopt;
+    };
+    if (rec.size() < sizeof(kex_event))
+        return fail("record of " + std::to_string(rec.size()) + " bytes, shorter than the " +
+                    std::to_string(sizeof(kex_event)) + "-byte header");
+    kex_event raw;
+    std::memcpy(&raw, rec.data(), sizeof(raw));
+    if (raw.stack_len > KEX_STACK_DEPTH)
+        return fail("stack_len " + std::to_string(raw.stack_len) + " > " +
+                    std::to_string(KEX_STACK_DEPTH));
+    if (rec.size() != KEX_EVENT_SIZE(raw.stack_len))
+        return fail("record of " + std::to_string(rec.size()) + " bytes, stack_len " +
+                    std::to_string(raw.stack_len) + " needs " +
+                    std::to_string(KEX_EVENT_SIZE(raw.stack_len)));
+    if (!is_known_event_type(raw.type))
+        return fail("unknown event type " + std::to_string(raw.type));
+
+    Event ev;
+    ev.ts = raw.ts;
+    ev.type = raw.type;
+    ev.cpu = raw.cpu;
+    ev.pid = raw.pid;
+    ev.tid = raw.tid;
+    ev.pfn = raw.pfn;
+    ev.addr = raw.addr;
+    ev.arg0 = raw.arg0;
+    ev.arg1 = raw.arg1;
+    ev.ret = raw.ret;
+    ev.refcount = raw.refcount;
+    ev.mapcount = raw.mapcount;
+    ev.probe = raw.probe;
+    if (raw.stack_len) {
+        ev.stack.resize(raw.stack_len);
+        std::memcpy(ev.stack.data(), rec.data() + sizeof(kex_event),
+                    raw.stack_len * sizeof(uint64_t));
+    }
+    return ev;
+}
+
+std::vector<std::byte> encode_event(const Event& ev) {
+    const std::size_t n = std::min<std::size_t>(ev.stack.size(), KEX_STACK_DEPTH);
+    kex_event raw{};
+    raw.ts = ev.ts;
+    raw.type = ev.type;
+    raw.cpu = ev.cpu;
+    raw.pid = ev.pid;
+    raw.tid = ev.tid;
+    raw.pfn = ev.pfn;
+    raw.addr = ev.addr;
+    raw.arg0 = ev.arg0;
+    raw.arg1 = ev.arg1;
+    raw.ret = ev.ret;
+    raw.refcount = ev.refcount;
+    raw.mapcount = ev.mapcount;
+    raw.probe = ev.probe;
+    raw.stack_len = static_cast<uint32_t>(n);
+    std::vector<std::byte> out(KEX_EVENT_SIZE(n));
+    std::memcpy(out.data(), &raw, sizeof(raw));
+    if (n)
+        std::memcpy(out.data() + sizeof(raw), ev.stack.data(), n * sizeof(uint64_t));
+    return out;
+}
+
+PteBits decode_pte(uint64_t pte) {
+    PteBits b;
+    b.pfn = (pte & 0x000ffffffffff000ULL) >> 12;
+    b.present = pte & (1ULL << 0);
+    b.rw = pte & (1ULL << 1);
+    b.user = pte & (1ULL << 2);
+    b.accessed = pte & (1ULL << 5);
+    b.dirty = pte & (1ULL << 6);
+    b.nx = pte & (1ULL << 63);
+    return b;
+}
+
+std::string pte_flags(uint64_t pte) {
+    const PteBits b = decode_pte(pte);
+    std::string s;
+    s.reserve(13);
+    s += b.present ? "P" : "-";
+    s += b.rw ? " RW" : "  -";
+    s += b.user ? " U" : " -";
+    s += b.accessed ? " A" : " -";
+    s += b.dirty ? " D" : " -";
+    s += b.nx ? " NX" : "  -";
+    return s;
+}
+
+} // namespace kextrace

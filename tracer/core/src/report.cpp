@@ -1,0 +1,148 @@
+// The Report model's helpers: names, trails, totals.
+#include <kextrace/core.h>
+
+namespace kextrace {
+
+std::string_view policy_name(Policy p) {
+    switch (p) {
+    case Policy::drop:
+        return "drop";
+    case Policy::keep:
+        return "keep";
+    case Policy::unknown:
+        break;
+    }
+    return "unknown";
+}
+
+std::string_view step_kind_name(StepKind k) {
+    switch (k) {
+    case StepKind::kmem_alloc:
+        return "kmem_alloc";
+    case StepKind::kex_alloc:
+        return "kex_alloc";
+    case StepKind::insert:
+        return "insert";
+    case StepKind::insert_ret:
+        return "insert_ret";
+    case StepKind::rmap_add:
+        return "rmap_add";
+    case StepKind::do_set_pte:
+        return "do_set_pte";
+    case StepKind::pte_set:
+        return "pte_set";
+    case StepKind::kex_insert:
+        return "kex_insert";
+    case StepKind::user_fault:
+        return "user_fault";
+    case StepKind::set_dirty:
+        return "set_dirty";
+    case StepKind::rmap_remove:
+        return "rmap_remove";
+    case StepKind::kex_free:
+        return "kex_free";
+    case StepKind::page_free:
+        return "page_free";
+    case StepKind::page_free_batched:
+        return "page_free_batched";
+    }
+    return "unknown";
+}
+
+std::string milestone_names(uint16_t mask) {
+    static constexpr std::pair<uint16_t, std::string_view> kNames[] = {
+        {kMsKmemAlloc, "kmem alloc"}, {kMsKexAlloc, "kex alloc"},
+        {kMsInsert, "insert"},        {kMsRmapAdd, "rmap add"},
+        {kMsPteSet, "pte"},           {kMsKexInsert, "kex insert"},
+        {kMsKexFree, "kex free"},     {kMsZap, "zap"},
+        {kMsPageFree, "free"},
+    };
+    std::string s;
+    for (const auto& [bit, name] : kNames) {
+        if (!(mask & bit))
+            continue;
+        if (!s.empty())
+            s += ", ";
+        s += name;
+    }
+    return s;
+}
+
+std::string_view first_write_name(FirstWrite w) {
+    switch (w) {
+    case FirstWrite::unknown:
+        return "unknown";
+    case FirstWrite::no_fault:
+        return "no fault";
+    case FirstWrite::fault:
+        return "fault";
+    }
+    return "unknown";
+}
+
+std::string_view zap_context_name(ZapContext z) {
+    switch (z) {
+    case ZapContext::none:
+        return "-";
+    case ZapContext::munmap:
+        return "munmap";
+    case ZapContext::exit:
+        return "exit";
+    case ZapContext::other:
+        return "other";
+    }
+    return "-";
+}
+
+namespace {
+
+template <typename Get> std::vector<int32_t> trail(const PageLife& p, Get get) {
+    std::vector<int32_t> t;
+    for (const Step& s : p.steps) {
+        const int32_t v = get(s);
+        if (v == kNoCount)
+            continue;
+        if (t.empty() || t.back() != v)
+            t.push_back(v);
+    }
+    return t;
+}
+
+} // namespace
+
+std::vector<int32_t> refcount_trail(const PageLife& p) {
+    return trail(p, [](const Step& s) { return s.refcount; });
+}
+
+std::vector<int32_t> mapcount_trail(const PageLife& p) {
+    return trail(p, [](const Step& s) { return s.mapcount; });
+}
+
+std::vector<int32_t> expected_refcount_trail(Policy p) {
+    // drop: 1 alloc, 2 insert (get_page), 1 kex free, 0 at the zap's release.
+    // keep: 1 alloc, 2 insert, 1 at the zap's release, 0 at kex's free (close).
+    (void)p;
+    return {1, 2, 1, 0};
+}
+
+uint64_t Losses::total() const {
+    uint64_t n = ring + decode_errors;
+    for (uint64_t v : per_type)
+        n += v;
+    return n;
+}
+
+std::span<const uint64_t> Report::stack(uint32_t id) const {
+    if (id >= stacks.size())
+        return {};
+    return stacks[id];
+}
+
+std::size_t Report::incomplete_pages() const {
+    std::size_t n = 0;
+    for (const PageLife& p : pages)
+        n += p.complete() ? 0 : 1;
+    return n;
+}
+
+} // namespace kextrace

@@ -1,0 +1,255 @@
+// to_json: the versioned machine report, schema "kextrace.report/1"
+// (docs/json-schema.md). Kernel and user addresses and PTE values are hex
+// strings (they do not fit a double); timestamps, counts and pfns are numbers.
+#include <kextrace/output.h>
+
+#include "format.h"
+
+namespace kextrace {
+
+using detail::hex;
+using nlohmann::json;
+
+namespace {
+
+json type_counts(std::span<const uint64_t> counts) {
+    json o = json::object();
+    for (std::size_t t = 0; t < counts.size(); ++t)
+        if (counts[t])
+            o[std::string(event_type_name(static_cast<uint32_t>(t)))] = counts[t];
+    return o;
+}
+
+json type_counts32(const std::array<uint32_t, kTypeSlots>& counts) {
+    json o = json::object();
+    for (std::size_t t = 0; t < counts.size(); ++t)
+        if (counts[t])
+            o[std::string(event_type_name(static_cast<uint32_t>(t)))] = counts[t];
+    return o;
+}
+
+json step_flags(uint8_t f) {
+    json a = json::array();
+    if (f & kStepViaInsertRet)
+        a.push_back("via_insert_ret");
+    if (f & kStepViaDoSetPteRet)
+        a.push_back("via_do_set_pte_ret");
+    if (f & kStepInWritePhase)
+        a.push_back("in_write_phase");
+    if (f & kStepAfterFree)
+        a.push_back("after_free");
+    if (f & kStepLate)
+        a.push_back("late");
+    return a;
+}
+
+// value of a step, typed by its kind
+json step_value(const Step& s) {
+    switch (s.kind) {
+    case StepKind::insert_ret:
+    case StepKind::kex_insert:
+        return s.ret();
+    case StepKind::insert:
+    case StepKind::do_set_pte:
+    case StepKind::pte_set:
+    case StepKind::user_fault:
+        return hex(s.value);
+    case StepKind::kex_free:
+        return std::string(detail::kex_free_reason_name(static_cast<uint32_t>(s.value)));
+    default:
+        return s.value;
+    }
+}
+
+json count(int32_t v) {
+    return v == kNoCount ? json(nullptr) : json(v);
+}
+
+json pte_json(const PageLife& p) {
+    if (!p.pte)
+        return nullptr;
+    const PteBits b = decode_pte(p.pte);
+    return {
+        {"value", hex(p.pte)},
+        {"address", hex(p.pte_addr)},
+        {"source", p.pte_source == PteSource::insert_ret ? "insert_ret" : "do_set_pte_ret"},
+        {"pfn", b.pfn},
+        {"present", b.present},
+        {"rw", b.rw},
+        {"user", b.user},
+        {"accessed", b.accessed},
+        {"dirty", b.dirty},
+        {"nx", b.nx},
+        {"flags", pte_flags(p.pte)},
+    };
+}
+
+json page_json(const PageLife& p, std::size_t life) {
+    json steps = json::array();
+    for (const Step& s : p.steps) {
+        json j = {
+            {"kind", step_kind_name(s.kind)},
+            {"ts", s.ts},
+            {"dt", static_cast<int64_t>(s.ts - p.alloc_ts)},
+            {"refcount", count(s.refcount)},
+            {"mapcount", count(s.mapcount)},
+            {"value", step_value(s)},
+        };
+        if (s.flags)
+            j["flags"] = step_flags(s.flags);
+        if (s.stack_id)
+            j["stack"] = s.stack_id;
+        steps.push_back(std::move(j));
+    }
+    return {
+        {"life", life},
+        {"index", p.index == kNoIndex ? json(nullptr) : json(p.index)},
+        {"pfn", p.pfn},
+        {"uaddr", p.uaddr ? json(hex(p.uaddr)) : json(nullptr)},
+        {"owner", p.owner},
+        {"mapping", p.mapping},
+        {"policy", policy_name(p.policy)},
+        {"alloc_ts", p.alloc_ts},
+        {"insert_ret", p.insert_ret},
+        {"pte", pte_json(p)},
+        {"first_write",
+         {{"kind",
+           p.first_write == FirstWrite::no_fault ? "no_fault" : first_write_name(p.first_write)},
+          {"ts", p.first_write_ts ? json(p.first_write_ts) : json(nullptr)},
+          {"error_code",
+           p.first_write == FirstWrite::fault ? json(p.fault_error_code) : json(nullptr)}}},
+        {"zap",
+         {{"context", p.zap_context == ZapContext::none ? "none" : zap_context_name(p.zap_context)},
+          {"ts", p.zap_ts ? json(p.zap_ts) : json(nullptr)},
+          {"dirty", p.zap_dirty}}},
+        {"kex_free_reason", p.kex_free_reason == UINT32_MAX
+                                ? json(nullptr)
+                                : json(detail::kex_free_reason_name(p.kex_free_reason))},
+        {"free",
+         {{"ts", p.free_ts ? json(p.free_ts) : json(nullptr)}, {"batched", p.free_batched}}},
+        {"open_at_end", p.open_at_end},
+        {"complete", p.complete()},
+        {"seen", detail::milestone_tokens(p.seen)},
+        {"expected", detail::milestone_tokens(p.expected)},
+        {"missing", detail::milestone_tokens(p.missing)},
+        {"missing_lost", detail::milestone_tokens(p.missing_lost)},
+        {"refcount_trail", refcount_trail(p)},
+        {"mapcount_trail", mapcount_trail(p)},
+        {"anomalies", p.anomalies},
+        {"steps", std::move(steps)},
+    };
+}
+
+} // namespace
+
+json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
+    json probes = json::array();
+    for (const ProbeStatus& p : run.probes)
+        probes.push_back({{"step", p.step},
+                          {"wanted", p.wanted},
+                          {"resolved", p.resolved},
+                          {"attached", p.attached},
+                          {"reason", p.reason},
+                          {"nmissed", p.nmissed}});
+
+    json phases = json::array();
+    for (const Phase& ph : r.phases)
+        phases.push_back({{"name", ph.name},
+                          {"tgid", ph.tgid},
+                          {"start", ph.start},
+                          {"end", ph.end},
+                          {"duration_ns", ph.end - ph.start},
+                          {"closed", ph.closed},
+                          {"addr", hex(ph.addr)},
+                          {"arg1", ph.arg1},
+                          {"kernel_events", ph.kernel_events},
+                          {"user_faults", ph.user_faults},
+                          {"counts", type_counts32(ph.counts)}});
+
+    json mappings = json::array();
+    for (const Mapping& m : r.mappings)
+        mappings.push_back({{"tgid", m.tgid},
+                            {"tid", m.tid},
+                            {"vm_start", hex(m.vm_start)},
+                            {"vm_end", hex(m.vm_end)},
+                            {"pages", m.pages},
+                            {"policy", policy_name(m.policy)},
+                            {"ts", m.ts},
+                            {"done_ts", m.done_ts ? json(m.done_ts) : json(nullptr)},
+                            {"ret", m.ret},
+                            {"mapped", m.mapped},
+                            {"lives", m.lives},
+                            {"other_allocations", m.other_allocations},
+                            {"close_ts", m.close_ts ? json(m.close_ts) : json(nullptr)}});
+
+    json pages = json::array();
+    for (std::size_t i = 0; i < r.pages.size(); ++i)
+        pages.push_back(page_json(r.pages[i], i));
+
+    json stacks = json::array();
+    for (const auto& st : r.stacks) {
+        json frames = json::array();
+        for (uint64_t a : st) {
+            std::string sym = symbolize ? symbolize(a) : std::string();
+            frames.push_back({{"addr", hex(a)}, {"sym", sym.empty() ? json(nullptr) : json(sym)}});
+        }
+        stacks.push_back(std::move(frames));
+    }
+
+    json anomalies = json::array();
+    for (const Anomaly& a : r.anomalies)
+        anomalies.push_back({{"ts", a.ts},
+                             {"life", a.life < 0 ? json(nullptr) : json(a.life)},
+                             {"message", a.message}});
+
+    std::size_t clean_trail = 0, no_fault = 0, dirty = 0;
+    for (const PageLife& p : r.pages) {
+        clean_trail += refcount_trail(p) == expected_refcount_trail(p.policy);
+        no_fault += p.first_write == FirstWrite::no_fault;
+        dirty += p.zap_dirty;
+    }
+    const std::size_t incomplete = r.incomplete_pages();
+
+    return {
+        {"schema", kJsonSchema},
+        {"run",
+         {{"kernel_release", run.kernel_release},
+          {"command_line", run.command_line},
+          {"set_pte_observed", run.set_pte_observed},
+          {"probes", std::move(probes)}}},
+        {"trace",
+         {{"first_ts", r.first_ts},
+          {"last_ts", r.last_ts},
+          {"events", r.events},
+          {"filtered", r.filtered},
+          {"orphans", r.orphans},
+          {"late", r.late},
+          {"other_allocations", r.other_allocations},
+          {"other_frees", r.other_frees},
+          {"tgids", r.tgids}}},
+        {"counts", type_counts(r.counts)},
+        {"losses",
+         {{"per_type", type_counts(r.losses.per_type)},
+          {"ring", r.losses.ring},
+          {"decode_errors", r.losses.decode_errors},
+          {"total", r.losses.total()}}},
+        {"phases", std::move(phases)},
+        {"mappings", std::move(mappings)},
+        {"pages", std::move(pages)},
+        {"stacks", std::move(stacks)},
+        {"anomalies", std::move(anomalies)},
+        {"anomalies_dropped", r.anomalies_dropped},
+        {"summary",
+         {{"pages", r.pages.size()},
+          {"complete", r.pages.size() - incomplete},
+          {"incomplete", incomplete},
+          {"expected_refcount_trail", expected_refcount_trail(Policy::drop)},
+          {"refcount_as_expected", clean_trail},
+          {"first_write_no_fault", no_fault},
+          {"zap_dirty", dirty},
+          {"anomalies", r.anomalies.size() + r.anomalies_dropped},
+          {"events_lost", r.losses.total()}}},
+    };
+}
+
+} // namespace kextrace

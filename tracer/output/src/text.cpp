@@ -1,0 +1,415 @@
+// render_text: the human report. Sample (8 pages, policy drop, abridged):
+//
+// kextrace: kernel 6.1.0-56-amd64, 8 page lives, 312 events, 0 lost
+// command:  mmap_test /dev/kex 8
+//
+// probes
+//   step       wanted                         attached to                              missed
+//   insert     insert_page_into_pte_locked    insert_page_into_pte_locked.constprop.0       0
+//   set_pte_at is inline on x86: the PTE is read back at the return of its caller
+//   ...
+// phases (start from the first event)
+//   phase   tgid     start  duration  kernel ev  faults  busiest kernel events
+//   mmap    1234    +1.2us    1.23ms         57       0  kex_page_alloc 8, insert 8, ...
+// pages, insert side (alloc@ from the first event, other times from the page's alloc)
+//   # pfn       user address   alloc@  insert     rmap    PTE                bits          1st
+//   write 0 0x1a2b3   0x7f1234567000 +12.3us ok +4.21us +3.90us 0x800000001a2b3067 P RW U A - NX no
+//   fault
+// pages, unmap side (times from the page's alloc)
+//   # kex free             zap                  free            refcount  mapcount  story
+//   0 +6.10us after-insert +1.20ms munmap dirty +1.21ms batched 1→2→1→0   0→1→0     complete
+// summary: 8 page lives, 8 complete, 0 incomplete; refcount 1→2→1→0 on 8/8; ...
+#include <kextrace/output.h>
+
+#include "format.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+namespace kextrace {
+
+using detail::cell;
+using detail::delta;
+using detail::duration;
+using detail::hex;
+using detail::rcell;
+
+namespace {
+
+constexpr std::size_t kAnomaliesCompact = 20; // anomalies listed when not full
+
+std::string symbol(const Symbolizer& symbolize, uint64_t addr) {
+    std::string s = symbolize ? symbolize(addr) : std::string();
+    return s.empty() ? hex(addr) : s;
+}
+
+const Step* find_step(const PageLife& p, StepKind k) {
+    for (const Step& s : p.steps)
+        if (s.kind == k)
+            return &s;
+    return nullptr;
+}
+
+std::string losses_line(const Losses& l) {
+    if (!l.total())
+        return "losses: none";
+    std::string s = fmt::format("losses: {} (", l.total());
+    bool first = true;
+    auto add = [&](std::string_view what, uint64_t n) {
+        if (!n)
+            return;
+        s += fmt::format("{}{} {}", first ? "" : ", ", what, n);
+        first = false;
+    };
+    for (std::size_t t = 0; t < kTypeSlots; ++t)
+        add(event_type_name(static_cast<uint32_t>(t)), l.per_type[t]);
+    add("ring", l.ring);
+    add("undecodable", l.decode_errors);
+    return s + ")";
+}
+
+void render_probes(const Report& r, const RunInfo& run, std::ostream& out) {
+    out << "probes\n";
+    if (run.probes.empty()) {
+        out << "  (no probe report)\n";
+    } else {
+        out << "  " << cell("step", 10) << ' ' << cell("wanted", 30) << ' '
+            << cell("attached to", 40) << ' ' << rcell("missed", 6) << '\n';
+        for (const ProbeStatus& p : run.probes) {
+            const std::string where =
+                p.attached ? (p.resolved.empty() ? p.wanted : p.resolved) : "NOT ATTACHED";
+            out << "  " << cell(p.step, 10) << ' ' << cell(p.wanted, 30) << ' ' << cell(where, 40)
+                << ' ' << rcell(std::to_string(p.nmissed), 6) << '\n';
+            if (!p.reason.empty())
+                out << "             " << p.reason << '\n';
+        }
+    }
+    std::size_t via_insert = 0, via_fault = 0;
+    for (const PageLife& p : r.pages) {
+        via_insert += p.pte_source == PteSource::insert_ret;
+        via_fault += p.pte_source == PteSource::do_set_pte_ret;
+    }
+    if (!run.set_pte_observed.empty()) {
+        out << "  set_pte_at: " << run.set_pte_observed << '\n';
+    } else {
+        out << "  set_pte_at is inline on x86 (no probe): the PTE is read back at the return of "
+               "its caller\n";
+        out << fmt::format("    (insert_page_into_pte_locked: {} pages, do_set_pte: {} pages)\n",
+                           via_insert, via_fault);
+    }
+    out << "  " << losses_line(r.losses) << '\n';
+}
+
+std::string busiest(const Phase& ph, std::size_t w) {
+    std::vector<std::pair<uint32_t, uint32_t>> v; // (count, type)
+    for (std::size_t t = 0; t < kTypeSlots; ++t)
+        if (ph.counts[t])
+            v.emplace_back(ph.counts[t], static_cast<uint32_t>(t));
+    std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    std::string s;
+    for (auto& [n, t] : v) {
+        std::string item = fmt::format("{}{} {}", s.empty() ? "" : ", ", event_type_name(t), n);
+        if (detail::width(s) + detail::width(item) > w) {
+            s += ", …";
+            break;
+        }
+        s += item;
+    }
+    return s.empty() ? "-" : s;
+}
+
+void render_phases(const Report& r, std::ostream& out) {
+    out << "phases (start from the first event)\n";
+    if (r.phases.empty()) {
+        out << "  (no rig phase markers)\n";
+        return;
+    }
+    out << "  " << cell("phase", 7) << ' ' << rcell("tgid", 7) << ' ' << rcell("start", 9) << ' '
+        << rcell("duration", 9) << ' ' << rcell("kernel ev", 9) << ' ' << rcell("faults", 6)
+        << "  busiest kernel events\n";
+    for (const Phase& ph : r.phases) {
+        const std::string dur =
+            ph.closed ? duration(ph.end - ph.start) : ">" + duration(ph.end - ph.start) + " (open)";
+        out << "  " << cell(ph.name, 7) << ' ' << rcell(std::to_string(ph.tgid), 7) << ' '
+            << rcell(delta(r.first_ts, ph.start), 9) << ' ' << rcell(dur, 9) << ' '
+            << rcell(std::to_string(ph.kernel_events), 9) << ' '
+            << rcell(std::to_string(ph.user_faults), 6) << "  " << busiest(ph, 41) << '\n';
+    }
+}
+
+void render_mappings(const Report& r, std::ostream& out) {
+    out << "kex mappings\n";
+    if (r.mappings.empty()) {
+        out << "  (no kex_mmap seen)\n";
+        return;
+    }
+    out << "  " << cell("range", 31) << ' ' << rcell("pages", 6) << ' ' << cell("policy", 7) << ' '
+        << cell("result", 14) << ' ' << rcell("lives", 6) << ' ' << rcell("other allocs", 12) << ' '
+        << "closed\n";
+    for (const Mapping& m : r.mappings) {
+        const std::string result =
+            !m.done_ts ? "not done"
+                       : (m.ret == 0 ? fmt::format("ok, {} mapped", m.mapped)
+                                     : fmt::format("ret {}, {} mapped", m.ret, m.mapped));
+        out << "  " << cell(hex(m.vm_start) + "-" + hex(m.vm_end), 31) << ' '
+            << rcell(std::to_string(m.pages), 6) << ' ' << cell(policy_name(m.policy), 7) << ' '
+            << cell(result, 14) << ' ' << rcell(std::to_string(m.lives), 6) << ' '
+            << rcell(std::to_string(m.other_allocations), 12) << ' '
+            << (m.close_ts ? delta(r.first_ts, m.close_ts) : "-") << '\n';
+    }
+}
+
+std::string index_cell(const PageLife& p) {
+    return p.index == kNoIndex ? "?" : std::to_string(p.index);
+}
+
+void insert_row(const Report& r, const PageLife& p, std::ostream& out) {
+    std::string ins = "-";
+    if (const Step* s = find_step(p, StepKind::insert_ret))
+        ins = (s->ret() == 0 ? std::string("ok") : std::to_string(s->ret())) + " " +
+              delta(p.alloc_ts, s->ts);
+    else if (const Step* k = find_step(p, StepKind::kex_insert))
+        ins = (k->ret() == 0 ? std::string("ok") : std::to_string(k->ret())) + " " +
+              delta(p.alloc_ts, k->ts) + "*";
+    const Step* rm = find_step(p, StepKind::rmap_add);
+    const std::string fw = p.first_write == FirstWrite::fault
+                               ? fmt::format("fault {:#x}", p.fault_error_code)
+                               : std::string(first_write_name(p.first_write));
+    out << "  " << rcell(index_cell(p), 3) << ' ' << cell(hex(p.pfn), 9) << ' '
+        << cell(p.uaddr ? hex(p.uaddr) : "-", 14) << ' ' << cell(delta(r.first_ts, p.alloc_ts), 7)
+        << ' ' << cell(ins, 10) << ' ' << cell(rm ? delta(p.alloc_ts, rm->ts) : "-", 7) << ' '
+        << cell(p.pte ? hex(p.pte) : "-", 18) << ' ' << cell(p.pte ? pte_flags(p.pte) : "-", 13)
+        << ' ' << fw << '\n';
+}
+
+std::string story(const PageLife& p) {
+    std::string s = p.complete() ? "complete" : "INCOMPLETE";
+    if (p.anomalies)
+        s += fmt::format(" !{}", p.anomalies);
+    return s;
+}
+
+void unmap_row(const PageLife& p, std::ostream& out) {
+    std::string kf = "-";
+    if (const Step* s = find_step(p, StepKind::kex_free))
+        kf = delta(p.alloc_ts, s->ts) + " " + std::string(detail::kex_free_reason_name(s->value));
+    std::string zap = "-";
+    if (p.zap_ts)
+        zap = delta(p.alloc_ts, p.zap_ts) + " " + std::string(zap_context_name(p.zap_context)) +
+              (p.zap_dirty ? " dirty" : " clean");
+    std::string fr = p.open_at_end ? "live at end" : "-";
+    if (p.free_ts)
+        fr = delta(p.alloc_ts, p.free_ts) + (p.free_batched ? " batched" : "");
+    out << "  " << rcell(index_cell(p), 3) << ' ' << cell(kf, 20) << ' ' << cell(zap, 20) << ' '
+        << cell(fr, 15) << ' ' << cell(detail::trail(refcount_trail(p)), 9) << ' '
+        << cell(detail::trail(mapcount_trail(p)), 9) << ' ' << story(p) << '\n';
+}
+
+// Which rows to show: all, or head + tail + (some) incomplete/anomalous ones.
+std::vector<std::size_t> rows_to_show(const Report& r, const TextOptions& o) {
+    std::vector<std::size_t> rows;
+    const std::size_t n = r.pages.size();
+    if (o.full || n <= o.compact_threshold) {
+        for (std::size_t i = 0; i < n; ++i)
+            rows.push_back(i);
+        return rows;
+    }
+    std::size_t flagged = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const PageLife& p = r.pages[i];
+        const bool edge = i < o.head || i + o.tail >= n;
+        const bool odd = (!p.complete() || p.anomalies) && flagged < 10;
+        if (!edge && odd)
+            ++flagged;
+        if (edge || odd)
+            rows.push_back(i);
+    }
+    return rows;
+}
+
+template <typename RowFn>
+void rows(const std::vector<std::size_t>& shown, std::size_t total, std::ostream& out, RowFn fn) {
+    std::size_t next = 0;
+    for (std::size_t i : shown) {
+        if (i > next)
+            out << fmt::format("  ... {} page lives not shown ...\n", i - next);
+        fn(i);
+        next = i + 1;
+    }
+    if (total > next)
+        out << fmt::format("  ... {} page lives not shown ...\n", total - next);
+}
+
+std::string policies(const Report& r) {
+    std::map<std::string_view, std::size_t> n;
+    for (const PageLife& p : r.pages)
+        ++n[policy_name(p.policy)];
+    std::string s;
+    for (auto& [name, count] : n)
+        s += fmt::format("{}{} {}", s.empty() ? "" : ", ", name, count);
+    return s;
+}
+
+void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
+    if (r.pages.empty()) {
+        out << "pages: no kex page seen\n";
+        return;
+    }
+    const auto shown = rows_to_show(r, o);
+    out << fmt::format("pages, insert side ({} lives, policy {}; alloc@ from the first event, "
+                       "other times from the page's alloc)\n",
+                       r.pages.size(), policies(r));
+    out << "  " << rcell("#", 3) << ' ' << cell("pfn", 9) << ' ' << cell("user address", 14) << ' '
+        << cell("alloc@", 7) << ' ' << cell("insert", 10) << ' ' << cell("rmap", 7) << ' '
+        << cell("PTE", 18) << ' ' << cell("bits", 13) << ' ' << "1st write\n";
+    rows(shown, r.pages.size(), out, [&](std::size_t i) { insert_row(r, r.pages[i], out); });
+    out << "pages, unmap side (times from the page's alloc)\n";
+    out << "  " << rcell("#", 3) << ' ' << cell("kex free", 20) << ' ' << cell("zap", 20) << ' '
+        << cell("free", 15) << ' ' << cell("refcount", 9) << ' ' << cell("mapcount", 9) << ' '
+        << "story\n";
+    rows(shown, r.pages.size(), out, [&](std::size_t i) { unmap_row(r.pages[i], out); });
+
+    // What each incomplete page lacks.
+    std::size_t listed = 0, incomplete = 0;
+    for (const PageLife& p : r.pages) {
+        if (p.complete())
+            continue;
+        ++incomplete;
+        if (!o.full && listed >= 10)
+            continue;
+        ++listed;
+        std::string why = "missing " + milestone_names(p.missing);
+        if (p.missing_lost)
+            why += " (events lost: " + milestone_names(p.missing_lost) + ")";
+        if (p.open_at_end)
+            why += "; still live when the trace ended";
+        out << fmt::format("  incomplete: page {} (pfn {}): {}\n", index_cell(p), hex(p.pfn), why);
+    }
+    if (incomplete > listed)
+        out << fmt::format("  ... {} more incomplete page lives\n", incomplete - listed);
+}
+
+// The distribution of page stories, for many pages.
+void render_page_stats(const Report& r, std::ostream& out) {
+    std::map<std::string, std::size_t> trails;
+    std::size_t fw[3] = {}, zap[4] = {}, dirty = 0, batched = 0, freed = 0;
+    std::vector<uint64_t> to_insert, to_free;
+    for (const PageLife& p : r.pages) {
+        ++trails[detail::trail(refcount_trail(p))];
+        ++fw[static_cast<int>(p.first_write)];
+        ++zap[static_cast<int>(p.zap_context)];
+        dirty += p.zap_dirty;
+        batched += p.free_batched;
+        freed += p.free_ts != 0;
+        if (const Step* s = find_step(p, StepKind::insert_ret))
+            to_insert.push_back(s->ts - p.alloc_ts);
+        if (p.free_ts)
+            to_free.push_back(p.free_ts - p.alloc_ts);
+    }
+    out << "page stories\n  refcount:";
+    for (auto& [t, n] : trails)
+        out << fmt::format(" {} ×{};", t, n);
+    out << fmt::format("\n  first write: no fault {}, fault {}, unknown {}\n",
+                       fw[static_cast<int>(FirstWrite::no_fault)],
+                       fw[static_cast<int>(FirstWrite::fault)],
+                       fw[static_cast<int>(FirstWrite::unknown)]);
+    out << fmt::format(
+        "  zap: munmap {}, exit {}, other {}, none {}; dirty {}\n",
+        zap[static_cast<int>(ZapContext::munmap)], zap[static_cast<int>(ZapContext::exit)],
+        zap[static_cast<int>(ZapContext::other)], zap[static_cast<int>(ZapContext::none)], dirty);
+    out << fmt::format("  freed {} (batched {}), live at end {}\n", freed, batched,
+                       r.pages.size() - freed);
+    auto stats = [&](const char* what, std::vector<uint64_t>& v) {
+        if (v.empty())
+            return;
+        std::sort(v.begin(), v.end());
+        out << fmt::format("  {}: min {}, median {}, max {}\n", what, duration(v.front()),
+                           duration(v[v.size() / 2]), duration(v.back()));
+    };
+    stats("alloc→insert", to_insert);
+    stats("alloc→free", to_free);
+}
+
+void render_anomalies(const Report& r, const TextOptions& o, std::ostream& out) {
+    const std::size_t total = r.anomalies.size() + r.anomalies_dropped;
+    if (!total) {
+        out << "anomalies: none\n";
+        return;
+    }
+    out << fmt::format("anomalies: {}\n", total);
+    std::size_t shown = 0;
+    for (const Anomaly& a : r.anomalies) {
+        if (!o.full && shown == kAnomaliesCompact)
+            break;
+        out << "  [" << delta(r.first_ts, a.ts) << "] " << a.message << '\n';
+        ++shown;
+    }
+    if (total > shown)
+        out << fmt::format("  ... {} more\n", total - shown);
+}
+
+void render_stacks(const Report& r, const std::vector<std::size_t>& shown,
+                   const Symbolizer& symbolize, std::ostream& out) {
+    if (shown.empty())
+        return;
+    const PageLife& p = r.pages[shown.front()];
+    for (const Step& s : p.steps) {
+        if (!s.stack_id)
+            continue;
+        out << fmt::format("stack of {} (page {}, pfn {})\n", step_kind_name(s.kind), index_cell(p),
+                           hex(p.pfn));
+        for (uint64_t a : r.stack(s.stack_id))
+            out << "  " << symbol(symbolize, a) << '\n';
+    }
+}
+
+} // namespace
+
+void render_text(const Report& r, const RunInfo& run, std::ostream& out,
+                 const Symbolizer& symbolize, const TextOptions& opts) {
+    out << fmt::format("kextrace: kernel {}, {} page lives, {} events, {} lost\n",
+                       run.kernel_release.empty() ? "?" : run.kernel_release, r.pages.size(),
+                       r.events, r.losses.total());
+    if (!run.command_line.empty())
+        out << "command:  " << run.command_line << '\n';
+    out << '\n';
+    render_probes(r, run, out);
+    out << '\n';
+    render_phases(r, out);
+    out << '\n';
+    render_mappings(r, out);
+    out << '\n';
+    render_pages(r, opts, out);
+    const bool compact = !opts.full && r.pages.size() > opts.compact_threshold;
+    if (compact) {
+        out << '\n';
+        render_page_stats(r, out);
+    }
+    if (opts.stacks) {
+        out << '\n';
+        render_stacks(r, rows_to_show(r, opts), symbolize, out);
+    }
+    out << '\n';
+    render_anomalies(r, opts, out);
+
+    // The one line to read.
+    const std::size_t n = r.pages.size();
+    const std::size_t incomplete = r.incomplete_pages();
+    std::size_t clean_trail = 0, no_fault = 0, dirty = 0;
+    for (const PageLife& p : r.pages) {
+        clean_trail += refcount_trail(p) == expected_refcount_trail(p.policy);
+        no_fault += p.first_write == FirstWrite::no_fault;
+        dirty += p.zap_dirty;
+    }
+    out << fmt::format("summary: {} page lives, {} complete, {} incomplete; refcount {} on {}/{}; "
+                       "first write without fault {}/{}; zap dirty {}/{}; {} anomalies; "
+                       "{} orphan events; {} other allocations; {} events lost\n",
+                       n, n - incomplete, incomplete,
+                       detail::trail(expected_refcount_trail(Policy::drop)), clean_trail, n,
+                       no_fault, n, dirty, n, r.anomalies.size() + r.anomalies_dropped, r.orphans,
+                       r.other_allocations, r.losses.total());
+}
+
+} // namespace kextrace
