@@ -1,0 +1,578 @@
+# tests/guest/lab.sh: the seed's lab, in the guest: the kex device, the rig
+# (mmap_test), pmap, dmesg, the module's counters and tracepoints, bad
+# requests, kills, fork and split VMAs, both ref policies.
+# Run by: scripts/vm [--kernel 6.12] -- tests/guest/run lab [CASE...]
+# Each case_* runs in a subshell with set -e, cwd = repo root, $CASE_TMP.
+
+# --- helpers ------------------------------------------------------------------
+
+KEX_SYS=/sys/class/kex/kex
+KEX_TRACING=/sys/kernel/tracing
+
+kex_major() {
+	awk '$2 == "kex" { print $1; exit }' /proc/devices
+}
+
+# dmesg_mark, then dmesg_new: the kernel log lines since the mark.
+dmesg_mark() {
+	DMESG_MARK=$(dmesg | wc -l)
+}
+dmesg_new() {
+	dmesg | tail -n +"$((DMESG_MARK + 1))"
+}
+
+# rig_start ARGS...: run mmap_test ARGS with stdin on a FIFO held open on fd 7
+# and wait for its first prompt. Sets RIG_PID, RIG_OUT, RIG_ADDR (0x...).
+rig_start() {
+	local fifo=$CASE_TMP/rig.in
+	RIG_OUT=$CASE_TMP/rig.out
+	rm -f "$fifo" "$RIG_OUT"
+	mkfifo "$fifo"
+	mmap_test "$@" <"$fifo" >"$RIG_OUT" 2>&1 &
+	RIG_PID=$!
+	exec 7>"$fifo"
+	rig_wait_line '^press a key to exercise memory write 0x'
+	RIG_ADDR=$(sed -n 's/^press a key to exercise memory write \(0x[0-9a-f]*\)$/\1/p' "$RIG_OUT")
+	expect_match "$(cat "$RIG_OUT")" "^pid: $RIG_PID\$" "rig prints its pid"
+}
+
+# rig_wait_line REGEX: wait (10 s at most) for the rig to print a line.
+rig_wait_line() {
+	local _
+	for _ in $(seq 100); do
+		grep -Eq -- "$1" "$RIG_OUT" && return 0
+		kill -0 "$RIG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -Eq -- "$1" "$RIG_OUT" && return 0
+	fail "mmap_test never printed /$1/; its output: $(cat "$RIG_OUT")"
+}
+
+# rig_write: answer the first prompt; wait until the pattern is written.
+rig_write() {
+	echo >&7
+	rig_wait_line '^press a key to terminate$'
+	expect_match "$(cat "$RIG_OUT")" '^wrote and verified [0-9]+ pages$' "rig verified its pattern"
+}
+
+# rig_finish: answer the last prompt; the rig must exit 0.
+rig_finish() {
+	local rc=0
+	echo >&7
+	exec 7>&-
+	wait "$RIG_PID" || rc=$?
+	expect_eq "$rc" 0 "mmap_test exit status (output: $(tr '\n' '|' <"$RIG_OUT"))"
+}
+
+# pmap_line PID ADDR: "Kbytes RSS Dirty Mode Mapping" of the mapping at ADDR.
+pmap_line() {
+	local a
+	a=$(printf '%016x' "$2")
+	pmap -x "$1" | awk -v a="$a" '$1 == a { print $2, $3, $4, $5, $6 }'
+}
+
+# expect_counters ALLOCATED FREED LIVE MAPPINGS WHAT
+expect_counters() {
+	expect_eq "$(kex_counter pages_allocated) $(kex_counter pages_freed) $(kex_counter pages_live) $(kex_counter mappings)" \
+		"$1 $2 $3 $4" "$5: pages_allocated pages_freed pages_live mappings"
+}
+
+# kexpy CMD ARGS...: run the Python helper below (raw mmap/mremap/fork/threads).
+kexpy() {
+	[ -f "$CASE_TMP/kex.py" ] || kexpy_source >"$CASE_TMP/kex.py"
+	/usr/bin/python3 "$CASE_TMP/kex.py" "$@"
+}
+
+kexpy_source() {
+	cat <<'EOF'
+import ctypes, errno, os, sys, threading
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mremap.restype = ctypes.c_void_p
+libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PS = os.sysconf('SC_PAGE_SIZE')
+FAILED = ctypes.c_void_p(-1).value
+R, W, X = 1, 2, 4
+SHARED, PRIVATE = 1, 2
+
+def err():
+    return errno.errorcode[ctypes.get_errno()]
+
+def counter(name):
+    with open('/sys/class/kex/kex/' + name) as f:
+        return int(f.read())
+
+def check(what, got, want):
+    if got != want:
+        print(f'FAILED: {what}: expected {want}, got {got}')
+        sys.exit(1)
+    print(f'ok: {what} = {want}')
+
+def mmap(fd, pages, prot=R | W, flags=SHARED, off=0):
+    a = libc.mmap(None, pages * PS, prot, flags, fd, off)
+    return (None, err()) if a == FAILED else (a, 'ok')
+
+def munmap(a, pages):
+    if libc.munmap(a, pages * PS) != 0:
+        print('FAILED: munmap: ' + err())
+        sys.exit(1)
+
+def req(dev, pages, *opts):
+    """One mmap request; prints ok or the errno name."""
+    prot, flags, off = R | W, SHARED, 0
+    for o in opts:
+        if o == 'private': flags = PRIVATE
+        elif o == 'exec': prot |= X
+        elif o == 'ro': prot = R
+        elif o.startswith('offset='): off = int(o[7:]) * PS
+    fd = os.open(dev, os.O_RDWR)
+    a, res = mmap(fd, int(pages), prot, flags, off)
+    if a is not None:
+        munmap(a, int(pages))
+    os.close(fd)
+    print(res)
+
+def mremap_grow(dev):
+    fd = os.open(dev, os.O_RDWR)
+    a, res = mmap(fd, 2)
+    b = libc.mremap(a, 2 * PS, 4 * PS, 1)  # MREMAP_MAYMOVE
+    print(err() if b == FAILED else 'ok')
+    munmap(a if b == FAILED else b, 2 if b == FAILED else 4)
+    os.close(fd)
+
+def mprotect_exec(dev):
+    fd = os.open(dev, os.O_RDWR)
+    a, res = mmap(fd, 1)
+    print(err() if libc.mprotect(a, PS, R | X) != 0 else 'ok')
+    munmap(a, 1)
+    os.close(fd)
+
+def rw(dev, op):
+    fd = os.open(dev, os.O_RDWR)
+    try:
+        os.read(fd, 1) if op == 'read' else os.write(fd, b'x')
+        print('ok')
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+    os.close(fd)
+
+def fork_split(dev):
+    """Split a mapping, fork, unmap in the parent first: pages live until
+    the child's VMAs close, then are released once."""
+    m0 = counter('mappings')
+    fd = os.open(dev, os.O_RDWR)
+    a, res = mmap(fd, 8)
+    check('mmap 8 pages', res, 'ok')
+    os.close(fd)
+    for i in range(8):
+        ctypes.memset(a + i * PS, i + 1, PS)
+    check('mappings after mmap', counter('mappings'), m0 + 1)
+    munmap(a + 2 * PS, 1)
+    check('mappings after unmapping page 2 (split)', counter('mappings'), m0 + 2)
+    check('pages_live after the split', counter('pages_live'), 8)
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        ctypes.memset(a, 0xab, 1)
+        os.write(w, b'.')
+        os.read(r2, 1)
+        ok = all(ctypes.string_at(a + i * PS + 1, 1)[0] == i + 1 for i in (0, 1, 3, 7))
+        os._exit(0 if ok else 3)
+    os.read(r, 1)
+    check("child's write seen by the parent", ctypes.string_at(a, 1)[0], 0xab)
+    check('mappings with the child', counter('mappings'), m0 + 4)
+    munmap(a, 2)
+    munmap(a + 3 * PS, 5)
+    check('mappings after the parent unmapped', counter('mappings'), m0 + 2)
+    check('pages_live while the child maps them', counter('pages_live'), 8)
+    os.write(w2, b'.')
+    _, status = os.waitpid(pid, 0)
+    check('child read its pages intact', os.waitstatus_to_exitcode(status), 0)
+    check('mappings after the child exited', counter('mappings'), m0)
+    check('pages_live after the last VMA closed', counter('pages_live'), 0)
+
+def multi(dev, opens, maps):
+    """Several opens, several mmaps each; fds closed while mapped."""
+    opens, maps = int(opens), int(maps)
+    held, pages = [], 0
+    for o in range(opens):
+        fd = os.open(dev, os.O_RDWR)
+        for m in range(maps):
+            n = o * maps + m + 1
+            a, res = mmap(fd, n)
+            check(f'open {o} mmap {m} ({n} pages)', res, 'ok')
+            ctypes.memset(a, n, n * PS)
+            held.append((a, n))
+            pages += n
+        os.close(fd)
+    check('mappings', counter('mappings'), opens * maps)
+    check('pages_live', counter('pages_live'), pages)
+    for a, n in held:
+        check(f'data of the {n}-page mapping', ctypes.string_at(a + n * PS - 1, 1)[0], n)
+        munmap(a, n)
+    check('mappings after munmap', counter('mappings'), 0)
+
+def threads(dev, nthreads, iters, pages):
+    nthreads, iters, pages = int(nthreads), int(iters), int(pages)
+    fd = os.open(dev, os.O_RDWR)
+    errors = []
+    def work(t):
+        for i in range(iters):
+            a, res = mmap(fd, pages)
+            if a is None:
+                errors.append(f'thread {t} iteration {i}: {res}')
+                return
+            ctypes.memset(a, t + 1, pages * PS)
+            if ctypes.string_at(a + pages * PS - 1, 1)[0] != t + 1:
+                errors.append(f'thread {t} iteration {i}: data')
+            munmap(a, pages)
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(nthreads)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    os.close(fd)
+    check('thread errors', errors, [])
+
+cmd, args = sys.argv[1], sys.argv[2:]
+{'req': req, 'mremap_grow': mremap_grow, 'mprotect_exec': mprotect_exec,
+ 'read': lambda d: rw(d, 'read'), 'write': lambda d: rw(d, 'write'),
+ 'fork_split': fork_split, 'multi': multi, 'threads': threads}[cmd](*args)
+EOF
+}
+
+# rig_basic POLICY: the 8-page rig through its prompts; counters at each step.
+rig_basic() {
+	kex_load ref_policy="$1"
+	expect_eq "$(cat /sys/module/kex/parameters/ref_policy)" "$1" "ref_policy parameter"
+	rig_start /dev/kex 8
+	expect_counters 8 0 8 1 "$1, mapped"
+	rig_write
+	rig_finish
+	kex_balanced
+	expect_counters 8 8 0 0 "$1, after the rig"
+}
+
+# tracepoint helpers: trace_on clears the buffer and enables system kex.
+trace_on() {
+	echo 0 >"$KEX_TRACING/tracing_on"
+	echo >"$KEX_TRACING/trace"
+	echo 1 >"$KEX_TRACING/events/kex/enable"
+	echo 1 >"$KEX_TRACING/tracing_on"
+}
+trace_off() {
+	echo 0 >"$KEX_TRACING/events/kex/enable"
+	grep -v '^#' "$KEX_TRACING/trace" >"$CASE_TMP/trace.txt"
+	echo >"$KEX_TRACING/trace"
+}
+trace_count() {
+	grep -cE -- "$1" "$CASE_TMP/trace.txt" || true
+}
+
+# --- cases --------------------------------------------------------------------
+
+# The char device, its class, /dev/kex, the counters, the seed's dmesg lines.
+case_device() {
+	dmesg_mark
+	kex_load
+	local major
+	major=$(kex_major)
+	expect_match "$major" '^[0-9]+$' "kex in /proc/devices"
+	expect_eq "$(stat -c '%F %t:%T' /dev/kex)" "character special file $(printf '%x' "$major"):0" "/dev/kex"
+	expect_eq "$(cat "$KEX_SYS/dev")" "$major:0" "class kex device kex"
+	expect_counters 0 0 0 0 "fresh"
+	expect_eq "$(cat /sys/module/kex/parameters/max_pages)" 65536 "max_pages default"
+	expect_eq "$(cat /sys/module/kex/parameters/verbose)" Y "verbose default"
+	mmap_test /dev/kex 1 --no-wait >"$CASE_TMP/out"
+	local log
+	log=$(dmesg_new)
+	expect_match "$log" "kex: loaded: major $major, ref_policy drop, max_pages 65536" "load line"
+	expect_match "$log" 'kex: vma->vm_end [0-9]+ vm_start [0-9]+ len 4096 pages 1 vm_pgoff 0$' "seed's vma line"
+	expect_match "$log" 'kex: inserted page 0 pfn 0x[0-9a-f]+ at 0x[0-9a-f]+$' "seed's insert line"
+	expect_match "$log" 'kex: mapping->a_ops [0-9a-f]+, name kex$' "seed's mapping line"
+	expect_match "$log" 'kex: completed inserting 1 pages$' "seed's completion line"
+	kex_balanced
+	kex_unload
+	expect_eq "$(grep -c '^kex ' /proc/modules || true)" 0 "kex unloaded"
+	[ ! -e /dev/kex ] || fail "/dev/kex still exists after rmmod"
+	[ ! -e "$KEX_SYS" ] || fail "$KEX_SYS still exists after rmmod"
+}
+
+# The seed's flow: mknod devKex c MAJOR 0, the rig on it, pmap names devKex.
+case_mknod() {
+	dmesg_mark
+	kex_load
+	local node=$CASE_TMP/devKex
+	mknod "$node" c "$(kex_major)" 0
+	chmod a+rw "$node"
+	rig_start "$node" 1
+	expect_eq "$(pmap_line "$RIG_PID" "$RIG_ADDR")" "4 4 0 rw-s- devKex" "pmap of the devKex mapping"
+	expect_match "$(dmesg_new)" 'kex: mapping->a_ops [0-9a-f]+, name devKex$' "dmesg names devKex"
+	rig_write
+	expect_eq "$(pmap_line "$RIG_PID" "$RIG_ADDR")" "4 4 4 rw-s- devKex" "pmap after the write"
+	rig_finish
+	rm "$node"
+	kex_balanced
+}
+
+# mmap_test with 1, 8 and 1024 pages, straight through.
+case_rig_sizes() {
+	kex_load
+	local n a=0
+	for n in 1 8 1024; do
+		mmap_test /dev/kex "$n" --no-wait >"$CASE_TMP/out"
+		expect_match "$(cat "$CASE_TMP/out")" "^wrote and verified $n pages\$" "rig with $n pages"
+		a=$((a + n))
+		kex_balanced
+		expect_eq "$(kex_counter pages_allocated)" "$a" "pages_allocated after $n pages"
+	done
+	# stdin not a terminal nor a pipe: no wait
+	mmap_test /dev/kex 2 </dev/null >"$CASE_TMP/out"
+	expect_match "$(cat "$CASE_TMP/out")" '^press a key to terminate$' "runs through with stdin /dev/null"
+}
+
+# pmap -x at the rig's prompts: 8 pages, 32 kB rw-s-, Dirty 0 then 32.
+case_pmap_dirty() {
+	kex_load
+	rig_start /dev/kex 8
+	expect_eq "$(pmap_line "$RIG_PID" "$RIG_ADDR")" "32 32 0 rw-s- kex" "pmap before the write"
+	rig_write
+	expect_eq "$(pmap_line "$RIG_PID" "$RIG_ADDR")" "32 32 32 rw-s- kex" "pmap after the write"
+	rig_finish
+	kex_balanced
+	kex_unload
+}
+
+# rmmod is refused while a mapping exists, and works after it is gone.
+case_rmmod_while_mapped() {
+	kex_load
+	rig_start /dev/kex 4
+	local rc=0
+	rmmod kex 2>"$CASE_TMP/err" || rc=$?
+	[ "$rc" != 0 ] || fail "rmmod kex succeeded while mmap_test mapped it"
+	expect_match "$(cat "$CASE_TMP/err")" 'in use' "rmmod says the module is in use"
+	expect_eq "$(kex_counter mappings)" 1 "mapping survived the rmmod attempt"
+	rig_write
+	rig_finish
+	kex_balanced
+	rmmod kex
+	expect_eq "$(grep -c '^kex ' /proc/modules || true)" 0 "rmmod after the rig exited"
+}
+
+# Bad requests: the errno, one kex: line each, nothing allocated.
+case_bad_requests() {
+	kex_load max_pages=16
+	dmesg_mark
+	expect_eq "$(kexpy req /dev/kex 1 offset=1)" EINVAL "mmap at offset 1 page"
+	expect_eq "$(kexpy req /dev/kex 1 private)" EINVAL "MAP_PRIVATE"
+	expect_eq "$(kexpy req /dev/kex 1 exec)" EPERM "PROT_EXEC"
+	expect_eq "$(kexpy req /dev/kex 17)" E2BIG "17 pages with max_pages=16"
+	expect_eq "$(kexpy req /dev/kex 16)" ok "16 pages with max_pages=16"
+	local log
+	log=$(dmesg_new)
+	expect_eq "$(grep -c 'kex: mmap rejected' <<<"$log")" 4 "one kex: line per rejected mmap"
+	expect_match "$log" 'kex: mmap rejected: offset 1 pages, only offset 0 is supported$' "offset reason"
+	expect_match "$log" 'kex: mmap rejected: MAP_PRIVATE would copy-on-write driver pages, use MAP_SHARED$' "MAP_PRIVATE reason"
+	expect_match "$log" 'kex: mmap rejected: PROT_EXEC is not allowed$' "PROT_EXEC reason"
+	expect_match "$log" 'kex: mmap rejected: 17 pages exceeds max_pages 16$' "max_pages reason"
+	expect_eq "$(kexpy mremap_grow /dev/kex)" EFAULT "mremap growing the mapping"
+	expect_eq "$(kexpy mprotect_exec /dev/kex)" EACCES "mprotect to PROT_EXEC"
+	expect_eq "$(kexpy read /dev/kex)" EINVAL "read(2)"
+	expect_eq "$(kexpy write /dev/kex)" EINVAL "write(2)"
+	expect_counters 19 19 0 0 "after the bad requests (16 + 2 + 1 pages mapped)"
+
+	# the rig's own checks: status 2, one line naming the problem
+	local major rc
+	major=$(kex_major)
+	mknod "$CASE_TMP/minor1" c "$major" 1
+	for args in "/dev/kex 0" "/dev/kex -1" "/dev/kex many" "/dev/kex 17" "/nonexistent 1" \
+		"/etc/passwd 1" "/dev/null 1" "$CASE_TMP/minor1 1" "/dev/kex" "/dev/kex 1 --bogus"; do
+		rc=0
+		# shellcheck disable=SC2086
+		mmap_test $args --no-wait >"$CASE_TMP/out" 2>"$CASE_TMP/err" || rc=$?
+		expect_eq "$rc" 2 "mmap_test $args: exit status"
+		expect_eq "$(wc -l <"$CASE_TMP/err")" 1 "mmap_test $args: one error line ($(cat "$CASE_TMP/err"))"
+	done
+	expect_match "$(mmap_test /dev/kex 17 2>&1 || true)" "exceeds the kex module's max_pages 16" "rig names max_pages"
+	kex_unload
+	rc=0
+	mmap_test /dev/kex 1 2>"$CASE_TMP/err" || rc=$?
+	expect_eq "$rc" 2 "mmap_test on /dev/kex after rmmod (node gone)"
+	rc=0
+	mmap_test /dev/null 1 2>"$CASE_TMP/err" || rc=$?
+	expect_eq "$rc" 1 "mmap_test with kex not loaded"
+	expect_match "$(cat "$CASE_TMP/err")" 'kex module is not loaded' "rig says kex is not loaded"
+}
+
+# Module parameters are validated.
+case_params() {
+	local rc=0
+	insmod "$(kex_ko)" ref_policy=bogus 2>/dev/null || rc=$?
+	[ "$rc" != 0 ] || fail "insmod with ref_policy=bogus succeeded"
+	rc=0
+	insmod "$(kex_ko)" max_pages=0 2>/dev/null || rc=$?
+	[ "$rc" != 0 ] || fail "insmod with max_pages=0 succeeded"
+	kex_load
+	local p=/sys/module/kex/parameters
+	if (echo bogus >"$p/ref_policy") 2>/dev/null; then
+		fail "writing bogus to ref_policy succeeded"
+	fi
+	expect_eq "$(cat "$p/ref_policy")" drop "ref_policy after the bad write"
+	echo keep >"$p/ref_policy"
+	expect_eq "$(cat "$p/ref_policy")" keep "ref_policy at run time"
+	echo 4 >"$p/max_pages"
+	expect_eq "$(kexpy req /dev/kex 5)" E2BIG "max_pages changed at run time"
+	echo drop >"$p/ref_policy"
+}
+
+# Both ref policies through the rig's prompts.
+case_policy_drop() {
+	rig_basic drop
+}
+case_policy_keep() {
+	rig_basic keep
+}
+
+# SIGKILL between the write and the munmap leaks nothing, either policy.
+case_kill_after_write() {
+	local policy rc
+	for policy in drop keep; do
+		kex_load ref_policy=$policy
+		rig_start /dev/kex 8
+		rig_write
+		kill -9 "$RIG_PID"
+		rc=0
+		wait "$RIG_PID" || rc=$?
+		expect_eq "$rc" 137 "$policy: rig killed by SIGKILL"
+		exec 7>&-
+		kex_balanced
+		expect_counters 8 8 0 0 "$policy: after the kill"
+		kex_unload
+	done
+}
+
+# Killed before the write, at the first prompt.
+case_kill_before_write() {
+	kex_load ref_policy=keep
+	rig_start /dev/kex 16
+	kill -9 "$RIG_PID"
+	wait "$RIG_PID" || true
+	exec 7>&-
+	kex_balanced
+	expect_counters 16 16 0 0 "after the kill"
+}
+
+# fork and partial munmap: vm_ops->open shares the page set, freed once.
+case_fork_split() {
+	local policy
+	for policy in drop keep; do
+		kex_load ref_policy=$policy verbose=0
+		echo "-- ref_policy=$policy"
+		kexpy fork_split /dev/kex
+		kex_balanced
+		expect_counters 8 8 0 0 "$policy: after fork and split"
+		kex_unload
+	done
+}
+
+# Several opens, several mmaps per open.
+case_multi_open() {
+	kex_load ref_policy=keep verbose=0
+	kexpy multi /dev/kex 3 2
+	kex_balanced
+	expect_counters 21 21 0 0 "3 opens x 2 mmaps (1..6 pages)"
+}
+
+# Concurrent mmaps: threads of one process, and two processes.
+case_threads() {
+	local policy
+	for policy in drop keep; do
+		kex_load ref_policy=$policy verbose=0
+		kexpy threads /dev/kex 4 25 16 &
+		local other=$!
+		kexpy threads /dev/kex 2 25 3
+		wait "$other"
+		kex_balanced
+		expect_counters $((4 * 25 * 16 + 2 * 25 * 3)) $((4 * 25 * 16 + 2 * 25 * 3)) 0 0 "$policy: after the threads"
+		kex_unload
+	done
+}
+
+# The mmap error path (fail_at injects a failure at page N): everything is
+# freed, with kex:kex_page_free reason=error for kex's own references.
+case_error_path() {
+	local policy at
+	for policy in drop keep; do
+		for at in 0 3; do
+			kex_load ref_policy=$policy fail_at=$at
+			dmesg_mark
+			trace_on
+			expect_eq "$(kexpy req /dev/kex 8)" ENOMEM "$policy: failure at page $at"
+			trace_off
+			expect_match "$(dmesg_new)" "kex: mmap failed: vm_insert_page of page $at at 0x[0-9a-f]+ returned -12\$" "$policy: failure logged"
+			kex_balanced
+			expect_counters $((at + 1)) $((at + 1)) 0 0 "$policy: after the failure at $at"
+			local errors=1
+			[ "$policy" = keep ] && errors=$((at + 1))
+			expect_eq "$(trace_count 'kex_page_free: .*reason=error')" "$errors" "$policy: frees with reason error"
+			expect_eq "$(trace_count "kex_mmap_done: .*ret=-12 mapped=$at\$")" 1 "$policy: kex_mmap_done"
+			expect_eq "$(trace_count 'kex_vma_close:')" 0 "$policy: no vma_close for a failed mmap"
+			kex_unload
+		done
+	done
+}
+
+# The tracepoints fire in order with the right values.
+case_trace_events() {
+	local policy
+	for policy in drop keep; do
+		kex_load ref_policy=$policy
+		trace_on
+		mmap_test /dev/kex 8 --no-wait >/dev/null
+		trace_off
+		expect_eq "$(trace_count 'kex_mmap: .*pgoff=0 pages=8 policy='$policy)" 1 "$policy: kex_mmap"
+		expect_eq "$(trace_count 'kex_page_alloc: pfn=0x[0-9a-f]+ page=0x[0-9a-f]+ index=')" 8 "$policy: kex_page_alloc"
+		expect_eq "$(trace_count 'kex_page_insert: .*ret=0$')" 8 "$policy: kex_page_insert ret=0"
+		expect_eq "$(trace_count 'kex_mmap_done: .*ret=0 mapped=8$')" 1 "$policy: kex_mmap_done"
+		expect_eq "$(trace_count 'kex_vma_close:')" 1 "$policy: kex_vma_close"
+		expect_eq "$(trace_count 'kex_release: pages=0$')" 1 "$policy: kex_release"
+		if [ "$policy" = drop ]; then
+			expect_eq "$(trace_count 'kex_page_free: .*reason=after_insert')" 8 "drop: frees after insert"
+		else
+			expect_eq "$(trace_count 'kex_page_free: .*reason=at_close')" 8 "keep: frees at close"
+		fi
+		# the pfn allocated is the pfn inserted, page by page
+		expect_eq "$(sed -n 's/.*kex_page_alloc: pfn=\(0x[0-9a-f]*\) .*index=\([0-9]*\)$/\2 \1/p' "$CASE_TMP/trace.txt")" \
+			"$(sed -n 's/.*kex_page_insert: pfn=\(0x[0-9a-f]*\) .*index=\([0-9]*\) ret=0$/\2 \1/p' "$CASE_TMP/trace.txt")" \
+			"$policy: alloc and insert pfns"
+		kex_unload
+	done
+}
+
+# The tracepoint formats match docs/architecture.md (bpf/ reads them raw).
+case_trace_format() {
+	kex_load
+	local ev want got
+	while read -r ev want; do
+		got=$(awk '/field:/ && !/common_/ {
+				sub(/^[ \t]*field:/, ""); split($0, p, ";")
+				n = split(p[1], w, " "); o = p[2]; s = p[3]
+				sub(/.*offset:/, "", o); sub(/.*size:/, "", s)
+				printf "%s%s:%s:%s:%s", sep, w[1], w[n], o, s; sep = ","
+			}' "$KEX_TRACING/events/kex/$ev/format")
+		expect_eq "$got" "$want" "format of kex:$ev"
+	done <<'EOF'
+kex_mmap u64:vm_start:8:8,u64:vm_end:16:8,u64:pgoff:24:8,u32:pages:32:4,u32:policy:36:4
+kex_mmap_done u64:vm_start:8:8,s32:ret:16:4,u32:mapped:20:4
+kex_page_alloc u64:pfn:8:8,u64:page:16:8,u32:index:24:4,u32:pad:28:4
+kex_page_insert u64:pfn:8:8,u64:uaddr:16:8,u32:index:24:4,s32:ret:28:4
+kex_page_free u64:pfn:8:8,u32:index:16:4,u32:reason:20:4
+kex_vma_open u64:vm_start:8:8,u64:vm_end:16:8
+kex_vma_close u64:vm_start:8:8,u64:vm_end:16:8
+kex_release u32:pages:8:4,u32:pad:12:4
+EOF
+}
