@@ -335,6 +335,35 @@ case_rig_sizes() {
 	expect_match "$(cat "$CASE_TMP/out")" '^press a key to terminate$' "runs through with stdin /dev/null"
 }
 
+# The largest mapping max_pages allows by default (256 MiB), keep policy:
+# the page array is vmalloc'ed.
+case_max_pages() {
+	kex_load ref_policy=keep verbose=0
+	mmap_test /dev/kex 65536 --no-wait >"$CASE_TMP/out"
+	expect_match "$(cat "$CASE_TMP/out")" '^wrote and verified 65536 pages$' "rig with 65536 pages"
+	kex_balanced
+	expect_counters 65536 65536 0 0 "after 65536 pages"
+	local rc=0
+	mmap_test /dev/kex 65537 --no-wait 2>"$CASE_TMP/err" || rc=$?
+	expect_eq "$rc" 2 "rig refuses 65537 pages"
+	expect_match "$(cat "$CASE_TMP/err")" "max_pages 65536" "rig names max_pages"
+}
+
+# --hold-after-write: the rig keeps the mapping until SIGTERM, then unmaps.
+case_hold_after_write() {
+	kex_load
+	RIG_OUT=$CASE_TMP/rig.out
+	mmap_test /dev/kex 4 --no-wait --hold-after-write >"$RIG_OUT" 2>&1 &
+	RIG_PID=$!
+	rig_wait_line '^holding the mapping at 0x[0-9a-f]+ until SIGINT or SIGTERM$'
+	expect_counters 4 0 4 1 "while holding"
+	kill -TERM "$RIG_PID"
+	local rc=0
+	wait "$RIG_PID" || rc=$?
+	expect_eq "$rc" 0 "rig exit status after SIGTERM"
+	kex_balanced
+}
+
 # pmap -x at the rig's prompts: 8 pages, 32 kB rw-s-, Dirty 0 then 32.
 case_pmap_dirty() {
 	kex_load
