@@ -313,15 +313,20 @@ static __always_inline __u64 page_to_pfn(__u64 page)
 	return (page - base) / size;
 }
 
+/*
+ * Argument n (1-based) of a kprobed function. Read through
+ * bpf_probe_read_kernel: clang folds a switch over direct ctx loads into one
+ * load at a computed ctx offset, which the verifier rejects.
+ */
 static __always_inline __u64 kprobe_arg(struct pt_regs *ctx, __u8 n)
 {
 	switch (n) {
-	case 1: return PT_REGS_PARM1(ctx);
-	case 2: return PT_REGS_PARM2(ctx);
-	case 3: return PT_REGS_PARM3(ctx);
-	case 4: return PT_REGS_PARM4(ctx);
-	case 5: return PT_REGS_PARM5(ctx);
-	case 6: return ctx->r9;
+	case 1: return PT_REGS_PARM1_CORE(ctx);
+	case 2: return PT_REGS_PARM2_CORE(ctx);
+	case 3: return PT_REGS_PARM3_CORE(ctx);
+	case 4: return PT_REGS_PARM4_CORE(ctx);
+	case 5: return PT_REGS_PARM5_CORE(ctx);
+	case 6: return BPF_CORE_READ(ctx, r9);
 	default: return 0;
 	}
 }

@@ -13,6 +13,7 @@
 #include <kextrace/core.h>
 #include <kextrace/output.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -94,6 +95,9 @@ int run(const Options& opt) {
 
     if (opt.plan_only) {
         std::cout << fmt::format("kextrace probe plan for {}:\n", facts.release);
+        if (!facts.kprobes)
+            std::cout << fmt::format("kprobe steps are unobservable here: {}\n",
+                                     facts.no_kprobes_reason);
         print_probe_table(std::cout, probe_statuses(plan, nullptr, std::nullopt));
         return 0;
     }
@@ -144,6 +148,9 @@ int run(const Options& opt) {
                                                  : join_command(opt.command),
                              facts.release,
                              lopts.kprobe_mode == KprobeMode::tracefs ? "tracefs" : "perf");
+    if (!facts.kprobes)
+        std::cerr << fmt::format("kextrace: kprobe steps are unobservable here: {}\n",
+                                 facts.no_kprobes_reason);
     print_probe_table(std::cerr, startup);
 
     // Records -> typed events -> the correlator.
@@ -204,7 +211,7 @@ int run(const Options& opt) {
     run.kernel_release = facts.release;
     run.command_line = opt.command.empty() ? fmt::format("-p {}", *opt.pid)
                                            : join_command(opt.command);
-    run.probes = probe_statuses(plan, &loader->results(), missed);
+    run.probes = probe_statuses(plan, &loader->results(), missed, true);
     if (const PlanStep* s = plan.find("pte set"); s && s->available)
         run.set_pte_observed = s->reason;
     for (uint32_t i = 0; i < KEX_P_COUNT; i++)

@@ -130,8 +130,8 @@ void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
         }
         std::string note = c.apply ? c.apply(plan.config, split_clone_name(sym->name)) : "";
         if (!facts.kprobes) {
-            why.push_back(fmt::format("no kprobes on this kernel ({}): would attach {}",
-                                      facts.no_kprobes_reason, sym->name));
+            why.insert(why.begin(), fmt::format("no kprobes on this kernel: would attach {}",
+                                                sym->name));
             break;
         }
         s.available = true;
@@ -149,7 +149,7 @@ void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
     if (!s.available && !facts.kprobes &&
         std::none_of(why.begin(), why.end(),
                      [](const std::string& w) { return w.starts_with("no kprobes"); }))
-        why.insert(why.begin(), fmt::format("no kprobes on this kernel ({})", facts.no_kprobes_reason));
+        why.insert(why.begin(), "no kprobes on this kernel");
     s.reason = join(why, "; ");
     plan.steps.push_back(std::move(s));
 }
@@ -210,6 +210,14 @@ void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
     }
     s.wanted = join(wanted, ", ");
     s.available = !got.empty();
+    if (got.empty() && s.probes.size() > 1 && why.size() == s.probes.size() &&
+        std::all_of(why.begin(), why.end(),
+                    [](const std::string& w) { return w.starts_with("no tracepoint"); })) {
+        // the whole system is missing: say so once
+        std::string sys = wanted.front().substr(0, wanted.front().find(':'));
+        why = {fmt::format("no {}:* tracepoints{}", sys,
+                           missing_hint.empty() ? "" : " (" + missing_hint + ")")};
+    }
     if (s.probes.size() > 3 && got.size() == s.probes.size())
         s.resolved = fmt::format("{}:* ({} tracepoints)",
                                  wanted.front().substr(0, wanted.front().find(':')), got.size());
@@ -264,7 +272,7 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
                  {KEX_P_KEX_MMAP, KEX_P_KEX_MMAP_DONE, KEX_P_KEX_PAGE_ALLOC,
                   KEX_P_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_FREE, KEX_P_KEX_VMA_OPEN,
                   KEX_P_KEX_VMA_CLOSE, KEX_P_KEX_RELEASE},
-                 "is kex loaded?");
+                 "kex not loaded? load it before kextrace");
 
     // insert_page_into_pte_locked: static, cloned by GCC on Debian's kernels
     // (6.1: .constprop.0, 6.12: .isra.0). The clones drop addr: the page

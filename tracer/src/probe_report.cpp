@@ -7,7 +7,8 @@ namespace kextrace {
 
 std::vector<ProbeStatus>
 probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT>* results,
-               const std::optional<std::array<uint64_t, KEX_P_COUNT>>& missed) {
+               const std::optional<std::array<uint64_t, KEX_P_COUNT>>& missed,
+               bool note_unknown_missed) {
     std::vector<ProbeStatus> rows;
     for (const PlanStep& s : plan.steps) {
         ProbeStatus r;
@@ -40,7 +41,7 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
         }
         bool kprobe = !s.probes.empty() && (probe_spec(s.probes[0]).kind == ProbeKind::kprobe ||
                                             probe_spec(s.probes[0]).kind == ProbeKind::kretprobe);
-        if (kprobe && r.attached && results && !missed)
+        if (kprobe && r.attached && results && !missed && note_unknown_missed)
             r.reason += r.reason.empty() ? "missed count not exposed (perf kprobes)"
                                          : "; missed count not exposed (perf kprobes)";
         rows.push_back(std::move(r));
