@@ -75,7 +75,7 @@ struct kex_pfn_info {
 /* How the munmap step's start/end are read (const volatile unmap_mode). */
 enum kex_unmap_mode {
 	KEX_UNMAP_REGION_61	= 0,	/* unmap_region(mm, mt, vma, prev, next, start, end): PARM6 + stack */
-	KEX_UNMAP_VMS		= 1,	/* vms_clear_ptes(vms, ...): vms->start, vms->end */
+	KEX_UNMAP_VMS		= 1,	/* vms_clear_ptes / vms_complete_munmap_vmas(vms, ...): vms->start, vms->end */
 	KEX_UNMAP_VMAS		= 2,	/* unmap_vmas(tlb, mas, vma, start, end, ...): PARM4, PARM5 */
 };
 

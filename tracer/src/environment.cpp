@@ -100,6 +100,10 @@ KernelFacts probe_kernel(const std::optional<Tracefs>& tracefs) {
         f.has_tracepoint = [](std::string_view, std::string_view) { return false; };
     }
     f.kprobe_blacklist = read_kprobe_blacklist("/sys/kernel/debug/kprobes/blacklist");
+    if (tracefs) {
+        if (auto text = read_text_file(tracefs->root() + "/available_filter_functions"))
+            f.traceable = parse_traceable_functions(*text);
+    }
     return f;
 }
 

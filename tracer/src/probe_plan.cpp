@@ -124,6 +124,12 @@ void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
             why.push_back(fmt::format("{}: not in kallsyms (inlined or renamed)", c.name));
             continue;
         }
+        if (facts.traceable && !facts.traceable->count(sym->name)) {
+            why.push_back(fmt::format("{}: notrace, kprobe events refuse it (inline, or not in "
+                                      "available_filter_functions)",
+                                      sym->name));
+            continue;
+        }
         if (facts.kprobe_blacklist.count(sym->name)) {
             why.push_back(fmt::format("{}: in the kprobe blacklist", sym->name));
             continue;
@@ -232,6 +238,24 @@ void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
 } // namespace
 
 const ProbeSpec& probe_spec(uint32_t id) { return kSpecs.at(id); }
+
+std::set<std::string> parse_traceable_functions(std::string_view text) {
+    std::set<std::string> out;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        std::string_view line =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+        if (line.empty() || line.front() == '#')
+            continue;
+        std::size_t sp = line.find_first_of(" \t");
+        if (sp != std::string_view::npos && line.substr(sp).find('[') != std::string_view::npos)
+            continue; // a module's function
+        out.emplace(line.substr(0, sp));
+    }
+    return out;
+}
 
 const PlanStep* ProbePlan::find(std::string_view step) const {
     for (const auto& s : steps)
@@ -390,6 +414,12 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
               c.unmap_mode = KEX_UNMAP_VMS;
               return std::string("munmap: vms_complete_munmap_vmas -> vms_clear_ptes; "
                                  "start/end from struct vma_munmap_struct");
+          }},
+         {"vms_complete_munmap_vmas",
+          [](ProbeConfig& c, const CloneName&) {
+              c.unmap_mode = KEX_UNMAP_VMS;
+              return std::string("munmap's completion (zap, then the VMAs' close); start/end "
+                                 "from struct vma_munmap_struct");
           }},
          {"unmap_region",
           [](ProbeConfig& c, const CloneName&) {

@@ -51,7 +51,14 @@ struct KernelFacts {
     // Field layout of a tracepoint; may be empty (no check then).
     std::function<std::optional<TpFormat>(std::string_view sys, std::string_view name)> tp_format;
     std::set<std::string> kprobe_blacklist; // /sys/kernel/debug/kprobes/blacklist
+    // tracefs available_filter_functions: kprobe events refuse functions not
+    // in it (notrace, e.g. a static inline compiled out of line) unless
+    // CONFIG_KPROBE_EVENTS_ON_NOTRACE. nullopt = unknown, do not check.
+    std::optional<std::set<std::string>> traceable;
 };
+
+// Function names of an available_filter_functions file ("name" or "name [mod]").
+std::set<std::string> parse_traceable_functions(std::string_view text);
 
 struct PlanOptions {
     // Override of the insert clone's (pte, page) argument positions.
