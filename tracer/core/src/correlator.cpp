@@ -447,6 +447,8 @@ struct Correlator::State {
                 anomaly(ev.ts, -1,
                         "rig phase " + std::string(name) + " of " + std::to_string(ev.pid) +
                             " ended without a begin");
+                if (open.empty())
+                    open_phases.erase(ev.pid);
                 return;
             }
             Phase& ph = r.phases[*it];
@@ -519,6 +521,15 @@ struct Correlator::State {
         if (idx < 0) {
             anomaly(ev.ts, -1, "kex_mmap_done at " + hex(ev.addr) + " without its kex_mmap");
             return;
+        }
+        // kex allocates nothing more for this mmap: what the tid allocated
+        // and kex did not claim is someone else's (page tables).
+        for (auto it = pending.begin(); it != pending.end();) {
+            const uint64_t pfn = it->first;
+            const bool mine = it->second.tid == ev.tid;
+            ++it;
+            if (mine)
+                pending_to_other(pfn);
         }
         Mapping& m = r.mappings[static_cast<std::size_t>(idx)];
         m.done_ts = ev.ts;
@@ -613,8 +624,20 @@ struct Correlator::State {
             auto other = other_pages.find(pfn);
             if (closed != closed_by_pfn.end() &&
                 (ev.type == KEX_EV_PAGE_FREE_BATCHED || ev.type == KEX_EV_KEX_PAGE_FREE)) {
+                // mm_page_free_batched follows mm_page_free; a kex tracepoint
+                // placed after __free_page would too.
                 life = closed->second;
                 flags |= kStepAfterFree;
+            } else if (closed != closed_by_pfn.end() && late &&
+                       ev.ts >= r.pages[closed->second].alloc_ts &&
+                       ev.ts <= r.pages[closed->second].free_ts) {
+                life = closed->second; // a late event from inside the closed life
+            } else if (pending.contains(pfn) && ev.type == KEX_EV_PAGE_FREE) {
+                // Allocated in a kex window, never claimed, freed: not kex's.
+                pending_to_other(pfn);
+                ++r.other_frees;
+                other_pages[pfn] = true;
+                return true;
             } else if (pending.contains(pfn) && can_open_life(ev.type)) {
                 // kex_page_alloc lost: the allocator's event opens the life.
                 const PendingAlloc pa = pending[pfn];
@@ -880,10 +903,12 @@ struct Correlator::State {
 
         // What this page's story should contain.
         p.expected = opts.expected;
+        // A failed insert may not have reached insert_page_into_pte_locked
+        // (kex's fail_at, validation): only kex's own view of it is expected.
         if (insert_failed || never_inserted)
-            p.expected &= static_cast<uint16_t>(~(kMsRmapAdd | kMsPteSet | kMsZap));
+            p.expected &= static_cast<uint16_t>(~(kMsInsert | kMsRmapAdd | kMsPteSet | kMsZap));
         if (never_inserted)
-            p.expected &= static_cast<uint16_t>(~(kMsInsert | kMsKexInsert));
+            p.expected &= static_cast<uint16_t>(~kMsKexInsert);
         p.missing = p.expected & static_cast<uint16_t>(~p.seen);
         p.missing_lost = 0;
         const bool global_loss = losses.ring || losses.decode_errors;

@@ -39,6 +39,7 @@ using detail::rcell;
 namespace {
 
 constexpr std::size_t kAnomaliesCompact = 20; // anomalies listed when not full
+constexpr std::size_t kColumns = 100;         // free text wraps here
 
 std::string symbol(const Symbolizer& symbolize, uint64_t addr) {
     std::string s = symbolize ? symbolize(addr) : std::string();
@@ -145,17 +146,17 @@ void render_mappings(const Report& r, std::ostream& out) {
         out << "  (no kex_mmap seen)\n";
         return;
     }
-    out << "  " << cell("range", 31) << ' ' << rcell("pages", 6) << ' ' << cell("policy", 7) << ' '
-        << cell("result", 14) << ' ' << rcell("lives", 6) << ' ' << rcell("other allocs", 12) << ' '
+    out << "  " << cell("range", 29) << ' ' << rcell("pages", 6) << ' ' << cell("policy", 7) << ' '
+        << cell("result", 17) << ' ' << rcell("lives", 6) << ' ' << rcell("other allocs", 12) << ' '
         << "closed\n";
     for (const Mapping& m : r.mappings) {
         const std::string result =
             !m.done_ts ? "not done"
                        : (m.ret == 0 ? fmt::format("ok, {} mapped", m.mapped)
                                      : fmt::format("ret {}, {} mapped", m.ret, m.mapped));
-        out << "  " << cell(hex(m.vm_start) + "-" + hex(m.vm_end), 31) << ' '
+        out << "  " << cell(hex(m.vm_start) + "-" + hex(m.vm_end), 29) << ' '
             << rcell(std::to_string(m.pages), 6) << ' ' << cell(policy_name(m.policy), 7) << ' '
-            << cell(result, 14) << ' ' << rcell(std::to_string(m.lives), 6) << ' '
+            << cell(result, 17) << ' ' << rcell(std::to_string(m.lives), 6) << ' '
             << rcell(std::to_string(m.other_allocations), 12) << ' '
             << (m.close_ts ? delta(r.first_ts, m.close_ts) : "-") << '\n';
     }
@@ -165,7 +166,15 @@ std::string index_cell(const PageLife& p) {
     return p.index == kNoIndex ? "?" : std::to_string(p.index);
 }
 
-void insert_row(const Report& r, const PageLife& p, std::ostream& out) {
+// Width of the "#" column: 3, more for 4-digit indexes.
+std::size_t index_width(const Report& r) {
+    std::size_t w = 3;
+    for (const PageLife& p : r.pages)
+        w = std::max(w, index_cell(p).size());
+    return w;
+}
+
+void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::ostream& out) {
     std::string ins = "-";
     if (const Step* s = find_step(p, StepKind::insert_ret))
         ins = (s->ret() == 0 ? std::string("ok") : std::to_string(s->ret())) + " " +
@@ -174,10 +183,8 @@ void insert_row(const Report& r, const PageLife& p, std::ostream& out) {
         ins = (k->ret() == 0 ? std::string("ok") : std::to_string(k->ret())) + " " +
               delta(p.alloc_ts, k->ts) + "*";
     const Step* rm = find_step(p, StepKind::rmap_add);
-    const std::string fw = p.first_write == FirstWrite::fault
-                               ? fmt::format("fault {:#x}", p.fault_error_code)
-                               : std::string(first_write_name(p.first_write));
-    out << "  " << rcell(index_cell(p), 3) << ' ' << cell(hex(p.pfn), 9) << ' '
+    const std::string_view fw = first_write_name(p.first_write); // error code: in JSON
+    out << "  " << rcell(index_cell(p), iw) << ' ' << cell(hex(p.pfn), 9) << ' '
         << cell(p.uaddr ? hex(p.uaddr) : "-", 14) << ' ' << cell(delta(r.first_ts, p.alloc_ts), 7)
         << ' ' << cell(ins, 10) << ' ' << cell(rm ? delta(p.alloc_ts, rm->ts) : "-", 7) << ' '
         << cell(p.pte ? hex(p.pte) : "-", 18) << ' ' << cell(p.pte ? pte_flags(p.pte) : "-", 13)
@@ -191,7 +198,7 @@ std::string story(const PageLife& p) {
     return s;
 }
 
-void unmap_row(const PageLife& p, std::ostream& out) {
+void unmap_row(const PageLife& p, std::size_t iw, std::ostream& out) {
     std::string kf = "-";
     if (const Step* s = find_step(p, StepKind::kex_free))
         kf = delta(p.alloc_ts, s->ts) + " " + std::string(detail::kex_free_reason_name(s->value));
@@ -202,7 +209,7 @@ void unmap_row(const PageLife& p, std::ostream& out) {
     std::string fr = p.open_at_end ? "live at end" : "-";
     if (p.free_ts)
         fr = delta(p.alloc_ts, p.free_ts) + (p.free_batched ? " batched" : "");
-    out << "  " << rcell(index_cell(p), 3) << ' ' << cell(kf, 20) << ' ' << cell(zap, 20) << ' '
+    out << "  " << rcell(index_cell(p), iw) << ' ' << cell(kf, 20) << ' ' << cell(zap, 20) << ' '
         << cell(fr, 15) << ' ' << cell(detail::trail(refcount_trail(p)), 9) << ' '
         << cell(detail::trail(mapcount_trail(p)), 9) << ' ' << story(p) << '\n';
 }
@@ -246,6 +253,8 @@ std::string policies(const Report& r) {
     std::map<std::string_view, std::size_t> n;
     for (const PageLife& p : r.pages)
         ++n[policy_name(p.policy)];
+    if (n.size() == 1)
+        return std::string(n.begin()->first);
     std::string s;
     for (auto& [name, count] : n)
         s += fmt::format("{}{} {}", s.empty() ? "" : ", ", name, count);
@@ -258,18 +267,19 @@ void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
         return;
     }
     const auto shown = rows_to_show(r, o);
-    out << fmt::format("pages, insert side ({} lives, policy {}; alloc@ from the first event, "
-                       "other times from the page's alloc)\n",
+    out << fmt::format("pages, insert side: {} lives, policy {} (alloc@: since the first event; "
+                       "others: since alloc)\n",
                        r.pages.size(), policies(r));
-    out << "  " << rcell("#", 3) << ' ' << cell("pfn", 9) << ' ' << cell("user address", 14) << ' '
+    const std::size_t iw = index_width(r);
+    out << "  " << rcell("#", iw) << ' ' << cell("pfn", 9) << ' ' << cell("user address", 14) << ' '
         << cell("alloc@", 7) << ' ' << cell("insert", 10) << ' ' << cell("rmap", 7) << ' '
-        << cell("PTE", 18) << ' ' << cell("bits", 13) << ' ' << "1st write\n";
-    rows(shown, r.pages.size(), out, [&](std::size_t i) { insert_row(r, r.pages[i], out); });
-    out << "pages, unmap side (times from the page's alloc)\n";
-    out << "  " << rcell("#", 3) << ' ' << cell("kex free", 20) << ' ' << cell("zap", 20) << ' '
+        << cell("PTE", 18) << ' ' << cell("bits", 13) << ' ' << "write\n";
+    rows(shown, r.pages.size(), out, [&](std::size_t i) { insert_row(r, r.pages[i], iw, out); });
+    out << "pages, unmap side (times since alloc)\n";
+    out << "  " << rcell("#", iw) << ' ' << cell("kex free", 20) << ' ' << cell("zap", 20) << ' '
         << cell("free", 15) << ' ' << cell("refcount", 9) << ' ' << cell("mapcount", 9) << ' '
         << "story\n";
-    rows(shown, r.pages.size(), out, [&](std::size_t i) { unmap_row(r.pages[i], out); });
+    rows(shown, r.pages.size(), out, [&](std::size_t i) { unmap_row(r.pages[i], iw, out); });
 
     // What each incomplete page lacks.
     std::size_t listed = 0, incomplete = 0;
@@ -309,8 +319,11 @@ void render_page_stats(const Report& r, std::ostream& out) {
             to_free.push_back(p.free_ts - p.alloc_ts);
     }
     out << "page stories\n  refcount:";
-    for (auto& [t, n] : trails)
-        out << fmt::format(" {} ×{};", t, n);
+    const char* sep = " ";
+    for (auto& [t, n] : trails) {
+        out << fmt::format("{}{} ×{}", sep, t, n);
+        sep = ", ";
+    }
     out << fmt::format("\n  first write: no fault {}, fault {}, unknown {}\n",
                        fw[static_cast<int>(FirstWrite::no_fault)],
                        fw[static_cast<int>(FirstWrite::fault)],
@@ -332,6 +345,31 @@ void render_page_stats(const Report& r, std::ostream& out) {
     stats("alloc→free", to_free);
 }
 
+// prefix + text, wrapped at kColumns on spaces, continuation lines indented.
+void wrap(std::ostream& out, const std::string& prefix, std::string_view text) {
+    std::string line = prefix;
+    const std::size_t indent = detail::width(prefix);
+    std::size_t pos = 0;
+    bool first_word = true;
+    while (pos < text.size()) {
+        std::size_t end = text.find(' ', pos);
+        if (end == std::string_view::npos)
+            end = text.size();
+        const std::string_view word = text.substr(pos, end - pos);
+        if (!first_word && detail::width(line) + 1 + detail::width(word) > kColumns) {
+            out << line << '\n';
+            line = std::string(indent, ' ');
+            first_word = true;
+        }
+        if (!first_word)
+            line += ' ';
+        line += word;
+        first_word = false;
+        pos = end + 1;
+    }
+    out << line << '\n';
+}
+
 void render_anomalies(const Report& r, const TextOptions& o, std::ostream& out) {
     const std::size_t total = r.anomalies.size() + r.anomalies_dropped;
     if (!total) {
@@ -343,7 +381,7 @@ void render_anomalies(const Report& r, const TextOptions& o, std::ostream& out) 
     for (const Anomaly& a : r.anomalies) {
         if (!o.full && shown == kAnomaliesCompact)
             break;
-        out << "  [" << delta(r.first_ts, a.ts) << "] " << a.message << '\n';
+        wrap(out, "  [" + delta(r.first_ts, a.ts) + "] ", a.message);
         ++shown;
     }
     if (total > shown)
@@ -403,13 +441,16 @@ void render_text(const Report& r, const RunInfo& run, std::ostream& out,
         no_fault += p.first_write == FirstWrite::no_fault;
         dirty += p.zap_dirty;
     }
-    out << fmt::format("summary: {} page lives, {} complete, {} incomplete; refcount {} on {}/{}; "
-                       "first write without fault {}/{}; zap dirty {}/{}; {} anomalies; "
-                       "{} orphan events; {} other allocations; {} events lost\n",
-                       n, n - incomplete, incomplete,
+    out << fmt::format("summary: {} page lives: {} complete, {} incomplete; anomalies {}; "
+                       "events lost {}\n",
+                       n, n - incomplete, incomplete, r.anomalies.size() + r.anomalies_dropped,
+                       r.losses.total());
+    out << fmt::format("         refcount {} {}/{}; first write without fault {}/{}; "
+                       "zap dirty {}/{}\n",
                        detail::trail(expected_refcount_trail(Policy::drop)), clean_trail, n,
-                       no_fault, n, dirty, n, r.anomalies.size() + r.anomalies_dropped, r.orphans,
-                       r.other_allocations, r.losses.total());
+                       no_fault, n, dirty, n);
+    out << fmt::format("         orphan events {}; other allocations {}; filtered events {}\n",
+                       r.orphans, r.other_allocations, r.filtered);
 }
 
 } // namespace kextrace

@@ -1,0 +1,163 @@
+// render_text on reports built from synthetic streams.
+#include <kextrace/output.h>
+#include <kextrace/stream_builder.h>
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+using namespace kextrace;
+
+namespace {
+
+Report report_of(const StreamBuilder& b, const Losses& losses = {}) {
+    Correlator c({.roots = {100}});
+    for (const Event& e : b.events)
+        c.feed(e);
+    c.set_losses(losses);
+    c.flush();
+    EXPECT_TRUE(c.pending().empty());
+    return c.finish();
+}
+
+RunInfo run_info() {
+    RunInfo run;
+    run.kernel_release = "6.1.0-56-amd64";
+    run.command_line = "mmap_test /dev/kex 8";
+    run.probes = {
+        {"insert", "insert_page_into_pte_locked", "insert_page_into_pte_locked.constprop.0", true,
+         "", 0},
+        {"rmap add", "page_add_file_rmap", "page_add_file_rmap", true, "", 3},
+        {"fault pte", "do_set_pte", "", false, "no such symbol on this kernel", 0},
+    };
+    return run;
+}
+
+std::string text(const Report& r, TextOptions o = {}, Symbolizer sym = {}) {
+    std::ostringstream out;
+    render_text(r, run_info(), out, sym, o);
+    return out.str();
+}
+
+std::vector<std::string> lines(const std::string& s) {
+    std::vector<std::string> v;
+    std::istringstream in(s);
+    for (std::string l; std::getline(in, l);)
+        v.push_back(l);
+    return v;
+}
+
+// Display columns (UTF-8 code points).
+std::size_t columns(const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char c : s)
+        n += (c & 0xc0) != 0x80;
+    return n;
+}
+
+bool contains(const std::string& s, std::string_view needle) {
+    return s.find(needle) != std::string::npos;
+}
+
+} // namespace
+
+TEST(OutputText, CleanDropStoryHasTheExpectedRows) {
+    StreamBuilder b;
+    b.story({.pages = 8});
+    const std::string t = text(report_of(b));
+
+    EXPECT_TRUE(contains(t, "kernel 6.1.0-56-amd64, 8 page lives")) << t;
+    EXPECT_TRUE(contains(t, "command:  mmap_test /dev/kex 8"));
+    // the probe report
+    EXPECT_TRUE(contains(t, "insert_page_into_pte_locked.constprop.0"));
+    EXPECT_TRUE(contains(t, "NOT ATTACHED"));
+    EXPECT_TRUE(contains(t, "no such symbol on this kernel"));
+    EXPECT_TRUE(contains(t, "set_pte_at is inline on x86"));
+    EXPECT_TRUE(contains(t, "losses: none"));
+    // phases
+    EXPECT_TRUE(contains(t, "\n  mmap "));
+    EXPECT_TRUE(contains(t, "\n  write "));
+    EXPECT_TRUE(contains(t, "\n  munmap "));
+    // mapping
+    EXPECT_TRUE(contains(t, "0x7f0000000000-0x7f0000008000"));
+    EXPECT_TRUE(contains(t, "ok, 8 mapped"));
+    // page rows: page 5, both tables
+    EXPECT_TRUE(contains(t, "    5 0x1005    0x7f0000005000 ")) << t;
+    EXPECT_TRUE(contains(t, "0x8000000001005027 P RW U A - NX no fault"));
+    EXPECT_TRUE(contains(t, "after-insert"));
+    EXPECT_TRUE(contains(t, "munmap dirty"));
+    EXPECT_TRUE(contains(t, "batched"));
+    EXPECT_TRUE(contains(t, "1→2→1→0   0→1→0     complete"));
+    EXPECT_FALSE(contains(t, "INCOMPLETE"));
+    EXPECT_TRUE(contains(t, "anomalies: none"));
+    EXPECT_TRUE(contains(t, "summary: 8 page lives: 8 complete, 0 incomplete; anomalies 0"));
+    EXPECT_TRUE(contains(t, "refcount 1→2→1→0 8/8; first write without fault 8/8; zap dirty 8/8"));
+
+    std::size_t rows = 0;
+    for (const std::string& l : lines(t)) {
+        EXPECT_LE(columns(l), 100u) << l;
+        rows += contains(l, "0x7f00000") && contains(l, "P RW U A");
+    }
+    EXPECT_EQ(rows, 8u);
+}
+
+TEST(OutputText, IncompletePagesSayWhatIsMissing) {
+    StreamBuilder b;
+    b.story({.pages = 8});
+    b.drop_if([](const Event& e) { return e.type == KEX_EV_RMAP_REMOVE && e.pfn == 0x1003; });
+    Losses l;
+    l.per_type[KEX_EV_RMAP_REMOVE] = 1;
+    const std::string t = text(report_of(b, l));
+    EXPECT_TRUE(contains(t, "INCOMPLETE !1")) << t;
+    EXPECT_TRUE(contains(t, "incomplete: page 3 (pfn 0x1003): missing zap (events lost: zap)"));
+    EXPECT_TRUE(contains(t, "losses: 1 (rmap_remove 1)"));
+    EXPECT_TRUE(contains(t, "anomalies: 1"));
+    EXPECT_TRUE(contains(t, "freed while still mapped"));
+    EXPECT_TRUE(contains(t, "summary: 8 page lives: 7 complete, 1 incomplete; anomalies 1; "
+                            "events lost 1"));
+    for (const std::string& l : lines(t))
+        EXPECT_LE(columns(l), 100u) << l;
+}
+
+TEST(OutputText, ManyPagesAreCompactUnlessFull) {
+    StreamBuilder b;
+    b.story({.pages = 1024});
+    b.drop_if([](const Event& e) { return e.type == KEX_EV_PAGE_FREE_BATCHED && e.pfn == 0x1200; });
+    b.drop_if([](const Event& e) { return e.type == KEX_EV_KEX_PAGE_FREE && e.pfn == 0x1300; });
+    const Report r = report_of(b);
+    const std::string compact = text(r);
+    const auto cl = lines(compact);
+    EXPECT_LT(cl.size(), 80u) << compact;
+    EXPECT_TRUE(contains(compact, "... 763 page lives not shown ...")) << compact;
+    EXPECT_TRUE(contains(compact, "... 252 page lives not shown ..."));
+    EXPECT_TRUE(contains(compact, "page stories"));
+    EXPECT_TRUE(contains(compact, "refcount: 1→2→1→0 ×1024")); // the free happened, unseen
+    EXPECT_TRUE(contains(compact, "  1023 0x13ff "));          // the last row
+    EXPECT_TRUE(contains(compact, "   768 0x1300 "));          // the incomplete page is shown
+    EXPECT_TRUE(contains(compact, "incomplete: page 768 (pfn 0x1300): missing kex free"));
+    for (const std::string& l : cl)
+        EXPECT_LE(columns(l), 100u) << l;
+
+    const std::string full = text(r, {.full = true});
+    EXPECT_GT(lines(full).size(), 2048u);
+    EXPECT_FALSE(contains(full, "not shown"));
+}
+
+TEST(OutputText, StacksAreSymbolized) {
+    StreamBuilder b;
+    b.story({.pages = 1});
+    const Symbolizer sym = [](uint64_t a) {
+        return a == 0xffffffffc0001000 ? std::string("kex_mmap+0x80 [kex]") : std::string();
+    };
+    const std::string t = text(report_of(b), {.stacks = true}, sym);
+    EXPECT_TRUE(contains(t, "stack of kex_alloc (page 0, pfn 0x1000)")) << t;
+    EXPECT_TRUE(contains(t, "  kex_mmap+0x80 [kex]\n"));
+    EXPECT_TRUE(contains(t, "  0xffffffff81200000\n")); // unknown: hex
+}
+
+TEST(OutputText, EmptyReportRenders) {
+    const std::string t = text(Report{});
+    EXPECT_TRUE(contains(t, "pages: no kex page seen")) << t;
+    EXPECT_TRUE(contains(t, "(no rig phase markers)"));
+    EXPECT_TRUE(contains(t, "summary: 0 page lives"));
+}
