@@ -1,0 +1,227 @@
+// Unit tests of the probe planner (tracer/src/probe_plan) on excerpts of the
+// 6.1 and 6.12 lab guests' kallsyms and available_filter_functions.
+#include "probe_plan.h"
+#include "probe_report.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+using namespace kextrace;
+
+namespace {
+
+std::string fixture_path(const std::string& name) { return std::string(KEX_FIXTURES) + "/" + name; }
+
+Ksyms ksyms(const std::string& kernel) {
+    auto k = Ksyms::load(fixture_path("kallsyms-" + kernel));
+    EXPECT_TRUE(k.ok());
+    return k.ok() ? std::move(*k) : Ksyms{};
+}
+
+// A kernel like the lab guests: kprobes, every tracepoint we use, kex loaded.
+KernelFacts facts(const std::string& kernel, bool with_traceable = true) {
+    KernelFacts f;
+    f.release = kernel;
+    f.kprobes = true;
+    f.has_tracepoint = [](std::string_view, std::string_view) { return true; };
+    if (with_traceable) {
+        auto t = read_text_file(fixture_path("available_filter_functions-" + kernel));
+        EXPECT_TRUE(t.has_value());
+        f.traceable = parse_traceable_functions(t.value_or(""));
+    }
+    return f;
+}
+
+PlanOptions with_rig() {
+    PlanOptions o;
+    o.usdt_binary = "/work/main/build/bin/mmap_test";
+    return o;
+}
+
+const PlanStep& step(const ProbePlan& p, const char* name) {
+    const PlanStep* s = p.find(name);
+    EXPECT_NE(s, nullptr) << name;
+    static PlanStep none;
+    return s ? *s : none;
+}
+
+} // namespace
+
+TEST(TracerProbePlan, Debian61) {
+    ProbePlan p = plan_probes(ksyms("6.1"), facts("6.1"), with_rig());
+
+    EXPECT_EQ(step(p, "insert").resolved, "insert_page_into_pte_locked.constprop.0");
+    EXPECT_EQ(p.config.insert_pte_arg, 2);
+    EXPECT_EQ(p.config.insert_page_arg, 3);
+    EXPECT_TRUE(p.enabled[KEX_P_INSERT] && p.enabled[KEX_P_INSERT_RET]);
+    EXPECT_EQ(p.target[KEX_P_INSERT_RET], "insert_page_into_pte_locked.constprop.0");
+
+    EXPECT_EQ(step(p, "rmap add").resolved, "page_add_file_rmap");
+    EXPECT_EQ(p.config.rmap_add_page_arg, 1);
+    EXPECT_EQ(step(p, "fault install").resolved, "do_set_pte");
+    EXPECT_EQ(p.config.set_pte_page_arg, 2);
+    EXPECT_EQ(p.config.set_pte_addr_arg, 3);
+    EXPECT_EQ(step(p, "zap (rmap remove)").resolved, "page_remove_rmap");
+    EXPECT_EQ(p.config.rmap_remove_page_arg, 1);
+    EXPECT_EQ(step(p, "dirty at zap").resolved, "set_page_dirty");
+    EXPECT_EQ(step(p, "unmap (munmap)").resolved, "unmap_region");
+    EXPECT_EQ(p.config.unmap_mode, KEX_UNMAP_REGION_61);
+    EXPECT_EQ(step(p, "exit unmap").resolved, "exit_mmap");
+    EXPECT_TRUE(step(p, "pte set").available);
+    EXPECT_NE(step(p, "pte set").reason.find("inline"), std::string::npos);
+    EXPECT_EQ(p.config.vmemmap_base_addr, 0xffffffffb5a15730ull);
+
+    for (uint32_t id = 0; id < KEX_P_COUNT; id++)
+        EXPECT_TRUE(p.enabled[id]) << probe_spec(id).short_name;
+}
+
+TEST(TracerProbePlan, Debian612FolioNamesAndClones) {
+    ProbePlan p = plan_probes(ksyms("6.12"), facts("6.12"), with_rig());
+
+    EXPECT_EQ(step(p, "insert").resolved, "insert_page_into_pte_locked.isra.0");
+    EXPECT_EQ(p.config.insert_pte_arg, 2);
+    EXPECT_EQ(p.config.insert_page_arg, 3);
+    EXPECT_EQ(step(p, "rmap add").resolved, "folio_add_file_rmap_ptes");
+    EXPECT_EQ(p.config.rmap_add_page_arg, 2);
+    EXPECT_NE(step(p, "rmap add").reason.find("page_add_file_rmap: not in kallsyms"),
+              std::string::npos);
+    EXPECT_EQ(step(p, "fault install").resolved, "set_pte_range");
+    EXPECT_EQ(p.config.set_pte_page_arg, 3);
+    EXPECT_EQ(p.config.set_pte_addr_arg, 5);
+    EXPECT_EQ(step(p, "zap (rmap remove)").resolved, "folio_remove_rmap_ptes");
+    EXPECT_EQ(p.config.rmap_remove_page_arg, 2);
+    // set_page_dirty still exists on 6.12, but zap calls folio_mark_dirty
+    EXPECT_EQ(step(p, "dirty at zap").resolved, "folio_mark_dirty");
+    EXPECT_NE(step(p, "dirty at zap").reason.find("set_page_dirty"), std::string::npos);
+    // vms_clear_ptes is notrace (inline); unmap_region is off the munmap path
+    EXPECT_EQ(step(p, "unmap (munmap)").resolved, "vms_complete_munmap_vmas");
+    EXPECT_EQ(p.config.unmap_mode, KEX_UNMAP_VMS);
+    EXPECT_NE(step(p, "unmap (munmap)").reason.find("vms_clear_ptes: notrace"), std::string::npos);
+    EXPECT_EQ(p.config.vmemmap_base_addr, 0xffffffff8fdd8598ull);
+}
+
+TEST(TracerProbePlan, WithoutTraceableListTakesTheFirstSymbol) {
+    ProbePlan p = plan_probes(ksyms("6.12"), facts("6.12", false), with_rig());
+    EXPECT_EQ(step(p, "unmap (munmap)").resolved, "vms_clear_ptes");
+    EXPECT_EQ(p.config.unmap_mode, KEX_UNMAP_VMS);
+}
+
+TEST(TracerProbePlan, UnmapRegionRejectedOnceMunmapHasVms) {
+    // no vms_* symbols at all but the marker: falls through to unmap_vmas
+    Ksyms k = Ksyms::parse("ffffffff81000000 T unmap_region\n"
+                           "ffffffff81000100 T unmap_vmas\n"
+                           "ffffffff81000200 T vms_complete_munmap_vmas_marker\n");
+    ProbePlan p = plan_probes(k, facts("x", false), {});
+    EXPECT_EQ(step(p, "unmap (munmap)").resolved, "unmap_region");
+
+    k = Ksyms::parse("ffffffff81000000 T unmap_region\n"
+                     "ffffffff81000100 T unmap_vmas\n"
+                     "ffffffff81000200 D vms_complete_munmap_vmas\n");
+    p = plan_probes(k, facts("x", false), {});
+    EXPECT_EQ(step(p, "unmap (munmap)").resolved, "unmap_vmas");
+    EXPECT_EQ(p.config.unmap_mode, KEX_UNMAP_VMAS);
+    EXPECT_NE(step(p, "unmap (munmap)").reason.find("unmap_region: only on the mmap error path"),
+              std::string::npos);
+}
+
+TEST(TracerProbePlan, NoKprobesLeavesTracepointsAndSaysWhy) {
+    KernelFacts f = facts("6.1");
+    f.kprobes = false;
+    f.no_kprobes_reason = "CONFIG_KPROBES is off";
+    ProbePlan p = plan_probes(ksyms("6.1"), f, with_rig());
+    for (const char* s : {"insert", "rmap add", "pte set", "fault install", "zap (rmap remove)",
+                          "dirty at zap", "unmap (munmap)", "exit unmap"}) {
+        EXPECT_FALSE(step(p, s).available) << s;
+        if (std::string(s) != "pte set")
+            EXPECT_EQ(step(p, s).reason.rfind("no kprobes on this kernel", 0), 0u)
+                << s << ": " << step(p, s).reason;
+    }
+    EXPECT_NE(step(p, "insert").reason.find("would attach insert_page_into_pte_locked.constprop.0"),
+              std::string::npos);
+    for (uint32_t id : {KEX_P_INSERT, KEX_P_INSERT_RET, KEX_P_RMAP_ADD, KEX_P_SET_PTE,
+                        KEX_P_UNMAP, KEX_P_EXIT_MMAP})
+        EXPECT_FALSE(p.enabled[id]);
+    for (const char* s : {"alloc", "kex tracepoints", "free", "syscalls", "fork", "user faults"})
+        EXPECT_TRUE(step(p, s).available) << s;
+
+    // the report keeps every row, marking the unobservable ones
+    auto rows = probe_statuses(p, nullptr, std::nullopt);
+    std::ostringstream out;
+    print_probe_table(out, rows);
+    EXPECT_NE(out.str().find("insert             NO"), std::string::npos) << out.str();
+    // and the correlator is told not to expect what cannot be seen
+    uint16_t m = expected_milestones(p, nullptr);
+    EXPECT_FALSE(m & kMsInsert);
+    EXPECT_FALSE(m & kMsZap);
+    EXPECT_TRUE(m & kMsKexAlloc);
+    EXPECT_TRUE(m & kMsPageFree);
+}
+
+TEST(TracerProbePlan, KexNotLoadedIsOneReason) {
+    KernelFacts f = facts("6.1");
+    f.has_tracepoint = [](std::string_view sys, std::string_view) { return sys != "kex"; };
+    ProbePlan p = plan_probes(ksyms("6.1"), f, with_rig());
+    const PlanStep& s = step(p, "kex tracepoints");
+    EXPECT_FALSE(s.available);
+    EXPECT_EQ(s.reason, "no kex:* tracepoints (kex not loaded? load it before kextrace)");
+    EXPECT_FALSE(p.enabled[KEX_P_KEX_PAGE_ALLOC]);
+}
+
+TEST(TracerProbePlan, KexLayoutMismatchDisablesThatTracepoint) {
+    KernelFacts f = facts("6.1");
+    f.tp_format = [](std::string_view, std::string_view name) -> std::optional<TpFormat> {
+        if (name == "kex_page_alloc")
+            return TpFormat{{"pfn", {8, 8, false}}, {"page", {24, 8, false}}, {"index", {16, 4, false}}};
+        return std::nullopt;
+    };
+    ProbePlan p = plan_probes(ksyms("6.1"), f, with_rig());
+    EXPECT_FALSE(p.enabled[KEX_P_KEX_PAGE_ALLOC]);
+    EXPECT_TRUE(p.enabled[KEX_P_KEX_MMAP]);
+    EXPECT_NE(step(p, "kex tracepoints").reason.find("kex:kex_page_alloc: field layout differs"),
+              std::string::npos);
+}
+
+TEST(TracerProbePlan, InsertArgumentLayouts) {
+    // the C prototype when the function is not cloned
+    Ksyms plain = Ksyms::parse("ffffffff81000000 t insert_page_into_pte_locked\n");
+    ProbePlan p = plan_probes(plain, facts("x", false), {});
+    EXPECT_EQ(p.config.insert_pte_arg, 2);
+    EXPECT_EQ(p.config.insert_page_arg, 4);
+    // a .part piece is not an entry point
+    Ksyms part = Ksyms::parse("ffffffff81000000 t insert_page_into_pte_locked.part.0\n");
+    p = plan_probes(part, facts("x", false), {});
+    EXPECT_FALSE(step(p, "insert").available);
+    // the user's override wins
+    PlanOptions o;
+    o.insert_args = std::make_pair(2, 4);
+    p = plan_probes(ksyms("6.1"), facts("6.1"), o);
+    EXPECT_EQ(p.config.insert_page_arg, 4);
+    EXPECT_NE(step(p, "insert").reason.find("--insert-args"), std::string::npos);
+}
+
+TEST(TracerProbePlan, BlacklistedSymbolFallsBack) {
+    KernelFacts f = facts("6.1");
+    f.kprobe_blacklist = {"page_add_file_rmap"};
+    ProbePlan p = plan_probes(ksyms("6.1"), f, with_rig());
+    EXPECT_FALSE(step(p, "rmap add").available);
+    EXPECT_NE(step(p, "rmap add").reason.find("in the kprobe blacklist"), std::string::npos);
+}
+
+TEST(TracerProbePlan, UsdtNeedsABinary) {
+    ProbePlan p = plan_probes(ksyms("6.1"), facts("6.1"), {});
+    EXPECT_FALSE(step(p, "usdt").available);
+    EXPECT_FALSE(p.enabled[KEX_P_USDT]);
+    p = plan_probes(ksyms("6.1"), facts("6.1"), with_rig());
+    EXPECT_EQ(p.target[KEX_P_USDT], "/work/main/build/bin/mmap_test");
+}
+
+TEST(TracerProbePlan, TraceableFunctionsSkipModules) {
+    auto s = parse_traceable_functions("# comment\nfoo\nbar [kex]\nbaz.isra.0\n");
+    EXPECT_EQ(s, (std::set<std::string>{"foo", "baz.isra.0"}));
+}
+
+TEST(TracerProbePlan, ProbeSpecsAreIndexedById) {
+    for (uint32_t id = 0; id < KEX_P_COUNT; id++)
+        EXPECT_EQ(probe_spec(id).id, id);
+}
