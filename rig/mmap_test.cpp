@@ -140,9 +140,11 @@ std::uint64_t parse_pages(const std::string& arg, std::size_t page_size) {
     if (pages == 0)
         usage_error("PAGES must be at least 1");
     if (auto max = read_number(KEX_PARAM_DIR "/max_pages"); max && pages > *max)
-        usage_error(
-            "PAGES " + arg + " exceeds the kex module's max_pages " + std::to_string(*max) +
-            " (" KEX_PARAM_DIR "/max_pages): ask for fewer, or reload kex with max_pages=" + arg);
+        usage_error("PAGES " + arg + " exceeds the kex module's max_pages " + std::to_string(*max) +
+                        " (" KEX_PARAM_DIR
+                        "/max_pages): ask for fewer, or reload kex with max_pages=" +
+                        arg,
+                    false);
     if (pages > SIZE_MAX / page_size)
         usage_error("PAGES '" + arg + "' does not fit in the address space");
     return pages;
