@@ -123,8 +123,16 @@ struct Correlator::State {
     Losses losses;
     Report r;
 
-    // Input ordering.
+    // Input ordering: events wait in buffer; a flush sorts (ts, arrival)
+    // keys, not the events, and keeps what is younger than the window.
+    struct Key {
+        uint64_t ts;
+        uint32_t idx;
+    };
     std::vector<Event> buffer;
+    std::vector<Event> rest; // reused by flush_until
+    std::vector<Key> keys;   // reused by flush_until
+    std::size_t next_flush = kFlushBatch;
     uint64_t max_ts = 0;
     uint64_t watermark = 0; // ts of the last processed event
     bool processed_any = false;
@@ -165,19 +173,35 @@ struct Correlator::State {
         }
         max_ts = std::max(max_ts, ev.ts);
         buffer.push_back(std::move(ev));
-        if (opts.reorder_window_ns && buffer.size() >= kFlushBatch &&
-            max_ts > opts.reorder_window_ns)
+        if (opts.reorder_window_ns && buffer.size() >= next_flush &&
+            max_ts > opts.reorder_window_ns) {
             flush_until(max_ts - opts.reorder_window_ns);
+            // What stays is about one window's worth: flush again once as
+            // much arrived again, so each event is sorted O(1) times.
+            next_flush = std::max(kFlushBatch, 2 * buffer.size());
+        }
     }
 
-    // Processes buffered events with ts <= limit, in ts order.
+    // Processes buffered events with ts <= limit, in (ts, arrival) order.
     void flush_until(uint64_t limit) {
-        std::stable_sort(buffer.begin(), buffer.end(),
-                         [](const Event& a, const Event& b) { return a.ts < b.ts; });
+        if (buffer.empty())
+            return;
+        keys.resize(buffer.size());
+        for (std::size_t i = 0; i < buffer.size(); ++i)
+            keys[i] = {buffer[i].ts, static_cast<uint32_t>(i)};
+        auto by_ts = [](const Key& a, const Key& b) {
+            return a.ts < b.ts || (a.ts == b.ts && a.idx < b.idx);
+        };
+        if (!std::is_sorted(keys.begin(), keys.end(), by_ts))
+            std::sort(keys.begin(), keys.end(), by_ts);
         std::size_t n = 0;
-        while (n < buffer.size() && buffer[n].ts <= limit)
-            process(buffer[n++]);
-        buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n));
+        while (n < keys.size() && keys[n].ts <= limit)
+            process(buffer[keys[n++].idx]);
+        rest.clear();
+        for (std::size_t i = n; i < keys.size(); ++i)
+            rest.push_back(std::move(buffer[keys[i].idx]));
+        buffer.swap(rest);
+        rest.clear();
     }
 
     void flush_all() { flush_until(UINT64_MAX); }
