@@ -277,9 +277,10 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	/* The mapping can neither grow (mremap) nor become executable. */
 	kex_vm_flags_mod(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYEXEC);
 
+	/* NOWARN: a huge max_pages must fail here quietly, not WARN. */
 	area = kvzalloc(struct_size(area, pages,
 				    policy == KEX_POLICY_KEEP ? pages : 0),
-			GFP_KERNEL);
+			GFP_KERNEL | __GFP_NOWARN);
 	if (!area) {
 		pr_warn("mmap failed: no memory to track %lu pages\n", pages);
 		ret = -ENOMEM;

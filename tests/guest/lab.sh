@@ -455,6 +455,10 @@ case_params() {
 	expect_eq "$(cat "$p/ref_policy")" keep "ref_policy at run time"
 	echo 4 >"$p/max_pages"
 	expect_eq "$(kexpy req /dev/kex 5)" E2BIG "max_pages changed at run time"
+	# keep's page array for 2^28 pages (1 TiB) cannot be had: ENOMEM, no WARN
+	echo 4294967295 >"$p/max_pages"
+	expect_eq "$(kexpy req /dev/kex 268435456)" ENOMEM "1 TiB mapping with keep"
+	expect_counters 0 0 0 0 "after the refused 1 TiB mapping"
 	echo drop >"$p/ref_policy"
 }
 
