@@ -651,7 +651,8 @@ struct Correlator::State {
                 // mm_page_free_batched follows mm_page_free; a kex tracepoint
                 // placed after __free_page would too.
                 life = closed->second;
-                flags |= kStepAfterFree;
+                if (ev.type == KEX_EV_KEX_PAGE_FREE) // batched always comes after
+                    flags |= kStepAfterFree;
             } else if (closed != closed_by_pfn.end() && late &&
                        ev.ts >= r.pages[closed->second].alloc_ts &&
                        ev.ts <= r.pages[closed->second].free_ts) {

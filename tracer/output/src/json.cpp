@@ -49,11 +49,13 @@ json step_value(const Step& s) {
     case StepKind::insert_ret:
     case StepKind::kex_insert:
         return s.ret();
-    case StepKind::insert:
+    case StepKind::insert: // user address: 0 where the kernel dropped the argument
     case StepKind::do_set_pte:
+        return s.value ? json(hex(s.value)) : json(nullptr);
     case StepKind::pte_set:
-    case StepKind::user_fault:
         return hex(s.value);
+    case StepKind::user_fault: // the error code
+        return s.value;
     case StepKind::kex_free:
         return std::string(detail::kex_free_reason_name(static_cast<uint32_t>(s.value)));
     default:

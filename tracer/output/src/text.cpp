@@ -1,24 +1,40 @@
-// render_text: the human report. Sample (8 pages, policy drop, abridged):
+// render_text: the human report. Sample (2 pages, policy drop):
 //
-// kextrace: kernel 6.1.0-56-amd64, 8 page lives, 312 events, 0 lost
-// command:  mmap_test /dev/kex 8
+// clang-format off
+// kextrace: kernel 6.1.0-56-amd64, 2 page lives, 36 events, 0 lost
+// command:  mmap_test /dev/kex 2
 //
 // probes
-//   step       wanted                         attached to                              missed
-//   insert     insert_page_into_pte_locked    insert_page_into_pte_locked.constprop.0       0
-//   set_pte_at is inline on x86: the PTE is read back at the return of its caller
-//   ...
+// step       wanted                         attached to                              missed
+// insert     insert_page_into_pte_locked    insert_page_into_pte_locked.constprop.0       0
+//            clone without addr: page PARM3
+// set_pte_at: PTE read back at the return of insert_page_into_pte_locked.constprop.0
+// losses: none
+//
 // phases (start from the first event)
-//   phase   tgid     start  duration  kernel ev  faults  busiest kernel events
-//   mmap    1234    +1.2us    1.23ms         57       0  kex_page_alloc 8, insert 8, ...
-// pages, insert side (alloc@ from the first event, other times from the page's alloc)
-//   # pfn       user address   alloc@  insert     rmap    PTE                bits          1st
-//   write 0 0x1a2b3   0x7f1234567000 +12.3us ok +4.21us +3.90us 0x800000001a2b3067 P RW U A - NX no
-//   fault
-// pages, unmap side (times from the page's alloc)
+// phase      tgid     start  duration kernel ev faults  busiest kernel events
+// mmap       4242      +0ns    4.50us        17      0  page_alloc 3, kex_page_alloc 2, …
+// write      4242   +4.75us    10.2us         0      0  -
+// munmap     4242   +15.2us    3.50us        13      0  page_free 2, page_free_batched 2, …
+//
+// kex mappings
+// range                          pages policy  result             lives other allocs closed
+// 0x7f5a3c000000-0x7f5a3c002000      2 drop    ok, 2 mapped           2            1 +18.2us
+//
+// pages, insert side: 2 lives, policy drop (alloc@: since the first event; others: since alloc)
+//   # pfn       user address   alloc@  insert     rmap    PTE                bits          write
+//   0 0x10a3f0  0x7f5a3c000000 +750ns  ok +1.00us +750ns  0x800000010a3f0027 P RW U A - NX no fault
+//   1 0x10a3f1  0x7f5a3c001000 +2.50us ok +1.00us +750ns  0x800000010a3f1027 P RW U A - NX no fault
+// pages, unmap side (times since alloc)
 //   # kex free             zap                  free            refcount  mapcount  story
-//   0 +6.10us after-insert +1.20ms munmap dirty +1.21ms batched 1→2→1→0   0→1→0     complete
-// summary: 8 page lives, 8 complete, 0 incomplete; refcount 1→2→1→0 on 8/8; ...
+//   0 +1.50us after-insert +15.5us munmap dirty +16.2us batched 1→2→1→0   0→1→0     complete
+//   1 +1.50us after-insert +14.2us munmap dirty +15.0us batched 1→2→1→0   0→1→0     complete
+//
+// anomalies: none
+// summary: 2 page lives: 2 complete, 0 incomplete; anomalies 0; events lost 0
+//        refcount 1→2→1→0 2/2; first write without fault 2/2; zap dirty 2/2
+//        orphan events 0; other allocations 1; filtered events 0
+// clang-format on
 #include <kextrace/output.h>
 
 #include "format.h"

@@ -105,7 +105,8 @@ std::string_view policy_name(Policy p); // "drop", "keep", "unknown"
 enum class StepKind : uint8_t {
     kmem_alloc,        // kmem:mm_page_alloc; value = order
     kex_alloc,         // kex:kex_page_alloc; value = index; stack
-    insert,            // insert_page_into_pte_locked entry; value = user address
+    insert,            // insert_page_into_pte_locked entry; value = user address (0 on 6.1:
+                       // the .constprop clone has no addr argument)
     insert_ret,        // its return; value = ret (as int64)
     rmap_add,          // page_add_file_rmap / folio_add_file_rmap_ptes
     do_set_pte,        // do_set_pte / set_pte_range entry (fault path); value = user address
@@ -126,9 +127,9 @@ std::string_view step_kind_name(StepKind k); // "kex_alloc", ...
 inline constexpr uint8_t kStepViaInsertRet = 1 << 0;   // pte_set from insert_ret arg0
 inline constexpr uint8_t kStepViaDoSetPteRet = 1 << 1; // pte_set from do_set_pte_ret arg0
 inline constexpr uint8_t kStepInWritePhase = 1 << 2;   // user_fault inside the rig's write phase
-inline constexpr uint8_t kStepAfterFree = 1
-                                          << 3; // arrived after the page_free that closed the life
-inline constexpr uint8_t kStepLate = 1 << 4;    // arrived after the reorder window had passed it
+// kex_free after the page_free that closed the life (kex traced after __free_page)
+inline constexpr uint8_t kStepAfterFree = 1 << 3;
+inline constexpr uint8_t kStepLate = 1 << 4; // arrived after the reorder window had passed it
 
 struct Step {
     uint64_t ts = 0;
