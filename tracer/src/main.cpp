@@ -56,6 +56,33 @@ void write_json_atomically(const std::string& path, const nlohmann::json& j) {
     }
 }
 
+// One --events line: the record's fields, type and probe by name, stack symbolized.
+nlohmann::json event_json(const Event& ev, const Ksyms& ksyms) {
+    nlohmann::json j = {{"ts", ev.ts},
+                        {"type", event_type_name(ev.type)},
+                        {"cpu", ev.cpu},
+                        {"pid", ev.pid},
+                        {"tid", ev.tid},
+                        {"pfn", ev.pfn == KEX_NO_PFN ? nlohmann::json() : nlohmann::json(ev.pfn)},
+                        {"addr", ev.addr},
+                        {"arg0", ev.arg0},
+                        {"arg1", ev.arg1},
+                        {"ret", ev.ret},
+                        {"refcount", ev.refcount == KEX_NO_COUNT ? nlohmann::json()
+                                                                  : nlohmann::json(ev.refcount)},
+                        {"mapcount", ev.mapcount == KEX_NO_COUNT ? nlohmann::json()
+                                                                  : nlohmann::json(ev.mapcount)},
+                        {"probe", ev.probe < KEX_P_COUNT ? probe_spec(ev.probe).short_name : "?"}};
+    if (!ev.stack.empty()) {
+        auto& st = j["stack"] = nlohmann::json::array();
+        for (uint64_t a : ev.stack) {
+            std::string s = ksyms.symbolize(a);
+            st.push_back(s.empty() ? fmt::format("{:#x}", a) : s);
+        }
+    }
+    return j;
+}
+
 std::string join_command(const std::vector<std::string>& argv) {
     std::string s;
     for (const auto& a : argv)
@@ -159,6 +186,13 @@ int run(const Options& opt) {
     copts.expected = expected_milestones(plan, &loader->results());
     Correlator correlator(copts);
     uint64_t decode_errors = 0;
+    std::ofstream events_out;
+    if (!opt.events_path.empty()) {
+        events_out.open(opt.events_path, std::ios::trunc);
+        if (!events_out)
+            throw FatalError(fmt::format("cannot write {}: {}", opt.events_path,
+                                         std::strerror(errno)));
+    }
     auto st = loader->open_ring_buffer([&](std::span<const std::byte> rec) {
         // Stack records are reserved at full depth: only stack_len entries count.
         if (rec.size() >= sizeof(kex_event)) {
@@ -168,8 +202,11 @@ int run(const Options& opt) {
                 rec = rec.first(KEX_EVENT_SIZE(hdr.stack_len));
         }
         std::string why;
-        if (auto ev = decode_event(rec, &why))
+        if (auto ev = decode_event(rec, &why)) {
+            if (events_out.is_open())
+                events_out << event_json(*ev, ksyms).dump() << '\n';
             correlator.feed(std::move(*ev));
+        }
         else if (decode_errors++ < 5)
             spdlog::warn("undecodable record ({} bytes): {}", rec.size(), why);
         return 0;

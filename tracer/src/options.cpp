@@ -18,6 +18,8 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_option("-p,--pid", o.pid, "trace a running process (and its new children)");
     app.add_option("--duration", o.duration_s, "stop after S seconds")->check(CLI::PositiveNumber);
     app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)");
+    app.add_option("--events", o.events_path,
+                   "write every decoded record to FILE, one JSON object per line");
     app.add_flag("-v,--verbose", o.verbose, "debug logging, libbpf's messages included");
     app.add_flag("--accept-loss", o.accept_loss, "exit with the command's status even if events were lost");
     app.add_flag("--fault-probe-all-pages", o.fault_all_pages,

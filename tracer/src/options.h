@@ -14,6 +14,7 @@ struct Options {
     std::optional<int> pid;           // -p: attach to a running process
     std::optional<double> duration_s; // --duration
     std::string json_path;            // --json FILE
+    std::string events_path;          // --events FILE: every decoded record, JSON lines
     bool verbose = false;             // -v
     bool accept_loss = false;
     bool fault_all_pages = false; // --fault-probe-all-pages

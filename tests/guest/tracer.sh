@@ -1,0 +1,349 @@
+# tests/guest/tracer.sh: kextrace in the guest, asserting what the kernel
+# really did to kex's pages (run: scripts/vm -- tests/guest/run tracer [CASE...]).
+#
+# Each case runs kextrace on a real command and reads its --json report (and
+# --events JSON lines) with python3; the expectations come from
+# /work/shared/docs/kernel-path.md: refcount 1->2->1->0, PTE present+rw+user
+# with the page's own pfn, no fault on the first write (the MMU sets D), dirty
+# at zap, freed after munmap (or at exit, or at close with ref_policy=keep).
+# One case counts the same functions with bpftrace in the same guest.
+
+# --- helpers (not cases) ---------------------------------------------------------
+
+# pyjson FILE CODE: run python CODE with j = the parsed JSON of FILE and
+# ok(cond, what) to assert; fails the case if any ok() failed.
+pyjson() {
+	python3 - "$1" "$2" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+failed = 0
+def ok(cond, what):
+    global failed
+    print(("ok: " if cond else "FAILED: ") + what)
+    if not cond:
+        failed += 1
+exec(sys.argv[2])
+sys.exit(1 if failed else 0)
+EOF
+}
+
+# pyevents FILE CODE: like pyjson, with ev = the list of --events records.
+pyevents() {
+	python3 - "$1" "$2" <<'EOF'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+failed = 0
+def ok(cond, what):
+    global failed
+    print(("ok: " if cond else "FAILED: ") + what)
+    if not cond:
+        failed += 1
+exec(sys.argv[2])
+sys.exit(1 if failed else 0)
+EOF
+}
+
+# The checks every clean kex run must pass: N pages under POLICY, zapped in
+# CONTEXT (munmap | exit), all from one mapping of the traced rig.
+check_clean_run() {
+	local json=$1 n=$2 policy=$3 context=${4:-munmap}
+	pyjson "$json" "
+N, POLICY, CONTEXT = $n, '$policy', '$context'
+pages = sorted(j['pages'], key=lambda p: p['index'])
+ok(len(pages) == N, f'{len(pages)} page lives, expected {N}')
+ok(j['losses']['total'] == 0, f\"no events lost ({j['losses']['total']})\")
+ok(len(j['mappings']) == 1 and j['mappings'][0]['mapped'] == N, 'one kex mapping of N pages')
+ok(all(p['complete'] for p in pages), 'every page story complete')
+ok(all(p['policy'] == POLICY for p in pages), 'policy ' + POLICY)
+kinds = ['kmem_alloc', 'kex_alloc', 'insert', 'insert_ret', 'rmap_add', 'pte_set', 'kex_insert',
+         'kex_free', 'set_dirty', 'rmap_remove', 'page_free']
+for k in kinds:
+    ok(all(any(s['kind'] == k for s in p['steps']) for p in pages), 'every page has ' + k)
+ok(all(p['insert_ret'] == 0 for p in pages), 'insert returned 0 for every page')
+ok(all(p['pte']['present'] and p['pte']['rw'] and p['pte']['user'] for p in pages),
+   'PTE present+rw+user for every page')
+ok(all(p['pte']['pfn'] == p['pfn'] for p in pages), 'each PTE holds its own page pfn')
+ok(all(p['pte']['source'] == 'insert_ret' for p in pages), 'PTE read back at the insert return')
+ok(all(p['first_write']['kind'] == 'no_fault' for p in pages), 'no user fault in the write phase')
+ok(all(p['zap']['dirty'] for p in pages), 'dirty seen at zap (set_page_dirty/folio_mark_dirty)')
+ok(all(p['zap']['context'] == CONTEXT for p in pages), 'zapped in ' + CONTEXT)
+ok(all(p['free']['ts'] and p['free']['ts'] > p['zap']['ts'] for p in pages), 'freed after the zap')
+ok(all(p['refcount_trail'] == [1, 2, 1, 0] for p in pages),
+   'refcount 1->2->1->0 (' + str(set(tuple(p['refcount_trail']) for p in pages)) + ')')
+ok(all(p['mapcount_trail'] == [0, 1, 0] for p in pages), 'mapcount 0->1->0')
+want = 'after-insert' if POLICY == 'drop' else 'at-close'
+ok(all(p['kex_free_reason'] == want for p in pages), 'kex drops its reference ' + want)
+if POLICY == 'keep':
+    # the last reference is kex's own: dropped at close, after the zap, by __free_page
+    ok(all(next(s['ts'] for s in p['steps'] if s['kind'] == 'kex_free') > p['zap']['ts']
+           for p in pages), 'kex frees after the zap')
+    ok(not any(p['free']['batched'] for p in pages), 'final free by kex (not release_pages)')
+else:
+    ok(all(p['free']['batched'] for p in pages), 'final free by release_pages (batched)')
+ua = [int(p['uaddr'], 16) for p in pages]
+ok(all(ua[i] == ua[0] + 4096 * i for i in range(N)), 'user addresses contiguous')
+pf = [p['pfn'] for p in pages]
+ok(len(set(pf)) == N, 'pfns distinct')
+if N > 1:
+    ok(not all(pf[i] == pf[0] + i for i in range(N)),
+       'physical layout does not mirror the virtual one: ' + ' '.join(hex(x) for x in pf[:8]))
+ok(j['summary']['refcount_as_expected'] == N, 'summary: refcount as expected on every page')
+"
+}
+
+# bpftrace_start OUT SCRIPT: starts bpftrace in the background, returns once
+# its BEGIN probe ran (every probe attached); $bt_pid is its pid.
+bpftrace_start() {
+	local out=$1 script=$2 i
+	bpftrace "$script" >"$out" 2>&1 &
+	bt_pid=$!
+	for i in $(seq 300); do
+		grep -q '^ready$' "$out" && return 0
+		kill -0 "$bt_pid" 2>/dev/null || { cat "$out"; fail "bpftrace died"; return 1; }
+		sleep 0.1
+	done
+	cat "$out"
+	fail "bpftrace did not start"
+}
+
+bpftrace_stop() {
+	kill -INT "$bt_pid"
+	wait "$bt_pid" || true
+}
+
+# --- cases -------------------------------------------------------------------------
+
+case_drop_8_pages() {
+	kex_load
+	kextrace --json "$CASE_TMP/out.json" --events "$CASE_TMP/ev.jsonl" \
+		-- mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out.txt"
+	cat "$CASE_TMP/out.txt"
+	check_clean_run "$CASE_TMP/out.json" 8 drop munmap
+	# the rig's phases, in order, from its USDT probes
+	pyjson "$CASE_TMP/out.json" "
+names = [p['name'] for p in j['phases']]
+ok(names == ['mmap', 'write', 'munmap'], 'rig phases ' + str(names))
+w = next(p for p in j['phases'] if p['name'] == 'write')
+ok(w['user_faults'] == 0 and w['kernel_events'] == 0, 'the write phase runs no kernel code')
+"
+	# stacks on alloc, insert, kex free and page free; the insert's is the mmap path
+	pyevents "$CASE_TMP/ev.jsonl" "
+ins = [e for e in ev if e['type'] == 'insert']
+ok(len(ins) == 8 and all(e.get('stack') for e in ins), 'every insert carries a kernel stack')
+ok(any('vm_insert_page' in f for f in ins[0]['stack']), 'insert stack passes vm_insert_page')
+for t in ('kex_page_alloc', 'kex_page_free', 'page_free'):
+    ok(all(e.get('stack') for e in ev if e['type'] == t), t + ' records carry stacks')
+ret = [e for e in ev if e['type'] == 'insert_ret']
+ok(all(e['refcount'] == 2 and e['mapcount'] == 1 for e in ret), 'after insert: refcount 2, mapcount 1')
+"
+	kex_unload
+	kex_balanced 2>/dev/null || true
+}
+
+case_keep_8_pages() {
+	kex_load ref_policy=keep
+	kextrace --json "$CASE_TMP/out.json" -- mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out.txt"
+	cat "$CASE_TMP/out.txt"
+	check_clean_run "$CASE_TMP/out.json" 8 keep munmap
+}
+
+case_one_page() {
+	kex_load
+	kextrace --json "$CASE_TMP/out.json" -- mmap_test /dev/kex 1 --no-wait >/dev/null
+	check_clean_run "$CASE_TMP/out.json" 1 drop munmap
+}
+
+case_1024_pages() {
+	kex_load
+	kextrace --json "$CASE_TMP/out.json" -- mmap_test /dev/kex 1024 --no-wait >"$CASE_TMP/out.txt"
+	tail -n 5 "$CASE_TMP/out.txt"
+	check_clean_run "$CASE_TMP/out.json" 1024 drop munmap
+	pyjson "$CASE_TMP/out.json" "
+for p in ('insert', 'insert_ret', 'rmap_add', 'rmap_remove', 'set_dirty', 'kex_page_alloc', 'mm_page_free'):
+    ok(j['probe_counters'][p]['emitted'] == 1024, p + ' emitted 1024')
+"
+}
+
+# The kprobe and tracepoint counts kextrace reports equal what bpftrace counts
+# on the same functions, for the same pages, in the same guest and run.
+case_counts_match_bpftrace() {
+	local ins rmap_add rmap_rm dirty ins_page rmap_add_page rmap_rm_page
+	case ${KEX_GUEST_KERNEL:-6.1} in
+	6.1)
+		ins=insert_page_into_pte_locked.constprop.0 ins_page=arg2
+		rmap_add=page_add_file_rmap rmap_add_page=arg0
+		rmap_rm=page_remove_rmap rmap_rm_page=arg0
+		dirty=set_page_dirty ;;
+	*)
+		ins=insert_page_into_pte_locked.isra.0 ins_page=arg2
+		rmap_add=folio_add_file_rmap_ptes rmap_add_page=arg1
+		rmap_rm=folio_remove_rmap_ptes rmap_rm_page=arg1
+		dirty=folio_mark_dirty ;;
+	esac
+	cat >"$CASE_TMP/count.bt" <<EOF
+BEGIN { printf("ready\n"); }
+tracepoint:kex:kex_page_alloc { @kex[args->page] = 1; @pfn[args->pfn] = 1; @n["kex_page_alloc"] = count(); }
+tracepoint:kex:kex_page_insert /@pfn[args->pfn]/ { @n["kex_page_insert"] = count(); }
+tracepoint:kex:kex_page_free /@pfn[args->pfn]/ { @n["kex_page_free"] = count(); }
+kprobe:$ins /@kex[$ins_page]/ { @n["insert"] = count(); @ins[tid] = 1; }
+kretprobe:$ins /@ins[tid]/ { @n["insert_ret"] = count(); delete(@ins[tid]); }
+kprobe:$rmap_add /@kex[$rmap_add_page]/ { @n["rmap_add"] = count(); }
+kprobe:$rmap_rm /@kex[$rmap_rm_page]/ { @n["rmap_remove"] = count(); }
+kprobe:$dirty /@kex[arg0]/ { @n["set_dirty"] = count(); }
+tracepoint:kmem:mm_page_free /@pfn[args->pfn]/ { @n["mm_page_free"] = count(); delete(@pfn[args->pfn]); }
+END { clear(@kex); clear(@pfn); clear(@ins); }
+EOF
+	kex_load
+	bpftrace_start "$CASE_TMP/bt.out" "$CASE_TMP/count.bt"
+	kextrace --json "$CASE_TMP/out.json" -- mmap_test /dev/kex 8 --no-wait >/dev/null
+	sleep 0.3
+	bpftrace_stop
+	cat "$CASE_TMP/bt.out"
+	python3 - "$CASE_TMP/bt.out" "$CASE_TMP/out.json" <<'EOF'
+import json, re, sys
+bt = {m.group(1): int(m.group(2))
+      for m in re.finditer(r'^@n\[(\w+)\]: (\d+)$', open(sys.argv[1]).read(), re.M)}
+kt = json.load(open(sys.argv[2]))['probe_counters']
+bad = 0
+print(f"{'probe':<16} {'kextrace':>8} {'bpftrace':>8}")
+for name in ('kex_page_alloc', 'kex_page_insert', 'kex_page_free', 'insert', 'insert_ret',
+             'rmap_add', 'rmap_remove', 'set_dirty', 'mm_page_free'):
+    k, b = kt[name]['emitted'], bt.get(name, 0)
+    print(f"{name:<16} {k:>8} {b:>8}" + ("" if k == b else "   MISMATCH"))
+    bad += k != b or k != 8
+    if kt[name]['missed']:
+        print(f"  {name}: {kt[name]['missed']} kprobe misses"); bad += 1
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# Another rig maps, writes and unmaps kex pages at the same time, outside the
+# traced process tree: only the traced one is reported.
+case_two_rigs_only_traced_reported() {
+	kex_load
+	mkfifo "$CASE_TMP/go"
+	sh -c "read x <$CASE_TMP/go; exec mmap_test /dev/kex 4 --no-wait" >/dev/null &
+	local other=$!
+	kextrace --json "$CASE_TMP/out.json" \
+		-- sh -c "echo go >$CASE_TMP/go; mmap_test /dev/kex 8 --no-wait; sleep 0.2" >/dev/null
+	wait $other
+	check_clean_run "$CASE_TMP/out.json" 8 drop munmap
+	pyjson "$CASE_TMP/out.json" "
+ok(all(p['owner'] != $other for p in j['pages']), 'no page of the untraced rig ($other)')
+ok(all(m['tgid'] != $other for m in j['mappings']), 'no mapping of the untraced rig')
+ok(j['probe_counters']['kex_page_alloc']['hits'] == 12, 'both rigs allocated during the trace (' +
+   str(j['probe_counters']['kex_page_alloc']['hits']) + ' kex_page_alloc hits)')
+ok(j['trace']['orphans'] == 0, 'no orphan page events')
+"
+}
+
+# The rig is killed after its write, before munmap: exit_mmap zaps and frees
+# every page. The rig is the traced shell's child (followed through fork).
+case_killed_before_munmap() {
+	kex_load
+	mkfifo "$CASE_TMP/hold"
+	local rc=0
+	kextrace --json "$CASE_TMP/out.json" -- sh -c "
+		mmap_test /dev/kex 8 <$CASE_TMP/hold >$CASE_TMP/rig.txt &
+		rig=\$!
+		exec 7>$CASE_TMP/hold
+		for i in \$(seq 100); do grep -q 'press a key to exercise' $CASE_TMP/rig.txt && break; sleep 0.05; done
+		echo >&7
+		for i in \$(seq 100); do grep -q 'press a key to terminate' $CASE_TMP/rig.txt && break; sleep 0.05; done
+		kill -9 \$rig
+		wait \$rig
+		exit 0" >"$CASE_TMP/out.txt" || rc=$?
+	cat "$CASE_TMP/out.txt"
+	expect_eq "$rc" 0 "kextrace exit status"
+	check_clean_run "$CASE_TMP/out.json" 8 drop exit
+	pyjson "$CASE_TMP/out.json" "
+names = [p['name'] for p in j['phases']]
+ok('munmap' not in names, 'no munmap phase: ' + str(names))
+ok(j['counts'].get('proc_fork', 0) >= 1, 'the rig was followed through fork')
+"
+}
+
+# do_set_pte (6.12: set_pte_range) on the fault path: a shared tmpfs file
+# mapping faulted in by a traced python3, reported for non-kex pages with
+# --fault-probe-all-pages.
+case_do_set_pte_tmpfs() {
+	local f=/dev/shm/kextrace-fault-$$
+	kextrace --fault-probe-all-pages --events "$CASE_TMP/ev.jsonl" --json "$CASE_TMP/out.json" \
+		-- python3 -c "
+import mmap, os
+fd = os.open('$f', os.O_RDWR | os.O_CREAT, 0o600)
+os.ftruncate(fd, 4 * 4096)
+m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+for i in range(4):
+    m[i * 4096] = 0x5a       # write fault on a shared file page: do_set_pte
+m.close(); os.close(fd); os.unlink('$f')
+" >/dev/null
+	pyevents "$CASE_TMP/ev.jsonl" "
+sp = [e for e in ev if e['type'] == 'do_set_pte']
+ret = [e for e in ev if e['type'] == 'do_set_pte_ret']
+ok(len(sp) >= 4, f'{len(sp)} do_set_pte events for the traced process')
+ok(len(ret) == len(sp), 'each has its return')
+def pte_pfn(v): return (v & 0x000ffffffffff000) >> 12
+good = [e for e in ret if e['arg0'] & 1 and e['pfn'] is not None and pte_pfn(e['arg0']) == e['pfn']]
+ok(len(good) == len(ret), f'PTE present with the page pfn at every return ({len(good)}/{len(ret)})')
+w = [e for e in ret if e['arg0'] & 0x40]
+ok(len(w) >= 4, f'{len(w)} PTEs installed dirty (write faults)')
+ok(all(e['pid'] == sp[0]['pid'] for e in sp), 'all from the traced process')
+"
+	pyjson "$CASE_TMP/out.json" "ok(j['losses']['total'] == 0, 'no losses')"
+}
+
+case_exit_status_propagates() {
+	local rc=0
+	kextrace -- sh -c 'exit 5' >/dev/null || rc=$?
+	expect_eq "$rc" 5 "the command's exit status"
+}
+
+case_exec_failure_is_127() {
+	local rc=0 err
+	err=$(kextrace -- /nonexistent/command 2>&1 >/dev/null) || rc=$?
+	expect_eq "$rc" 127 "exit status"
+	expect_match "$err" "cannot run '/nonexistent/command'" "a clear message"
+}
+
+# wait_started ERRFILE: kextrace printed its start-up table (probes attached).
+wait_started() {
+	local i
+	for i in $(seq 300); do
+		grep -q '^usdt ' "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	cat "$1"
+	fail "kextrace did not start"
+}
+
+case_sigint_still_reports() {
+	local rc=0
+	kextrace --json "$CASE_TMP/out.json" -- sleep 30 >/dev/null 2>"$CASE_TMP/err.txt" &
+	local k=$!
+	wait_started "$CASE_TMP/err.txt"
+	kill -INT $k
+	wait $k || rc=$?
+	[ -s "$CASE_TMP/out.json" ] || fail "no JSON report after SIGINT"
+	expect_eq "$rc" 130 "exit status after SIGINT"
+	pyjson "$CASE_TMP/out.json" "ok(j['schema'] == 'kextrace.report/1', 'a complete JSON report')"
+	# no kprobe of ours is left behind
+	expect_eq "$(grep -c kextrace/ /sys/kernel/tracing/kprobe_events || true)" 0 "kprobes removed"
+}
+
+# -p PID: attach to a running process before it maps kex (USDT from --usdt).
+case_attach_to_pid() {
+	kex_load
+	mkfifo "$CASE_TMP/go"
+	sh -c "read x <$CASE_TMP/go; exec mmap_test /dev/kex 4 --no-wait" >/dev/null &
+	local rig=$!
+	kextrace -p $rig --usdt "$KEX_TOP/build/bin/mmap_test" --json "$CASE_TMP/out.json" \
+		>"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" &
+	local k=$!
+	wait_started "$CASE_TMP/err.txt"
+	echo go >"$CASE_TMP/go"
+	wait $rig
+	wait $k || true
+	cat "$CASE_TMP/err.txt" "$CASE_TMP/out.txt"
+	check_clean_run "$CASE_TMP/out.json" 4 drop munmap
+}
