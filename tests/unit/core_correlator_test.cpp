@@ -225,7 +225,7 @@ TEST(CoreCorrelator, ReorderWindowProcessesIncrementally) {
     std::mt19937 rng(3);
     for (std::size_t i = 0; i + 8 <= jittered.size(); i += 8)
         std::shuffle(jittered.begin() + i, jittered.begin() + i + 8, rng);
-    Correlator c({.reorder_window_ns = 5000});
+    Correlator c({.roots = {}, .reorder_window_ns = 5000});
     for (const Event& e : jittered)
         c.feed(e);
     EXPECT_LT(c.pending().buffered, jittered.size()); // processed as it went
@@ -246,7 +246,7 @@ TEST(CoreCorrelator, EventOlderThanTheWindowIsLate) {
     ASSERT_NE(it, b.events.end());
     Event held = *it;
     b.events.erase(it);
-    Correlator c({.reorder_window_ns = 1000});
+    Correlator c({.roots = {}, .reorder_window_ns = 1000});
     for (const Event& e : b.events)
         c.feed(e);
     c.feed(held);
@@ -616,7 +616,7 @@ TEST(CoreCorrelator, AnomaliesAreCapped) {
     StreamBuilder b;
     for (int i = 0; i < 50; ++i)
         b.phase(KEX_PHASE_WRITE_END);
-    const Report r = run(b.events, {.max_anomalies = 10});
+    const Report r = run(b.events, {.roots = {}, .max_anomalies = 10});
     EXPECT_EQ(r.anomalies.size(), 10u);
     EXPECT_EQ(r.anomalies_dropped, 40u);
 }
@@ -638,10 +638,48 @@ TEST(CoreCorrelator, FinishResetsForANewReport) {
 TEST(CoreCorrelator, ManyPagesStayCompact) {
     StreamBuilder b;
     b.story({.pages = 1024});
-    const Report r = run(b.events, {.reserve_pages = 1024});
+    const Report r = run(b.events, {.roots = {}, .reserve_pages = 1024});
     EXPECT_EQ(r.pages.size(), 1024u);
     EXPECT_EQ(r.incomplete_pages(), 0u);
     EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
     static_assert(sizeof(Step) == 32);
     EXPECT_EQ(r.stacks.size(), 4u); // interned, not one per page
+}
+
+TEST(CoreCorrelator, SurvivesRandomEvents) {
+    // Decoded but meaningless events: every known type, fields from a small
+    // range so that pfns, tids and addresses collide.
+    std::vector<uint32_t> types;
+    for (uint32_t t = 0; t < kTypeSlots; ++t)
+        if (is_known_event_type(t))
+            types.push_back(t);
+    std::mt19937_64 rng(1234);
+    for (int round = 0; round < 20; ++round) {
+        Correlator c({.roots = round % 2 ? std::vector<uint32_t>{} : std::vector<uint32_t>{1, 2},
+                      .reorder_window_ns = round % 3 ? 0u : 50u});
+        for (int i = 0; i < 5000; ++i) {
+            Event e;
+            e.ts = rng() % 100000;
+            e.type = types[rng() % types.size()];
+            e.pid = 1 + rng() % 4;
+            e.tid = e.pid + rng() % 2;
+            e.pfn = rng() % 8 ? 0x1000 + rng() % 16 : kNoPfn;
+            e.addr = 0x7f0000000000 + (rng() % 16) * kPageSize;
+            e.arg0 = rng() % 8;
+            e.arg1 = rng() % 3 ? rng() % 4 : rng();
+            e.ret = rng() % 4 ? 0 : -16;
+            e.refcount = static_cast<int32_t>(rng() % 4);
+            e.mapcount = static_cast<int32_t>(rng() % 3);
+            if (rng() % 4 == 0)
+                e.stack = {rng(), rng()};
+            c.feed(std::move(e));
+        }
+        const Report r = c.finish();
+        EXPECT_TRUE(c.pending().empty());
+        for (const PageLife& p : r.pages)
+            for (const Step& s : p.steps)
+                EXPECT_LT(s.stack_id, r.stacks.size());
+        for (const Anomaly& a : r.anomalies)
+            EXPECT_LT(a.life, static_cast<int32_t>(r.pages.size()));
+    }
 }
