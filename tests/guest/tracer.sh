@@ -85,8 +85,11 @@ ok(all(ua[i] == ua[0] + 4096 * i for i in range(N)), 'user addresses contiguous'
 pf = [p['pfn'] for p in pages]
 ok(len(set(pf)) == N, 'pfns distinct')
 if N > 1:
-    ok(not all(pf[i] == pf[0] + i for i in range(N)),
-       'physical layout does not mirror the virtual one: ' + ' '.join(hex(x) for x in pf[:8]))
+    # kex's pages are whatever the allocator hands out: usually scattered, but
+    # a run of free pages can come out in order, so this is reported, not asserted
+    runs = sum(1 for i in range(1, N) if pf[i] != pf[i - 1] + 1) + 1
+    print(f'note: pfns form {runs} physically contiguous run(s) for {N} virtually '
+          'contiguous pages: ' + ' '.join(hex(x) for x in pf[:8]))
 ok(j['summary']['refcount_as_expected'] == N, 'summary: refcount as expected on every page')
 "
 }
@@ -224,7 +227,7 @@ case_two_rigs_only_traced_reported() {
 	mkfifo "$CASE_TMP/go"
 	sh -c "read x <$CASE_TMP/go; exec mmap_test /dev/kex 4 --no-wait" >/dev/null &
 	local other=$!
-	kextrace --json "$CASE_TMP/out.json" \
+	kextrace --json "$CASE_TMP/out.json" --usdt "$KEX_TOP/build/bin/mmap_test" \
 		-- sh -c "echo go >$CASE_TMP/go; mmap_test /dev/kex 8 --no-wait; sleep 0.2" >/dev/null
 	wait $other
 	check_clean_run "$CASE_TMP/out.json" 8 drop munmap
@@ -243,7 +246,7 @@ case_killed_before_munmap() {
 	kex_load
 	mkfifo "$CASE_TMP/hold"
 	local rc=0
-	kextrace --json "$CASE_TMP/out.json" -- sh -c "
+	kextrace --json "$CASE_TMP/out.json" --usdt "$KEX_TOP/build/bin/mmap_test" -- sh -c "
 		mmap_test /dev/kex 8 <$CASE_TMP/hold >$CASE_TMP/rig.txt &
 		rig=\$!
 		exec 7>$CASE_TMP/hold
