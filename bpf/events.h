@@ -9,6 +9,11 @@
  * Every record starts with struct kex_event_hdr. A record is either a plain
  * struct kex_event, or a struct kex_event followed by stack_len kernel
  * return addresses (stack_len <= KEX_STACK_DEPTH), see KEX_EVENT_SIZE().
+ *
+ * Ring-buffer samples of stack-carrying types are reserved at
+ * KEX_EVENT_SIZE(KEX_STACK_DEPTH) (bpf_ringbuf_reserve needs a constant
+ * size): readers take the first KEX_EVENT_SIZE(stack_len) bytes and ignore
+ * the rest of the sample.
  */
 #ifndef KEXTRACE_EVENTS_H
 #define KEXTRACE_EVENTS_H
@@ -21,7 +26,8 @@
 
 /* What happened. Values are part of the JSONL format: never renumber. */
 enum kex_event_type {
-	/* the rig's USDT phase markers (provider kex_rig); arg0 = enum kex_phase */
+	/* the rig's USDT phase markers (provider kex_rig); arg0 = enum kex_phase,
+	 * addr = the probe's addr argument, arg1 = its pages argument */
 	KEX_EV_RIG_PHASE	= 1,
 
 	/* the traced process tree */
@@ -29,13 +35,13 @@ enum kex_event_type {
 	KEX_EV_SYS_MUNMAP	= 3,	/* sys_enter_munmap: addr, arg0 = len */
 	KEX_EV_SYS_MUNMAP_RET	= 4,	/* sys_exit_munmap: ret */
 	KEX_EV_PROC_FORK	= 5,	/* sched_process_fork: arg0 = child tgid */
-	KEX_EV_PROC_EXIT	= 6,	/* sched_process_exit of a thread group leader */
+	KEX_EV_PROC_EXIT	= 6,	/* sched_process_exit of a thread group leader; arg0 = task->exit_code */
 	KEX_EV_USER_FAULT	= 7,	/* exceptions:page_fault_user: addr, arg0 = error_code, arg1 = ip */
 
 	/* the kex module's own tracepoints (system "kex") */
 	KEX_EV_KEX_MMAP		= 10,	/* addr = vm_start, arg0 = vm_end, arg1 = pages | policy << 32 */
 	KEX_EV_KEX_MMAP_DONE	= 11,	/* addr = vm_start, arg0 = pages mapped, ret */
-	KEX_EV_KEX_PAGE_ALLOC	= 12,	/* pfn, arg0 = index, stack */
+	KEX_EV_KEX_PAGE_ALLOC	= 12,	/* pfn, arg0 = index, arg1 = struct page *, stack */
 	KEX_EV_KEX_PAGE_INSERT	= 13,	/* pfn, addr = user address, arg0 = index, ret */
 	KEX_EV_KEX_PAGE_FREE	= 14,	/* pfn, arg0 = index, arg1 = enum kex_free_reason, stack */
 	KEX_EV_KEX_VMA_OPEN	= 15,	/* addr = vm_start, arg0 = vm_end */
@@ -43,24 +49,28 @@ enum kex_event_type {
 	KEX_EV_KEX_RELEASE	= 17,	/* arg0 = pages still owned by the file */
 
 	/* page allocator (kmem tracepoints), kex pages only */
-	KEX_EV_PAGE_ALLOC	= 20,	/* mm_page_alloc in a kex mmap window: pfn, arg0 = order */
-	KEX_EV_PAGE_FREE	= 21,	/* mm_page_free: pfn, arg0 = order, stack */
-	KEX_EV_PAGE_FREE_BATCHED = 22,	/* mm_page_free_batched: pfn */
+	KEX_EV_PAGE_ALLOC	= 20,	/* mm_page_alloc in a kex mmap window: pfn, arg0 = order, arg1 = index;
+					 * held back by BPF until kex_page_alloc claims the pfn (ts is
+					 * the allocator's), so page-table pages are not reported */
+	KEX_EV_PAGE_FREE	= 21,	/* mm_page_free: pfn, arg0 = order, arg1 = index, stack */
+	KEX_EV_PAGE_FREE_BATCHED = 22,	/* mm_page_free_batched: pfn, arg1 = index */
 
 	/* the insert path */
-	KEX_EV_INSERT		= 30,	/* insert_page_into_pte_locked entry: pfn, addr */
+	KEX_EV_INSERT		= 30,	/* insert_page_into_pte_locked entry: pfn, addr (0: the clones drop
+					 * addr; kex_page_insert has it), arg0 = index, arg1 = PTE address, stack */
 	KEX_EV_INSERT_RET	= 31,	/* its return: pfn, ret; arg0 = PTE value read back, arg1 = PTE address */
-	KEX_EV_RMAP_ADD		= 32,	/* page_add_file_rmap (or its successor): pfn */
-	KEX_EV_DO_SET_PTE	= 33,	/* do_set_pte (or set_pte_range) entry: pfn, addr */
+	KEX_EV_RMAP_ADD		= 32,	/* page_add_file_rmap (or its successor): pfn, arg0 = index */
+	KEX_EV_DO_SET_PTE	= 33,	/* do_set_pte (or set_pte_range) entry: pfn, addr, arg1 = PTE address, stack */
 	KEX_EV_DO_SET_PTE_RET	= 34,	/* its return: arg0 = PTE value read back, arg1 = PTE address */
 
 	/* the unmap path */
-	KEX_EV_UNMAP_REGION	= 40,	/* unmap_region entry: addr = start, arg0 = end */
+	KEX_EV_UNMAP_REGION	= 40,	/* unmap_region entry: addr = start, arg0 = end (6.12:
+					 * vms_complete_munmap_vmas, see the probe report) */
 	KEX_EV_UNMAP_REGION_RET	= 41,
 	KEX_EV_EXIT_MMAP	= 42,	/* exit_mmap entry (process exit unmaps without unmap_region) */
 	KEX_EV_EXIT_MMAP_RET	= 43,
-	KEX_EV_RMAP_REMOVE	= 44,	/* page_remove_rmap (or successor): pfn */
-	KEX_EV_SET_DIRTY	= 45,	/* set_page_dirty/folio_mark_dirty at zap: pfn */
+	KEX_EV_RMAP_REMOVE	= 44,	/* page_remove_rmap (or successor): pfn, arg0 = index */
+	KEX_EV_SET_DIRTY	= 45,	/* set_page_dirty/folio_mark_dirty at zap: pfn, arg0 = index */
 };
 
 /* The rig's phases, in USDT probe order. */
