@@ -184,6 +184,10 @@ int run(const Options& opt) {
     CorrelatorOptions copts;
     copts.roots.assign(roots.begin(), roots.end());
     copts.expected = expected_milestones(plan, &loader->results());
+    // The BPF side emits an mm_page_alloc only once kex_page_alloc claimed
+    // its pfn on the same tid, so the pairing is certain: no time limit
+    // (under qemu TCG the first page's gap alone can exceed the 5 ms default).
+    copts.alloc_attach_ns = 10'000'000'000ull;
     Correlator correlator(copts);
     uint64_t decode_errors = 0;
     std::ofstream events_out;

@@ -15,11 +15,16 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
                  "kextrace"};
     app.footer("Exit status: the command's, when the trace is clean; 3 if events were lost "
                "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors.");
-    app.add_option("-p,--pid", o.pid, "trace a running process (and its new children)");
-    app.add_option("--duration", o.duration_s, "stop after S seconds")->check(CLI::PositiveNumber);
-    app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)");
+    app.add_option("-p,--pid", o.pid, "trace a running process (and its new children)")
+        ->type_name("PID");
+    app.add_option("--duration", o.duration_s, "stop after S seconds")
+        ->type_name("S")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)")
+        ->type_name("FILE");
     app.add_option("--events", o.events_path,
-                   "write every decoded record to FILE, one JSON object per line");
+                   "write every decoded record to FILE, one JSON object per line")
+        ->type_name("FILE");
     app.add_flag("-v,--verbose", o.verbose, "debug logging, libbpf's messages included");
     app.add_flag("--accept-loss", o.accept_loss, "exit with the command's status even if events were lost");
     app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
@@ -40,10 +45,12 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         ->capture_default_str()
         ->check(CLI::IsMember({"auto", "tracefs", "perf"}));
     app.add_option("--usdt", o.usdt_binary,
-                   "binary with the kex_rig USDT probes (default: CMD, or /proc/PID/exe)");
+                   "binary with the kex_rig USDT probes (default: CMD, or /proc/PID/exe)")
+        ->type_name("BINARY");
     std::string insert_args;
     app.add_option("--insert-args", insert_args,
-                   "PTE,PAGE: argument positions (1-6) of insert_page_into_pte_locked's clone");
+                   "PTE,PAGE: argument positions (1-6) of insert_page_into_pte_locked's clone")
+        ->type_name("PTE,PAGE");
     app.add_option("--ringbuf-mb", o.ringbuf_mb, "ring buffer size in MiB (power of 2)")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1024u));
