@@ -1,0 +1,404 @@
+// JSONL: raw events as JSON lines and back (kextrace/jsonl.h). Event lines
+// are written by hand (a trace can hold millions); everything is read with
+// nlohmann::json, and every field is checked so a damaged line is reported,
+// never guessed at.
+#include <kextrace/jsonl.h>
+
+#include "format.h"
+
+#include <charconv>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+namespace kextrace {
+
+using nlohmann::json;
+
+namespace {
+
+void put_u64(std::string& out, uint64_t v) {
+    char tmp[24];
+    auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+    out.append(tmp, r.ptr);
+}
+
+void put_i64(std::string& out, int64_t v) {
+    char tmp[24];
+    auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+    out.append(tmp, r.ptr);
+}
+
+void put_hex(std::string& out, uint64_t v) {
+    char tmp[24];
+    auto r = std::to_chars(tmp, tmp + sizeof(tmp), v, 16);
+    out.append("\"0x");
+    out.append(tmp, r.ptr);
+    out.push_back('"');
+}
+
+void put_count(std::string& out, int32_t v) {
+    if (v == kNoCount)
+        out.append("null");
+    else
+        put_i64(out, v);
+}
+
+std::string hex(uint64_t v) {
+    std::string s;
+    put_hex(s, v);
+    return s.substr(1, s.size() - 2);
+}
+
+// "0x1f" -> 31; nullopt unless the whole string is 0x + 1..16 hex digits.
+std::optional<uint64_t> parse_hex(const json& v) {
+    if (!v.is_string())
+        return std::nullopt;
+    const std::string& s = v.get_ref<const std::string&>();
+    if (s.size() < 3 || s.size() > 18 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+        return std::nullopt;
+    uint64_t out = 0;
+    auto r = std::from_chars(s.data() + 2, s.data() + s.size(), out, 16);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+        return std::nullopt;
+    return out;
+}
+
+// Reads typed fields of one object, remembering the first problem.
+class Fields {
+  public:
+    explicit Fields(const json& j) : j_(j) {}
+    const std::string& error() const { return error_; }
+    bool ok() const { return error_.empty(); }
+
+    const json* get(const char* key) {
+        auto it = j_.find(key);
+        if (it == j_.end()) {
+            fail(std::string("no \"") + key + "\"");
+            return nullptr;
+        }
+        return &*it;
+    }
+    template <class T> T integer(const char* key) {
+        const json* v = get(key);
+        if (!v)
+            return T{};
+        if (v->is_number_unsigned()) {
+            uint64_t u = v->get<uint64_t>();
+            if (u <= static_cast<uint64_t>(std::numeric_limits<T>::max()))
+                return static_cast<T>(u);
+        } else if (v->is_number_integer()) {
+            int64_t s = v->get<int64_t>();
+            if (s >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                (s < 0 ||
+                 static_cast<uint64_t>(s) <= static_cast<uint64_t>(std::numeric_limits<T>::max())))
+                return static_cast<T>(s);
+        }
+        fail(std::string("\"") + key + "\" is not an integer in range: " + v->dump());
+        return T{};
+    }
+    template <class T> T integer_or_null(const char* key, T null_value) {
+        const json* v = get(key);
+        if (v && v->is_null())
+            return null_value;
+        return v ? integer<T>(key) : T{};
+    }
+    uint64_t hex(const char* key) {
+        const json* v = get(key);
+        if (!v)
+            return 0;
+        auto h = parse_hex(*v);
+        if (!h)
+            fail(std::string("\"") + key + "\" is not a hex string: " + v->dump());
+        return h.value_or(0);
+    }
+    std::string string(const char* key, bool required = true) {
+        auto it = j_.find(key);
+        if (it == j_.end()) {
+            if (required)
+                fail(std::string("no \"") + key + "\"");
+            return {};
+        }
+        if (!it->is_string()) {
+            fail(std::string("\"") + key + "\" is not a string");
+            return {};
+        }
+        return it->get<std::string>();
+    }
+    void fail(std::string why) {
+        if (error_.empty())
+            error_ = std::move(why);
+    }
+
+  private:
+    const json& j_;
+    std::string error_;
+};
+
+std::optional<json> parse_object(std::string_view line, std::string* why) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) {
+        if (why)
+            *why = "not valid JSON";
+        return std::nullopt;
+    }
+    if (!j.is_object()) {
+        if (why)
+            *why = "not a JSON object";
+        return std::nullopt;
+    }
+    return j;
+}
+
+constexpr uint16_t kMilestoneBits = 9;
+
+} // namespace
+
+void append_jsonl_event(std::string& o, const Event& ev) {
+    o.append("{\"type\":\"");
+    o.append(event_type_name(ev.type));
+    o.append("\",\"ts\":");
+    put_u64(o, ev.ts);
+    o.append(",\"pid\":");
+    put_u64(o, ev.pid);
+    o.append(",\"tid\":");
+    put_u64(o, ev.tid);
+    o.append(",\"cpu\":");
+    put_u64(o, ev.cpu);
+    o.append(",\"pfn\":");
+    if (ev.pfn == kNoPfn)
+        o.append("null");
+    else
+        put_u64(o, ev.pfn);
+    o.append(",\"addr\":");
+    put_hex(o, ev.addr);
+    o.append(",\"arg0\":");
+    put_hex(o, ev.arg0);
+    o.append(",\"arg1\":");
+    put_hex(o, ev.arg1);
+    o.append(",\"ret\":");
+    put_i64(o, ev.ret);
+    o.append(",\"refcount\":");
+    put_count(o, ev.refcount);
+    o.append(",\"mapcount\":");
+    put_count(o, ev.mapcount);
+    o.append(",\"probe\":");
+    put_u64(o, ev.probe);
+    o.append(",\"stack\":[");
+    for (std::size_t i = 0; i < ev.stack.size(); ++i) {
+        if (i)
+            o.push_back(',');
+        put_hex(o, ev.stack[i]);
+    }
+    o.append("]}");
+}
+
+std::string jsonl_event_line(const Event& ev) {
+    std::string s;
+    s.reserve(256);
+    append_jsonl_event(s, ev);
+    return s;
+}
+
+std::optional<Event> parse_jsonl_event(std::string_view line, std::string* why) {
+    auto j = parse_object(line, why);
+    if (!j)
+        return std::nullopt;
+    Fields f(*j);
+    Event ev;
+    const std::string type = f.string("type");
+    if (f.ok()) {
+        if (auto t = event_type_from_name(type))
+            ev.type = *t;
+        else
+            f.fail("unknown event type \"" + type + "\"");
+    }
+    ev.ts = f.integer<uint64_t>("ts");
+    ev.pid = f.integer<uint32_t>("pid");
+    ev.tid = f.integer<uint32_t>("tid");
+    ev.cpu = f.integer<uint32_t>("cpu");
+    ev.pfn = f.integer_or_null<uint64_t>("pfn", kNoPfn);
+    ev.addr = f.hex("addr");
+    ev.arg0 = f.hex("arg0");
+    ev.arg1 = f.hex("arg1");
+    ev.ret = f.integer<int64_t>("ret");
+    ev.refcount = f.integer_or_null<int32_t>("refcount", kNoCount);
+    ev.mapcount = f.integer_or_null<int32_t>("mapcount", kNoCount);
+    ev.probe = f.integer<uint32_t>("probe");
+    if (const json* st = f.get("stack")) {
+        if (!st->is_array()) {
+            f.fail("\"stack\" is not an array");
+        } else {
+            ev.stack.reserve(st->size());
+            for (const json& a : *st) {
+                auto h = parse_hex(a);
+                if (!h) {
+                    f.fail("a stack frame is not a hex string: " + a.dump());
+                    break;
+                }
+                ev.stack.push_back(*h);
+            }
+        }
+    }
+    if (!f.ok()) {
+        if (why)
+            *why = f.error();
+        return std::nullopt;
+    }
+    return ev;
+}
+
+std::string jsonl_header_line(const JsonlHeader& h) {
+    json probes = json::array();
+    for (const ProbeStatus& p : h.run.probes)
+        probes.push_back({{"step", p.step},
+                          {"wanted", p.wanted},
+                          {"resolved", p.resolved},
+                          {"attached", p.attached},
+                          {"reason", p.reason},
+                          {"nmissed", p.nmissed}});
+    json per_type = json::object();
+    for (std::size_t t = 0; t < kTypeSlots; ++t)
+        if (h.losses.per_type[t])
+            per_type[std::string(event_type_name(static_cast<uint32_t>(t)))] = h.losses.per_type[t];
+    json symbols = json::object();
+    for (const auto& [addr, sym] : h.symbols)
+        symbols[hex(addr)] = sym;
+    json j = {
+        {"schema", kJsonlSchema},
+        {"kernel_release", h.run.kernel_release},
+        {"command_line", h.run.command_line},
+        {"set_pte_observed", h.run.set_pte_observed},
+        {"probes", std::move(probes)},
+        {"probe_names", h.probe_names},
+        {"roots", h.roots},
+        {"expected", detail::milestone_tokens(h.expected)},
+        {"losses",
+         {{"per_type", std::move(per_type)},
+          {"ring", h.losses.ring},
+          {"decode_errors", h.losses.decode_errors}}},
+        {"events", h.events},
+        {"symbols", std::move(symbols)},
+    };
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::optional<JsonlHeader> parse_jsonl_header(std::string_view line, std::string* why) {
+    auto j = parse_object(line, why);
+    if (!j)
+        return std::nullopt;
+    auto fail = [why](std::string reason) -> std::optional<JsonlHeader> {
+        if (why)
+            *why = std::move(reason);
+        return std::nullopt;
+    };
+    Fields f(*j);
+    const std::string schema = f.string("schema");
+    if (!f.ok())
+        return fail("not a kextrace events header (" + f.error() + ")");
+    if (schema != kJsonlSchema)
+        return fail("schema \"" + schema + "\", expected \"" + kJsonlSchema + "\"");
+    JsonlHeader h;
+    h.run.kernel_release = f.string("kernel_release");
+    h.run.command_line = f.string("command_line");
+    h.run.set_pte_observed = f.string("set_pte_observed", false);
+    h.events = f.integer<uint64_t>("events");
+    try {
+        for (const json& p : j->value("probes", json::array())) {
+            ProbeStatus s;
+            s.step = p.at("step").get<std::string>();
+            s.wanted = p.at("wanted").get<std::string>();
+            s.resolved = p.at("resolved").get<std::string>();
+            s.attached = p.at("attached").get<bool>();
+            s.reason = p.at("reason").get<std::string>();
+            s.nmissed = p.at("nmissed").get<uint64_t>();
+            h.run.probes.push_back(std::move(s));
+        }
+        h.probe_names = j->value("probe_names", std::vector<std::string>{});
+        h.roots = j->value("roots", std::vector<uint32_t>{});
+        if (j->contains("expected")) {
+            h.expected = 0;
+            for (const std::string& tok : j->at("expected").get<std::vector<std::string>>()) {
+                uint16_t bit = 0;
+                for (uint16_t b = 0; b < kMilestoneBits && !bit; ++b)
+                    if (detail::milestone_tokens(static_cast<uint16_t>(1u << b)).front() == tok)
+                        bit = static_cast<uint16_t>(1u << b);
+                if (!bit)
+                    return fail("unknown milestone \"" + tok + "\" in \"expected\"");
+                h.expected |= bit;
+            }
+        }
+        const json losses = j->value("losses", json::object());
+        const json per_type = losses.value("per_type", json::object());
+        for (const auto& [name, n] : per_type.items()) {
+            auto t = event_type_from_name(name);
+            if (!t)
+                return fail("unknown event type \"" + name + "\" in losses");
+            h.losses.per_type[*t] = n.get<uint64_t>();
+        }
+        h.losses.ring = losses.value("ring", uint64_t{0});
+        h.losses.decode_errors = losses.value("decode_errors", uint64_t{0});
+        const json symbols = j->value("symbols", json::object());
+        for (const auto& [addr, sym] : symbols.items()) {
+            auto a = parse_hex(json(addr));
+            if (!a)
+                return fail("symbol address \"" + addr + "\" is not a hex string");
+            h.symbols[*a] = sym.get<std::string>();
+        }
+    } catch (const json::exception& e) {
+        return fail(std::string("malformed header field: ") + e.what());
+    }
+    if (!f.ok())
+        return fail(f.error());
+    return h;
+}
+
+JsonlRead read_jsonl(std::istream& in, const std::function<void(Event&&)>& on_event) {
+    JsonlRead r;
+    std::string line, why;
+    std::size_t n = 0;
+    std::optional<JsonlHeader> header;
+    auto error = [&](std::string msg) {
+        r.error = JsonlError{n, std::move(msg)};
+        return r;
+    };
+    while (std::getline(in, line)) {
+        ++n;
+        if (line.find_first_not_of(" \t\r") == std::string::npos)
+            continue;
+        if (!header) {
+            header = parse_jsonl_header(line, &why);
+            if (!header)
+                return error("bad header: " + why);
+            continue;
+        }
+        auto ev = parse_jsonl_event(line, &why);
+        if (!ev)
+            return error("bad event: " + why);
+        ++r.events;
+        on_event(std::move(*ev));
+    }
+    if (in.bad())
+        return error("read error");
+    if (!header) {
+        n = 1;
+        return error("empty: no header line");
+    }
+    if (header->events != r.events) {
+        ++n;
+        return error("truncated: the header announces " + std::to_string(header->events) +
+                     " events, the file has " + std::to_string(r.events));
+    }
+    r.header = std::move(header);
+    return r;
+}
+
+Symbolizer symbolizer_of(const JsonlHeader& h) {
+    auto table = std::make_shared<std::map<uint64_t, std::string>>(h.symbols);
+    return [table](uint64_t addr) {
+        auto it = table->find(addr);
+        return it == table->end() ? std::string() : it->second;
+    };
+}
+
+} // namespace kextrace

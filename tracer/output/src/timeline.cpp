@@ -1,0 +1,781 @@
+// write_trace_events: the Report as a Trace Event Format timeline, streamed
+// (docs/timeline.md). Events are collected per track, sorted (ts, longest
+// first), checked for nesting, then written straight to the stream; only one
+// track's events are held at a time.
+#include <kextrace/timeline.h>
+
+#include "format.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <sstream>
+#include <string_view>
+#include <unordered_map>
+
+namespace kextrace {
+
+using nlohmann::json;
+
+namespace {
+
+// JSON text into a buffer, flushed to the stream in large chunks.
+class Writer {
+  public:
+    explicit Writer(std::ostream& out) : out_(out) { buf_.reserve(kChunk + 64 * 1024); }
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+
+    void raw(std::string_view s) {
+        buf_.append(s);
+        if (buf_.size() >= kChunk)
+            flush();
+    }
+    void ch(char c) { buf_.push_back(c); }
+    void u64(uint64_t v) {
+        char tmp[24];
+        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+        buf_.append(tmp, r.ptr);
+    }
+    void i64(int64_t v) {
+        char tmp[24];
+        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+        buf_.append(tmp, r.ptr);
+    }
+    // ns as microseconds with three decimals: exact, no double rounding.
+    void us(uint64_t ns) {
+        u64(ns / 1000);
+        const unsigned frac = static_cast<unsigned>(ns % 1000);
+        const char d[4] = {'.', static_cast<char>('0' + frac / 100),
+                           static_cast<char>('0' + frac / 10 % 10),
+                           static_cast<char>('0' + frac % 10)};
+        buf_.append(d, 4);
+    }
+    void hex(uint64_t v) {
+        char tmp[24] = {'"', '0', 'x'};
+        auto r = std::to_chars(tmp + 3, tmp + sizeof(tmp) - 1, v, 16);
+        *r.ptr++ = '"';
+        buf_.append(tmp, r.ptr);
+    }
+    void str(std::string_view s) {
+        bool plain = true;
+        for (unsigned char c : s)
+            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
+                plain = false;
+                break;
+            }
+        if (plain) {
+            ch('"');
+            buf_.append(s);
+            ch('"');
+        } else {
+            buf_.append(json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
+        }
+    }
+    void count(int32_t v) {
+        if (v == kNoCount)
+            raw("null");
+        else
+            i64(v);
+    }
+    void flush() {
+        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+        bytes_ += buf_.size();
+        buf_.clear();
+    }
+    uint64_t bytes() const { return bytes_ + buf_.size(); }
+
+  private:
+    static constexpr std::size_t kChunk = 1 << 20;
+    std::ostream& out_;
+    std::string buf_;
+    uint64_t bytes_ = 0;
+};
+
+// One event of a track before it is written. Args are JSON object text in
+// the track's arena.
+struct Ev {
+    uint64_t ts = 0;
+    uint64_t dur = 0;
+    char ph = 'X'; // 'X' or 'i'
+    std::string_view name;
+    std::string_view cat;
+    uint32_t args_off = 0;
+    uint32_t args_len = 0;
+    uint32_t seq = 0;
+    bool flow = false; // takes part in the track's flow chain
+};
+
+struct Track {
+    uint32_t pid = 0;
+    uint32_t tid = 0;
+    std::vector<Ev> events;
+    std::string arena;
+    void clear() {
+        events.clear();
+        arena.clear();
+    }
+};
+
+// Builds one event's args object in the track arena: begin(), field()..., end().
+class Args {
+  public:
+    explicit Args(std::string& arena) : a_(arena), off_(arena.size()) { a_.push_back('{'); }
+    Args& key(std::string_view k) {
+        if (a_.size() > off_ + 1)
+            a_.push_back(',');
+        a_.push_back('"');
+        a_.append(k);
+        a_.append("\":");
+        return *this;
+    }
+    Args& u(std::string_view k, uint64_t v) {
+        key(k);
+        char tmp[24];
+        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+        a_.append(tmp, r.ptr);
+        return *this;
+    }
+    Args& i(std::string_view k, int64_t v) {
+        key(k);
+        char tmp[24];
+        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+        a_.append(tmp, r.ptr);
+        return *this;
+    }
+    Args& count(std::string_view k, int32_t v) {
+        if (v == kNoCount)
+            return key(k), a_.append("null"), *this;
+        return i(k, v);
+    }
+    Args& b(std::string_view k, bool v) {
+        key(k);
+        a_.append(v ? "true" : "false");
+        return *this;
+    }
+    Args& hex(std::string_view k, uint64_t v) {
+        key(k);
+        a_.append("\"0x");
+        char tmp[24];
+        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v, 16);
+        a_.append(tmp, r.ptr);
+        a_.push_back('"');
+        return *this;
+    }
+    Args& null(std::string_view k) {
+        key(k);
+        a_.append("null");
+        return *this;
+    }
+    // s must be plain ASCII without quotes or backslashes (our own words).
+    Args& word(std::string_view k, std::string_view s) {
+        key(k);
+        a_.push_back('"');
+        a_.append(s);
+        a_.push_back('"');
+        return *this;
+    }
+    Args& text(std::string_view k, std::string_view s) {
+        key(k);
+        a_.append(json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
+        return *this;
+    }
+    Args& raw(std::string_view k, std::string_view json_text) {
+        key(k);
+        a_.append(json_text);
+        return *this;
+    }
+    void end(Ev& e) {
+        a_.push_back('}');
+        e.args_off = static_cast<uint32_t>(off_);
+        e.args_len = static_cast<uint32_t>(a_.size() - off_);
+    }
+
+  private:
+    std::string& a_;
+    std::size_t off_;
+};
+
+// The real function names the probes attached to, for step names.
+struct StepNames {
+    std::array<std::string, kStepKinds> name;
+    std::array<std::string_view, kStepKinds> cat;
+
+    explicit StepNames(const RunInfo& run) {
+        auto resolved = [&](std::string_view step, std::string_view dflt) {
+            for (const ProbeStatus& p : run.probes)
+                if (p.step == step && p.attached && !p.resolved.empty()) {
+                    std::string r = p.resolved.substr(0, p.resolved.find(' '));
+                    if (r.find(':') == std::string::npos && r.find('*') == std::string::npos)
+                        return r;
+                }
+            return std::string(dflt);
+        };
+        auto set = [&](StepKind k, std::string n, std::string_view c) {
+            name[static_cast<std::size_t>(k)] = std::move(n);
+            cat[static_cast<std::size_t>(k)] = c;
+        };
+        set(StepKind::kmem_alloc, "kmem:mm_page_alloc", "alloc");
+        set(StepKind::kex_alloc, "kex:kex_page_alloc", "alloc");
+        set(StepKind::insert, resolved("insert", "insert_page_into_pte_locked"), "insert");
+        set(StepKind::insert_ret, resolved("insert", "insert_page_into_pte_locked") + " (return)",
+            "insert");
+        set(StepKind::rmap_add, resolved("rmap add", "page_add_file_rmap"), "insert");
+        set(StepKind::do_set_pte, resolved("fault install", "do_set_pte"), "fault");
+        set(StepKind::pte_set, "set_pte_at (PTE written)", "insert");
+        set(StepKind::kex_insert, "kex:kex_page_insert", "kex");
+        set(StepKind::user_fault, "exceptions:page_fault_user", "fault");
+        set(StepKind::set_dirty, resolved("dirty at zap", "set_page_dirty"), "unmap");
+        set(StepKind::rmap_remove, resolved("zap (rmap remove)", "page_remove_rmap"), "unmap");
+        set(StepKind::kex_free, "kex:kex_page_free", "kex");
+        set(StepKind::page_free, "kmem:mm_page_free", "free");
+        set(StepKind::page_free_batched, "kmem:mm_page_free_batched", "free");
+    }
+    std::string_view of(StepKind k) const { return name[static_cast<std::size_t>(k)]; }
+    std::string_view cat_of(StepKind k) const { return cat[static_cast<std::size_t>(k)]; }
+};
+
+class Exporter {
+  public:
+    Exporter(const Report& r, const RunInfo& run, const Symbolizer& sym, std::ostream& out,
+             const TimelineOptions& opts)
+        : r_(r), run_(run), sym_(sym), opts_(opts), w_(out), names_(run) {}
+
+    TimelineStats run() {
+        w_.raw("{\"displayTimeUnit\":\"ns\",\"metadata\":");
+        w_.raw(metadata().dump(-1, ' ', false, json::error_handler_t::replace));
+        w_.raw(",\"traceEvents\":[");
+        metadata_events();
+        rig_tracks();
+        if (opts_.counters)
+            counters();
+        page_tracks();
+        w_.raw("\n]}\n");
+        w_.flush();
+        stats_.bytes = w_.bytes();
+        return stats_;
+    }
+
+  private:
+    uint32_t default_pid() const {
+        if (!r_.tgids.empty())
+            return r_.tgids.front();
+        if (!r_.phases.empty())
+            return r_.phases.front().tgid;
+        if (!r_.mappings.empty())
+            return r_.mappings.front().tgid;
+        return 0;
+    }
+    uint32_t owner_of(const PageLife& p) const { return p.owner ? p.owner : default_pid(); }
+
+    // Separator and the common fields of one event.
+    void begin_event(char ph, std::string_view name, uint32_t pid, uint32_t tid) {
+        w_.raw(first_ ? "\n{" : ",\n{");
+        first_ = false;
+        w_.raw("\"ph\":\"");
+        w_.ch(ph);
+        w_.raw("\",\"name\":");
+        w_.str(name);
+        w_.raw(",\"pid\":");
+        w_.u64(pid);
+        w_.raw(",\"tid\":");
+        w_.u64(tid);
+        ++stats_.events;
+    }
+
+    json metadata() const {
+        json probes = json::array();
+        for (const ProbeStatus& p : run_.probes)
+            probes.push_back({{"step", p.step},
+                              {"wanted", p.wanted},
+                              {"resolved", p.resolved},
+                              {"attached", p.attached},
+                              {"reason", p.reason},
+                              {"nmissed", p.nmissed}});
+        json per_type = json::object();
+        for (std::size_t t = 0; t < kTypeSlots; ++t)
+            if (r_.losses.per_type[t])
+                per_type[std::string(event_type_name(static_cast<uint32_t>(t)))] =
+                    r_.losses.per_type[t];
+        std::size_t complete = r_.pages.size() - r_.incomplete_pages();
+        return {
+            {"schema", kTimelineSchema},
+            {"kernel_release", run_.kernel_release},
+            {"command_line", run_.command_line},
+            {"set_pte_observed", run_.set_pte_observed},
+            {"probes", std::move(probes)},
+            {"losses",
+             {{"per_type", std::move(per_type)},
+              {"ring", r_.losses.ring},
+              {"decode_errors", r_.losses.decode_errors},
+              {"total", r_.losses.total()}}},
+            {"trace",
+             {{"first_ts", r_.first_ts},
+              {"last_ts", r_.last_ts},
+              {"events", r_.events},
+              {"filtered", r_.filtered},
+              {"orphans", r_.orphans},
+              {"late", r_.late},
+              {"tgids", r_.tgids}}},
+            {"pages", {{"lives", r_.pages.size()}, {"complete", complete}}},
+            {"anomalies", r_.anomalies.size() + r_.anomalies_dropped},
+            {"layout",
+             {{"page_tid_base", kPageTidBase},
+              {"page_track", "tid = page_tid_base + life (index into the report's pages)"},
+              {"ts", "CLOCK_MONOTONIC microseconds"}}},
+        };
+    }
+
+    // Process and thread names, sort indexes.
+    void metadata_events() {
+        std::vector<uint32_t> pids;
+        auto add_pid = [&](uint32_t pid) {
+            if (std::find(pids.begin(), pids.end(), pid) == pids.end())
+                pids.push_back(pid);
+        };
+        for (uint32_t t : r_.tgids)
+            add_pid(t);
+        for (const Phase& ph : r_.phases)
+            add_pid(ph.tgid);
+        for (const Mapping& m : r_.mappings)
+            add_pid(m.tgid);
+        for (const PageLife& p : r_.pages)
+            add_pid(owner_of(p));
+        if (pids.empty())
+            add_pid(default_pid());
+        for (std::size_t i = 0; i < pids.size(); ++i) {
+            const uint32_t pid = pids[i];
+            std::string name = i == 0 && !run_.command_line.empty()
+                                   ? run_.command_line + " (pid " + std::to_string(pid) + ")"
+                                   : "pid " + std::to_string(pid);
+            begin_event('M', "process_name", pid, pid);
+            w_.raw(",\"args\":{\"name\":");
+            w_.str(name);
+            w_.raw("}}");
+            begin_event('M', "process_sort_index", pid, pid);
+            w_.raw(",\"args\":{\"sort_index\":");
+            w_.u64(i);
+            w_.raw("}}");
+        }
+        for (const auto& [pid, tid] : rig_track_ids()) {
+            thread_meta(pid, tid, "rig " + std::to_string(tid) + " (phases, kex mmap)", -1);
+            ++stats_.tracks;
+        }
+        for (std::size_t i = 0; i < r_.pages.size(); ++i) {
+            const PageLife& p = r_.pages[i];
+            std::string name = "page " +
+                               (p.index == kNoIndex ? std::string("?") : std::to_string(p.index)) +
+                               " pfn " + detail::hex(p.pfn);
+            thread_meta(owner_of(p), page_tid(i), name, static_cast<int64_t>(i));
+        }
+        stats_.page_tracks = r_.pages.size();
+        stats_.tracks += r_.pages.size();
+    }
+
+    void thread_meta(uint32_t pid, uint32_t tid, const std::string& name, int64_t sort) {
+        begin_event('M', "thread_name", pid, tid);
+        w_.raw(",\"args\":{\"name\":");
+        w_.str(name);
+        w_.raw("}}");
+        begin_event('M', "thread_sort_index", pid, tid);
+        w_.raw(",\"args\":{\"sort_index\":");
+        w_.i64(sort);
+        w_.raw("}}");
+    }
+
+    static uint32_t page_tid(std::size_t life) {
+        return kPageTidBase + static_cast<uint32_t>(life);
+    }
+
+    // (pid, tid) of the rig's thread tracks: phases on the tgid's own track,
+    // kex mmaps on the tid that called mmap.
+    std::vector<std::pair<uint32_t, uint32_t>> rig_track_ids() const {
+        std::vector<std::pair<uint32_t, uint32_t>> ids;
+        auto add = [&](uint32_t pid, uint32_t tid) {
+            if (std::find(ids.begin(), ids.end(), std::make_pair(pid, tid)) == ids.end())
+                ids.emplace_back(pid, tid);
+        };
+        for (const Phase& ph : r_.phases)
+            add(ph.tgid, ph.tgid);
+        for (const Mapping& m : r_.mappings)
+            add(m.tgid, m.tid ? m.tid : m.tgid);
+        for (const Anomaly& a : r_.anomalies)
+            if (a.life < 0 || static_cast<std::size_t>(a.life) >= r_.pages.size())
+                add(default_pid(), default_pid());
+        return ids;
+    }
+
+    void rig_tracks() {
+        for (const auto& [pid, tid] : rig_track_ids()) {
+            track_.clear();
+            track_.pid = pid;
+            track_.tid = tid;
+            for (const Phase& ph : r_.phases) {
+                if (ph.tgid != pid || tid != pid)
+                    continue;
+                const uint64_t end = ph.end ? ph.end : std::max(ph.start, r_.last_ts);
+                Ev& e = add(ph.start, end - ph.start, 'X', ph.name, "rig");
+                Args a(track_.arena);
+                a.b("closed", ph.closed)
+                    .hex("addr", ph.addr)
+                    .u("pages", ph.arg1)
+                    .u("kernel_events", ph.kernel_events)
+                    .u("user_faults", ph.user_faults);
+                a.end(e);
+            }
+            for (std::size_t i = 0; i < r_.mappings.size(); ++i) {
+                const Mapping& m = r_.mappings[i];
+                if (m.tgid != pid || (m.tid ? m.tid : m.tgid) != tid)
+                    continue;
+                const uint64_t dur = m.done_ts > m.ts ? m.done_ts - m.ts : 0;
+                Ev& e = add(m.ts, dur, 'X', "kex_mmap", "kex");
+                Args a(track_.arena);
+                a.u("mapping", i)
+                    .hex("vm_start", m.vm_start)
+                    .hex("vm_end", m.vm_end)
+                    .u("pages", m.pages)
+                    .word("policy", policy_name(m.policy))
+                    .b("done_seen", m.done_ts != 0)
+                    .i("ret", m.ret)
+                    .u("mapped", m.mapped)
+                    .u("other_allocations", m.other_allocations);
+                a.end(e);
+                if (m.close_ts) {
+                    Ev& c = add(m.close_ts, 0, 'i', "kex_vma_close", "kex");
+                    Args ca(track_.arena);
+                    ca.u("mapping", i).hex("vm_start", m.vm_start).hex("vm_end", m.vm_end);
+                    ca.end(c);
+                }
+            }
+            for (const Anomaly& an : r_.anomalies)
+                if ((an.life < 0 || static_cast<std::size_t>(an.life) >= r_.pages.size()) &&
+                    pid == default_pid() && tid == pid)
+                    anomaly(an);
+            flush_track(false);
+        }
+    }
+
+    void anomaly(const Anomaly& an) {
+        Ev& e = add(an.ts, 0, 'i', "anomaly", "anomaly");
+        Args a(track_.arena);
+        a.text("message", an.message);
+        a.end(e);
+    }
+
+    Ev& add(uint64_t ts, uint64_t dur, char ph, std::string_view name, std::string_view cat) {
+        Ev& e = track_.events.emplace_back();
+        e.ts = ts;
+        e.dur = dur;
+        e.ph = ph;
+        e.name = name;
+        e.cat = cat;
+        e.seq = static_cast<uint32_t>(track_.events.size() - 1);
+        return e;
+    }
+
+    // The JSON array of a stack's frames, built once per stack.
+    const std::string& stack_json(uint32_t id) {
+        if (stack_cache_.size() < r_.stacks.size())
+            stack_cache_.resize(r_.stacks.size());
+        std::string& s = stack_cache_[id];
+        if (s.empty()) {
+            json a = json::array();
+            for (uint64_t addr : r_.stack(id)) {
+                std::string sym = sym_ ? sym_(addr) : std::string();
+                a.push_back(sym.empty() ? detail::hex(addr) : sym);
+            }
+            s = a.dump(-1, ' ', false, json::error_handler_t::replace);
+        }
+        return s;
+    }
+
+    void common_args(Args& a, const Step& s) {
+        a.word("step", step_kind_name(s.kind))
+            .count("refcount", s.refcount)
+            .count("mapcount", s.mapcount);
+        if (s.flags & kStepLate)
+            a.b("late", true);
+        if (s.flags & kStepAfterFree)
+            a.b("after_free", true);
+    }
+
+    void stack_arg(Args& a, const Step& s) {
+        if (opts_.stacks && s.stack_id && s.stack_id < r_.stacks.size())
+            a.raw("stack", stack_json(s.stack_id));
+    }
+
+    void pte_args(Args& a, const PageLife& p, uint64_t pte, uint8_t flags) {
+        const PteBits bits = decode_pte(pte);
+        a.hex("pte", pte)
+            .text("bits", pte_flags(pte))
+            .u("pfn", bits.pfn)
+            .b("present", bits.present)
+            .b("rw", bits.rw)
+            .b("user", bits.user)
+            .b("accessed", bits.accessed)
+            .b("dirty", bits.dirty)
+            .b("nx", bits.nx);
+        if (pte == p.pte && p.pte_addr)
+            a.hex("pte_address", p.pte_addr);
+        if (flags & kStepViaInsertRet)
+            a.word("observed", "read back at the insert's return (set_pte_at is inline)");
+        else if (flags & kStepViaDoSetPteRet)
+            a.word("observed", "read back at the fault install's return (set_pte_at is inline)");
+    }
+
+    void page_tracks() {
+        for (std::size_t life = 0; life < r_.pages.size(); ++life) {
+            const PageLife& p = r_.pages[life];
+            track_.clear();
+            track_.pid = owner_of(p);
+            track_.tid = page_tid(life);
+            page_steps(p);
+            for (const Anomaly& an : r_.anomalies)
+                if (an.life >= 0 && static_cast<std::size_t>(an.life) == life)
+                    anomaly(an);
+            flush_track(opts_.flows, life + 1);
+        }
+    }
+
+    void page_steps(const PageLife& p) {
+        const auto& st = p.steps;
+        for (std::size_t i = 0; i < st.size(); ++i) {
+            const Step& s = st[i];
+            if (s.kind == StepKind::insert) {
+                // entry .. return as one slice, when the return follows
+                std::size_t ret = i + 1;
+                while (ret < st.size() && st[ret].kind != StepKind::insert_ret &&
+                       st[ret].kind != StepKind::insert)
+                    ++ret;
+                if (ret < st.size() && st[ret].kind == StepKind::insert_ret) {
+                    insert_slice(p, s, st[ret]);
+                    continue;
+                }
+            } else if (s.kind == StepKind::insert_ret) {
+                bool paired = false;
+                for (std::size_t j = i; j-- > 0;) {
+                    if (st[j].kind == StepKind::insert_ret)
+                        break;
+                    if (st[j].kind == StepKind::insert) {
+                        paired = true;
+                        break;
+                    }
+                }
+                if (paired)
+                    continue;
+            }
+            point_step(p, s);
+        }
+    }
+
+    void insert_slice(const PageLife& p, const Step& in, const Step& ret) {
+        Ev& e = add(in.ts, ret.ts - in.ts, 'X', names_.of(StepKind::insert),
+                    names_.cat_of(StepKind::insert));
+        e.flow = true;
+        Args a(track_.arena);
+        common_args(a, in);
+        if (in.value)
+            a.hex("addr", in.value);
+        else
+            a.null("addr");
+        a.i("ret", ret.ret())
+            .count("refcount_at_return", ret.refcount)
+            .count("mapcount_at_return", ret.mapcount);
+        if (p.pte_addr)
+            a.hex("pte_address", p.pte_addr);
+        stack_arg(a, in);
+        a.end(e);
+    }
+
+    void point_step(const PageLife& p, const Step& s) {
+        Ev& e = add(s.ts, 0, 'X', names_.of(s.kind), names_.cat_of(s.kind));
+        e.flow = true;
+        Args a(track_.arena);
+        common_args(a, s);
+        switch (s.kind) {
+        case StepKind::kmem_alloc:
+        case StepKind::page_free:
+            a.u("order", s.value);
+            break;
+        case StepKind::kex_alloc:
+            a.u("index", s.value);
+            break;
+        case StepKind::insert:
+        case StepKind::do_set_pte:
+            if (s.value)
+                a.hex("addr", s.value);
+            else
+                a.null("addr");
+            break;
+        case StepKind::insert_ret:
+        case StepKind::kex_insert:
+            a.i("ret", s.ret());
+            if (p.uaddr)
+                a.hex("uaddr", p.uaddr);
+            break;
+        case StepKind::pte_set:
+            pte_args(a, p, s.value, s.flags);
+            break;
+        case StepKind::user_fault:
+            a.u("error_code", s.value).b("in_write_phase", (s.flags & kStepInWritePhase) != 0);
+            break;
+        case StepKind::rmap_remove:
+            a.word("zap_context", p.zap_context == ZapContext::none
+                                      ? std::string_view("none")
+                                      : zap_context_name(p.zap_context));
+            break;
+        case StepKind::kex_free:
+            a.word("reason", detail::kex_free_reason_name(static_cast<uint32_t>(s.value)));
+            break;
+        default:
+            break;
+        }
+        stack_arg(a, s);
+        a.end(e);
+    }
+
+    // Sort the track, keep its slices nested, chain its flow events, write it.
+    void flush_track(bool flows, uint64_t flow_id = 0) {
+        auto& evs = track_.events;
+        std::stable_sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) {
+            if (a.ts != b.ts)
+                return a.ts < b.ts;
+            return a.dur > b.dur;
+        });
+        // A slice that would overlap its parent partially is cut to it (never
+        // happens on a sane stream; viewers drop such slices).
+        std::vector<uint64_t> open;
+        for (Ev& e : evs) {
+            if (e.ph != 'X')
+                continue;
+            while (!open.empty() && (open.back() < e.ts || (open.back() == e.ts && e.dur > 0)))
+                open.pop_back();
+            if (!open.empty() && e.ts + e.dur > open.back())
+                e.dur = open.back() - e.ts;
+            open.push_back(e.ts + e.dur);
+        }
+        std::size_t chain = 0, n_chain = 0;
+        if (flows)
+            for (const Ev& e : evs)
+                n_chain += e.flow && e.ph == 'X';
+        if (n_chain >= 2)
+            stats_.flow_arrows += n_chain - 1;
+        for (const Ev& e : evs) {
+            begin_event(e.ph, e.name, track_.pid, track_.tid);
+            w_.raw(",\"cat\":\"");
+            w_.raw(e.cat);
+            w_.raw("\",\"ts\":");
+            w_.us(e.ts);
+            if (e.ph == 'X') {
+                w_.raw(",\"dur\":");
+                w_.us(e.dur);
+            } else {
+                w_.raw(",\"s\":\"t\"");
+            }
+            if (n_chain >= 2 && e.flow && e.ph == 'X') {
+                w_.raw(",\"bind_id\":");
+                w_.u64(flow_id);
+                if (chain > 0)
+                    w_.raw(",\"flow_in\":true");
+                if (chain + 1 < n_chain)
+                    w_.raw(",\"flow_out\":true");
+                ++chain;
+            }
+            w_.raw(",\"args\":");
+            w_.raw(std::string_view(track_.arena).substr(e.args_off, e.args_len));
+            w_.ch('}');
+        }
+    }
+
+    // "kex pages allocated" and "kex pages mapped", per owner process.
+    void counters() {
+        struct Delta {
+            uint32_t pid;
+            uint64_t ts;
+            int alloc;
+            int mapped;
+        };
+        std::vector<Delta> d;
+        d.reserve(r_.pages.size() * 4);
+        for (const PageLife& p : r_.pages) {
+            const uint32_t pid = owner_of(p);
+            d.push_back({pid, p.alloc_ts, 1, 0});
+            uint64_t map_ts = 0, unmap_ts = 0;
+            for (const Step& s : p.steps) {
+                if (!map_ts && (s.kind == StepKind::rmap_add || s.kind == StepKind::pte_set))
+                    map_ts = s.ts;
+                if (map_ts && !unmap_ts && s.kind == StepKind::rmap_remove)
+                    unmap_ts = s.ts;
+            }
+            if (map_ts)
+                d.push_back({pid, map_ts, 0, 1});
+            if (unmap_ts)
+                d.push_back({pid, unmap_ts, 0, -1});
+            if (p.free_ts)
+                d.push_back({pid, std::max(p.free_ts, p.alloc_ts), -1, 0});
+        }
+        if (d.empty())
+            return;
+        std::stable_sort(d.begin(), d.end(), [](const Delta& a, const Delta& b) {
+            return a.pid != b.pid ? a.pid < b.pid : a.ts < b.ts;
+        });
+        std::size_t i = 0;
+        while (i < d.size()) {
+            const uint32_t pid = d[i].pid;
+            int64_t alloc = 0, mapped = 0;
+            const uint64_t t0 = std::min(r_.first_ts ? r_.first_ts : d[i].ts, d[i].ts);
+            counter(pid, t0, "kex pages allocated", 0);
+            counter(pid, t0, "kex pages mapped", 0);
+            while (i < d.size() && d[i].pid == pid) {
+                const uint64_t ts = d[i].ts;
+                int64_t a0 = alloc, m0 = mapped;
+                for (; i < d.size() && d[i].pid == pid && d[i].ts == ts; ++i) {
+                    alloc += d[i].alloc;
+                    mapped += d[i].mapped;
+                }
+                if (alloc != a0)
+                    counter(pid, ts, "kex pages allocated", alloc);
+                if (mapped != m0)
+                    counter(pid, ts, "kex pages mapped", mapped);
+            }
+        }
+    }
+
+    void counter(uint32_t pid, uint64_t ts, std::string_view name, int64_t v) {
+        begin_event('C', name, pid, pid);
+        w_.raw(",\"cat\":\"kex\",\"ts\":");
+        w_.us(ts);
+        w_.raw(",\"args\":{\"pages\":");
+        w_.i64(v);
+        w_.raw("}}");
+    }
+
+    const Report& r_;
+    const RunInfo& run_;
+    const Symbolizer& sym_;
+    TimelineOptions opts_;
+    Writer w_;
+    StepNames names_;
+    TimelineStats stats_;
+    Track track_;
+    std::vector<std::string> stack_cache_;
+    bool first_ = true;
+};
+
+} // namespace
+
+TimelineStats write_trace_events(const Report& report, const RunInfo& run,
+                                 const Symbolizer& symbolize, std::ostream& out,
+                                 const TimelineOptions& opts) {
+    Exporter x(report, run, symbolize, out, opts);
+    return x.run();
+}
+
+json to_trace_events(const Report& report, const RunInfo& run, const Symbolizer& symbolize,
+                     const TimelineOptions& opts) {
+    std::ostringstream s;
+    write_trace_events(report, run, symbolize, s, opts);
+    return json::parse(s.str());
+}
+
+} // namespace kextrace
