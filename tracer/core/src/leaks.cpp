@@ -1,0 +1,437 @@
+// Leak hunting: per-page verdicts and reference ledgers (kextrace/leaks.h).
+#include <kextrace/leaks.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+
+namespace kextrace {
+
+std::string_view verdict_name(Verdict v) {
+    switch (v) {
+    case Verdict::freed:
+        return "freed";
+    case Verdict::leaked:
+        return "leaked";
+    case Verdict::still_mapped:
+        return "still mapped";
+    case Verdict::freed_while_mapped:
+        return "freed while mapped";
+    case Verdict::held:
+        return "held";
+    case Verdict::inconclusive:
+        break;
+    }
+    return "inconclusive";
+}
+
+std::string_view verdict_key(Verdict v) {
+    switch (v) {
+    case Verdict::still_mapped:
+        return "still_mapped";
+    case Verdict::freed_while_mapped:
+        return "freed_while_mapped";
+    default:
+        return verdict_name(v);
+    }
+}
+
+std::string_view ref_site_name(RefSite s) {
+    switch (s) {
+    case RefSite::alloc:
+        return "alloc";
+    case RefSite::insert:
+        return "vm_insert_page";
+    case RefSite::pte_copy:
+        return "pte copy (fork)";
+    case RefSite::kex_put:
+        return "kex put";
+    case RefSite::zap:
+        return "zap";
+    case RefSite::unexplained:
+        break;
+    }
+    return "unexplained";
+}
+
+std::string_view ref_site_key(RefSite s) {
+    switch (s) {
+    case RefSite::insert:
+        return "insert";
+    case RefSite::pte_copy:
+        return "pte_copy";
+    case RefSite::kex_put:
+        return "kex_put";
+    default:
+        return ref_site_name(s);
+    }
+}
+
+namespace {
+
+// The action an event's reading comes before (kprobe entries, kex's put).
+struct Pending {
+    RefSite site;
+    int32_t delta;
+    uint32_t step;
+};
+
+std::optional<Pending> action_after_reading(const Step& s, uint32_t i) {
+    switch (s.kind) {
+    case StepKind::insert:
+        return Pending{RefSite::insert, +1, i};
+    case StepKind::rmap_remove:
+        return Pending{RefSite::zap, -1, i};
+    case StepKind::kex_free:
+        return Pending{RefSite::kex_put, -1, i};
+    default:
+        return std::nullopt;
+    }
+}
+
+// The insert path: mapcount rises there because of the insert itself.
+bool insert_path(StepKind prev, StepKind next) {
+    auto in = [](StepKind k) {
+        return k == StepKind::insert || k == StepKind::rmap_add || k == StepKind::do_set_pte;
+    };
+    return in(prev) || in(next) || next == StepKind::insert_ret || next == StepKind::pte_set ||
+           next == StepKind::kex_insert;
+}
+
+bool counted(const Step& s) {
+    // Negative refcounts are no page's: treat as unread (and never trust
+    // counts from a step that arrived after the free that closed the life).
+    return s.refcount != kNoCount && s.refcount >= 0 && !(s.flags & kStepAfterFree) &&
+           s.kind != StepKind::page_free_batched;
+}
+
+std::string fmt_ns(uint64_t ns) {
+    char buf[32];
+    if (ns < 10'000)
+        std::snprintf(buf, sizeof(buf), "%lluns", static_cast<unsigned long long>(ns));
+    else if (ns < 10'000'000)
+        std::snprintf(buf, sizeof(buf), "%.1fus", static_cast<double>(ns) / 1e3);
+    else if (ns < 10'000'000'000ULL)
+        std::snprintf(buf, sizeof(buf), "%.1fms", static_cast<double>(ns) / 1e6);
+    else
+        std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(ns) / 1e9);
+    return buf;
+}
+
+class LedgerBuilder {
+  public:
+    LedgerBuilder(const PageLife& p, PageVerdict& v) : p_(p), v_(v) {}
+
+    void book(RefSite site, int32_t delta, uint32_t step, uint32_t stack_id, bool inferred) {
+        RefChange c;
+        c.site = site;
+        c.delta = delta;
+        c.step = step;
+        c.kind = p_.steps[step].kind;
+        c.ts = p_.steps[step].ts;
+        c.stack_id = stack_id;
+        c.inferred = inferred;
+        c.open = delta > 0 ? delta : 0;
+        v_.changes.push_back(c);
+    }
+
+    // Walks the steps up to the first page_free. Returns the mapcount state
+    // just before that free (kNoCount if never read), or after the last step.
+    void run() {
+        int32_t ref = kNoCount;
+        int32_t map = kNoCount;
+        std::optional<uint32_t> prev;
+        std::optional<Pending> pending;
+        bool insert_accounted = false;
+        const auto n = static_cast<uint32_t>(p_.steps.size());
+        for (uint32_t i = 0; i < n; ++i) {
+            const Step& s = p_.steps[i];
+            const bool is_free = s.kind == StepKind::page_free;
+            if (is_free)
+                map_before_free_ = map;
+            // Mapcount: the reading, less the zap's own decrement.
+            if (!(s.flags & kStepAfterFree) && s.kind != StepKind::page_free_batched) {
+                if (s.mapcount != kNoCount && s.mapcount >= 0 && !is_free)
+                    map =
+                        s.kind == StepKind::rmap_remove ? std::max(0, s.mapcount - 1) : s.mapcount;
+                else if (s.kind == StepKind::rmap_remove && map != kNoCount && map > 0)
+                    --map;
+            }
+            if (s.kind == StepKind::insert)
+                insert_accounted = true;
+            if (!counted(s)) {
+                if (is_free)
+                    break;
+                continue;
+            }
+            if (!prev) {
+                first_reading(i, s.refcount);
+            } else {
+                interval(*prev, i, s.refcount - ref, pending, insert_accounted);
+            }
+            pending.reset();
+            if (!is_free)
+                pending = action_after_reading(s, i);
+            // An insert seen only at its return books its reference there.
+            ref = s.refcount;
+            prev = i;
+            v_.last_step = i;
+            v_.last_refcount = s.refcount;
+            v_.last_mapcount = s.mapcount;
+            if (is_free)
+                break;
+        }
+        // The trace ended after an event whose action comes after its reading:
+        // the zap's put (or kex's) happened, unseen.
+        if (pending && ref != kNoCount) {
+            book(pending->site, pending->delta, pending->step, stack_of(pending->step), true);
+            ref += pending->delta;
+        }
+        v_.refcount = ref;
+        v_.mapcount = map;
+        final_map_ = map;
+    }
+
+    int32_t map_before_free() const { return map_before_free_; }
+    int32_t final_map() const { return final_map_; }
+
+  private:
+    uint32_t stack_of(uint32_t step) const { return p_.steps[step].stack_id; }
+
+    void first_reading(uint32_t i, int32_t count) {
+        if (count <= 0)
+            return;
+        // The allocation's reference, booked at kex_page_alloc (kex's mmap stack).
+        uint32_t at = i;
+        for (uint32_t k = 0; k < p_.steps.size(); ++k)
+            if (p_.steps[k].kind == StepKind::kex_alloc) {
+                at = k;
+                break;
+            }
+        book(RefSite::alloc, 1, at, stack_of(at), false);
+        if (count > 1)
+            book(RefSite::unexplained, count - 1, i, stack_of(i), false);
+    }
+
+    void interval(uint32_t prev, uint32_t next, int32_t d, const std::optional<Pending>& pending,
+                  bool& insert_accounted) {
+        const Step& P = p_.steps[prev];
+        const Step& N = p_.steps[next];
+        // A copied PTE (fork): mapcount and refcount rise with no event.
+        if (P.mapcount != kNoCount && N.mapcount != kNoCount && N.mapcount > P.mapcount &&
+            !insert_path(P.kind, N.kind)) {
+            const int32_t pend_drop = pending && pending->delta < 0 ? -pending->delta : 0;
+            const int32_t copies = std::min(N.mapcount - P.mapcount, std::max(0, d + pend_drop));
+            if (copies > 0) {
+                book(RefSite::pte_copy, copies, next, stack_of(next), false);
+                d -= copies;
+            }
+        }
+        // The earlier event's own action.
+        if (pending) {
+            const bool same_sign = (d > 0 && pending->delta > 0) || (d < 0 && pending->delta < 0);
+            if (same_sign) {
+                const int32_t take =
+                    d > 0 ? std::min(d, pending->delta) : std::max(d, pending->delta);
+                // The zap's put is done by the release that frees the page:
+                // that free's stack says where.
+                uint32_t stack = stack_of(pending->step);
+                if (pending->site == RefSite::zap && !stack && N.kind == StepKind::page_free)
+                    stack = stack_of(next);
+                book(pending->site, take, pending->step, stack, false);
+                d -= take;
+            } else {
+                book(pending->site, 0, pending->step, stack_of(pending->step), true);
+            }
+        }
+        // The later event's completed action: an insert seen only at its return.
+        if (d > 0 && !insert_accounted && N.ret() == 0 &&
+            (N.kind == StepKind::insert_ret || N.kind == StepKind::kex_insert)) {
+            book(RefSite::insert, 1, next, stack_of(next), false);
+            insert_accounted = true;
+            d -= 1;
+        }
+        if (d != 0)
+            book(RefSite::unexplained, d, next, stack_of(next), false);
+    }
+
+    const PageLife& p_;
+    PageVerdict& v_;
+    int32_t map_before_free_ = kNoCount;
+    int32_t final_map_ = kNoCount;
+};
+
+// Drops cancel takes: kex's put the allocation's reference, a zap the
+// mapping's (insert, then a copied PTE), an unexplained drop an unexplained
+// take; then the latest open take.
+void pair(PageVerdict& v) {
+    auto prefer = [](RefSite drop) -> std::vector<RefSite> {
+        switch (drop) {
+        case RefSite::kex_put:
+            return {RefSite::alloc};
+        case RefSite::zap:
+            return {RefSite::insert, RefSite::pte_copy};
+        default:
+            return {RefSite::unexplained};
+        }
+    };
+    for (std::size_t i = 0; i < v.changes.size(); ++i) {
+        RefChange& d = v.changes[i];
+        if (d.delta >= 0)
+            continue;
+        int32_t left = -d.delta;
+        auto cancel = [&](RefChange& t) {
+            const int32_t k = std::min(left, t.open);
+            t.open -= k;
+            left -= k;
+        };
+        for (RefSite site : prefer(d.site))
+            for (std::size_t j = 0; j < i && left; ++j)
+                if (v.changes[j].site == site && v.changes[j].open > 0)
+                    cancel(v.changes[j]);
+        for (std::size_t j = i; j-- > 0 && left;)
+            if (v.changes[j].open > 0)
+                cancel(v.changes[j]);
+        if (left)
+            v.balanced = false; // a drop of a reference no event took
+    }
+    for (std::size_t i = 0; i < v.changes.size(); ++i) {
+        const RefChange& c = v.changes[i];
+        if (c.site == RefSite::unexplained)
+            v.balanced = false;
+        if (c.open > 0) {
+            v.never_dropped.push_back(static_cast<uint32_t>(i));
+            if (!v.leak_stack && c.stack_id)
+                v.leak_stack = c.stack_id;
+        }
+        if (c.delta == 0)
+            continue;
+        auto it = std::find_if(v.ledger.begin(), v.ledger.end(), [&](const LedgerLine& l) {
+            return l.site == c.site && l.stack_id == c.stack_id && l.kind == c.kind;
+        });
+        if (it == v.ledger.end()) {
+            v.ledger.push_back({c.site, c.stack_id, c.kind, 0, 0});
+            it = v.ledger.end() - 1;
+        }
+        (c.delta > 0 ? it->taken : it->dropped) += c.delta > 0 ? c.delta : -c.delta;
+    }
+}
+
+std::string site_list(const PageVerdict& v) {
+    std::string s;
+    for (uint32_t i : v.never_dropped) {
+        const RefChange& c = v.changes[i];
+        if (!s.empty())
+            s += ", ";
+        if (c.open > 1)
+            s += std::to_string(c.open) + "x ";
+        s += std::string(ref_site_name(c.site)) + " at " + std::string(step_kind_name(c.kind));
+    }
+    return s;
+}
+
+} // namespace
+
+PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& opts) {
+    const PageLife& p = report.pages[life];
+    PageVerdict v;
+    v.life = life;
+
+    LedgerBuilder lb(p, v);
+    lb.run();
+    pair(v);
+
+    const bool global_loss = report.losses.ring || report.losses.decode_errors;
+    const bool lost = global_loss || p.missing_lost;
+    const auto free_it = std::find_if(p.steps.begin(), p.steps.end(),
+                                      [](const Step& s) { return s.kind == StepKind::page_free; });
+    const bool freed = free_it != p.steps.end();
+
+    // Mapped by the correlator's account, for lives with no mapcount readings.
+    bool mapped = false, zap_before_free = false;
+    for (const Step& s : p.steps) {
+        if (s.kind == StepKind::page_free)
+            break;
+        if (s.kind == StepKind::pte_set || (s.kind == StepKind::insert_ret && s.ret() == 0) ||
+            (s.kind == StepKind::kex_insert && s.ret() == 0))
+            mapped = true;
+        if (s.kind == StepKind::rmap_remove)
+            zap_before_free = true;
+    }
+    const bool insert_failed = p.insert_ret != 0;
+
+    if (freed) {
+        const int32_t m = lb.map_before_free();
+        const bool while_mapped =
+            m != kNoCount ? m > 0 : (mapped && !zap_before_free && !insert_failed);
+        if (!while_mapped) {
+            v.verdict = Verdict::freed;
+            v.reason = "freed +" + fmt_ns(free_it->ts - p.alloc_ts) + " after its allocation";
+        } else if ((p.missing_lost & kMsZap) || global_loss) {
+            v.verdict = Verdict::inconclusive;
+            v.reason = "freed with no zap seen before, but zap events were lost";
+        } else {
+            v.verdict = Verdict::freed_while_mapped;
+            v.reason = m != kNoCount ? "mm_page_free while its mapcount was " + std::to_string(m) +
+                                           ": a PTE still pointed to it"
+                                     : "mm_page_free with no zap before it: a PTE still "
+                                       "pointed to it";
+        }
+        return v;
+    }
+
+    // Not freed.
+    if (!(p.expected & kMsPageFree)) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = "mm_page_free is not observed here (probe not attached)";
+        return v;
+    }
+    if (lost) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = global_loss ? "records were lost or undecodable: its free may be among them"
+                               : "events lost: " + milestone_names(p.missing_lost);
+        return v;
+    }
+    if (!p.open_at_end) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = "kex allocated its pfn again before a free was seen: the free is missing";
+        return v;
+    }
+    const int32_t m = lb.final_map();
+    const bool mapped_now =
+        m != kNoCount ? m > 0 : (mapped && !(p.seen & kMsZap) && !insert_failed);
+    if (mapped_now) {
+        v.verdict = Verdict::still_mapped;
+        v.reason = m != kNoCount ? "mapcount " + std::to_string(m) + ": a live mapping holds it"
+                                 : "mapped and never zapped: a live mapping holds it";
+        return v;
+    }
+    const bool owner_alive =
+        std::find(opts.alive.begin(), opts.alive.end(), p.owner) != opts.alive.end();
+    if (!opts.device_closed && owner_alive) {
+        v.verdict = Verdict::held;
+        v.reason = "unmapped and not freed, but its owner " + std::to_string(p.owner) +
+                   " is alive with the device open: kex may still free it";
+        return v;
+    }
+    v.verdict = Verdict::leaked;
+    v.reason = "never freed, no mapping left";
+    if (!v.never_dropped.empty())
+        v.reason += "; never dropped: " + site_list(v);
+    return v;
+}
+
+LeakReport assess_leaks(const Report& report, const LeakOptions& opts) {
+    LeakReport out;
+    out.events_lost = report.losses.total();
+    out.orphans = report.orphans;
+    out.device_closed = opts.device_closed;
+    out.pages.reserve(report.pages.size());
+    for (uint32_t i = 0; i < report.pages.size(); ++i) {
+        out.pages.push_back(assess_page(report, i, opts));
+        ++out.counts[static_cast<std::size_t>(out.pages.back().verdict)];
+    }
+    return out;
+}
+
+} // namespace kextrace
