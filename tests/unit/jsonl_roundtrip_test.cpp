@@ -37,8 +37,10 @@ JsonlHeader header_for(uint64_t events) {
     h.run.set_pte_observed = "PTE read back at the return of insert_page_into_pte_locked";
     h.run.probes = {{"insert", "insert_page_into_pte_locked",
                      "insert_page_into_pte_locked.constprop.0", true, "clone", 3}};
-    h.roots = {100};
-    h.expected = kMsDefaultExpected & ~kMsKexInsert;
+    h.correlator.roots = {100};
+    h.correlator.expected = kMsDefaultExpected & ~kMsKexInsert;
+    h.correlator.alloc_attach_ns = 10'000'000'000ull;
+    h.correlator.max_anomalies = 7;
     h.probe_names = {"rig_phase", "kex_page_alloc"};
     h.symbols = {{0xffffffffc0001000, "kex_mmap+0x1a5 [kex]"}};
     h.losses.per_type[KEX_EV_RMAP_ADD] = 2;
@@ -115,8 +117,11 @@ TEST(JsonlRoundTrip, HeaderComesBackIdentical) {
     EXPECT_EQ(back->run.probes[0].resolved, "insert_page_into_pte_locked.constprop.0");
     EXPECT_EQ(back->run.probes[0].nmissed, 3u);
     EXPECT_TRUE(back->run.probes[0].attached);
-    EXPECT_EQ(back->roots, h.roots);
-    EXPECT_EQ(back->expected, h.expected);
+    EXPECT_EQ(back->correlator.roots, h.correlator.roots);
+    EXPECT_EQ(back->correlator.expected, h.correlator.expected);
+    EXPECT_EQ(back->correlator.alloc_attach_ns, 10'000'000'000ull);
+    EXPECT_EQ(back->correlator.max_anomalies, 7u);
+    EXPECT_EQ(back->correlator.reorder_window_ns, 0u);
     EXPECT_EQ(back->probe_names, h.probe_names);
     EXPECT_EQ(back->symbols, h.symbols);
     EXPECT_EQ(back->losses.per_type, h.losses.per_type);
@@ -135,7 +140,7 @@ TEST(JsonlRoundTrip, ReplayGivesTheSameReport) {
         b.events[i].ts = b.events[10].ts;
     const JsonlHeader h = header_for(b.events.size());
 
-    CorrelatorOptions opts{.roots = h.roots, .expected = h.expected};
+    const CorrelatorOptions opts = h.correlator;
     Correlator direct(opts);
     for (const Event& e : b.events)
         direct.feed(e);

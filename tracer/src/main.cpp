@@ -8,7 +8,9 @@
 #include "options.h"
 #include "probe_plan.h"
 #include "probe_report.h"
+#include "report_command.h"
 #include "session.h"
+#include "trace_files.h"
 
 #include <kextrace/core.h>
 #include <kextrace/output.h>
@@ -38,41 +40,22 @@ void setup_logging(bool verbose) {
     route_libbpf_logs();
 }
 
-void write_json_atomically(const std::string& path, const nlohmann::json& j) {
-    std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        if (!out)
-            throw FatalError(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-        out << j.dump(2) << '\n';
-        out.flush();
-        if (!out)
-            throw FatalError(fmt::format("writing {} failed", tmp));
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        std::remove(tmp.c_str());
-        throw FatalError(fmt::format("rename {} -> {}: {}", tmp, path, std::strerror(e)));
-    }
-}
-
 // One --events line: the record's fields, type and probe by name, stack symbolized.
 nlohmann::json event_json(const Event& ev, const Ksyms& ksyms) {
-    nlohmann::json j = {{"ts", ev.ts},
-                        {"type", event_type_name(ev.type)},
-                        {"cpu", ev.cpu},
-                        {"pid", ev.pid},
-                        {"tid", ev.tid},
-                        {"pfn", ev.pfn == KEX_NO_PFN ? nlohmann::json() : nlohmann::json(ev.pfn)},
-                        {"addr", ev.addr},
-                        {"arg0", ev.arg0},
-                        {"arg1", ev.arg1},
-                        {"ret", ev.ret},
-                        {"refcount", ev.refcount == KEX_NO_COUNT ? nlohmann::json()
-                                                                  : nlohmann::json(ev.refcount)},
-                        {"mapcount", ev.mapcount == KEX_NO_COUNT ? nlohmann::json()
-                                                                  : nlohmann::json(ev.mapcount)},
-                        {"probe", ev.probe < KEX_P_COUNT ? probe_spec(ev.probe).short_name : "?"}};
+    nlohmann::json j = {
+        {"ts", ev.ts},
+        {"type", event_type_name(ev.type)},
+        {"cpu", ev.cpu},
+        {"pid", ev.pid},
+        {"tid", ev.tid},
+        {"pfn", ev.pfn == KEX_NO_PFN ? nlohmann::json() : nlohmann::json(ev.pfn)},
+        {"addr", ev.addr},
+        {"arg0", ev.arg0},
+        {"arg1", ev.arg1},
+        {"ret", ev.ret},
+        {"refcount", ev.refcount == KEX_NO_COUNT ? nlohmann::json() : nlohmann::json(ev.refcount)},
+        {"mapcount", ev.mapcount == KEX_NO_COUNT ? nlohmann::json() : nlohmann::json(ev.mapcount)},
+        {"probe", ev.probe < KEX_P_COUNT ? probe_spec(ev.probe).short_name : "?"}};
     if (!ev.stack.empty()) {
         auto& st = j["stack"] = nlohmann::json::array();
         for (uint64_t a : ev.stack) {
@@ -138,8 +121,8 @@ int run(const Options& opt) {
     bool tracefs_kprobes = tracefs && tracefs->kprobe_events_writable();
     if (opt.kprobe_mode == "tracefs" && !tracefs_kprobes)
         throw FatalError("--kprobe-mode tracefs: no writable kprobe_events in tracefs");
-    lopts.kprobe_mode = (opt.kprobe_mode == "perf" || !tracefs_kprobes) ? KprobeMode::perf
-                                                                         : KprobeMode::tracefs;
+    lopts.kprobe_mode =
+        (opt.kprobe_mode == "perf" || !tracefs_kprobes) ? KprobeMode::perf : KprobeMode::tracefs;
     lopts.fault_all_pages = opt.fault_all_pages;
     lopts.stacks = opt.stacks;
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
@@ -170,11 +153,10 @@ int run(const Options& opt) {
     install_stop_handlers();
     loader->attach(plan);
     auto startup = probe_statuses(plan, &loader->results(), std::nullopt);
-    std::cerr << fmt::format("kextrace: {} on {}, kprobes via {}\n",
-                             opt.command.empty() ? fmt::format("pid {}", *opt.pid)
-                                                 : join_command(opt.command),
-                             facts.release,
-                             lopts.kprobe_mode == KprobeMode::tracefs ? "tracefs" : "perf");
+    std::cerr << fmt::format(
+        "kextrace: {} on {}, kprobes via {}\n",
+        opt.command.empty() ? fmt::format("pid {}", *opt.pid) : join_command(opt.command),
+        facts.release, lopts.kprobe_mode == KprobeMode::tracefs ? "tracefs" : "perf");
     if (!facts.kprobes)
         std::cerr << fmt::format("kextrace: kprobe steps are unobservable here: {}\n",
                                  facts.no_kprobes_reason);
@@ -190,12 +172,15 @@ int run(const Options& opt) {
     copts.alloc_attach_ns = 10'000'000'000ull;
     Correlator correlator(copts);
     uint64_t decode_errors = 0;
+    std::optional<JsonlWriter> jsonl;
+    if (!opt.jsonl_path.empty())
+        jsonl.emplace(JsonlWriter::open(opt.jsonl_path).take_or_die("--jsonl"));
     std::ofstream events_out;
     if (!opt.events_path.empty()) {
         events_out.open(opt.events_path, std::ios::trunc);
         if (!events_out)
-            throw FatalError(fmt::format("cannot write {}: {}", opt.events_path,
-                                         std::strerror(errno)));
+            throw FatalError(
+                fmt::format("cannot write {}: {}", opt.events_path, std::strerror(errno)));
     }
     auto st = loader->open_ring_buffer([&](std::span<const std::byte> rec) {
         // Stack records are reserved at full depth: only stack_len entries count.
@@ -209,9 +194,10 @@ int run(const Options& opt) {
         if (auto ev = decode_event(rec, &why)) {
             if (events_out.is_open())
                 events_out << event_json(*ev, ksyms).dump() << '\n';
+            if (jsonl)
+                jsonl->add(*ev);
             correlator.feed(std::move(*ev));
-        }
-        else if (decode_errors++ < 5)
+        } else if (decode_errors++ < 5)
             spdlog::warn("undecodable record ({} bytes): {}", rec.size(), why);
         return 0;
     });
@@ -250,8 +236,8 @@ int run(const Options& opt) {
 
     RunInfo run;
     run.kernel_release = facts.release;
-    run.command_line = opt.command.empty() ? fmt::format("-p {}", *opt.pid)
-                                           : join_command(opt.command);
+    run.command_line =
+        opt.command.empty() ? fmt::format("-p {}", *opt.pid) : join_command(opt.command);
     run.probes = probe_statuses(plan, &loader->results(), missed, true);
     if (const PlanStep* s = plan.find("pte set"); s && s->available)
         run.set_pte_observed = s->reason;
@@ -266,6 +252,21 @@ int run(const Options& opt) {
     topts.full = opt.full;
     topts.stacks = opt.show_stacks;
     render_text(report, run, std::cout, sym, topts);
+    if (jsonl) {
+        JsonlHeader h;
+        h.run = run;
+        h.losses = losses;
+        h.correlator = copts;
+        for (uint32_t i = 0; i < KEX_P_COUNT; i++)
+            h.probe_names.emplace_back(probe_spec(i).short_name);
+        if (auto st = jsonl->commit(std::move(h), sym); !st)
+            throw FatalError("--jsonl: " + st.error().message);
+    }
+    if (!opt.export_path.empty()) {
+        auto st = write_timeline(opt.export_path, report, run, sym).take_or_die("--export");
+        spdlog::info("timeline {}: {} events, {} tracks, {} flow arrows, {} bytes", opt.export_path,
+                     st.events, st.tracks, st.flow_arrows, st.bytes);
+    }
     std::cout.flush();
     if (!opt.json_path.empty()) {
         nlohmann::json j = to_json(report, run, sym);
@@ -301,6 +302,8 @@ int run(const Options& opt) {
 } // namespace kextrace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::strcmp(argv[1], "report") == 0)
+        return kextrace::report_main(argc - 1, argv + 1);
     int code = 0;
     auto opt = kextrace::parse_options(argc, argv, &code);
     if (!opt)

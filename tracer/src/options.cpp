@@ -11,7 +11,8 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     Options o;
     CLI::App app{"kextrace: follow every page the kex driver maps into a process, through the "
                  "kernel's insert / fault / unmap paths\n"
-                 "usage: kextrace [OPTIONS] -- CMD ARGS...  |  kextrace [OPTIONS] -p PID",
+                 "usage: kextrace [OPTIONS] -- CMD ARGS...  |  kextrace [OPTIONS] -p PID  |  "
+                 "kextrace report FILE.jsonl [--json OUT] [--export OUT]",
                  "kextrace"};
     app.footer("Exit status: the command's, when the trace is clean; 3 if events were lost "
                "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors.");
@@ -25,8 +26,17 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_option("--events", o.events_path,
                    "write every decoded record to FILE, one JSON object per line")
         ->type_name("FILE");
+    app.add_option("--jsonl", o.jsonl_path,
+                   "write every raw event to FILE, one JSON object per line after a header "
+                   "(replay it with: kextrace report FILE)")
+        ->type_name("FILE");
+    app.add_option(
+           "--export", o.export_path,
+           "write a Trace Event Format timeline (ui.perfetto.dev, chrome://tracing) to FILE")
+        ->type_name("FILE");
     app.add_flag("-v,--verbose", o.verbose, "debug logging, libbpf's messages included");
-    app.add_flag("--accept-loss", o.accept_loss, "exit with the command's status even if events were lost");
+    app.add_flag("--accept-loss", o.accept_loss,
+                 "exit with the command's status even if events were lost");
     app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
                  "report do_set_pte / set_pte_range for every page the traced processes fault "
                  "in, not only kex pages");
@@ -84,8 +94,7 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         return std::nullopt;
     }
     if (!o.plan_only && o.command.empty() == !o.pid.has_value()) {
-        fmt::print(stderr, "kextrace: give either -- CMD ARGS... or -p PID\n{}",
-                   app.help());
+        fmt::print(stderr, "kextrace: give either -- CMD ARGS... or -p PID\n{}", app.help());
         *exit_code = 2;
         return std::nullopt;
     }

@@ -15,6 +15,8 @@ struct Options {
     std::optional<double> duration_s; // --duration
     std::string json_path;            // --json FILE
     std::string events_path;          // --events FILE: every decoded record, JSON lines
+    std::string jsonl_path;           // --jsonl FILE: raw events + header, for `kextrace report`
+    std::string export_path;          // --export FILE: Trace Event Format timeline
     bool verbose = false;             // -v
     bool accept_loss = false;
     bool fault_all_pages = false; // --fault-probe-all-pages

@@ -271,8 +271,12 @@ std::string jsonl_header_line(const JsonlHeader& h) {
         {"set_pte_observed", h.run.set_pte_observed},
         {"probes", std::move(probes)},
         {"probe_names", h.probe_names},
-        {"roots", h.roots},
-        {"expected", detail::milestone_tokens(h.expected)},
+        {"correlator",
+         {{"roots", h.correlator.roots},
+          {"expected", detail::milestone_tokens(h.correlator.expected)},
+          {"reorder_window_ns", h.correlator.reorder_window_ns},
+          {"alloc_attach_ns", h.correlator.alloc_attach_ns},
+          {"max_anomalies", h.correlator.max_anomalies}}},
         {"losses",
          {{"per_type", std::move(per_type)},
           {"ring", h.losses.ring},
@@ -315,17 +319,22 @@ std::optional<JsonlHeader> parse_jsonl_header(std::string_view line, std::string
             h.run.probes.push_back(std::move(s));
         }
         h.probe_names = j->value("probe_names", std::vector<std::string>{});
-        h.roots = j->value("roots", std::vector<uint32_t>{});
-        if (j->contains("expected")) {
-            h.expected = 0;
-            for (const std::string& tok : j->at("expected").get<std::vector<std::string>>()) {
+        const json corr = j->value("correlator", json::object());
+        CorrelatorOptions& co = h.correlator;
+        co.roots = corr.value("roots", std::vector<uint32_t>{});
+        co.reorder_window_ns = corr.value("reorder_window_ns", co.reorder_window_ns);
+        co.alloc_attach_ns = corr.value("alloc_attach_ns", co.alloc_attach_ns);
+        co.max_anomalies = corr.value("max_anomalies", co.max_anomalies);
+        if (corr.contains("expected")) {
+            co.expected = 0;
+            for (const std::string& tok : corr.at("expected").get<std::vector<std::string>>()) {
                 uint16_t bit = 0;
                 for (uint16_t b = 0; b < kMilestoneBits && !bit; ++b)
                     if (detail::milestone_tokens(static_cast<uint16_t>(1u << b)).front() == tok)
                         bit = static_cast<uint16_t>(1u << b);
                 if (!bit)
                     return fail("unknown milestone \"" + tok + "\" in \"expected\"");
-                h.expected |= bit;
+                co.expected |= bit;
             }
         }
         const json losses = j->value("losses", json::object());

@@ -8,7 +8,9 @@
 // reproduces the report exactly):
 //
 //   {"schema":"kextrace.events/1","kernel_release":"6.1.0-56-amd64",
-//    "command_line":"mmap_test /dev/kex 8","roots":[133],"expected":["kex_alloc",...],
+//    "command_line":"mmap_test /dev/kex 8",
+//    "correlator":{"roots":[133],"expected":["kex_alloc",...],"reorder_window_ns":0,
+//                  "alloc_attach_ns":10000000000,"max_anomalies":1000},
 //    "probes":[{"step":"insert",...}],"probe_names":["rig_phase",...],
 //    "losses":{"per_type":{},"ring":0,"decode_errors":0},"events":298,
 //    "symbols":{"0xffffffffc0411696":"kex_mmap+0x2a6 [kex]"},"set_pte_observed":"..."}
@@ -41,8 +43,9 @@ inline constexpr const char* kJsonlSchema = "kextrace.events/1";
 struct JsonlHeader {
     RunInfo run;
     Losses losses;
-    std::vector<uint32_t> roots;             // CorrelatorOptions::roots
-    uint16_t expected = kMsDefaultExpected;  // CorrelatorOptions::expected
+    // How the live trace's correlator was configured (roots, expected
+    // milestones, windows, caps): a replay uses the same.
+    CorrelatorOptions correlator;
     std::vector<std::string> probe_names;    // Event::probe -> name
     std::map<uint64_t, std::string> symbols; // every stack address seen -> "sym+0xoff"
     uint64_t events = 0;                     // event lines that follow
