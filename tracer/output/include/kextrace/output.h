@@ -6,6 +6,7 @@
 #pragma once
 
 #include <kextrace/core.h>
+#include <kextrace/leaks.h>
 
 #include <nlohmann/json.hpp>
 
@@ -58,5 +59,15 @@ void render_text(const Report& report, const RunInfo& run, std::ostream& out,
 // Versioned JSON ("schema": "kextrace.report/1"); see docs/json-schema.md.
 inline constexpr const char* kJsonSchema = "kextrace.report/1";
 nlohmann::json to_json(const Report& report, const RunInfo& run, const Symbolizer& symbolize);
+
+// kextrace --leaks: the verdict table (every page when few or opts.full,
+// else those not freed), then each leaked / freed-while-mapped finding
+// (pages with the same ledger grouped) with its reference ledger and the
+// stack of the reference never dropped.
+void render_leaks_text(const LeakReport& leaks, const Report& report, std::ostream& out,
+                       const Symbolizer& symbolize, const TextOptions& opts = {});
+// The "leaks" section of the JSON report (see docs/json-schema.md).
+nlohmann::json leaks_json(const LeakReport& leaks, const Report& report,
+                          const Symbolizer& symbolize);
 
 } // namespace kextrace
