@@ -11,7 +11,9 @@ using namespace kextrace;
 
 namespace {
 
-std::string fixture_path(const std::string& name) { return std::string(KEX_FIXTURES) + "/" + name; }
+std::string fixture_path(const std::string& name) {
+    return std::string(KEX_FIXTURES) + "/" + name;
+}
 
 Ksyms ksyms(const std::string& kernel) {
     auto k = Ksyms::load(fixture_path("kallsyms-" + kernel));
@@ -139,8 +141,8 @@ TEST(TracerProbePlan, NoKprobesLeavesTracepointsAndSaysWhy) {
     }
     EXPECT_NE(step(p, "insert").reason.find("would attach insert_page_into_pte_locked.constprop.0"),
               std::string::npos);
-    for (uint32_t id : {KEX_P_INSERT, KEX_P_INSERT_RET, KEX_P_RMAP_ADD, KEX_P_SET_PTE,
-                        KEX_P_UNMAP, KEX_P_EXIT_MMAP})
+    for (uint32_t id : {KEX_P_INSERT, KEX_P_INSERT_RET, KEX_P_RMAP_ADD, KEX_P_SET_PTE, KEX_P_UNMAP,
+                        KEX_P_EXIT_MMAP})
         EXPECT_FALSE(p.enabled[id]);
     for (const char* s : {"alloc", "kex tracepoints", "free", "syscalls", "fork", "user faults"})
         EXPECT_TRUE(step(p, s).available) << s;
@@ -172,7 +174,8 @@ TEST(TracerProbePlan, KexLayoutMismatchDisablesThatTracepoint) {
     KernelFacts f = facts("6.1");
     f.tp_format = [](std::string_view, std::string_view name) -> std::optional<TpFormat> {
         if (name == "kex_page_alloc")
-            return TpFormat{{"pfn", {8, 8, false}}, {"page", {24, 8, false}}, {"index", {16, 4, false}}};
+            return TpFormat{
+                {"pfn", {8, 8, false}}, {"page", {24, 8, false}}, {"index", {16, 4, false}}};
         return std::nullopt;
     };
     ProbePlan p = plan_probes(ksyms("6.1"), f, with_rig());

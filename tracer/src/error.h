@@ -45,8 +45,7 @@ template <class T> class Result {
     // The value, or a FatalError with the message (for main-level wiring).
     T take_or_die(const std::string& context = {}) && {
         if (!ok())
-            throw FatalError(context.empty() ? error().message
-                                             : context + ": " + error().message);
+            throw FatalError(context.empty() ? error().message : context + ": " + error().message);
         return std::move(value());
     }
 

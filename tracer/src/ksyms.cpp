@@ -14,12 +14,12 @@ namespace kextrace {
 namespace {
 
 bool all_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-        return std::isdigit(c) != 0;
-    });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
 }
 
-constexpr std::string_view kCloneKinds[] = {"constprop", "isra", "part", "llvm", "cold", "lto_priv"};
+constexpr std::string_view kCloneKinds[] = {"constprop", "isra", "part",
+                                            "llvm",      "cold", "lto_priv"};
 
 bool is_clone_kind(std::string_view s) {
     return std::find(std::begin(kCloneKinds), std::end(kCloneKinds), s) != std::end(kCloneKinds);
@@ -143,8 +143,7 @@ std::vector<const Ksym*> Ksyms::find_function(std::string_view base) const {
         return out;
     for (std::size_t i : it->second)
         out.push_back(&syms_[i]);
-    std::stable_partition(out.begin(), out.end(),
-                          [&](const Ksym* s) { return s->name == base; });
+    std::stable_partition(out.begin(), out.end(), [&](const Ksym* s) { return s->name == base; });
     return out;
 }
 

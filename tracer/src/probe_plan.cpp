@@ -39,8 +39,7 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
      "kex_vma_open"},
     {KEX_P_KEX_VMA_CLOSE, "tp__kex_vma_close", ProbeKind::tracepoint, "kex/kex_vma_close",
      "kex_vma_close"},
-    {KEX_P_KEX_RELEASE, "tp__kex_release", ProbeKind::tracepoint, "kex/kex_release",
-     "kex_release"},
+    {KEX_P_KEX_RELEASE, "tp__kex_release", ProbeKind::tracepoint, "kex/kex_release", "kex_release"},
     {KEX_P_SYS_ENTER_MMAP, "tp__sys_enter_mmap", ProbeKind::tracepoint, "syscalls/sys_enter_mmap",
      "sys_enter_mmap"},
     {KEX_P_SYS_EXIT_MMAP, "tp__sys_exit_mmap", ProbeKind::tracepoint, "syscalls/sys_exit_mmap",
@@ -53,8 +52,8 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
      "fork"},
     {KEX_P_PROC_EXIT, "tp__sched_process_exit", ProbeKind::tracepoint, "sched/sched_process_exit",
      "exit"},
-    {KEX_P_USER_FAULT, "tp__page_fault_user", ProbeKind::tracepoint,
-     "exceptions/page_fault_user", "page_fault_user"},
+    {KEX_P_USER_FAULT, "tp__page_fault_user", ProbeKind::tracepoint, "exceptions/page_fault_user",
+     "page_fault_user"},
     {KEX_P_USDT, "usdt__rig_phase", ProbeKind::usdt, nullptr, "usdt"},
 }};
 
@@ -98,9 +97,8 @@ const Ksym* resolve_function(const Ksyms& ks, const char* base, std::string* not
     return chosen;
 }
 
-void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts,
-                      std::string step, const std::vector<KCandidate>& cands,
-                      std::vector<uint32_t> probes) {
+void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts, std::string step,
+                      const std::vector<KCandidate>& cands, std::vector<uint32_t> probes) {
     PlanStep s;
     s.step = std::move(step);
     s.probes = std::move(probes);
@@ -136,8 +134,8 @@ void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
         }
         std::string note = c.apply ? c.apply(plan.config, split_clone_name(sym->name)) : "";
         if (!facts.kprobes) {
-            why.insert(why.begin(), fmt::format("no kprobes on this kernel: would attach {}",
-                                                sym->name));
+            why.insert(why.begin(),
+                       fmt::format("no kprobes on this kernel: would attach {}", sym->name));
             break;
         }
         s.available = true;
@@ -163,7 +161,10 @@ void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
 const std::map<std::string, std::vector<ExpectedField>>& kex_layouts() {
     static const std::map<std::string, std::vector<ExpectedField>> m = {
         {"kex_mmap",
-         {{"vm_start", 8, 8}, {"vm_end", 16, 8}, {"pgoff", 24, 8}, {"pages", 32, 4},
+         {{"vm_start", 8, 8},
+          {"vm_end", 16, 8},
+          {"pgoff", 24, 8},
+          {"pages", 32, 4},
           {"policy", 36, 4}}},
         {"kex_mmap_done", {{"vm_start", 8, 8}, {"ret", 16, 4}, {"mapped", 20, 4}}},
         {"kex_page_alloc", {{"pfn", 8, 8}, {"page", 16, 8}, {"index", 24, 4}}},
@@ -204,8 +205,8 @@ void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
             if (auto f = facts.tp_format(sys, name)) {
                 std::string bad = check_tp_layout(*f, it->second);
                 if (!bad.empty()) {
-                    why.push_back(fmt::format("{}: field layout differs from bpf/kex_tp.h: {}",
-                                              label, bad));
+                    why.push_back(
+                        fmt::format("{}: field layout differs from bpf/kex_tp.h: {}", label, bad));
                     continue;
                 }
             }
@@ -237,7 +238,9 @@ void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
 
 } // namespace
 
-const ProbeSpec& probe_spec(uint32_t id) { return kSpecs.at(id); }
+const ProbeSpec& probe_spec(uint32_t id) {
+    return kSpecs.at(id);
+}
 
 std::set<std::string> parse_traceable_functions(std::string_view text) {
     std::set<std::string> out;
@@ -293,9 +296,8 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
 
     plan_tp_step(plan, facts, "alloc", {KEX_P_MM_PAGE_ALLOC});
     plan_tp_step(plan, facts, "kex tracepoints",
-                 {KEX_P_KEX_MMAP, KEX_P_KEX_MMAP_DONE, KEX_P_KEX_PAGE_ALLOC,
-                  KEX_P_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_FREE, KEX_P_KEX_VMA_OPEN,
-                  KEX_P_KEX_VMA_CLOSE, KEX_P_KEX_RELEASE},
+                 {KEX_P_KEX_MMAP, KEX_P_KEX_MMAP_DONE, KEX_P_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_INSERT,
+                  KEX_P_KEX_PAGE_FREE, KEX_P_KEX_VMA_OPEN, KEX_P_KEX_VMA_CLOSE, KEX_P_KEX_RELEASE},
                  "kex not loaded? load it before kextrace");
 
     // insert_page_into_pte_locked: static, cloned by GCC on Debian's kernels
@@ -318,28 +320,26 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
         c.insert_page_arg = 4;
         return "C prototype: pte PARM2, page PARM4";
     };
-    plan_kprobe_step(plan, ks, facts, "insert",
-                     {{"insert_page_into_pte_locked", insert_layout}},
+    plan_kprobe_step(plan, ks, facts, "insert", {{"insert_page_into_pte_locked", insert_layout}},
                      {KEX_P_INSERT, KEX_P_INSERT_RET});
 
-    plan_kprobe_step(
-        plan, ks, facts, "rmap add",
-        {{"page_add_file_rmap",
-          [](ProbeConfig& c, const CloneName&) {
-              c.rmap_add_page_arg = 1;
-              return std::string();
-          }},
-         {"folio_add_file_rmap_ptes",
-          [](ProbeConfig& c, const CloneName&) {
-              c.rmap_add_page_arg = 2;
-              return std::string("page PARM2");
-          }},
-         {"folio_add_file_rmap_range",
-          [](ProbeConfig& c, const CloneName&) {
-              c.rmap_add_page_arg = 2;
-              return std::string("page PARM2");
-          }}},
-        {KEX_P_RMAP_ADD});
+    plan_kprobe_step(plan, ks, facts, "rmap add",
+                     {{"page_add_file_rmap",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.rmap_add_page_arg = 1;
+                           return std::string();
+                       }},
+                      {"folio_add_file_rmap_ptes",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.rmap_add_page_arg = 2;
+                           return std::string("page PARM2");
+                       }},
+                      {"folio_add_file_rmap_range",
+                       [](ProbeConfig& c, const CloneName&) {
+                           c.rmap_add_page_arg = 2;
+                           return std::string("page PARM2");
+                       }}},
+                     {KEX_P_RMAP_ADD});
 
     {
         const PlanStep* ins = plan.find("insert");
@@ -440,9 +440,9 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
 
     plan_tp_step(plan, facts, "free", {KEX_P_MM_PAGE_FREE});
     plan_tp_step(plan, facts, "free batched", {KEX_P_MM_PAGE_FREE_BATCHED});
-    plan_tp_step(plan, facts, "syscalls",
-                 {KEX_P_SYS_ENTER_MMAP, KEX_P_SYS_EXIT_MMAP, KEX_P_SYS_ENTER_MUNMAP,
-                  KEX_P_SYS_EXIT_MUNMAP});
+    plan_tp_step(
+        plan, facts, "syscalls",
+        {KEX_P_SYS_ENTER_MMAP, KEX_P_SYS_EXIT_MMAP, KEX_P_SYS_ENTER_MUNMAP, KEX_P_SYS_EXIT_MUNMAP});
     plan_tp_step(plan, facts, "fork", {KEX_P_PROC_FORK});
     plan_tp_step(plan, facts, "exit", {KEX_P_PROC_EXIT});
     plan_tp_step(plan, facts, "user faults", {KEX_P_USER_FAULT});

@@ -34,9 +34,9 @@ enum class ProbeKind { kprobe, kretprobe, tracepoint, tp_btf, usdt };
 // The BPF program behind each probe id (enum kex_probe_id).
 struct ProbeSpec {
     uint32_t id;
-    const char* prog;      // program name in kextrace.bpf.c
+    const char* prog; // program name in kextrace.bpf.c
     ProbeKind kind;
-    const char* tp;        // "sys/name" for tracepoints, nullptr otherwise
+    const char* tp;         // "sys/name" for tracepoints, nullptr otherwise
     const char* short_name; // for kprobe event names and the probe report
 };
 const ProbeSpec& probe_spec(uint32_t id);
@@ -85,8 +85,8 @@ struct PlanStep {
     std::string wanted;   // candidates, in order: "page_add_file_rmap | folio_add_file_rmap_ptes"
     std::string resolved; // the symbol / tracepoint(s) chosen, "" = none
     bool available = false;
-    std::string reason;            // why none, or how the choice was made
-    std::vector<uint32_t> probes;  // probe ids that implement it
+    std::string reason;           // why none, or how the choice was made
+    std::vector<uint32_t> probes; // probe ids that implement it
 };
 
 struct ProbePlan {

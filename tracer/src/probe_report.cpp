@@ -36,8 +36,9 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
             if (!r.attached)
                 r.resolved.clear();
             if (!errors.empty())
-                r.reason = r.reason.empty() ? fmt::format("{}", fmt::join(errors, "; "))
-                                            : fmt::format("{}; {}", r.reason, fmt::join(errors, "; "));
+                r.reason = r.reason.empty()
+                               ? fmt::format("{}", fmt::join(errors, "; "))
+                               : fmt::format("{}; {}", r.reason, fmt::join(errors, "; "));
         }
         bool kprobe = !s.probes.empty() && (probe_spec(s.probes[0]).kind == ProbeKind::kprobe ||
                                             probe_spec(s.probes[0]).kind == ProbeKind::kretprobe);

@@ -22,7 +22,9 @@ namespace {
 
 volatile sig_atomic_t g_stop_signal = 0;
 
-void on_stop(int sig) { g_stop_signal = sig; }
+void on_stop(int sig) {
+    g_stop_signal = sig;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -37,8 +39,12 @@ void install_stop_handlers() {
     sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool stop_requested() { return g_stop_signal != 0; }
-int stop_signal() { return g_stop_signal; }
+bool stop_requested() {
+    return g_stop_signal != 0;
+}
+int stop_signal() {
+    return g_stop_signal;
+}
 
 // --- the held child -----------------------------------------------------------
 

@@ -59,7 +59,7 @@ struct SessionResult {
     std::optional<int> wait_status; // the command's, when it ran and exited
     bool interrupted = false;       // SIGINT / SIGTERM
     int signal = 0;
-    bool timed_out = false; // --duration
+    bool timed_out = false;   // --duration
     bool target_gone = false; // -p: the process exited
 };
 
