@@ -175,6 +175,8 @@ int run(const Options& opt) {
     std::optional<JsonlWriter> jsonl;
     if (!opt.jsonl_path.empty())
         jsonl.emplace(JsonlWriter::open(opt.jsonl_path).take_or_die("--jsonl"));
+    if (!opt.export_path.empty()) // an unwritable --export fails now, not after the trace
+        AtomicFile::create(opt.export_path).take_or_die("--export");
     std::ofstream events_out;
     if (!opt.events_path.empty()) {
         events_out.open(opt.events_path, std::ios::trunc);
