@@ -42,7 +42,7 @@ enum kex_event_type {
 	KEX_EV_KEX_MMAP		= 10,	/* addr = vm_start, arg0 = vm_end, arg1 = pages | policy << 32 */
 	KEX_EV_KEX_MMAP_DONE	= 11,	/* addr = vm_start, arg0 = pages mapped, ret */
 	KEX_EV_KEX_PAGE_ALLOC	= 12,	/* pfn, arg0 = index, arg1 = struct page *, stack */
-	KEX_EV_KEX_PAGE_INSERT	= 13,	/* pfn, addr = user address, arg0 = index, ret */
+	KEX_EV_KEX_PAGE_INSERT	= 13,	/* pfn, addr = user address, arg0 = index, ret, stack */
 	KEX_EV_KEX_PAGE_FREE	= 14,	/* pfn, arg0 = index, arg1 = enum kex_free_reason, stack */
 	KEX_EV_KEX_VMA_OPEN	= 15,	/* addr = vm_start, arg0 = vm_end */
 	KEX_EV_KEX_VMA_CLOSE	= 16,	/* addr = vm_start, arg0 = vm_end */

@@ -9,7 +9,8 @@
  * does not flood the ring buffer; kmem:mm_page_free emits and forgets the
  * page. Process-level events (syscalls, faults, the rig's USDT markers, the
  * unmap paths) are kept for the tgids in "traced" only: user space seeds it
- * with the command's pid, sched_process_fork adds children.
+ * with the command's pid, sched_process_fork adds children. With trace_all
+ * (kextrace --all), kex's own tracepoints report every process.
  *
  * Configuration is const volatile only, set by the loader between open and
  * load from what it resolved on this kernel (argument positions of clones,
@@ -44,6 +45,8 @@ const volatile __u8 unmap_mode = KEX_UNMAP_REGION_61;
 /* report do_set_pte for any page of a traced process, not only kex pages */
 const volatile bool fault_all_pages = false;
 const volatile bool capture_stacks = true;
+/* kex's own tracepoints for every process, not only the traced tree (--all) */
+const volatile bool trace_all = false;
 /* address of the kernel variable vmemmap_base (0: use the fixed default) */
 const volatile __u64 vmemmap_base_addr = 0;
 /* force a wakeup once this many bytes wait in the ring buffer */
@@ -281,6 +284,12 @@ static __always_inline bool current_traced(void)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	return bpf_map_lookup_elem(&traced, &tgid) != NULL;
+}
+
+/* kex's tracepoints: the traced tree, or every process with trace_all */
+static __always_inline bool kex_traced(void)
+{
+	return trace_all || current_traced();
 }
 
 static __always_inline __u32 current_tid(void)
@@ -694,7 +703,7 @@ int tp__kex_mmap(struct kex_tp_mmap *ctx)
 	struct kex_event *e;
 
 	count_hit(KEX_P_KEX_MMAP);
-	if (!current_traced())
+	if (!kex_traced())
 		return 0;
 	count_match(KEX_P_KEX_MMAP);
 	bpf_map_update_elem(&mmap_window, &tid, &one, BPF_ANY);
@@ -741,7 +750,7 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 	__u64 page = ctx->page, pfn = ctx->pfn;
 
 	count_hit(KEX_P_KEX_PAGE_ALLOC);
-	if (!current_traced())
+	if (!kex_traced())
 		return 0;
 	count_match(KEX_P_KEX_PAGE_ALLOC);
 	pi.pfn = pfn;
@@ -791,7 +800,7 @@ int tp__kex_page_insert(struct kex_tp_page_insert *ctx)
 	if (!fi)
 		return 0;
 	count_match(KEX_P_KEX_PAGE_INSERT);
-	e = reserve(KEX_EV_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_INSERT);
+	e = reserve_stack(ctx, KEX_EV_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_INSERT);
 	if (!e)
 		return 0;
 	e->pfn = pfn;
@@ -832,7 +841,7 @@ static __always_inline int vma_event(__u64 start, __u64 end, __u32 type,
 	struct kex_event *e;
 
 	count_hit(probe);
-	if (!current_traced())
+	if (!kex_traced())
 		return 0;
 	count_match(probe);
 	e = reserve(type, probe);
@@ -864,7 +873,7 @@ int tp__kex_release(struct kex_tp_release *ctx)
 	struct kex_event *e;
 
 	count_hit(KEX_P_KEX_RELEASE);
-	if (!current_traced())
+	if (!kex_traced())
 		return 0;
 	count_match(KEX_P_KEX_RELEASE);
 	e = reserve(KEX_EV_KEX_RELEASE, KEX_P_KEX_RELEASE);

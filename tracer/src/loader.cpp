@@ -126,6 +126,7 @@ Status Loader::configure(const ProbePlan& plan) {
     ro->vmemmap_base_addr = c.vmemmap_base_addr;
     ro->fault_all_pages = opts_.fault_all_pages;
     ro->capture_stacks = opts_.stacks;
+    ro->trace_all = opts_.trace_all;
     ro->wakeup_bytes = opts_.ringbuf_bytes / 4;
 
     if (int err = bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes))

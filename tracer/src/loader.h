@@ -37,6 +37,7 @@ struct LoaderOptions {
     std::optional<Tracefs> tracefs;
     bool fault_all_pages = false;
     bool stacks = true;
+    bool trace_all = false; // kex's tracepoints for every process (kextrace --all)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;
 };
