@@ -4,6 +4,7 @@
 // here; everything else returns errors as values.
 #include "environment.h"
 #include "ksyms.h"
+#include "leak_context.h"
 #include "loader.h"
 #include "options.h"
 #include "probe_plan.h"
@@ -13,6 +14,7 @@
 #include "trace_files.h"
 
 #include <kextrace/core.h>
+#include <kextrace/leaks.h>
 #include <kextrace/output.h>
 
 #include <csignal>
@@ -30,6 +32,7 @@ namespace kextrace {
 namespace {
 
 constexpr int kExitLoss = 3;
+constexpr int kExitLeak = 4; // --leaks: a page leaked or was freed while mapped
 constexpr int kExitCannotRun = 127;
 
 void setup_logging(bool verbose) {
@@ -125,6 +128,7 @@ int run(const Options& opt) {
         (opt.kprobe_mode == "perf" || !tracefs_kprobes) ? KprobeMode::perf : KprobeMode::tracefs;
     lopts.fault_all_pages = opt.fault_all_pages;
     lopts.stacks = opt.stacks;
+    lopts.trace_all = opt.all;
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
     lopts.max_pages = opt.max_pages;
 
@@ -137,7 +141,11 @@ int run(const Options& opt) {
     // The command waits on a pipe until everything is attached.
     std::optional<HeldChild> child;
     std::vector<uint32_t> roots;
-    if (!opt.command.empty()) {
+    if (opt.all) {
+        // every process: no roots (the correlator then follows all)
+        if (!module_loaded("kex"))
+            throw FatalError("--all: kex is not loaded (its tracepoints are what --all watches)");
+    } else if (!opt.command.empty()) {
         child.emplace(HeldChild::spawn(opt.command).take_or_die("starting the command"));
         roots.push_back(child->pid());
     } else {
@@ -153,10 +161,12 @@ int run(const Options& opt) {
     install_stop_handlers();
     loader->attach(plan);
     auto startup = probe_statuses(plan, &loader->results(), std::nullopt);
-    std::cerr << fmt::format(
-        "kextrace: {} on {}, kprobes via {}\n",
-        opt.command.empty() ? fmt::format("pid {}", *opt.pid) : join_command(opt.command),
-        facts.release, lopts.kprobe_mode == KprobeMode::tracefs ? "tracefs" : "perf");
+    std::cerr << fmt::format("kextrace: {} on {}, kprobes via {}\n",
+                             opt.all ? std::string("every process's kex pages (--all)")
+                             : opt.command.empty() ? fmt::format("pid {}", *opt.pid)
+                                                   : join_command(opt.command),
+                             facts.release,
+                             lopts.kprobe_mode == KprobeMode::tracefs ? "tracefs" : "perf");
     if (!facts.kprobes)
         std::cerr << fmt::format("kextrace: kprobe steps are unobservable here: {}\n",
                                  facts.no_kprobes_reason);
@@ -219,6 +229,8 @@ int run(const Options& opt) {
             return kExitCannotRun;
         }
         res = session.run(*child);
+    } else if (opt.all) {
+        res = session.run_system([] { return !module_loaded("kex"); });
     } else {
         res = session.run_attached(*opt.pid);
     }
@@ -238,8 +250,9 @@ int run(const Options& opt) {
 
     RunInfo run;
     run.kernel_release = facts.release;
-    run.command_line =
-        opt.command.empty() ? fmt::format("-p {}", *opt.pid) : join_command(opt.command);
+    run.command_line = opt.all               ? std::string("--all")
+                       : opt.command.empty() ? fmt::format("-p {}", *opt.pid)
+                                             : join_command(opt.command);
     run.probes = probe_statuses(plan, &loader->results(), missed, true);
     if (const PlanStep* s = plan.find("pte set"); s && s->available)
         run.set_pte_observed = s->reason;
@@ -254,6 +267,14 @@ int run(const Options& opt) {
     topts.full = opt.full;
     topts.stacks = opt.show_stacks;
     render_text(report, run, std::cout, sym, topts);
+    std::optional<LeakReport> leaks;
+    if (opt.leaks) {
+        // Detached: our tracepoint references on kex are going; is any kex
+        // file still open, which page owners still run?
+        leaks = assess_leaks(report, leak_context(report));
+        std::cout << '\n';
+        render_leaks_text(*leaks, report, std::cout, sym, topts);
+    }
     if (jsonl) {
         JsonlHeader h;
         h.run = run;
@@ -280,6 +301,8 @@ int run(const Options& opt) {
                     {"matched", stats[i].matched},
                     {"emitted", stats[i].emitted},
                     {"missed", missed ? nlohmann::json((*missed)[i]) : nlohmann::json()}};
+        if (leaks)
+            j["leaks"] = leaks_json(*leaks, report, sym);
         write_json_atomically(opt.json_path, j);
     }
 
@@ -287,6 +310,13 @@ int run(const Options& opt) {
         spdlog::debug("command: {}", describe_wait_status(*res.wait_status));
     if (res.interrupted)
         fmt::print(stderr, "kextrace: stopped by signal {}\n", res.signal);
+    if (res.module_gone)
+        fmt::print(stderr, "kextrace: kex was unloaded\n");
+    if (leaks && leaks->bugs()) {
+        fmt::print(stderr, "kextrace: {} leaked, {} freed while mapped\n",
+                   leaks->count(Verdict::leaked), leaks->count(Verdict::freed_while_mapped));
+        return kExitLeak;
+    }
     uint64_t lost = losses.total();
     if (lost && !opt.accept_loss) {
         fmt::print(stderr,
@@ -295,6 +325,8 @@ int run(const Options& opt) {
                    lost);
         return kExitLoss;
     }
+    if (leaks)
+        return 0; // no leak: the verdict, not the command's status
     if (res.wait_status)
         return exit_code_of(*res.wait_status);
     return res.interrupted ? 128 + res.signal : 0;

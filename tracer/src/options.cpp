@@ -12,10 +12,13 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     CLI::App app{"kextrace: follow every page the kex driver maps into a process, through the "
                  "kernel's insert / fault / unmap paths\n"
                  "usage: kextrace [OPTIONS] -- CMD ARGS...  |  kextrace [OPTIONS] -p PID  |  "
-                 "kextrace report FILE.jsonl [--json OUT] [--export OUT]",
+                 "kextrace report FILE.jsonl [--json OUT] [--export OUT]  |  "
+                 "kextrace --leaks --all",
                  "kextrace"};
     app.footer("Exit status: the command's, when the trace is clean; 3 if events were lost "
-               "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors.");
+               "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors. With --leaks: 4 if "
+               "a page leaked or was freed while mapped, else 3 if events were lost (unless "
+               "--accept-loss), else 0.");
     app.add_option("-p,--pid", o.pid, "trace a running process (and its new children)")
         ->type_name("PID");
     app.add_option("--duration", o.duration_s, "stop after S seconds")
@@ -44,11 +47,19 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_flag("--full", o.full, "print every page row");
     app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page");
     app.add_flag("--plan", o.plan_only, "print which probe observes each step here, then exit");
+    app.add_flag("--leaks", o.leaks,
+                 "refcount leak hunting: once CMD exited and its deferred frees settled, a "
+                 "verdict per kex page (freed, leaked, still mapped, freed while mapped), with "
+                 "the reference ledger and the stack of the reference never dropped");
+    app.add_flag("--all", o.all,
+                 "with --leaks: every process's kex pages, until SIGINT/SIGTERM, --duration or "
+                 "kex unloads (kex cannot be unloaded while kextrace is attached: stop it first)");
     int settle_ms = static_cast<int>(o.settle.count());
-    app.add_option("--settle", settle_ms,
-                   "ms to keep tracing after the command exits (deferred frees)")
-        ->capture_default_str()
-        ->check(CLI::Range(0, 60000));
+    auto* settle_opt = app.add_option("--settle", settle_ms,
+                                      "ms to keep tracing after the command exits (deferred "
+                                      "frees; 1000 with --leaks)")
+                           ->capture_default_str()
+                           ->check(CLI::Range(0, 60000));
     app.add_option("--kallsyms", o.kallsyms, "kallsyms file")->capture_default_str();
     app.add_option("--kprobe-mode", o.kprobe_mode,
                    "tracefs: kprobe_events (per-probe missed counts); perf: kprobe PMU")
@@ -77,6 +88,8 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     if (!o.command.empty() && o.command.front() == "--")
         o.command.erase(o.command.begin());
     o.settle = std::chrono::milliseconds(settle_ms);
+    if (o.leaks && settle_opt->count() == 0)
+        o.settle = std::chrono::milliseconds(1000); // frees deferred past the exit, the release
     if (!insert_args.empty()) {
         int a = 0, b = 0;
         if (std::sscanf(insert_args.c_str(), "%d,%d", &a, &b) != 2 || a < 1 || a > 6 || b < 1 ||
@@ -93,7 +106,12 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         *exit_code = 2;
         return std::nullopt;
     }
-    if (!o.plan_only && o.command.empty() == !o.pid.has_value()) {
+    if (o.all && (!o.leaks || !o.command.empty() || o.pid)) {
+        fmt::print(stderr, "kextrace: --all goes with --leaks, and with neither CMD nor -p\n");
+        *exit_code = 2;
+        return std::nullopt;
+    }
+    if (!o.plan_only && !o.all && o.command.empty() == !o.pid.has_value()) {
         fmt::print(stderr, "kextrace: give either -- CMD ARGS... or -p PID\n{}", app.help());
         *exit_code = 2;
         return std::nullopt;

@@ -24,6 +24,8 @@ struct Options {
     bool full = false;            // --full: every page row
     bool show_stacks = false;     // --stacks: print the first page's stacks
     bool plan_only = false;       // --plan: print the probe plan and exit
+    bool leaks = false;           // --leaks: per-page leak verdicts, exit 4 on a leak
+    bool all = false;             // --all (with --leaks): every process, until stopped
     std::chrono::milliseconds settle{150};
     std::string kallsyms = "/proc/kallsyms";
     std::string kprobe_mode = "auto"; // auto | tracefs | perf

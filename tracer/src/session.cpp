@@ -282,6 +282,29 @@ SessionResult Session::run_attached(int pid) {
     return r;
 }
 
+SessionResult Session::run_system(const std::function<bool()>& gone) {
+    SessionResult r;
+    auto start = Clock::now();
+    while (true) {
+        loader_.drain(static_cast<int>(opts_.drain_interval.count()));
+        if (gone && gone()) {
+            r.module_gone = true;
+            break;
+        }
+        if (stop_requested()) {
+            r.interrupted = true;
+            r.signal = stop_signal();
+            break;
+        }
+        if (opts_.duration && Clock::now() - start >= *opts_.duration) {
+            r.timed_out = true;
+            break;
+        }
+    }
+    settle();
+    return r;
+}
+
 std::string describe_wait_status(int status) {
     if (WIFEXITED(status))
         return fmt::format("exit status {}", WEXITSTATUS(status));

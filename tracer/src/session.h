@@ -12,6 +12,7 @@
 #include "loader.h"
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -61,6 +62,7 @@ struct SessionResult {
     int signal = 0;
     bool timed_out = false;   // --duration
     bool target_gone = false; // -p: the process exited
+    bool module_gone = false; // --all: the watched module was unloaded
 };
 
 // Installs SIGINT/SIGTERM handlers that ask the session to stop (no SA_RESTART).
@@ -75,6 +77,9 @@ class Session {
     SessionResult run(HeldChild& child);
     // -p mode: runs until pid exits, --duration or a stop.
     SessionResult run_attached(int pid);
+    // --all mode: runs until a stop, --duration, or gone() says the watched
+    // module is gone (polled at every drain).
+    SessionResult run_system(const std::function<bool()>& gone);
 
   private:
     void settle();

@@ -1,0 +1,30 @@
+// leak_context.h - what assess_leaks() needs to know about the machine once
+// the trace ended: is any kex file still open anywhere, which page owners
+// are still alive.
+#pragma once
+
+#include <kextrace/core.h>
+#include <kextrace/leaks.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace kextrace {
+
+// /sys/module/NAME exists (under the given sysfs root, for tests).
+bool module_loaded(const std::string& name, const std::string& sys = "/sys");
+// /sys/module/NAME/refcnt: open files, VMAs (through their files), attached
+// tracepoints; nullopt when the module is not loaded.
+std::optional<long> module_refcount(const std::string& name, const std::string& sys = "/sys");
+// The process exists and is not a zombie (a zombie has closed its files).
+bool process_alive(int pid, const std::string& proc = "/proc");
+
+// After kextrace detached: the device counts as closed when kex is gone or
+// its refcount falls to 0 within `wait` (our tracepoint references drop
+// asynchronously); alive = the report's page owners still running.
+LeakOptions leak_context(const Report& report, const std::string& module = "kex",
+                         std::chrono::milliseconds wait = std::chrono::milliseconds(1000),
+                         const std::string& sys = "/sys", const std::string& proc = "/proc");
+
+} // namespace kextrace
