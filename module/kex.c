@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * kex - a char device whose mmap() maps freshly allocated pages into the
- * caller with alloc_page() + vm_insert_page(), one page at a time, so that
- * every step of the kernel's insert / fault / unmap paths can be traced.
+ * caller, so that every step of the kernel's insert / fault / unmap paths
+ * can be traced. How it maps them is the open file's mode (kex_uapi.h):
+ * alloc_page() + vm_insert_page() page by page (insert, the default),
+ * vm_insert_pages() in batches (batch), a .fault handler on first touch
+ * (fault), or remap_pfn_range() (pfn).
  *
  * The device: /dev/kex (class "kex", dynamic major, minor 0); a node made by
- * hand with "mknod NAME c MAJOR 0" works as well. The mmap rules and errors
- * are documented in kex_uapi.h; the tracepoints in kex_trace.h.
+ * hand with "mknod NAME c MAJOR 0" works as well. The mmap rules, modes and
+ * errors are documented in kex_uapi.h; the tracepoints in kex_trace.h.
  *
  * Who owns the pages (module parameter ref_policy, read at each mmap):
  *  - drop (default): kex drops its reference right after vm_insert_page took
  *    the mapping's; the page is freed by the kernel when it is unmapped.
+ *    Modes insert and batch only.
  *  - keep: kex keeps its reference until the last VMA of the mapping closes,
- *    then frees the page itself.
+ *    then frees the page itself. Any mode.
  *
  * Counters (sysfs, /sys/class/kex/kex/):
  *  - pages_allocated: pages kex got from alloc_page();
@@ -33,6 +37,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/mutex.h>
 #include <linux/overflow.h>
 #include <linux/printk.h>
 #include <linux/refcount.h>
@@ -41,6 +46,7 @@
 #include <linux/string.h>
 #include <linux/sysfs.h>
 #include <linux/types.h>
+#include <linux/uaccess.h>
 
 #include "kex_compat.h"
 #include "kex_uapi.h"
@@ -52,6 +58,7 @@
 /* --- module parameters ---------------------------------------------------- */
 
 static int kex_ref_policy = KEX_POLICY_DROP;
+static int kex_mode = KEX_MODE_INSERT;
 static unsigned int kex_max_pages = KEX_MAX_PAGES_DEFAULT;
 static bool kex_verbose = true;
 static int kex_fail_at = -1;
@@ -61,18 +68,36 @@ static const char * const kex_policy_names[] = {
 	[KEX_POLICY_KEEP] = "keep",
 };
 
-static int kex_ref_policy_set(const char *val, const struct kernel_param *kp)
+static const char * const kex_mode_names[] = {
+	[KEX_MODE_INSERT] = "insert",
+	[KEX_MODE_BATCH] = "batch",
+	[KEX_MODE_FAULT] = "fault",
+	[KEX_MODE_PFN] = "pfn",
+};
+
+/* A parameter taking one name of @names; the int it sets is its index. */
+static int kex_name_set(const char *val, const struct kernel_param *kp,
+			const char * const *names, unsigned int n)
 {
 	unsigned int i;
 
-	for (i = 0; i < ARRAY_SIZE(kex_policy_names); i++) {
-		if (sysfs_streq(val, kex_policy_names[i])) {
+	for (i = 0; i < n; i++) {
+		if (sysfs_streq(val, names[i])) {
 			WRITE_ONCE(*(int *)kp->arg, i);
 			return 0;
 		}
 	}
-	pr_warn("ref_policy must be drop or keep, not '%s'\n", val);
 	return -EINVAL;
+}
+
+static int kex_ref_policy_set(const char *val, const struct kernel_param *kp)
+{
+	int ret = kex_name_set(val, kp, kex_policy_names,
+			       ARRAY_SIZE(kex_policy_names));
+
+	if (ret)
+		pr_warn("ref_policy must be drop or keep, not '%s'\n", val);
+	return ret;
 }
 
 static int kex_ref_policy_get(char *buf, const struct kernel_param *kp)
@@ -88,6 +113,31 @@ static const struct kernel_param_ops kex_ref_policy_ops = {
 module_param_cb(ref_policy, &kex_ref_policy_ops, &kex_ref_policy, 0644);
 MODULE_PARM_DESC(ref_policy,
 		 "drop: free kex's page reference right after insert (default); keep: hold it until the last VMA closes");
+
+static int kex_mode_set(const char *val, const struct kernel_param *kp)
+{
+	int ret = kex_name_set(val, kp, kex_mode_names,
+			       ARRAY_SIZE(kex_mode_names));
+
+	if (ret)
+		pr_warn("mode must be insert, batch, fault or pfn, not '%s'\n",
+			val);
+	return ret;
+}
+
+static int kex_mode_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%s\n",
+			 kex_mode_names[READ_ONCE(*(int *)kp->arg)]);
+}
+
+static const struct kernel_param_ops kex_mode_ops = {
+	.set = kex_mode_set,
+	.get = kex_mode_get,
+};
+module_param_cb(mode, &kex_mode_ops, &kex_mode, 0644);
+MODULE_PARM_DESC(mode,
+		 "mapping mode of files opened from now on: insert (default), batch, fault or pfn");
 
 static int kex_max_pages_set(const char *val, const struct kernel_param *kp)
 {
@@ -106,7 +156,7 @@ MODULE_PARM_DESC(verbose, "log each mmap and inserted page (default on)");
 
 module_param_named(fail_at, kex_fail_at, int, 0600);
 MODULE_PARM_DESC(fail_at,
-		 "testing: make the insert of page N of every mmap fail with -ENOMEM (-1: off)");
+		 "testing: make the insert of page N of every mmap fail with -ENOMEM (fault mode: SIGBUS at the first fault of page N; -1: off)");
 
 /* --- state ----------------------------------------------------------------- */
 
@@ -123,13 +173,16 @@ static struct {
 
 /*
  * kex_file: one per open(), in file->private_data.
- * Life: open -> any number of mmap()s, from any thread or, after fork, any
- * process sharing the file -> release. Every VMA holds a reference on the
- * file, so release runs after the last VMA mapping it closed: kept is 0 then.
- * Locking: kept is atomic; there is no other state.
+ * Life: open -> any number of ioctl()s and mmap()s, from any thread or,
+ * after fork, any process sharing the file -> release. Every VMA holds a
+ * reference on the file, so release runs after the last VMA mapping it
+ * closed: kept is 0 then.
+ * Locking: kept is atomic; mode is one word, written by KEX_IOC_SET_MODE
+ * and read once per mmap (READ_ONCE/WRITE_ONCE).
  */
 struct kex_file {
 	atomic_t kept;		/* pages kex holds for this file's keep areas */
+	u32 mode;		/* enum kex_map_mode of the next mmap */
 };
 
 /*
@@ -142,17 +195,31 @@ struct kex_file {
  *  - kex_vm_close() drops one; the last one releases the pages (keep: kex's
  *    own references are freed; drop: the kernel zapped them already) and
  *    the area. A failed mmap() never publishes an area.
- * Locking: refs is a refcount_t; every other field is written before the
- * area is published (under the mmap_lock, held for write around ->mmap) and
- * only read after. VMAs of one area may close concurrently in different
- * processes after fork; they share nothing but refs and the atomics.
+ * Locking: refs is a refcount_t. In mode fault, pages[] and nr_held change
+ * after publication: under lock, with pages[i] published by
+ * smp_store_release() so that a fault finding it set takes it without the
+ * lock. Every other field is written before the area is published (under
+ * the mmap_lock, held for write around ->mmap) and only read after. VMAs of
+ * one area may close concurrently in different processes after fork; they
+ * share nothing but refs and the atomics. Release runs when no VMA is left,
+ * so no fault can run concurrently with it.
  */
 struct kex_area {
 	refcount_t refs;	/* one per VMA mapping the area */
 	struct kex_file *kf;	/* the file it was mapped through */
 	u32 policy;		/* enum kex_ref_policy at mmap time */
+	u32 mode;		/* enum kex_map_mode at mmap time */
 	u32 nr_pages;
-	struct page *pages[];	/* keep only: kex's references, in page order */
+	u32 nr_held;		/* pages in pages[] kex holds a reference on */
+	int fail_at;		/* fault mode: fail_at at mmap time */
+	struct mutex lock;	/* fault mode: filling pages[] */
+	/*
+	 * keep, and batch with drop: the pages in page order. With keep, each
+	 * set entry is a reference of kex's; with batch and drop, entries are
+	 * cleared as kex drops its references. Mode fault: NULL until the first
+	 * fault at the index.
+	 */
+	struct page *pages[];
 };
 
 static dev_t kex_devt;
@@ -168,6 +235,19 @@ static void kex_count_freed(unsigned long pages)
 	atomic64_sub(pages, &kex_stats.pages_live);
 }
 
+/* A zeroed page for index @index of a mapping, counted and traced. */
+static struct page *kex_alloc_page(u32 index)
+{
+	struct page *page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+
+	if (!page)
+		return NULL;
+	atomic64_inc(&kex_stats.pages_allocated);
+	atomic64_inc(&kex_stats.pages_live);
+	trace_kex_page_alloc(page_to_pfn(page), (unsigned long)page, index);
+	return page;
+}
+
 /* Drop kex's own reference on @page (index @index of its mapping). */
 static void kex_free_page(struct page *page, u32 index,
 			  enum kex_free_reason reason)
@@ -176,19 +256,30 @@ static void kex_free_page(struct page *page, u32 index,
 	__free_page(page);
 }
 
+static bool kex_area_has_array(u32 policy, u32 mode)
+{
+	return policy == KEX_POLICY_KEEP || mode == KEX_MODE_BATCH;
+}
+
 static void kex_area_release(struct kex_area *area)
 {
+	unsigned long freed = area->nr_pages;
 	u32 i;
 
 	if (area->policy == KEX_POLICY_KEEP) {
-		for (i = 0; i < area->nr_pages; i++)
-			kex_free_page(area->pages[i], i, KEX_FREE_AT_CLOSE);
-		atomic_sub(area->nr_pages, &area->kf->kept);
+		for (i = 0; i < area->nr_pages; i++) {
+			if (area->pages[i])
+				kex_free_page(area->pages[i], i,
+					      KEX_FREE_AT_CLOSE);
+		}
+		atomic_sub(area->nr_held, &area->kf->kept);
+		freed = area->nr_held;
 	}
-	kex_count_freed(area->nr_pages);
+	kex_count_freed(freed);
 	if (READ_ONCE(kex_verbose))
 		pr_info("released mapping of %u pages, ref_policy %s\n",
 			area->nr_pages, kex_policy_names[area->policy]);
+	mutex_destroy(&area->lock);
 	kvfree(area);
 }
 
@@ -213,16 +304,103 @@ static void kex_vm_close(struct vm_area_struct *vma)
 		kex_area_release(area);
 }
 
+/*
+ * Mode fault, under the area's lock: the page for @index, allocated now.
+ * Returns NULL with *ret set if it cannot be had.
+ */
+static struct page *kex_fault_alloc(struct vm_fault *vmf,
+				    struct kex_area *area, u32 index,
+				    vm_fault_t *ret)
+{
+	struct page *page;
+
+	if (area->fail_at >= 0 && index == (u32)area->fail_at) {
+		pr_warn("fault on page %u at 0x%lx failed: fail_at\n",
+			index, vmf->address);
+		*ret = VM_FAULT_SIGBUS;
+		return NULL;
+	}
+	page = kex_alloc_page(index);
+	if (!page) {
+		pr_warn("fault on page %u at 0x%lx failed: no memory\n",
+			index, vmf->address);
+		*ret = VM_FAULT_OOM;
+		return NULL;
+	}
+	area->nr_held++;
+	atomic_inc(&area->kf->kept);
+	/* Pairs with the smp_load_acquire() of the lockless lookup. */
+	smp_store_release(&area->pages[index], page);
+	return page;
+}
+
+/*
+ * Mode fault: hand the core the page for the faulting index, with the
+ * reference finish_fault() consumes (do_set_pte / set_pte_range take none).
+ * The area keeps its own reference, so a later fault at the same index (after
+ * MADV_DONTNEED, in a fork child) gets the same page.
+ */
+static vm_fault_t kex_vm_fault(struct vm_fault *vmf)
+{
+	struct kex_area *area = vmf->vma->vm_private_data;
+	u32 flags = (vmf->flags & FAULT_FLAG_WRITE) ? KEX_FAULT_WRITE : 0;
+	vm_fault_t ret = 0;
+	struct page *page;
+	u32 index;
+
+	if (vmf->pgoff >= area->nr_pages) {	/* VM_DONTEXPAND: cannot be */
+		trace_kex_fault(vmf->address, KEX_NO_PFN, U32_MAX,
+				flags | KEX_FAULT_ERROR);
+		return VM_FAULT_SIGBUS;
+	}
+	index = vmf->pgoff;
+	/*
+	 * Pairs with kex_fault_alloc()'s smp_store_release(): a set entry is
+	 * a fully initialised page kex holds.
+	 */
+	page = smp_load_acquire(&area->pages[index]);
+	if (!page) {
+		mutex_lock(&area->lock);
+		page = area->pages[index];
+		if (!page) {
+			page = kex_fault_alloc(vmf, area, index, &ret);
+			flags |= KEX_FAULT_ALLOC;
+		}
+		mutex_unlock(&area->lock);
+		if (!page) {
+			trace_kex_fault(vmf->address, KEX_NO_PFN, index,
+					flags | KEX_FAULT_ERROR);
+			return ret;
+		}
+	}
+	get_page(page);
+	vmf->page = page;
+	trace_kex_fault(vmf->address, page_to_pfn(page), index, flags);
+	if (READ_ONCE(kex_verbose))
+		pr_info("%s fault on page %u at 0x%lx: pfn 0x%lx%s\n",
+			flags & KEX_FAULT_WRITE ? "write" : "read", index,
+			vmf->address, page_to_pfn(page),
+			flags & KEX_FAULT_ALLOC ? ", allocated" : "");
+	return 0;
+}
+
+/* Modes insert, batch and pfn: every page is mapped at mmap, no .fault. */
 static const struct vm_operations_struct kex_vm_ops = {
 	.open	= kex_vm_open,
 	.close	= kex_vm_close,
 };
 
-/* --- file_operations ------------------------------------------------------- */
+static const struct vm_operations_struct kex_fault_vm_ops = {
+	.open	= kex_vm_open,
+	.close	= kex_vm_close,
+	.fault	= kex_vm_fault,
+};
+
+/* --- mmap ------------------------------------------------------------------ */
 
 /* One line per rejected request: the reason, then -errno to the caller. */
 static int kex_mmap_check(struct vm_area_struct *vma, unsigned long pages,
-			  unsigned int max_pages)
+			  unsigned int max_pages, u32 mode, u32 policy)
 {
 	if (vma->vm_pgoff) {
 		pr_info("mmap rejected: offset %lu pages, only offset 0 is supported\n",
@@ -242,34 +420,225 @@ static int kex_mmap_check(struct vm_area_struct *vma, unsigned long pages,
 			pages, max_pages);
 		return -E2BIG;
 	}
+	if (policy == KEX_POLICY_DROP && mode == KEX_MODE_FAULT) {
+		pr_info("mmap rejected: mode fault needs ref_policy=keep: kex must hold each page to map it again on a later fault\n");
+		return -EINVAL;
+	}
+	if (policy == KEX_POLICY_DROP && mode == KEX_MODE_PFN) {
+		pr_info("mmap rejected: mode pfn needs ref_policy=keep: a pfn mapping holds no page reference\n");
+		return -EINVAL;
+	}
 	return 0;
 }
 
+/* One mmap() in progress. */
+struct kex_mapper {
+	struct vm_area_struct *vma;
+	struct kex_area *area;
+	int fail_at;		/* index whose mapping fails with -ENOMEM, or -1 */
+	bool verbose;
+	u32 mapped;		/* pages in the page tables */
+	u32 freed;		/* pages kex freed on the error path */
+};
+
+static unsigned long kex_uaddr(struct vm_area_struct *vma, u32 index)
+{
+	return vma->vm_start + ((unsigned long)index << PAGE_SHIFT);
+}
+
+static int kex_check_signal(u32 index, u32 pages)
+{
+	if (!fatal_signal_pending(current))
+		return 0;
+	pr_info("mmap interrupted at page %u of %u: fatal signal\n",
+		index, pages);
+	return -EINTR;
+}
+
 /*
- * Map vm_end - vm_start bytes of fresh zeroed pages, page by page. Called
- * with the mmap_lock held for write. On failure every page kex allocated
- * and still references is freed here; pages already inserted are unmapped
- * by the core's error path after we return (with drop, that frees them).
+ * Page @index is in the page tables: drop kex's reference (ref_policy drop)
+ * or record it (keep).
+ */
+static void kex_page_mapped(struct kex_mapper *m, struct page *page, u32 index)
+{
+	struct kex_area *area = m->area;
+
+	m->mapped++;
+	if (area->policy == KEX_POLICY_KEEP) {
+		area->pages[index] = page;
+		area->nr_held++;
+		return;
+	}
+	kex_free_page(page, index, KEX_FREE_AFTER_INSERT);
+	if (area->mode == KEX_MODE_BATCH)
+		area->pages[index] = NULL;
+}
+
+/* Error path: give back a page kex still holds a reference on. */
+static void kex_give_back(struct kex_mapper *m, struct page *page, u32 index)
+{
+	kex_free_page(page, index, KEX_FREE_ERROR);
+	m->freed++;
+}
+
+/*
+ * Modes insert and pfn: allocate and map page by page. On failure, kex
+ * frees what it still holds; the pages in the page tables are unmapped by
+ * the core's error path after ->mmap returns.
+ */
+static int kex_map_each(struct kex_mapper *m)
+{
+	struct kex_area *area = m->area;
+	bool pfn = area->mode == KEX_MODE_PFN;
+	unsigned long uaddr;
+	struct page *page;
+	u32 i;
+	int ret;
+
+	for (i = 0; i < area->nr_pages; i++) {
+		uaddr = kex_uaddr(m->vma, i);
+		ret = kex_check_signal(i, area->nr_pages);
+		if (ret)
+			goto out_unwind;
+		page = kex_alloc_page(i);
+		if (!page) {
+			pr_warn("mmap failed: alloc_page for page %u of %u\n",
+				i, area->nr_pages);
+			ret = -ENOMEM;
+			goto out_unwind;
+		}
+
+		if (m->fail_at >= 0 && i == (u32)m->fail_at)
+			ret = -ENOMEM;	/* fail_at: test the error path */
+		else if (pfn)
+			ret = remap_pfn_range(m->vma, uaddr, page_to_pfn(page),
+					      PAGE_SIZE, m->vma->vm_page_prot);
+		else
+			ret = vm_insert_page(m->vma, uaddr, page);
+		trace_kex_page_insert(page_to_pfn(page), uaddr, i, ret);
+		if (ret) {
+			pr_warn("mmap failed: %s of page %u at 0x%lx returned %d\n",
+				pfn ? "remap_pfn_range" : "vm_insert_page",
+				i, uaddr, ret);
+			kex_give_back(m, page, i);
+			goto out_unwind;
+		}
+		if (m->verbose)
+			pr_info("%s page %u pfn 0x%lx at 0x%lx\n",
+				pfn ? "remapped" : "inserted",
+				i, page_to_pfn(page), uaddr);
+		kex_page_mapped(m, page, i);
+		cond_resched();
+	}
+	return 0;
+
+out_unwind:
+	if (area->policy == KEX_POLICY_KEEP) {
+		for (i = 0; i < m->mapped; i++)
+			kex_give_back(m, area->pages[i], i);
+	}
+	return ret;
+}
+
+/*
+ * Mode batch: allocate every page, then map them with vm_insert_pages, at
+ * most KEX_BATCH_PAGES per call. fail_at cuts the batch before that page
+ * and fails the next call without making it.
+ */
+static int kex_map_batch(struct kex_mapper *m)
+{
+	struct kex_area *area = m->area;
+	unsigned long uaddr, left;
+	u32 i, j, n, done, nr_alloc = 0;
+	int ret = 0;
+
+	for (i = 0; i < area->nr_pages; i++) {
+		ret = kex_check_signal(i, area->nr_pages);
+		if (ret)
+			goto out_unwind;
+		area->pages[i] = kex_alloc_page(i);
+		if (!area->pages[i]) {
+			pr_warn("mmap failed: alloc_page for page %u of %u\n",
+				i, area->nr_pages);
+			ret = -ENOMEM;
+			goto out_unwind;
+		}
+		nr_alloc++;
+		cond_resched();
+	}
+
+	for (i = 0; i < area->nr_pages; i += n) {
+		uaddr = kex_uaddr(m->vma, i);
+		n = min(area->nr_pages - i, KEX_BATCH_PAGES);
+		if (m->fail_at >= 0 && (u32)m->fail_at >= i &&
+		    (u32)m->fail_at < i + n && (u32)m->fail_at != i)
+			n = m->fail_at - i;
+		left = n;
+		if (m->fail_at >= 0 && i == (u32)m->fail_at)
+			ret = -ENOMEM;	/* fail_at: test the error path */
+		else
+			ret = vm_insert_pages(m->vma, uaddr, &area->pages[i],
+					      &left);
+		done = n - left;
+		trace_kex_batch(uaddr, i, n, done, ret);
+		for (j = i; j < i + done; j++) {
+			trace_kex_page_insert(page_to_pfn(area->pages[j]),
+					      kex_uaddr(m->vma, j), j, 0);
+			if (m->verbose)
+				pr_info("inserted page %u pfn 0x%lx at 0x%lx\n",
+					j, page_to_pfn(area->pages[j]),
+					kex_uaddr(m->vma, j));
+			kex_page_mapped(m, area->pages[j], j);
+		}
+		if (ret) {
+			if (done < n)
+				trace_kex_page_insert(page_to_pfn(area->pages[i + done]),
+						      kex_uaddr(m->vma, i + done),
+						      i + done, ret);
+			pr_warn("mmap failed: vm_insert_pages of pages %u-%u at 0x%lx returned %d, %u mapped\n",
+				i, i + n - 1, uaddr, ret, done);
+			goto out_unwind;
+		}
+		cond_resched();
+	}
+	return 0;
+
+out_unwind:
+	/* keep: kex holds pages 0..nr_alloc-1; drop: those not mapped. */
+	for (j = area->policy == KEX_POLICY_KEEP ? 0 : m->mapped;
+	     j < nr_alloc; j++)
+		kex_give_back(m, area->pages[j], j);
+	return ret;
+}
+
+/*
+ * Map vm_end - vm_start bytes of fresh zeroed pages in the file's mode.
+ * Called with the mmap_lock held for write. On failure every page kex
+ * allocated and still references is freed here; pages already mapped are
+ * unmapped by the core's error path after we return (with drop, that frees
+ * them).
  */
 static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct kex_file *kf = file->private_data;
 	unsigned long pages = vma_pages(vma);
 	u32 policy = READ_ONCE(kex_ref_policy);
-	bool verbose = READ_ONCE(kex_verbose);
-	int fail_at = READ_ONCE(kex_fail_at);
+	u32 mode = READ_ONCE(kf->mode);
+	struct kex_mapper m = {
+		.vma = vma,
+		.fail_at = READ_ONCE(kex_fail_at),
+		.verbose = READ_ONCE(kex_verbose),
+	};
 	struct kex_area *area;
-	unsigned long uaddr;
-	struct page *page;
-	u32 i, mapped = 0;
 	int ret;
 
-	ret = kex_mmap_check(vma, pages, READ_ONCE(kex_max_pages));
+	ret = kex_mmap_check(vma, pages, READ_ONCE(kex_max_pages), mode, policy);
 	if (ret)
 		return ret;
 
 	trace_kex_mmap(vma->vm_start, vma->vm_end, vma->vm_pgoff, pages, policy);
-	if (verbose)
+	trace_kex_mmap_mode(vma->vm_start, mode);
+	if (m.verbose)
 		pr_info("vma->vm_end %lu vm_start %lu len %lu pages %lu vm_pgoff %lu\n",
 			vma->vm_end, vma->vm_start, vma->vm_end - vma->vm_start,
 			pages, vma->vm_pgoff);
@@ -279,7 +648,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 
 	/* NOWARN: a huge max_pages must fail here quietly, not WARN. */
 	area = kvzalloc(struct_size(area, pages,
-				    policy == KEX_POLICY_KEEP ? pages : 0),
+				    kex_area_has_array(policy, mode) ? pages : 0),
 			GFP_KERNEL | __GFP_NOWARN);
 	if (!area) {
 		pr_warn("mmap failed: no memory to track %lu pages\n", pages);
@@ -289,75 +658,53 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	refcount_set(&area->refs, 1);
 	area->kf = kf;
 	area->policy = policy;
+	area->mode = mode;
 	area->nr_pages = pages;
+	area->fail_at = m.fail_at;
+	mutex_init(&area->lock);
+	m.area = area;
 
-	for (i = 0; i < pages; i++) {
-		uaddr = vma->vm_start + ((unsigned long)i << PAGE_SHIFT);
-		if (fatal_signal_pending(current)) {
-			pr_info("mmap interrupted at page %u of %lu: fatal signal\n",
-				i, pages);
-			ret = -EINTR;
-			goto out_unwind;
-		}
-		page = alloc_page(GFP_KERNEL | __GFP_ZERO);
-		if (!page) {
-			pr_warn("mmap failed: alloc_page for page %u of %lu\n",
-				i, pages);
-			ret = -ENOMEM;
-			goto out_unwind;
-		}
-		atomic64_inc(&kex_stats.pages_allocated);
-		atomic64_inc(&kex_stats.pages_live);
-		trace_kex_page_alloc(page_to_pfn(page), (unsigned long)page, i);
-
-		if (fail_at >= 0 && i == (u32)fail_at)
-			ret = -ENOMEM;	/* fail_at: test the error path */
-		else
-			ret = vm_insert_page(vma, uaddr, page);
-		trace_kex_page_insert(page_to_pfn(page), uaddr, i, ret);
-		if (ret) {
-			pr_warn("mmap failed: vm_insert_page of page %u at 0x%lx returned %d\n",
-				i, uaddr, ret);
-			kex_free_page(page, i, KEX_FREE_ERROR);
-			kex_count_freed(1);
-			goto out_unwind;
-		}
-		mapped++;
-		if (verbose)
-			pr_info("inserted page %u pfn 0x%lx at 0x%lx\n",
-				i, page_to_pfn(page), uaddr);
-
-		if (policy == KEX_POLICY_KEEP)
-			area->pages[i] = page;
-		else
-			kex_free_page(page, i, KEX_FREE_AFTER_INSERT);
-		cond_resched();
+	switch (mode) {
+	case KEX_MODE_BATCH:
+		ret = kex_map_batch(&m);
+		break;
+	case KEX_MODE_FAULT:
+		ret = 0;	/* pages come in at kex_vm_fault() */
+		break;
+	default:
+		ret = kex_map_each(&m);
+		break;
+	}
+	if (ret) {
+		/* With drop, the core frees the pages it unmaps. */
+		if (policy == KEX_POLICY_DROP)
+			m.freed += m.mapped;
+		kex_count_freed(m.freed);
+		mutex_destroy(&area->lock);
+		kvfree(area);
+		goto out;
 	}
 
-	if (policy == KEX_POLICY_KEEP)
-		atomic_add(pages, &kf->kept);
+	atomic_add(area->nr_held, &kf->kept);
 	vma->vm_private_data = area;
-	vma->vm_ops = &kex_vm_ops;
+	vma->vm_ops = mode == KEX_MODE_FAULT ? &kex_fault_vm_ops : &kex_vm_ops;
 	atomic64_inc(&kex_stats.mappings);
-	if (verbose) {
+	if (m.verbose) {
 		pr_info("mapping->a_ops %p, name %pd\n",
 			file_inode(file)->i_mapping->a_ops, file->f_path.dentry);
-		pr_info("completed inserting %u pages\n", mapped);
+		if (mode == KEX_MODE_FAULT)
+			pr_info("mode fault: no page mapped yet, each comes in at its first fault\n");
+		else
+			pr_info("completed %s %u pages\n",
+				mode == KEX_MODE_PFN ? "remapping" : "inserting",
+				m.mapped);
 	}
-	goto out;
-
-out_unwind:
-	/* Pages 0..mapped-1 are in the page tables; the core unmaps them. */
-	if (policy == KEX_POLICY_KEEP) {
-		for (i = 0; i < mapped; i++)
-			kex_free_page(area->pages[i], i, KEX_FREE_ERROR);
-	}
-	kex_count_freed(mapped);
-	kvfree(area);
 out:
-	trace_kex_mmap_done(vma->vm_start, ret, mapped);
+	trace_kex_mmap_done(vma->vm_start, ret, m.mapped);
 	return ret;
 }
+
+/* --- file_operations ------------------------------------------------------- */
 
 static int kex_open(struct inode *inode, struct file *file)
 {
@@ -367,8 +714,33 @@ static int kex_open(struct inode *inode, struct file *file)
 	if (!kf)
 		return -ENOMEM;
 	atomic_set(&kf->kept, 0);
+	kf->mode = READ_ONCE(kex_mode);
 	file->private_data = kf;
 	return nonseekable_open(inode, file);
+}
+
+static long kex_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct kex_file *kf = file->private_data;
+	u32 __user *uarg = (u32 __user *)arg;
+	u32 mode;
+
+	switch (cmd) {
+	case KEX_IOC_SET_MODE:
+		if (get_user(mode, uarg))
+			return -EFAULT;
+		if (mode >= KEX_MODE_COUNT) {
+			pr_info("ioctl rejected: mode %u is not a kex mapping mode (0..%u)\n",
+				mode, KEX_MODE_COUNT - 1);
+			return -EINVAL;
+		}
+		WRITE_ONCE(kf->mode, mode);
+		return 0;
+	case KEX_IOC_GET_MODE:
+		return put_user(READ_ONCE(kf->mode), uarg);
+	default:
+		return -ENOTTY;
+	}
 }
 
 static int kex_release(struct inode *inode, struct file *file)
@@ -388,6 +760,8 @@ static int kex_release(struct inode *inode, struct file *file)
 static const struct file_operations kex_fops = {
 	.owner		= THIS_MODULE,
 	.open		= kex_open,
+	.unlocked_ioctl	= kex_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
 	.mmap		= kex_mmap,
 	.release	= kex_release,
 };

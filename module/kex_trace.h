@@ -55,7 +55,7 @@ TRACE_EVENT(kex_mmap_done,
 		  __entry->vm_start, __entry->ret, __entry->mapped)
 );
 
-/* After each successful alloc_page. */
+/* After each successful alloc_page (in mode fault: in the .fault handler). */
 TRACE_EVENT(kex_page_alloc,
 	TP_PROTO(u64 pfn, u64 page, u32 index),
 	TP_ARGS(pfn, page, index),
@@ -75,7 +75,12 @@ TRACE_EVENT(kex_page_alloc,
 		  __entry->pfn, __entry->page, __entry->index)
 );
 
-/* After each vm_insert_page, whatever it returned. */
+/*
+ * After each page mapped at mmap time, whatever the call returned:
+ * vm_insert_page (mode insert), remap_pfn_range (mode pfn), or, in mode
+ * batch, once per page vm_insert_pages mapped (ret 0) and once for the page
+ * it failed at. Mode fault fires kex_fault instead.
+ */
 TRACE_EVENT(kex_page_insert,
 	TP_PROTO(u64 pfn, u64 uaddr, u32 index, s32 ret),
 	TP_ARGS(pfn, uaddr, index, ret),
@@ -157,6 +162,86 @@ TRACE_EVENT(kex_release,
 		__entry->pad = 0;
 	),
 	TP_printk("pages=%u", __entry->pages)
+);
+
+/*
+ * Added with the mapping modes (docs/architecture.md, "kex additions").
+ */
+
+/* Right after kex_mmap: the mode of this mmap, enum kex_map_mode. */
+TRACE_EVENT(kex_mmap_mode,
+	TP_PROTO(u64 vm_start, u32 mode),
+	TP_ARGS(vm_start, mode),
+	TP_STRUCT__entry(
+		__field(u64, vm_start)
+		__field(u32, mode)
+		__field(u32, pad)
+	),
+	TP_fast_assign(
+		__entry->vm_start = vm_start;
+		__entry->mode = mode;
+		__entry->pad = 0;
+	),
+	TP_printk("vm_start=0x%llx mode=%s", __entry->vm_start,
+		  __print_symbolic(__entry->mode,
+				   { 0, "insert" },
+				   { 1, "batch" },
+				   { 2, "fault" },
+				   { 3, "pfn" }))
+);
+
+/*
+ * Mode batch: after each vm_insert_pages call for pages index ..
+ * index + requested - 1 at uaddr; mapped of them are in the page tables,
+ * ret 0 or -errno.
+ */
+TRACE_EVENT(kex_batch,
+	TP_PROTO(u64 uaddr, u32 index, u32 requested, u32 mapped, s32 ret),
+	TP_ARGS(uaddr, index, requested, mapped, ret),
+	TP_STRUCT__entry(
+		__field(u64, uaddr)
+		__field(u32, index)
+		__field(u32, requested)
+		__field(u32, mapped)
+		__field(s32, ret)
+	),
+	TP_fast_assign(
+		__entry->uaddr = uaddr;
+		__entry->index = index;
+		__entry->requested = requested;
+		__entry->mapped = mapped;
+		__entry->ret = ret;
+	),
+	TP_printk("uaddr=0x%llx index=%u requested=%u mapped=%u ret=%d",
+		  __entry->uaddr, __entry->index, __entry->requested,
+		  __entry->mapped, __entry->ret)
+);
+
+/*
+ * Mode fault: each call of the .fault handler, at its end. pfn is the page
+ * handed to the core (~0 if the fault failed); flags: KEX_FAULT_*.
+ */
+TRACE_EVENT(kex_fault,
+	TP_PROTO(u64 uaddr, u64 pfn, u32 index, u32 flags),
+	TP_ARGS(uaddr, pfn, index, flags),
+	TP_STRUCT__entry(
+		__field(u64, uaddr)
+		__field(u64, pfn)
+		__field(u32, index)
+		__field(u32, flags)
+	),
+	TP_fast_assign(
+		__entry->uaddr = uaddr;
+		__entry->pfn = pfn;
+		__entry->index = index;
+		__entry->flags = flags;
+	),
+	TP_printk("uaddr=0x%llx pfn=0x%llx index=%u flags=%s",
+		  __entry->uaddr, __entry->pfn, __entry->index,
+		  __print_flags(__entry->flags, "|",
+				{ 1, "write" },
+				{ 2, "alloc" },
+				{ 4, "error" }))
 );
 
 #endif /* _KEX_TRACE_H */

@@ -8,6 +8,14 @@
 //   wrote and verified 8 pages
 //   press a key to terminate
 //
+// --mode insert|batch|fault|pfn sets the mapping mode of the open file with
+// KEX_IOC_SET_MODE before the mmap (without it, the module's default mode).
+// The fresh mapping is checked to read as zeros before the first prompt,
+// except in mode fault, where that read would fault every page in: there,
+// and with --read-first in any mode, the zero check runs after the first
+// prompt, right before the write (in mode fault the pages then come in on
+// read faults; without --read-first they come in on the write, unchecked).
+//
 // It waits for a line on stdin at both prompts when stdin is a terminal or a
 // pipe/FIFO (tests drive it through a FIFO and synchronise on the prompt
 // lines, which are flushed before each wait); with --no-wait, or any other
@@ -19,6 +27,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sdt.h>
 #include <sys/stat.h>
@@ -26,6 +35,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -56,7 +66,8 @@ struct Fatal {
 [[noreturn]] void usage_error(const std::string& message, bool with_usage = true) {
     throw Fatal{kExitUsage,
                 with_usage
-                    ? message + " (usage: mmap_test DEVICE PAGES [--no-wait] [--hold-after-write])"
+                    ? message + " (usage: mmap_test DEVICE PAGES [--mode insert|batch|fault|pfn]"
+                                " [--read-first] [--no-wait] [--hold-after-write])"
                     : message};
 }
 
@@ -74,19 +85,44 @@ std::string hex(std::uintptr_t v) {
     return s.str();
 }
 
+// The kex mapping modes, indexed by enum kex_map_mode.
+constexpr std::array<std::string_view, KEX_MODE_COUNT> kModeNames = {"insert", "batch", "fault",
+                                                                     "pfn"};
+
+std::string mode_name(std::uint32_t mode) {
+    return mode < kModeNames.size() ? std::string(kModeNames[mode])
+                                    : "mode " + std::to_string(mode);
+}
+
 struct Options {
     std::string device;
     std::string pages_arg;
+    std::optional<std::uint32_t> mode; // enum kex_map_mode, if --mode was given
+    bool read_first = false;
     bool no_wait = false;
     bool hold_after_write = false;
 };
 
 void print_help() {
-    std::cout << "usage: mmap_test DEVICE PAGES [--no-wait] [--hold-after-write]\n"
+    std::cout << "usage: mmap_test DEVICE PAGES [--mode insert|batch|fault|pfn] [--read-first]\n"
+                 "                 [--no-wait] [--hold-after-write]\n"
                  "  map PAGES pages of the kex device DEVICE (e.g. /dev/kex), check they read\n"
                  "  as zeros, write and verify a pattern in every page, unmap.\n"
+                 "  --mode M            map in kex mode M (ioctl KEX_IOC_SET_MODE before mmap);\n"
+                 "                      default: the module's mode parameter\n"
+                 "  --read-first        check the zeros after the first prompt, right before the\n"
+                 "                      write (mode fault: read-fault every page, then write)\n"
                  "  --no-wait           do not wait for a line on stdin at the prompts\n"
                  "  --hold-after-write  after the write, keep the mapping until SIGINT/SIGTERM\n";
+}
+
+std::uint32_t parse_mode(std::string_view name) {
+    for (std::uint32_t m = 0; m < kModeNames.size(); ++m)
+        if (name == kModeNames[m])
+            return m;
+    usage_error("unknown --mode '" + std::string(name) +
+                    "': the kex modes are insert, batch, fault and pfn",
+                false);
 }
 
 Options parse_args(int argc, char** argv) {
@@ -96,6 +132,14 @@ Options parse_args(int argc, char** argv) {
         std::string_view a = argv[i];
         if (a == "--no-wait") {
             o.no_wait = true;
+        } else if (a == "--read-first") {
+            o.read_first = true;
+        } else if (a == "--mode") {
+            if (i + 1 >= argc)
+                usage_error("--mode needs a value: insert, batch, fault or pfn");
+            o.mode = parse_mode(argv[++i]);
+        } else if (a.rfind("--mode=", 0) == 0) {
+            o.mode = parse_mode(a.substr(7));
         } else if (a == "--hold-after-write") {
             o.hold_after_write = true;
         } else if (a == "-h" || a == "--help") {
@@ -122,6 +166,15 @@ Options parse_args(int argc, char** argv) {
 std::optional<std::uint64_t> read_number(const char* path) {
     std::ifstream f(path);
     std::uint64_t v;
+    if (f >> v)
+        return v;
+    return std::nullopt;
+}
+
+// The first word of a sysfs file, if it exists.
+std::optional<std::string> read_word(const char* path) {
+    std::ifstream f(path);
+    std::string v;
     if (f >> v)
         return v;
     return std::nullopt;
@@ -205,11 +258,40 @@ int open_device(const std::string& path) {
     return fd;
 }
 
-std::string mmap_hint(int err) {
+// Sets the file's mapping mode if one was asked for; returns the mode the
+// mmap will use (insert for a kex without modes, which knows no ioctl).
+std::uint32_t set_mode(int fd, const std::optional<std::uint32_t>& want) {
+    if (want) {
+        std::uint32_t m = *want;
+        if (ioctl(fd, KEX_IOC_SET_MODE, &m) != 0) {
+            int err = errno;
+            runtime_error("cannot set mode " + mode_name(m) +
+                          " (ioctl KEX_IOC_SET_MODE): " + errno_text(err) +
+                          (err == ENOTTY ? " (this kex module has no mapping modes; reload a newer "
+                                           "build/module/kex.ko)"
+                                         : ""));
+        }
+    }
+    std::uint32_t mode = KEX_MODE_INSERT;
+    if (ioctl(fd, KEX_IOC_GET_MODE, &mode) != 0) {
+        int err = errno;
+        if (err != ENOTTY)
+            runtime_error("cannot read the mapping mode (ioctl KEX_IOC_GET_MODE): " +
+                          errno_text(err));
+        mode = KEX_MODE_INSERT;
+    }
+    return mode;
+}
+
+std::string mmap_hint(int err, std::uint32_t mode) {
+    auto policy = read_word(KEX_PARAM_DIR "/ref_policy");
     switch (err) {
     case E2BIG:
         return "more pages than the module's max_pages";
     case EINVAL:
+        if ((mode == KEX_MODE_FAULT || mode == KEX_MODE_PFN) && policy && *policy == "drop")
+            return "mode " + mode_name(mode) + " needs the kex module's ref_policy=keep (" +
+                   KEX_PARAM_DIR "/ref_policy is drop)";
         return "the request was refused; dmesg has a 'kex: mmap rejected' line saying why";
     case ENOMEM:
         return "out of memory for the pages; try fewer";
@@ -224,14 +306,14 @@ std::string mmap_hint(int err) {
 // included) or explicitly by unmap(), which fires the munmap probes.
 class Mapping {
   public:
-    Mapping(int fd, std::uint64_t pages, std::size_t page_size)
+    Mapping(int fd, std::uint64_t pages, std::size_t page_size, std::uint32_t mode)
         : pages_(pages), len_(pages * page_size) {
         DTRACE_PROBE1(kex_rig, mmap_begin, pages_);
         void* p = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             int err = errno;
             runtime_error("mmap of " + std::to_string(pages) + " pages failed: " + errno_text(err) +
-                          " (" + mmap_hint(err) + ")");
+                          " (" + mmap_hint(err, mode) + ")");
         }
         addr_ = static_cast<std::uint64_t*>(p);
         DTRACE_PROBE2(kex_rig, mmap_end, address(), pages_);
@@ -336,12 +418,19 @@ int run(const Options& o) {
     std::uint64_t pid = static_cast<std::uint64_t>(getpid());
     std::size_t words_per_page = page_size / sizeof(std::uint64_t);
 
+    std::uint32_t mode = set_mode(fd, o.mode);
+    // Mode fault maps nothing at mmap: reading now would fault every page in.
+    bool zeros_after_prompt = o.read_first || mode == KEX_MODE_FAULT;
+
     std::cout << "pid: " << pid << std::endl;
-    Mapping m(fd, pages, page_size);
+    Mapping m(fd, pages, page_size, mode);
     close(fd); // the mapping keeps the file open
-    check_zeros(m, words_per_page);
+    if (!zeros_after_prompt)
+        check_zeros(m, words_per_page);
 
     prompt("press a key to exercise memory write " + hex(m.address()), wait);
+    if (o.read_first)
+        check_zeros(m, words_per_page);
     write_and_verify(m, pid, words_per_page);
     std::cout << "wrote and verified " << pages << " pages" << std::endl;
     if (o.hold_after_write)
