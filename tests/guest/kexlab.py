@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+# tests/guest/kexlab.py: raw system calls on the kex device for the in-guest
+# suites (mmap flags and offsets, mremap, mprotect, fork, threads, ...):
+#   python3 tests/guest/kexlab.py CMD ARGS...
+# Each command prints what it saw ("ok: ..." lines, an errno name, or
+# "FAILED: ...", then exit 1).
+# KEXPY_MODE=insert|batch|fault|pfn in the environment: every kex file the
+# commands open is switched to that mapping mode (KEX_IOC_SET_MODE) first.
+import ctypes, errno, fcntl, os, resource, signal, struct, sys, threading
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mremap.restype = ctypes.c_void_p
+libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PS = os.sysconf('SC_PAGE_SIZE')
+FAILED = ctypes.c_void_p(-1).value
+R, W, X = 1, 2, 4
+SHARED, PRIVATE = 1, 2
+
+MODES = ['insert', 'batch', 'fault', 'pfn']
+# kex_uapi.h: _IOW('k', 1, __u32), _IOR('k', 2, __u32)
+KEX_IOC_SET_MODE = (1 << 30) | (4 << 16) | (ord('k') << 8) | 1
+KEX_IOC_GET_MODE = (2 << 30) | (4 << 16) | (ord('k') << 8) | 2
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.munlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+libc.memcpy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+MADV_DONTNEED = 4
+
+def set_mode(fd, mode):
+    fcntl.ioctl(fd, KEX_IOC_SET_MODE, struct.pack('I', MODES.index(mode)))
+
+def get_mode(fd):
+    return MODES[struct.unpack('I', fcntl.ioctl(fd, KEX_IOC_GET_MODE, b'\0' * 4))[0]]
+
+def kopen(dev):
+    """Open the kex device; switch it to $KEXPY_MODE if that is set."""
+    fd = os.open(dev, os.O_RDWR)
+    if os.environ.get('KEXPY_MODE'):
+        set_mode(fd, os.environ['KEXPY_MODE'])
+    return fd
+
+def err():
+    return errno.errorcode[ctypes.get_errno()]
+
+def counter(name):
+    with open('/sys/class/kex/kex/' + name) as f:
+        return int(f.read())
+
+def check(what, got, want):
+    if got != want:
+        print(f'FAILED: {what}: expected {want}, got {got}')
+        sys.exit(1)
+    print(f'ok: {what} = {want}')
+
+def mmap(fd, pages, prot=R | W, flags=SHARED, off=0):
+    a = libc.mmap(None, pages * PS, prot, flags, fd, off)
+    return (None, err()) if a == FAILED else (a, 'ok')
+
+def munmap(a, pages):
+    if libc.munmap(a, pages * PS) != 0:
+        print('FAILED: munmap: ' + err())
+        sys.exit(1)
+
+def req(dev, pages, *opts):
+    """One mmap request; prints ok or the errno name."""
+    prot, flags, off = R | W, SHARED, 0
+    for o in opts:
+        if o == 'private': flags = PRIVATE
+        elif o == 'exec': prot |= X
+        elif o == 'ro': prot = R
+        elif o.startswith('offset='): off = int(o[7:]) * PS
+    fd = kopen(dev)
+    a, res = mmap(fd, int(pages), prot, flags, off)
+    if a is not None:
+        munmap(a, int(pages))
+    os.close(fd)
+    print(res)
+
+def mremap_grow(dev):
+    fd = kopen(dev)
+    a, res = mmap(fd, 2)
+    b = libc.mremap(a, 2 * PS, 4 * PS, 1)  # MREMAP_MAYMOVE
+    print(err() if b == FAILED else 'ok')
+    munmap(a if b == FAILED else b, 2 if b == FAILED else 4)
+    os.close(fd)
+
+def mprotect_exec(dev):
+    fd = kopen(dev)
+    a, res = mmap(fd, 1)
+    print(err() if libc.mprotect(a, PS, R | X) != 0 else 'ok')
+    munmap(a, 1)
+    os.close(fd)
+
+def rw(dev, op):
+    fd = kopen(dev)
+    try:
+        os.read(fd, 1) if op == 'read' else os.write(fd, b'x')
+        print('ok')
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+    os.close(fd)
+
+def fork_split(dev):
+    """Split a mapping, fork, unmap in the parent first: pages live until
+    the child's VMAs close, then are released once."""
+    m0 = counter('mappings')
+    fd = kopen(dev)
+    a, res = mmap(fd, 8)
+    check('mmap 8 pages', res, 'ok')
+    os.close(fd)
+    for i in range(8):
+        ctypes.memset(a + i * PS, i + 1, PS)
+    check('mappings after mmap', counter('mappings'), m0 + 1)
+    munmap(a + 2 * PS, 1)
+    check('mappings after unmapping page 2 (split)', counter('mappings'), m0 + 2)
+    check('pages_live after the split', counter('pages_live'), 8)
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        ctypes.memset(a, 0xab, 1)
+        os.write(w, b'.')
+        os.read(r2, 1)
+        ok = all(ctypes.string_at(a + i * PS + 1, 1)[0] == i + 1 for i in (0, 1, 3, 7))
+        os._exit(0 if ok else 3)
+    os.read(r, 1)
+    check("child's write seen by the parent", ctypes.string_at(a, 1)[0], 0xab)
+    check('mappings with the child', counter('mappings'), m0 + 4)
+    munmap(a, 2)
+    munmap(a + 3 * PS, 5)
+    check('mappings after the parent unmapped', counter('mappings'), m0 + 2)
+    check('pages_live while the child maps them', counter('pages_live'), 8)
+    os.write(w2, b'.')
+    _, status = os.waitpid(pid, 0)
+    check('child read its pages intact', os.waitstatus_to_exitcode(status), 0)
+    check('mappings after the child exited', counter('mappings'), m0)
+    check('pages_live after the last VMA closed', counter('pages_live'), 0)
+
+def multi(dev, opens, maps):
+    """Several opens, several mmaps each; fds closed while mapped."""
+    opens, maps = int(opens), int(maps)
+    held, pages = [], 0
+    for o in range(opens):
+        fd = kopen(dev)
+        for m in range(maps):
+            n = o * maps + m + 1
+            a, res = mmap(fd, n)
+            check(f'open {o} mmap {m} ({n} pages)', res, 'ok')
+            ctypes.memset(a, n, n * PS)
+            held.append((a, n))
+            pages += n
+        os.close(fd)
+    check('mappings', counter('mappings'), opens * maps)
+    check('pages_live', counter('pages_live'), pages)
+    for a, n in held:
+        check(f'data of the {n}-page mapping', ctypes.string_at(a + n * PS - 1, 1)[0], n)
+        munmap(a, n)
+    check('mappings after munmap', counter('mappings'), 0)
+
+def threads(dev, nthreads, iters, pages):
+    nthreads, iters, pages = int(nthreads), int(iters), int(pages)
+    fd = kopen(dev)
+    errors = []
+    def work(t):
+        for i in range(iters):
+            a, res = mmap(fd, pages)
+            if a is None:
+                errors.append(f'thread {t} iteration {i}: {res}')
+                return
+            ctypes.memset(a, t + 1, pages * PS)
+            if ctypes.string_at(a + pages * PS - 1, 1)[0] != t + 1:
+                errors.append(f'thread {t} iteration {i}: data')
+            munmap(a, pages)
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(nthreads)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    os.close(fd)
+    check('thread errors', errors, [])
+
+def ioctls(dev):
+    """KEX_IOC_GET_MODE / KEX_IOC_SET_MODE on one file, and bad requests."""
+    fd = os.open(dev, os.O_RDWR)
+    print('initial mode: ' + get_mode(fd))
+    for m in MODES:
+        set_mode(fd, m)
+        check(f'mode after setting {m}', get_mode(fd), m)
+    for what, req, arg in (('mode 4', KEX_IOC_SET_MODE, struct.pack('I', 4)),
+                           ('mode 0xffffffff', KEX_IOC_SET_MODE, struct.pack('I', 0xffffffff)),
+                           ('a NULL pointer', KEX_IOC_SET_MODE, 0),
+                           ('GET to a NULL pointer', KEX_IOC_GET_MODE, 0),
+                           ('an unknown request', KEX_IOC_SET_MODE + 7, struct.pack('I', 0))):
+        try:
+            fcntl.ioctl(fd, req, arg)
+            res = 'ok'
+        except OSError as e:
+            res = errno.errorcode[e.errno]
+        print(f'{what}: {res}')
+    check('mode after the bad requests', get_mode(fd), MODES[-1])
+    os.close(fd)
+
+def mode_of_new_open(dev):
+    fd = os.open(dev, os.O_RDWR)
+    print(get_mode(fd))
+    os.close(fd)
+
+def pagemap_pfns(pid, addr, pages):
+    """PFN of each page of [addr, addr + pages pages) in process pid, or -
+    when not present."""
+    out = []
+    with open(f'/proc/{pid}/pagemap', 'rb') as f:
+        for i in range(int(pages)):
+            f.seek((int(addr, 0) // PS + i) * 8)
+            v = struct.unpack('<Q', f.read(8))[0]
+            out.append(hex(v & ((1 << 55) - 1)) if v >> 63 else '-')
+    return out
+
+def pagemap(pid, addr, pages):
+    print(' '.join(pagemap_pfns(pid, addr, pages)))
+
+def no_core():
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+def touch_status(a, op):
+    """Touch one byte at a in a child; 'ok' or the signal that killed it."""
+    pid = os.fork()
+    if pid == 0:
+        no_core()
+        if op == 'write':
+            libc.memset(a, 0x5a, 1)
+        else:
+            buf = ctypes.create_string_buffer(1)
+            libc.memcpy(buf, a, 1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return signal.Signals(os.WTERMSIG(status)).name
+    return 'ok' if os.WEXITSTATUS(status) == 0 else f'exit {os.WEXITSTATUS(status)}'
+
+def touch(dev, pages, index, op):
+    """mmap PAGES pages, touch page INDEX in a child (read or write): prints
+    ok or the signal, then the pages the module allocated."""
+    pages, index = int(pages), int(index)
+    fd = kopen(dev)
+    a0 = counter('pages_allocated')
+    a, res = mmap(fd, pages)
+    check('mmap', res, 'ok')
+    os.close(fd)
+    print(f'touch page {index}: ' + touch_status(a + index * PS, op))
+    print(f'allocated: {counter("pages_allocated") - a0}')
+    munmap(a, pages)
+
+def fault_refault(dev, pages):
+    """Mode fault: write every page, MADV_DONTNEED, read back: the same pages
+    (pfns) come back with their data, nothing is allocated again."""
+    pages = int(pages)
+    fd = kopen(dev)
+    a0 = counter('pages_allocated')
+    a, res = mmap(fd, pages)
+    check('mmap', res, 'ok')
+    os.close(fd)
+    check('pages allocated by the mmap', counter('pages_allocated') - a0, 0)
+    check('pages present before any touch', pagemap_pfns('self', hex(a), pages), ['-'] * pages)
+    for i in range(pages):
+        libc.memset(a + i * PS, i + 1, PS)
+    check('pages allocated by the writes', counter('pages_allocated') - a0, pages)
+    before = pagemap_pfns('self', hex(a), pages)
+    check('every page present after the writes', '-' in before, False)
+    check('distinct pfns', len(set(before)), pages)
+    check('madvise(MADV_DONTNEED)', libc.madvise(a, pages * PS, MADV_DONTNEED), 0)
+    check('pages present after MADV_DONTNEED', pagemap_pfns('self', hex(a), pages), ['-'] * pages)
+    data = [ctypes.string_at(a + i * PS + PS - 1, 1)[0] for i in range(pages)]
+    check('data after the refaults', data, [i + 1 for i in range(pages)])
+    check('pfns after the refaults', pagemap_pfns('self', hex(a), pages), before)
+    check('pages allocated in all', counter('pages_allocated') - a0, pages)
+    munmap(a, pages)
+
+def fault_race(dev, pages, nthreads, rounds):
+    """Mode fault: NTHREADS threads fault the same fresh pages at once (each
+    writes its own byte of every page); one page per index, shared by all."""
+    pages, nthreads, rounds = int(pages), int(nthreads), int(rounds)
+    for r in range(rounds):
+        fd = kopen(dev)
+        a0 = counter('pages_allocated')
+        a, res = mmap(fd, pages)
+        os.close(fd)
+        if a is None:
+            check(f'round {r}: mmap', res, 'ok')
+        barrier = threading.Barrier(nthreads)
+
+        def work(t):
+            barrier.wait()
+            for i in range(pages):
+                if t % 2:
+                    libc.memset(a + i * PS + t, t + 1, 1)
+                else:
+                    buf = ctypes.create_string_buffer(1)
+                    libc.memcpy(buf, a + i * PS, 1)
+                    libc.memset(a + i * PS + t, t + 1, 1)
+        ts = [threading.Thread(target=work, args=(t,)) for t in range(nthreads)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        got = counter('pages_allocated') - a0
+        if got != pages:
+            check(f'round {r}: pages allocated', got, pages)
+        want = bytes(range(1, nthreads + 1))
+        bad = [i for i in range(pages) if ctypes.string_at(a + i * PS, nthreads) != want]
+        if bad:
+            check(f'round {r}: pages missing a thread\'s byte', bad, [])
+        munmap(a, pages)
+    print(f'ok: {rounds} rounds of {nthreads} threads on {pages} pages: one page per index')
+
+def fault_fork(dev, pages):
+    """Mode fault: fork before any touch; parent and child fault the same
+    pages at once, each writing its byte: both see both bytes."""
+    pages = int(pages)
+    fd = kopen(dev)
+    a0 = counter('pages_allocated')
+    a, res = mmap(fd, pages)
+    check('mmap', res, 'ok')
+    os.close(fd)
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    me = 2 if pid == 0 else 1
+    if pid == 0:
+        os.write(w, b'.')
+    else:
+        os.read(r, 1)
+    for i in range(pages):
+        libc.memset(a + i * PS + me, me, 1)
+    if pid == 0:
+        os.read(r2, 1)
+        ok = all(ctypes.string_at(a + i * PS + 1, 2) == b'\x01\x02' for i in range(pages))
+        os._exit(0 if ok else 3)
+    os.write(w2, b'.')
+    _, status = os.waitpid(pid, 0)
+    check("the child saw both processes' bytes", os.waitstatus_to_exitcode(status), 0)
+    check("the parent sees both processes' bytes",
+          all(ctypes.string_at(a + i * PS + 1, 2) == b'\x01\x02' for i in range(pages)), True)
+    check('pages allocated', counter('pages_allocated') - a0, pages)
+    munmap(a, pages)
+
+cmd, args = sys.argv[1], sys.argv[2:]
+{'req': req, 'mremap_grow': mremap_grow, 'mprotect_exec': mprotect_exec,
+ 'read': lambda d: rw(d, 'read'), 'write': lambda d: rw(d, 'write'),
+ 'fork_split': fork_split, 'multi': multi, 'threads': threads,
+ 'ioctls': ioctls, 'mode_of_new_open': mode_of_new_open, 'pagemap': pagemap,
+ 'touch': touch, 'fault_refault': fault_refault, 'fault_race': fault_race,
+ 'fault_fork': fault_fork}[cmd](*args)
