@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/guest.sh [--smoke] [--out DIR] [--kernel 6.1] [inguest options...]:
+# boots one guest (scripts/vm, qemu TCG unless --accel is given to it) and
+# runs bench/guest/inguest.sh there: tracer overhead (untraced / kextrace /
+# bpftrace, interleaved), loss (sustained and forced overload, with the ring
+# accounting), per-page mapping cost by mode. Raw results: DIR/guest-raw.jsonl.
+#   --smoke   tiny sizes, 1 repetition: the ctest smoke run (< 60 s of guest time)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=$top/bench/results kernel=6.1 smoke=0 timeout=1500
+args=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--smoke) smoke=1; shift ;;
+	--out) out=$2; shift 2 ;;
+	--kernel) kernel=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+if [ $smoke = 1 ]; then
+	args=(--overhead-pages 64 --reps 1 --loss-pages 256 --loss-loops 2 --mode-pages 64 --mode-reps 1 "${args[@]}")
+	timeout=110
+fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$top"
+# Snapshot the binaries: build/ may be rebuilt by others while the guest runs.
+mkdir -p build
+stage=$(mktemp -d "$top/build/bench-stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+for f in build/bin/kextrace build/bin/mmap_test build/bin/kexbench build/module/kex.ko; do
+	for try in 1 2 3 4 5 6; do
+		[ -s "$f" ] && cp "$f" "$stage/" && break
+		sleep 5 # being relinked right now
+	done
+	[ -s "$stage/$(basename "$f")" ] || { echo "bench/guest.sh: $f missing: build first (ninja -C build)" >&2; exit 1; }
+done
+scripts/vm --kernel "$kernel" --cpus 2 --mem 2048 --timeout "$timeout" -- \
+	bench/guest/inguest.sh "$out" --bin "$stage" "${args[@]}"
+raw=$out/guest-raw.jsonl
+[ -s "$raw" ] || { echo "bench/guest.sh: no results in $raw" >&2; exit 1; }
+if [ $smoke = 1 ]; then
+	# every benchmark produced its records, and nothing failed
+	python3 "$top/bench/summarize.py" --check-smoke "$raw"
+fi

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# bench/guest/inguest.sh OUT_DIR [options]: the guest benchmarks, run inside
+# one guest boot by bench/guest.sh. Writes JSON lines to OUT_DIR/guest-raw.jsonl
+# (one object per measurement; bench/summarize.py reduces them).
+#
+#   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace / bpftrace
+#   --loss-pages 65536 --loss-loops 4             loss: default ring, then forced overload
+#   --mode-pages 4096 --mode-reps 3               per-page mapping cost by mode
+#   --only overhead,loss,modes                    which benchmarks (default: all)
+#   --bin DIR     kextrace, mmap_test, kexbench and kex.ko (default: build/bin, build/module)
+#
+# Every binary is copied to /tmp first: others may rebuild build/ while this runs
+# (bench/guest.sh snapshots them on the machine before the boot, too).
+set -u
+out=${1:?usage: inguest.sh OUT_DIR [options]}
+shift
+overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
+only=overhead,loss,modes bin=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--overhead-pages) overhead_pages=$2; shift 2 ;;
+	--reps) reps=$2; shift 2 ;;
+	--loss-pages) loss_pages=$2; shift 2 ;;
+	--loss-loops) loss_loops=$2; shift 2 ;;
+	--mode-pages) mode_pages=$2; shift 2 ;;
+	--mode-reps) mode_reps=$2; shift 2 ;;
+	--only) only=$2; shift 2 ;;
+	--bin) bin=$2; shift 2 ;;
+	*) echo "inguest.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+top=$(pwd)
+mkdir -p "$out"
+raw=$out/guest-raw.jsonl
+: >"$raw"
+kb=/tmp/kb
+mkdir -p "$kb"
+for b in kextrace mmap_test kexbench kex.ko; do
+	src=${bin:-$top/build/bin}/$b
+	[ -n "$bin" ] || [ $b != kex.ko ] || src=$top/build/module/kex.ko
+	cp "$src" "$kb/$b" || { echo "inguest.sh: no $src" >&2; exit 1; }
+done
+sed "s|@RIG@|$kb/mmap_test|" "$top/bench/kex.bt" >"$kb/kex.bt"
+export PATH=$kb:$PATH
+rig=$kb/mmap_test
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+emit() { printf '%s\n' "$1" >>"$raw"; }
+# verbose=0: kex's per-page pr_info would be console printing, not mapping
+insmod "$kb/kex.ko" verbose=0 || { log "insmod failed"; exit 1; }
+emit "$(printf '{"bench":"env","kernel":"%s","cpus":%s,"mem_kb":%s,"guest":"qemu TCG (software-emulated)","bpftrace":"%s","kex_params":"verbose=0"}' \
+	"$(uname -r)" "$(nproc)" "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" "$(bpftrace --version 2>/dev/null | head -1)")"
+
+# "kextrace: kernel K, N page lives, E events, L lost" -> "N E L"
+kextrace_counts() {
+	sed -n 's/^kextrace: kernel .*, \([0-9]*\) page lives, \([0-9]*\) events, \([0-9]*\) lost.*/\1 \2 \3/p' "$1" | head -1
+}
+
+# one JSON object from kexbench's line + the tracer's own numbers
+record() { # bench cfg pages rep kexbench_line total_ns events lost [extra]
+	local line=$5
+	[ -n "$line" ] || line='{"wall_ns":null}'
+	emit "$(printf '{"bench":"%s","cfg":"%s","pages":%s,"rep":%s,"tracer_total_ns":%s,"events":%s,"lost":%s%s,"run":%s}' \
+		"$1" "$2" "$3" "$4" "$6" "${7:-null}" "${8:-null}" "${9:-}" "$line")"
+}
+
+run_untraced() { # pages rep [bench]
+	local f=$kb/r.json t0
+	rm -f "$f"
+	t0=$(kexbench now)
+	kexbench run --t0 "$t0" --label untraced --out "$f" -- "$rig" /dev/kex "$1" --no-wait >/dev/null
+	record "${3:-overhead}" untraced "$1" "$2" "$(cat "$f" 2>/dev/null)" "$(($(kexbench now) - t0))"
+}
+
+run_kextrace() { # pages rep [bench] [extra kextrace options...]
+	local pages=$1 rep=$2 bench=${3:-overhead} f=$kb/r.json t0 t1 c rc
+	shift 3 2>/dev/null || shift $#
+	rm -f "$f"
+	t0=$(kexbench now)
+	kextrace --usdt "$rig" "$@" -- kexbench run --t0 "$t0" --label kextrace --out "$f" \
+		-- "$rig" /dev/kex "$pages" --no-wait >"$kb/kt.out" 2>"$kb/kt.err"
+	rc=$?
+	t1=$(kexbench now)
+	read -r _ ev lost <<<"$(kextrace_counts "$kb/kt.out")"
+	[ $rc = 0 ] || log "kextrace exit $rc: $(tail -3 "$kb/kt.err" | tr '\n' ' ')"
+	record "$bench" kextrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "${ev:-null}" "${lost:-null}" ",\"exit\":$rc"
+}
+
+run_bpftrace() { # pages rep
+	local pages=$1 rep=$2 f=$kb/r.json t0 t1 ev lost rc
+	rm -f "$f"
+	t0=$(kexbench now)
+	BPFTRACE_MAP_KEYS_MAX=1048576 BPFTRACE_PERF_RB_PAGES=2048 \
+		bpftrace "$kb/kex.bt" -c "$kb/kexbench run --t0 $t0 --label bpftrace --out $f -- $rig /dev/kex $pages --no-wait" \
+		>"$kb/bt.out" 2>"$kb/bt.err"
+	rc=$?
+	t1=$(kexbench now)
+	# record lines start with a timestamp; stack frames are indented lines
+	ev=$(grep -c '^[0-9]' "$kb/bt.out")
+	lost=$(sed -n 's/.*Lost \([0-9]*\) events.*/\1/p' "$kb/bt.out" "$kb/bt.err" | awk '{s += $1} END {print s + 0}')
+	[ $rc = 0 ] || log "bpftrace exit $rc: $(grep -v '^$' "$kb/bt.err" | tail -3 | tr '\n' ' ')"
+	record overhead bpftrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc"
+}
+
+has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
+
+# --- 1. overhead: A B C A B C ... ------------------------------------------------
+if has overhead; then
+	# warm-up (page cache, BTF parsing caches, first-insmod effects): not recorded
+	run_untraced 64 0 warmup
+	for pages in $overhead_pages; do
+		for rep in $(seq 1 "$reps"); do
+			log "overhead $pages pages, rep $rep/$reps"
+			run_untraced "$pages" "$rep"
+			run_kextrace "$pages" "$rep" overhead
+			run_bpftrace "$pages" "$rep"
+		done
+	done
+fi
+
+# --- 2. loss -----------------------------------------------------------------------
+# kextrace over kexbench loop (map, touch, unmap, LOOPS times, no exec between),
+# one looper and two in parallel (both vCPUs producing); then the same with a
+# 1 MiB ring buffer and the slowest consumer (--events: JSON per record) to force
+# overload. --json gives the ring accounting (produced / received / lost per type).
+loss_run() { # name ringbuf_mb parallel [kextrace options...]
+	local name=$1 mb=$2 par=$3 f=$kb/loop.json j=$kb/loss.json t0 t1 rc cmd
+	shift 3
+	rm -f "$f" "$j"
+	cmd="for i in \$(seq $par); do $kb/kexbench loop /dev/kex $loss_pages $loss_loops --out $f & done; wait"
+	t0=$(kexbench now)
+	kextrace --usdt "$rig" --ringbuf-mb "$mb" --accept-loss --json "$j" "$@" -- sh -c "$cmd" \
+		>"$kb/kt.out" 2>"$kb/kt.err"
+	rc=$?
+	t1=$(kexbench now)
+	read -r lives ev lost <<<"$(kextrace_counts "$kb/kt.out")"
+	[ $rc = 0 ] || log "kextrace exit $rc: $(tail -3 "$kb/kt.err" | tr '\n' ' ')"
+	local acct=null loops
+	[ -s "$j" ] && acct=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps(d.get("ring_accounting")))' "$j" 2>/dev/null || echo null)
+	loops=$(paste -sd, "$f" 2>/dev/null)
+	emit "$(printf '{"bench":"loss","name":"%s","ringbuf_mb":%s,"parallel":%s,"pages":%s,"loops":%s,"tracer_total_ns":%s,"page_lives":%s,"events":%s,"lost":%s,"exit":%s,"loopers":[%s],"ring_accounting":%s}' \
+		"$name" "$mb" "$par" "$loss_pages" "$loss_loops" "$((t1 - t0))" "${lives:-null}" "${ev:-null}" "${lost:-null}" "$rc" "$loops" "$acct")"
+}
+if has loss; then
+	log "loss: default ring, 1 looper"
+	loss_run default_1 16 1
+	log "loss: default ring, 2 loopers"
+	loss_run default_2 16 2
+	log "loss: overload (1 MiB ring, --events consumer)"
+	loss_run overload 1 2 --events "$kb/events.jsonl"
+	rm -f "$kb/events.jsonl"
+fi
+
+# --- 3. per-page mapping cost by mode, from the trace ------------------------------
+# The modes are whatever mmap_test --help lists ("--mode insert|batch|...");
+# a mode the loaded kex refuses is recorded as skipped. ref_policy=keep for every
+# mode (fault and pfn require it), so the modes differ only in how they map.
+if has modes; then
+	modes=$("$rig" --help 2>&1 | sed -n 's/.*--mode \([a-z|]*\).*/\1/p' | head -1 | tr '|' ' ')
+	[ -n "$modes" ] || modes=default
+	echo keep >/sys/module/kex/parameters/ref_policy 2>/dev/null || true
+	for rep in $(seq 1 "$mode_reps"); do
+		for m in $modes; do
+			log "mode $m, rep $rep/$mode_reps"
+			margs=()
+			[ "$m" = default ] || margs=(--mode "$m")
+			f=$kb/r.json
+			rm -f "$f"
+			t0=$(kexbench now)
+			kexbench run --t0 "$t0" --label "untraced-$m" --out "$f" -- "$rig" /dev/kex "$mode_pages" "${margs[@]}" --no-wait >/dev/null 2>"$kb/m.err"
+			rc=$?
+			if [ $rc != 0 ]; then
+				emit "$(printf '{"bench":"modes","mode":"%s","rep":%s,"skipped":"%s"}' "$m" "$rep" "$(tail -1 "$kb/m.err" | tr -d '"\\')")"
+				continue
+			fi
+			untraced=$(cat "$f")
+			rm -f "$f"
+			kextrace --usdt "$rig" --no-stacks --jsonl "$kb/m.jsonl" -- kexbench run --label "kextrace-$m" --out "$f" \
+				-- "$rig" /dev/kex "$mode_pages" "${margs[@]}" --no-wait >"$kb/kt.out" 2>"$kb/kt.err"
+			rc=$?
+			cost=$(python3 "$top/bench/guest/mode_cost.py" "$kb/m.jsonl" 2>&1 || echo null)
+			emit "$(printf '{"bench":"modes","mode":"%s","rep":%s,"pages":%s,"exit":%s,"untraced":%s,"traced":%s,"cost":%s}' \
+				"$m" "$rep" "$mode_pages" "$rc" "$untraced" "$(cat "$f" 2>/dev/null || echo null)" "$cost")"
+			rm -f "$kb/m.jsonl"
+		done
+	done
+	echo drop >/sys/module/kex/parameters/ref_policy 2>/dev/null || true
+fi
+rmmod kex 2>/dev/null
+log "done: $raw"
