@@ -24,11 +24,20 @@
  *    error paths), or, with drop, when the last VMA of their mapping closed
  *    (the kernel zapped them before that) or the core undid a failed mmap;
  *  - pages_live: pages_allocated - pages_freed;
- *  - mappings: live VMAs mapping kex pages.
+ *  - mappings: live VMAs mapping kex pages;
+ *  - pages_leaked_injected: pages leaked on purpose by the inject_*
+ *    parameters (never counted as freed, so they stay in pages_live).
+ *
+ * Fault injection for leak hunting (parameters inject_*, 0600, off by
+ * default): kex loses track of chosen pages so that a tracer can be shown
+ * to find them. It only ever leaks: a page kex forgets, or holds one
+ * reference too many on, is never freed while mapped or after.
  */
 #define pr_fmt(fmt) "kex: " fmt
 
 #include <linux/atomic.h>
+#include <linux/bitmap.h>
+#include <linux/bits.h>
 #include <linux/cdev.h>
 #include <linux/device.h>
 #include <linux/fs.h>
@@ -62,6 +71,9 @@ static int kex_mode = KEX_MODE_INSERT;
 static unsigned int kex_max_pages = KEX_MAX_PAGES_DEFAULT;
 static bool kex_verbose = true;
 static int kex_fail_at = -1;
+static u64 kex_inject_noput;		/* index sets: bit N = page N */
+static u64 kex_inject_extra_get;
+static int kex_inject_fail_leak = -1;
 
 static const char * const kex_policy_names[] = {
 	[KEX_POLICY_DROP] = "drop",
@@ -158,6 +170,53 @@ module_param_named(fail_at, kex_fail_at, int, 0600);
 MODULE_PARM_DESC(fail_at,
 		 "testing: make the insert of page N of every mmap fail with -ENOMEM (fault mode: SIGBUS at the first fault of page N; -1: off)");
 
+/*
+ * A set of page indexes below KEX_INJECT_MAX, written as a list ("1,5",
+ * "0-3,7", "" for none), kept as a u64 bit set so that an mmap reads it at
+ * once.
+ */
+static int kex_index_set_set(const char *val, const struct kernel_param *kp)
+{
+	DECLARE_BITMAP(bits, KEX_INJECT_MAX);
+	u64 set;
+
+	if (bitmap_parselist(val, bits, KEX_INJECT_MAX)) {
+		pr_warn("%s must list page indexes below %u (like 1,5 or 0-3), not '%s'\n",
+			kp->name, KEX_INJECT_MAX, val);
+		return -EINVAL;
+	}
+	bitmap_to_arr64(&set, bits, KEX_INJECT_MAX);
+	WRITE_ONCE(*(u64 *)kp->arg, set);
+	return 0;
+}
+
+static int kex_index_set_get(char *buf, const struct kernel_param *kp)
+{
+	DECLARE_BITMAP(bits, KEX_INJECT_MAX);
+	u64 set = READ_ONCE(*(u64 *)kp->arg);
+
+	bitmap_from_arr64(bits, &set, KEX_INJECT_MAX);
+	return scnprintf(buf, PAGE_SIZE, "%*pbl\n", KEX_INJECT_MAX, bits);
+}
+
+static const struct kernel_param_ops kex_index_set_ops = {
+	.set = kex_index_set_set,
+	.get = kex_index_set_get,
+};
+
+module_param_cb(inject_noput, &kex_index_set_ops, &kex_inject_noput, 0600);
+MODULE_PARM_DESC(inject_noput,
+		 "testing: leak these page indexes (<64) of every mmap: kex forgets its reference instead of freeing it (after insert with drop, at close with keep)");
+
+module_param_cb(inject_extra_get, &kex_index_set_ops, &kex_inject_extra_get,
+		0600);
+MODULE_PARM_DESC(inject_extra_get,
+		 "testing: leak these page indexes (<64) of every mapping: one extra get_page when mapped (fault mode: at the first fault), never put");
+
+module_param_named(inject_fail_leak, kex_inject_fail_leak, int, 0600);
+MODULE_PARM_DESC(inject_fail_leak,
+		 "testing: fail every mmap at page K like fail_at, and leak the pages kex still holds instead of freeing them (-1: off; not in fault mode)");
+
 /* --- state ----------------------------------------------------------------- */
 
 /*
@@ -169,6 +228,7 @@ static struct {
 	atomic64_t pages_freed;
 	atomic64_t pages_live;
 	atomic64_t mappings;
+	atomic64_t pages_leaked_injected;
 } kex_stats;
 
 /*
@@ -212,7 +272,10 @@ struct kex_area {
 	u32 nr_pages;
 	u32 nr_held;		/* pages in pages[] kex holds a reference on */
 	int fail_at;		/* fault mode: fail_at at mmap time */
-	struct mutex lock;	/* fault mode: filling pages[] */
+	u64 inject_noput;	/* inject_* at mmap time */
+	u64 inject_extra_get;
+	u64 leaked;		/* indexes leaked on purpose so far */
+	struct mutex lock;	/* fault mode: filling pages[] and leaked */
 	/*
 	 * keep, and batch with drop: the pages in page order. With keep, each
 	 * set entry is a reference of kex's; with batch and drop, entries are
@@ -256,26 +319,65 @@ static void kex_free_page(struct page *page, u32 index,
 	__free_page(page);
 }
 
+static bool kex_index_in(u64 set, u32 index)
+{
+	return index < KEX_INJECT_MAX && (set & BIT_ULL(index));
+}
+
+/* Page @index of @area now leaks on purpose; counts it once. */
+static void kex_leak(struct kex_area *area, u32 index)
+{
+	if (kex_index_in(area->leaked, index))
+		return;
+	area->leaked |= BIT_ULL(index);
+	atomic64_inc(&kex_stats.pages_leaked_injected);
+}
+
+/* inject_extra_get: one more reference on @page, never put. */
+static void kex_take_extra_ref(struct kex_area *area, struct page *page,
+			       u32 index)
+{
+	if (!kex_index_in(area->inject_extra_get, index))
+		return;
+	get_page(page);
+	pr_warn("inject_extra_get: page %u pfn 0x%lx: took a reference that is never put, the page leaks\n",
+		index, page_to_pfn(page));
+	kex_leak(area, index);
+}
+
 static bool kex_area_has_array(u32 policy, u32 mode)
 {
 	return policy == KEX_POLICY_KEEP || mode == KEX_MODE_BATCH;
 }
 
+/*
+ * The last VMA closed: free kex's references (keep; inject_noput forgets
+ * them instead) and count the pages freed: with drop, the kernel freed them
+ * at the zap. Pages leaked on purpose are not counted.
+ */
 static void kex_area_release(struct kex_area *area)
 {
 	unsigned long freed = area->nr_pages;
+	struct page *page;
 	u32 i;
 
 	if (area->policy == KEX_POLICY_KEEP) {
 		for (i = 0; i < area->nr_pages; i++) {
-			if (area->pages[i])
-				kex_free_page(area->pages[i], i,
-					      KEX_FREE_AT_CLOSE);
+			page = area->pages[i];
+			if (!page)
+				continue;
+			if (kex_index_in(area->inject_noput, i)) {
+				pr_warn("inject_noput: page %u pfn 0x%lx: kex forgot its reference at close, the page leaks\n",
+					i, page_to_pfn(page));
+				kex_leak(area, i);
+				continue;
+			}
+			kex_free_page(page, i, KEX_FREE_AT_CLOSE);
 		}
 		atomic_sub(area->nr_held, &area->kf->kept);
 		freed = area->nr_held;
 	}
-	kex_count_freed(freed);
+	kex_count_freed(freed - hweight64(area->leaked));
 	if (READ_ONCE(kex_verbose))
 		pr_info("released mapping of %u pages, ref_policy %s\n",
 			area->nr_pages, kex_policy_names[area->policy]);
@@ -329,6 +431,7 @@ static struct page *kex_fault_alloc(struct vm_fault *vmf,
 	}
 	area->nr_held++;
 	atomic_inc(&area->kf->kept);
+	kex_take_extra_ref(area, page, index);
 	/* Pairs with the smp_load_acquire() of the lockless lookup. */
 	smp_store_release(&area->pages[index], page);
 	return page;
@@ -436,10 +539,23 @@ struct kex_mapper {
 	struct vm_area_struct *vma;
 	struct kex_area *area;
 	int fail_at;		/* index whose mapping fails with -ENOMEM, or -1 */
+	int fail_leak;		/* inject_fail_leak: the same, leaking, or -1 */
 	bool verbose;
+	bool leaking;		/* the error path leaks instead of freeing */
 	u32 mapped;		/* pages in the page tables */
 	u32 freed;		/* pages kex freed on the error path */
+	u32 leaked;		/* pages the error path leaked (inject_fail_leak) */
 };
+
+/* Whether mapping page @index must fail (fail_at, inject_fail_leak). */
+static bool kex_fails_at(struct kex_mapper *m, u32 index)
+{
+	if (m->fail_leak >= 0 && index == (u32)m->fail_leak) {
+		m->leaking = true;
+		return true;
+	}
+	return m->fail_at >= 0 && index == (u32)m->fail_at;
+}
 
 static unsigned long kex_uaddr(struct vm_area_struct *vma, u32 index)
 {
@@ -464,21 +580,40 @@ static void kex_page_mapped(struct kex_mapper *m, struct page *page, u32 index)
 	struct kex_area *area = m->area;
 
 	m->mapped++;
+	kex_take_extra_ref(area, page, index);
 	if (area->policy == KEX_POLICY_KEEP) {
 		area->pages[index] = page;
 		area->nr_held++;
 		return;
 	}
-	kex_free_page(page, index, KEX_FREE_AFTER_INSERT);
 	if (area->mode == KEX_MODE_BATCH)
 		area->pages[index] = NULL;
+	if (kex_index_in(area->inject_noput, index)) {
+		pr_warn("inject_noput: page %u pfn 0x%lx: kex forgot its reference after insert, the page leaks\n",
+			index, page_to_pfn(page));
+		kex_leak(area, index);
+		return;
+	}
+	kex_free_page(page, index, KEX_FREE_AFTER_INSERT);
 }
 
-/* Error path: give back a page kex still holds a reference on. */
+/*
+ * Error path: give back a page kex still holds a reference on, or, failing
+ * by inject_fail_leak, forget it. Only a page whose last reference this is
+ * counts as freed (not one inject_extra_get leaked).
+ */
 static void kex_give_back(struct kex_mapper *m, struct page *page, u32 index)
 {
+	bool leaked = kex_index_in(m->area->leaked, index);
+
+	if (m->leaking) {
+		if (!leaked)
+			m->leaked++;
+		return;
+	}
 	kex_free_page(page, index, KEX_FREE_ERROR);
-	m->freed++;
+	if (!leaked)
+		m->freed++;
 }
 
 /*
@@ -508,7 +643,7 @@ static int kex_map_each(struct kex_mapper *m)
 			goto out_unwind;
 		}
 
-		if (m->fail_at >= 0 && i == (u32)m->fail_at)
+		if (kex_fails_at(m, i))
 			ret = -ENOMEM;	/* fail_at: test the error path */
 		else if (pfn)
 			ret = remap_pfn_range(m->vma, uaddr, page_to_pfn(page),
@@ -542,8 +677,8 @@ out_unwind:
 
 /*
  * Mode batch: allocate every page, then map them with vm_insert_pages, at
- * most KEX_BATCH_PAGES per call. fail_at cuts the batch before that page
- * and fails the next call without making it.
+ * most KEX_BATCH_PAGES per call. fail_at (or inject_fail_leak) cuts the
+ * batch before that page and fails the next call without making it.
  */
 static int kex_map_batch(struct kex_mapper *m)
 {
@@ -570,11 +705,13 @@ static int kex_map_batch(struct kex_mapper *m)
 	for (i = 0; i < area->nr_pages; i += n) {
 		uaddr = kex_uaddr(m->vma, i);
 		n = min(area->nr_pages - i, KEX_BATCH_PAGES);
-		if (m->fail_at >= 0 && (u32)m->fail_at >= i &&
-		    (u32)m->fail_at < i + n && (u32)m->fail_at != i)
-			n = m->fail_at - i;
+		for (j = i + 1; j < i + n; j++) {
+			if ((m->fail_at >= 0 && j == (u32)m->fail_at) ||
+			    (m->fail_leak >= 0 && j == (u32)m->fail_leak))
+				n = j - i;
+		}
 		left = n;
-		if (m->fail_at >= 0 && i == (u32)m->fail_at)
+		if (kex_fails_at(m, i))
 			ret = -ENOMEM;	/* fail_at: test the error path */
 		else
 			ret = vm_insert_pages(m->vma, uaddr, &area->pages[i],
@@ -627,6 +764,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	struct kex_mapper m = {
 		.vma = vma,
 		.fail_at = READ_ONCE(kex_fail_at),
+		.fail_leak = READ_ONCE(kex_inject_fail_leak),
 		.verbose = READ_ONCE(kex_verbose),
 	};
 	struct kex_area *area;
@@ -661,6 +799,8 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	area->mode = mode;
 	area->nr_pages = pages;
 	area->fail_at = m.fail_at;
+	area->inject_noput = READ_ONCE(kex_inject_noput);
+	area->inject_extra_get = READ_ONCE(kex_inject_extra_get);
 	mutex_init(&area->lock);
 	m.area = area;
 
@@ -678,8 +818,13 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	if (ret) {
 		/* With drop, the core frees the pages it unmaps. */
 		if (policy == KEX_POLICY_DROP)
-			m.freed += m.mapped;
+			m.freed += m.mapped - hweight64(area->leaked);
 		kex_count_freed(m.freed);
+		if (m.leaking) {
+			atomic64_add(m.leaked, &kex_stats.pages_leaked_injected);
+			pr_warn("inject_fail_leak: mmap failed at page %d, leaked the %u pages kex still held\n",
+				m.fail_leak, m.leaked);
+		}
 		mutex_destroy(&area->lock);
 		kvfree(area);
 		goto out;
@@ -796,11 +941,17 @@ static struct dev_ext_attribute kex_attr_mappings = {
 	&kex_stats.mappings,
 };
 
+static struct dev_ext_attribute kex_attr_pages_leaked_injected = {
+	__ATTR(pages_leaked_injected, 0444, kex_counter_show, NULL),
+	&kex_stats.pages_leaked_injected,
+};
+
 static struct attribute *kex_attrs[] = {
 	&kex_attr_pages_allocated.attr.attr,
 	&kex_attr_pages_freed.attr.attr,
 	&kex_attr_pages_live.attr.attr,
 	&kex_attr_mappings.attr.attr,
+	&kex_attr_pages_leaked_injected.attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(kex);

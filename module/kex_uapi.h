@@ -82,6 +82,7 @@ enum kex_map_mode {
 	KEX_MODE_FAULT	= 2,	/* .fault, page by page, on first touch */
 	KEX_MODE_PFN	= 3,	/* remap_pfn_range per page, at mmap */
 };
+
 #define KEX_MODE_COUNT		4U
 
 /*
@@ -94,6 +95,14 @@ enum kex_map_mode {
 #define KEX_IOC_MAGIC		'k'
 #define KEX_IOC_SET_MODE	_IOW(KEX_IOC_MAGIC, 1, __u32)
 #define KEX_IOC_GET_MODE	_IOR(KEX_IOC_MAGIC, 2, __u32)
+
+/*
+ * The inject_noput and inject_extra_get parameters (testing, 0600) take sets
+ * of page indexes below this ("1,5", "0-3,7"; "" for none). Pages they, or
+ * inject_fail_leak, leak are counted in KEX_SYSFS_DIR/pages_leaked_injected
+ * and never in pages_freed: they stay in pages_live for good (rmmod works).
+ */
+#define KEX_INJECT_MAX		64U
 
 /* The flags field of kex:kex_fault. */
 #define KEX_FAULT_WRITE		0x1U	/* a write fault (FAULT_FLAG_WRITE) */
