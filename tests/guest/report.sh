@@ -35,10 +35,14 @@ EOF
 
 # trace_run DIR PAGES: kextrace with --json/--jsonl/--export on a real rig run.
 trace_run() {
-	local d=$1 pages=$2
+	local d=$1 pages=$2 rc=0
 	kextrace --json "$d/trace.json" --jsonl "$d/events.jsonl" --export "$d/timeline.json" \
-		-- mmap_test /dev/kex "$pages" --no-wait >"$d/live.txt" 2>"$d/live.err" ||
-		{ cat "$d/live.err"; fail "kextrace exited $?"; return 1; }
+		-- mmap_test /dev/kex "$pages" --no-wait >"$d/live.txt" 2>"$d/live.err" || rc=$?
+	if [ "$rc" != 0 ]; then
+		cat "$d/live.err"
+		fail "kextrace exited $rc"
+		return 1
+	fi
 }
 
 # --- cases -----------------------------------------------------------------------
