@@ -26,7 +26,9 @@
  *  - pages_live: pages_allocated - pages_freed;
  *  - mappings: live VMAs mapping kex pages;
  *  - pages_leaked_injected: pages leaked on purpose by the inject_*
- *    parameters (never counted as freed, so they stay in pages_live).
+ *    parameters (never counted as freed, so they stay in pages_live);
+ *  - pages_reserved: pages of the live mappings, against max_pages_total
+ *    (a fault mapping reserves its whole length at mmap).
  *
  * Fault injection for leak hunting (parameters inject_*, 0600, off by
  * default): kex loses track of chosen pages so that a tracer can be shown
@@ -69,6 +71,8 @@
 static int kex_ref_policy = KEX_POLICY_DROP;
 static int kex_mode = KEX_MODE_INSERT;
 static unsigned int kex_max_pages = KEX_MAX_PAGES_DEFAULT;
+static unsigned int kex_max_pages_total = KEX_MAX_PAGES_TOTAL_DEFAULT;
+static unsigned int kex_node_mode = KEX_NODE_MODE_DEFAULT;
 static bool kex_verbose = true;
 static int kex_fail_at = -1;
 static u64 kex_inject_noput;		/* index sets: bit N = page N */
@@ -163,6 +167,37 @@ static const struct kernel_param_ops kex_max_pages_ops = {
 module_param_cb(max_pages, &kex_max_pages_ops, &kex_max_pages, 0644);
 MODULE_PARM_DESC(max_pages, "most pages one mmap may map (default 65536)");
 
+module_param_cb(max_pages_total, &kex_max_pages_ops, &kex_max_pages_total,
+		0644);
+MODULE_PARM_DESC(max_pages_total,
+		 "most pages all live kex mappings together may map (default 262144, 1 GiB); each mmap reserves its whole length until its last VMA closes");
+
+static int kex_node_mode_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int mode;
+
+	if (kstrtouint(val, 8, &mode) || mode > 0777) {
+		pr_warn("node_mode must be octal permissions 0..0777, not '%s'\n",
+			val);
+		return -EINVAL;
+	}
+	*(unsigned int *)kp->arg = mode;
+	return 0;
+}
+
+static int kex_node_mode_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%04o\n", *(unsigned int *)kp->arg);
+}
+
+static const struct kernel_param_ops kex_node_mode_ops = {
+	.set = kex_node_mode_set,
+	.get = kex_node_mode_get,
+};
+module_param_cb(node_mode, &kex_node_mode_ops, &kex_node_mode, 0444);
+MODULE_PARM_DESC(node_mode,
+		 "permissions of /dev/kex, octal, set at load (default 0600: root only)");
+
 module_param_named(verbose, kex_verbose, bool, 0644);
 MODULE_PARM_DESC(verbose, "log each mmap and inserted page (default on)");
 
@@ -229,6 +264,7 @@ static struct {
 	atomic64_t pages_live;
 	atomic64_t mappings;
 	atomic64_t pages_leaked_injected;
+	atomic64_t pages_reserved;
 } kex_stats;
 
 /*
@@ -351,6 +387,29 @@ static bool kex_area_has_array(u32 policy, u32 mode)
 }
 
 /*
+ * Reserve @pages against max_pages_total, for a mapping's whole life. Exact
+ * under concurrent mmaps: a reservation that would cross the limit fails.
+ */
+static bool kex_reserve(unsigned long pages, s64 *reserved)
+{
+	s64 limit = READ_ONCE(kex_max_pages_total);
+	s64 old = atomic64_read(&kex_stats.pages_reserved);
+
+	do {
+		*reserved = old;
+		if (old + (s64)pages > limit)
+			return false;
+	} while (!atomic64_try_cmpxchg(&kex_stats.pages_reserved, &old,
+				       old + pages));
+	return true;
+}
+
+static void kex_unreserve(unsigned long pages)
+{
+	atomic64_sub(pages, &kex_stats.pages_reserved);
+}
+
+/*
  * The last VMA closed: free kex's references (keep; inject_noput forgets
  * them instead) and count the pages freed: with drop, the kernel freed them
  * at the zap. Pages leaked on purpose are not counted.
@@ -378,6 +437,7 @@ static void kex_area_release(struct kex_area *area)
 		freed = area->nr_held;
 	}
 	kex_count_freed(freed - hweight64(area->leaked));
+	kex_unreserve(area->nr_pages);
 	if (READ_ONCE(kex_verbose))
 		pr_info("released mapping of %u pages, ref_policy %s\n",
 			area->nr_pages, kex_policy_names[area->policy]);
@@ -768,11 +828,17 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 		.verbose = READ_ONCE(kex_verbose),
 	};
 	struct kex_area *area;
+	s64 reserved;
 	int ret;
 
 	ret = kex_mmap_check(vma, pages, READ_ONCE(kex_max_pages), mode, policy);
 	if (ret)
 		return ret;
+	if (!kex_reserve(pages, &reserved)) {
+		pr_info("mmap rejected: %lu more pages would exceed max_pages_total %u (%lld reserved by live mappings)\n",
+			pages, READ_ONCE(kex_max_pages_total), reserved);
+		return -ENOMEM;
+	}
 
 	trace_kex_mmap(vma->vm_start, vma->vm_end, vma->vm_pgoff, pages, policy);
 	trace_kex_mmap_mode(vma->vm_start, mode);
@@ -790,6 +856,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 			GFP_KERNEL | __GFP_NOWARN);
 	if (!area) {
 		pr_warn("mmap failed: no memory to track %lu pages\n", pages);
+		kex_unreserve(pages);
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -827,6 +894,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 		}
 		mutex_destroy(&area->lock);
 		kvfree(area);
+		kex_unreserve(pages);
 		goto out;
 	}
 
@@ -946,17 +1014,31 @@ static struct dev_ext_attribute kex_attr_pages_leaked_injected = {
 	&kex_stats.pages_leaked_injected,
 };
 
+static struct dev_ext_attribute kex_attr_pages_reserved = {
+	__ATTR(pages_reserved, 0444, kex_counter_show, NULL),
+	&kex_stats.pages_reserved,
+};
+
 static struct attribute *kex_attrs[] = {
 	&kex_attr_pages_allocated.attr.attr,
 	&kex_attr_pages_freed.attr.attr,
 	&kex_attr_pages_live.attr.attr,
 	&kex_attr_mappings.attr.attr,
 	&kex_attr_pages_leaked_injected.attr.attr,
+	&kex_attr_pages_reserved.attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(kex);
 
 /* --- module ---------------------------------------------------------------- */
+
+/* The permissions devtmpfs gives /dev/kex: node_mode, root's by default. */
+static char *kex_devnode(KEX_DEVNODE_CONST struct device *dev, umode_t *mode)
+{
+	if (mode)
+		*mode = kex_node_mode;
+	return NULL;
+}
 
 static int __init kex_init(void)
 {
@@ -982,6 +1064,7 @@ static int __init kex_init(void)
 		pr_err("class_create failed: %d\n", ret);
 		goto out_cdev_del;
 	}
+	kex_class->devnode = kex_devnode;
 
 	kex_device = device_create_with_groups(kex_class, NULL, kex_devt, NULL,
 					       kex_groups, KEX_DEVICE_NAME);

@@ -31,4 +31,11 @@ static inline struct class *kex_class_create(const char *name)
 #endif
 }
 
+/* struct class's devnode() takes a const struct device * since 6.2. */
+#if KERNEL_VERSION(6, 2, 0) <= LINUX_VERSION_CODE
+#define KEX_DEVNODE_CONST const
+#else
+#define KEX_DEVNODE_CONST
+#endif
+
 #endif /* _KEX_COMPAT_H */

@@ -10,6 +10,8 @@
  *     MAP_PRIVATE                 -EINVAL (driver pages must not be COWed)
  *     PROT_EXEC                   -EPERM
  *     pages > max_pages           -E2BIG  (distinct, so callers can tell)
+ *     live pages + pages > max_pages_total
+ *                                 -ENOMEM (may succeed once others unmap)
  *     mode fault or pfn with ref_policy=drop
  *                                 -EINVAL (see "Mapping modes")
  *   Failures while mapping: -ENOMEM (allocation), or what vm_insert_page,
@@ -49,6 +51,17 @@
  *   fault          the same pages come back, contents intact.
  *   pfn            madvise fails with -EINVAL (no MADV_DONTNEED on
  *                  VM_PFNMAP); nothing changes.
+ *
+ * Other edges (tests/guest/boundary.sh, every mode, 6.1 and 6.12):
+ *   MAP_FIXED over a kex mapping replaces it (the old mapping's pages are
+ *   released) or, over part of it, splits it; a MAP_FIXED kex refuses
+ *   (E2BIG, ...) leaves the old range unmapped all the same: the core
+ *   unmaps it before calling ->mmap.
+ *   PROT_NONE maps (or, mode fault, lets fault) nothing accessible: a touch
+ *   is SIGSEGV; mprotect(PROT_READ|PROT_WRITE) then gives zeroed pages.
+ *   mlock(), MAP_LOCKED: succeed but lock nothing (a kex VMA is VM_SPECIAL
+ *   through VM_DONTEXPAND; VmLck stays 0). Like MAP_POPULATE they populate:
+ *   a mode fault mapping gets every page allocated then.
  */
 #ifndef KEX_UAPI_H
 #define KEX_UAPI_H
@@ -65,6 +78,22 @@
 
 /* Default of the max_pages parameter: pages per mmap. */
 #define KEX_MAX_PAGES_DEFAULT	65536U
+
+/*
+ * Default of the max_pages_total parameter: pages of all live kex mappings
+ * together (1 GiB). Each mmap reserves its whole length, in every mode (a
+ * fault mapping before any page is touched), until its last VMA closes;
+ * KEX_SYSFS_DIR/pages_reserved shows the sum.
+ */
+#define KEX_MAX_PAGES_TOTAL_DEFAULT	262144U
+
+/*
+ * Default of the node_mode parameter (octal, read at load): the permissions
+ * of /dev/kex, owned by root. Only root may open the device by default:
+ * whoever can open it can pin up to max_pages_total pages of memory and
+ * drive the inject_* leaks. node_mode=0666 opens it to every user.
+ */
+#define KEX_NODE_MODE_DEFAULT	0600U
 
 /* Most pages one vm_insert_pages call of mode batch maps. */
 #define KEX_BATCH_PAGES		64U

@@ -346,10 +346,192 @@ def fault_fork(dev, pages):
     check('pages allocated', counter('pages_allocated') - a0, pages)
     munmap(a, pages)
 
+MAP_FIXED, MAP_LOCKED, MAP_POPULATE = 0x10, 0x2000, 0x8000
+
+def param_write(name, value):
+    with open('/sys/module/kex/parameters/' + name, 'w') as f:
+        f.write(str(value))
+
+def budget(dev):
+    """max_pages_total=100: reservations, ENOMEM past it, release at the
+    last close only."""
+    fd = kopen(dev)
+    a1, res = mmap(fd, 60)
+    check('mmap 60 of 100', res, 'ok')
+    check('pages_reserved', counter('pages_reserved'), 60)
+    check('mmap 60 more', mmap(fd, 60)[1], 'ENOMEM')
+    a2, res = mmap(fd, 40)
+    check('mmap 40 more (exactly 100)', res, 'ok')
+    check('mmap 1 more', mmap(fd, 1)[1], 'ENOMEM')
+    check('pages_reserved at the limit', counter('pages_reserved'), 100)
+    munmap(a2, 20)
+    check('pages_reserved after unmapping half of the 40', counter('pages_reserved'), 100)
+    check('mmap 1 with half of the 40 unmapped', mmap(fd, 1)[1], 'ENOMEM')
+    munmap(a2 + 20 * PS, 20)
+    check('pages_reserved after the 40 are gone', counter('pages_reserved'), 60)
+    munmap(a1, 60)
+    a3, res = mmap(fd, 100)
+    check('mmap 100 once all is unmapped', res, 'ok')
+    munmap(a3, 100)
+    if os.environ.get('KEXPY_MODE') != 'fault':   # fault mode fails at the fault
+        param_write('fail_at', 3)
+        check('mmap 10 failing at page 3', mmap(fd, 10)[1], 'ENOMEM')
+        param_write('fail_at', -1)
+    check('pages_reserved at the end', counter('pages_reserved'), 0)
+    os.close(fd)
+
+def fill(a, pages, base):
+    for i in range(pages):
+        libc.memset(a + i * PS, base + i, PS)
+
+def byte_at(a, i):
+    return ctypes.string_at(a + i * PS + 7, 1)[0]
+
+def map_fixed(dev):
+    """MAP_FIXED over a kex mapping: whole, partial, and a failing one."""
+    fd = kopen(dev)
+    a, res = mmap(fd, 4)
+    check('mmap 4', res, 'ok')
+    fill(a, 4, 1)
+    f0 = counter('pages_freed')
+    b = libc.mmap(a, 4 * PS, R | W, SHARED | MAP_FIXED, fd, 0)
+    check('MAP_FIXED over the whole mapping: address', b, a)
+    check('the new mapping reads zeros', [byte_at(a, i) for i in range(4)], [0] * 4)
+    check('mappings after MAP_FIXED', counter('mappings'), 1)
+    check('the old pages were released', counter('pages_freed') - f0, 4)
+    fill(a, 4, 1)
+    b = libc.mmap(a + PS, 2 * PS, R | W, SHARED | MAP_FIXED, fd, 0)
+    check('MAP_FIXED over pages 1-2: address', b, a + PS)
+    check('mappings: two pieces of the old one and the new one', counter('mappings'), 3)
+    check('bytes of pages 0-3', [byte_at(a, i) for i in range(4)], [1, 0, 0, 4])
+    munmap(a, 4)
+    check('mappings after munmap', counter('mappings'), 0)
+    a, res = mmap(fd, 4)
+    fill(a, 4, 1)
+    param_write('max_pages', 3)
+    b = libc.mmap(a, 4 * PS, R | W, SHARED | MAP_FIXED, fd, 0)
+    res = err() if b == FAILED else 'ok'
+    param_write('max_pages', 65536)
+    check('MAP_FIXED refused (E2BIG) over a mapping', res, 'E2BIG')
+    check('the old mapping is gone all the same', touch_status(a, 'read'), 'SIGSEGV')
+    check('mappings after the refused MAP_FIXED', counter('mappings'), 0)
+    os.close(fd)
+
+def prot_none(dev):
+    """PROT_NONE, then mprotect(PROT_READ|PROT_WRITE); PROT_READ, then RW."""
+    fd = kopen(dev)
+    a, res = mmap(fd, 4, prot=0)
+    check('mmap PROT_NONE', res, 'ok')
+    check('touch under PROT_NONE', touch_status(a, 'read'), 'SIGSEGV')
+    check('mprotect(PROT_READ|PROT_WRITE)', libc.mprotect(a, 4 * PS, R | W), 0)
+    check('reads zeros', [byte_at(a, i) for i in range(4)], [0] * 4)
+    fill(a, 4, 1)
+    check('data written', [byte_at(a, i) for i in range(4)], [1, 2, 3, 4])
+    check('mprotect(PROT_NONE) again', libc.mprotect(a, 4 * PS, 0), 0)
+    check('touch under PROT_NONE again', touch_status(a, 'read'), 'SIGSEGV')
+    check('mprotect back to PROT_READ', libc.mprotect(a, 4 * PS, R), 0)
+    check('data kept', [byte_at(a, i) for i in range(4)], [1, 2, 3, 4])
+    check('write under PROT_READ', touch_status(a, 'write'), 'SIGSEGV')
+    munmap(a, 4)
+    a, res = mmap(fd, 2, prot=R)
+    check('mmap PROT_READ', res, 'ok')
+    check('mprotect(PROT_READ|PROT_WRITE)', libc.mprotect(a, 2 * PS, R | W), 0)
+    fill(a, 2, 9)
+    check('data written', [byte_at(a, i) for i in range(2)], [9, 10])
+    munmap(a, 2)
+    os.close(fd)
+
+def dontneed(dev):
+    """MADV_DONTNEED on page 1 of 4 written pages, then touch it."""
+    fd = kopen(dev)
+    a, res = mmap(fd, 4)
+    check('mmap 4', res, 'ok')
+    os.close(fd)
+    fill(a, 4, 1)
+    rc = libc.madvise(a + PS, PS, MADV_DONTNEED)
+    print('madvise: ' + ('ok' if rc == 0 else err()))
+    print('touch page 1: ' + touch_status(a + PS, 'read'))
+    print('pages 0, 2, 3: ' + ' '.join(str(byte_at(a, i)) for i in (0, 2, 3)))
+    if touch_status(a + PS, 'read') == 'ok':
+        print(f'page 1: {byte_at(a, 1)}')
+    munmap(a, 4)
+
+def vm_lck():
+    with open('/proc/self/status') as f:
+        return next(l.split()[1] for l in f if l.startswith('VmLck:'))
+
+def mlock(dev):
+    """mlock, MAP_LOCKED and MAP_POPULATE on kex mappings."""
+    fd = kopen(dev)
+    a0 = counter('pages_allocated')
+    a, res = mmap(fd, 4)
+    check('mmap 4', res, 'ok')
+    print(f'allocated by mmap: {counter("pages_allocated") - a0}')
+    print('mlock: ' + ('ok' if libc.mlock(a, 4 * PS) == 0 else err()))
+    print(f'VmLck: {vm_lck()} kB')
+    print(f'allocated after mlock: {counter("pages_allocated") - a0}')
+    fill(a, 4, 1)
+    print('munlock: ' + ('ok' if libc.munlock(a, 4 * PS) == 0 else err()))
+    munmap(a, 4)
+    for name, flag in (('MAP_LOCKED', MAP_LOCKED), ('MAP_POPULATE', MAP_POPULATE)):
+        a0 = counter('pages_allocated')
+        a, res = mmap(fd, 4, flags=SHARED | flag)
+        print(f'{name}: {res}, allocated by mmap: {counter("pages_allocated") - a0}, VmLck: {vm_lck()} kB')
+        if a is not None:
+            munmap(a, 4)
+    os.close(fd)
+
+def many_fds(dev, n):
+    """N opens of the device, one 1-page mapping each, every fd closed while
+    mapped."""
+    n = int(n)
+    m0, l0 = counter('mappings'), counter('pages_live')
+    held = []
+    for i in range(n):
+        fd = kopen(dev)
+        a, res = mmap(fd, 1)
+        if a is None:
+            check(f'mmap through fd {i}', res, 'ok')
+        os.close(fd)
+        libc.memset(a, i % 251 + 1, PS)
+        held.append(a)
+    check(f'mappings with {n} fds closed', counter('mappings') - m0, n)
+    check('pages_live', counter('pages_live') - l0, n)
+    check('data', [ctypes.string_at(a + 9, 1)[0] for a in held], [i % 251 + 1 for i in range(n)])
+    for a in held:
+        munmap(a, 1)
+    check('mappings after munmap', counter('mappings') - m0, 0)
+    fds = [kopen(dev) for _ in range(n)]
+    check(f'{n} fds open at once', len(fds), n)
+    for fd in fds:
+        os.close(fd)
+
+def open_as(dev, uid):
+    """open() the device as UID in a child: ok (then mmap and write one
+    page) or the errno."""
+    pid = os.fork()
+    if pid == 0:
+        os.setgid(int(uid))
+        os.setuid(int(uid))
+        try:
+            fd = kopen(dev)
+        except OSError as e:
+            print(errno.errorcode[e.errno], flush=True)
+            os._exit(0)
+        a, res = mmap(fd, 1)
+        if a is not None:
+            libc.memset(a, 1, PS)
+            munmap(a, 1)
+        print('ok' if res == 'ok' else 'mmap ' + res, flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+
 cmd, args = sys.argv[1], sys.argv[2:]
 {'req': req, 'mremap_grow': mremap_grow, 'mprotect_exec': mprotect_exec,
  'read': lambda d: rw(d, 'read'), 'write': lambda d: rw(d, 'write'),
  'fork_split': fork_split, 'multi': multi, 'threads': threads,
  'ioctls': ioctls, 'mode_of_new_open': mode_of_new_open, 'pagemap': pagemap,
  'touch': touch, 'fault_refault': fault_refault, 'fault_race': fault_race,
- 'fault_fork': fault_fork}[cmd](*args)
+ 'fault_fork': fault_fork, 'budget': budget, 'map_fixed': map_fixed,
+ 'prot_none': prot_none, 'dontneed': dontneed, 'mlock': mlock,
+ 'many_fds': many_fds, 'open_as': open_as}[cmd](*args)
