@@ -67,6 +67,13 @@ std::string_view ref_site_key(RefSite s) {
     }
 }
 
+std::string change_where(const PageLife& page, const RefChange& c) {
+    if (c.from_step != kNoStep && c.from_step < page.steps.size())
+        return "between " + std::string(step_kind_name(page.steps[c.from_step].kind)) + " and " +
+               std::string(step_kind_name(c.kind));
+    return "at " + std::string(step_kind_name(c.kind));
+}
+
 namespace {
 
 // The action an event's reading comes before (kprobe entries, kex's put).
@@ -122,7 +129,8 @@ class LedgerBuilder {
   public:
     LedgerBuilder(const PageLife& p, PageVerdict& v) : p_(p), v_(v) {}
 
-    void book(RefSite site, int32_t delta, uint32_t step, uint32_t stack_id, bool inferred) {
+    void book(RefSite site, int32_t delta, uint32_t step, uint32_t stack_id, bool inferred,
+              uint32_t from_step = kNoStep) {
         RefChange c;
         c.site = site;
         c.delta = delta;
@@ -132,6 +140,7 @@ class LedgerBuilder {
         c.stack_id = stack_id;
         c.inferred = inferred;
         c.open = delta > 0 ? delta : 0;
+        c.from_step = from_step;
         v_.changes.push_back(c);
     }
 
@@ -223,7 +232,7 @@ class LedgerBuilder {
             const int32_t pend_drop = pending && pending->delta < 0 ? -pending->delta : 0;
             const int32_t copies = std::min(N.mapcount - P.mapcount, std::max(0, d + pend_drop));
             if (copies > 0) {
-                book(RefSite::pte_copy, copies, next, stack_of(next), false);
+                book(RefSite::pte_copy, copies, next, stack_of(next), false, prev);
                 d -= copies;
             }
         }
@@ -251,8 +260,11 @@ class LedgerBuilder {
             insert_accounted = true;
             d -= 1;
         }
+        // What no event accounts for happened between the two: the later
+        // event's stack says where, else the earlier one's.
         if (d != 0)
-            book(RefSite::unexplained, d, next, stack_of(next), false);
+            book(RefSite::unexplained, d, next, stack_of(next) ? stack_of(next) : stack_of(prev),
+                 false, prev);
     }
 
     const PageLife& p_;
@@ -317,7 +329,7 @@ void pair(PageVerdict& v) {
     }
 }
 
-std::string site_list(const PageVerdict& v) {
+std::string site_list(const PageLife& p, const PageVerdict& v) {
     std::string s;
     for (uint32_t i : v.never_dropped) {
         const RefChange& c = v.changes[i];
@@ -325,7 +337,7 @@ std::string site_list(const PageVerdict& v) {
             s += ", ";
         if (c.open > 1)
             s += std::to_string(c.open) + "x ";
-        s += std::string(ref_site_name(c.site)) + " at " + std::string(step_kind_name(c.kind));
+        s += std::string(ref_site_name(c.site)) + " " + change_where(p, c);
     }
     return s;
 }
@@ -417,7 +429,7 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
     v.verdict = Verdict::leaked;
     v.reason = "never freed, no mapping left";
     if (!v.never_dropped.empty())
-        v.reason += "; never dropped: " + site_list(v);
+        v.reason += "; never dropped: " + site_list(p, v);
     return v;
 }
 

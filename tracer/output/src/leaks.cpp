@@ -126,8 +126,9 @@ void render_group(const Report& r, const LeakReport& l, const std::vector<uint32
                                c.site == RefSite::insert ? 1 : -1);
     for (uint32_t i : v.never_dropped) {
         const RefChange& c = v.changes[i];
-        out << fmt::format("  never dropped: {} reference{} ({} at {}), taken at\n", c.open,
-                           c.open > 1 ? "s" : "", ref_site_name(c.site), step_kind_name(c.kind));
+        out << fmt::format("  never dropped: {} reference{} ({} {}), taken at\n", c.open,
+                           c.open > 1 ? "s" : "", ref_site_name(c.site),
+                           change_where(r.pages[v.life], c));
         const auto st = r.stack(c.stack_id);
         if (st.empty())
             out << "    (no stack recorded for this event)\n";
@@ -260,19 +261,24 @@ nlohmann::json leaks_json(const LeakReport& l, const Report& r, const Symbolizer
                                   {"stack", line.stack_id}});
             json changes = json::array();
             for (const RefChange& c : v.changes)
-                changes.push_back({{"site", ref_site_key(c.site)},
-                                   {"delta", c.delta},
-                                   {"at", step_kind_name(c.kind)},
-                                   {"step", c.step},
-                                   {"ts", c.ts},
-                                   {"stack", c.stack_id},
-                                   {"inferred", c.inferred},
-                                   {"open", c.open}});
+                changes.push_back(
+                    {{"site", ref_site_key(c.site)},
+                     {"delta", c.delta},
+                     {"at", step_kind_name(c.kind)},
+                     {"from", c.from_step == kNoStep
+                                  ? nlohmann::json(nullptr)
+                                  : nlohmann::json(step_kind_name(p.steps[c.from_step].kind))},
+                     {"step", c.step},
+                     {"ts", c.ts},
+                     {"stack", c.stack_id},
+                     {"inferred", c.inferred},
+                     {"open", c.open}});
             json never = json::array();
             for (uint32_t i : v.never_dropped) {
                 const RefChange& c = v.changes[i];
                 never.push_back({{"site", ref_site_key(c.site)},
                                  {"at", step_kind_name(c.kind)},
+                                 {"where", change_where(p, c)},
                                  {"ts", c.ts},
                                  {"references", c.open},
                                  {"stack", c.stack_id},

@@ -19,7 +19,8 @@
 // the pending action of the earlier event (insert +1, zap -1, kex put -1),
 // then the completed action of the later one (an insert seen only at its
 // return +1, the final put at mm_page_free -1); what remains is "unexplained"
-// and booked at the later event (its stack and site), except that a +1 that
+// and booked at the later event (its stack and site; the earlier event's
+// stack when the later one has none), except that a +1 that
 // comes with a +1 of the mapcount is a copied PTE (fork). The first reading
 // is the allocation's reference, booked at kex_page_alloc (its stack is kex's
 // mmap). Drops cancel takes: kex's put the allocation's reference, the zap
@@ -68,6 +69,8 @@ std::string_view ref_site_name(RefSite s);
 // The JSON key: "alloc", "insert", "pte_copy", "kex_put", "zap", "unexplained"
 std::string_view ref_site_key(RefSite s);
 
+inline constexpr uint32_t kNoStep = UINT32_MAX;
+
 // One booking: delta references taken (> 0) or dropped (< 0) by site, at a step.
 struct RefChange {
     RefSite site = RefSite::unexplained;
@@ -80,7 +83,14 @@ struct RefChange {
                            // put after the page's last event), or an expected put that
                            // never showed (delta 0)
     int32_t open = 0;      // for takes: references of this entry nobody dropped
+    // Unexplained and pte_copy changes happened between two events: the
+    // earlier one's step (the later one is `step`); kNoStep otherwise.
+    uint32_t from_step = kNoStep;
 };
+
+// "at kex_alloc", or "between kex_insert and kex_free" for a change seen
+// between two events.
+std::string change_where(const PageLife& page, const RefChange& change);
 
 // Per site (and stack): references taken and dropped.
 struct LedgerLine {
