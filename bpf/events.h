@@ -71,6 +71,24 @@ enum kex_event_type {
 	KEX_EV_EXIT_MMAP_RET	= 43,
 	KEX_EV_RMAP_REMOVE	= 44,	/* page_remove_rmap (or successor): pfn, arg0 = index */
 	KEX_EV_SET_DIRTY	= 45,	/* set_page_dirty/folio_mark_dirty at zap: pfn, arg0 = index */
+
+	/* the mapping modes (kex's "kex additions" tracepoints and their kernel calls) */
+	KEX_EV_KEX_MMAP_MODE	= 50,	/* kex:kex_mmap_mode: addr = vm_start, arg0 = enum kex_map_mode */
+	KEX_EV_KEX_BATCH	= 51,	/* kex:kex_batch: addr = uaddr, arg0 = index | requested << 32,
+					 * arg1 = pages mapped, ret */
+	KEX_EV_KEX_FAULT	= 52,	/* kex:kex_fault: pfn (KEX_NO_PFN on error), addr = fault address,
+					 * arg0 = index, arg1 = KEX_FAULT_* flags (kex_uapi.h) */
+	KEX_EV_VM_INSERT_PAGES	= 53,	/* vm_insert_pages entry inside a kex mmap: addr, arg0 = pages asked */
+	KEX_EV_REMAP_PFN	= 54,	/* remap_pfn_range entry for a kex pfn: pfn, addr, arg0 = size */
+	KEX_EV_REMAP_PFN_RET	= 55,	/* its return: pfn, addr, ret */
+};
+
+/* The kex_map_mode values of kex:kex_mmap_mode (module/kex_uapi.h). */
+enum kex_map_mode_ev {
+	KEX_EV_MODE_INSERT	= 0,
+	KEX_EV_MODE_BATCH	= 1,
+	KEX_EV_MODE_FAULT	= 2,
+	KEX_EV_MODE_PFN		= 3,
 };
 
 /* The rig's phases, in USDT probe order. */

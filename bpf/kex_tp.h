@@ -69,6 +69,31 @@ struct kex_tp_release {
 	__u32 pad;
 };
 
+/* the "kex additions" of the mapping modes */
+struct kex_tp_mmap_mode {
+	struct kex_tp_common common;
+	__u64 vm_start;
+	__u32 mode;
+	__u32 pad;
+};
+
+struct kex_tp_batch {
+	struct kex_tp_common common;
+	__u64 uaddr;
+	__u32 index;
+	__u32 requested;
+	__u32 mapped;
+	__s32 ret;
+};
+
+struct kex_tp_fault {
+	struct kex_tp_common common;
+	__u64 uaddr;
+	__u64 pfn;
+	__u32 index;
+	__u32 flags;
+};
+
 /* exceptions:page_fault_user (arch/x86/include/asm/trace/exceptions.h) */
 struct kex_tp_x86_fault {
 	struct kex_tp_common common;

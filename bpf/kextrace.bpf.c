@@ -67,6 +67,17 @@ struct {
 	__type(value, __u64);
 } losses SEC(".maps");
 
+/*
+ * per event type: records the programs tried to send (every reserve), so
+ * that produced = received by user space + losses, type by type
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KEX_LOSS_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} produced SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, KEX_MAX_PROBES);
@@ -143,6 +154,14 @@ struct {
 	__type(value, struct pte_call);
 } set_pte_calls SEC(".maps");
 
+/* remap_pfn_range entry per tid, for its return (mode pfn) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, struct pte_call);
+} remap_calls SEC(".maps");
+
 /* sys_enter_mmap arguments per tid, for sys_exit_mmap */
 struct mmap_call {
 	__u64 len;
@@ -210,6 +229,15 @@ static __always_inline void count_loss(__u32 type)
 		__sync_fetch_and_add(n, 1);
 }
 
+static __always_inline void count_produced(__u32 type)
+{
+	__u32 slot = type < KEX_LOSS_SLOTS ? type : 0;
+	__u64 *n = bpf_map_lookup_elem(&produced, &slot);
+
+	if (n)
+		(*n)++;
+}
+
 static __always_inline void fill(struct kex_event *e, __u32 type, __u32 probe)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -233,8 +261,10 @@ static __always_inline void fill(struct kex_event *e, __u32 type, __u32 probe)
 /* a plain record */
 static __always_inline struct kex_event *reserve(__u32 type, __u32 probe)
 {
-	struct kex_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct kex_event *e;
 
+	count_produced(type);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_loss(type);
 		return NULL;
@@ -256,6 +286,7 @@ static __always_inline struct kex_event *reserve_stack(void *ctx, __u32 type,
 
 	if (!capture_stacks)
 		return reserve(type, probe);
+	count_produced(type);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		count_loss(type);
@@ -519,6 +550,93 @@ int kretprobe__set_pte(struct pt_regs *ctx)
 		submit(e);
 	}
 	bpf_map_delete_elem(&set_pte_calls, &tid);
+	return 0;
+}
+
+/* --- the batch and pfn modes' kernel calls ------------------------------- */
+
+/*
+ * vm_insert_pages(vma, addr, pages, num): mode batch maps many pages per
+ * call; kept for kex's own mmap only (the tid's kex mmap window).
+ */
+SEC("kprobe/vm_insert_pages")
+int kprobe__vm_insert_pages(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	__u64 num = 0, nump = PT_REGS_PARM4_CORE(ctx);
+	struct kex_event *e;
+
+	count_hit(KEX_P_VM_INSERT_PAGES);
+	if (!bpf_map_lookup_elem(&mmap_window, &tid))
+		return 0;
+	count_match(KEX_P_VM_INSERT_PAGES);
+	if (nump)
+		bpf_probe_read_kernel(&num, sizeof(num), (void *)nump);
+	e = reserve(KEX_EV_VM_INSERT_PAGES, KEX_P_VM_INSERT_PAGES);
+	if (!e)
+		return 0;
+	e->addr = PT_REGS_PARM2_CORE(ctx);
+	e->arg0 = num;
+	submit(e);
+	return 0;
+}
+
+/*
+ * remap_pfn_range(vma, addr, pfn, size, prot) of a kex page (mode pfn): the
+ * mapping takes no reference and adds no rmap, its PTEs are special
+ * (_PAGE_SPECIAL), so the zap will not see the page at all.
+ */
+SEC("kprobe/remap_pfn_range")
+int kprobe__remap_pfn(struct pt_regs *ctx)
+{
+	__u64 pfn = PT_REGS_PARM3_CORE(ctx);
+	struct kex_pfn_info *fi;
+	struct pte_call call = {};
+	struct kex_event *e;
+	__u32 tid = current_tid();
+
+	count_hit(KEX_P_REMAP_PFN);
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi)
+		return 0;
+	count_match(KEX_P_REMAP_PFN);
+	call.page = fi->page;
+	call.pfn = pfn;
+	call.addr = PT_REGS_PARM2_CORE(ctx);
+	bpf_map_update_elem(&remap_calls, &tid, &call, BPF_ANY);
+	e = reserve_stack(ctx, KEX_EV_REMAP_PFN, KEX_P_REMAP_PFN);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->addr = call.addr;
+	e->arg0 = PT_REGS_PARM4_CORE(ctx);
+	e->arg1 = fi->index;
+	page_counts(e, fi->page);
+	submit(e);
+	return 0;
+}
+
+SEC("kretprobe/remap_pfn_range")
+int kretprobe__remap_pfn(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	struct pte_call *call;
+	struct kex_event *e;
+
+	count_hit(KEX_P_REMAP_PFN_RET);
+	call = bpf_map_lookup_elem(&remap_calls, &tid);
+	if (!call)
+		return 0;
+	count_match(KEX_P_REMAP_PFN_RET);
+	e = reserve(KEX_EV_REMAP_PFN_RET, KEX_P_REMAP_PFN_RET);
+	if (e) {
+		e->pfn = call->pfn;
+		e->addr = call->addr;
+		e->ret = (long)PT_REGS_RC(ctx);
+		page_counts(e, call->page);
+		submit(e);
+	}
+	bpf_map_delete_elem(&remap_calls, &tid);
 	return 0;
 }
 
@@ -880,6 +998,72 @@ int tp__kex_release(struct kex_tp_release *ctx)
 	if (!e)
 		return 0;
 	e->arg0 = ctx->pages;
+	submit(e);
+	return 0;
+}
+
+/* kex:kex_mmap_mode follows kex:kex_mmap: the mapping's enum kex_map_mode */
+SEC("tp/kex/kex_mmap_mode")
+int tp__kex_mmap_mode(struct kex_tp_mmap_mode *ctx)
+{
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_MMAP_MODE);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_MMAP_MODE);
+	e = reserve(KEX_EV_KEX_MMAP_MODE, KEX_P_KEX_MMAP_MODE);
+	if (!e)
+		return 0;
+	e->addr = ctx->vm_start;
+	e->arg0 = ctx->mode;
+	submit(e);
+	return 0;
+}
+
+/* mode batch: one vm_insert_pages call of kex */
+SEC("tp/kex/kex_batch")
+int tp__kex_batch(struct kex_tp_batch *ctx)
+{
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_BATCH);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_BATCH);
+	e = reserve(KEX_EV_KEX_BATCH, KEX_P_KEX_BATCH);
+	if (!e)
+		return 0;
+	e->addr = ctx->uaddr;
+	e->arg0 = ctx->index | (__u64)ctx->requested << 32;
+	e->arg1 = ctx->mapped;
+	e->ret = ctx->ret;
+	submit(e);
+	return 0;
+}
+
+/* mode fault: kex's .fault handler handed a page to the core (or failed) */
+SEC("tp/kex/kex_fault")
+int tp__kex_fault(struct kex_tp_fault *ctx)
+{
+	__u64 pfn = ctx->pfn;
+	struct kex_pfn_info *fi;
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_FAULT);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_FAULT);
+	e = reserve_stack(ctx, KEX_EV_KEX_FAULT, KEX_P_KEX_FAULT);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->addr = ctx->uaddr;
+	e->arg0 = ctx->index;
+	e->arg1 = ctx->flags;
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (fi)
+		page_counts(e, fi->page);
 	submit(e);
 	return 0;
 }

@@ -48,6 +48,12 @@ enum kex_probe_id {
 	KEX_P_PROC_EXIT		= 27,	/* tp sched:sched_process_exit */
 	KEX_P_USER_FAULT	= 28,	/* tp exceptions:page_fault_user */
 	KEX_P_USDT		= 29,	/* usdt kex_rig:* (one program, cookie = phase) */
+	KEX_P_KEX_MMAP_MODE	= 30,	/* tp kex:kex_mmap_mode (kex with mapping modes) */
+	KEX_P_KEX_BATCH		= 31,	/* tp kex:kex_batch */
+	KEX_P_KEX_FAULT		= 32,	/* tp kex:kex_fault */
+	KEX_P_VM_INSERT_PAGES	= 33,	/* kprobe vm_insert_pages (mode batch) */
+	KEX_P_REMAP_PFN		= 34,	/* kprobe remap_pfn_range (mode pfn) */
+	KEX_P_REMAP_PFN_RET	= 35,
 	KEX_P_COUNT
 };
 

@@ -82,6 +82,7 @@ KernelFacts probe_kernel(const std::optional<Tracefs>& tracefs) {
     KernelFacts f;
     f.release = kernel_release();
     f.btf = exists("/sys/kernel/btf/vmlinux");
+    f.modules = exists("/proc/modules"); // absent without CONFIG_MODULES
     bool pmu = exists("/sys/bus/event_source/devices/kprobe");
     bool tfs = tracefs && exists(tracefs->root() + "/kprobe_events");
     f.kprobes = pmu || tfs;

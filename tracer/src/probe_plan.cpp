@@ -55,6 +55,14 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
     {KEX_P_USER_FAULT, "tp__page_fault_user", ProbeKind::tracepoint, "exceptions/page_fault_user",
      "page_fault_user"},
     {KEX_P_USDT, "usdt__rig_phase", ProbeKind::usdt, nullptr, "usdt"},
+    {KEX_P_KEX_MMAP_MODE, "tp__kex_mmap_mode", ProbeKind::tracepoint, "kex/kex_mmap_mode",
+     "kex_mmap_mode"},
+    {KEX_P_KEX_BATCH, "tp__kex_batch", ProbeKind::tracepoint, "kex/kex_batch", "kex_batch"},
+    {KEX_P_KEX_FAULT, "tp__kex_fault", ProbeKind::tracepoint, "kex/kex_fault", "kex_fault"},
+    {KEX_P_VM_INSERT_PAGES, "kprobe__vm_insert_pages", ProbeKind::kprobe, nullptr,
+     "vm_insert_pages"},
+    {KEX_P_REMAP_PFN, "kprobe__remap_pfn", ProbeKind::kprobe, nullptr, "remap_pfn"},
+    {KEX_P_REMAP_PFN_RET, "kretprobe__remap_pfn", ProbeKind::kretprobe, nullptr, "remap_pfn_ret"},
 }};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep) {
@@ -173,6 +181,10 @@ const std::map<std::string, std::vector<ExpectedField>>& kex_layouts() {
         {"kex_vma_open", {{"vm_start", 8, 8}, {"vm_end", 16, 8}}},
         {"kex_vma_close", {{"vm_start", 8, 8}, {"vm_end", 16, 8}}},
         {"kex_release", {{"pages", 8, 4}}},
+        {"kex_mmap_mode", {{"vm_start", 8, 8}, {"mode", 16, 4}}},
+        {"kex_batch",
+         {{"uaddr", 8, 8}, {"index", 16, 4}, {"requested", 20, 4}, {"mapped", 24, 4}, {"ret", 28, 4}}},
+        {"kex_fault", {{"uaddr", 8, 8}, {"pfn", 16, 8}, {"index", 24, 4}, {"flags", 28, 4}}},
         // not kex's, but our own struct too (bpf/kex_tp.h)
         {"page_fault_user", {{"address", 8, 8}, {"ip", 16, 8}, {"error_code", 24, 8}}},
     };
@@ -295,10 +307,23 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
         plan.config.vmemmap_base_addr = v->addr;
 
     plan_tp_step(plan, facts, "alloc", {KEX_P_MM_PAGE_ALLOC});
+    const char* kex_missing = facts.modules
+                                  ? "kex not loaded? load it before kextrace"
+                                  : "this kernel cannot load modules (no /proc/modules): no kex";
     plan_tp_step(plan, facts, "kex tracepoints",
                  {KEX_P_KEX_MMAP, KEX_P_KEX_MMAP_DONE, KEX_P_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_INSERT,
                   KEX_P_KEX_PAGE_FREE, KEX_P_KEX_VMA_OPEN, KEX_P_KEX_VMA_CLOSE, KEX_P_KEX_RELEASE},
-                 "kex not loaded? load it before kextrace");
+                 kex_missing);
+    {
+        // The mapping modes' tracepoints came with the modes: a kex without
+        // them maps in mode insert only, and the mode is inferred.
+        bool old_kex = facts.has_tracepoint && facts.has_tracepoint("kex", "kex_mmap") &&
+                       !facts.has_tracepoint("kex", "kex_mmap_mode");
+        plan_tp_step(plan, facts, "kex modes",
+                     {KEX_P_KEX_MMAP_MODE, KEX_P_KEX_BATCH, KEX_P_KEX_FAULT},
+                     old_kex ? "this kex has no mapping modes: mode inferred from the events"
+                             : kex_missing);
+    }
 
     // insert_page_into_pte_locked: static, cloned by GCC on Debian's kernels
     // (6.1: .constprop.0, 6.12: .isra.0). The clones drop addr: the page
@@ -323,12 +348,24 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
     plan_kprobe_step(plan, ks, facts, "insert", {{"insert_page_into_pte_locked", insert_layout}},
                      {KEX_P_INSERT, KEX_P_INSERT_RET});
 
+    plan_kprobe_step(plan, ks, facts, "batch insert",
+                     {{"vm_insert_pages", [](ProbeConfig&, const CloneName&) {
+                           return std::string("mode batch: calls inside kex's mmap; each page "
+                                              "then goes through the insert step");
+                       }}},
+                     {KEX_P_VM_INSERT_PAGES});
+
+    // 6.4-6.7: page_add_file_rmap is a wrapper of folio_add_file_rmap_range,
+    // which set_pte_range (the fault path) calls directly: probe the folio one.
     plan_kprobe_step(plan, ks, facts, "rmap add",
                      {{"page_add_file_rmap",
                        [](ProbeConfig& c, const CloneName&) {
                            c.rmap_add_page_arg = 1;
                            return std::string();
-                       }},
+                       },
+                       "folio_add_file_rmap_range",
+                       "a wrapper of folio_add_file_rmap_range, which the fault path calls "
+                       "directly"},
                       {"folio_add_file_rmap_ptes",
                        [](ProbeConfig& c, const CloneName&) {
                            c.rmap_add_page_arg = 2;
@@ -437,6 +474,14 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
 
     plan_kprobe_step(plan, ks, facts, "exit unmap", {{"exit_mmap", nullptr}},
                      {KEX_P_EXIT_MMAP, KEX_P_EXIT_MMAP_RET});
+
+    plan_kprobe_step(plan, ks, facts, "pfn map",
+                     {{"remap_pfn_range", [](ProbeConfig&, const CloneName&) {
+                           return std::string("mode pfn: (addr, pfn, size) per call; its PTEs "
+                                              "are special: no rmap, no reference, nothing at "
+                                              "the zap");
+                       }}},
+                     {KEX_P_REMAP_PFN, KEX_P_REMAP_PFN_RET});
 
     plan_tp_step(plan, facts, "free", {KEX_P_MM_PAGE_FREE});
     plan_tp_step(plan, facts, "free batched", {KEX_P_MM_PAGE_FREE_BATCHED});

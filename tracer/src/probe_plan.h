@@ -47,6 +47,7 @@ struct KernelFacts {
     bool kprobes = false;
     std::string no_kprobes_reason; // when !kprobes
     bool btf = true;               // /sys/kernel/btf/vmlinux (tp_btf programs)
+    bool modules = true;           // /proc/modules: the kernel can load modules (kex)
     std::function<bool(std::string_view sys, std::string_view name)> has_tracepoint;
     // Field layout of a tracepoint; may be empty (no check then).
     std::function<std::optional<TpFormat>(std::string_view sys, std::string_view name)> tp_format;

@@ -43,6 +43,12 @@ constexpr TypeName kTypeNames[] = {
     {KEX_EV_EXIT_MMAP_RET, "exit_mmap_ret"},
     {KEX_EV_RMAP_REMOVE, "rmap_remove"},
     {KEX_EV_SET_DIRTY, "set_dirty"},
+    {KEX_EV_KEX_MMAP_MODE, "kex_mmap_mode"},
+    {KEX_EV_KEX_BATCH, "kex_batch"},
+    {KEX_EV_KEX_FAULT, "kex_fault"},
+    {KEX_EV_VM_INSERT_PAGES, "vm_insert_pages"},
+    {KEX_EV_REMAP_PFN, "remap_pfn"},
+    {KEX_EV_REMAP_PFN_RET, "remap_pfn_ret"},
 };
 
 // type value -> index into kTypeNames + 1 (0 = unknown); built at compile time.
