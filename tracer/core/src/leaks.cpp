@@ -1,9 +1,16 @@
 // Leak hunting: per-page verdicts and reference ledgers (kextrace/leaks.h).
+#include <cstdint>
 #include <kextrace/leaks.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <optional>
+
+// Counts come from the kernel or from arbitrary input (fuzzing, damaged JSONL):
+// differences are taken in 64 bits and saturated, never overflowed.
+static int32_t sat32(int64_t v) {
+    return int32_t(std::clamp<int64_t>(v, INT32_MIN, INT32_MAX));
+}
 
 namespace kextrace {
 
@@ -176,7 +183,7 @@ class LedgerBuilder {
             if (!prev) {
                 first_reading(i, s.refcount);
             } else {
-                interval(*prev, i, s.refcount - ref, pending, insert_accounted);
+                interval(*prev, i, sat32(int64_t(s.refcount) - ref), pending, insert_accounted);
             }
             pending.reset();
             if (!is_free)
@@ -230,7 +237,8 @@ class LedgerBuilder {
         if (P.mapcount != kNoCount && N.mapcount != kNoCount && N.mapcount > P.mapcount &&
             !insert_path(P.kind, N.kind)) {
             const int32_t pend_drop = pending && pending->delta < 0 ? -pending->delta : 0;
-            const int32_t copies = std::min(N.mapcount - P.mapcount, std::max(0, d + pend_drop));
+            const int32_t copies = sat32(std::min<int64_t>(
+                int64_t(N.mapcount) - P.mapcount, std::max<int64_t>(0, int64_t(d) + pend_drop)));
             if (copies > 0) {
                 book(RefSite::pte_copy, copies, next, stack_of(next), false, prev);
                 d -= copies;
