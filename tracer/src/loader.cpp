@@ -288,6 +288,22 @@ std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_losses() const {
     return out;
 }
 
+std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_produced() const {
+    std::array<uint64_t, KEX_LOSS_SLOTS> out{};
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return out;
+    std::vector<uint64_t> per_cpu(ncpu);
+    for (uint32_t i = 0; i < KEX_LOSS_SLOTS; i++) {
+        if (bpf_map__lookup_elem(skel_->maps.produced, &i, sizeof(i), per_cpu.data(),
+                                 per_cpu.size() * sizeof(uint64_t), 0))
+            continue;
+        for (uint64_t v : per_cpu)
+            out[i] += v;
+    }
+    return out;
+}
+
 std::array<kex_probe_stats, KEX_P_COUNT> Loader::read_probe_stats() const {
     std::array<kex_probe_stats, KEX_P_COUNT> out{};
     int ncpu = libbpf_num_possible_cpus();

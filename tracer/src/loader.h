@@ -106,6 +106,9 @@ class Loader {
     int drain(int poll_ms = 0);
 
     std::array<uint64_t, KEX_LOSS_SLOTS> read_losses() const;
+    // Per event type: records the BPF programs tried to send (map "produced",
+    // summed over CPUs); produced = received + losses when nothing else drops.
+    std::array<uint64_t, KEX_LOSS_SLOTS> read_produced() const;
     std::array<kex_probe_stats, KEX_P_COUNT> read_probe_stats() const;
     // Kprobe misses per probe id, from kprobe_profile (tracefs mode); nullopt
     // when this kernel does not tell (perf mode).

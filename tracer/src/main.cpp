@@ -194,11 +194,13 @@ int run(const Options& opt) {
             throw FatalError(
                 fmt::format("cannot write {}: {}", opt.events_path, std::strerror(errno)));
     }
+    std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records per type, for ring_accounting
     auto st = loader->open_ring_buffer([&](std::span<const std::byte> rec) {
         // Stack records are reserved at full depth: only stack_len entries count.
         if (rec.size() >= sizeof(kex_event)) {
             kex_event hdr;
             std::memcpy(&hdr, rec.data(), sizeof(hdr));
+            ++received[hdr.type < KEX_LOSS_SLOTS ? hdr.type : 0];
             if (hdr.stack_len <= KEX_STACK_DEPTH && rec.size() > KEX_EVENT_SIZE(hdr.stack_len))
                 rec = rec.first(KEX_EVENT_SIZE(hdr.stack_len));
         }
@@ -241,6 +243,9 @@ int run(const Options& opt) {
     auto stats = loader->read_probe_stats();
     loader->detach();
     loader->drain();
+    // After the last drain: what the programs tried to send, per type.
+    auto produced = loader->read_produced();
+    auto lost_final = loader->read_losses();
 
     Losses losses;
     losses.per_type = loss_slots;
@@ -293,6 +298,21 @@ int run(const Options& opt) {
     std::cout.flush();
     if (!opt.json_path.empty()) {
         nlohmann::json j = to_json(report, run, sym);
+        // produced (BPF) = received (here) + lost (losses map), type by type
+        auto& acct = j["ring_accounting"] = {{"produced", 0}, {"received", 0}, {"lost", 0}};
+        acct["per_type"] = nlohmann::json::object();
+        bool exact = true;
+        for (uint32_t t = 0; t < KEX_LOSS_SLOTS; t++) {
+            if (!produced[t] && !received[t] && !lost_final[t])
+                continue;
+            exact = exact && produced[t] == received[t] + lost_final[t];
+            acct["per_type"][std::string(event_type_name(t))] = {
+                {"produced", produced[t]}, {"received", received[t]}, {"lost", lost_final[t]}};
+            acct["produced"] = acct["produced"].get<uint64_t>() + produced[t];
+            acct["received"] = acct["received"].get<uint64_t>() + received[t];
+            acct["lost"] = acct["lost"].get<uint64_t>() + lost_final[t];
+        }
+        acct["exact"] = exact;
         j["probe_counters"] = nlohmann::json::object();
         for (uint32_t i = 0; i < KEX_P_COUNT; i++)
             if (loader->results()[i].planned)
