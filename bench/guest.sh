@@ -19,7 +19,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 if [ $smoke = 1 ]; then
-	args=(--overhead-pages 64 --reps 1 --loss-pages 256 --loss-loops 2 --mode-pages 64 --mode-reps 1 "${args[@]}")
+	args=(--overhead-pages 64 --reps 1 --loss-pages 256 --loss-loops 2 --loss-runs overload
+		--mode-pages 64 --mode-reps 1 --mode-limit 1 "${args[@]}")
 	timeout=110
 fi
 mkdir -p "$out"
@@ -29,7 +30,9 @@ cd "$top"
 mkdir -p build
 stage=$(mktemp -d "$top/build/bench-stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-for f in build/bin/kextrace build/bin/mmap_test build/bin/kexbench build/module/kex.ko; do
+# KEXBENCH_BUILD: another build tree's binaries (default build/); kex.ko from build/module.
+b=${KEXBENCH_BUILD:-build}
+for f in $b/bin/kextrace $b/bin/mmap_test $b/bin/kexbench build/module/kex.ko; do
 	for try in 1 2 3 4 5 6; do
 		[ -s "$f" ] && cp "$f" "$stage/" && break
 		sleep 5 # being relinked right now

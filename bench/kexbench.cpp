@@ -2,13 +2,14 @@
 //
 //   kexbench now
 //       CLOCK_MONOTONIC in ns, for a launch timestamp taken before a tracer starts.
-//   kexbench run [--t0 NS] [--out FILE] [--label L] -- CMD ARGS...
+//   kexbench run [--t0 NS] [--out FILE] [--label L] [--hold FILE] -- CMD ARGS...
 //       Forks and execs CMD, waits for it and appends one JSON line to FILE
 //       (stderr by default): wall_ns = fork to reap of CMD, its user and system
 //       CPU time, and, with --t0, startup_ns = t0 to this fork: a tracer run as
 //       `tracer -- kexbench run --t0 $(kexbench now) -- CMD` attaches before it
 //       releases kexbench, so startup_ns is the tracer's start-up (attach) time,
-//       kept apart from the workload's wall_ns.
+//       kept apart from the workload's wall_ns. --hold FILE: wait until FILE
+//       exists before forking (a tracer given this process's pid attaches first).
 //   kexbench loop DEVICE PAGES LOOPS [--out FILE]
 //       LOOPS times: mmap PAGES pages of DEVICE (MAP_SHARED), write one byte
 //       per page, munmap. One JSON line: the loops' wall time and pages/s. The
@@ -43,7 +44,7 @@ uint64_t tv_us(const timeval& tv) {
 
 [[noreturn]] void usage() {
     std::fprintf(stderr, "usage: kexbench now\n"
-                         "       kexbench run [--t0 NS] [--out FILE] [--label L] -- CMD ARGS...\n"
+                         "       kexbench run [--t0 NS] [--out FILE] [--label L] [--hold FILE] -- CMD ARGS...\n"
                          "       kexbench loop DEVICE PAGES LOOPS [--out FILE]\n");
     std::exit(2);
 }
@@ -61,7 +62,7 @@ void emit(const std::string& out, const std::string& line) {
 
 int cmd_run(int argc, char** argv) {
     uint64_t t0 = 0;
-    std::string out, label;
+    std::string out, label, hold;
     int i = 0;
     for (; i < argc; i++) {
         std::string_view a = argv[i];
@@ -71,6 +72,8 @@ int cmd_run(int argc, char** argv) {
             out = argv[++i];
         else if (a == "--label" && i + 1 < argc)
             label = argv[++i];
+        else if (a == "--hold" && i + 1 < argc)
+            hold = argv[++i];
         else if (a == "--") {
             i++;
             break;
@@ -79,6 +82,8 @@ int cmd_run(int argc, char** argv) {
     }
     if (i >= argc)
         usage();
+    while (!hold.empty() && access(hold.c_str(), F_OK) != 0)
+        usleep(2000); // a tracer started apart (bpftrace PID) is attaching
     uint64_t start = now_ns();
     pid_t pid = fork();
     if (pid < 0) {

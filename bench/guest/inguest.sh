@@ -7,6 +7,8 @@
 #   --loss-pages 65536 --loss-loops 4             loss: default ring, then forced overload
 #   --mode-pages 4096 --mode-reps 3               per-page mapping cost by mode
 #   --only overhead,loss,modes                    which benchmarks (default: all)
+#   --loss-runs "default_1 default_2 overload"   which loss runs (default: all three)
+#   --mode-limit N                                only the first N modes mmap_test lists
 #   --bin DIR     kextrace, mmap_test, kexbench and kex.ko (default: build/bin, build/module)
 #
 # Every binary is copied to /tmp first: others may rebuild build/ while this runs
@@ -15,7 +17,7 @@ set -u
 out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
-only=overhead,loss,modes bin=
+only=overhead,loss,modes bin= loss_runs="default_1 default_2 overload" mode_limit=99
 while [ $# -gt 0 ]; do
 	case $1 in
 	--overhead-pages) overhead_pages=$2; shift 2 ;;
@@ -26,6 +28,8 @@ while [ $# -gt 0 ]; do
 	--mode-reps) mode_reps=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--bin) bin=$2; shift 2 ;;
+	--loss-runs) loss_runs=$2; shift 2 ;;
+	--mode-limit) mode_limit=$2; shift 2 ;;
 	*) echo "inguest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -87,12 +91,24 @@ run_kextrace() { # pages rep [bench] [extra kextrace options...]
 }
 
 run_bpftrace() { # pages rep
-	local pages=$1 rep=$2 f=$kb/r.json t0 t1 ev lost rc
-	rm -f "$f"
+	local pages=$1 rep=$2 f=$kb/r.json go=$kb/go t0 t1 ev lost rc kpid bpid i
+	rm -f "$f" "$go"
 	t0=$(kexbench now)
+	kexbench run --hold "$go" --t0 "$t0" --label bpftrace --out "$f" -- "$rig" /dev/kex "$pages" --no-wait >/dev/null &
+	kpid=$!
 	BPFTRACE_MAP_KEYS_MAX=1048576 BPFTRACE_PERF_RB_PAGES=2048 \
-		bpftrace "$kb/kex.bt" -c "$kb/kexbench run --t0 $t0 --label bpftrace --out $f -- $rig /dev/kex $pages --no-wait" \
-		>"$kb/bt.out" 2>"$kb/bt.err"
+		bpftrace "$kb/kex.bt" "$kpid" >"$kb/bt.out" 2>"$kb/bt.err" &
+	bpid=$!
+	for i in $(seq 6000); do # BEGIN runs once every probe is attached
+		grep -q '^READY' "$kb/bt.out" 2>/dev/null && break
+		kill -0 $bpid 2>/dev/null || break
+		sleep 0.05
+	done
+	touch "$go"
+	wait $kpid
+	sleep 0.2 # let bpftrace print what its buffers still hold
+	kill -INT $bpid 2>/dev/null
+	wait $bpid
 	rc=$?
 	t1=$(kexbench now)
 	# record lines start with a timestamp; stack frames are indented lines
@@ -142,13 +158,16 @@ loss_run() { # name ringbuf_mb parallel [kextrace options...]
 		"$name" "$mb" "$par" "$loss_pages" "$loss_loops" "$((t1 - t0))" "${lives:-null}" "${ev:-null}" "${lost:-null}" "$rc" "$loops" "$acct")"
 }
 if has loss; then
-	log "loss: default ring, 1 looper"
-	loss_run default_1 16 1
-	log "loss: default ring, 2 loopers"
-	loss_run default_2 16 2
-	log "loss: overload (1 MiB ring, --events consumer)"
-	loss_run overload 1 2 --events "$kb/events.jsonl"
-	rm -f "$kb/events.jsonl"
+	for r in $loss_runs; do
+		log "loss: $r"
+		case $r in
+		default_1) loss_run default_1 16 1 ;;
+		default_2) loss_run default_2 16 2 ;;
+		overload) # 1 MiB ring, the slowest consumer (JSON per record)
+			loss_run overload 1 2 --events "$kb/events.jsonl"
+			rm -f "$kb/events.jsonl" ;;
+		esac
+	done
 fi
 
 # --- 3. per-page mapping cost by mode, from the trace ------------------------------
@@ -158,6 +177,7 @@ fi
 if has modes; then
 	modes=$("$rig" --help 2>&1 | sed -n 's/.*--mode \([a-z|]*\).*/\1/p' | head -1 | tr '|' ' ')
 	[ -n "$modes" ] || modes=default
+	modes=$(echo $modes | tr ' ' '\n' | head -n "$mode_limit" | tr '\n' ' ')
 	echo keep >/sys/module/kex/parameters/ref_policy 2>/dev/null || true
 	for rep in $(seq 1 "$mode_reps"); do
 		for m in $modes; do
