@@ -1,0 +1,81 @@
+# tests/guest/leaklib.bash: helpers of the leak-hunting suites (leaks,
+# leaks_inject): kextrace --leaks runs and checks on their JSON "leaks"
+# section. Sourced by the suites after tests/guest/lib.sh; no case_* here.
+
+# shellcheck source=tests/guest/kexlab.bash
+. "$(dirname "${BASH_SOURCE[0]}")/kexlab.bash"
+
+# leaks_run RC_VAR ARGS...: kextrace --leaks --json $CASE_TMP/out.json ARGS,
+# text to $CASE_TMP/out.txt (shown), stderr to $CASE_TMP/err.txt; its exit
+# status in RC_VAR.
+leaks_run() {
+	local __var=$1 __rc=0
+	shift
+	kextrace --leaks --json "$CASE_TMP/out.json" "$@" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || __rc=$?
+	sed -n '/^leaks:/,$p' "$CASE_TMP/out.txt"
+	tail -n 3 "$CASE_TMP/err.txt"
+	printf -v "$__var" '%s' "$__rc"
+}
+
+# leaksjson CODE: python CODE with j = the run's JSON, L = j['leaks'],
+# by_verdict(v) = sorted indexes with verdict v, and ok(cond, what).
+leaksjson() {
+	python3 - "$CASE_TMP/out.json" "$1" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+L = j['leaks']
+failed = 0
+def ok(cond, what):
+    global failed
+    print(("ok: " if cond else "FAILED: ") + what)
+    if not cond:
+        failed += 1
+def by_verdict(v):
+    return sorted(p['index'] for p in L['pages'] if p['verdict'] == v)
+def page(i):
+    return next(p for p in L['pages'] if p['index'] == i)
+exec(sys.argv[2])
+sys.exit(1 if failed else 0)
+PY
+}
+
+# expect_all_freed N: N page lives, every one freed, nothing lost.
+expect_all_freed() {
+	leaksjson "
+N = $1
+ok(len(L['pages']) == N, f\"{len(L['pages'])} page lives, expected {N}\")
+ok(L['counts']['freed'] == N, f\"all freed: {L['counts']}\")
+ok(L['bugs'] == 0, 'no leak, nothing freed while mapped')
+ok(L['events_lost'] == 0, 'no events lost')
+ok(L['device_closed'], 'the device was closed')
+ok(all(p['balanced'] for p in L['pages']), 'every ledger balanced')
+"
+}
+
+# wait_kextrace_started ERRFILE: kextrace printed its probe table.
+wait_kextrace_started() {
+	local i
+	for i in $(seq 300); do
+		grep -q '^usdt ' "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	cat "$1"
+	fail "kextrace did not start"
+}
+
+# leaks_all_start: kextrace --leaks --all in the background ($LEAKS_PID).
+leaks_all_start() {
+	kextrace --leaks --all --json "$CASE_TMP/out.json" "$@" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" &
+	LEAKS_PID=$!
+	wait_kextrace_started "$CASE_TMP/err.txt"
+}
+
+# leaks_all_stop RC_VAR: SIGINT, wait, its exit status in RC_VAR.
+leaks_all_stop() {
+	local __var=$1 __rc=0
+	kill -INT "$LEAKS_PID"
+	wait "$LEAKS_PID" || __rc=$?
+	sed -n '/^leaks:/,$p' "$CASE_TMP/out.txt"
+	tail -n 3 "$CASE_TMP/err.txt"
+	printf -v "$__var" '%s' "$__rc"
+}

@@ -1,0 +1,139 @@
+# tests/guest/leaks.sh: kextrace --leaks on a clean kex (no fault injection):
+# every rig scenario ends with every page freed, exit status 0, and the
+# module's own counters agree. The injected leaks are in leaks_inject.sh
+# (their lost pages would pollute this boot).
+# Run by: scripts/vm [--kernel 6.12] -- tests/guest/run leaks [CASE...]
+# Each case_* runs in a subshell with set -e, cwd = repo root, $CASE_TMP.
+
+# shellcheck source=tests/guest/leaklib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/leaklib.bash"
+
+# clean_rig POLICY PAGES: one rig run under --leaks, all freed, exit 0.
+clean_rig() {
+	local rc
+	kex_load ref_policy="$1" verbose=0
+	leaks_run rc -- mmap_test /dev/kex "$2" --no-wait
+	expect_eq "$rc" 0 "kextrace --leaks exit status"
+	expect_all_freed "$2"
+	kex_balanced
+	expect_eq "$(kex_counter pages_leaked_injected)" 0 "pages_leaked_injected"
+}
+
+case_one_page_drop() { clean_rig drop 1; }
+case_one_page_keep() { clean_rig keep 1; }
+case_eight_pages_drop() { clean_rig drop 8; }
+case_eight_pages_keep() { clean_rig keep 8; }
+case_1024_pages_drop() { clean_rig drop 1024; }
+case_1024_pages_keep() { clean_rig keep 1024; }
+
+# The rig is killed with SIGKILL after its write, before munmap: exit_mmap
+# zaps and frees every page (the frees may trail the exit).
+case_killed_before_munmap() {
+	local policy rc
+	for policy in drop keep; do
+		kex_load ref_policy=$policy verbose=0
+		mkfifo "$CASE_TMP/hold.$policy"
+		leaks_run rc -- sh -c "
+			mmap_test /dev/kex 8 <$CASE_TMP/hold.$policy >$CASE_TMP/rig.txt &
+			rig=\$!
+			exec 7>$CASE_TMP/hold.$policy
+			for i in \$(seq 100); do grep -q 'press a key to exercise' $CASE_TMP/rig.txt && break; sleep 0.05; done
+			echo >&7
+			for i in \$(seq 100); do grep -q 'press a key to terminate' $CASE_TMP/rig.txt && break; sleep 0.05; done
+			kill -9 \$rig
+			wait \$rig
+			exit 0"
+		expect_eq "$rc" 0 "$policy: kextrace --leaks exit status"
+		expect_all_freed 8
+		kex_balanced
+		kex_unload
+	done
+}
+
+# Part of the mapping unmapped, the rest left to the exit; and the lab's
+# split + fork case (a child holds the pages after the parent unmapped).
+case_partial_munmap() {
+	local policy rc
+	for policy in drop keep; do
+		kex_load ref_policy=$policy verbose=0
+		leaks_run rc -- /usr/bin/python3 -c "
+import ctypes, mmap, os
+fd = os.open('/dev/kex', os.O_RDWR)
+m = mmap.mmap(fd, 8 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+for i in range(8):
+    m[i * 4096] = i + 1
+a = ctypes.addressof(ctypes.c_char.from_buffer(m))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+assert libc.munmap(a + 2 * 4096, 3 * 4096) == 0   # pages 2..4 now
+os.close(fd)
+os._exit(0)                                       # 0, 1, 5..7 at exit
+"
+		expect_eq "$rc" 0 "$policy: kextrace --leaks exit status"
+		expect_all_freed 8
+		kex_balanced
+		kex_unload
+	done
+}
+
+case_fork_split() {
+	local rc
+	kex_load verbose=0
+	leaks_run rc -- /usr/bin/python3 "$KEX_TOP/tests/guest/kexlab.py" fork_split /dev/kex
+	expect_eq "$rc" 0 "kextrace --leaks exit status"
+	# balanced ledgers: the child's references were seen as copied PTEs
+	expect_all_freed 8
+	kex_balanced
+}
+
+# The mmap fails at page 3 (fail_at): kex frees page 3, the kernel's error
+# path unmaps and frees 0..2: nothing leaks, though the rig fails.
+case_error_path_frees_everything() {
+	local policy rc
+	for policy in drop keep; do
+		kex_load ref_policy=$policy fail_at=3 verbose=0
+		leaks_run rc -- mmap_test /dev/kex 8 --no-wait
+		expect_eq "$rc" 0 "$policy: kextrace --leaks exit status (the verdict, not the rig's)"
+		expect_all_freed 4
+		kex_balanced
+		kex_unload
+	done
+}
+
+# --all: every process's pages, until SIGINT; the policy changes between
+# two rigs; nothing of either is leaked.
+case_all_two_rigs() {
+	local rc
+	kex_load verbose=0
+	leaks_all_start
+	mmap_test /dev/kex 8 --no-wait >/dev/null
+	echo keep >/sys/module/kex/parameters/ref_policy
+	mmap_test /dev/kex 4 --no-wait >/dev/null
+	sleep 0.5
+	leaks_all_stop rc
+	expect_eq "$rc" 0 "kextrace --leaks --all exit status after SIGINT"
+	expect_all_freed 12
+	leaksjson "
+owners = sorted(set(p['owner'] for p in L['pages']))
+ok(len(owners) == 2, f'pages of two untraced rigs: {owners}')
+"
+	kex_balanced
+}
+
+# --all stopped while a rig still maps its pages: still mapped, not leaked.
+case_all_still_mapped_is_no_leak() {
+	local rc
+	kex_load verbose=0
+	leaks_all_start
+	rig_start /dev/kex 8
+	leaks_all_stop rc
+	expect_eq "$rc" 0 "exit status with live mappings"
+	leaksjson "
+ok(by_verdict('still_mapped') == list(range(8)), f\"still mapped: {by_verdict('still_mapped')}\")
+ok(L['bugs'] == 0, 'no bug')
+ok(all(p['mapcount'] == 1 and p['refcount'] == 1 for p in L['pages']), 'refcount 1, mapcount 1')
+"
+	rig_write
+	rig_finish
+	kex_balanced
+}

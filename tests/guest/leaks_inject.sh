@@ -1,0 +1,141 @@
+# tests/guest/leaks_inject.sh: kextrace --leaks against kex's fault injection
+# (inject_noput, inject_extra_get, inject_fail_leak): exactly the injected
+# pages are reported leaked, with the stack of the reference never dropped,
+# exit status 4, and the module's own counters (pages_leaked_injected,
+# pages_live) agree. Each case leaks a few pages for good: a suite of its own,
+# so that the clean suite (leaks.sh) runs in an unpolluted boot.
+# Run by: scripts/vm [--kernel 6.12] -- tests/guest/run leaks_inject [CASE...]
+# Each case_* runs in a subshell with set -e, cwd = repo root, $CASE_TMP.
+
+# shellcheck source=tests/guest/leaklib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/leaklib.bash"
+
+# expect_module_leaked N: the module counts N pages leaked on purpose, and
+# N still live (nobody will free them).
+expect_module_leaked() {
+	local i
+	for i in $(seq 50); do
+		[ "$(kex_counter mappings)" = 0 ] && [ "$(kex_counter pages_live)" = "$1" ] && break
+		sleep 0.1
+	done
+	expect_eq "$(kex_counter pages_leaked_injected)" "$1" "module: pages_leaked_injected"
+	expect_eq "$(kex_counter pages_live)" "$1" "module: pages_live"
+}
+
+# expect_leaked "i,j,..." FREED: exactly those indexes leaked, FREED freed,
+# no other verdict; each leaked page has refcount 1, mapcount 0 and one
+# reference never dropped whose stack has a kex frame.
+expect_leaked() {
+	leaksjson "
+want = [$1]
+ok(by_verdict('leaked') == want, f\"leaked {by_verdict('leaked')}, expected {want}\")
+ok(L['counts']['freed'] == $2, f\"freed: {L['counts']}\")
+ok(L['bugs'] == len(want), 'bugs = leaked pages')
+ok(L['events_lost'] == 0, 'no events lost')
+for i in want:
+    p = page(i)
+    ok(p['refcount'] == 1 and p['mapcount'] == 0,
+       f\"page {i}: refcount {p['refcount']}, mapcount {p['mapcount']} after its last event\")
+    nd = p['never_dropped']
+    ok(len(nd) == 1 and nd[0]['references'] == 1, f'page {i}: one reference never dropped: {nd}')
+    ok(any(f.endswith('[kex]') for f in nd[0]['frames']),
+       f\"page {i}: its stack has a kex frame: {nd[0]['frames'][:6]}\")
+"
+}
+
+# noput on pages 1 and 5 of 8 (drop): kex never puts its own reference;
+# what is left is the allocation's, taken in kex's mmap.
+case_noput_1_5() {
+	local rc
+	kex_load inject_noput=1,5 verbose=0
+	leaks_run rc -- mmap_test /dev/kex 8 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks exit status"
+	expect_leaked 1,5 6
+	leaksjson "
+for i in (1, 5):
+    nd = page(i)['never_dropped'][0]
+    ok(nd['site'] == 'alloc' and nd['at'] == 'kex_alloc', f'page {i}: the alloc reference: {nd}')
+    ok(any(f.startswith('kex_mmap') or 'kex_alloc_page' in f for f in nd['frames'] if f.endswith('[kex]')),
+       f\"page {i}: taken in kex's mmap path: {nd['frames'][:6]}\")
+    ok([l['site'] for l in page(i)['ledger']] == ['alloc', 'insert', 'zap'],
+       f\"page {i}: ledger alloc, insert, zap: {page(i)['ledger']}\")
+"
+	expect_match "$(cat "$CASE_TMP/out.txt")" '^leaked: pages 1, 5 \(pfn 0x[0-9a-f]+, 0x[0-9a-f]+\)' "one finding for both pages"
+	expect_module_leaked 2
+}
+
+# extra get on page 3: refcount 3 after the insert; the reference nobody
+# drops shows up between kex_page_insert and kex's put, in kex's code.
+case_extra_get_3() {
+	local rc
+	kex_load inject_extra_get=3 verbose=0
+	leaks_run rc -- mmap_test /dev/kex 8 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks exit status"
+	expect_leaked 3 7
+	leaksjson "
+nd = page(3)['never_dropped'][0]
+ok(nd['site'] == 'unexplained' and nd['where'] == 'between kex_insert and kex_free',
+   f'booked where it showed: {nd}')
+taken = sum(c['delta'] for c in page(3)['changes'] if c['delta'] > 0)
+ok(taken == 3, f'three references taken (alloc, insert, the extra one): {taken}')
+"
+	expect_module_leaked 1
+}
+
+# fail at page 3 under drop: page 3 is never mapped and never freed; 0..2,
+# unmapped by the kernel's error path, are freed.
+case_fail_leak_drop() {
+	local rc
+	kex_load inject_fail_leak=3 verbose=0
+	leaks_run rc -- mmap_test /dev/kex 8 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks exit status"
+	expect_leaked 3 3
+	leaksjson "
+nd = page(3)['never_dropped'][0]
+ok(nd['site'] == 'alloc', f'the alloc reference: {nd}')
+ok(page(3)['last_event']['kind'] == 'kex_insert', 'its last event: the failed insert')
+"
+	expect_module_leaked 1
+}
+
+# ... under keep: kex held 0..3 and returns without putting any.
+case_fail_leak_keep() {
+	local rc
+	kex_load ref_policy=keep inject_fail_leak=3 verbose=0
+	leaks_run rc -- mmap_test /dev/kex 8 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks exit status"
+	expect_leaked 0,1,2,3 0
+	expect_module_leaked 4
+}
+
+# noput under keep: kex forgets its reference at close.
+case_noput_keep() {
+	local rc
+	kex_load ref_policy=keep inject_noput=2 verbose=0
+	leaks_run rc -- mmap_test /dev/kex 8 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks exit status"
+	expect_leaked 2 7
+	expect_module_leaked 1
+}
+
+# --all: the leaks of untraced processes, found after SIGINT.
+case_all_finds_leaks() {
+	local rc
+	kex_load inject_noput=1,5 verbose=0
+	leaks_all_start
+	mmap_test /dev/kex 8 --no-wait >/dev/null
+	mmap_test /dev/kex 2 --no-wait >/dev/null
+	sleep 0.5
+	leaks_all_stop rc
+	expect_eq "$rc" 4 "kextrace --leaks --all exit status"
+	leaksjson "
+ok(sorted(p['index'] for p in L['pages'] if p['verdict'] == 'leaked') == [1, 1, 5],
+   'pages 1 and 5 of the first rig, page 1 of the second')
+ok(L['counts']['freed'] == 7, f\"freed: {L['counts']}\")
+ok(L['device_closed'], 'the device was closed')
+"
+	expect_module_leaked 3
+	# the leaked pages are just lost memory: rmmod still works
+	rmmod kex
+	expect_eq "$(grep -c '^kex ' /proc/modules || true)" 0 "rmmod after the leaks"
+}
