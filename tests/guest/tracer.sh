@@ -3,7 +3,7 @@
 #
 # Each case runs kextrace on a real command and reads its --json report (and
 # --events JSON lines) with python3; the expectations come from
-# /work/shared/docs/kernel-path.md: refcount 1->2->1->0, PTE present+rw+user
+# shared/docs/kernel-path.md: refcount 1->2->1->0, PTE present+rw+user
 # with the page's own pfn, no fault on the first write (the MMU sets D), dirty
 # at zap, freed after munmap (or at exit, or at close with ref_policy=keep).
 # One case counts the same functions with bpftrace in the same guest.

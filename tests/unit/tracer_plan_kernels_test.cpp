@@ -56,7 +56,7 @@ KernelFacts facts(const std::string& kernel) {
 
 ProbePlan plan(const std::string& kernel) {
     PlanOptions o;
-    o.usdt_binary = "/work/main/build/bin/mmap_test";
+    o.usdt_binary = "/opt/kextrace/build/bin/mmap_test";
     return plan_probes(kallsyms(kernel), facts(kernel), o);
 }
 

@@ -37,7 +37,7 @@ KernelFacts facts(const std::string& kernel, bool with_traceable = true) {
 
 PlanOptions with_rig() {
     PlanOptions o;
-    o.usdt_binary = "/work/main/build/bin/mmap_test";
+    o.usdt_binary = "/opt/kextrace/build/bin/mmap_test";
     return o;
 }
 
@@ -216,7 +216,7 @@ TEST(TracerProbePlan, UsdtNeedsABinary) {
     EXPECT_FALSE(step(p, "usdt").available);
     EXPECT_FALSE(p.enabled[KEX_P_USDT]);
     p = plan_probes(ksyms("6.1"), facts("6.1"), with_rig());
-    EXPECT_EQ(p.target[KEX_P_USDT], "/work/main/build/bin/mmap_test");
+    EXPECT_EQ(p.target[KEX_P_USDT], "/opt/kextrace/build/bin/mmap_test");
 }
 
 TEST(TracerProbePlan, TraceableFunctionsSkipModules) {
