@@ -16,12 +16,14 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace kextrace {
 
 namespace {
 
 constexpr std::size_t kFlushBatch = 1024;   // buffered events before a windowed flush
+constexpr std::size_t kRadixMin = 1 << 16;  // fewer keys than this: std::sort
 constexpr std::size_t kMaxOrphanNotes = 16; // orphans described in anomalies
 constexpr uint64_t kPageMask = ~(kPageSize - 1);
 
@@ -182,6 +184,33 @@ struct Correlator::State {
         }
     }
 
+    // Sorts keys (in arrival order) by ts, ties in arrival order: an LSD radix
+    // sort of ts - min, 11 bits a pass, only as many passes as the ts range
+    // needs (a second of events: 3). Stable, so it gives by_ts's order at a
+    // few linear passes; std::sort's n log n compares were most of finish()
+    // for a large buffer (bench/: correlate/buffer_all).
+    void radix_sort_keys() {
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (const Key& k : keys) {
+            lo = std::min(lo, k.ts);
+            hi = std::max(hi, k.ts);
+        }
+        std::vector<Key> tmp(keys.size());
+        constexpr unsigned kBits = 11;
+        for (unsigned shift = 0; shift < 64 && ((hi - lo) >> shift); shift += kBits) {
+            std::vector<std::size_t> start(std::size_t{1} << kBits, 0);
+            const uint64_t mask = (uint64_t{1} << kBits) - 1;
+            for (const Key& k : keys)
+                ++start[((k.ts - lo) >> shift) & mask];
+            std::size_t sum = 0;
+            for (auto& c : start)
+                sum += std::exchange(c, sum);
+            for (const Key& k : keys)
+                tmp[start[((k.ts - lo) >> shift) & mask]++] = k;
+            keys.swap(tmp);
+        }
+    }
+
     // Processes buffered events with ts <= limit, in (ts, arrival) order.
     void flush_until(uint64_t limit) {
         if (buffer.empty())
@@ -192,8 +221,12 @@ struct Correlator::State {
         auto by_ts = [](const Key& a, const Key& b) {
             return a.ts < b.ts || (a.ts == b.ts && a.idx < b.idx);
         };
-        if (!std::is_sorted(keys.begin(), keys.end(), by_ts))
-            std::sort(keys.begin(), keys.end(), by_ts);
+        if (!std::is_sorted(keys.begin(), keys.end(), by_ts)) {
+            if (keys.size() < kRadixMin)
+                std::sort(keys.begin(), keys.end(), by_ts);
+            else
+                radix_sort_keys();
+        }
         std::size_t n = 0;
         while (n < keys.size() && keys[n].ts <= limit)
             process(buffer[keys[n++].idx]);
@@ -944,22 +977,22 @@ struct Correlator::State {
             p.missing_lost = p.missing;
 
         const auto life = static_cast<int32_t>(i);
-        const std::string name = page_name(i);
+        auto name = [&] { return page_name(i); }; // only for anomalies: most pages have none
 
         // Freed while still mapped: the classic driver bug (use after free).
         if (page_free_ts && map_ts && map_ts < page_free_ts && !zap_before_free && !insert_failed)
             anomaly(page_free_ts, life,
-                    name + ": freed while still mapped (no rmap remove before mm_page_free)" +
+                    name() + ": freed while still mapped (no rmap remove before mm_page_free)" +
                         (p.missing_lost & kMsZap ? " - or its zap events were lost" : ""));
 
         // Policy: who drops which reference when.
         if (kex_free_ts && p.zap_ts && !insert_failed) {
             if (p.policy == Policy::drop && kex_free_ts > p.zap_ts)
                 anomaly(kex_free_ts, life,
-                        name + ": policy drop, but kex freed its reference after the zap");
+                        name() + ": policy drop, but kex freed its reference after the zap");
             if (p.policy == Policy::keep && kex_free_ts < p.zap_ts)
                 anomaly(kex_free_ts, life,
-                        name + ": policy keep, but kex freed its reference while still mapped");
+                        name() + ": policy keep, but kex freed its reference while still mapped");
         }
         if (p.kex_free_reason != UINT32_MAX && !insert_failed) {
             const bool mismatch =
@@ -967,7 +1000,7 @@ struct Correlator::State {
                 (p.policy == Policy::keep && p.kex_free_reason == KEX_FREE_AFTER_INSERT);
             if (mismatch)
                 anomaly(kex_free_ts, life,
-                        name + ": kex free reason " + std::to_string(p.kex_free_reason) +
+                        name() + ": kex free reason " + std::to_string(p.kex_free_reason) +
                             " does not match policy " + std::string(policy_name(p.policy)));
         }
 
@@ -983,7 +1016,7 @@ struct Correlator::State {
                     return s;
                 };
                 anomaly(p.free_ts, life,
-                        name + ": refcount " + fmt(got) + ", expected " + fmt(want) + " (" +
+                        name() + ": refcount " + fmt(got) + ", expected " + fmt(want) + " (" +
                             std::string(policy_name(p.policy)) + ")");
             }
         }
