@@ -21,7 +21,7 @@ done
 if [ $smoke = 1 ]; then
 	args=(--overhead-pages 64 --reps 1 --loss-pages 256 --loss-loops 2 --loss-runs overload
 		--mode-pages 64 --mode-reps 1 --mode-limit 1 "${args[@]}")
-	timeout=110
+	timeout=290
 fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
