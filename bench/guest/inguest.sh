@@ -9,6 +9,8 @@
 #   --only overhead,loss,modes                    which benchmarks (default: all)
 #   --loss-runs "default_1 default_2 overload"   which loss runs (default: all three)
 #   --mode-limit N                                only the first N modes mmap_test lists
+#   --bt-drain S  after the workload, wait up to S s for bpftrace to print what it holds (120)
+#   --append      add to guest-raw.jsonl instead of starting it afresh
 #   --bin DIR     kextrace, mmap_test, kexbench and kex.ko (default: build/bin, build/module)
 #
 # Every binary is copied to /tmp first: others may rebuild build/ while this runs
@@ -17,7 +19,7 @@ set -u
 out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
-only=overhead,loss,modes bin= loss_runs="default_1 default_2 overload" mode_limit=99
+only=overhead,loss,modes bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
 while [ $# -gt 0 ]; do
 	case $1 in
 	--overhead-pages) overhead_pages=$2; shift 2 ;;
@@ -28,6 +30,8 @@ while [ $# -gt 0 ]; do
 	--mode-reps) mode_reps=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--bin) bin=$2; shift 2 ;;
+	--bt-drain) bt_drain=$2; shift 2 ;;
+	--append) append=1; shift ;;
 	--loss-runs) loss_runs=$2; shift 2 ;;
 	--mode-limit) mode_limit=$2; shift 2 ;;
 	*) echo "inguest.sh: unknown option $1" >&2; exit 2 ;;
@@ -36,7 +40,7 @@ done
 top=$(pwd)
 mkdir -p "$out"
 raw=$out/guest-raw.jsonl
-: >"$raw"
+[ $append = 1 ] || : >"$raw"
 kb=/tmp/kb
 mkdir -p "$kb"
 for b in kextrace mmap_test kexbench kex.ko; do
@@ -106,7 +110,14 @@ run_bpftrace() { # pages rep
 	done
 	touch "$go"
 	wait $kpid
-	sleep 0.2 # let bpftrace print what its buffers still hold
+	# bpftrace prints (and symbolizes) in user space, far behind the kernel: let
+	# it drain until its output stops growing, at most $bt_drain s, then stop it
+	local size=-1 now drained=true t_end=$(($(date +%s) + bt_drain))
+	while now=$(stat -c %s "$kb/bt.out" 2>/dev/null || echo 0); [ "$now" != "$size" ]; do
+		size=$now
+		[ "$(date +%s)" -lt $t_end ] || { drained=false; break; }
+		sleep 2
+	done
 	kill -INT $bpid 2>/dev/null
 	wait $bpid
 	rc=$?
@@ -115,7 +126,7 @@ run_bpftrace() { # pages rep
 	ev=$(grep -c '^[0-9]' "$kb/bt.out")
 	lost=$(sed -n 's/.*Lost \([0-9]*\) events.*/\1/p' "$kb/bt.out" "$kb/bt.err" | awk '{s += $1} END {print s + 0}')
 	[ $rc = 0 ] || log "bpftrace exit $rc: $(grep -v '^$' "$kb/bt.err" | tail -3 | tr '\n' ' ')"
-	record overhead bpftrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc"
+	record overhead bpftrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc,\"drained\":$drained"
 }
 
 has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
