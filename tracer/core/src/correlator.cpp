@@ -56,6 +56,13 @@ struct PendingAlloc {
     int32_t mapcount;
 };
 
+// A user fault at an address of a kex mapping with no page there yet (mode
+// fault: the fault comes before the .fault handler allocates the page).
+struct PendingFault {
+    Event ev;
+    bool in_write;
+};
+
 // unmap_region / exit_mmap of a tid.
 struct UnmapWindow {
     ZapContext kind;
@@ -151,6 +158,7 @@ struct Correlator::State {
     std::unordered_map<uint64_t, PendingAlloc> pending;
     std::deque<std::pair<uint64_t, uint64_t>> pending_order; // (ts, pfn)
     std::unordered_map<uint64_t, bool> other_pages;          // pfn -> freed
+    std::unordered_map<AddrKey, PendingFault, AddrKeyHash> pending_faults;
 
     // Per-tid windows.
     std::unordered_map<uint32_t, uint32_t> mmap_windows; // tid -> mapping
@@ -333,6 +341,19 @@ struct Correlator::State {
                 }
             }
         }
+        // The user fault that brought this page in (mode fault) came first.
+        if (auto f = pending_faults.find({p.owner, addr & kPageMask}); f != pending_faults.end()) {
+            PendingFault pf = std::move(f->second);
+            pending_faults.erase(f);
+            add_step(life, StepKind::user_fault, pf.ev, pf.ev.arg0,
+                     pf.in_write ? kStepInWritePhase : 0);
+            PageLife& q = r.pages[life];
+            if (pf.in_write && q.first_write != FirstWrite::fault) {
+                q.first_write = FirstWrite::fault;
+                q.first_write_ts = pf.ev.ts;
+                q.fault_error_code = pf.ev.arg0;
+            }
+        }
     }
 
     void close_life(uint32_t life) {
@@ -436,6 +457,19 @@ struct Correlator::State {
             if (traced_pid)
                 on_vma_close(ev);
             return traced_pid;
+        case KEX_EV_KEX_MMAP_MODE:
+        case KEX_EV_KEX_BATCH:
+        case KEX_EV_VM_INSERT_PAGES:
+            if (traced_pid)
+                on_mapping_event(ev);
+            return traced_pid;
+        case KEX_EV_KEX_FAULT:
+            if (ev.pfn == kNoPfn) // the fault failed: no page to follow
+                return traced_pid;
+            return on_page_event(ev, traced_pid);
+        case KEX_EV_REMAP_PFN:
+        case KEX_EV_REMAP_PFN_RET:
+            return on_page_event(ev, traced_pid);
         case KEX_EV_KEX_PAGE_ALLOC:
             if (traced_pid)
                 on_kex_alloc(ev);
@@ -527,10 +561,25 @@ struct Correlator::State {
                            [&](uint32_t i) { return r.phases[i].begin == KEX_PHASE_WRITE_BEGIN; });
     }
 
+    // The mapping of tgid that contains addr and is not closed, -1 = none.
+    int64_t mapping_at(uint32_t tgid, uint64_t addr) const {
+        for (std::size_t i = r.mappings.size(); i-- > 0;) {
+            const Mapping& m = r.mappings[i];
+            if (m.tgid == tgid && addr >= m.vm_start && addr < m.vm_end && !m.close_ts)
+                return static_cast<int64_t>(i);
+        }
+        return -1;
+    }
+
     void on_user_fault(Event& ev) {
         auto it = by_addr.find({ev.pid, ev.addr & kPageMask});
-        if (it == by_addr.end())
+        if (it == by_addr.end()) {
+            // A kex page not there yet (mode fault): the page comes in the
+            // fault's handling; attach the fault once the page has its address.
+            if (mapping_at(ev.pid, ev.addr) >= 0)
+                pending_faults[{ev.pid, ev.addr & kPageMask}] = {ev, in_write_phase(ev.pid)};
             return;
+        }
         const uint32_t life = it->second;
         const bool in_write = in_write_phase(ev.pid);
         add_step(life, StepKind::user_fault, ev, ev.arg0, in_write ? kStepInWritePhase : 0);
@@ -592,6 +641,34 @@ struct Correlator::State {
         m.done_ts = ev.ts;
         m.ret = ev.ret;
         m.mapped = static_cast<uint32_t>(ev.arg0);
+    }
+
+    // kex_mmap_mode, kex_batch, vm_insert_pages: about the tid's mapping.
+    void on_mapping_event(const Event& ev) {
+        int64_t idx = -1;
+        if (auto w = mmap_windows.find(ev.tid); w != mmap_windows.end())
+            idx = w->second;
+        else if (ev.type == KEX_EV_KEX_MMAP_MODE)
+            for (std::size_t i = r.mappings.size(); i-- > 0;)
+                if (r.mappings[i].tgid == ev.pid && r.mappings[i].vm_start == ev.addr) {
+                    idx = static_cast<int64_t>(i);
+                    break;
+                }
+        if (idx < 0)
+            return;
+        Mapping& m = r.mappings[static_cast<std::size_t>(idx)];
+        switch (ev.type) {
+        case KEX_EV_KEX_MMAP_MODE:
+            m.mode = ev.arg0 <= KEX_EV_MODE_PFN ? static_cast<MapMode>(ev.arg0) : MapMode::unknown;
+            m.mode_inferred = false;
+            break;
+        case KEX_EV_KEX_BATCH:
+            ++m.batch_calls;
+            break;
+        default:
+            ++m.vm_insert_pages;
+            break;
+        }
     }
 
     void on_vma_close(const Event& ev) {
@@ -846,6 +923,29 @@ struct Correlator::State {
             add_step(life, StepKind::page_free_batched, ev, 0, flags);
             r.pages[life].free_batched = true;
             break;
+        case KEX_EV_KEX_FAULT: {
+            PageLife& p = r.pages[life];
+            if (!p.kex_faults++)
+                p.kex_fault_flags = static_cast<uint32_t>(ev.arg1);
+            if (p.index == kNoIndex)
+                p.index = static_cast<uint32_t>(ev.arg0);
+            set_uaddr(life, ev.addr);
+            if (r.pages[life].mapping >= 0)
+                ++r.mappings[static_cast<std::size_t>(r.pages[life].mapping)].faults;
+            break;
+        }
+        case KEX_EV_REMAP_PFN: {
+            set_uaddr(life, ev.addr);
+            PageLife& p = r.pages[life];
+            if (!p.remap_ts)
+                p.remap_ts = ev.ts;
+            if (p.mapping >= 0)
+                ++r.mappings[static_cast<std::size_t>(p.mapping)].remap_pfn_calls;
+            break;
+        }
+        case KEX_EV_REMAP_PFN_RET:
+            r.pages[life].remap_ret = ev.ret;
+            break;
         default:
             break;
         }
@@ -900,12 +1000,25 @@ struct Correlator::State {
             if (ph.begin == KEX_PHASE_WRITE_BEGIN)
                 writes[ph.tgid].push_back(&ph);
 
+        pending_faults.clear();
+        for (Mapping& m : r.mappings)
+            if (m.mode == MapMode::unknown) {
+                // an older kex (no kex_mmap_mode), or the event was lost
+                m.mode_inferred = true;
+                m.mode = m.batch_calls || m.vm_insert_pages ? MapMode::batch
+                         : m.remap_pfn_calls                ? MapMode::pfn
+                         : m.faults                         ? MapMode::fault
+                         : m.done_ts && m.ret == 0 && m.mapped ? MapMode::insert
+                                                               : MapMode::unknown;
+            }
+
         for (uint32_t i = 0; i < r.pages.size(); ++i)
             finish_life(i, writes);
 
         for (std::size_t i = 0; i < r.mappings.size(); ++i) {
             const Mapping& m = r.mappings[i];
-            if (m.done_ts && m.ret == 0 && m.lives != m.mapped)
+            // mode fault maps nothing at mmap: its pages come with the touches
+            if (m.done_ts && m.ret == 0 && m.lives != m.mapped && m.mode != MapMode::fault)
                 anomaly(m.done_ts, -1,
                         "mapping " + hex(m.vm_start) + ": kex reported " +
                             std::to_string(m.mapped) + " pages mapped, " + std::to_string(m.lives) +
@@ -937,6 +1050,16 @@ struct Correlator::State {
                 p.policy = Policy::keep;
         }
 
+        // Mode: the mapping's, else what the page's own events say.
+        if (p.mapping >= 0)
+            p.mode = r.mappings[static_cast<std::size_t>(p.mapping)].mode;
+        if (p.mode == MapMode::unknown)
+            p.mode = p.kex_faults ? MapMode::fault
+                     : p.remap_ts ? MapMode::pfn
+                                  : MapMode::unknown;
+        const uint64_t close_ts =
+            p.mapping >= 0 ? r.mappings[static_cast<std::size_t>(p.mapping)].close_ts : 0;
+
         // When was it mapped, and by which step.
         uint64_t map_ts = 0;
         uint64_t kex_free_ts = 0;
@@ -960,7 +1083,7 @@ struct Correlator::State {
                                     !(p.seen & (kMsInsert | kMsKexInsert | kMsPteSet));
 
         // What this page's story should contain.
-        p.expected = opts.expected;
+        p.expected = opts.expected & mode_expected(p.mode);
         // A failed insert may not have reached insert_page_into_pte_locked
         // (kex's fail_at, validation): only kex's own view of it is expected.
         if (insert_failed || never_inserted)
@@ -979,8 +1102,26 @@ struct Correlator::State {
         const auto life = static_cast<int32_t>(i);
         auto name = [&] { return page_name(i); }; // only for anomalies: most pages have none
 
+        // Mode pfn: special PTEs, no struct page use by the mapping. Any rmap,
+        // insert or zap of the page means it was not mapped the pfn way.
+        if (p.mode == MapMode::pfn)
+            for (const Step& s : p.steps)
+                if (s.kind == StepKind::rmap_add || s.kind == StepKind::rmap_remove ||
+                    s.kind == StepKind::insert || s.kind == StepKind::do_set_pte) {
+                    anomaly(s.ts, life,
+                            name() + ": mode pfn, but " + std::string(step_kind_name(s.kind)) +
+                                " saw the page (its PTE should be special, without rmap)");
+                    break;
+                }
+
         // Freed while still mapped: the classic driver bug (use after free).
-        if (page_free_ts && map_ts && map_ts < page_free_ts && !zap_before_free && !insert_failed)
+        // Mode pfn has no zap to see: mapped until its VMA closed.
+        if (p.mode == MapMode::pfn) {
+            if (page_free_ts && map_ts && !insert_failed && (!close_ts || page_free_ts < close_ts))
+                anomaly(page_free_ts, life,
+                        name() + ": mode pfn, freed before its mapping closed (still mapped)");
+        } else if (page_free_ts && map_ts && map_ts < page_free_ts && !zap_before_free &&
+                   !insert_failed)
             anomaly(page_free_ts, life,
                     name() + ": freed while still mapped (no rmap remove before mm_page_free)" +
                         (p.missing_lost & kMsZap ? " - or its zap events were lost" : ""));
@@ -1007,8 +1148,10 @@ struct Correlator::State {
         // Refcounts of a complete, successful life.
         if (p.missing == 0 && !insert_failed && !never_inserted && (p.seen & kMsPageFree)) {
             const auto got = refcount_trail(p);
-            const auto want = expected_refcount_trail(p.policy);
-            if (!got.empty() && got != want) {
+            const auto want = expected_refcount_trail(p.policy, p.mode);
+            // a fault page handed out again (refault) goes 1->2->1 once more
+            const bool refaulted = p.mode == MapMode::fault && p.kex_faults > 1;
+            if (!got.empty() && got != want && !refaulted) {
                 auto fmt = [](const std::vector<int32_t>& t) {
                     std::string s;
                     for (std::size_t k = 0; k < t.size(); ++k)

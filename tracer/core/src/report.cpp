@@ -125,6 +125,41 @@ std::vector<int32_t> expected_refcount_trail(Policy p) {
     return {1, 2, 1, 0};
 }
 
+std::vector<int32_t> expected_refcount_trail(Policy p, MapMode m) {
+    // pfn: 1 alloc, the mapping takes none, 0 at kex's free (close).
+    if (m == MapMode::pfn)
+        return {1, 0};
+    // fault: 1 alloc, 2 with the get_page handed to the core, 1 at the zap, 0 at close.
+    return expected_refcount_trail(p);
+}
+
+std::string_view map_mode_name(MapMode m) {
+    switch (m) {
+    case MapMode::insert:
+        return "insert";
+    case MapMode::batch:
+        return "batch";
+    case MapMode::fault:
+        return "fault";
+    case MapMode::pfn:
+        return "pfn";
+    case MapMode::unknown:
+        break;
+    }
+    return "unknown";
+}
+
+uint16_t mode_expected(MapMode m) {
+    switch (m) {
+    case MapMode::fault:
+        return kMsDefaultExpected & static_cast<uint16_t>(~kMsKexInsert);
+    case MapMode::pfn:
+        return kMsKexAlloc | kMsKexInsert | kMsKexFree | kMsPageFree;
+    default:
+        return kMsDefaultExpected;
+    }
+}
+
 uint64_t Losses::total() const {
     uint64_t n = ring + decode_errors;
     for (uint64_t v : per_type)

@@ -111,6 +111,9 @@ json page_json(const PageLife& p, std::size_t life) {
         {"owner", p.owner},
         {"mapping", p.mapping},
         {"policy", policy_name(p.policy)},
+        {"mode", map_mode_name(p.mode)},
+        {"kex_faults", p.kex_faults},
+        {"remap_pfn_ts", p.remap_ts ? json(p.remap_ts) : json(nullptr)},
         {"alloc_ts", p.alloc_ts},
         {"insert_ret", p.insert_ret},
         {"pte", pte_json(p)},
@@ -176,6 +179,12 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
                             {"vm_end", hex(m.vm_end)},
                             {"pages", m.pages},
                             {"policy", policy_name(m.policy)},
+                            {"mode", map_mode_name(m.mode)},
+                            {"mode_inferred", m.mode_inferred},
+                            {"batch_calls", m.batch_calls},
+                            {"vm_insert_pages", m.vm_insert_pages},
+                            {"remap_pfn_calls", m.remap_pfn_calls},
+                            {"faults", m.faults},
                             {"ts", m.ts},
                             {"done_ts", m.done_ts ? json(m.done_ts) : json(nullptr)},
                             {"ret", m.ret},
@@ -206,7 +215,7 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
 
     std::size_t clean_trail = 0, no_fault = 0, dirty = 0;
     for (const PageLife& p : r.pages) {
-        clean_trail += refcount_trail(p) == expected_refcount_trail(p.policy);
+        clean_trail += refcount_trail(p) == expected_refcount_trail(p.policy, p.mode);
         no_fault += p.first_write == FirstWrite::no_fault;
         dirty += p.zap_dirty;
     }

@@ -163,7 +163,7 @@ void render_mappings(const Report& r, std::ostream& out) {
         return;
     }
     out << "  " << cell("range", 29) << ' ' << rcell("pages", 6) << ' ' << cell("policy", 7) << ' '
-        << cell("result", 17) << ' ' << rcell("lives", 6) << ' ' << rcell("other allocs", 12) << ' '
+        << cell("mode", 7) << ' ' << cell("result", 17) << ' ' << rcell("lives", 6) << ' ' << rcell("other allocs", 12) << ' '
         << "closed\n";
     for (const Mapping& m : r.mappings) {
         const std::string result =
@@ -172,6 +172,8 @@ void render_mappings(const Report& r, std::ostream& out) {
                                      : fmt::format("ret {}, {} mapped", m.ret, m.mapped));
         out << "  " << cell(hex(m.vm_start) + "-" + hex(m.vm_end), 29) << ' '
             << rcell(std::to_string(m.pages), 6) << ' ' << cell(policy_name(m.policy), 7) << ' '
+            // "?": no kex:kex_mmap_mode, the mode is inferred from the events
+            << cell(std::string(map_mode_name(m.mode)) + (m.mode_inferred ? "?" : ""), 7) << ' '
             << cell(result, 17) << ' ' << rcell(std::to_string(m.lives), 6) << ' '
             << rcell(std::to_string(m.other_allocations), 12) << ' '
             << (m.close_ts ? delta(r.first_ts, m.close_ts) : "-") << '\n';
@@ -277,15 +279,27 @@ std::string policies(const Report& r) {
     return s;
 }
 
+std::string modes(const Report& r) {
+    std::map<std::string_view, std::size_t> n;
+    for (const PageLife& p : r.pages)
+        ++n[map_mode_name(p.mode)];
+    if (n.size() == 1)
+        return std::string(n.begin()->first);
+    std::string s;
+    for (auto& [name, count] : n)
+        s += fmt::format("{}{} {}", s.empty() ? "" : ", ", name, count);
+    return s;
+}
+
 void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
     if (r.pages.empty()) {
         out << "pages: no kex page seen\n";
         return;
     }
     const auto shown = rows_to_show(r, o);
-    out << fmt::format("pages, insert side: {} lives, policy {} (alloc@: since the first event; "
-                       "others: since alloc)\n",
-                       r.pages.size(), policies(r));
+    out << fmt::format("pages, insert side: {} lives, policy {}, mode {} (times since alloc; "
+                       "alloc@ since the start)\n",
+                       r.pages.size(), policies(r), modes(r));
     const std::size_t iw = index_width(r);
     out << "  " << rcell("#", iw) << ' ' << cell("pfn", 9) << ' ' << cell("user address", 14) << ' '
         << cell("alloc@", 7) << ' ' << cell("insert", 10) << ' ' << cell("rmap", 7) << ' '
@@ -453,7 +467,7 @@ void render_text(const Report& r, const RunInfo& run, std::ostream& out,
     const std::size_t incomplete = r.incomplete_pages();
     std::size_t clean_trail = 0, no_fault = 0, dirty = 0;
     for (const PageLife& p : r.pages) {
-        clean_trail += refcount_trail(p) == expected_refcount_trail(p.policy);
+        clean_trail += refcount_trail(p) == expected_refcount_trail(p.policy, p.mode);
         no_fault += p.first_write == FirstWrite::no_fault;
         dirty += p.zap_dirty;
     }

@@ -101,6 +101,10 @@ std::string pte_flags(uint64_t pte);
 enum class Policy : uint8_t { drop = 0, keep = 1, unknown = 255 };
 std::string_view policy_name(Policy p); // "drop", "keep", "unknown"
 
+// How kex mapped the pages (enum kex_map_mode; kex:kex_mmap_mode, else inferred).
+enum class MapMode : uint8_t { insert = 0, batch = 1, fault = 2, pfn = 3, unknown = 255 };
+std::string_view map_mode_name(MapMode m); // "insert", "batch", "fault", "pfn", "unknown"
+
 // One thing that happened to a page, in time order. 32 bytes.
 enum class StepKind : uint8_t {
     kmem_alloc,        // kmem:mm_page_alloc; value = order
@@ -158,6 +162,16 @@ enum Milestone : uint16_t {
 };
 inline constexpr uint16_t kMsAll = 0x1ff;
 inline constexpr uint16_t kMsDefaultExpected = kMsAll & ~kMsKmemAlloc;
+// The story of a page in each mapping mode (before masking out what this
+// kernel cannot observe):
+//   insert, batch: alloc, insert (vm_insert_page / vm_insert_pages -> the same
+//     insert_page_into_pte_locked), rmap, PTE, kex_page_insert, kex free, zap, free.
+//   fault: alloc in the .fault handler, do_set_pte / set_pte_range at the first
+//     touch (insert + PTE milestones), rmap, kex free at close, zap, free; no
+//     kex_page_insert.
+//   pfn: alloc, remap_pfn_range (kex_page_insert), kex free at close, free: no
+//     insert, rmap, PTE read-back nor zap (special PTEs: vm_normal_page is NULL).
+uint16_t mode_expected(MapMode m);
 // Names of the milestones in mask, in story order: "insert", "pte", ... ("a, b").
 std::string milestone_names(uint16_t mask);
 
@@ -187,7 +201,8 @@ struct PageLife {
     uint32_t owner = 0;        // tgid that mapped it
     int32_t mapping = -1;      // index into Report::mappings, -1 = none
     Policy policy = Policy::unknown;
-    std::vector<Step> steps; // time order
+    MapMode mode = MapMode::unknown; // its mapping's, or inferred from the page's events
+    std::vector<Step> steps;         // time order
 
     // Summary of the steps.
     uint64_t alloc_ts = 0; // first alloc step (kmem or kex)
@@ -205,6 +220,10 @@ struct PageLife {
     uint64_t free_ts = 0;                  // kmem:mm_page_free, 0 = not freed
     bool free_batched = false;             // mm_page_free_batched followed (release_pages path)
     bool open_at_end = false;              // no page_free before finish()
+    uint32_t kex_faults = 0;               // kex:kex_fault handing this page out (mode fault)
+    uint32_t kex_fault_flags = 0;          // the first one's KEX_FAULT_* flags
+    uint64_t remap_ts = 0;                 // remap_pfn_range of it (mode pfn), 0 = not seen
+    int64_t remap_ret = 0;                 // its return value
 
     uint16_t seen = 0;         // Milestone mask
     uint16_t expected = 0;     // Milestone mask for this page's policy / outcome
@@ -221,6 +240,8 @@ std::vector<int32_t> refcount_trail(const PageLife& p);
 std::vector<int32_t> mapcount_trail(const PageLife& p);
 // The trail expected for a clean life under policy: {1, 2, 1, 0}.
 std::vector<int32_t> expected_refcount_trail(Policy p);
+// ... and in a mapping mode: pfn {1, 0} (the mapping takes no reference).
+std::vector<int32_t> expected_refcount_trail(Policy p, MapMode m);
 
 // One kex mmap (kex:kex_mmap .. kex:kex_mmap_done), and what became of it.
 struct Mapping {
@@ -237,6 +258,12 @@ struct Mapping {
     uint32_t lives = 0;             // PageLife entries attributed to it
     uint64_t other_allocations = 0; // mm_page_alloc in its window never confirmed by kex
     uint64_t close_ts = 0;          // kex_vma_close, 0 = not seen
+    MapMode mode = MapMode::unknown;
+    bool mode_inferred = false;      // no kex:kex_mmap_mode: guessed from the events
+    uint32_t batch_calls = 0;        // kex:kex_batch (mode batch: one per vm_insert_pages)
+    uint32_t vm_insert_pages = 0;    // vm_insert_pages calls seen by the kprobe
+    uint32_t remap_pfn_calls = 0;    // remap_pfn_range calls of its pages (mode pfn)
+    uint32_t faults = 0;             // kex:kex_fault on it (mode fault)
 };
 
 // One rig phase (KEX_EV_RIG_PHASE begin/end pair) of one process.
