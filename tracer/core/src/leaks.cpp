@@ -201,7 +201,7 @@ class LedgerBuilder {
         // the zap's put (or kex's) happened, unseen.
         if (pending && ref != kNoCount) {
             book(pending->site, pending->delta, pending->step, stack_of(pending->step), true);
-            ref += pending->delta;
+            ref = sat32(int64_t(ref) + pending->delta);
         }
         v_.refcount = ref;
         v_.mapcount = map;
@@ -299,9 +299,9 @@ void pair(PageVerdict& v) {
         RefChange& d = v.changes[i];
         if (d.delta >= 0)
             continue;
-        int32_t left = -d.delta;
+        int64_t left = -int64_t(d.delta);
         auto cancel = [&](RefChange& t) {
-            const int32_t k = std::min(left, t.open);
+            const auto k = static_cast<int32_t>(std::min<int64_t>(left, t.open));
             t.open -= k;
             left -= k;
         };
@@ -333,7 +333,8 @@ void pair(PageVerdict& v) {
             v.ledger.push_back({c.site, c.stack_id, c.kind, 0, 0});
             it = v.ledger.end() - 1;
         }
-        (c.delta > 0 ? it->taken : it->dropped) += c.delta > 0 ? c.delta : -c.delta;
+        int32_t& sum = c.delta > 0 ? it->taken : it->dropped;
+        sum = sat32(int64_t(sum) + (c.delta > 0 ? int64_t(c.delta) : -int64_t(c.delta)));
     }
 }
 
