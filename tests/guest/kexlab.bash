@@ -11,12 +11,15 @@ kex_major() {
 	awk '$2 == "kex" { print $1; exit }' /proc/devices
 }
 
-# dmesg_mark, then dmesg_new: the kernel log lines since the mark.
+# dmesg_mark, then dmesg_new: the kernel log lines since the mark. The mark
+# is a line written to /dev/kmsg, not a line count: once the log buffer is
+# full (several suites in one boot), counts stop moving.
 dmesg_mark() {
-	DMESG_MARK=$(dmesg | wc -l)
+	DMESG_MARK="kexlab mark $$.$RANDOM.$(date +%s%N)"
+	echo "$DMESG_MARK" >/dev/kmsg
 }
 dmesg_new() {
-	dmesg | tail -n +"$((DMESG_MARK + 1))"
+	dmesg | awk -v m="$DMESG_MARK" 'seen { print } index($0, m) { seen = 1 }'
 }
 
 # rig_start ARGS...: run mmap_test ARGS with stdin on a FIFO held open on fd 7

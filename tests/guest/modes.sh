@@ -335,10 +335,13 @@ case_threads_modes() {
 			echo "-- mode=$mode ref_policy=$policy"
 			KEXPY_MODE=$mode kexpy threads /dev/kex 4 10 16 &
 			local other=$!
-			KEXPY_MODE=$mode kexpy multi /dev/kex 3 2
+			KEXPY_MODE=$mode kexpy threads /dev/kex 2 10 3
 			wait "$other"
 			kex_balanced
-			expect_counters $((4 * 10 * 16 + 21)) $((4 * 10 * 16 + 21)) 0 0 "$mode/$policy: after the threads"
+			# multi checks the global counters: alone
+			KEXPY_MODE=$mode kexpy multi /dev/kex 3 2
+			kex_balanced
+			expect_counters $((4 * 10 * 16 + 2 * 10 * 3 + 21)) $((4 * 10 * 16 + 2 * 10 * 3 + 21)) 0 0 "$mode/$policy: after the threads"
 			kex_unload
 		done
 	done
