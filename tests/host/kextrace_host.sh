@@ -117,13 +117,27 @@ if run missing 120 "$kt" -- /nonexistent/kextrace-host-test; then
 	[ $rc = 127 ] && ok "missing command: status 127" || { bad "missing command: status $rc"; show "$tmp/missing.err"; }
 fi
 
-# 7. -p PID ends when the process does
-sleep 2 &
+# 7. -p PID ends when the process does (the target ends once kextrace is attached)
+sleep 600 &
 target=$!
-if run attach 120 "$kt" -p "$target"; then
-	[ $rc = 0 ] && ok "-p: ended with the process" || { bad "-p: status $rc"; show "$tmp/attach.err"; }
-fi
+timeout -k 5 180 "$kt" -p "$target" >"$tmp/attach.out" 2>"$tmp/attach.err" &
+tracer=$!
+for _ in $(seq 1200); do
+	grep -q '^step ' "$tmp/attach.err" && break
+	kill -0 "$tracer" 2>/dev/null || break
+	sleep 0.1
+done
+kill "$target" 2>/dev/null
 wait "$target" 2>/dev/null
+wait "$tracer"
+rc=$?
+if [ $rc = 124 ] || [ $rc = 137 ]; then
+	bad "-p: hung after its process ended"
+elif [ $rc = 0 ]; then
+	ok "-p: ended with the process"
+else
+	bad "-p: status $rc"; show "$tmp/attach.err"
+fi
 
 echo "# host: $passed passed, $failed failed"
 [ $failed = 0 ]
