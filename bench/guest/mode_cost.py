@@ -3,15 +3,15 @@
 
 For the (first) kex mapping in the trace: the time from its kex_mmap event
 to the last PTE written for it, divided by its pages. "PTE written" is the
-PTE read back at insert_ret (insert, batch) or do_set_pte_ret (fault); a mode
-with neither (pfn: remap_pfn_range goes around insert_page_into_pte_locked)
-falls back to kex:kex_page_insert, which kex emits right after each page is
-mapped. Prints one JSON object.
+PTE read back at insert_ret (insert, batch) or do_set_pte_ret (fault), or the
+return of remap_pfn_range (pfn); a trace with none of them (a kextrace
+without the pfn probes) falls back to kex:kex_page_insert, which kex emits
+right after each page is mapped. Prints one JSON object.
 """
 import json
 import sys
 
-PTE_TYPES = ("insert_ret", "do_set_pte_ret")
+PTE_TYPES = ("insert_ret", "do_set_pte_ret", "remap_pfn_ret")
 
 
 def main(path):
