@@ -119,6 +119,8 @@ run_bpftrace() { # pages rep
 		sleep 2
 	done
 	kill -INT $bpid 2>/dev/null
+	for i in $(seq 60); do kill -0 $bpid 2>/dev/null || break; sleep 1; done
+	kill -KILL $bpid 2>/dev/null && drained=killed
 	wait $bpid
 	rc=$?
 	t1=$(kexbench now)
@@ -126,24 +128,10 @@ run_bpftrace() { # pages rep
 	ev=$(grep -c '^[0-9]' "$kb/bt.out")
 	lost=$(sed -n 's/.*Lost \([0-9]*\) events.*/\1/p' "$kb/bt.out" "$kb/bt.err" | awk '{s += $1} END {print s + 0}')
 	[ $rc = 0 ] || log "bpftrace exit $rc: $(grep -v '^$' "$kb/bt.err" | tail -3 | tr '\n' ' ')"
-	record overhead bpftrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc,\"drained\":$drained"
+	record overhead bpftrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc,\"drained\":\"$drained\""
 }
 
 has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
-
-# --- 1. overhead: A B C A B C ... ------------------------------------------------
-if has overhead; then
-	# warm-up (page cache, BTF parsing caches, first-insmod effects): not recorded
-	run_untraced 64 0 warmup
-	for pages in $overhead_pages; do
-		for rep in $(seq 1 "$reps"); do
-			log "overhead $pages pages, rep $rep/$reps"
-			run_untraced "$pages" "$rep"
-			run_kextrace "$pages" "$rep" overhead
-			run_bpftrace "$pages" "$rep"
-		done
-	done
-fi
 
 # --- 2. loss -----------------------------------------------------------------------
 # kextrace over kexbench loop (map, touch, unmap, LOOPS times, no exec between),
@@ -217,5 +205,19 @@ if has modes; then
 	done
 	echo drop >/sys/module/kex/parameters/ref_policy 2>/dev/null || true
 fi
+# --- 1. overhead: A B C A B C ... ------------------------------------------------
+if has overhead; then
+	# warm-up (page cache, BTF parsing caches, first-insmod effects): not recorded
+	run_untraced 64 0 warmup
+	for pages in $overhead_pages; do
+		for rep in $(seq 1 "$reps"); do
+			log "overhead $pages pages, rep $rep/$reps"
+			run_untraced "$pages" "$rep"
+			run_kextrace "$pages" "$rep" overhead
+			run_bpftrace "$pages" "$rep"
+		done
+	done
+fi
+
 rmmod kex 2>/dev/null
 log "done: $raw"
