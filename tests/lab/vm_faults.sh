@@ -27,6 +27,16 @@ status)	# the command's exit status and both streams come back, in order
 	check "the log is named on failure" grep -q "console log: $log" "$err"
 	check "no guest left running" no_qemu_left
 	;;
+clean)	# a first successful run, with no console log anywhere yet, is exit 0
+	dir=$(mktemp -d /tmp/vm-faults-logs.XXXXXX)
+	KEX_VM_LOGDIR=$dir "$top/scripts/vm" -- true 2>"$err"
+	rc=$?
+	left=$(find "$dir" -type f | wc -l)
+	rm -rf "$dir"
+	check "exit 0 with an empty log folder (got $rc)" [ "$rc" = 0 ]
+	check "a successful run keeps no console log (left $left)" [ "$left" = 0 ]
+	check "no guest left running" no_qemu_left
+	;;
 hang)	# a guest that never finishes is killed at the timeout
 	"$vm" --timeout 12 -- sleep 600 2>"$err" >/dev/null
 	rc=$?
