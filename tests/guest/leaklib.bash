@@ -70,10 +70,26 @@ leaks_all_start() {
 	wait_kextrace_started "$CASE_TMP/err.txt"
 }
 
-# leaks_all_stop RC_VAR: SIGINT, wait, its exit status in RC_VAR.
+# leaks_all_stop RC_VAR: SIGINT, wait (60 s at most: a kextrace that does not
+# stop is a failure with its kernel stack and wait channel shown, not a hung
+# suite), its exit status in RC_VAR.
 leaks_all_stop() {
-	local __var=$1 __rc=0
+	local __var=$1 __rc=0 i
 	kill -INT "$LEAKS_PID"
+	for i in $(seq 600); do
+		kill -0 "$LEAKS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$LEAKS_PID" 2>/dev/null; then
+		echo "kextrace $LEAKS_PID still running 60 s after SIGINT: wchan $(cat "/proc/$LEAKS_PID/wchan" 2>/dev/null)"
+		cat "/proc/$LEAKS_PID/stack" 2>/dev/null
+		grep -E '^(State|SigCgt|SigIgn|SigBlk):' "/proc/$LEAKS_PID/status" 2>/dev/null
+		tail -n 20 "$CASE_TMP/err.txt"
+		kill -9 "$LEAKS_PID"
+		wait "$LEAKS_PID" 2>/dev/null
+		fail "kextrace --all did not stop on SIGINT"
+		return 1
+	fi
 	wait "$LEAKS_PID" || __rc=$?
 	sed -n '/^leaks:/,$p' "$CASE_TMP/out.txt"
 	tail -n 3 "$CASE_TMP/err.txt"
