@@ -177,7 +177,7 @@ if has modes; then
 	modes=$("$rig" --help 2>&1 | sed -n 's/.*--mode \([a-z|]*\).*/\1/p' | head -1 | tr '|' ' ')
 	[ -n "$modes" ] || modes=default
 	modes=$(echo $modes | tr ' ' '\n' | head -n "$mode_limit" | tr '\n' ' ')
-	echo keep >/sys/module/kex/parameters/ref_policy 2>/dev/null || true
+	echo keep >/sys/module/kex/parameters/ref_policy
 	for rep in $(seq 1 "$mode_reps"); do
 		for m in $modes; do
 			log "mode $m, rep $rep/$mode_reps"
@@ -203,7 +203,7 @@ if has modes; then
 			rm -f "$kb/m.jsonl"
 		done
 	done
-	echo drop >/sys/module/kex/parameters/ref_policy 2>/dev/null || true
+	echo drop >/sys/module/kex/parameters/ref_policy
 fi
 # --- 1. overhead: A B C A B C ... ------------------------------------------------
 if has overhead; then

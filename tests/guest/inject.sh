@@ -222,7 +222,9 @@ case_fail_leak() {
 # counts from zero.
 case_rmmod_after_leaks() {
 	kex_load ref_policy=keep inject_noput=0 inject_extra_get=1 inject_fail_leak=2 verbose=0
-	mmap_test /dev/kex 8 --no-wait >/dev/null 2>&1 || true	# fails at page 2
+	local rc=0
+	mmap_test /dev/kex 8 --no-wait >/dev/null 2>&1 || rc=$?	# fails at page 2
+	[ "$rc" != 0 ] || fail "mmap_test succeeded although inject_fail_leak=2"
 	echo -1 >/sys/module/kex/parameters/inject_fail_leak
 	rig_run insert 8
 	rig_run fault 8

@@ -526,12 +526,14 @@ def open_as(dev, uid):
         os._exit(0)
     os.waitpid(pid, 0)
 
-cmd, args = sys.argv[1], sys.argv[2:]
-{'req': req, 'mremap_grow': mremap_grow, 'mprotect_exec': mprotect_exec,
+COMMANDS = {'req': req, 'mremap_grow': mremap_grow, 'mprotect_exec': mprotect_exec,
  'read': lambda d: rw(d, 'read'), 'write': lambda d: rw(d, 'write'),
  'fork_split': fork_split, 'multi': multi, 'threads': threads,
  'ioctls': ioctls, 'mode_of_new_open': mode_of_new_open, 'pagemap': pagemap,
  'touch': touch, 'fault_refault': fault_refault, 'fault_race': fault_race,
  'fault_fork': fault_fork, 'budget': budget, 'map_fixed': map_fixed,
  'prot_none': prot_none, 'dontneed': dontneed, 'mlock': mlock,
- 'many_fds': many_fds, 'open_as': open_as}[cmd](*args)
+ 'many_fds': many_fds, 'open_as': open_as}
+
+if __name__ == '__main__':   # tests/guest/stress.py imports the helpers
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

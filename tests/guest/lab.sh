@@ -228,9 +228,11 @@ case_kill_after_write() {
 case_kill_before_write() {
 	kex_load ref_policy=keep
 	rig_start /dev/kex 16
+	local rc=0
 	kill -9 "$RIG_PID"
-	wait "$RIG_PID" || true
+	wait "$RIG_PID" || rc=$?
 	exec 7>&-
+	expect_eq "$rc" 137 "the rig was killed by SIGKILL"
 	kex_balanced
 	expect_counters 16 16 0 0 "after the kill"
 }

@@ -162,11 +162,13 @@ case_interrupted_trace_leaves_no_temp_file() {
 		-- mmap_test /dev/kex 2 <&3 >"$d/out.txt" 2>&1 &
 	local kt=$! i
 	for i in $(seq 100); do grep -q 'press a key' "$d/out.txt" 2>/dev/null && break; sleep 0.1; done
+	local rc=0
 	kill -INT "$kt"
-	wait "$kt" || true
+	wait "$kt" || rc=$?
+	expect_eq "$rc" 130 "kextrace exit status after SIGINT (128 + 2)"
 	exec 3>&-
 	local left
-	left=$(ls "$d" | grep '\.tmp\.' || true)
+	left=$(find "$d" -name '*.tmp.*')
 	expect_eq "$left" "" "temp files left after an interrupt"
 	if [ -e "$d/t-timeline.json" ]; then
 		kextrace-validate-trace "$d/t-timeline.json"

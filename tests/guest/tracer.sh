@@ -110,8 +110,10 @@ bpftrace_start() {
 }
 
 bpftrace_stop() {
+	local rc=0
 	kill -INT "$bt_pid"
-	wait "$bt_pid" || true
+	wait "$bt_pid" || rc=$?
+	expect_eq "$rc" 0 "bpftrace exit status after SIGINT"
 }
 
 # --- cases -------------------------------------------------------------------------
@@ -139,8 +141,8 @@ for t in ('kex_page_alloc', 'kex_page_free', 'page_free'):
 ret = [e for e in ev if e['type'] == 'insert_ret']
 ok(all(e['refcount'] == 2 and e['mapcount'] == 1 for e in ret), 'after insert: refcount 2, mapcount 1')
 "
+	kex_balanced
 	kex_unload
-	kex_balanced 2>/dev/null || true
 }
 
 case_keep_8_pages() {
@@ -345,8 +347,10 @@ case_attach_to_pid() {
 	local k=$!
 	wait_started "$CASE_TMP/err.txt"
 	echo go >"$CASE_TMP/go"
+	local rc=0
 	wait $rig
-	wait $k || true
+	wait $k || rc=$?
 	cat "$CASE_TMP/err.txt" "$CASE_TMP/out.txt"
+	expect_eq "$rc" 0 "kextrace -p exit status once its process ended"
 	check_clean_run "$CASE_TMP/out.json" 4 drop munmap
 }
