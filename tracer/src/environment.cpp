@@ -36,15 +36,16 @@ bool has_cap(const __user_cap_data_struct (&d)[2], int cap) {
 } // namespace
 
 Status check_privileges() {
-    if (::geteuid() == 0)
-        return Ok{};
+    // The effective capabilities, not the uid: root with a reduced bounding set
+    // (a container, setpriv) cannot load BPF either.
     __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2]{};
-    if (::syscall(SYS_capget, &hdr, data) == 0 && has_cap(data, CAP_BPF) &&
-        has_cap(data, CAP_PERFMON))
+    if (::syscall(SYS_capget, &hdr, data) == 0 &&
+        ((has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON)) || has_cap(data, CAP_SYS_ADMIN)))
         return Ok{};
-    return Error{"kextrace needs root, or CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN for "
-                 "tracefs kprobes): run it with sudo"};
+    return Error{fmt::format("kextrace needs root, or CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN "
+                             "for tracefs kprobes){}: run it with sudo",
+                             ::geteuid() == 0 ? " (running as root, but without them)" : "")};
 }
 
 Status check_btf(const std::string& path) {

@@ -119,6 +119,23 @@ int run(const Options& opt) {
         return kExitCannotRun;
     }
 
+    // Output files first: an unwritable one fails before anything is loaded or attached.
+    std::optional<JsonlWriter> jsonl;
+    if (!opt.jsonl_path.empty())
+        jsonl.emplace(JsonlWriter::open(opt.jsonl_path).take_or_die("--jsonl"));
+    // an unwritable --export or --json fails now, not after the trace
+    if (!opt.export_path.empty())
+        AtomicFile::create(opt.export_path).take_or_die("--export");
+    if (!opt.json_path.empty())
+        AtomicFile::create(opt.json_path).take_or_die("--json");
+    std::ofstream events_out;
+    if (!opt.events_path.empty()) {
+        events_out.open(opt.events_path, std::ios::trunc);
+        if (!events_out)
+            throw FatalError(
+                fmt::format("cannot write {}: {}", opt.events_path, std::strerror(errno)));
+    }
+
     LoaderOptions lopts;
     lopts.tracefs = tracefs;
     bool tracefs_kprobes = tracefs && tracefs->kprobe_events_writable();
@@ -182,18 +199,6 @@ int run(const Options& opt) {
     copts.alloc_attach_ns = 10'000'000'000ull;
     Correlator correlator(copts);
     uint64_t decode_errors = 0;
-    std::optional<JsonlWriter> jsonl;
-    if (!opt.jsonl_path.empty())
-        jsonl.emplace(JsonlWriter::open(opt.jsonl_path).take_or_die("--jsonl"));
-    if (!opt.export_path.empty()) // an unwritable --export fails now, not after the trace
-        AtomicFile::create(opt.export_path).take_or_die("--export");
-    std::ofstream events_out;
-    if (!opt.events_path.empty()) {
-        events_out.open(opt.events_path, std::ios::trunc);
-        if (!events_out)
-            throw FatalError(
-                fmt::format("cannot write {}: {}", opt.events_path, std::strerror(errno)));
-    }
     std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records per type, for ring_accounting
     auto st = loader->open_ring_buffer([&](std::span<const std::byte> rec) {
         // Stack records are reserved at full depth: only stack_len entries count.

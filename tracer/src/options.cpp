@@ -81,12 +81,20 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        *exit_code = app.exit(e);
+        // --help is success; every usage error is 2, whatever CLI11's own code
+        *exit_code = app.exit(e) == 0 ? 0 : 2;
         return std::nullopt;
     }
     o.command = app.remaining();
-    if (!o.command.empty() && o.command.front() == "--")
+    if (!o.command.empty() && o.command.front() == "--") {
         o.command.erase(o.command.begin());
+    } else if (!o.command.empty() && o.command.front().starts_with('-')) {
+        // prefix_command() hands an unknown option over as the command
+        fmt::print(stderr, "kextrace: unknown option {} (see --help; the command goes after --)\n",
+                   o.command.front());
+        *exit_code = 2;
+        return std::nullopt;
+    }
     o.settle = std::chrono::milliseconds(settle_ms);
     if (o.leaks && settle_opt->count() == 0)
         o.settle = std::chrono::milliseconds(1000); // frees deferred past the exit, the release
