@@ -4,11 +4,10 @@
 // Streams: StreamBuilder stories (11 events per page: kmem alloc, kex alloc,
 // insert, rmap add, insert return, kex insert, kex free, dirty, zap, free,
 // free batched; three of them with a 2-frame stack), one process per CPU,
-// each process mapping 16,384-page windows (fewer pages for small streams) over its own pfn range until the
-// stream has the asked number of events. Delivery is out of order across
-// CPUs, as a drained per-CPU buffer would deliver it: 256-event chunks of
-// each CPU in turn, so consecutive events jump back and forth in time by
-// up to a chunk's span.
+// each process mapping 16,384-page windows (fewer pages for small streams) over its own pfn range
+// until the stream has the asked number of events. Delivery is out of order across CPUs, as a
+// drained per-CPU buffer would deliver it: 256-event chunks of each CPU in turn, so consecutive
+// events jump back and forth in time by up to a chunk's span.
 //
 // Counters:
 //   events/s          items_processed / time (single thread; feed + finish)
@@ -110,8 +109,8 @@ std::vector<Event> make_stream(std::size_t n) {
         builders.back().cpu(c);
     }
     // 16,384-page mappings, smaller for small streams (a few mappings per CPU)
-    const auto pages_per_mapping =
-        static_cast<uint32_t>(std::clamp<std::size_t>(n / (11 * kCpus * 4), 64, kMaxPagesPerMapping));
+    const auto pages_per_mapping = static_cast<uint32_t>(
+        std::clamp<std::size_t>(n / (11 * kCpus * 4), 64, kMaxPagesPerMapping));
     while (total < n) {
         for (uint32_t c = 0; c < kCpus && total < n; ++c) {
             StreamBuilder::Story s;

@@ -43,9 +43,11 @@ uint64_t tv_us(const timeval& tv) {
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: kexbench now\n"
-                         "       kexbench run [--t0 NS] [--out FILE] [--label L] [--hold FILE] -- CMD ARGS...\n"
-                         "       kexbench loop DEVICE PAGES LOOPS [--out FILE]\n");
+    std::fprintf(
+        stderr,
+        "usage: kexbench now\n"
+        "       kexbench run [--t0 NS] [--out FILE] [--label L] [--hold FILE] -- CMD ARGS...\n"
+        "       kexbench loop DEVICE PAGES LOOPS [--out FILE]\n");
     std::exit(2);
 }
 

@@ -7,8 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <sstream>
 #include <span>
+#include <sstream>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     kextrace::CorrelatorOptions opts;

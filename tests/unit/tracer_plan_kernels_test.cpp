@@ -90,18 +90,17 @@ struct Expect {
 const Expect kKernels[] = {
     {"6.1", "insert_page_into_pte_locked.constprop.0", 2, 3, "page_add_file_rmap", 1, "do_set_pte",
      2, 3, "page_remove_rmap", 1, "set_page_dirty", "unmap_region", KEX_UNMAP_REGION_61},
-    {"6.6", "insert_page_into_pte_locked", 2, 4, "folio_add_file_rmap_range", 2, "set_pte_range",
-     3, 5, "page_remove_rmap", 1, "set_page_dirty", "unmap_region", KEX_UNMAP_REGION_61},
+    {"6.6", "insert_page_into_pte_locked", 2, 4, "folio_add_file_rmap_range", 2, "set_pte_range", 3,
+     5, "page_remove_rmap", 1, "set_page_dirty", "unmap_region", KEX_UNMAP_REGION_61},
     {"6.12", "insert_page_into_pte_locked.isra.0", 2, 3, "folio_add_file_rmap_ptes", 2,
      "set_pte_range", 3, 5, "folio_remove_rmap_ptes", 2, "folio_mark_dirty",
      "vms_complete_munmap_vmas", KEX_UNMAP_VMS},
 };
 
-const char* const kKprobeSteps[] = {"insert",         "batch insert", "rmap add",
-                                    "fault install",  "zap (rmap remove)",
-                                    "dirty at zap",   "unmap (munmap)", "exit unmap",
-                                    "pfn map"};
-const char* const kTracepointSteps[] = {"alloc", "free",  "free batched", "syscalls",
+const char* const kKprobeSteps[] = {"insert",         "batch insert",      "rmap add",
+                                    "fault install",  "zap (rmap remove)", "dirty at zap",
+                                    "unmap (munmap)", "exit unmap",        "pfn map"};
+const char* const kTracepointSteps[] = {"alloc", "free", "free batched", "syscalls",
                                         "fork",  "exit", "user faults"};
 
 } // namespace

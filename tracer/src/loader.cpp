@@ -34,7 +34,9 @@ int libbpf_print(enum libbpf_print_level level, const char* format, va_list args
     return n;
 }
 
-std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+std::string errstr(int err) {
+    return std::strerror(err < 0 ? -err : err);
+}
 
 int perf_event_open_tracepoint(int id) {
     perf_event_attr attr{};
@@ -43,19 +45,29 @@ int perf_event_open_tracepoint(int id) {
     attr.config = id;
     attr.sample_period = 1;
     attr.wakeup_events = 1;
-    return static_cast<int>(
-        ::syscall(__NR_perf_event_open, &attr, -1 /* pid */, 0 /* cpu */, -1, PERF_FLAG_FD_CLOEXEC));
+    return static_cast<int>(::syscall(__NR_perf_event_open, &attr, -1 /* pid */, 0 /* cpu */, -1,
+                                      PERF_FLAG_FD_CLOEXEC));
 }
 
-bool pid_alive(int pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+bool pid_alive(int pid) {
+    return ::kill(pid, 0) == 0 || errno == EPERM;
+}
 
 } // namespace
 
-void route_libbpf_logs() { libbpf_set_print(libbpf_print); }
+void route_libbpf_logs() {
+    libbpf_set_print(libbpf_print);
+}
 
-void LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
-void Loader::SkelDeleter::operator()(::kextrace_bpf* s) const { kextrace_bpf__destroy(s); }
-void Loader::RingBufferDeleter::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+void LinkDeleter::operator()(bpf_link* l) const {
+    bpf_link__destroy(l);
+}
+void Loader::SkelDeleter::operator()(::kextrace_bpf* s) const {
+    kextrace_bpf__destroy(s);
+}
+void Loader::RingBufferDeleter::operator()(ring_buffer* rb) const {
+    ring_buffer__free(rb);
+}
 
 // --- tracefs kprobes ---------------------------------------------------------
 
@@ -110,7 +122,9 @@ Result<std::unique_ptr<Loader>> Loader::open(const LoaderOptions& opts) {
     return l;
 }
 
-Loader::~Loader() { detach(); }
+Loader::~Loader() {
+    detach();
+}
 
 Status Loader::configure(const ProbePlan& plan) {
     auto* ro = skel_->rodata;
@@ -200,8 +214,8 @@ Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
         std::vector<std::string> failed;
         for (const UsdtProbe& p : rig_usdt_probes()) {
             LIBBPF_OPTS(bpf_usdt_opts, uopts, .usdt_cookie = p.phase);
-            bpf_link* l = bpf_program__attach_usdt(prog, -1, target.c_str(), "kex_rig", p.name,
-                                                   &uopts);
+            bpf_link* l =
+                bpf_program__attach_usdt(prog, -1, target.c_str(), "kex_rig", p.name, &uopts);
             if (!l) {
                 failed.push_back(fmt::format("{} ({})", p.name, errstr(errno)));
                 continue;
@@ -338,7 +352,7 @@ std::optional<std::array<uint64_t, KEX_P_COUNT>> Loader::read_kprobe_missed() co
 }
 
 void Loader::detach() {
-    links_.clear();   // first: a tracefs kprobe in use cannot be removed
+    links_.clear(); // first: a tracefs kprobe in use cannot be removed
     kprobes_.clear();
 }
 

@@ -183,7 +183,11 @@ const std::map<std::string, std::vector<ExpectedField>>& kex_layouts() {
         {"kex_release", {{"pages", 8, 4}}},
         {"kex_mmap_mode", {{"vm_start", 8, 8}, {"mode", 16, 4}}},
         {"kex_batch",
-         {{"uaddr", 8, 8}, {"index", 16, 4}, {"requested", 20, 4}, {"mapped", 24, 4}, {"ret", 28, 4}}},
+         {{"uaddr", 8, 8},
+          {"index", 16, 4},
+          {"requested", 20, 4},
+          {"mapped", 24, 4},
+          {"ret", 28, 4}}},
         {"kex_fault", {{"uaddr", 8, 8}, {"pfn", 16, 8}, {"index", 24, 4}, {"flags", 28, 4}}},
         // not kex's, but our own struct too (bpf/kex_tp.h)
         {"page_fault_user", {{"address", 8, 8}, {"ip", 16, 8}, {"error_code", 24, 8}}},
@@ -319,10 +323,9 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
         // them maps in mode insert only, and the mode is inferred.
         bool old_kex = facts.has_tracepoint && facts.has_tracepoint("kex", "kex_mmap") &&
                        !facts.has_tracepoint("kex", "kex_mmap_mode");
-        plan_tp_step(plan, facts, "kex modes",
-                     {KEX_P_KEX_MMAP_MODE, KEX_P_KEX_BATCH, KEX_P_KEX_FAULT},
-                     old_kex ? "this kex has no mapping modes: mode inferred from the events"
-                             : kex_missing);
+        plan_tp_step(
+            plan, facts, "kex modes", {KEX_P_KEX_MMAP_MODE, KEX_P_KEX_BATCH, KEX_P_KEX_FAULT},
+            old_kex ? "this kex has no mapping modes: mode inferred from the events" : kex_missing);
     }
 
     // insert_page_into_pte_locked: static, cloned by GCC on Debian's kernels
@@ -349,7 +352,8 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
                      {KEX_P_INSERT, KEX_P_INSERT_RET});
 
     plan_kprobe_step(plan, ks, facts, "batch insert",
-                     {{"vm_insert_pages", [](ProbeConfig&, const CloneName&) {
+                     {{"vm_insert_pages",
+                       [](ProbeConfig&, const CloneName&) {
                            return std::string("mode batch: calls inside kex's mmap; each page "
                                               "then goes through the insert step");
                        }}},
@@ -476,7 +480,8 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
                      {KEX_P_EXIT_MMAP, KEX_P_EXIT_MMAP_RET});
 
     plan_kprobe_step(plan, ks, facts, "pfn map",
-                     {{"remap_pfn_range", [](ProbeConfig&, const CloneName&) {
+                     {{"remap_pfn_range",
+                       [](ProbeConfig&, const CloneName&) {
                            return std::string("mode pfn: (addr, pfn, size) per call; its PTEs "
                                               "are special: no rmap, no reference, nothing at "
                                               "the zap");

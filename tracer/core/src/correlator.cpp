@@ -1005,9 +1005,9 @@ struct Correlator::State {
             if (m.mode == MapMode::unknown) {
                 // an older kex (no kex_mmap_mode), or the event was lost
                 m.mode_inferred = true;
-                m.mode = m.batch_calls || m.vm_insert_pages ? MapMode::batch
-                         : m.remap_pfn_calls                ? MapMode::pfn
-                         : m.faults                         ? MapMode::fault
+                m.mode = m.batch_calls || m.vm_insert_pages    ? MapMode::batch
+                         : m.remap_pfn_calls                   ? MapMode::pfn
+                         : m.faults                            ? MapMode::fault
                          : m.done_ts && m.ret == 0 && m.mapped ? MapMode::insert
                                                                : MapMode::unknown;
             }
@@ -1054,9 +1054,7 @@ struct Correlator::State {
         if (p.mapping >= 0)
             p.mode = r.mappings[static_cast<std::size_t>(p.mapping)].mode;
         if (p.mode == MapMode::unknown)
-            p.mode = p.kex_faults ? MapMode::fault
-                     : p.remap_ts ? MapMode::pfn
-                                  : MapMode::unknown;
+            p.mode = p.kex_faults ? MapMode::fault : p.remap_ts ? MapMode::pfn : MapMode::unknown;
         const uint64_t close_ts =
             p.mapping >= 0 ? r.mappings[static_cast<std::size_t>(p.mapping)].close_ts : 0;
 

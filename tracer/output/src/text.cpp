@@ -163,15 +163,16 @@ void render_mappings(const Report& r, std::ostream& out) {
         return;
     }
     out << "  " << cell("range", 29) << ' ' << rcell("pages", 6) << ' ' << cell("policy", 7) << ' '
-        << cell("mode", 7) << ' ' << cell("result", 17) << ' ' << rcell("lives", 6) << ' ' << rcell("other allocs", 12) << ' '
-        << "closed\n";
+        << cell("mode", 7) << ' ' << cell("result", 17) << ' ' << rcell("lives", 6) << ' '
+        << rcell("other allocs", 12) << ' ' << "closed\n";
     for (const Mapping& m : r.mappings) {
         const std::string result =
             !m.done_ts ? "not done"
                        : (m.ret == 0 ? fmt::format("ok, {} mapped", m.mapped)
                                      : fmt::format("ret {}, {} mapped", m.ret, m.mapped));
         out << "  " << cell(hex(m.vm_start) + "-" + hex(m.vm_end), 29) << ' '
-            << rcell(std::to_string(m.pages), 6) << ' ' << cell(policy_name(m.policy), 7) << ' '
+            << rcell(std::to_string(m.pages), 6) << ' ' << cell(policy_name(m.policy), 7)
+            << ' '
             // "?": no kex:kex_mmap_mode, the mode is inferred from the events
             << cell(std::string(map_mode_name(m.mode)) + (m.mode_inferred ? "?" : ""), 7) << ' '
             << cell(result, 17) << ' ' << rcell(std::to_string(m.lives), 6) << ' '

@@ -259,11 +259,11 @@ struct Mapping {
     uint64_t other_allocations = 0; // mm_page_alloc in its window never confirmed by kex
     uint64_t close_ts = 0;          // kex_vma_close, 0 = not seen
     MapMode mode = MapMode::unknown;
-    bool mode_inferred = false;      // no kex:kex_mmap_mode: guessed from the events
-    uint32_t batch_calls = 0;        // kex:kex_batch (mode batch: one per vm_insert_pages)
-    uint32_t vm_insert_pages = 0;    // vm_insert_pages calls seen by the kprobe
-    uint32_t remap_pfn_calls = 0;    // remap_pfn_range calls of its pages (mode pfn)
-    uint32_t faults = 0;             // kex:kex_fault on it (mode fault)
+    bool mode_inferred = false;   // no kex:kex_mmap_mode: guessed from the events
+    uint32_t batch_calls = 0;     // kex:kex_batch (mode batch: one per vm_insert_pages)
+    uint32_t vm_insert_pages = 0; // vm_insert_pages calls seen by the kprobe
+    uint32_t remap_pfn_calls = 0; // remap_pfn_range calls of its pages (mode pfn)
+    uint32_t faults = 0;          // kex:kex_fault on it (mode fault)
 };
 
 // One rig phase (KEX_EV_RIG_PHASE begin/end pair) of one process.
