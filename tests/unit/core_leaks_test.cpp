@@ -255,8 +255,9 @@ TEST(CoreLeaks, ExtraGetIsBookedAtTheLaterEventsSite) {
     EXPECT_EQ(taken, 3);
     // Ledger: kex's put cancels the allocation's, the zap the insert's.
     for (const RefChange& c : v.changes)
-        if (c.site == RefSite::alloc || c.site == RefSite::insert)
+        if (c.site == RefSite::alloc || c.site == RefSite::insert) {
             EXPECT_EQ(c.open, 0);
+        }
 }
 
 TEST(CoreLeaks, ExtraGetUnderKeepFallsBackToTheEarlierStack) {
@@ -411,7 +412,9 @@ TEST(CoreLeaks, FreeNotObservableIsInconclusive) {
     b.story({.pages = 2});
     never_freed(b, kPfn0);
     never_freed(b, kPfn0 + 1);
-    Correlator c({.expected = static_cast<uint16_t>(kMsDefaultExpected & ~kMsPageFree)});
+    CorrelatorOptions o;
+    o.expected = static_cast<uint16_t>(kMsDefaultExpected & ~kMsPageFree);
+    Correlator c(o);
     for (const Event& e : b.events)
         c.feed(e);
     const Report r = c.finish();

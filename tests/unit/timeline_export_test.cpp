@@ -274,8 +274,9 @@ TEST(TimelineExport, OptionsTurnPartsOff) {
     for (const json& e : doc["traceEvents"]) {
         EXPECT_NE(e["ph"], "C");
         EXPECT_FALSE(e.contains("bind_id"));
-        if (e.contains("args"))
+        if (e.contains("args")) {
             EXPECT_FALSE(e["args"].contains("stack"));
+        }
     }
     EXPECT_TRUE(validate_trace_events(doc).ok());
 }

@@ -135,9 +135,10 @@ TEST(TracerProbePlan, NoKprobesLeavesTracepointsAndSaysWhy) {
     for (const char* s : {"insert", "rmap add", "pte set", "fault install", "zap (rmap remove)",
                           "dirty at zap", "unmap (munmap)", "exit unmap"}) {
         EXPECT_FALSE(step(p, s).available) << s;
-        if (std::string(s) != "pte set")
+        if (std::string(s) != "pte set") {
             EXPECT_EQ(step(p, s).reason.rfind("no kprobes on this kernel", 0), 0u)
                 << s << ": " << step(p, s).reason;
+        }
     }
     EXPECT_NE(step(p, "insert").reason.find("would attach insert_page_into_pte_locked.constprop.0"),
               std::string::npos);
