@@ -56,6 +56,17 @@ def zeros_then_pattern(a, pages, base):
          [(base + i) & 0xff for i in range(pages)])
 
 
+def fresh(pages, base, at_least=1):
+    """A kex mapping of max(PAGES, AT_LEAST) pages, its fd closed, checked
+    zero and then filled with the pattern from BASE: (address, pages)."""
+    pages = max(pages, at_least)
+    fd = k.kopen(DEV)
+    a = mapped(fd, pages)
+    os.close(fd)
+    zeros_then_pattern(a, pages, base)
+    return a, pages
+
+
 # --- scenarios: (rng, mode, pages) -> None; raise ScenarioFailed -------------
 
 def s_plain(rng, mode, pages):
@@ -71,12 +82,8 @@ def s_plain(rng, mode, pages):
 
 
 def s_partial_munmap(rng, mode, pages):
-    pages = max(pages, 3)
-    fd = k.kopen(DEV)
-    a = mapped(fd, pages)
-    os.close(fd)
     base = rng.randrange(1, 200)
-    zeros_then_pattern(a, pages, base)
+    a, pages = fresh(pages, base, at_least=3)
     lo = rng.randrange(1, pages - 1)
     n = rng.randrange(1, pages - lo)
     k.munmap(a + lo * k.PS, n)
@@ -89,10 +96,7 @@ def s_partial_munmap(rng, mode, pages):
 
 
 def s_fork(rng, mode, pages):
-    fd = k.kopen(DEV)
-    a = mapped(fd, pages)
-    os.close(fd)
-    zeros_then_pattern(a, pages, 1)
+    a, pages = fresh(pages, 1)
     child_first = rng.random() < 0.5
     page = rng.randrange(pages)
     r, w = os.pipe()
@@ -120,11 +124,7 @@ def s_fork(rng, mode, pages):
 
 
 def s_mremap(rng, mode, pages):
-    pages = max(pages, 2)
-    fd = k.kopen(DEV)
-    a = mapped(fd, pages)
-    os.close(fd)
-    zeros_then_pattern(a, pages, 7)
+    a, pages = fresh(pages, 7, at_least=2)
     if rng.random() < 0.5:  # shrink: the tail is unmapped, the head stays
         n = rng.randrange(1, pages)
         b = k.libc.mremap(a, pages * k.PS, n * k.PS, 0)
@@ -140,11 +140,7 @@ def s_mremap(rng, mode, pages):
 
 
 def s_dontneed(rng, mode, pages):
-    pages = max(pages, 2)
-    fd = k.kopen(DEV)
-    a = mapped(fd, pages)
-    os.close(fd)
-    zeros_then_pattern(a, pages, 1)
+    a, pages = fresh(pages, 1, at_least=2)
     i = rng.randrange(pages)
     rc = k.libc.madvise(a + i * k.PS, k.PS, k.MADV_DONTNEED)
     res = 'ok' if rc == 0 else k.err()
