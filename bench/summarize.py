@@ -240,14 +240,16 @@ def summary_md(env, ov, ls, md, co, meta):
                  f"{'exact' if ok else 'not exact' if ok is False else 'no accounting'} | {verdict(bool(ok) and (o.get('lost') or 0) > 0)} |")
     cb = co.get("benchmarks", {}) if co else {}
     for name, d in sorted(cb.items()):
-        if name.startswith("correlate/buffer_all") and "items_per_second" in d:
+        if name.startswith("correlate/") and "items_per_second" in d:
             ev = d["items_per_second"]
-            L.append(f"| correlation, {name.split('/')[-1]} events (1 thread, CPU time) | >= 10 M events/s | "
+            parts = name.split('/')  # correlate/MODE/EVENTS/iterations:N
+            label = f"{int(parts[2]):,} events, {parts[1]}"
+            L.append(f"| correlation, {label} (1 thread, CPU time) | >= 10 M events/s | "
                      f"{fmt_r({k: v / 1e6 if isinstance(v, (int, float)) else v for k, v in ev.items()})} M/s | "
                      f"{verdict(ev['median'] >= TARGETS['events_per_s'])} |")
             if "report_B_per_page" in d:
                 rb, pb = d["report_B_per_page"]["median"], d["peak_B_per_page"]["median"]
-                L.append(f"| memory per tracked page, {name.split('/')[-1]} events | <= 256 B | "
+                L.append(f"| memory per tracked page, {label} | <= 256 B | "
                          f"{rb:.0f} B held by the report, {pb:.0f} B at the peak | {verdict(pb <= TARGETS['bytes_per_page'])} |")
     for name, d in sorted(cb.items()):
         if name.startswith("export/") and "bytes_per_second" in d:
