@@ -54,6 +54,9 @@ expect bad_value 2 'ringbuf-mb' "$kt" --ringbuf-mb 3 -- true
 expect bad_range 2 'ringbuf-mb' "$kt" --ringbuf-mb 0 -- true
 expect bad_insert_args 2 'insert-args wants PTE,PAGE' "$kt" --insert-args 9,1 -- true
 expect all_without_leaks 2 '--all goes with --leaks' "$kt" --all
+expect report_without_file 2 'FILE is required' "$kt" report
+expect report_bad_option 2 'bogus' "$kt" report --bogus x.jsonl
+expect report_missing_file 1 'cannot read /nonexistent/x.jsonl' "$kt" report /nonexistent/x.jsonl
 none_left "bad options"
 
 # 2. no command: usage, exit 2

@@ -27,7 +27,7 @@ int report_main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        return app.exit(e) == 0 ? 0 : 2; // usage errors are 2, as for kextrace itself
     }
     try {
         Replay r = replay_jsonl(input).take_or_die();
