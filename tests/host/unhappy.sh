@@ -1,8 +1,8 @@
 #!/bin/bash
 # tests/host/unhappy.sh BINDIR - kextrace's unhappy paths on THIS machine's
 # kernel (no guest needed): bad options, a missing command, unwritable
-# outputs, no privileges, SIGTERM, two tracers at once, a command that exits
-# at once. Every case checks the exit status, the message, and that nothing
+# outputs, no privileges, no BTF, SIGTERM, two tracers at once, a command that
+# exits at once. Every case checks the exit status, the message, and that nothing
 # is left behind: no BPF program of kextrace loaded, no temporary file.
 # Needs root (as scripts/test runs); exits 0 when every case passed.
 set -uo pipefail
@@ -91,6 +91,11 @@ none_left "unwritable outputs"
 expect not_root 1 'needs root, or CAP_BPF and CAP_PERFMON' setpriv --reuid=65534 --regid=65534 --clear-groups "$kt" -- true
 expect no_caps 1 'needs root, or CAP_BPF and CAP_PERFMON' setpriv --inh-caps=-all --bounding-set=-bpf,-perfmon,-sys_admin "$kt" -- true
 none_left "no privileges"
+
+# 5b. a kernel without BTF (hidden in a private mount namespace): named, exit 1
+expect no_btf 1 'no /sys/kernel/btf/vmlinux: this kernel was built without CONFIG_DEBUG_INFO_BTF' \
+	unshare -m sh -c "mount -t tmpfs none /sys/kernel/btf && exec '$kt' -- true"
+none_left "no BTF"
 
 # 6. a command that exits at once: its status, a complete report
 expect exits_at_once 0 'kprobes via' "$kt" --json "$tmp/once.json" -- true
