@@ -37,6 +37,17 @@ clean)	# a first successful run, with no console log anywhere yet, is exit 0
 	check "a successful run keeps no console log (left $left)" [ "$left" = 0 ]
 	check "no guest left running" no_qemu_left
 	;;
+oops)	# a kernel oops is reported with its text at once, not at the deadline
+	start=$(date +%s)
+	"$vm" --timeout 120 -- sh -c 'echo "Oops: 0000 [#1] kextrace lab test" >/dev/kmsg; sleep 600' 2>"$err" >/dev/null
+	rc=$?
+	took=$(($(date +%s) - start))
+	check "exit 125 on an oops (got $rc)" [ "$rc" = 125 ]
+	check "says the guest kernel oopsed" grep -q 'guest kernel oops' "$err"
+	check "shows the oops line" grep -q 'Oops: 0000 \[#1\] kextrace lab test' "$err"
+	check "stopped well before the deadline (${took}s)" [ "$took" -lt 60 ]
+	check "no guest left running" no_qemu_left
+	;;
 hang)	# a guest that never finishes is killed at the timeout
 	"$vm" --timeout 12 -- sleep 600 2>"$err" >/dev/null
 	rc=$?
