@@ -35,7 +35,7 @@ rig_run() {
 # kex_unload_checked: rmmod works with pages leaked.
 kex_unload_checked() {
 	rmmod kex
-	expect_eq "$(grep -c '^kex ' /proc/modules || true)" 0 "rmmod after the leak"
+	expect_eq "$(awk '$1 == "kex"' /proc/modules | wc -l)" 0 "rmmod after the leak"
 }
 
 # Tracing kex and the page allocator's frees (kmem:mm_page_free fires for

@@ -110,5 +110,6 @@ trace_off() {
 	echo >"$KEX_TRACING/trace"
 }
 trace_count() {
-	grep -cE -- "$1" "$CASE_TMP/trace.txt" || true
+	# the number of lines matching (0 is an answer, not a failure)
+	awk -v re="$1" '$0 ~ re { n++ } END { print n + 0 }' "$CASE_TMP/trace.txt"
 }

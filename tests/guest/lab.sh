@@ -33,7 +33,7 @@ case_device() {
 	expect_match "$log" 'kex: completed inserting 1 pages$' "seed's completion line"
 	kex_balanced
 	kex_unload
-	expect_eq "$(grep -c '^kex ' /proc/modules || true)" 0 "kex unloaded"
+	expect_eq "$(awk '$1 == "kex"' /proc/modules | wc -l)" 0 "kex unloaded"
 	[ ! -e /dev/kex ] || fail "/dev/kex still exists after rmmod"
 	[ ! -e "$KEX_SYS" ] || fail "$KEX_SYS still exists after rmmod"
 }
@@ -125,7 +125,7 @@ case_rmmod_while_mapped() {
 	rig_finish
 	kex_balanced
 	rmmod kex
-	expect_eq "$(grep -c '^kex ' /proc/modules || true)" 0 "rmmod after the rig exited"
+	expect_eq "$(awk '$1 == "kex"' /proc/modules | wc -l)" 0 "rmmod after the rig exited"
 }
 
 # Bad requests: the errno, one kex: line each, nothing allocated.
@@ -162,7 +162,10 @@ case_bad_requests() {
 		expect_eq "$rc" 2 "mmap_test $args: exit status"
 		expect_eq "$(wc -l <"$CASE_TMP/err")" 1 "mmap_test $args: one error line ($(cat "$CASE_TMP/err"))"
 	done
-	expect_match "$(mmap_test /dev/kex 17 2>&1 || true)" "exceeds the kex module's max_pages 16" "rig names max_pages"
+	local out rc=0
+	out=$(mmap_test /dev/kex 17 2>&1) || rc=$?
+	[ "$rc" != 0 ] || fail "mmap_test mapped 17 pages past max_pages 16"
+	expect_match "$out" "exceeds the kex module's max_pages 16" "rig names max_pages"
 	kex_unload
 	rc=0
 	mmap_test /dev/kex 1 2>"$CASE_TMP/err" || rc=$?

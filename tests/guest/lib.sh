@@ -73,5 +73,5 @@ lab_cleanup() {
 	pkill -9 -x kextrace 2>/dev/null
 	pkill -9 -x bpftrace 2>/dev/null
 	sleep 0.1
-	kex_unload 2>/dev/null || true
+	kex_unload 2>/dev/null || echo "lab_cleanup: rmmod kex failed (the next case loads it again and fails loudly)"
 }

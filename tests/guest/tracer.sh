@@ -333,7 +333,7 @@ case_sigint_still_reports() {
 	expect_eq "$rc" 130 "exit status after SIGINT"
 	pyjson "$CASE_TMP/out.json" "ok(j['schema'] == 'kextrace.report/1', 'a complete JSON report')"
 	# no kprobe of ours is left behind
-	expect_eq "$(grep -c kextrace/ /sys/kernel/tracing/kprobe_events || true)" 0 "kprobes removed"
+	expect_eq "$(awk '/kextrace\//' /sys/kernel/tracing/kprobe_events | wc -l)" 0 "kprobes removed"
 }
 
 # -p PID: attach to a running process before it maps kex (USDT from --usdt).
