@@ -11,11 +11,13 @@
 // page was zapped). User faults find their page by (tgid, page address).
 #include <kextrace/core.h>
 
+#include <tsl/robin_map.h>
+#include <tsl/robin_set.h>
+
 #include <algorithm>
 #include <deque>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 namespace kextrace {
@@ -39,12 +41,32 @@ struct AddrKey {
     bool operator==(const AddrKey&) const = default;
 };
 
+// The murmur3 finalizer: std::hash of an integer is the identity, and the
+// flat maps below index by the low bits (page addresses share theirs).
+inline uint64_t mix64(uint64_t x) noexcept {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+struct IntHash {
+    std::size_t operator()(uint64_t k) const noexcept { return mix64(k); }
+};
+
 struct AddrKeyHash {
     std::size_t operator()(const AddrKey& k) const noexcept {
-        return std::hash<uint64_t>{}(k.page ^
-                                     (static_cast<uint64_t>(k.tgid) * 0x9e3779b97f4a7c15ULL));
+        return mix64(k.page ^ (static_cast<uint64_t>(k.tgid) << 48));
     }
 };
+
+// The per-event lookups (pfn, tid, address): open addressing, one probe
+// sequence in one array instead of a bucket list of heap nodes per entry.
+// Iteration order is unspecified: finalize() sorts what it reports from them.
+template <class K, class V, class H = IntHash> using FlatMap = tsl::robin_map<K, V, H>;
+template <class K> using FlatSet = tsl::robin_set<K, IntHash>;
 
 // mm_page_alloc waiting for kex to claim its pfn.
 struct PendingAlloc {
@@ -56,10 +78,31 @@ struct PendingAlloc {
     int32_t mapcount;
 };
 
+// An event as the correlator keeps it while it waits for the reorder window:
+// Event's fields, its stack already interned (Report::stacks), trivially
+// copyable (the buffer grows and sorts by memcpy, no vector per record).
+struct Rec {
+    uint64_t ts;
+    uint64_t pfn;
+    uint64_t addr;
+    uint64_t arg0;
+    uint64_t arg1;
+    int64_t ret;
+    uint32_t type;
+    uint32_t cpu;
+    uint32_t pid;
+    uint32_t tid;
+    int32_t refcount;
+    int32_t mapcount;
+    uint32_t probe;
+    uint32_t stack_id; // 0 = none
+};
+static_assert(sizeof(Rec) == 80);
+
 // A user fault at an address of a kex mapping with no page there yet (mode
 // fault: the fault comes before the .fault handler allocates the page).
 struct PendingFault {
-    Event ev;
+    Rec ev;
     bool in_write;
 };
 
@@ -138,9 +181,9 @@ struct Correlator::State {
         uint64_t ts;
         uint32_t idx;
     };
-    std::vector<Event> buffer;
-    std::vector<Event> rest; // reused by flush_until
-    std::vector<Key> keys;   // reused by flush_until
+    std::vector<Rec> buffer;
+    std::vector<Rec> rest; // reused by flush_until
+    std::vector<Key> keys; // reused by flush_until
     std::size_t next_flush = kFlushBatch;
     uint64_t max_ts = 0;
     uint64_t watermark = 0; // ts of the last processed event
@@ -149,30 +192,32 @@ struct Correlator::State {
 
     // Process tree.
     bool all = true;
-    std::unordered_set<uint32_t> traced;
+    FlatSet<uint32_t> traced;
 
     // Page lives.
-    std::unordered_map<uint64_t, uint32_t> open_by_pfn;
-    std::unordered_map<uint64_t, uint32_t> closed_by_pfn; // last life closed per pfn
-    std::unordered_map<AddrKey, uint32_t, AddrKeyHash> by_addr;
-    std::unordered_map<uint64_t, PendingAlloc> pending;
+    FlatMap<uint64_t, uint32_t> open_by_pfn;
+    FlatMap<uint64_t, uint32_t> closed_by_pfn; // last life closed per pfn
+    FlatMap<AddrKey, uint32_t, AddrKeyHash> by_addr;
+    FlatMap<uint64_t, PendingAlloc> pending;
     std::deque<std::pair<uint64_t, uint64_t>> pending_order; // (ts, pfn)
-    std::unordered_map<uint64_t, bool> other_pages;          // pfn -> freed
+    FlatMap<uint64_t, bool> other_pages;                     // pfn -> freed
     std::unordered_map<AddrKey, PendingFault, AddrKeyHash> pending_faults;
 
     // Per-tid windows.
     std::unordered_map<uint32_t, uint32_t> mmap_windows; // tid -> mapping
-    std::unordered_map<uint32_t, UnmapWindow> unmap_windows;
-    std::unordered_map<uint32_t, uint64_t> insert_calls;             // tid -> pfn
-    std::unordered_map<uint32_t, uint64_t> set_pte_calls;            // tid -> pfn
+    FlatMap<uint32_t, UnmapWindow> unmap_windows;
+    FlatMap<uint32_t, uint64_t> insert_calls;                        // tid -> pfn
+    FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
     std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
 
-    std::unordered_map<uint64_t, uint32_t> stack_ids; // content hash -> Report::stacks
+    FlatMap<uint64_t, uint32_t> stack_ids; // content hash -> Report::stacks
 
     // --- input -------------------------------------------------------------
 
-    void feed(Event&& ev) {
+    void feed(Event&& e) {
         ++r.events;
+        Rec ev{e.ts,  e.pfn, e.addr, e.arg0,     e.arg1,     e.ret,   e.type,
+               e.cpu, e.pid, e.tid,  e.refcount, e.mapcount, e.probe, intern_stack(e.stack)};
         if (opts.reorder_window_ns && processed_any && ev.ts < watermark) {
             // The window already passed it: process now, marked late.
             ++r.late;
@@ -182,7 +227,7 @@ struct Correlator::State {
             return;
         }
         max_ts = std::max(max_ts, ev.ts);
-        buffer.push_back(std::move(ev));
+        buffer.push_back(ev);
         if (opts.reorder_window_ns && buffer.size() >= next_flush &&
             max_ts > opts.reorder_window_ns) {
             flush_until(max_ts - opts.reorder_window_ns);
@@ -240,7 +285,7 @@ struct Correlator::State {
             process(buffer[keys[n++].idx]);
         rest.clear();
         for (std::size_t i = n; i < keys.size(); ++i)
-            rest.push_back(std::move(buffer[keys[i].idx]));
+            rest.push_back(buffer[keys[i].idx]);
         buffer.swap(rest);
         rest.clear();
     }
@@ -288,13 +333,13 @@ struct Correlator::State {
         return it->second;
     }
 
-    Step& add_step(uint32_t life, StepKind kind, Event& ev, uint64_t value, uint8_t flags = 0) {
+    Step& add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value, uint8_t flags = 0) {
         Step s;
         s.ts = ev.ts;
         s.value = value;
         s.refcount = ev.refcount;
         s.mapcount = ev.mapcount;
-        s.stack_id = intern_stack(ev.stack);
+        s.stack_id = ev.stack_id;
         s.kind = kind;
         s.flags = static_cast<uint8_t>(flags | (late ? kStepLate : 0));
         auto& steps = r.pages[life].steps;
@@ -390,7 +435,7 @@ struct Correlator::State {
 
     // --- dispatch ----------------------------------------------------------
 
-    void process(Event& ev) {
+    void process(Rec& ev) {
         if (!processed_any) {
             r.first_ts = ev.ts;
             processed_any = true;
@@ -413,7 +458,7 @@ struct Correlator::State {
         count_in_phases(ev);
     }
 
-    void count_in_phases(const Event& ev) {
+    void count_in_phases(const Rec& ev) {
         if (ev.type == KEX_EV_RIG_PHASE)
             return;
         auto it = open_phases.find(ev.pid);
@@ -431,7 +476,7 @@ struct Correlator::State {
     }
 
     // Returns false when the event is filtered out (not ours).
-    bool dispatch(Event& ev, bool traced_pid) {
+    bool dispatch(Rec& ev, bool traced_pid) {
         switch (ev.type) {
         case KEX_EV_RIG_PHASE:
             if (traced_pid)
@@ -506,7 +551,7 @@ struct Correlator::State {
 
     // --- phases, mappings, faults -----------------------------------------
 
-    void on_phase(const Event& ev) {
+    void on_phase(const Rec& ev) {
         const auto phase = static_cast<uint32_t>(ev.arg0);
         const std::string_view name = phase_name(phase);
         if (name.empty()) {
@@ -571,7 +616,7 @@ struct Correlator::State {
         return -1;
     }
 
-    void on_user_fault(Event& ev) {
+    void on_user_fault(Rec& ev) {
         auto it = by_addr.find({ev.pid, ev.addr & kPageMask});
         if (it == by_addr.end()) {
             // A kex page not there yet (mode fault): the page comes in the
@@ -591,7 +636,7 @@ struct Correlator::State {
         }
     }
 
-    void on_kex_mmap(const Event& ev) {
+    void on_kex_mmap(const Rec& ev) {
         Mapping& m = r.mappings.emplace_back();
         m.tgid = ev.pid;
         m.tid = ev.tid;
@@ -611,7 +656,7 @@ struct Correlator::State {
         }
     }
 
-    void on_kex_mmap_done(const Event& ev) {
+    void on_kex_mmap_done(const Rec& ev) {
         int64_t idx = -1;
         if (auto it = mmap_windows.find(ev.tid); it != mmap_windows.end()) {
             idx = it->second;
@@ -630,13 +675,12 @@ struct Correlator::State {
         }
         // kex allocates nothing more for this mmap: what the tid allocated
         // and kex did not claim is someone else's (page tables).
-        for (auto it = pending.begin(); it != pending.end();) {
-            const uint64_t pfn = it->first;
-            const bool mine = it->second.tid == ev.tid;
-            ++it;
-            if (mine)
-                pending_to_other(pfn);
-        }
+        std::vector<uint64_t> mine;
+        for (const auto& [pfn, pa] : pending)
+            if (pa.tid == ev.tid)
+                mine.push_back(pfn);
+        for (uint64_t pfn : mine) // erasing moves entries of a flat map: not while iterating
+            pending_to_other(pfn);
         Mapping& m = r.mappings[static_cast<std::size_t>(idx)];
         m.done_ts = ev.ts;
         m.ret = ev.ret;
@@ -644,7 +688,7 @@ struct Correlator::State {
     }
 
     // kex_mmap_mode, kex_batch, vm_insert_pages: about the tid's mapping.
-    void on_mapping_event(const Event& ev) {
+    void on_mapping_event(const Rec& ev) {
         int64_t idx = -1;
         if (auto w = mmap_windows.find(ev.tid); w != mmap_windows.end())
             idx = w->second;
@@ -671,7 +715,7 @@ struct Correlator::State {
         }
     }
 
-    void on_vma_close(const Event& ev) {
+    void on_vma_close(const Rec& ev) {
         for (std::size_t i = r.mappings.size(); i-- > 0;) {
             Mapping& m = r.mappings[i];
             if (m.vm_start == ev.addr && m.tgid == ev.pid && !m.close_ts) {
@@ -683,7 +727,7 @@ struct Correlator::State {
 
     // --- allocation --------------------------------------------------------
 
-    void on_kmem_alloc(const Event& ev) {
+    void on_kmem_alloc(const Rec& ev) {
         if (ev.pfn == kNoPfn)
             return; // failed allocation
         if (pending.contains(ev.pfn))
@@ -700,7 +744,7 @@ struct Correlator::State {
         pending_order.emplace_back(ev.ts, ev.pfn);
     }
 
-    void on_kex_alloc(Event& ev) {
+    void on_kex_alloc(Rec& ev) {
         if (auto old = open_by_pfn.find(ev.pfn); old != open_by_pfn.end()) {
             const uint32_t prev = old->second;
             anomaly(ev.ts, static_cast<int32_t>(prev),
@@ -739,7 +783,7 @@ struct Correlator::State {
                type == KEX_EV_DO_SET_PTE || type == KEX_EV_KEX_PAGE_INSERT;
     }
 
-    bool on_page_event(Event& ev, bool traced_pid) {
+    bool on_page_event(Rec& ev, bool traced_pid) {
         uint64_t pfn = ev.pfn;
         if (ev.type == KEX_EV_INSERT_RET || ev.type == KEX_EV_DO_SET_PTE_RET) {
             auto& calls = ev.type == KEX_EV_INSERT_RET ? insert_calls : set_pte_calls;
@@ -794,7 +838,7 @@ struct Correlator::State {
             } else if (other != other_pages.end()) {
                 if (ev.type == KEX_EV_PAGE_FREE && !other->second) {
                     ++r.other_frees;
-                    other->second = true;
+                    other.value() = true;
                     return true;
                 }
                 if (ev.type == KEX_EV_PAGE_FREE_BATCHED && other->second) {
@@ -828,7 +872,7 @@ struct Correlator::State {
                     page_name(life) + ": PTE " + hex(pte) + " read back not present");
     }
 
-    void set_pte(uint32_t life, Event& ev, uint8_t flags) {
+    void set_pte(uint32_t life, Rec& ev, uint8_t flags) {
         add_step(life, StepKind::pte_set, ev, ev.arg0, flags);
         PageLife& p = r.pages[life];
         const bool first = !(p.seen & kMsPteSet);
@@ -842,7 +886,7 @@ struct Correlator::State {
         check_pte(life, ev.ts, ev.arg0);
     }
 
-    void apply(uint32_t life, Event& ev, uint8_t flags) {
+    void apply(uint32_t life, Rec& ev, uint8_t flags) {
         switch (ev.type) {
         case KEX_EV_INSERT:
             add_step(life, StepKind::insert, ev, ev.addr, flags);
@@ -953,6 +997,16 @@ struct Correlator::State {
 
     // --- finish ------------------------------------------------------------
 
+    // A flat map's entries by key: what finalize() reports does not depend on
+    // the table's layout.
+    template <class Map> static auto sorted(const Map& m) {
+        std::vector<std::pair<typename Map::key_type, typename Map::mapped_type>> v(m.begin(),
+                                                                                    m.end());
+        std::sort(v.begin(), v.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        return v;
+    }
+
     void finalize() {
         flush_all();
         // Nothing more will claim a pending allocation.
@@ -974,23 +1028,23 @@ struct Correlator::State {
                     "kex_mmap at " + hex(r.mappings[m].vm_start) + " (tid " + std::to_string(tid) +
                         ") without kex_mmap_done");
         mmap_windows.clear();
-        for (auto& [tid, w] : unmap_windows)
+        for (const auto& [tid, w] : sorted(unmap_windows))
             anomaly(r.last_ts, -1,
                     std::string(w.kind == ZapContext::exit ? "exit_mmap" : "unmap_region") +
                         " of tid " + std::to_string(tid) + " never returned");
         unmap_windows.clear();
-        for (auto& [tid, pfn] : insert_calls)
+        for (const auto& [tid, pfn] : sorted(insert_calls))
             anomaly(r.last_ts, -1,
                     "insert of pfn " + hex(pfn) + " (tid " + std::to_string(tid) +
                         ") never returned");
         insert_calls.clear();
-        for (auto& [tid, pfn] : set_pte_calls)
+        for (const auto& [tid, pfn] : sorted(set_pte_calls))
             anomaly(r.last_ts, -1,
                     "do_set_pte of pfn " + hex(pfn) + " (tid " + std::to_string(tid) +
                         ") never returned");
         set_pte_calls.clear();
 
-        for (auto& [pfn, life] : open_by_pfn)
+        for (const auto& [pfn, life] : open_by_pfn)
             r.pages[life].open_at_end = true;
         open_by_pfn.clear();
 
