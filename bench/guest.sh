@@ -2,8 +2,9 @@
 # bench/guest.sh [--smoke] [--out DIR] [--kernel 6.1] [inguest options...]:
 # boots one guest (scripts/vm, qemu TCG unless --accel is given to it) and
 # runs bench/guest/inguest.sh there: tracer overhead (untraced / kextrace /
-# bpftrace, interleaved), loss (sustained and forced overload, with the ring
-# accounting), per-page mapping cost by mode. Raw results: DIR/guest-raw.jsonl.
+# bpftrace, interleaved), where kextrace's overhead goes (the kernel's BPF run
+# statistics per program, stacks on and off), loss (sustained and forced
+# overload, with the ring accounting), per-page mapping cost by mode. Raw results: DIR/guest-raw.jsonl.
 #   --smoke   tiny sizes, 1 repetition: the ctest smoke run (< 60 s of guest time)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 if [ $smoke = 1 ]; then
 	args=(--overhead-pages 64 --reps 1 --loss-pages 256 --loss-loops 2 --loss-runs overload
-		--mode-pages 64 --mode-reps 1 --mode-limit 1 "${args[@]}")
+		--mode-pages 64 --mode-reps 1 --mode-limit 1 --profile-pages 64 --profile-reps 1 "${args[@]}")
 	timeout=290
 fi
 mkdir -p "$out"

@@ -143,6 +143,43 @@ def loss(records):
     return out
 
 
+# --- guest: where the overhead goes (BPF run statistics) ----------------------------
+
+def profile(records):
+    rs = [r for r in records if r.get("bench") == "profile"]
+    if not rs:
+        return {}
+    by = {}
+    for r in rs:
+        by.setdefault(r["cfg"], []).append(r)
+    unt = spread([r["run"].get("wall_ns") for r in by.get("untraced", []) if r.get("run")])
+    res = {"pages": rs[0]["pages"], "untraced_wall_ns": unt, "configs": {}}
+    for cfg, runs in by.items():
+        if cfg == "untraced":
+            continue
+        ok = [r for r in runs if r.get("run") and isinstance(r.get("bpf"), dict)]
+        d = {"repetitions": len(runs), "failed_runs": len(runs) - len(ok)}
+        d["wall_ns"] = spread([r["run"].get("wall_ns") for r in ok])
+        d["bpf_run_time_ns"] = spread([r["bpf"]["run_time_ns"] for r in ok])
+        d["bpf_run_cnt"] = spread([r["bpf"]["run_cnt"] for r in ok])
+        d["events"] = med([r.get("events") for r in ok])
+        d["lost"] = max([r.get("lost") or 0 for r in ok], default=None)
+        if unt and d["wall_ns"]:
+            d["over_untraced"] = d["wall_ns"]["median"] / unt["median"]
+            d["overhead_ns"] = d["wall_ns"]["median"] - unt["median"]
+        progs = {}
+        for r in ok:
+            for name, p in r["bpf"]["programs"].items():
+                q = progs.setdefault(name, {"run_cnt": [], "run_time_ns": []})
+                q["run_cnt"].append(p["run_cnt"])
+                q["run_time_ns"].append(p["run_time_ns"])
+        d["programs"] = {n: {"run_cnt": med(q["run_cnt"]), "run_time_ns": med(q["run_time_ns"]),
+                             "ns_per_run": med([t / c for t, c in zip(q["run_time_ns"], q["run_cnt"]) if c])}
+                         for n, q in progs.items()}
+        res["configs"][cfg] = d
+    return res
+
+
 # --- guest: modes ---------------------------------------------------------------------
 
 def modes(records):
@@ -202,7 +239,7 @@ def _unit(b):
 
 # --- Markdown --------------------------------------------------------------------------
 
-def summary_md(env, ov, ls, md, co, meta):
+def summary_md(env, ov, ls, md, co, meta, pf=None):
     L = []
     L.append("# kextrace benchmarks: summary")
     L.append("")
@@ -288,6 +325,51 @@ def summary_md(env, ov, ls, md, co, meta):
             for c in ("kextrace", "bpftrace"):
                 L.append(f"| {p} | {c} | {fmt_s(d['startup_ns'].get(c))} | {fmt_s(d['after_exit_ns'].get(c))} | "
                          f"{d['events'].get(c)} | {d['lost'].get(c)} | {d['failed_runs'].get(c)} |")
+        L.append("")
+    if pf:
+        L.append("## 1b. Where kextrace's overhead goes (software-emulated guest)")
+        L.append("")
+        L.append(f"`mmap_test --no-wait` at {pf['pages']} pages, once untraced and under kextrace with "
+                 "the kernel's BPF run statistics on (`kernel.bpf_stats_enabled`: run count and time "
+                 "spent inside each kextrace program, read with bpftool while it runs), with stacks "
+                 "(the default) and with `--no-stacks`. The statistics themselves cost two clock reads "
+                 "per program run, so these runs are not the overhead figures of section 1. "
+                 f"Untraced: {fmt_s(pf.get('untraced_wall_ns'))}.")
+        L.append("")
+        L.append("| kextrace | workload | traced/untraced | overhead | time inside BPF programs | "
+                 "program runs | mean per run | events | lost |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for cfg, d in sorted(pf["configs"].items()):
+            bt, bc = d.get("bpf_run_time_ns"), d.get("bpf_run_cnt")
+            per = f"{bt['median'] / bc['median'] / 1e3:.1f} us" if bt and bc and bc["median"] else "n/a"
+            ovh = f"{d['overhead_ns'] * 1e-9:.3f} s" if d.get("overhead_ns") is not None else "n/a"
+            share = (f" ({bt['median'] / d['overhead_ns'] * 100:.0f}% of the overhead)"
+                     if bt and d.get("overhead_ns") else "")
+            L.append(f"| {cfg.replace('kextrace_', '--').replace('_', '-') if cfg != 'kextrace' else 'default (stacks)'} | "
+                     f"{fmt_s(d.get('wall_ns'))} | {d.get('over_untraced', 0):.2f} | {ovh} | "
+                     f"{fmt_s(bt)}{share} | {int(bc['median']) if bc else 'n/a'} | {per} | "
+                     f"{d.get('events')} | {d.get('lost')} |")
+        L.append("")
+        cfgs = sorted(pf["configs"])
+        names = sorted({n for c in cfgs for n in pf["configs"][c]["programs"]},
+                       key=lambda n: -max(pf["configs"][c]["programs"].get(n, {}).get("run_time_ns") or 0
+                                          for c in cfgs))
+        L.append("Per program (median over repetitions; runs include calls the program filters out, "
+                 "e.g. every process's file rmaps):")
+        L.append("")
+        L.append("| program | " + " | ".join(f"{c}: runs, time, per run" for c in cfgs) + " |")
+        L.append("|---|" + "---|" * len(cfgs))
+        for n in names:
+            cells = []
+            for c in cfgs:
+                p = pf["configs"][c]["programs"].get(n)
+                if not p or not p["run_cnt"]:
+                    cells.append("-")
+                    continue
+                cells.append(f"{int(p['run_cnt'])}, {p['run_time_ns'] / 1e6:.1f} ms, "
+                             f"{(p['ns_per_run'] or 0) / 1e3:.1f} us")
+            if any(x != "-" for x in cells):
+                L.append(f"| {n} | " + " | ".join(cells) + " |")
         L.append("")
     if ls:
         L.append("## 2. Loss (software-emulated guest)")
@@ -399,6 +481,13 @@ def check_smoke(path):
             a = r.get("ring_accounting")
             if a and a["produced"] != a["received"] + a["lost"]:
                 problems.append(f"loss: {r['name']}: accounting not exact: {a}")
+        pr = [r for r in recs if r.get("bench") == "profile" and r.get("cfg") != "untraced"]
+        if not pr:
+            problems.append("profile: no runs")
+        for r in pr:
+            b = r.get("bpf")
+            if r.get("exit", 0) != 0 or not isinstance(b, dict) or not b.get("run_cnt"):
+                problems.append(f"profile: {r['cfg']}: no BPF run statistics: {json.dumps(r)[:300]}")
         md = [r for r in recs if r.get("bench") == "modes" and not r.get("skipped")]
         if not md:
             problems.append("modes: no mode ran")
@@ -421,12 +510,13 @@ def main(argv):
     notes_file = os.path.join(d, "notes.md")
     meta = {"host": os.uname().nodename, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "notes": open(notes_file).read() if os.path.exists(notes_file) else ""}
-    env, ov, ls, md, co = {}, {}, [], {}, {}
+    env, ov, ls, md, co, pf = {}, {}, [], {}, {}, {}
     graw = os.path.join(d, "guest-raw.jsonl")
     if os.path.exists(graw):
         recs = read_jsonl(graw)
         env = next((r for r in recs if r.get("bench") == "env"), {})
-        ov, ls, md = overhead(recs), loss(recs), modes(recs)
+        ov, ls, md, pf = overhead(recs), loss(recs), modes(recs), profile(recs)
+        json.dump({"env": env, "profile": pf}, open(os.path.join(d, "profile.json"), "w"), indent=1)
         json.dump({"env": env, "overhead": ov}, open(os.path.join(d, "overhead.json"), "w"), indent=1)
         json.dump({"env": env, "loss": ls}, open(os.path.join(d, "loss.json"), "w"), indent=1)
         json.dump({"env": env, "modes": md}, open(os.path.join(d, "modes.json"), "w"), indent=1)
@@ -434,7 +524,7 @@ def main(argv):
     if os.path.exists(craw):
         co = correlator(json.load(open(craw)))
         json.dump(co, open(os.path.join(d, "correlator.json"), "w"), indent=1)
-    md_text = summary_md(env, ov, ls, md, co, meta)
+    md_text = summary_md(env, ov, ls, md, co, meta, pf)
     with open(os.path.join(d, "summary.md"), "w") as f:
         f.write(md_text + "\n")
     print(md_text)

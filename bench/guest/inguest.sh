@@ -6,7 +6,9 @@
 #   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace / bpftrace
 #   --loss-pages 65536 --loss-loops 4             loss: default ring, then forced overload
 #   --mode-pages 4096 --mode-reps 3               per-page mapping cost by mode
-#   --only overhead,loss,modes                    which benchmarks (default: all)
+#   --profile-pages 65536 --profile-reps 1        where kextrace's overhead goes: the kernel's
+#                                                 own BPF run statistics per program, stacks on/off
+#   --only overhead,loss,modes,profile            which benchmarks (default: all)
 #   --loss-runs "default_1 default_2 overload"   which loss runs (default: all three)
 #   --mode-limit N                                only the first N modes mmap_test lists
 #   --bt-drain S  after the workload, wait up to S s for bpftrace to print what it holds (120)
@@ -19,7 +21,8 @@ set -u
 out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
-only=overhead,loss,modes bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
+profile_pages=65536 profile_reps=1
+only=overhead,loss,modes,profile bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
 while [ $# -gt 0 ]; do
 	case $1 in
 	--overhead-pages) overhead_pages=$2; shift 2 ;;
@@ -34,6 +37,8 @@ while [ $# -gt 0 ]; do
 	--append) append=1; shift ;;
 	--loss-runs) loss_runs=$2; shift 2 ;;
 	--mode-limit) mode_limit=$2; shift 2 ;;
+	--profile-pages) profile_pages=$2; shift 2 ;;
+	--profile-reps) profile_reps=$2; shift 2 ;;
 	*) echo "inguest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -205,6 +210,46 @@ if has modes; then
 	done
 	echo drop >/sys/module/kex/parameters/ref_policy
 fi
+# --- 1b. where kextrace's overhead goes --------------------------------------------
+# The kernel's own statistics of every kextrace BPF program (kernel.bpf_stats_enabled:
+# run count and time inside the program), with stacks and with --no-stacks, next to
+# an untraced run. bpftool snapshots the programs every 0.5 s while kextrace runs;
+# --settle 3000 keeps them attached (and counted) for 3 s after the workload. The
+# statistics cost two clock reads per program run: these runs are not overhead figures.
+profile_run() { # cfg pages rep [kextrace options...]
+	local cfg=$1 pages=$2 rep=$3 f=$kb/r.json snaps=$kb/progs.snap t0 kt rc stats
+	shift 3
+	rm -f "$f" "$snaps"
+	bpftool -j prog show >"$snaps.before" 2>/dev/null
+	sysctl -q -w kernel.bpf_stats_enabled=1
+	t0=$(kexbench now)
+	kextrace --usdt "$rig" --settle 3000 "$@" -- kexbench run --t0 "$t0" --label "$cfg" --out "$f" \
+		-- "$rig" /dev/kex "$pages" --no-wait >"$kb/kt.out" 2>"$kb/kt.err" &
+	kt=$!
+	while kill -0 $kt 2>/dev/null; do
+		bpftool -j prog show >>"$snaps" 2>/dev/null
+		echo >>"$snaps"
+		sleep 0.5
+	done
+	wait $kt
+	rc=$?
+	sysctl -q -w kernel.bpf_stats_enabled=0
+	stats=$(python3 "$top/bench/guest/prog_stats.py" "$snaps" "$kt" "$snaps.before" 2>&1) || { log "profile $cfg: no program statistics: $stats"; stats=null; }
+	read -r _ ev lost <<<"$(kextrace_counts "$kb/kt.out")"
+	[ $rc = 0 ] || log "kextrace exit $rc: $(tail -3 "$kb/kt.err" | tr '\n' ' ')"
+	emit "$(printf '{"bench":"profile","cfg":"%s","pages":%s,"rep":%s,"exit":%s,"events":%s,"lost":%s,"run":%s,"bpf":%s}' \
+		"$cfg" "$pages" "$rep" "$rc" "${ev:-null}" "${lost:-null}" "$(cat "$f" 2>/dev/null || echo null)" "$stats")"
+	rm -f "$snaps" "$snaps.before"
+}
+if has profile; then
+	for rep in $(seq 1 "$profile_reps"); do
+		log "profile $profile_pages pages, rep $rep/$profile_reps"
+		run_untraced "$profile_pages" "$rep" profile
+		profile_run kextrace "$profile_pages" "$rep"
+		profile_run kextrace_no_stacks "$profile_pages" "$rep" --no-stacks
+	done
+fi
+
 # --- 1. overhead: A B C A B C ... ------------------------------------------------
 if has overhead; then
 	# warm-up (page cache, BTF parsing caches, first-insmod effects): not recorded
