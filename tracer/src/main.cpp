@@ -302,7 +302,8 @@ int run(const Options& opt) {
     }
     std::cout.flush();
     if (!opt.json_path.empty()) {
-        nlohmann::json j = to_json(report, run, sym);
+        // the sections beyond the report, merged at their sorted places
+        nlohmann::json j = nlohmann::json::object();
         // produced (BPF) = received (here) + lost (losses map), type by type
         auto& acct = j["ring_accounting"] = {{"produced", 0}, {"received", 0}, {"lost", 0}};
         acct["per_type"] = nlohmann::json::object();
@@ -328,7 +329,7 @@ int run(const Options& opt) {
                     {"missed", missed ? nlohmann::json((*missed)[i]) : nlohmann::json()}};
         if (leaks)
             j["leaks"] = leaks_json(*leaks, report, sym);
-        write_json_atomically(opt.json_path, j);
+        write_report_json_atomically(opt.json_path, report, run, sym, j);
     }
 
     if (res.wait_status)

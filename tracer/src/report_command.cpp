@@ -35,7 +35,7 @@ int report_main(int argc, char** argv) {
         render_text(r.report, r.header.run, std::cout, sym, topts);
         std::cout.flush();
         if (!json_path.empty())
-            write_json_atomically(json_path, to_json(r.report, r.header.run, sym));
+            write_report_json_atomically(json_path, r.report, r.header.run, sym);
         if (!export_path.empty()) {
             auto st = write_timeline(export_path, r.report, r.header.run, sym).take_or_die();
             fmt::print(stderr, "kextrace: timeline {}: {} events, {} tracks, {} flow arrows\n",

@@ -65,6 +65,15 @@ void write_json_atomically(const std::string& path, const nlohmann::json& j) {
         throw FatalError(st.error().message);
 }
 
+void write_report_json_atomically(const std::string& path, const Report& report, const RunInfo& run,
+                                  const Symbolizer& symbolize, const nlohmann::json& extra) {
+    AtomicFile f = AtomicFile::create(path).take_or_die();
+    write_report_json(f.stream(), report, run, symbolize, extra);
+    f.stream() << '\n';
+    if (auto st = f.commit(); !st)
+        throw FatalError(st.error().message);
+}
+
 Result<TimelineStats> write_timeline(const std::string& path, const Report& report,
                                      const RunInfo& run, const Symbolizer& symbolize) {
     auto f = AtomicFile::create(path);

@@ -47,8 +47,14 @@ class AtomicFile {
     bool done_ = false;
 };
 
-// --json: the report, pretty-printed, atomically. Throws FatalError.
+// A JSON document, pretty-printed, atomically. Throws FatalError.
 void write_json_atomically(const std::string& path, const nlohmann::json& j);
+
+// --json: the report, streamed (write_report_json, with extra's top-level
+// sections), atomically. Throws FatalError.
+void write_report_json_atomically(const std::string& path, const Report& report, const RunInfo& run,
+                                  const Symbolizer& symbolize,
+                                  const nlohmann::json& extra = nlohmann::json::object());
 
 // --export: the Trace Event Format timeline, atomically.
 Result<TimelineStats> write_timeline(const std::string& path, const Report& report,

@@ -81,16 +81,20 @@ std::string rcell(std::string_view s, std::size_t w) {
     return std::string(w - n, ' ') + std::string(s);
 }
 
-std::vector<std::string> milestone_tokens(uint16_t mask) {
-    static constexpr std::pair<uint16_t, const char*> kTokens[] = {
+std::span<const MilestoneToken> milestone_token_table() {
+    static constexpr MilestoneToken kTokens[] = {
         {kMsKmemAlloc, "kmem_alloc"}, {kMsKexAlloc, "kex_alloc"},
         {kMsInsert, "insert"},        {kMsRmapAdd, "rmap_add"},
         {kMsPteSet, "pte_set"},       {kMsKexInsert, "kex_insert"},
         {kMsKexFree, "kex_free"},     {kMsZap, "zap"},
         {kMsPageFree, "page_free"},
     };
+    return kTokens;
+}
+
+std::vector<std::string> milestone_tokens(uint16_t mask) {
     std::vector<std::string> out;
-    for (const auto& [bit, name] : kTokens)
+    for (const auto& [bit, name] : milestone_token_table())
         if (mask & bit)
             out.emplace_back(name);
     return out;

@@ -4,6 +4,7 @@
 #include <kextrace/core.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,11 @@ std::size_t width(std::string_view s);
 std::string cell(std::string_view s, std::size_t w);
 std::string rcell(std::string_view s, std::size_t w); // right-aligned
 // JSON / machine names of milestones: "kex_alloc", "pte_set", ...
+struct MilestoneToken {
+    uint16_t bit;
+    std::string_view name;
+};
+std::span<const MilestoneToken> milestone_token_table(); // in story order
 std::vector<std::string> milestone_tokens(uint16_t mask);
 std::string_view kex_free_reason_name(uint32_t reason); // "after-insert", "at-close", "error"
 

@@ -1,6 +1,9 @@
 // to_json: the versioned machine report, schema "kextrace.report/1"
 // (docs/json-schema.md). Kernel and user addresses and PTE values are hex
 // strings (they do not fit a double); timestamps, counts and pfns are numbers.
+// This tree is the reference: files are written by write_report_json
+// (report_json.cpp), which streams the same bytes. A field added here must be
+// added there too, at its sorted key position (output_report_json_test checks).
 #include <kextrace/output.h>
 
 #include "format.h"

@@ -59,6 +59,18 @@ void render_text(const Report& report, const RunInfo& run, std::ostream& out,
 // Versioned JSON ("schema": "kextrace.report/1"); see docs/json-schema.md.
 inline constexpr const char* kJsonSchema = "kextrace.report/1";
 nlohmann::json to_json(const Report& report, const RunInfo& run, const Symbolizer& symbolize);
+// The same document streamed, for files: the bytes of
+//   j = to_json(report, run, symbolize); j[k] = v for each member of extra;
+//   j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+// (no trailing newline) without building the tree of the pages and steps.
+// extra (an object, or null) holds further top-level sections ("leaks",
+// "probe_counters", ...), placed at their sorted positions; a name of the
+// report's replaces that section. Returns the bytes written; stream errors
+// are left in out's state. to_json stays the reference (the unit tests
+// compare the two).
+uint64_t write_report_json(std::ostream& out, const Report& report, const RunInfo& run,
+                           const Symbolizer& symbolize,
+                           const nlohmann::json& extra = nlohmann::json::object());
 
 // kextrace --leaks: the verdict table (every page when few or opts.full,
 // else those not freed), then each leaked / freed-while-mapped finding

@@ -1,0 +1,556 @@
+// write_report_json: the document of to_json (json.cpp, the reference) with
+// the caller's extra top-level sections, streamed. The bytes are those of
+// nlohmann's dump(2, ' ', false, error_handler_t::replace) of the tree: keys
+// in std::map (byte) order, two spaces per level, "[]" / "{}" when empty,
+// integers as plain decimals, strings escaped by nlohmann's own serializer
+// whenever they are not plain ASCII. tests/unit/output_report_json_test.cpp
+// compares the two byte for byte.
+//
+// Members are written in sorted key order by hand: a key added to to_json
+// must be added here at its sorted place (the test fails otherwise).
+#include <kextrace/output.h>
+
+#include "format.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <ostream>
+#include <stdexcept>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace kextrace {
+
+using nlohmann::json;
+
+namespace {
+
+// Pretty-printed JSON into a buffer, flushed to the stream in large chunks.
+// Containers are opened and closed explicitly; members and elements are
+// started with key() / elem(), which write the separator and indentation.
+class Pretty {
+  public:
+    explicit Pretty(std::ostream& out) : out_(out) { buf_.reserve(kChunk + 64 * 1024); }
+    Pretty(const Pretty&) = delete;
+    Pretty& operator=(const Pretty&) = delete;
+
+    void begin_object() { open('{'); }
+    void end_object() { close('}'); }
+    void begin_array() { open('['); }
+    void end_array() { close(']'); }
+
+    // Starts the next member of the current object (k: plain ASCII, our own words).
+    Pretty& key(std::string_view k) {
+        next();
+        buf_.push_back('"');
+        buf_.append(k);
+        buf_.append("\": ", 3);
+        return *this;
+    }
+    // ... with any key, escaped as nlohmann escapes keys.
+    Pretty& any_key(std::string_view k) {
+        next();
+        str(k);
+        buf_.append(": ", 2);
+        return *this;
+    }
+    // Starts the next element of the current array.
+    Pretty& elem() {
+        next();
+        return *this;
+    }
+
+    void u64(uint64_t v) {
+        char tmp[24];
+        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+        buf_.append(tmp, r.ptr);
+    }
+    void i64(int64_t v) {
+        char tmp[24];
+        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+        buf_.append(tmp, r.ptr);
+    }
+    void boolean(bool v) { v ? buf_.append("true", 4) : buf_.append("false", 5); }
+    void null() { buf_.append("null", 4); }
+    void count(int32_t v) { v == kNoCount ? null() : i64(v); }
+    // detail::hex as a JSON string: "0x1f".
+    void hex(uint64_t v) {
+        char tmp[24] = {'"', '0', 'x'};
+        auto r = std::to_chars(tmp + 3, tmp + sizeof(tmp) - 1, v, 16);
+        *r.ptr++ = '"';
+        buf_.append(tmp, r.ptr);
+    }
+    void str(std::string_view s) {
+        for (unsigned char c : s)
+            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
+                // escapes, UTF-8 (validated; invalid bytes become U+FFFD): nlohmann's
+                buf_.append(
+                    json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
+                return;
+            }
+        buf_.push_back('"');
+        buf_.append(s);
+        buf_.push_back('"');
+    }
+    // Any value, as dump(2) writes it at this depth: its own dump, each line
+    // after the first indented by the current depth (a dump has no raw newline
+    // but those between its lines: newlines in strings are escaped).
+    void value(const json& v) {
+        const std::string text = v.dump(2, ' ', false, json::error_handler_t::replace);
+        std::size_t from = 0;
+        for (std::size_t nl; (nl = text.find('\n', from)) != std::string::npos; from = nl + 1) {
+            buf_.append(text, from, nl + 1 - from);
+            indent();
+        }
+        buf_.append(text, from, std::string::npos);
+    }
+
+    template <class T> void array_of(const std::vector<T>& v) {
+        begin_array();
+        for (const T& x : v) {
+            elem();
+            if constexpr (std::is_signed_v<T>)
+                i64(x);
+            else
+                u64(x);
+        }
+        end_array();
+    }
+
+    void flush() {
+        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+        bytes_ += buf_.size();
+        buf_.clear();
+    }
+    uint64_t bytes() const { return bytes_ + buf_.size(); }
+
+  private:
+    static constexpr std::size_t kChunk = 1 << 20;
+    static constexpr std::string_view kSpaces = "                                                "
+                                                "                                                ";
+
+    void open(char c) {
+        buf_.push_back(c);
+        ++depth_;
+        first_ = true;
+    }
+    void close(char c) {
+        --depth_;
+        if (!first_) { // not empty: the bracket on a line of its own
+            buf_.push_back('\n');
+            indent();
+        }
+        buf_.push_back(c);
+        first_ = false; // the enclosing container has this one
+        if (buf_.size() >= kChunk)
+            flush();
+    }
+    void next() {
+        if (first_)
+            buf_.push_back('\n');
+        else
+            buf_.append(",\n", 2);
+        first_ = false;
+        indent();
+    }
+    void indent() {
+        std::size_t n = 2 * depth_;
+        for (; n > kSpaces.size(); n -= kSpaces.size())
+            buf_.append(kSpaces);
+        buf_.append(kSpaces.data(), n);
+    }
+
+    std::ostream& out_;
+    std::string buf_;
+    uint64_t bytes_ = 0;
+    std::size_t depth_ = 0;
+    bool first_ = true; // the current container has no member yet
+};
+
+// Event type slots in the order of their names (the keys of a counts object).
+// Names can repeat ("unknown" for every unnamed slot): there the tree keeps
+// the last slot's count that is not zero, as o[name] = count does.
+struct TypeGroup {
+    std::string_view name;
+    std::vector<uint32_t> slots; // ascending
+};
+const std::vector<TypeGroup>& type_groups() {
+    static const std::vector<TypeGroup> groups = [] {
+        std::vector<TypeGroup> g;
+        for (uint32_t t = 0; t < kTypeSlots; ++t) {
+            const std::string_view name = event_type_name(t);
+            auto it = std::find_if(g.begin(), g.end(),
+                                   [name](const TypeGroup& x) { return x.name == name; });
+            if (it == g.end())
+                g.push_back({name, {t}});
+            else
+                it->slots.push_back(t);
+        }
+        std::sort(g.begin(), g.end(),
+                  [](const TypeGroup& a, const TypeGroup& b) { return a.name < b.name; });
+        return g;
+    }();
+    return groups;
+}
+
+template <class Counts> void type_counts(Pretty& w, const Counts& counts) {
+    w.begin_object();
+    for (const TypeGroup& g : type_groups())
+        for (auto it = g.slots.rbegin(); it != g.slots.rend(); ++it)
+            if (counts[*it]) {
+                w.key(g.name).u64(counts[*it]);
+                break;
+            }
+    w.end_object();
+}
+
+void milestones(Pretty& w, uint16_t mask) {
+    w.begin_array();
+    for (const auto& [bit, name] : detail::milestone_token_table())
+        if (mask & bit)
+            w.elem().str(name);
+    w.end_array();
+}
+
+void step_flags(Pretty& w, uint8_t f) {
+    w.begin_array();
+    if (f & kStepViaInsertRet)
+        w.elem().str("via_insert_ret");
+    if (f & kStepViaDoSetPteRet)
+        w.elem().str("via_do_set_pte_ret");
+    if (f & kStepInWritePhase)
+        w.elem().str("in_write_phase");
+    if (f & kStepAfterFree)
+        w.elem().str("after_free");
+    if (f & kStepLate)
+        w.elem().str("late");
+    w.end_array();
+}
+
+void step_value(Pretty& w, const Step& s) {
+    switch (s.kind) {
+    case StepKind::insert_ret:
+    case StepKind::kex_insert:
+        return w.i64(s.ret());
+    case StepKind::insert:
+    case StepKind::do_set_pte:
+        return s.value ? w.hex(s.value) : w.null();
+    case StepKind::pte_set:
+        return w.hex(s.value);
+    case StepKind::kex_free:
+        return w.str(detail::kex_free_reason_name(static_cast<uint32_t>(s.value)));
+    default: // user_fault: the error code
+        return w.u64(s.value);
+    }
+}
+
+void ts_or_null(Pretty& w, uint64_t ts) {
+    ts ? w.u64(ts) : w.null();
+}
+
+struct Tally {
+    std::size_t clean_trail = 0, no_fault = 0, dirty = 0;
+    void add(const PageLife& p, const std::vector<int32_t>& trail) {
+        clean_trail += trail == expected_refcount_trail(p.policy, p.mode);
+        no_fault += p.first_write == FirstWrite::no_fault;
+        dirty += p.zap_dirty;
+    }
+};
+
+void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
+    const std::vector<int32_t> rtrail = refcount_trail(p);
+    tally.add(p, rtrail);
+    w.begin_object();
+    w.key("alloc_ts").u64(p.alloc_ts);
+    w.key("anomalies").u64(p.anomalies);
+    w.key("complete").boolean(p.complete());
+    w.key("expected");
+    milestones(w, p.expected);
+    w.key("first_write").begin_object();
+    w.key("error_code");
+    p.first_write == FirstWrite::fault ? w.u64(p.fault_error_code) : w.null();
+    w.key("kind").str(p.first_write == FirstWrite::no_fault ? "no_fault"
+                                                            : first_write_name(p.first_write));
+    w.key("ts");
+    ts_or_null(w, p.first_write_ts);
+    w.end_object();
+    w.key("free").begin_object();
+    w.key("batched").boolean(p.free_batched);
+    w.key("ts");
+    ts_or_null(w, p.free_ts);
+    w.end_object();
+    w.key("index");
+    p.index == kNoIndex ? w.null() : w.u64(p.index);
+    w.key("insert_ret").i64(p.insert_ret);
+    w.key("kex_faults").u64(p.kex_faults);
+    w.key("kex_free_reason");
+    p.kex_free_reason == UINT32_MAX ? w.null()
+                                    : w.str(detail::kex_free_reason_name(p.kex_free_reason));
+    w.key("life").u64(life);
+    w.key("mapcount_trail").array_of(mapcount_trail(p));
+    w.key("mapping").i64(p.mapping);
+    w.key("missing");
+    milestones(w, p.missing);
+    w.key("missing_lost");
+    milestones(w, p.missing_lost);
+    w.key("mode").str(map_mode_name(p.mode));
+    w.key("open_at_end").boolean(p.open_at_end);
+    w.key("owner").u64(p.owner);
+    w.key("pfn").u64(p.pfn);
+    w.key("policy").str(policy_name(p.policy));
+    w.key("pte");
+    if (!p.pte) {
+        w.null();
+    } else {
+        const PteBits b = decode_pte(p.pte);
+        w.begin_object();
+        w.key("accessed").boolean(b.accessed);
+        w.key("address").hex(p.pte_addr);
+        w.key("dirty").boolean(b.dirty);
+        w.key("flags").str(pte_flags(p.pte));
+        w.key("nx").boolean(b.nx);
+        w.key("pfn").u64(b.pfn);
+        w.key("present").boolean(b.present);
+        w.key("rw").boolean(b.rw);
+        w.key("source").str(p.pte_source == PteSource::insert_ret ? "insert_ret"
+                                                                  : "do_set_pte_ret");
+        w.key("user").boolean(b.user);
+        w.key("value").hex(p.pte);
+        w.end_object();
+    }
+    w.key("refcount_trail").array_of(rtrail);
+    w.key("remap_pfn_ts");
+    ts_or_null(w, p.remap_ts);
+    w.key("seen");
+    milestones(w, p.seen);
+    w.key("steps").begin_array();
+    for (const Step& s : p.steps) {
+        w.elem().begin_object();
+        w.key("dt").i64(static_cast<int64_t>(s.ts - p.alloc_ts));
+        if (s.flags) {
+            w.key("flags");
+            step_flags(w, s.flags);
+        }
+        w.key("kind").str(step_kind_name(s.kind));
+        w.key("mapcount").count(s.mapcount);
+        w.key("refcount").count(s.refcount);
+        if (s.stack_id)
+            w.key("stack").u64(s.stack_id);
+        w.key("ts").u64(s.ts);
+        w.key("value");
+        step_value(w, s);
+        w.end_object();
+    }
+    w.end_array();
+    w.key("uaddr");
+    p.uaddr ? w.hex(p.uaddr) : w.null();
+    w.key("zap").begin_object();
+    w.key("context").str(p.zap_context == ZapContext::none ? "none"
+                                                           : zap_context_name(p.zap_context));
+    w.key("dirty").boolean(p.zap_dirty);
+    w.key("ts");
+    ts_or_null(w, p.zap_ts);
+    w.end_object();
+    w.end_object();
+}
+
+void write_run(Pretty& w, const RunInfo& run) {
+    w.begin_object();
+    w.key("command_line").str(run.command_line);
+    w.key("kernel_release").str(run.kernel_release);
+    w.key("probes").begin_array();
+    for (const ProbeStatus& p : run.probes) {
+        w.elem().begin_object();
+        w.key("attached").boolean(p.attached);
+        w.key("nmissed").u64(p.nmissed);
+        w.key("reason").str(p.reason);
+        w.key("resolved").str(p.resolved);
+        w.key("step").str(p.step);
+        w.key("wanted").str(p.wanted);
+        w.end_object();
+    }
+    w.end_array();
+    w.key("set_pte_observed").str(run.set_pte_observed);
+    w.end_object();
+}
+
+void write_phases(Pretty& w, const Report& r) {
+    w.begin_array();
+    for (const Phase& ph : r.phases) {
+        w.elem().begin_object();
+        w.key("addr").hex(ph.addr);
+        w.key("arg1").u64(ph.arg1);
+        w.key("closed").boolean(ph.closed);
+        w.key("counts");
+        type_counts(w, ph.counts);
+        w.key("duration_ns").u64(ph.end - ph.start);
+        w.key("end").u64(ph.end);
+        w.key("kernel_events").u64(ph.kernel_events);
+        w.key("name").str(ph.name);
+        w.key("start").u64(ph.start);
+        w.key("tgid").u64(ph.tgid);
+        w.key("user_faults").u64(ph.user_faults);
+        w.end_object();
+    }
+    w.end_array();
+}
+
+void write_mappings(Pretty& w, const Report& r) {
+    w.begin_array();
+    for (const Mapping& m : r.mappings) {
+        w.elem().begin_object();
+        w.key("batch_calls").u64(m.batch_calls);
+        w.key("close_ts");
+        ts_or_null(w, m.close_ts);
+        w.key("done_ts");
+        ts_or_null(w, m.done_ts);
+        w.key("faults").u64(m.faults);
+        w.key("lives").u64(m.lives);
+        w.key("mapped").u64(m.mapped);
+        w.key("mode").str(map_mode_name(m.mode));
+        w.key("mode_inferred").boolean(m.mode_inferred);
+        w.key("other_allocations").u64(m.other_allocations);
+        w.key("pages").u64(m.pages);
+        w.key("policy").str(policy_name(m.policy));
+        w.key("remap_pfn_calls").u64(m.remap_pfn_calls);
+        w.key("ret").i64(m.ret);
+        w.key("tgid").u64(m.tgid);
+        w.key("tid").u64(m.tid);
+        w.key("ts").u64(m.ts);
+        w.key("vm_end").hex(m.vm_end);
+        w.key("vm_insert_pages").u64(m.vm_insert_pages);
+        w.key("vm_start").hex(m.vm_start);
+        w.end_object();
+    }
+    w.end_array();
+}
+
+void write_stacks(Pretty& w, const Report& r, const Symbolizer& symbolize) {
+    w.begin_array();
+    for (const auto& st : r.stacks) {
+        w.elem().begin_array();
+        for (uint64_t a : st) {
+            w.elem().begin_object();
+            w.key("addr").hex(a);
+            w.key("sym");
+            const std::string sym = symbolize ? symbolize(a) : std::string();
+            sym.empty() ? w.null() : w.str(sym);
+            w.end_object();
+        }
+        w.end_array();
+    }
+    w.end_array();
+}
+
+void write_anomalies(Pretty& w, const Report& r) {
+    w.begin_array();
+    for (const Anomaly& a : r.anomalies) {
+        w.elem().begin_object();
+        w.key("life");
+        a.life < 0 ? w.null() : w.i64(a.life);
+        w.key("message").str(a.message);
+        w.key("ts").u64(a.ts);
+        w.end_object();
+    }
+    w.end_array();
+}
+
+void write_trace(Pretty& w, const Report& r) {
+    w.begin_object();
+    w.key("events").u64(r.events);
+    w.key("filtered").u64(r.filtered);
+    w.key("first_ts").u64(r.first_ts);
+    w.key("last_ts").u64(r.last_ts);
+    w.key("late").u64(r.late);
+    w.key("orphans").u64(r.orphans);
+    w.key("other_allocations").u64(r.other_allocations);
+    w.key("other_frees").u64(r.other_frees);
+    w.key("tgids").array_of(r.tgids);
+    w.end_object();
+}
+
+void write_losses(Pretty& w, const Report& r) {
+    w.begin_object();
+    w.key("decode_errors").u64(r.losses.decode_errors);
+    w.key("per_type");
+    type_counts(w, r.losses.per_type);
+    w.key("ring").u64(r.losses.ring);
+    w.key("total").u64(r.losses.total());
+    w.end_object();
+}
+
+void write_summary(Pretty& w, const Report& r, const Tally& t) {
+    const std::size_t incomplete = r.incomplete_pages();
+    w.begin_object();
+    w.key("anomalies").u64(r.anomalies.size() + r.anomalies_dropped);
+    w.key("complete").u64(r.pages.size() - incomplete);
+    w.key("events_lost").u64(r.losses.total());
+    w.key("expected_refcount_trail").array_of(expected_refcount_trail(Policy::drop));
+    w.key("first_write_no_fault").u64(t.no_fault);
+    w.key("incomplete").u64(incomplete);
+    w.key("pages").u64(r.pages.size());
+    w.key("refcount_as_expected").u64(t.clean_trail);
+    w.key("zap_dirty").u64(t.dirty);
+    w.end_object();
+}
+
+} // namespace
+
+uint64_t write_report_json(std::ostream& out, const Report& r, const RunInfo& run,
+                           const Symbolizer& symbolize, const json& extra) {
+    if (!extra.is_null() && !extra.is_object())
+        throw std::invalid_argument("write_report_json: extra must be a JSON object");
+    Pretty w(out);
+    Tally tally;
+    bool tallied = false; // the pages were written (and counted)
+
+    // The top-level members, the report's and extra's, in key order; extra's
+    // replace the report's of the same name.
+    auto x = extra.is_object() ? extra.begin() : extra.end();
+    const auto x_end = extra.end();
+    auto section = [&](std::string_view name, auto&& write) {
+        for (; x != x_end && std::string_view(x.key()) < name; ++x)
+            w.any_key(x.key()).value(*x);
+        if (x != x_end && x.key() == name) {
+            w.key(name).value(*x);
+            ++x;
+            return;
+        }
+        w.key(name);
+        write();
+    };
+
+    w.begin_object();
+    section("anomalies", [&] { write_anomalies(w, r); });
+    section("anomalies_dropped", [&] { w.u64(r.anomalies_dropped); });
+    section("counts", [&] { type_counts(w, r.counts); });
+    section("losses", [&] { write_losses(w, r); });
+    section("mappings", [&] { write_mappings(w, r); });
+    section("pages", [&] {
+        w.begin_array();
+        for (std::size_t i = 0; i < r.pages.size(); ++i)
+            write_page(w.elem(), r.pages[i], i, tally);
+        w.end_array();
+        tallied = true;
+    });
+    section("phases", [&] { write_phases(w, r); });
+    section("run", [&] { write_run(w, run); });
+    section("schema", [&] { w.str(kJsonSchema); });
+    section("stacks", [&] { write_stacks(w, r, symbolize); });
+    section("summary", [&] {
+        if (!tallied)
+            for (const PageLife& p : r.pages)
+                tally.add(p, refcount_trail(p));
+        write_summary(w, r, tally);
+    });
+    section("trace", [&] { write_trace(w, r); });
+    for (; x != x_end; ++x)
+        w.any_key(x.key()).value(*x);
+    w.end_object();
+    w.flush();
+    return w.bytes();
+}
+
+} // namespace kextrace
