@@ -36,7 +36,7 @@ constexpr int kExitLeak = 4; // --leaks: a page leaked or was freed while mapped
 constexpr int kExitCannotRun = 127;
 
 void setup_logging(bool verbose) {
-    auto logger = spdlog::stderr_color_st("kextrace");
+    auto logger = spdlog::stderr_color_mt("kextrace"); // the drain thread may log (libbpf)
     logger->set_pattern("kextrace: %^%l%$: %v");
     spdlog::set_default_logger(logger);
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
@@ -227,6 +227,7 @@ int run(const Options& opt) {
     if (opt.duration_s)
         sopts.duration = std::chrono::duration<double>(*opt.duration_s);
     sopts.settle = opt.settle;
+    sopts.queue_limit_bytes = std::size_t{opt.debug_queue_limit_kb} << 10;
     Session session(*loader, sopts);
     SessionResult res;
     if (child) {
@@ -319,6 +320,9 @@ int run(const Options& opt) {
             acct["lost"] = acct["lost"].get<uint64_t>() + lost_final[t];
         }
         acct["exact"] = exact;
+        // records copied off the ring, waiting to be decoded: the most at once
+        RecordQueue::Stats qs = loader->queue_stats();
+        acct["queue"] = {{"peak_records", qs.peak_records}, {"peak_bytes", qs.peak_bytes}};
         j["probe_counters"] = nlohmann::json::object();
         for (uint32_t i = 0; i < KEX_P_COUNT; i++)
             if (loader->results()[i].planned)

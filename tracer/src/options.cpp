@@ -76,6 +76,11 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         ->capture_default_str()
         ->check(CLI::Range(1u, 1024u));
     app.add_option("--max-pages", o.max_pages, "kex pages tracked at once")->capture_default_str();
+    // Hidden, for tests: the ring's drain thread waits while KB of records wait
+    // to be decoded, so a stalled consumer makes the ring overflow (events lost).
+    app.add_option("--debug-queue-limit-kb", o.debug_queue_limit_kb)
+        ->check(CLI::Range(0u, 1u << 20))
+        ->group("");
     app.prefix_command(); // everything from the first positional (or "--") on is CMD
 
     try {

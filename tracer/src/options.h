@@ -33,6 +33,7 @@ struct Options {
     std::optional<std::pair<int, int>> insert_args;
     unsigned ringbuf_mb = 16;
     unsigned max_pages = 1u << 18;
+    unsigned debug_queue_limit_kb = 0; // hidden: the drain thread waits past this (0: unbounded)
 };
 
 // Parses argv. Returns nullopt after printing help / a usage error; *exit_code

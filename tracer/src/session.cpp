@@ -28,6 +28,22 @@ void on_stop(int sig) {
 
 using Clock = std::chrono::steady_clock;
 
+// The loader's drain thread for one session: started here, finished by
+// Session::settle(), stopped and joined when the session unwinds.
+class DrainThread {
+  public:
+    DrainThread(Loader& loader, const SessionOptions& opts) : loader_(loader) {
+        if (auto st = loader_.start_draining(opts.drain_interval, opts.queue_limit_bytes); !st)
+            spdlog::warn("{}: draining the ring buffer on the main thread", st.error().message);
+    }
+    ~DrainThread() { loader_.abandon_draining(); }
+    DrainThread(const DrainThread&) = delete;
+    DrainThread& operator=(const DrainThread&) = delete;
+
+  private:
+    Loader& loader_;
+};
+
 } // namespace
 
 void install_stop_handlers() {
@@ -226,11 +242,14 @@ void Session::settle() {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
         loader_.drain(static_cast<int>(std::max<long>(1, std::min<long>(left.count(), 20))));
     }
-    loader_.drain();
+    // The drain thread empties the ring and exits; its last records are handed over.
+    loader_.finish_draining();
+    loader_.drain(); // without the thread (it could not start): the ring, here
 }
 
 SessionResult Session::run(HeldChild& child) {
     SessionResult r;
+    DrainThread drainer(loader_, opts_);
     auto start = Clock::now();
     while (true) {
         loader_.drain(static_cast<int>(opts_.drain_interval.count()));
@@ -261,6 +280,7 @@ SessionResult Session::run(HeldChild& child) {
 
 SessionResult Session::run_attached(int pid) {
     SessionResult r;
+    DrainThread drainer(loader_, opts_);
     auto start = Clock::now();
     while (true) {
         loader_.drain(static_cast<int>(opts_.drain_interval.count()));
@@ -284,6 +304,7 @@ SessionResult Session::run_attached(int pid) {
 
 SessionResult Session::run_system(const std::function<bool()>& gone) {
     SessionResult r;
+    DrainThread drainer(loader_, opts_);
     auto start = Clock::now();
     while (true) {
         loader_.drain(static_cast<int>(opts_.drain_interval.count()));

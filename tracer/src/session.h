@@ -1,6 +1,8 @@
 // session.h - one tracing run: start the command held on a pipe (or adopt a
 // running process), release it once every probe is attached, drain the ring
 // buffer while it runs, and after it exits drain, settle, drain again.
+// The ring is drained on the loader's drain thread (started and joined here);
+// the records are handed to the sample function on the session's thread.
 //
 //   HeldChild child = HeldChild::spawn(cmd)      // forked, waiting on a pipe
 //   loader.trace_tgid(child.pid()); loader.attach(plan);
@@ -12,6 +14,7 @@
 #include "loader.h"
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -54,6 +57,9 @@ struct SessionOptions {
     std::optional<std::chrono::duration<double>> duration;
     std::chrono::milliseconds settle{150};
     std::chrono::milliseconds drain_interval{50};
+    // Debugging: the drain thread waits while this many record bytes are
+    // queued (0: unbounded), so a stalled consumer loses events again.
+    std::size_t queue_limit_bytes = 0;
 };
 
 struct SessionResult {
