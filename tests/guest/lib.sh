@@ -2,6 +2,15 @@
 KEX_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export KEX_TOP
 
+# The build tree whose binaries the cases run: KEX_BUILD (absolute, or
+# relative to the repository), default build/. Its bin/ goes first on PATH;
+# kex.ko still comes from build/module* (kex_ko).
+#   scripts/vm -- env KEX_BUILD=build-other tests/guest/run tracer
+KEX_BUILD=${KEX_BUILD:-$KEX_TOP/build}
+case $KEX_BUILD in /*) ;; *) KEX_BUILD=$KEX_TOP/$KEX_BUILD ;; esac
+PATH=$KEX_BUILD/bin:$PATH
+export KEX_BUILD PATH
+
 # The kex.ko built for the kernel this guest runs.
 kex_ko() {
 	case ${KEX_GUEST_KERNEL:-6.1} in
