@@ -229,7 +229,7 @@ case_two_rigs_only_traced_reported() {
 	mkfifo "$CASE_TMP/go"
 	sh -c "read x <$CASE_TMP/go; exec mmap_test /dev/kex 4 --no-wait" >/dev/null &
 	local other=$!
-	kextrace --json "$CASE_TMP/out.json" --usdt "$KEX_TOP/build/bin/mmap_test" \
+	kextrace --json "$CASE_TMP/out.json" --usdt "$KEX_BUILD/bin/mmap_test" \
 		-- sh -c "echo go >$CASE_TMP/go; mmap_test /dev/kex 8 --no-wait; sleep 0.2" >/dev/null
 	wait $other
 	check_clean_run "$CASE_TMP/out.json" 8 drop munmap
@@ -248,7 +248,7 @@ case_killed_before_munmap() {
 	kex_load
 	mkfifo "$CASE_TMP/hold"
 	local rc=0
-	kextrace --json "$CASE_TMP/out.json" --usdt "$KEX_TOP/build/bin/mmap_test" -- sh -c "
+	kextrace --json "$CASE_TMP/out.json" --usdt "$KEX_BUILD/bin/mmap_test" -- sh -c "
 		mmap_test /dev/kex 8 <$CASE_TMP/hold >$CASE_TMP/rig.txt &
 		rig=\$!
 		exec 7>$CASE_TMP/hold
@@ -342,7 +342,7 @@ case_attach_to_pid() {
 	mkfifo "$CASE_TMP/go"
 	sh -c "read x <$CASE_TMP/go; exec mmap_test /dev/kex 4 --no-wait" >/dev/null &
 	local rig=$!
-	kextrace -p $rig --usdt "$KEX_TOP/build/bin/mmap_test" --json "$CASE_TMP/out.json" \
+	kextrace -p $rig --usdt "$KEX_BUILD/bin/mmap_test" --json "$CASE_TMP/out.json" \
 		>"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" &
 	local k=$!
 	wait_started "$CASE_TMP/err.txt"
@@ -356,9 +356,12 @@ case_attach_to_pid() {
 }
 
 # Forced overload: a 1 MiB ring and a consumer held up (its --events output is
-# a FIFO nobody reads until the rig is done). Events are lost, and every one
-# is accounted for: produced (the BPF side's count) = received + lost, type
-# by type; kextrace says so and exits 3.
+# a FIFO nobody reads until the rig is done). The ring is drained on a thread
+# of its own that keeps up with a stalled consumer (its queue is unbounded),
+# so the hidden --debug-queue-limit-kb 1 makes that thread wait once 1 KiB of
+# records is queued: the stall backs up into the ring again. Events are lost,
+# and every one is accounted for: produced (the BPF side's count) = received
+# + lost, type by type; kextrace says so and exits 3.
 case_ring_overload_is_counted_exactly() {
 	kex_load
 	local fifo=$CASE_TMP/events.fifo rc=0
@@ -375,7 +378,7 @@ case_ring_overload_is_counted_exactly() {
 		cat <&3 >/dev/null
 	) &
 	local reader=$!
-	kextrace --ringbuf-mb 1 --events "$fifo" --json "$CASE_TMP/out.json" \
+	kextrace --ringbuf-mb 1 --debug-queue-limit-kb 1 --events "$fifo" --json "$CASE_TMP/out.json" \
 		-- mmap_test /dev/kex 4096 --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
 	wait $reader
 	tail -n 3 "$CASE_TMP/err.txt"
@@ -389,6 +392,41 @@ ok(a['exact'], 'produced = received + lost for every type')
 ok(a['produced'] == a['received'] + a['lost'], 'produced %d = received %d + lost %d' % (a['produced'], a['received'], a['lost']))
 ok(all(t['produced'] == t['received'] + t['lost'] for t in a['per_type'].values()), 'per type')
 ok(j['losses']['total'] == a['lost'], 'the report counts the same losses (%d)' % j['losses']['total'])
+q = a['queue']
+print('drain queue peak:', q)
+ok(q['peak_bytes'] <= 2 * 256 * 1024, 'the queue limit held the drain thread (peak %d bytes)' % q['peak_bytes'])
+"
+	kex_balanced
+}
+
+# The same stalled consumer without the limit: the drain thread keeps copying
+# into its queue while the consumer is blocked, so nothing is lost even with
+# a 1 MiB ring; every record it copied reaches the report.
+case_stalled_consumer_loses_nothing() {
+	kex_load
+	local fifo=$CASE_TMP/events.fifo rc=0
+	mkfifo "$fifo"
+	(
+		exec 3<"$fifo"
+		for _ in $(seq 600); do
+			[ "$(kex_counter pages_allocated)" -ge 1024 ] && [ "$(kex_counter pages_live)" = 0 ] && break
+			sleep 0.1
+		done
+		cat <&3 >/dev/null
+	) &
+	local reader=$!
+	kextrace --ringbuf-mb 1 --events "$fifo" --json "$CASE_TMP/out.json" \
+		-- mmap_test /dev/kex 1024 --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
+	wait $reader
+	tail -n 3 "$CASE_TMP/err.txt"
+	expect_eq "$rc" 0 "exit status"
+	pyjson "$CASE_TMP/out.json" "
+a = j['ring_accounting']
+print('ring accounting:', {k: a[k] for k in ('produced', 'received', 'lost', 'exact', 'queue')})
+ok(a['lost'] == 0, 'nothing lost')
+ok(a['exact'] and a['produced'] == a['received'], 'produced %d = received %d' % (a['produced'], a['received']))
+ok(a['queue']['peak_records'] > 0, 'records waited in the queue (%d at most)' % a['queue']['peak_records'])
+ok(j['summary']['pages'] == 1024, 'every page reported (%d)' % j['summary']['pages'])
 "
 	kex_balanced
 }
