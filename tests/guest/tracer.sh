@@ -116,6 +116,29 @@ bpftrace_stop() {
 	expect_eq "$rc" 0 "bpftrace exit status after SIGINT"
 }
 
+# stalled_reader FIFO PAGES: in the background, open FIFO but read nothing
+# until the rig has mapped and freed PAGES pages (kex's counters: the rig
+# itself stays a zombie until the blocked kextrace reaps it), 60 s at most,
+# then read it all. Builtins only while it waits: an exec every 0.1 s while
+# kextrace (de)registers its kretprobes is what exposed the guest oops in
+# docs/hardening.md. The reader's pid goes to $reader.
+stalled_reader() {
+	local fifo=$1 pages=$2 tick=$CASE_TMP/tick.fifo
+	mkfifo "$tick"
+	(
+		exec 3<"$fifo" 4<>"$tick"
+		local a l i
+		for ((i = 0; i < 600; i++)); do
+			read -r a </sys/class/kex/kex/pages_allocated
+			read -r l </sys/class/kex/kex/pages_live
+			[ "$a" -ge "$pages" ] && [ "$l" = 0 ] && break
+			read -r -t 0.1 -u 4 _ || :
+		done
+		cat <&3 >/dev/null
+	) &
+	reader=$!
+}
+
 # --- cases -------------------------------------------------------------------------
 
 case_drop_8_pages() {
@@ -364,20 +387,9 @@ case_attach_to_pid() {
 # + lost, type by type; kextrace says so and exits 3.
 case_ring_overload_is_counted_exactly() {
 	kex_load
-	local fifo=$CASE_TMP/events.fifo rc=0
+	local fifo=$CASE_TMP/events.fifo rc=0 reader
 	mkfifo "$fifo"
-	# the reader opens the FIFO but reads nothing until the rig has mapped and
-	# freed its 4096 pages (kex's counters: the rig itself stays a zombie
-	# until the blocked kextrace reaps it); 60 s at most
-	(
-		exec 3<"$fifo"
-		for _ in $(seq 600); do
-			[ "$(kex_counter pages_allocated)" -ge 4096 ] && [ "$(kex_counter pages_live)" = 0 ] && break
-			sleep 0.1
-		done
-		cat <&3 >/dev/null
-	) &
-	local reader=$!
+	stalled_reader "$fifo" 4096
 	kextrace --ringbuf-mb 1 --debug-queue-limit-kb 1 --events "$fifo" --json "$CASE_TMP/out.json" \
 		-- mmap_test /dev/kex 4096 --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
 	wait $reader
@@ -404,17 +416,9 @@ ok(q['peak_bytes'] <= 2 * 256 * 1024, 'the queue limit held the drain thread (pe
 # a 1 MiB ring; every record it copied reaches the report.
 case_stalled_consumer_loses_nothing() {
 	kex_load
-	local fifo=$CASE_TMP/events.fifo rc=0
+	local fifo=$CASE_TMP/events.fifo rc=0 reader
 	mkfifo "$fifo"
-	(
-		exec 3<"$fifo"
-		for _ in $(seq 600); do
-			[ "$(kex_counter pages_allocated)" -ge 1024 ] && [ "$(kex_counter pages_live)" = 0 ] && break
-			sleep 0.1
-		done
-		cat <&3 >/dev/null
-	) &
-	local reader=$!
+	stalled_reader "$fifo" 1024
 	kextrace --ringbuf-mb 1 --events "$fifo" --json "$CASE_TMP/out.json" \
 		-- mmap_test /dev/kex 1024 --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
 	wait $reader
