@@ -239,6 +239,13 @@ def _unit(b):
 
 # --- Markdown --------------------------------------------------------------------------
 
+def queue_peak(acct):
+    q = (acct or {}).get("queue")
+    if not q:
+        return "n/a"
+    return f"{q.get('peak_records', 0):,} records, {q.get('peak_bytes', 0) / 2**20:.1f} MiB"
+
+
 def summary_md(env, ov, ls, md, co, meta, pf=None):
     L = []
     L.append("# kextrace benchmarks: summary")
@@ -376,17 +383,20 @@ def summary_md(env, ov, ls, md, co, meta, pf=None):
         L.append("")
         L.append("kextrace over `kexbench loop` (mmap, touch every page, munmap, no exec between), "
                  "1 or 2 loopers at once; the overload run uses a 1 MiB ring and the slowest consumer "
-                 "(`--events`, a JSON line per record). Rate = (received + lost) / the loopers' wall time.")
+                 "(`--events`, a JSON line per record), with the ring's drain thread held once 1 KiB of "
+                 "records wait for that consumer (`--debug-queue-limit-kb 1`: without it the drain thread "
+                 "keeps copying the ring into memory and nothing is lost). "
+                 "Rate = (received + lost) / the loopers' wall time.")
         L.append("")
         L.append("| run | ring | loopers x pages x loops | events received | lost | rate (events/s) | "
-                 "produced = received + lost |")
-        L.append("|---|---|---|---|---|---|---|")
+                 "drain queue peak | produced = received + lost |")
+        L.append("|---|---|---|---|---|---|---|---|")
         for l in ls:
             acct = l.get("ring_accounting") or {}
             ex = l.get("accounting_exact")
             L.append(f"| {l['name']} | {l['ringbuf_mb']} MiB | {l['parallel']} x {l['pages']} x {l['loops']} | "
                      f"{l.get('events')} | {l.get('lost')} | "
-                     f"{(l['events_per_s'] or 0):,.0f} | "
+                     f"{(l['events_per_s'] or 0):,.0f} | {queue_peak(acct)} | "
                      f"{'exact' if ex else 'NOT exact' if ex is False else 'n/a'}"
                      f"{' (' + str(acct.get('produced')) + ' = ' + str(acct.get('received')) + ' + ' + str(acct.get('lost')) + ')' if acct else ''} |")
         over = [l for l in ls if l["name"] == "overload" and l.get("ring_accounting")]

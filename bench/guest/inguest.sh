@@ -141,8 +141,9 @@ has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 # --- 2. loss -----------------------------------------------------------------------
 # kextrace over kexbench loop (map, touch, unmap, LOOPS times, no exec between),
 # one looper and two in parallel (both vCPUs producing); then the same with a
-# 1 MiB ring buffer and the slowest consumer (--events: JSON per record) to force
-# overload. --json gives the ring accounting (produced / received / lost per type).
+# 1 MiB ring buffer, the slowest consumer (--events: JSON per record) and the
+# drain thread held behind it (--debug-queue-limit-kb) to force overload.
+# --json gives the ring accounting (produced / received / lost per type).
 loss_run() { # name ringbuf_mb parallel [kextrace options...]
 	local name=$1 mb=$2 par=$3 f=$kb/loop.json j=$kb/loss.json t0 t1 rc cmd
 	shift 3
@@ -167,8 +168,10 @@ if has loss; then
 		case $r in
 		default_1) loss_run default_1 16 1 ;;
 		default_2) loss_run default_2 16 2 ;;
-		overload) # 1 MiB ring, the slowest consumer (JSON per record)
-			loss_run overload 1 2 --events "$kb/events.jsonl"
+		overload) # 1 MiB ring, the slowest consumer (JSON per record), and the drain
+			# thread held once 1 KiB of records wait for it: it would otherwise keep
+			# copying the ring into memory however slow the consumer is
+			loss_run overload 1 2 --events "$kb/events.jsonl" --debug-queue-limit-kb 1
 			rm -f "$kb/events.jsonl" ;;
 		esac
 	done
