@@ -143,14 +143,16 @@ has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 # one looper and two in parallel (both vCPUs producing); then the same with a
 # 1 MiB ring buffer, the slowest consumer (--events: JSON per record) and the
 # drain thread held behind it (--debug-queue-limit-kb) to force overload.
-# --json gives the ring accounting (produced / received / lost per type).
+# --stats gives the ring accounting (produced / received / lost per type; --json
+# would too, but with every page: over a GB for 393,216 page lives, more than the
+# guest's /tmp holds).
 loss_run() { # name ringbuf_mb parallel [kextrace options...]
 	local name=$1 mb=$2 par=$3 f=$kb/loop.json j=$kb/loss.json t0 t1 rc cmd
 	shift 3
 	rm -f "$f" "$j"
 	cmd="for i in \$(seq $par); do $kb/kexbench loop /dev/kex $loss_pages $loss_loops --out $f & done; wait"
 	t0=$(kexbench now)
-	kextrace --usdt "$rig" --ringbuf-mb "$mb" --accept-loss --json "$j" "$@" -- sh -c "$cmd" \
+	kextrace --usdt "$rig" --ringbuf-mb "$mb" --accept-loss --stats "$j" "$@" -- sh -c "$cmd" \
 		>"$kb/kt.out" 2>"$kb/kt.err"
 	rc=$?
 	t1=$(kexbench now)

@@ -86,7 +86,7 @@ if run plan 120 "$kt" --plan; then
 fi
 
 # 3. a real run: attaches, reports at start-up, ends with the command's status
-if run true 180 "$kt" --json "$tmp/true.json" -- true; then
+if run true 180 "$kt" --json "$tmp/true.json" --stats "$tmp/true.stats" -- true; then
 	if [ $rc = 0 ]; then ok "kextrace -- true: status 0"; else bad "kextrace -- true: status $rc"; show "$tmp/true.err"; fi
 	check_table "$tmp/true.err" "start-up report"
 	if python3 - "$tmp/true.json" <<'PY'
@@ -96,6 +96,19 @@ probes = j.get("probes") or j.get("run", {}).get("probes")
 assert probes, "no probes in the JSON"
 PY
 	then ok "--json: valid, with the probe report"; else bad "--json: unreadable or without probes"; fi
+	# --stats: the same counters as --json, without the pages
+	if python3 - "$tmp/true.json" "$tmp/true.stats" <<'PY'
+import json, sys
+j, s = (json.load(open(p)) for p in sys.argv[1:3])
+assert s["schema"] == "kextrace.stats/1", s.get("schema")
+assert "pages" not in s and "phases" not in s, "pages in --stats"
+assert s["ring_accounting"] == j["ring_accounting"], "ring accounting differs from --json's"
+assert s["probe_counters"] == j["probe_counters"], "probe counters differ from --json's"
+a = s["ring_accounting"]
+assert a["exact"] and a["produced"] == a["received"] + a["lost"], a
+assert s["events"] == a["received"] and s["page_lives"] == len(j["pages"]), s
+PY
+	then ok "--stats: the counters of --json, exact, no pages"; else bad "--stats: not the counters of --json"; show "$tmp/true.stats"; fi
 	grep -q "^anomalies: none" "$tmp/true.out" && ok "kextrace -- true: no anomalies" ||
 		{ bad "kextrace -- true: anomalies"; show "$tmp/true.out"; }
 fi

@@ -71,7 +71,7 @@ none_left "missing command"
 
 # 4. unwritable outputs: an error naming the option and path before anything
 # is traced (no probe table printed), no file created
-for o in --json --export --jsonl; do
+for o in --json --stats --export --jsonl; do
 	n=unwritable_${o#--}
 	expect "$n" 1 "$o.*/nonexistent/dir/out" "$kt" "$o" /nonexistent/dir/out -- true
 	if grep -q '^insert ' "$tmp/$n.err"; then bad "$n: probes were attached before the error"; show "$tmp/$n.err"; else ok "$n: failed before attaching"; fi

@@ -128,6 +128,8 @@ int run(const Options& opt) {
         AtomicFile::create(opt.export_path).take_or_die("--export");
     if (!opt.json_path.empty())
         AtomicFile::create(opt.json_path).take_or_die("--json");
+    if (!opt.stats_path.empty())
+        AtomicFile::create(opt.stats_path).take_or_die("--stats");
     std::ofstream events_out;
     if (!opt.events_path.empty()) {
         events_out.open(opt.events_path, std::ios::trunc);
@@ -302,7 +304,7 @@ int run(const Options& opt) {
                      st.events, st.tracks, st.flow_arrows, st.bytes);
     }
     std::cout.flush();
-    if (!opt.json_path.empty()) {
+    if (!opt.json_path.empty() || !opt.stats_path.empty()) {
         // the sections beyond the report, merged at their sorted places
         nlohmann::json j = nlohmann::json::object();
         // produced (BPF) = received (here) + lost (losses map), type by type
@@ -331,9 +333,19 @@ int run(const Options& opt) {
                     {"matched", stats[i].matched},
                     {"emitted", stats[i].emitted},
                     {"missed", missed ? nlohmann::json((*missed)[i]) : nlohmann::json()}};
-        if (leaks)
-            j["leaks"] = leaks_json(*leaks, report, sym);
-        write_report_json_atomically(opt.json_path, report, run, sym, j);
+        if (!opt.stats_path.empty()) {
+            nlohmann::json st = j;
+            st["schema"] = "kextrace.stats/1";
+            st["events"] = report.events;
+            st["page_lives"] = report.pages.size();
+            st["kernel_release"] = run.kernel_release;
+            write_json_atomically(opt.stats_path, st);
+        }
+        if (!opt.json_path.empty()) {
+            if (leaks)
+                j["leaks"] = leaks_json(*leaks, report, sym);
+            write_report_json_atomically(opt.json_path, report, run, sym, j);
+        }
     }
 
     if (res.wait_status)

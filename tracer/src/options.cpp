@@ -26,6 +26,10 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         ->check(CLI::PositiveNumber);
     app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)")
         ->type_name("FILE");
+    app.add_option("--stats", o.stats_path,
+                   "also write the run's counters as JSON to FILE (atomically): ring accounting "
+                   "and probe counters, as in --json, without the pages (small for any run)")
+        ->type_name("FILE");
     app.add_option("--events", o.events_path,
                    "write every decoded record to FILE, one JSON object per line")
         ->type_name("FILE");

@@ -14,6 +14,7 @@ struct Options {
     std::optional<int> pid;           // -p: attach to a running process
     std::optional<double> duration_s; // --duration
     std::string json_path;            // --json FILE
+    std::string stats_path;           // --stats FILE
     std::string events_path;          // --events FILE: every decoded record, JSON lines
     std::string jsonl_path;           // --jsonl FILE: raw events + header, for `kextrace report`
     std::string export_path;          // --export FILE: Trace Event Format timeline
