@@ -280,6 +280,8 @@ struct Correlator::State {
             else
                 radix_sort_keys();
         }
+        if (limit == UINT64_MAX)
+            reserve_lives();
         std::size_t n = 0;
         while (n < keys.size() && keys[n].ts <= limit)
             process(buffer[keys[n++].idx]);
@@ -291,6 +293,23 @@ struct Correlator::State {
     }
 
     void flush_all() { flush_until(UINT64_MAX); }
+
+    // Before a flush of everything (finish(); all there is when kextrace
+    // buffers everything): room for the lives the buffered kex allocations
+    // may open, so Report::pages (200 B a life) and the closed-pfn index grow
+    // once, to size, instead of doubling (moving every life each time, and
+    // holding up to twice the room). Windowed flushes grow as vectors do.
+    void reserve_lives() {
+        std::size_t allocs = 0;
+        for (const Rec& e : buffer)
+            allocs += e.type == KEX_EV_KEX_PAGE_ALLOC;
+        const std::size_t need = r.pages.size() + allocs;
+        if (need <= r.pages.capacity())
+            return;
+        r.pages.reserve(need);
+        if (closed_by_pfn.size() + allocs > closed_by_pfn.bucket_count() / 2)
+            closed_by_pfn.reserve(closed_by_pfn.size() + allocs);
+    }
 
     // --- helpers -----------------------------------------------------------
 
