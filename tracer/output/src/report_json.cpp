@@ -11,6 +11,7 @@
 #include <kextrace/output.h>
 
 #include "format.h"
+#include "json_buffer.h"
 
 #include <algorithm>
 #include <array>
@@ -30,11 +31,9 @@ namespace {
 // Pretty-printed JSON into a buffer, flushed to the stream in large chunks.
 // Containers are opened and closed explicitly; members and elements are
 // started with key() / elem(), which write the separator and indentation.
-class Pretty {
+class Pretty : public detail::JsonBuffer {
   public:
-    explicit Pretty(std::ostream& out) : out_(out) { buf_.reserve(kChunk + 64 * 1024); }
-    Pretty(const Pretty&) = delete;
-    Pretty& operator=(const Pretty&) = delete;
+    using JsonBuffer::JsonBuffer;
 
     void begin_object() { open('{'); }
     void end_object() { close('}'); }
@@ -62,38 +61,6 @@ class Pretty {
         return *this;
     }
 
-    void u64(uint64_t v) {
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        buf_.append(tmp, r.ptr);
-    }
-    void i64(int64_t v) {
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        buf_.append(tmp, r.ptr);
-    }
-    void boolean(bool v) { v ? buf_.append("true", 4) : buf_.append("false", 5); }
-    void null() { buf_.append("null", 4); }
-    void count(int32_t v) { v == kNoCount ? null() : i64(v); }
-    // detail::hex as a JSON string: "0x1f".
-    void hex(uint64_t v) {
-        char tmp[24] = {'"', '0', 'x'};
-        auto r = std::to_chars(tmp + 3, tmp + sizeof(tmp) - 1, v, 16);
-        *r.ptr++ = '"';
-        buf_.append(tmp, r.ptr);
-    }
-    void str(std::string_view s) {
-        for (unsigned char c : s)
-            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
-                // escapes, UTF-8 (validated; invalid bytes become U+FFFD): nlohmann's
-                buf_.append(
-                    json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
-                return;
-            }
-        buf_.push_back('"');
-        buf_.append(s);
-        buf_.push_back('"');
-    }
     // Any value, as dump(2) writes it at this depth: its own dump, each line
     // after the first indented by the current depth (a dump has no raw newline
     // but those between its lines: newlines in strings are escaped).
@@ -119,15 +86,7 @@ class Pretty {
         end_array();
     }
 
-    void flush() {
-        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-        bytes_ += buf_.size();
-        buf_.clear();
-    }
-    uint64_t bytes() const { return bytes_ + buf_.size(); }
-
   private:
-    static constexpr std::size_t kChunk = 1 << 20;
     static constexpr std::string_view kSpaces = "                                                "
                                                 "                                                ";
 
@@ -144,8 +103,7 @@ class Pretty {
         }
         buf_.push_back(c);
         first_ = false; // the enclosing container has this one
-        if (buf_.size() >= kChunk)
-            flush();
+        flush_if_full();
     }
     void next() {
         if (first_)
@@ -162,9 +120,6 @@ class Pretty {
         buf_.append(kSpaces.data(), n);
     }
 
-    std::ostream& out_;
-    std::string buf_;
-    uint64_t bytes_ = 0;
     std::size_t depth_ = 0;
     bool first_ = true; // the current container has no member yet
 };

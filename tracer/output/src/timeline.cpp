@@ -5,6 +5,7 @@
 #include <kextrace/timeline.h>
 
 #include "format.h"
+#include "json_buffer.h"
 
 #include <algorithm>
 #include <array>
@@ -19,29 +20,10 @@ using nlohmann::json;
 
 namespace {
 
-// JSON text into a buffer, flushed to the stream in large chunks.
-class Writer {
+// The timeline's JSON text: the shared buffer, and microseconds.
+class Writer : public detail::JsonBuffer {
   public:
-    explicit Writer(std::ostream& out) : out_(out) { buf_.reserve(kChunk + 64 * 1024); }
-    Writer(const Writer&) = delete;
-    Writer& operator=(const Writer&) = delete;
-
-    void raw(std::string_view s) {
-        buf_.append(s);
-        if (buf_.size() >= kChunk)
-            flush();
-    }
-    void ch(char c) { buf_.push_back(c); }
-    void u64(uint64_t v) {
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        buf_.append(tmp, r.ptr);
-    }
-    void i64(int64_t v) {
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        buf_.append(tmp, r.ptr);
-    }
+    using JsonBuffer::JsonBuffer;
     // ns as microseconds with three decimals: exact, no double rounding.
     void us(uint64_t ns) {
         u64(ns / 1000);
@@ -51,45 +33,6 @@ class Writer {
                            static_cast<char>('0' + frac % 10)};
         buf_.append(d, 4);
     }
-    void hex(uint64_t v) {
-        char tmp[24] = {'"', '0', 'x'};
-        auto r = std::to_chars(tmp + 3, tmp + sizeof(tmp) - 1, v, 16);
-        *r.ptr++ = '"';
-        buf_.append(tmp, r.ptr);
-    }
-    void str(std::string_view s) {
-        bool plain = true;
-        for (unsigned char c : s)
-            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
-                plain = false;
-                break;
-            }
-        if (plain) {
-            ch('"');
-            buf_.append(s);
-            ch('"');
-        } else {
-            buf_.append(json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
-        }
-    }
-    void count(int32_t v) {
-        if (v == kNoCount)
-            raw("null");
-        else
-            i64(v);
-    }
-    void flush() {
-        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-        bytes_ += buf_.size();
-        buf_.clear();
-    }
-    uint64_t bytes() const { return bytes_ + buf_.size(); }
-
-  private:
-    static constexpr std::size_t kChunk = 1 << 20;
-    std::ostream& out_;
-    std::string buf_;
-    uint64_t bytes_ = 0;
 };
 
 // One event of a track before it is written. Args are JSON object text in
