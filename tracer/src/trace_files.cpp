@@ -58,20 +58,27 @@ Status AtomicFile::commit() {
     return Ok{};
 }
 
-void write_json_atomically(const std::string& path, const nlohmann::json& j) {
+namespace {
+// A JSON document to path through a temp file and rename, with its final newline.
+template <class WriteFn> void write_document_atomically(const std::string& path, WriteFn&& write) {
     AtomicFile f = AtomicFile::create(path).take_or_die();
-    f.stream() << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    write(f.stream());
+    f.stream() << '\n';
     if (auto st = f.commit(); !st)
         throw FatalError(st.error().message);
+}
+} // namespace
+
+void write_json_atomically(const std::string& path, const nlohmann::json& j) {
+    write_document_atomically(path, [&](std::ostream& out) {
+        out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+    });
 }
 
 void write_report_json_atomically(const std::string& path, const Report& report, const RunInfo& run,
                                   const Symbolizer& symbolize, const nlohmann::json& extra) {
-    AtomicFile f = AtomicFile::create(path).take_or_die();
-    write_report_json(f.stream(), report, run, symbolize, extra);
-    f.stream() << '\n';
-    if (auto st = f.commit(); !st)
-        throw FatalError(st.error().message);
+    write_document_atomically(
+        path, [&](std::ostream& out) { write_report_json(out, report, run, symbolize, extra); });
 }
 
 Result<TimelineStats> write_timeline(const std::string& path, const Report& report,
