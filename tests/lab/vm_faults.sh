@@ -48,6 +48,22 @@ oops)	# a kernel oops is reported with its text at once, not at the deadline
 	check "stopped well before the deadline (${took}s)" [ "$took" -lt 60 ]
 	check "no guest left running" no_qemu_left
 	;;
+lockup)	# a soft lockup or an RCU stall is a crash too, reported at once
+	for what in 'watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [lab:1]:soft lockup' \
+		'rcu: INFO: rcu_preempt detected stalls on CPUs/tasks::RCU stall'; do
+		line=${what%:*} kind=${what##*:}
+		line=${line%:}
+		start=$(date +%s)
+		"$vm" --timeout 120 -- sh -c "echo '$line' >/dev/kmsg; sleep 600" 2>"$err" >/dev/null
+		rc=$?
+		took=$(($(date +%s) - start))
+		check "exit 125 on a $kind (got $rc)" [ "$rc" = 125 ]
+		check "says the guest kernel had a $kind" grep -q "guest kernel $kind" "$err"
+		check "shows the line" grep -qF "$line" "$err"
+		check "stopped well before the deadline (${took}s)" [ "$took" -lt 60 ]
+		check "no guest left running" no_qemu_left
+	done
+	;;
 hang)	# a guest that never finishes is killed at the timeout
 	"$vm" --timeout 12 -- sleep 600 2>"$err" >/dev/null
 	rc=$?
