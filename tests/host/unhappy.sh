@@ -92,9 +92,20 @@ expect not_root 1 'needs root, or CAP_BPF and CAP_PERFMON' setpriv --reuid=65534
 expect no_caps 1 'needs root, or CAP_BPF and CAP_PERFMON' setpriv --inh-caps=-all --bounding-set=-bpf,-perfmon,-sys_admin "$kt" -- true
 none_left "no privileges"
 
-# 5b. a kernel without BTF (hidden in a private mount namespace): named, exit 1
+had_btf=no
+[ -e /sys/kernel/btf/vmlinux ] && had_btf=yes
+# 5b. a kernel without BTF (hidden in a mount namespace of its own): named, exit 1.
+# Not plain `unshare -m`: it makes / private, which fails where / is not a
+# mount point (a chroot). Only the mount holding /sys/kernel/btf is made a
+# slave instead, so the tmpfs over it cannot propagate back to this machine
+# when it is shared (systemd's default).
 expect no_btf 1 'no /sys/kernel/btf/vmlinux: this kernel was built without CONFIG_DEBUG_INFO_BTF' \
-	unshare -m sh -c "mount -t tmpfs none /sys/kernel/btf && exec '$kt' -- true"
+	unshare -m --propagation unchanged sh -c 'mount --make-rslave "$(findmnt -no TARGET -T /sys/kernel/btf)" &&
+		mount -t tmpfs none /sys/kernel/btf && exec "$0" -- true' "$kt"
+if [ "$had_btf" = yes ]; then
+	[ -e /sys/kernel/btf/vmlinux ] && ok "no_btf: BTF still there outside its namespace" ||
+		bad "no_btf: the tmpfs hiding BTF leaked out of its mount namespace"
+fi
 none_left "no BTF"
 
 # 6. a command that exits at once: its status, a complete report
