@@ -13,13 +13,16 @@ kex_major() {
 
 # dmesg_mark, then dmesg_new: the kernel log lines since the mark. The mark
 # is a line written to /dev/kmsg, not a line count: once the log buffer is
-# full (several suites in one boot), counts stop moving.
+# full (several suites in one boot), counts stop moving. A mark the buffer
+# overwrote fails dmesg_new (status 1, said on stderr) instead of reading as
+# "nothing logged since": the lines after it may be gone too.
 dmesg_mark() {
 	DMESG_MARK="kexlab mark $$.$RANDOM.$(date +%s%N)"
 	echo "$DMESG_MARK" >/dev/kmsg
 }
 dmesg_new() {
-	dmesg | awk -v m="$DMESG_MARK" 'seen { print } index($0, m) { seen = 1 }'
+	dmesg | awk -v m="$DMESG_MARK" 'seen { print } index($0, m) { seen = 1 }
+		END { if (!seen) { print "FAILED: dmesg_new: the mark is no longer in the kernel log (overwritten)" >"/dev/stderr"; exit 1 } }'
 }
 
 # rig_start ARGS...: run mmap_test ARGS with stdin on a FIFO held open on fd 7
