@@ -678,8 +678,10 @@ static void kex_give_back(struct kex_mapper *m, struct page *page, u32 index)
 
 /*
  * Modes insert and pfn: allocate and map page by page. On failure, kex
- * frees what it still holds; the pages in the page tables are unmapped by
- * the core's error path after ->mmap returns.
+ * frees what it still holds. Insert: each page in the page tables holds
+ * the mapping's own reference, so the core's unmap of the failed VMA after
+ * ->mmap returns frees it. Pfn: the special PTEs hold no reference; they
+ * are zapped here, before kex frees the pages they point to.
  */
 static int kex_map_each(struct kex_mapper *m)
 {
@@ -728,6 +730,9 @@ static int kex_map_each(struct kex_mapper *m)
 	return 0;
 
 out_unwind:
+	if (pfn && m->mapped)
+		zap_vma_ptes(m->vma, m->vma->vm_start,
+			     (unsigned long)m->mapped << PAGE_SHIFT);
 	if (area->policy == KEX_POLICY_KEEP) {
 		for (i = 0; i < m->mapped; i++)
 			kex_give_back(m, area->pages[i], i);
@@ -801,7 +806,11 @@ static int kex_map_batch(struct kex_mapper *m)
 	return 0;
 
 out_unwind:
-	/* keep: kex holds pages 0..nr_alloc-1; drop: those not mapped. */
+	/*
+	 * keep: kex holds pages 0..nr_alloc-1; drop: those not mapped. A
+	 * mapped page keeps the reference vm_insert_pages took until the core
+	 * unmaps the failed VMA: nothing here frees a page a PTE maps.
+	 */
 	for (j = area->policy == KEX_POLICY_KEEP ? 0 : m->mapped;
 	     j < nr_alloc; j++)
 		kex_give_back(m, area->pages[j], j);
@@ -811,9 +820,10 @@ out_unwind:
 /*
  * Map vm_end - vm_start bytes of fresh zeroed pages in the file's mode.
  * Called with the mmap_lock held for write. On failure every page kex
- * allocated and still references is freed here; pages already mapped are
- * unmapped by the core's error path after we return (with drop, that frees
- * them).
+ * allocated and still references is freed here, never while a PTE maps it
+ * without a reference of its own (pfn: zapped first); pages mapped by
+ * vm_insert_page(s) are unmapped by the core's error path after we return
+ * (with drop, that frees them).
  */
 static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 {
