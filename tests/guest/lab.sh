@@ -176,6 +176,35 @@ case_bad_requests() {
 	expect_match "$(cat "$CASE_TMP/err")" 'kex module is not loaded' "rig says kex is not loaded"
 }
 
+# MAP_SHARED of /dev/kex opened O_RDONLY: the core clears VM_SHARED (it
+# cannot become writable) and keeps VM_MAYSHARE. kex refuses it, EACCES,
+# and says why: the read-only open, not MAP_PRIVATE.
+case_shared_readonly() {
+	kex_load
+	dmesg_mark
+	local out
+	out=$(/usr/bin/python3 -c "
+import errno, mmap, os
+fd = os.open('/dev/kex', os.O_RDONLY)
+for name, prot in (('PROT_READ', mmap.PROT_READ), ('PROT_READ|PROT_WRITE', mmap.PROT_READ | mmap.PROT_WRITE)):
+    try:
+        mmap.mmap(fd, 4096, mmap.MAP_SHARED, prot).close()
+        print(name, 'ok')
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+")
+	echo "$out"
+	local log
+	log=$(dmesg_new)
+	echo "$log"
+	! grep 'MAP_PRIVATE' <<<"$log" || fail "a MAP_SHARED mmap was called MAP_PRIVATE"
+	expect_match "$log" 'kex: mmap rejected: MAP_SHARED of a file opened read-only, open it O_RDWR$' "read-only reason"
+	expect_eq "$(grep -c 'kex: mmap rejected' <<<"$log")" 1 "one kex: line, for the PROT_READ mmap"
+	# with PROT_WRITE the core refuses before kex sees it
+	expect_eq "$out" $'PROT_READ EACCES\nPROT_READ|PROT_WRITE EACCES' "MAP_SHARED on an O_RDONLY open"
+	expect_counters 0 0 0 0 "after the refused mmaps"
+}
+
 # Module parameters are validated.
 case_params() {
 	local rc=0
