@@ -570,9 +570,14 @@ static int kex_mmap_check(struct vm_area_struct *vma, unsigned long pages,
 			vma->vm_pgoff);
 		return -EINVAL;
 	}
-	if (!(vma->vm_flags & VM_SHARED)) {
+	/* MAP_SHARED of a file opened read-only: VM_MAYSHARE, no VM_SHARED. */
+	if (!(vma->vm_flags & VM_MAYSHARE)) {
 		pr_info("mmap rejected: MAP_PRIVATE would copy-on-write driver pages, use MAP_SHARED\n");
 		return -EINVAL;
+	}
+	if (!(vma->vm_flags & VM_SHARED)) {
+		pr_info("mmap rejected: MAP_SHARED of a file opened read-only, open it O_RDWR\n");
+		return -EACCES;
 	}
 	if (vma->vm_flags & VM_EXEC) {
 		pr_info("mmap rejected: PROT_EXEC is not allowed\n");
