@@ -75,6 +75,7 @@ static unsigned int kex_max_pages_total = KEX_MAX_PAGES_TOTAL_DEFAULT;
 static unsigned int kex_node_mode = KEX_NODE_MODE_DEFAULT;
 static bool kex_verbose = true;
 static int kex_fail_at = -1;
+static int kex_fail_init;		/* enum kex_init_step */
 static u64 kex_inject_noput;		/* index sets: bit N = page N */
 static u64 kex_inject_extra_get;
 static int kex_inject_fail_leak = -1;
@@ -89,6 +90,21 @@ static const char * const kex_mode_names[] = {
 	[KEX_MODE_BATCH] = "batch",
 	[KEX_MODE_FAULT] = "fault",
 	[KEX_MODE_PFN] = "pfn",
+};
+
+/* The steps of kex_init() that fail_init can make fail. */
+enum kex_init_step {
+	KEX_INIT_NONE,
+	KEX_INIT_CLASS,
+	KEX_INIT_DEVICE,
+	KEX_INIT_CDEV,
+};
+
+static const char * const kex_init_step_names[] = {
+	[KEX_INIT_NONE] = "none",
+	[KEX_INIT_CLASS] = "class",
+	[KEX_INIT_DEVICE] = "device",
+	[KEX_INIT_CDEV] = "cdev",
 };
 
 /* A parameter taking one name of @names; the int it sets is its index. */
@@ -200,6 +216,31 @@ MODULE_PARM_DESC(node_mode,
 
 module_param_named(verbose, kex_verbose, bool, 0644);
 MODULE_PARM_DESC(verbose, "log each mmap and inserted page (default on)");
+
+static int kex_fail_init_set(const char *val, const struct kernel_param *kp)
+{
+	int ret = kex_name_set(val, kp, kex_init_step_names,
+			       ARRAY_SIZE(kex_init_step_names));
+
+	if (ret)
+		pr_warn("fail_init must be none, class, device or cdev, not '%s'\n",
+			val);
+	return ret;
+}
+
+static int kex_fail_init_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%s\n",
+			 kex_init_step_names[*(int *)kp->arg]);
+}
+
+static const struct kernel_param_ops kex_fail_init_ops = {
+	.set = kex_fail_init_set,
+	.get = kex_fail_init_get,
+};
+module_param_cb(fail_init, &kex_fail_init_ops, &kex_fail_init, 0400);
+MODULE_PARM_DESC(fail_init,
+		 "testing: make this step of the module's init fail with -ENOMEM: none (default), class, device or cdev");
 
 module_param_named(fail_at, kex_fail_at, int, 0600);
 MODULE_PARM_DESC(fail_at,
@@ -1055,6 +1096,16 @@ static char *kex_devnode(KEX_DEVNODE_CONST struct device *dev, umode_t *mode)
 	return NULL;
 }
 
+/* fail_init: whether init step @step must fail (and say so). */
+static bool __init kex_init_fails(enum kex_init_step step)
+{
+	if (kex_fail_init != step)
+		return false;
+	pr_warn("fail_init: %s fails with -ENOMEM\n",
+		kex_init_step_names[step]);
+	return true;
+}
+
 static int __init kex_init(void)
 {
 	int ret;
@@ -1067,13 +1118,15 @@ static int __init kex_init(void)
 
 	cdev_init(&kex_cdev, &kex_fops);
 	kex_cdev.owner = THIS_MODULE;
-	ret = cdev_add(&kex_cdev, kex_devt, 1);
+	ret = kex_init_fails(KEX_INIT_CDEV) ? -ENOMEM :
+		cdev_add(&kex_cdev, kex_devt, 1);
 	if (ret) {
 		pr_err("cdev_add failed: %d\n", ret);
 		goto out_unregister;
 	}
 
-	kex_class = kex_class_create(KEX_DEVICE_NAME);
+	kex_class = kex_init_fails(KEX_INIT_CLASS) ? ERR_PTR(-ENOMEM) :
+		kex_class_create(KEX_DEVICE_NAME);
 	if (IS_ERR(kex_class)) {
 		ret = PTR_ERR(kex_class);
 		pr_err("class_create failed: %d\n", ret);
@@ -1081,8 +1134,9 @@ static int __init kex_init(void)
 	}
 	kex_class->devnode = kex_devnode;
 
-	kex_device = device_create_with_groups(kex_class, NULL, kex_devt, NULL,
-					       kex_groups, KEX_DEVICE_NAME);
+	kex_device = kex_init_fails(KEX_INIT_DEVICE) ? ERR_PTR(-ENOMEM) :
+		device_create_with_groups(kex_class, NULL, kex_devt, NULL,
+					  kex_groups, KEX_DEVICE_NAME);
 	if (IS_ERR(kex_device)) {
 		ret = PTR_ERR(kex_device);
 		pr_err("device_create failed: %d\n", ret);

@@ -230,6 +230,51 @@ case_params() {
 	echo drop >"$p/ref_policy"
 }
 
+# A failed load leaves nothing behind and was never reachable: fail_init
+# makes one step of kex's init fail. A kprobe event on cdev_add (the call
+# that makes the device number's file operations live) shows whether a
+# failed init had made the device openable while it could still fail:
+# never. A good load calls cdev_add last, after device_create.
+case_init_failure() {
+	local t=$KEX_TRACING step rc
+	# the probes go away however the case ends
+	trap 'echo 0 >"$KEX_TRACING/events/kexlab/enable"; echo "-:kexlab/cdev_add" >>"$KEX_TRACING/kprobe_events"; echo "-:kexlab/device_create" >>"$KEX_TRACING/kprobe_events"' EXIT
+	echo 'p:kexlab/cdev_add cdev_add' >>"$t/kprobe_events"
+	echo 'p:kexlab/device_create device_create_with_groups' >>"$t/kprobe_events"
+	echo 0 >"$t/tracing_on"
+	echo >"$t/trace"
+	echo 1 >"$t/events/kexlab/enable"
+	echo 1 >"$t/tracing_on"
+	for step in class device cdev; do
+		dmesg_mark
+		rc=0
+		insmod "$(kex_ko)" fail_init=$step 2>"$CASE_TMP/err" || rc=$?
+		[ "$rc" != 0 ] || fail "insmod with fail_init=$step succeeded"
+		expect_match "$(dmesg_new)" "kex: fail_init: $step fails with -ENOMEM\$" "$step: the injected failure logged"
+		expect_eq "$(awk '$1 == "kex"' /proc/modules | wc -l)" 0 "$step: no module"
+		expect_eq "$(awk '$2 == "kex"' /proc/devices | wc -l)" 0 "$step: no device number"
+		[ ! -e /sys/class/kex ] || fail "$step: /sys/class/kex left behind"
+		[ ! -e /dev/kex ] || fail "$step: /dev/kex left behind"
+		grep -v '^#' "$t/trace" >"$CASE_TMP/trace.$step"
+		echo >"$t/trace"
+		cat "$CASE_TMP/trace.$step"
+		expect_eq "$(grep -c 'insmod-.* cdev_add:' "$CASE_TMP/trace.$step")" 0 "$step: cdev_add calls in the failed init"
+	done
+	expect_eq "$(cat /sys/module/kex/parameters/fail_init 2>/dev/null)" "" "no kex parameters left"
+	rc=0
+	insmod "$(kex_ko)" fail_init=bogus 2>/dev/null || rc=$?
+	[ "$rc" != 0 ] || fail "insmod with fail_init=bogus succeeded"
+	kex_load
+	expect_eq "$(cat /sys/module/kex/parameters/fail_init)" none "fail_init default"
+	expect_eq "$(stat -c %a /sys/module/kex/parameters/fail_init)" 400 "fail_init is read-only"
+	grep -v '^#' "$t/trace" >"$CASE_TMP/trace.ok"
+	cat "$CASE_TMP/trace.ok"
+	expect_eq "$(grep -o 'insmod-.* \(cdev_add\|device_create\):' "$CASE_TMP/trace.ok" | sed 's/.* //' | tr '\n' ' ')" \
+		"device_create: cdev_add: " "a good load: cdev_add last"
+	mmap_test /dev/kex 1 --no-wait >/dev/null
+	kex_balanced
+}
+
 # Both ref policies through the rig's prompts.
 case_policy_drop() {
 	rig_basic drop

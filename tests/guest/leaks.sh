@@ -202,9 +202,11 @@ PY
 case_pfn_error_path_zaps_before_free() {
 	local rc
 	kex_load ref_policy=keep fail_at=3 verbose=0
+	trap 'zap_trace_off 2>/dev/null' EXIT
 	zap_trace_on
 	leaks_run rc -- mmap_test /dev/kex 8 --mode pfn --no-wait
 	zap_trace_off
+	trap - EXIT
 	sed -n '/kex_page_insert: /,$p' "$CASE_TMP/zap.txt" | grep -E ' mmap_test-' | head -n 12
 	expect_eq "$rc" 0 "kextrace --leaks exit status (the verdict, not the rig's)"
 	expect_all_freed 4
