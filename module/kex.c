@@ -1106,6 +1106,13 @@ static bool __init kex_init_fails(enum kex_init_step step)
 	return true;
 }
 
+/*
+ * The device number, then the class and the device (sysfs, /dev/kex), and
+ * last the cdev: once cdev_add() returns, an open() of the device number
+ * (/dev/kex or any mknod'ed node) reaches kex_fops, so nothing may fail
+ * after it. Before it, such an open gets -ENXIO. Each error undoes the
+ * steps before it in reverse; exit undoes them all the same way.
+ */
 static int __init kex_init(void)
 {
 	int ret;
@@ -1116,21 +1123,12 @@ static int __init kex_init(void)
 		return ret;
 	}
 
-	cdev_init(&kex_cdev, &kex_fops);
-	kex_cdev.owner = THIS_MODULE;
-	ret = kex_init_fails(KEX_INIT_CDEV) ? -ENOMEM :
-		cdev_add(&kex_cdev, kex_devt, 1);
-	if (ret) {
-		pr_err("cdev_add failed: %d\n", ret);
-		goto out_unregister;
-	}
-
 	kex_class = kex_init_fails(KEX_INIT_CLASS) ? ERR_PTR(-ENOMEM) :
 		kex_class_create(KEX_DEVICE_NAME);
 	if (IS_ERR(kex_class)) {
 		ret = PTR_ERR(kex_class);
 		pr_err("class_create failed: %d\n", ret);
-		goto out_cdev_del;
+		goto out_unregister;
 	}
 	kex_class->devnode = kex_devnode;
 
@@ -1143,15 +1141,24 @@ static int __init kex_init(void)
 		goto out_class_destroy;
 	}
 
+	cdev_init(&kex_cdev, &kex_fops);
+	kex_cdev.owner = THIS_MODULE;
+	ret = kex_init_fails(KEX_INIT_CDEV) ? -ENOMEM :
+		cdev_add(&kex_cdev, kex_devt, 1);
+	if (ret) {
+		pr_err("cdev_add failed: %d\n", ret);
+		goto out_device_destroy;
+	}
+
 	pr_info("loaded: major %d, ref_policy %s, max_pages %u\n",
 		MAJOR(kex_devt), kex_policy_names[kex_ref_policy],
 		kex_max_pages);
 	return 0;
 
+out_device_destroy:
+	device_destroy(kex_class, kex_devt);
 out_class_destroy:
 	class_destroy(kex_class);
-out_cdev_del:
-	cdev_del(&kex_cdev);
 out_unregister:
 	unregister_chrdev_region(kex_devt, 1);
 	return ret;
@@ -1159,9 +1166,9 @@ out_unregister:
 
 static void __exit kex_exit(void)
 {
+	cdev_del(&kex_cdev);
 	device_destroy(kex_class, kex_devt);
 	class_destroy(kex_class);
-	cdev_del(&kex_cdev);
 	unregister_chrdev_region(kex_devt, 1);
 	pr_info("unloaded: %lld pages allocated, %lld freed\n",
 		(long long)atomic64_read(&kex_stats.pages_allocated),
