@@ -30,6 +30,11 @@
  *  - pages_reserved: pages of the live mappings, against max_pages_total
  *    (a fault mapping reserves its whole length at mmap).
  *
+ * Kernel log: what user space can make kex log (rejected requests, failed
+ * mmaps and faults) is rate-limited; the lines of each mmap, page, fault
+ * and release only come with verbose=1; the inject_* lines (root asked for
+ * them) neither.
+ *
  * Fault injection for leak hunting (parameters inject_*, 0600, off by
  * default): kex loses track of chosen pages so that a tracer can be shown
  * to find them. It only ever leaks: a page kex forgets, or holds one
@@ -73,7 +78,7 @@ static int kex_mode = KEX_MODE_INSERT;
 static unsigned int kex_max_pages = KEX_MAX_PAGES_DEFAULT;
 static unsigned int kex_max_pages_total = KEX_MAX_PAGES_TOTAL_DEFAULT;
 static unsigned int kex_node_mode = KEX_NODE_MODE_DEFAULT;
-static bool kex_verbose = true;
+static bool kex_verbose;
 static int kex_fail_at = -1;
 static int kex_fail_init;		/* enum kex_init_step */
 static u64 kex_inject_noput;		/* index sets: bit N = page N */
@@ -215,7 +220,8 @@ MODULE_PARM_DESC(node_mode,
 		 "permissions of /dev/kex, octal, set at load (default 0600: root only)");
 
 module_param_named(verbose, kex_verbose, bool, 0644);
-MODULE_PARM_DESC(verbose, "log each mmap and inserted page (default on)");
+MODULE_PARM_DESC(verbose,
+		 "log each mmap, mapped page, fault and release (default off)");
 
 static int kex_fail_init_set(const char *val, const struct kernel_param *kp)
 {
@@ -518,14 +524,14 @@ static struct page *kex_fault_alloc(struct vm_fault *vmf,
 	struct page *page;
 
 	if (area->fail_at >= 0 && index == (u32)area->fail_at) {
-		pr_warn("fault on page %u at 0x%lx failed: fail_at\n",
+		pr_warn_ratelimited("fault on page %u at 0x%lx failed: fail_at\n",
 			index, vmf->address);
 		*ret = VM_FAULT_SIGBUS;
 		return NULL;
 	}
 	page = kex_alloc_page(index);
 	if (!page) {
-		pr_warn("fault on page %u at 0x%lx failed: no memory\n",
+		pr_warn_ratelimited("fault on page %u at 0x%lx failed: no memory\n",
 			index, vmf->address);
 		*ret = VM_FAULT_OOM;
 		return NULL;
@@ -607,34 +613,34 @@ static int kex_mmap_check(struct vm_area_struct *vma, unsigned long pages,
 			  unsigned int max_pages, u32 mode, u32 policy)
 {
 	if (vma->vm_pgoff) {
-		pr_info("mmap rejected: offset %lu pages, only offset 0 is supported\n",
+		pr_info_ratelimited("mmap rejected: offset %lu pages, only offset 0 is supported\n",
 			vma->vm_pgoff);
 		return -EINVAL;
 	}
 	/* MAP_SHARED of a file opened read-only: VM_MAYSHARE, no VM_SHARED. */
 	if (!(vma->vm_flags & VM_MAYSHARE)) {
-		pr_info("mmap rejected: MAP_PRIVATE would copy-on-write driver pages, use MAP_SHARED\n");
+		pr_info_ratelimited("mmap rejected: MAP_PRIVATE would copy-on-write driver pages, use MAP_SHARED\n");
 		return -EINVAL;
 	}
 	if (!(vma->vm_flags & VM_SHARED)) {
-		pr_info("mmap rejected: MAP_SHARED of a file opened read-only, open it O_RDWR\n");
+		pr_info_ratelimited("mmap rejected: MAP_SHARED of a file opened read-only, open it O_RDWR\n");
 		return -EACCES;
 	}
 	if (vma->vm_flags & VM_EXEC) {
-		pr_info("mmap rejected: PROT_EXEC is not allowed\n");
+		pr_info_ratelimited("mmap rejected: PROT_EXEC is not allowed\n");
 		return -EPERM;
 	}
 	if (pages > max_pages) {
-		pr_info("mmap rejected: %lu pages exceeds max_pages %u\n",
+		pr_info_ratelimited("mmap rejected: %lu pages exceeds max_pages %u\n",
 			pages, max_pages);
 		return -E2BIG;
 	}
 	if (policy == KEX_POLICY_DROP && mode == KEX_MODE_FAULT) {
-		pr_info("mmap rejected: mode fault needs ref_policy=keep: kex must hold each page to map it again on a later fault\n");
+		pr_info_ratelimited("mmap rejected: mode fault needs ref_policy=keep: kex must hold each page to map it again on a later fault\n");
 		return -EINVAL;
 	}
 	if (policy == KEX_POLICY_DROP && mode == KEX_MODE_PFN) {
-		pr_info("mmap rejected: mode pfn needs ref_policy=keep: a pfn mapping holds no page reference\n");
+		pr_info_ratelimited("mmap rejected: mode pfn needs ref_policy=keep: a pfn mapping holds no page reference\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -672,7 +678,7 @@ static int kex_check_signal(u32 index, u32 pages)
 {
 	if (!fatal_signal_pending(current))
 		return 0;
-	pr_info("mmap interrupted at page %u of %u: fatal signal\n",
+	pr_info_ratelimited("mmap interrupted at page %u of %u: fatal signal\n",
 		index, pages);
 	return -EINTR;
 }
@@ -745,7 +751,7 @@ static int kex_map_each(struct kex_mapper *m)
 			goto out_unwind;
 		page = kex_alloc_page(i);
 		if (!page) {
-			pr_warn("mmap failed: alloc_page for page %u of %u\n",
+			pr_warn_ratelimited("mmap failed: alloc_page for page %u of %u\n",
 				i, area->nr_pages);
 			ret = -ENOMEM;
 			goto out_unwind;
@@ -760,7 +766,7 @@ static int kex_map_each(struct kex_mapper *m)
 			ret = vm_insert_page(m->vma, uaddr, page);
 		trace_kex_page_insert(page_to_pfn(page), uaddr, i, ret);
 		if (ret) {
-			pr_warn("mmap failed: %s of page %u at 0x%lx returned %d\n",
+			pr_warn_ratelimited("mmap failed: %s of page %u at 0x%lx returned %d\n",
 				pfn ? "remap_pfn_range" : "vm_insert_page",
 				i, uaddr, ret);
 			kex_give_back(m, page, i);
@@ -804,7 +810,7 @@ static int kex_map_batch(struct kex_mapper *m)
 			goto out_unwind;
 		area->pages[i] = kex_alloc_page(i);
 		if (!area->pages[i]) {
-			pr_warn("mmap failed: alloc_page for page %u of %u\n",
+			pr_warn_ratelimited("mmap failed: alloc_page for page %u of %u\n",
 				i, area->nr_pages);
 			ret = -ENOMEM;
 			goto out_unwind;
@@ -843,7 +849,7 @@ static int kex_map_batch(struct kex_mapper *m)
 				trace_kex_page_insert(page_to_pfn(area->pages[i + done]),
 						      kex_uaddr(m->vma, i + done),
 						      i + done, ret);
-			pr_warn("mmap failed: vm_insert_pages of pages %u-%u at 0x%lx returned %d, %u mapped\n",
+			pr_warn_ratelimited("mmap failed: vm_insert_pages of pages %u-%u at 0x%lx returned %d, %u mapped\n",
 				i, i + n - 1, uaddr, ret, done);
 			goto out_unwind;
 		}
@@ -891,7 +897,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	if (ret)
 		return ret;
 	if (!kex_reserve(pages, &reserved)) {
-		pr_info("mmap rejected: %lu more pages would exceed max_pages_total %u (%lld reserved by live mappings)\n",
+		pr_info_ratelimited("mmap rejected: %lu more pages would exceed max_pages_total %u (%lld reserved by live mappings)\n",
 			pages, READ_ONCE(kex_max_pages_total), reserved);
 		return -ENOMEM;
 	}
@@ -911,7 +917,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 				    kex_area_has_array(policy, mode) ? pages : 0),
 			GFP_KERNEL | __GFP_NOWARN);
 	if (!area) {
-		pr_warn("mmap failed: no memory to track %lu pages\n", pages);
+		pr_warn_ratelimited("mmap failed: no memory to track %lu pages\n", pages);
 		kex_unreserve(pages);
 		ret = -ENOMEM;
 		goto out;
@@ -999,7 +1005,7 @@ static long kex_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (get_user(mode, uarg))
 			return -EFAULT;
 		if (mode >= KEX_MODE_COUNT) {
-			pr_info("ioctl rejected: mode %u is not a kex mapping mode (0..%u)\n",
+			pr_info_ratelimited("ioctl rejected: mode %u is not a kex mapping mode (0..%u)\n",
 				mode, KEX_MODE_COUNT - 1);
 			return -EINVAL;
 		}

@@ -14,7 +14,7 @@
 # The char device, its class, /dev/kex, the counters, the seed's dmesg lines.
 case_device() {
 	dmesg_mark
-	kex_load
+	kex_load verbose=1
 	local major
 	major=$(kex_major)
 	expect_match "$major" '^[0-9]+$' "kex in /proc/devices"
@@ -22,7 +22,7 @@ case_device() {
 	expect_eq "$(cat "$KEX_SYS/dev")" "$major:0" "class kex device kex"
 	expect_counters 0 0 0 0 "fresh"
 	expect_eq "$(cat /sys/module/kex/parameters/max_pages)" 65536 "max_pages default"
-	expect_eq "$(cat /sys/module/kex/parameters/verbose)" Y "verbose default"
+	expect_eq "$(cat /sys/module/kex/parameters/verbose)" Y "verbose=1"
 	mmap_test /dev/kex 1 --no-wait >"$CASE_TMP/out"
 	local log
 	log=$(dmesg_new)
@@ -38,10 +38,46 @@ case_device() {
 	[ ! -e "$KEX_SYS" ] || fail "$KEX_SYS still exists after rmmod"
 }
 
+# The kernel log stays quiet by default: no per-mmap or per-page line
+# unless verbose=1, and a flood of rejected requests logs at most the
+# printk rate limit's burst (10 lines per 5 s per message).
+case_quiet_log() {
+	kex_load
+	dmesg_mark
+	/usr/bin/python3 -c "
+import mmap, os
+fd = os.open('/dev/kex', os.O_RDWR)
+for _ in range(50):
+    try:
+        mmap.mmap(fd, 4096, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError:
+        pass
+"
+	local log
+	log=$(dmesg_new)
+	expect_eq "$(grep -c 'kex: mmap rejected: MAP_PRIVATE' <<<"$log")" 10 "50 MAP_PRIVATE requests: lines logged"
+	expect_eq "$(cat /sys/module/kex/parameters/verbose)" N "verbose default"
+	dmesg_mark
+	mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out"
+	KEXPY_MODE=fault kexpy req /dev/kex 4 >/dev/null
+	log=$(dmesg_new)
+	echo "$log"
+	expect_eq "$(grep -c 'kex: ' <<<"$log")" 1 "kex lines for a rig of 8 pages and a refused fault mapping"
+	expect_match "$log" 'kex: mmap rejected: mode fault needs ref_policy=keep' "the rejection is logged"
+	kex_balanced
+	kex_unload
+	kex_load verbose=1
+	dmesg_mark
+	mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out"
+	log=$(dmesg_new)
+	expect_eq "$(grep -c 'kex: inserted page [0-9]* pfn 0x[0-9a-f]* at 0x[0-9a-f]*$' <<<"$log")" 8 "verbose=1: one line per page"
+	kex_balanced
+}
+
 # The seed's flow: mknod devKex c MAJOR 0, the rig on it, pmap names devKex.
 case_mknod() {
 	dmesg_mark
-	kex_load
+	kex_load verbose=1
 	local node=$CASE_TMP/devKex
 	mknod "$node" c "$(kex_major)" 0
 	chmod a+rw "$node"
