@@ -343,8 +343,8 @@ open(sys.argv[1]).read()      # until the case says so, the pipe holds page 1
 " "$fifo" >"$out" 2>&1 &
 	local holder=$!
 	exec 8>"$fifo"
-	local i
-	for i in $(seq 100); do grep -q spliced "$out" && break; kill -0 $holder 2>/dev/null || break; sleep 0.1; done
+	local _
+	for _ in $(seq 100); do grep -q spliced "$out" && break; kill -0 $holder 2>/dev/null || break; sleep 0.1; done
 	expect_eq "$(cat "$out")" spliced "page 1 spliced into a pipe, the mapping gone"
 	expect_counters 4 4 0 0 "kex's counters with the pipe still holding page 1"
 	local rc=0

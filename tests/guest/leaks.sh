@@ -145,6 +145,7 @@ ok(all(p['mapcount'] == 1 and p['refcount'] == 1 for p in L['pages']), 'refcount
 # mmap, zap_vma_ptes), into $CASE_TMP/zap.txt.
 zap_trace_on() {
 	local t=$KEX_TRACING
+	# shellcheck disable=SC2016 # $argN is kprobe_events syntax
 	echo 'p:kexlab/unmap_page_range unmap_page_range start=$arg3:x64 end=$arg4:x64' >>"$t/kprobe_events"
 	echo 0 >"$t/tracing_on"
 	echo >"$t/trace"

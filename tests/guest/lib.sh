@@ -118,15 +118,15 @@ PY
 # freed by the page allocator after its allocation (kex_frees_check), with
 # no trace event lost. Fails naming the pages the kernel still holds.
 kex_balanced() {
-	local i a f out rc=0
+	local a f out rc=0 _
 	[ -d "$KEX_FREES/events/kex" ] || { fail "kex_balanced: no record of kex's pages (load kex with kex_load)"; return 1; }
 	# frees of mapped pages can lag the process exit by a little (TLB batching, RCU)
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		a=$(kex_counter pages_allocated) f=$(kex_counter pages_freed)
 		[ "$(kex_counter pages_live)" = 0 ] && [ "$a" = "$f" ] && [ "$(kex_counter mappings)" = 0 ] && break
 		sleep 0.1
 	done
-	for i in $(seq 10); do
+	for _ in $(seq 10); do
 		out=$(kex_frees_check)
 		grep -q '^not freed' <<<"$out" || break
 		sleep 0.5
