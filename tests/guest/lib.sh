@@ -71,7 +71,16 @@ kex_counter() {
 # kex_balanced fail, never pass.
 KEX_FREES=/sys/kernel/tracing/instances/kex_frees
 kex_frees_start() {
-	local t=$KEX_FREES
+	local t=$KEX_FREES top
+	# 6.1: sizing any buffer marks them all expanded, so the top-level one
+	# (the cases' trace_on) would stay at its boot size: expand it first.
+	top=$(cat /sys/kernel/tracing/buffer_size_kb)
+	case $top in
+	*'(expanded: '*)
+		top=${top#*expanded: }
+		echo "${top%)}" >/sys/kernel/tracing/buffer_size_kb
+		;;
+	esac
 	[ -d "$t" ] || mkdir "$t"
 	echo 0 >"$t/tracing_on"
 	echo 0 >"$t/options/overwrite"
