@@ -30,6 +30,11 @@
  *  - pages_reserved: pages of the live mappings, against max_pages_total
  *    (a fault mapping reserves its whole length at mmap).
  *
+ * Kernel log: what user space can make kex log (rejected requests, failed
+ * mmaps and faults) is rate-limited; the lines of each mmap, page, fault
+ * and release only come with verbose=1; the inject_* lines (root asked for
+ * them) neither.
+ *
  * Fault injection for leak hunting (parameters inject_*, 0600, off by
  * default): kex loses track of chosen pages so that a tracer can be shown
  * to find them. It only ever leaks: a page kex forgets, or holds one
@@ -73,8 +78,9 @@ static int kex_mode = KEX_MODE_INSERT;
 static unsigned int kex_max_pages = KEX_MAX_PAGES_DEFAULT;
 static unsigned int kex_max_pages_total = KEX_MAX_PAGES_TOTAL_DEFAULT;
 static unsigned int kex_node_mode = KEX_NODE_MODE_DEFAULT;
-static bool kex_verbose = true;
+static bool kex_verbose;
 static int kex_fail_at = -1;
+static int kex_fail_init;		/* enum kex_init_step */
 static u64 kex_inject_noput;		/* index sets: bit N = page N */
 static u64 kex_inject_extra_get;
 static int kex_inject_fail_leak = -1;
@@ -89,6 +95,21 @@ static const char * const kex_mode_names[] = {
 	[KEX_MODE_BATCH] = "batch",
 	[KEX_MODE_FAULT] = "fault",
 	[KEX_MODE_PFN] = "pfn",
+};
+
+/* The steps of kex_init() that fail_init can make fail. */
+enum kex_init_step {
+	KEX_INIT_NONE,
+	KEX_INIT_CLASS,
+	KEX_INIT_DEVICE,
+	KEX_INIT_CDEV,
+};
+
+static const char * const kex_init_step_names[] = {
+	[KEX_INIT_NONE] = "none",
+	[KEX_INIT_CLASS] = "class",
+	[KEX_INIT_DEVICE] = "device",
+	[KEX_INIT_CDEV] = "cdev",
 };
 
 /* A parameter taking one name of @names; the int it sets is its index. */
@@ -199,7 +220,33 @@ MODULE_PARM_DESC(node_mode,
 		 "permissions of /dev/kex, octal, set at load (default 0600: root only)");
 
 module_param_named(verbose, kex_verbose, bool, 0644);
-MODULE_PARM_DESC(verbose, "log each mmap and inserted page (default on)");
+MODULE_PARM_DESC(verbose,
+		 "log each mmap, mapped page, fault and release (default off)");
+
+static int kex_fail_init_set(const char *val, const struct kernel_param *kp)
+{
+	int ret = kex_name_set(val, kp, kex_init_step_names,
+			       ARRAY_SIZE(kex_init_step_names));
+
+	if (ret)
+		pr_warn("fail_init must be none, class, device or cdev, not '%s'\n",
+			val);
+	return ret;
+}
+
+static int kex_fail_init_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%s\n",
+			 kex_init_step_names[*(int *)kp->arg]);
+}
+
+static const struct kernel_param_ops kex_fail_init_ops = {
+	.set = kex_fail_init_set,
+	.get = kex_fail_init_get,
+};
+module_param_cb(fail_init, &kex_fail_init_ops, &kex_fail_init, 0400);
+MODULE_PARM_DESC(fail_init,
+		 "testing: make this step of the module's init fail with -ENOMEM: none (default), class, device or cdev");
 
 module_param_named(fail_at, kex_fail_at, int, 0600);
 MODULE_PARM_DESC(fail_at,
@@ -477,14 +524,14 @@ static struct page *kex_fault_alloc(struct vm_fault *vmf,
 	struct page *page;
 
 	if (area->fail_at >= 0 && index == (u32)area->fail_at) {
-		pr_warn("fault on page %u at 0x%lx failed: fail_at\n",
+		pr_warn_ratelimited("fault on page %u at 0x%lx failed: fail_at\n",
 			index, vmf->address);
 		*ret = VM_FAULT_SIGBUS;
 		return NULL;
 	}
 	page = kex_alloc_page(index);
 	if (!page) {
-		pr_warn("fault on page %u at 0x%lx failed: no memory\n",
+		pr_warn_ratelimited("fault on page %u at 0x%lx failed: no memory\n",
 			index, vmf->address);
 		*ret = VM_FAULT_OOM;
 		return NULL;
@@ -566,29 +613,34 @@ static int kex_mmap_check(struct vm_area_struct *vma, unsigned long pages,
 			  unsigned int max_pages, u32 mode, u32 policy)
 {
 	if (vma->vm_pgoff) {
-		pr_info("mmap rejected: offset %lu pages, only offset 0 is supported\n",
+		pr_info_ratelimited("mmap rejected: offset %lu pages, only offset 0 is supported\n",
 			vma->vm_pgoff);
 		return -EINVAL;
 	}
-	if (!(vma->vm_flags & VM_SHARED)) {
-		pr_info("mmap rejected: MAP_PRIVATE would copy-on-write driver pages, use MAP_SHARED\n");
+	/* MAP_SHARED of a file opened read-only: VM_MAYSHARE, no VM_SHARED. */
+	if (!(vma->vm_flags & VM_MAYSHARE)) {
+		pr_info_ratelimited("mmap rejected: MAP_PRIVATE would copy-on-write driver pages, use MAP_SHARED\n");
 		return -EINVAL;
 	}
+	if (!(vma->vm_flags & VM_SHARED)) {
+		pr_info_ratelimited("mmap rejected: MAP_SHARED of a file opened read-only, open it O_RDWR\n");
+		return -EACCES;
+	}
 	if (vma->vm_flags & VM_EXEC) {
-		pr_info("mmap rejected: PROT_EXEC is not allowed\n");
+		pr_info_ratelimited("mmap rejected: PROT_EXEC is not allowed\n");
 		return -EPERM;
 	}
 	if (pages > max_pages) {
-		pr_info("mmap rejected: %lu pages exceeds max_pages %u\n",
+		pr_info_ratelimited("mmap rejected: %lu pages exceeds max_pages %u\n",
 			pages, max_pages);
 		return -E2BIG;
 	}
 	if (policy == KEX_POLICY_DROP && mode == KEX_MODE_FAULT) {
-		pr_info("mmap rejected: mode fault needs ref_policy=keep: kex must hold each page to map it again on a later fault\n");
+		pr_info_ratelimited("mmap rejected: mode fault needs ref_policy=keep: kex must hold each page to map it again on a later fault\n");
 		return -EINVAL;
 	}
 	if (policy == KEX_POLICY_DROP && mode == KEX_MODE_PFN) {
-		pr_info("mmap rejected: mode pfn needs ref_policy=keep: a pfn mapping holds no page reference\n");
+		pr_info_ratelimited("mmap rejected: mode pfn needs ref_policy=keep: a pfn mapping holds no page reference\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -626,7 +678,7 @@ static int kex_check_signal(u32 index, u32 pages)
 {
 	if (!fatal_signal_pending(current))
 		return 0;
-	pr_info("mmap interrupted at page %u of %u: fatal signal\n",
+	pr_info_ratelimited("mmap interrupted at page %u of %u: fatal signal\n",
 		index, pages);
 	return -EINTR;
 }
@@ -678,8 +730,10 @@ static void kex_give_back(struct kex_mapper *m, struct page *page, u32 index)
 
 /*
  * Modes insert and pfn: allocate and map page by page. On failure, kex
- * frees what it still holds; the pages in the page tables are unmapped by
- * the core's error path after ->mmap returns.
+ * frees what it still holds. Insert: each page in the page tables holds
+ * the mapping's own reference, so the core's unmap of the failed VMA after
+ * ->mmap returns frees it. Pfn: the special PTEs hold no reference; they
+ * are zapped here, before kex frees the pages they point to.
  */
 static int kex_map_each(struct kex_mapper *m)
 {
@@ -697,7 +751,7 @@ static int kex_map_each(struct kex_mapper *m)
 			goto out_unwind;
 		page = kex_alloc_page(i);
 		if (!page) {
-			pr_warn("mmap failed: alloc_page for page %u of %u\n",
+			pr_warn_ratelimited("mmap failed: alloc_page for page %u of %u\n",
 				i, area->nr_pages);
 			ret = -ENOMEM;
 			goto out_unwind;
@@ -712,7 +766,7 @@ static int kex_map_each(struct kex_mapper *m)
 			ret = vm_insert_page(m->vma, uaddr, page);
 		trace_kex_page_insert(page_to_pfn(page), uaddr, i, ret);
 		if (ret) {
-			pr_warn("mmap failed: %s of page %u at 0x%lx returned %d\n",
+			pr_warn_ratelimited("mmap failed: %s of page %u at 0x%lx returned %d\n",
 				pfn ? "remap_pfn_range" : "vm_insert_page",
 				i, uaddr, ret);
 			kex_give_back(m, page, i);
@@ -728,6 +782,9 @@ static int kex_map_each(struct kex_mapper *m)
 	return 0;
 
 out_unwind:
+	if (pfn && m->mapped)
+		zap_vma_ptes(m->vma, m->vma->vm_start,
+			     (unsigned long)m->mapped << PAGE_SHIFT);
 	if (area->policy == KEX_POLICY_KEEP) {
 		for (i = 0; i < m->mapped; i++)
 			kex_give_back(m, area->pages[i], i);
@@ -753,7 +810,7 @@ static int kex_map_batch(struct kex_mapper *m)
 			goto out_unwind;
 		area->pages[i] = kex_alloc_page(i);
 		if (!area->pages[i]) {
-			pr_warn("mmap failed: alloc_page for page %u of %u\n",
+			pr_warn_ratelimited("mmap failed: alloc_page for page %u of %u\n",
 				i, area->nr_pages);
 			ret = -ENOMEM;
 			goto out_unwind;
@@ -792,7 +849,7 @@ static int kex_map_batch(struct kex_mapper *m)
 				trace_kex_page_insert(page_to_pfn(area->pages[i + done]),
 						      kex_uaddr(m->vma, i + done),
 						      i + done, ret);
-			pr_warn("mmap failed: vm_insert_pages of pages %u-%u at 0x%lx returned %d, %u mapped\n",
+			pr_warn_ratelimited("mmap failed: vm_insert_pages of pages %u-%u at 0x%lx returned %d, %u mapped\n",
 				i, i + n - 1, uaddr, ret, done);
 			goto out_unwind;
 		}
@@ -801,7 +858,11 @@ static int kex_map_batch(struct kex_mapper *m)
 	return 0;
 
 out_unwind:
-	/* keep: kex holds pages 0..nr_alloc-1; drop: those not mapped. */
+	/*
+	 * keep: kex holds pages 0..nr_alloc-1; drop: those not mapped. A
+	 * mapped page keeps the reference vm_insert_pages took until the core
+	 * unmaps the failed VMA: nothing here frees a page a PTE maps.
+	 */
 	for (j = area->policy == KEX_POLICY_KEEP ? 0 : m->mapped;
 	     j < nr_alloc; j++)
 		kex_give_back(m, area->pages[j], j);
@@ -811,9 +872,10 @@ out_unwind:
 /*
  * Map vm_end - vm_start bytes of fresh zeroed pages in the file's mode.
  * Called with the mmap_lock held for write. On failure every page kex
- * allocated and still references is freed here; pages already mapped are
- * unmapped by the core's error path after we return (with drop, that frees
- * them).
+ * allocated and still references is freed here, never while a PTE maps it
+ * without a reference of its own (pfn: zapped first); pages mapped by
+ * vm_insert_page(s) are unmapped by the core's error path after we return
+ * (with drop, that frees them).
  */
 static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 {
@@ -835,7 +897,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	if (ret)
 		return ret;
 	if (!kex_reserve(pages, &reserved)) {
-		pr_info("mmap rejected: %lu more pages would exceed max_pages_total %u (%lld reserved by live mappings)\n",
+		pr_info_ratelimited("mmap rejected: %lu more pages would exceed max_pages_total %u (%lld reserved by live mappings)\n",
 			pages, READ_ONCE(kex_max_pages_total), reserved);
 		return -ENOMEM;
 	}
@@ -855,7 +917,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 				    kex_area_has_array(policy, mode) ? pages : 0),
 			GFP_KERNEL | __GFP_NOWARN);
 	if (!area) {
-		pr_warn("mmap failed: no memory to track %lu pages\n", pages);
+		pr_warn_ratelimited("mmap failed: no memory to track %lu pages\n", pages);
 		kex_unreserve(pages);
 		ret = -ENOMEM;
 		goto out;
@@ -943,7 +1005,7 @@ static long kex_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (get_user(mode, uarg))
 			return -EFAULT;
 		if (mode >= KEX_MODE_COUNT) {
-			pr_info("ioctl rejected: mode %u is not a kex mapping mode (0..%u)\n",
+			pr_info_ratelimited("ioctl rejected: mode %u is not a kex mapping mode (0..%u)\n",
 				mode, KEX_MODE_COUNT - 1);
 			return -EINVAL;
 		}
@@ -1040,6 +1102,23 @@ static char *kex_devnode(KEX_DEVNODE_CONST struct device *dev, umode_t *mode)
 	return NULL;
 }
 
+/* fail_init: whether init step @step must fail (and say so). */
+static bool __init kex_init_fails(enum kex_init_step step)
+{
+	if (kex_fail_init != step)
+		return false;
+	pr_warn("fail_init: %s fails with -ENOMEM\n",
+		kex_init_step_names[step]);
+	return true;
+}
+
+/*
+ * The device number, then the class and the device (sysfs, /dev/kex), and
+ * last the cdev: once cdev_add() returns, an open() of the device number
+ * (/dev/kex or any mknod'ed node) reaches kex_fops, so nothing may fail
+ * after it. Before it, such an open gets -ENXIO. Each error undoes the
+ * steps before it in reverse; exit undoes them all the same way.
+ */
 static int __init kex_init(void)
 {
 	int ret;
@@ -1050,28 +1129,31 @@ static int __init kex_init(void)
 		return ret;
 	}
 
-	cdev_init(&kex_cdev, &kex_fops);
-	kex_cdev.owner = THIS_MODULE;
-	ret = cdev_add(&kex_cdev, kex_devt, 1);
-	if (ret) {
-		pr_err("cdev_add failed: %d\n", ret);
-		goto out_unregister;
-	}
-
-	kex_class = kex_class_create(KEX_DEVICE_NAME);
+	kex_class = kex_init_fails(KEX_INIT_CLASS) ? ERR_PTR(-ENOMEM) :
+		kex_class_create(KEX_DEVICE_NAME);
 	if (IS_ERR(kex_class)) {
 		ret = PTR_ERR(kex_class);
 		pr_err("class_create failed: %d\n", ret);
-		goto out_cdev_del;
+		goto out_unregister;
 	}
 	kex_class->devnode = kex_devnode;
 
-	kex_device = device_create_with_groups(kex_class, NULL, kex_devt, NULL,
-					       kex_groups, KEX_DEVICE_NAME);
+	kex_device = kex_init_fails(KEX_INIT_DEVICE) ? ERR_PTR(-ENOMEM) :
+		device_create_with_groups(kex_class, NULL, kex_devt, NULL,
+					  kex_groups, KEX_DEVICE_NAME);
 	if (IS_ERR(kex_device)) {
 		ret = PTR_ERR(kex_device);
 		pr_err("device_create failed: %d\n", ret);
 		goto out_class_destroy;
+	}
+
+	cdev_init(&kex_cdev, &kex_fops);
+	kex_cdev.owner = THIS_MODULE;
+	ret = kex_init_fails(KEX_INIT_CDEV) ? -ENOMEM :
+		cdev_add(&kex_cdev, kex_devt, 1);
+	if (ret) {
+		pr_err("cdev_add failed: %d\n", ret);
+		goto out_device_destroy;
 	}
 
 	pr_info("loaded: major %d, ref_policy %s, max_pages %u\n",
@@ -1079,10 +1161,10 @@ static int __init kex_init(void)
 		kex_max_pages);
 	return 0;
 
+out_device_destroy:
+	device_destroy(kex_class, kex_devt);
 out_class_destroy:
 	class_destroy(kex_class);
-out_cdev_del:
-	cdev_del(&kex_cdev);
 out_unregister:
 	unregister_chrdev_region(kex_devt, 1);
 	return ret;
@@ -1090,9 +1172,9 @@ out_unregister:
 
 static void __exit kex_exit(void)
 {
+	cdev_del(&kex_cdev);
 	device_destroy(kex_class, kex_devt);
 	class_destroy(kex_class);
-	cdev_del(&kex_cdev);
 	unregister_chrdev_region(kex_devt, 1);
 	pr_info("unloaded: %lld pages allocated, %lld freed\n",
 		(long long)atomic64_read(&kex_stats.pages_allocated),

@@ -4,10 +4,14 @@
  * module: names, paths, limits, the ioctls and the meaning of mmap errors.
  *
  * mmap(2) of the kex device:
- *   MAP_SHARED only, offset 0, length 1..max_pages pages, no PROT_EXEC.
+ *   MAP_SHARED of a file opened O_RDWR only, offset 0, length 1..max_pages
+ *   pages, no PROT_EXEC.
  *   Rejections (each logs one "kex: mmap rejected: ..." line):
  *     offset != 0                 -EINVAL
  *     MAP_PRIVATE                 -EINVAL (driver pages must not be COWed)
+ *     MAP_SHARED, file opened O_RDONLY
+ *                                 -EACCES (with PROT_WRITE the core refuses
+ *                                 first, with no kex line)
  *     PROT_EXEC                   -EPERM
  *     pages > max_pages           -E2BIG  (distinct, so callers can tell)
  *     live pages + pages > max_pages_total

@@ -14,7 +14,7 @@
 # The char device, its class, /dev/kex, the counters, the seed's dmesg lines.
 case_device() {
 	dmesg_mark
-	kex_load
+	kex_load verbose=1
 	local major
 	major=$(kex_major)
 	expect_match "$major" '^[0-9]+$' "kex in /proc/devices"
@@ -22,7 +22,7 @@ case_device() {
 	expect_eq "$(cat "$KEX_SYS/dev")" "$major:0" "class kex device kex"
 	expect_counters 0 0 0 0 "fresh"
 	expect_eq "$(cat /sys/module/kex/parameters/max_pages)" 65536 "max_pages default"
-	expect_eq "$(cat /sys/module/kex/parameters/verbose)" Y "verbose default"
+	expect_eq "$(cat /sys/module/kex/parameters/verbose)" Y "verbose=1"
 	mmap_test /dev/kex 1 --no-wait >"$CASE_TMP/out"
 	local log
 	log=$(dmesg_new)
@@ -38,10 +38,46 @@ case_device() {
 	[ ! -e "$KEX_SYS" ] || fail "$KEX_SYS still exists after rmmod"
 }
 
+# The kernel log stays quiet by default: no per-mmap or per-page line
+# unless verbose=1, and a flood of rejected requests logs at most the
+# printk rate limit's burst (10 lines per 5 s per message).
+case_quiet_log() {
+	kex_load
+	dmesg_mark
+	/usr/bin/python3 -c "
+import mmap, os
+fd = os.open('/dev/kex', os.O_RDWR)
+for _ in range(50):
+    try:
+        mmap.mmap(fd, 4096, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError:
+        pass
+"
+	local log
+	log=$(dmesg_new)
+	expect_eq "$(grep -c 'kex: mmap rejected: MAP_PRIVATE' <<<"$log")" 10 "50 MAP_PRIVATE requests: lines logged"
+	expect_eq "$(cat /sys/module/kex/parameters/verbose)" N "verbose default"
+	dmesg_mark
+	mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out"
+	KEXPY_MODE=fault kexpy req /dev/kex 4 >/dev/null
+	log=$(dmesg_new)
+	echo "$log"
+	expect_eq "$(grep -c 'kex: ' <<<"$log")" 1 "kex lines for a rig of 8 pages and a refused fault mapping"
+	expect_match "$log" 'kex: mmap rejected: mode fault needs ref_policy=keep' "the rejection is logged"
+	kex_balanced
+	kex_unload
+	kex_load verbose=1
+	dmesg_mark
+	mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out"
+	log=$(dmesg_new)
+	expect_eq "$(grep -c 'kex: inserted page [0-9]* pfn 0x[0-9a-f]* at 0x[0-9a-f]*$' <<<"$log")" 8 "verbose=1: one line per page"
+	kex_balanced
+}
+
 # The seed's flow: mknod devKex c MAJOR 0, the rig on it, pmap names devKex.
 case_mknod() {
 	dmesg_mark
-	kex_load
+	kex_load verbose=1
 	local node=$CASE_TMP/devKex
 	mknod "$node" c "$(kex_major)" 0
 	chmod a+rw "$node"
@@ -176,6 +212,35 @@ case_bad_requests() {
 	expect_match "$(cat "$CASE_TMP/err")" 'kex module is not loaded' "rig says kex is not loaded"
 }
 
+# MAP_SHARED of /dev/kex opened O_RDONLY: the core clears VM_SHARED (it
+# cannot become writable) and keeps VM_MAYSHARE. kex refuses it, EACCES,
+# and says why: the read-only open, not MAP_PRIVATE.
+case_shared_readonly() {
+	kex_load
+	dmesg_mark
+	local out
+	out=$(/usr/bin/python3 -c "
+import errno, mmap, os
+fd = os.open('/dev/kex', os.O_RDONLY)
+for name, prot in (('PROT_READ', mmap.PROT_READ), ('PROT_READ|PROT_WRITE', mmap.PROT_READ | mmap.PROT_WRITE)):
+    try:
+        mmap.mmap(fd, 4096, mmap.MAP_SHARED, prot).close()
+        print(name, 'ok')
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+")
+	echo "$out"
+	local log
+	log=$(dmesg_new)
+	echo "$log"
+	! grep 'MAP_PRIVATE' <<<"$log" || fail "a MAP_SHARED mmap was called MAP_PRIVATE"
+	expect_match "$log" 'kex: mmap rejected: MAP_SHARED of a file opened read-only, open it O_RDWR$' "read-only reason"
+	expect_eq "$(grep -c 'kex: mmap rejected' <<<"$log")" 1 "one kex: line, for the PROT_READ mmap"
+	# with PROT_WRITE the core refuses before kex sees it
+	expect_eq "$out" $'PROT_READ EACCES\nPROT_READ|PROT_WRITE EACCES' "MAP_SHARED on an O_RDONLY open"
+	expect_counters 0 0 0 0 "after the refused mmaps"
+}
+
 # Module parameters are validated.
 case_params() {
 	local rc=0
@@ -199,6 +264,97 @@ case_params() {
 	expect_eq "$(kexpy req /dev/kex 268435456)" ENOMEM "1 TiB mapping with keep"
 	expect_counters 0 0 0 0 "after the refused 1 TiB mapping"
 	echo drop >"$p/ref_policy"
+}
+
+# A failed load leaves nothing behind and was never reachable: fail_init
+# makes one step of kex's init fail. A kprobe event on cdev_add (the call
+# that makes the device number's file operations live) shows whether a
+# failed init had made the device openable while it could still fail:
+# never. A good load calls cdev_add last, after device_create.
+case_init_failure() {
+	local t=$KEX_TRACING step rc
+	# the probes go away however the case ends
+	trap 'echo 0 >"$KEX_TRACING/events/kexlab/enable"; echo "-:kexlab/cdev_add" >>"$KEX_TRACING/kprobe_events"; echo "-:kexlab/device_create" >>"$KEX_TRACING/kprobe_events"' EXIT
+	echo 'p:kexlab/cdev_add cdev_add' >>"$t/kprobe_events"
+	echo 'p:kexlab/device_create device_create_with_groups' >>"$t/kprobe_events"
+	echo 0 >"$t/tracing_on"
+	echo >"$t/trace"
+	echo 1 >"$t/events/kexlab/enable"
+	echo 1 >"$t/tracing_on"
+	for step in class device cdev; do
+		dmesg_mark
+		rc=0
+		insmod "$(kex_ko)" fail_init=$step 2>"$CASE_TMP/err" || rc=$?
+		[ "$rc" != 0 ] || fail "insmod with fail_init=$step succeeded"
+		expect_match "$(dmesg_new)" "kex: fail_init: $step fails with -ENOMEM\$" "$step: the injected failure logged"
+		expect_eq "$(awk '$1 == "kex"' /proc/modules | wc -l)" 0 "$step: no module"
+		expect_eq "$(awk '$2 == "kex"' /proc/devices | wc -l)" 0 "$step: no device number"
+		[ ! -e /sys/class/kex ] || fail "$step: /sys/class/kex left behind"
+		[ ! -e /dev/kex ] || fail "$step: /dev/kex left behind"
+		sed '/^#/d' "$t/trace" >"$CASE_TMP/trace.$step"
+		echo >"$t/trace"
+		cat "$CASE_TMP/trace.$step"
+		expect_eq "$(grep -c 'insmod-.* cdev_add:' "$CASE_TMP/trace.$step")" 0 "$step: cdev_add calls in the failed init"
+	done
+	expect_eq "$(cat /sys/module/kex/parameters/fail_init 2>/dev/null)" "" "no kex parameters left"
+	rc=0
+	insmod "$(kex_ko)" fail_init=bogus 2>/dev/null || rc=$?
+	[ "$rc" != 0 ] || fail "insmod with fail_init=bogus succeeded"
+	kex_load
+	expect_eq "$(cat /sys/module/kex/parameters/fail_init)" none "fail_init default"
+	expect_eq "$(stat -c %a /sys/module/kex/parameters/fail_init)" 400 "fail_init is read-only"
+	sed '/^#/d' "$t/trace" >"$CASE_TMP/trace.ok"
+	cat "$CASE_TMP/trace.ok"
+	expect_eq "$(grep -o 'insmod-.* \(cdev_add\|device_create\):' "$CASE_TMP/trace.ok" | sed 's/.* //' | tr '\n' ' ')" \
+		"device_create: cdev_add: " "a good load: cdev_add last"
+	mmap_test /dev/kex 1 --no-wait >/dev/null
+	kex_balanced
+}
+
+# kex_balanced believes the kernel, not kex: under ref_policy=drop kex
+# counts a mapping's pages freed when its last VMA closes, whoever still
+# holds a reference. Here a pipe does: vmsplice() took a reference on page
+# 1 of 4, then the process unmapped and closed /dev/kex. kex's counters
+# balance, but the kernel has not freed page 1: kex_balanced must fail
+# until the pipe is closed, then pass.
+case_balanced_sees_kernel_frees() {
+	kex_load verbose=0
+	local fifo=$CASE_TMP/hold out=$CASE_TMP/splice.out
+	mkfifo "$fifo"
+	/usr/bin/python3 -c "
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+fd = os.open('/dev/kex', os.O_RDWR)
+m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+for i in range(4):
+    m[i * 4096] = i + 1
+r, w = os.pipe()
+iov = iovec(ctypes.addressof(ctypes.c_char.from_buffer(m, 4096)), 4096)
+n = libc.vmsplice(w, ctypes.byref(iov), 1, 0)
+if n != 4096:
+    sys.exit(f'vmsplice: {n}, errno {ctypes.get_errno()}')
+del iov
+m.close()
+os.close(fd)
+print('spliced', flush=True)
+open(sys.argv[1]).read()      # until the case says so, the pipe holds page 1
+" "$fifo" >"$out" 2>&1 &
+	local holder=$!
+	exec 8>"$fifo"
+	local _
+	for _ in $(seq 100); do grep -q spliced "$out" && break; kill -0 $holder 2>/dev/null || break; sleep 0.1; done
+	expect_eq "$(cat "$out")" spliced "page 1 spliced into a pipe, the mapping gone"
+	expect_counters 4 4 0 0 "kex's counters with the pipe still holding page 1"
+	local rc=0
+	kex_balanced >"$CASE_TMP/balanced" 2>&1 || rc=$?
+	cat "$CASE_TMP/balanced"
+	[ "$rc" != 0 ] || fail "kex_balanced passed while a pipe held page 1"
+	expect_match "$(cat "$CASE_TMP/balanced")" "not freed by the kernel: page 1 pfn 0x[0-9a-f]+\$" "kex_balanced names page 1"
+	exec 8>&-
+	wait $holder
+	kex_balanced
 }
 
 # Both ref policies through the rig's prompts.

@@ -48,6 +48,7 @@ kex_load() {
 	ko=$(kex_ko)
 	[ -f "$ko" ] || { fail "$ko not built (scripts/build)"; return 1; }
 	insmod "$ko" "$@" || { fail "insmod $ko $* failed"; return 1; }
+	kex_frees_start
 	local i
 	for i in $(seq 50); do [ -c /dev/kex ] && return 0; sleep 0.1; done
 	fail "/dev/kex did not appear"
@@ -62,18 +63,95 @@ kex_counter() {
 	cat "/sys/class/kex/kex/$1"
 }
 
-# kex_balanced: the module's own counters say every page it allocated was freed.
+# The kernel's own account of kex's pages, for kex_balanced: a tracefs
+# instance of its own (the cases' trace_on/trace_off use the top-level
+# buffer) records kex:kex_page_alloc and the page allocator's
+# kmem:mm_page_free (every order-0 page given back, batched or not) from
+# each kex_load on. Loss is counted, not overwritten: a full buffer makes
+# kex_balanced fail, never pass.
+KEX_FREES=/sys/kernel/tracing/instances/kex_frees
+kex_frees_start() {
+	local t=$KEX_FREES top
+	# 6.1: sizing any buffer marks them all expanded, so the top-level one
+	# (the cases' trace_on) would stay at its boot size: expand it first.
+	top=$(cat /sys/kernel/tracing/buffer_size_kb)
+	case $top in
+	*'(expanded: '*)
+		top=${top#*expanded: }
+		echo "${top%)}" >/sys/kernel/tracing/buffer_size_kb
+		;;
+	esac
+	[ -d "$t" ] || mkdir "$t"
+	echo 0 >"$t/tracing_on"
+	echo 0 >"$t/options/overwrite"
+	echo 16384 >"$t/buffer_size_kb"
+	echo >"$t/trace"
+	echo 'order == 0' >"$t/events/kmem/mm_page_free/filter"
+	echo 1 >"$t/events/kmem/mm_page_free/enable"
+	echo 1 >"$t/events/kex/kex_page_alloc/enable"
+	echo 1 >"$t/tracing_on"
+}
+
+# kex_frees_check: every page kex allocated since kex_load was freed by the
+# kernel after its allocation. Prints "allocated N" (kex_page_alloc events),
+# "lost N" (events the buffer dropped), then one "not freed by the kernel:
+# page I pfn P" line per page whose last allocation no mm_page_free followed.
+kex_frees_check() {
+	local t=$KEX_FREES lost
+	lost=$(cat "$t"/per_cpu/cpu*/stats | awk '/^(overrun|dropped events):/ { n += $NF } END { print n + 0 }')
+	echo "lost $lost"
+	python3 - "$t/trace" <<'PY'
+import re, sys
+ev = re.compile(r' (kex_page_alloc|mm_page_free): .*?pfn=(0x[0-9a-f]+)(?:.*index=(\d+))?')
+open_ = {}   # pfn -> index: allocated by kex, not freed since
+n = 0
+for line in open(sys.argv[1]):
+    m = ev.search(line)
+    if not m:
+        continue
+    if m.group(1) == 'kex_page_alloc':
+        n += 1
+        if m.group(2) in open_:
+            print(f'not freed by the kernel: page {open_[m.group(2)]} pfn {m.group(2)} (allocated again)')
+        open_[m.group(2)] = m.group(3)
+    else:
+        open_.pop(m.group(2), None)
+print(f'allocated {n}')
+for pfn, i in open_.items():
+    print(f'not freed by the kernel: page {i} pfn {pfn}')
+PY
+}
+
+# kex_balanced: the module's own counters say every page it allocated was
+# freed, and so does the kernel: each page kex allocated since kex_load was
+# freed by the page allocator after its allocation (kex_frees_check), with
+# no trace event lost. Fails naming the pages the kernel still holds.
 kex_balanced() {
-	local i a f
+	local a f out rc=0 _
+	[ -d "$KEX_FREES/events/kex" ] || { fail "kex_balanced: no record of kex's pages (load kex with kex_load)"; return 1; }
 	# frees of mapped pages can lag the process exit by a little (TLB batching, RCU)
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		a=$(kex_counter pages_allocated) f=$(kex_counter pages_freed)
 		[ "$(kex_counter pages_live)" = 0 ] && [ "$a" = "$f" ] && [ "$(kex_counter mappings)" = 0 ] && break
 		sleep 0.1
 	done
-	expect_eq "$(kex_counter pages_live)" 0 "pages_live"
-	expect_eq "$(kex_counter pages_freed)" "$(kex_counter pages_allocated)" "pages_freed == pages_allocated"
-	expect_eq "$(kex_counter mappings)" 0 "mappings"
+	for _ in $(seq 10); do
+		out=$(kex_frees_check)
+		grep -q '^not freed' <<<"$out" || break
+		sleep 0.5
+	done
+	expect_eq "$(kex_counter pages_live)" 0 "pages_live" || rc=1
+	expect_eq "$(kex_counter pages_freed)" "$(kex_counter pages_allocated)" "pages_freed == pages_allocated" || rc=1
+	expect_eq "$(kex_counter mappings)" 0 "mappings" || rc=1
+	expect_eq "$(sed -n 's/^lost //p' <<<"$out")" 0 "trace events lost (the kernel's record of kex's pages)" || rc=1
+	expect_eq "$(sed -n 's/^allocated //p' <<<"$out")" "$(kex_counter pages_allocated)" "kex_page_alloc events = pages_allocated" || rc=1
+	if grep -q '^not freed' <<<"$out"; then
+		fail "pages kex allocated that the kernel has not freed:"$'\n'"$(grep '^not freed' <<<"$out")"
+		rc=1
+	else
+		echo "ok: the kernel freed every page kex allocated"
+	fi
+	return $rc
 }
 
 # Run after every case: nothing of the case survives into the next one.

@@ -124,7 +124,7 @@ case_sizes_pfn() {
 # Mode fault is lazy: nothing allocated at mmap, 8 pages after the write;
 # pmap shows RSS and Dirty grow with the faults; the tracepoints tell it.
 case_fault_lazy() {
-	kex_load ref_policy=keep
+	kex_load ref_policy=keep verbose=1
 	dmesg_mark
 	trace_on
 	rig_start /dev/kex 8 --mode fault
@@ -284,7 +284,7 @@ case_error_paths() {
 # RSS (smaps counts no special PTE), pagemap shows a hole (the page walker
 # skips VM_PFNMAP); only kex's tracepoints tie the pfns to the addresses.
 case_pfn_map() {
-	kex_load ref_policy=keep
+	kex_load ref_policy=keep verbose=1
 	dmesg_mark
 	trace_on
 	rig_start /dev/kex 8 --mode pfn
