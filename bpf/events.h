@@ -131,4 +131,31 @@ struct kex_event {
 /* Loss counters, one per event type, in the BPF map "losses" (array). */
 #define KEX_LOSS_SLOTS		64
 
+/*
+ * Tracking failures, in the BPF map "tracking" (array): every failed
+ * bpf_map_update_elem on a map whose entry the trace depends on (full map,
+ * no memory) counts in its map's slot; user space reports them as losses
+ * (the events that entry would have let through are missing). Values are
+ * part of the JSON output: never renumber.
+ */
+enum kex_track_slot {
+	KEX_TRACK_TRACED	= 0,	/* a traced process's child is not traced */
+	KEX_TRACK_PAGES		= 1,	/* a kex page's struct page * not remembered */
+	KEX_TRACK_PFNS		= 2,	/* a kex page's pfn not remembered */
+	KEX_TRACK_MMAP_WINDOW	= 3,	/* a kex mmap window not opened */
+	KEX_TRACK_PENDING_ALLOC	= 4,	/* an mm_page_alloc not held back */
+	KEX_TRACK_INSERT_CALLS	= 5,	/* insert entry state for its kretprobe */
+	KEX_TRACK_SET_PTE_CALLS	= 6,	/* do_set_pte entry state for its kretprobe */
+	KEX_TRACK_MMAP_CALLS	= 7,	/* sys_enter_mmap arguments */
+	KEX_TRACK_IN_UNMAP	= 8,	/* unmap entry state for its kretprobe */
+	KEX_TRACK_IN_EXIT_MMAP	= 9,	/* exit_mmap entry state */
+	KEX_TRACK_REMAP_CALLS	= 10,	/* remap_pfn_range entry state for its kretprobe */
+	/* not a map: a non-kex page whose pfn could not be computed (no
+	 * vmemmap_base, see page_to_pfn); its records carry KEX_NO_PFN */
+	KEX_TRACK_PFN_UNKNOWN	= 11,
+	KEX_TRACK_COUNT
+};
+
+#define KEX_TRACK_SLOTS		16
+
 #endif /* KEXTRACE_EVENTS_H */

@@ -19,7 +19,18 @@
  *
  * Records go through one ring buffer with reserve/submit and no wakeup
  * (user space drains it periodically) unless it is filling up; a failed
- * reserve counts in "losses" under the record's event type.
+ * reserve counts in "losses" under the record's event type, a failed update
+ * of a map the trace depends on in "tracking" (events.h).
+ *
+ * Function returns: an fexit program (BPF trampoline, the arguments at hand)
+ * where the kernel's BTF has the function, a kretprobe where it does not
+ * (compiler clones such as insert_page_into_pte_locked.constprop.0); the
+ * plan chooses, fexit_probes tells the entry kprobes.
+ *
+ * "traced" holds a thread group from its fork (or user space's seed) until
+ * its leader's task_struct is freed (sched_process_free: every thread has
+ * exited and the group was reaped), so a reused pid is not traced and the
+ * map holds only live groups.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -47,8 +58,14 @@ const volatile bool fault_all_pages = false;
 const volatile bool capture_stacks = true;
 /* kex's own tracepoints for every process, not only the traced tree (--all) */
 const volatile bool trace_all = false;
-/* address of the kernel variable vmemmap_base (0: use the fixed default) */
+/*
+ * address of the kernel variable vmemmap_base (kallsyms); 0: unknown, and
+ * the pfn of a page outside the kex maps is then unknown too (never guessed:
+ * the base is randomized under KASLR)
+ */
 const volatile __u64 vmemmap_base_addr = 0;
+/* return probes attached as fexit: KEX_FEXIT(probe id) bits */
+const volatile __u64 fexit_probes = 0;
 /* force a wakeup once this many bytes wait in the ring buffer */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
@@ -66,6 +83,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } losses SEC(".maps");
+
+/* per enum kex_track_slot: failed map updates, pfns not computable */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KEX_TRACK_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tracking SEC(".maps");
 
 /*
  * per event type: records the programs tried to send (every reserve), so
@@ -85,12 +110,15 @@ struct {
 	__type(value, struct kex_probe_stats);
 } probe_stats SEC(".maps");
 
-/* traced thread groups: tgid -> 1 */
+/*
+ * traced thread groups: tgid -> the leader's start_time (ns), 0 when user
+ * space seeded it; deleted when that leader is freed
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KEX_MAX_TASKS);
+	__uint(max_entries, KEX_MAX_TRACED);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64);
 } traced SEC(".maps");
 
 /* live kex pages by struct page pointer */
@@ -229,6 +257,33 @@ static __always_inline void count_loss(__u32 type)
 		__sync_fetch_and_add(n, 1);
 }
 
+static __always_inline void count_tracking(__u32 slot)
+{
+	__u64 *n;
+
+	if (slot >= KEX_TRACK_SLOTS)
+		return;
+	n = bpf_map_lookup_elem(&tracking, &slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* bpf_map_update_elem whose failure is counted under slot */
+static __always_inline long track_update(void *map, const void *key,
+					 const void *val, __u32 slot)
+{
+	long err = bpf_map_update_elem(map, key, val, BPF_ANY);
+
+	if (err)
+		count_tracking(slot);
+	return err;
+}
+
+static __always_inline bool ret_is_fexit(__u32 probe)
+{
+	return fexit_probes & KEX_FEXIT(probe);
+}
+
 static __always_inline void count_produced(__u32 type)
 {
 	__u32 slot = type < KEX_LOSS_SLOTS ? type : 0;
@@ -340,16 +395,23 @@ static __always_inline void page_counts(struct kex_event *e, __u64 page)
 		e->mapcount = BPF_CORE_READ(pg, _mapcount.counter) + 1;
 }
 
-/* page_to_pfn for pages that are not in the kex maps (SPARSEMEM_VMEMMAP) */
+/*
+ * page_to_pfn for pages that are not in the kex maps (SPARSEMEM_VMEMMAP):
+ * (page - vmemmap_base) / sizeof(struct page). vmemmap_base is randomized
+ * under KASLR: without its address the pfn is unknown (KEX_NO_PFN, counted),
+ * never computed from a guessed base.
+ */
 static __always_inline __u64 page_to_pfn(__u64 page)
 {
-	__u64 base = 0xffffea0000000000ULL;	/* VMEMMAP_START without KASLR */
-	__u64 size = bpf_core_type_size(struct page);
+	__u64 base = 0, size = bpf_core_type_size(struct page);
 
-	if (vmemmap_base_addr)
-		bpf_probe_read_kernel(&base, sizeof(base), (void *)vmemmap_base_addr);
-	if (!size || page < base)
+	if (!vmemmap_base_addr || !size ||
+	    bpf_probe_read_kernel(&base, sizeof(base),
+				  (void *)vmemmap_base_addr) ||
+	    !base || page < base) {
+		count_tracking(KEX_TRACK_PFN_UNKNOWN);
 		return KEX_NO_PFN;
+	}
 	return (page - base) / size;
 }
 
@@ -407,10 +469,12 @@ int kprobe__insert_page(struct pt_regs *ctx)
 	if (!pi)
 		return 0;
 	count_match(KEX_P_INSERT);
-	call.page = page;
-	call.pte = pte;
-	call.pfn = pi->pfn;
-	bpf_map_update_elem(&insert_calls, &tid, &call, BPF_ANY);
+	if (!ret_is_fexit(KEX_P_INSERT_RET)) {
+		call.page = page;
+		call.pte = pte;
+		call.pfn = pi->pfn;
+		track_update(&insert_calls, &tid, &call, KEX_TRACK_INSERT_CALLS);
+	}
 
 	e = reserve_stack(ctx, KEX_EV_INSERT, KEX_P_INSERT);
 	if (!e)
@@ -423,28 +487,53 @@ int kprobe__insert_page(struct pt_regs *ctx)
 	return 0;
 }
 
+static __always_inline void insert_return(__u64 page, __u64 pte, __u64 pfn,
+					  long ret)
+{
+	struct kex_event *e = reserve(KEX_EV_INSERT_RET, KEX_P_INSERT_RET);
+
+	if (!e)
+		return;
+	e->pfn = pfn;
+	e->ret = ret;
+	e->arg0 = read_pte(pte);
+	e->arg1 = pte;
+	page_counts(e, page);
+	submit(e);
+}
+
 SEC("kretprobe/insert_page_into_pte_locked")
 int kretprobe__insert_page(struct pt_regs *ctx)
 {
 	__u32 tid = current_tid();
 	struct pte_call *call;
-	struct kex_event *e;
 
 	count_hit(KEX_P_INSERT_RET);
 	call = bpf_map_lookup_elem(&insert_calls, &tid);
 	if (!call)
 		return 0;
 	count_match(KEX_P_INSERT_RET);
-	e = reserve(KEX_EV_INSERT_RET, KEX_P_INSERT_RET);
-	if (e) {
-		e->pfn = call->pfn;
-		e->ret = (long)PT_REGS_RC(ctx);
-		e->arg0 = read_pte(call->pte);
-		e->arg1 = call->pte;
-		page_counts(e, call->page);
-		submit(e);
-	}
+	insert_return(call->page, call->pte, call->pfn, (long)PT_REGS_RC(ctx));
 	bpf_map_delete_elem(&insert_calls, &tid);
+	return 0;
+}
+
+/* the non-clone insert_page_into_pte_locked(vma, pte, addr, page, prot) */
+SEC("fexit/insert_page_into_pte_locked")
+int fexit__insert_page(void *ctx)
+{
+	__u64 page = 0, pte = 0, ret = 0;
+	struct kex_page_info *pi;
+
+	count_hit(KEX_P_INSERT_RET);
+	bpf_get_func_arg(ctx, insert_page_arg - 1, &page);
+	bpf_get_func_arg(ctx, insert_pte_arg - 1, &pte);
+	pi = kex_page(page);
+	if (!pi)
+		return 0;
+	count_match(KEX_P_INSERT_RET);
+	bpf_get_func_ret(ctx, &ret);
+	insert_return(page, pte, pi->pfn, (int)ret);
 	return 0;
 }
 
@@ -515,7 +604,9 @@ int kprobe__set_pte(struct pt_regs *ctx)
 	call.page = page;
 	call.pte = (__u64)BPF_CORE_READ(vmf, pte);
 	call.addr = kprobe_arg(ctx, set_pte_addr_arg);
-	bpf_map_update_elem(&set_pte_calls, &tid, &call, BPF_ANY);
+	if (!ret_is_fexit(KEX_P_SET_PTE_RET))
+		track_update(&set_pte_calls, &tid, &call,
+			     KEX_TRACK_SET_PTE_CALLS);
 
 	e = reserve_stack(ctx, KEX_EV_DO_SET_PTE, KEX_P_SET_PTE);
 	if (!e)
@@ -528,28 +619,60 @@ int kprobe__set_pte(struct pt_regs *ctx)
 	return 0;
 }
 
+static __always_inline void set_pte_return(struct pte_call *call)
+{
+	struct kex_event *e = reserve(KEX_EV_DO_SET_PTE_RET, KEX_P_SET_PTE_RET);
+
+	if (!e)
+		return;
+	e->pfn = call->pfn;
+	e->addr = call->addr;
+	e->arg0 = read_pte(call->pte);
+	e->arg1 = call->pte;
+	page_counts(e, call->page);
+	submit(e);
+}
+
 SEC("kretprobe/do_set_pte")
 int kretprobe__set_pte(struct pt_regs *ctx)
 {
 	__u32 tid = current_tid();
 	struct pte_call *call;
-	struct kex_event *e;
 
 	count_hit(KEX_P_SET_PTE_RET);
 	call = bpf_map_lookup_elem(&set_pte_calls, &tid);
 	if (!call)
 		return 0;
 	count_match(KEX_P_SET_PTE_RET);
-	e = reserve(KEX_EV_DO_SET_PTE_RET, KEX_P_SET_PTE_RET);
-	if (e) {
-		e->pfn = call->pfn;
-		e->addr = call->addr;
-		e->arg0 = read_pte(call->pte);
-		e->arg1 = call->pte;
-		page_counts(e, call->page);
-		submit(e);
-	}
+	set_pte_return(call);
 	bpf_map_delete_elem(&set_pte_calls, &tid);
+	return 0;
+}
+
+/* do_set_pte(vmf, page, addr) / set_pte_range(vmf, folio, page, nr, addr) */
+SEC("fexit/do_set_pte")
+int fexit__set_pte(void *ctx)
+{
+	struct kex_page_info *pi;
+	struct pte_call call = {};
+	struct vm_fault *vmf;
+	__u64 arg = 0;
+
+	count_hit(KEX_P_SET_PTE_RET);
+	bpf_get_func_arg(ctx, set_pte_page_arg - 1, &call.page);
+	pi = kex_page(call.page);
+	if (pi)
+		call.pfn = pi->pfn;
+	else if (fault_all_pages && current_traced())
+		call.pfn = page_to_pfn(call.page);
+	else
+		return 0;
+	count_match(KEX_P_SET_PTE_RET);
+	bpf_get_func_arg(ctx, 0, &arg);
+	vmf = (struct vm_fault *)arg;
+	call.pte = (__u64)BPF_CORE_READ(vmf, pte);
+	bpf_get_func_arg(ctx, set_pte_addr_arg - 1, &call.addr);
+	set_pte_return(&call);
 	return 0;
 }
 
@@ -603,7 +726,8 @@ int kprobe__remap_pfn(struct pt_regs *ctx)
 	call.page = fi->page;
 	call.pfn = pfn;
 	call.addr = PT_REGS_PARM2_CORE(ctx);
-	bpf_map_update_elem(&remap_calls, &tid, &call, BPF_ANY);
+	if (!ret_is_fexit(KEX_P_REMAP_PFN_RET))
+		track_update(&remap_calls, &tid, &call, KEX_TRACK_REMAP_CALLS);
 	e = reserve_stack(ctx, KEX_EV_REMAP_PFN, KEX_P_REMAP_PFN);
 	if (!e)
 		return 0;
@@ -616,27 +740,51 @@ int kprobe__remap_pfn(struct pt_regs *ctx)
 	return 0;
 }
 
+static __always_inline void remap_return(__u64 page, __u64 pfn, __u64 addr,
+					 long ret)
+{
+	struct kex_event *e = reserve(KEX_EV_REMAP_PFN_RET, KEX_P_REMAP_PFN_RET);
+
+	if (!e)
+		return;
+	e->pfn = pfn;
+	e->addr = addr;
+	e->ret = ret;
+	page_counts(e, page);
+	submit(e);
+}
+
 SEC("kretprobe/remap_pfn_range")
 int kretprobe__remap_pfn(struct pt_regs *ctx)
 {
 	__u32 tid = current_tid();
 	struct pte_call *call;
-	struct kex_event *e;
 
 	count_hit(KEX_P_REMAP_PFN_RET);
 	call = bpf_map_lookup_elem(&remap_calls, &tid);
 	if (!call)
 		return 0;
 	count_match(KEX_P_REMAP_PFN_RET);
-	e = reserve(KEX_EV_REMAP_PFN_RET, KEX_P_REMAP_PFN_RET);
-	if (e) {
-		e->pfn = call->pfn;
-		e->addr = call->addr;
-		e->ret = (long)PT_REGS_RC(ctx);
-		page_counts(e, call->page);
-		submit(e);
-	}
+	remap_return(call->page, call->pfn, call->addr, (long)PT_REGS_RC(ctx));
 	bpf_map_delete_elem(&remap_calls, &tid);
+	return 0;
+}
+
+SEC("fexit/remap_pfn_range")
+int fexit__remap_pfn(void *ctx)
+{
+	__u64 pfn = 0, addr = 0, ret = 0;
+	struct kex_pfn_info *fi;
+
+	count_hit(KEX_P_REMAP_PFN_RET);
+	bpf_get_func_arg(ctx, 2, &pfn);
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi)
+		return 0;
+	count_match(KEX_P_REMAP_PFN_RET);
+	bpf_get_func_arg(ctx, 1, &addr);
+	bpf_get_func_ret(ctx, &ret);
+	remap_return(fi->page, pfn, addr, (int)ret);
 	return 0;
 }
 
@@ -671,7 +819,8 @@ int kprobe__unmap(struct pt_regs *ctx)
 		start = PT_REGS_PARM4(ctx);
 		end = PT_REGS_PARM5(ctx);
 	}
-	bpf_map_update_elem(&in_unmap, &tid, &one, BPF_ANY);
+	if (!ret_is_fexit(KEX_P_UNMAP_RET))
+		track_update(&in_unmap, &tid, &one, KEX_TRACK_IN_UNMAP);
 	e = reserve(KEX_EV_UNMAP_REGION, KEX_P_UNMAP);
 	if (!e)
 		return 0;
@@ -698,6 +847,26 @@ int kretprobe__unmap(struct pt_regs *ctx)
 	return 0;
 }
 
+/* the entry's filter again: no state needed */
+SEC("fexit/unmap_region")
+int fexit__unmap(void *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_UNMAP_RET);
+	if (!current_traced())
+		return 0;
+	if (unmap_mode == KEX_UNMAP_VMAS &&
+	    bpf_map_lookup_elem(&in_exit_mmap, &tid))
+		return 0;
+	count_match(KEX_P_UNMAP_RET);
+	e = reserve(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
+	if (e)
+		submit(e);
+	return 0;
+}
+
 SEC("kprobe/exit_mmap")
 int kprobe__exit_mmap(struct pt_regs *ctx)
 {
@@ -708,7 +877,8 @@ int kprobe__exit_mmap(struct pt_regs *ctx)
 	if (!current_traced())
 		return 0;
 	count_match(KEX_P_EXIT_MMAP);
-	bpf_map_update_elem(&in_exit_mmap, &tid, &one, BPF_ANY);
+	/* also the unmap_vmas filter (KEX_UNMAP_VMAS), whatever the return is */
+	track_update(&in_exit_mmap, &tid, &one, KEX_TRACK_IN_EXIT_MMAP);
 	e = reserve(KEX_EV_EXIT_MMAP, KEX_P_EXIT_MMAP);
 	if (e)
 		submit(e);
@@ -723,6 +893,23 @@ int kretprobe__exit_mmap(struct pt_regs *ctx)
 
 	count_hit(KEX_P_EXIT_MMAP_RET);
 	if (!bpf_map_lookup_elem(&in_exit_mmap, &tid))
+		return 0;
+	count_match(KEX_P_EXIT_MMAP_RET);
+	bpf_map_delete_elem(&in_exit_mmap, &tid);
+	e = reserve(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
+	if (e)
+		submit(e);
+	return 0;
+}
+
+SEC("fexit/exit_mmap")
+int fexit__exit_mmap(void *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_EXIT_MMAP_RET);
+	if (!current_traced())
 		return 0;
 	count_match(KEX_P_EXIT_MMAP_RET);
 	bpf_map_delete_elem(&in_exit_mmap, &tid);
@@ -755,7 +942,7 @@ int tp__mm_page_alloc(struct trace_event_raw_mm_page_alloc *ctx)
 	pa.pfn = ctx->pfn;
 	pa.cpu = bpf_get_smp_processor_id();
 	pa.order = ctx->order;
-	bpf_map_update_elem(&pending_allocs, &tid, &pa, BPF_ANY);
+	track_update(&pending_allocs, &tid, &pa, KEX_TRACK_PENDING_ALLOC);
 	return 0;
 }
 
@@ -824,7 +1011,7 @@ int tp__kex_mmap(struct kex_tp_mmap *ctx)
 	if (!kex_traced())
 		return 0;
 	count_match(KEX_P_KEX_MMAP);
-	bpf_map_update_elem(&mmap_window, &tid, &one, BPF_ANY);
+	track_update(&mmap_window, &tid, &one, KEX_TRACK_MMAP_WINDOW);
 	e = reserve(KEX_EV_KEX_MMAP, KEX_P_KEX_MMAP);
 	if (!e)
 		return 0;
@@ -876,8 +1063,8 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 	pi.tgid = bpf_get_current_pid_tgid() >> 32;
 	fi.page = page;
 	fi.index = ctx->index;
-	bpf_map_update_elem(&pages, &page, &pi, BPF_ANY);
-	bpf_map_update_elem(&pfns, &pfn, &fi, BPF_ANY);
+	track_update(&pages, &page, &pi, KEX_TRACK_PAGES);
+	track_update(&pfns, &pfn, &fi, KEX_TRACK_PFNS);
 
 	/* the allocator's own event for this page, held back until now */
 	pa = bpf_map_lookup_elem(&pending_allocs, &tid);
@@ -1082,7 +1269,7 @@ int tp__sys_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 	count_match(KEX_P_SYS_ENTER_MMAP);
 	call.len = ctx->args[1];
 	call.fd = ctx->args[4];
-	bpf_map_update_elem(&mmap_calls, &tid, &call, BPF_ANY);
+	track_update(&mmap_calls, &tid, &call, KEX_TRACK_MMAP_CALLS);
 	return 0;
 }
 
@@ -1145,24 +1332,54 @@ int tp__sys_exit_munmap(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-/* a traced process's new child (not thread) is traced too */
+/*
+ * A traced process's new child (not thread) is traced too, until its
+ * leader is freed (tp__sched_process_free). A full map loses the child:
+ * counted (KEX_TRACK_TRACED), and its fork record still goes out.
+ */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(tp__sched_process_fork, struct task_struct *parent,
 	     struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u64 start = child->start_time;
 	struct kex_event *e;
 
 	count_hit(KEX_P_PROC_FORK);
 	if (ptgid == ctgid || !bpf_map_lookup_elem(&traced, &ptgid))
 		return 0;
 	count_match(KEX_P_PROC_FORK);
-	bpf_map_update_elem(&traced, &ctgid, &one, BPF_ANY);
+	track_update(&traced, &ctgid, &start, KEX_TRACK_TRACED);
 	e = reserve(KEX_EV_PROC_FORK, KEX_P_PROC_FORK);
 	if (!e)
 		return 0;
 	e->arg0 = ctgid;
 	submit(e);
+	return 0;
+}
+
+/*
+ * A thread group's leader is freed: every thread of it has exited (the
+ * leader's task_struct outlives them as a zombie) and it was reaped, so its
+ * tgid may be reused from now on. Its "traced" entry goes, unless a new
+ * group with that tgid has replaced it already (another start_time): the
+ * free runs after an RCU grace period. The exit path's own events (exit_mmap,
+ * the files' release, after sched_process_exit) all came before.
+ */
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(tp__sched_process_free, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+	__u64 *start;
+
+	count_hit(KEX_P_PROC_FREE);
+	if (p->pid != tgid)
+		return 0;
+	start = bpf_map_lookup_elem(&traced, &tgid);
+	if (!start || (*start && *start != p->start_time))
+		return 0;
+	count_match(KEX_P_PROC_FREE);
+	bpf_map_delete_elem(&traced, &tgid);
 	return 0;
 }
 

@@ -54,8 +54,17 @@ enum kex_probe_id {
 	KEX_P_VM_INSERT_PAGES	= 33,	/* kprobe vm_insert_pages (mode batch) */
 	KEX_P_REMAP_PFN		= 34,	/* kprobe remap_pfn_range (mode pfn) */
 	KEX_P_REMAP_PFN_RET	= 35,
+	KEX_P_PROC_FREE		= 36,	/* tp_btf sched_process_free: prunes "traced" */
 	KEX_P_COUNT
 };
+
+/*
+ * Return probes the plan attaches as fexit (BPF trampoline) rather than
+ * kretprobe: bit (1 << probe id) in the const volatile fexit_probes. An
+ * fexit program has the function's arguments at return, so its entry kprobe
+ * stashes nothing for it.
+ */
+#define KEX_FEXIT(id)		(1ULL << (id))
 
 /* Per probe, summed over CPUs by user space (map probe_stats, per-CPU array). */
 struct kex_probe_stats {
@@ -86,7 +95,8 @@ enum kex_unmap_mode {
 };
 
 #define KEX_MAX_PAGES_DEFAULT	(1 << 18)	/* live kex pages tracked at once */
-#define KEX_MAX_TASKS		1024		/* traced tgids */
+#define KEX_MAX_TRACED		(1 << 15)	/* traced thread groups alive at once */
+#define KEX_MAX_TASKS		1024		/* threads inside a traced call at once */
 #define KEX_RINGBUF_DEFAULT	(16 << 20)	/* bytes */
 
 #endif /* KEXTRACE_KEXTRACE_H */

@@ -38,11 +38,16 @@ EOF
 
 # modes_trace N ARGS...: kextrace --json/--events on mmap_test /dev/kex N ARGS --no-wait
 modes_trace() {
-	local n=$1
+	local n=$1 rc=0
 	shift
 	kextrace --json "$CASE_TMP/out.json" --events "$CASE_TMP/ev.jsonl" \
-		-- mmap_test /dev/kex "$n" "$@" --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" ||
-		{ cat "$CASE_TMP/err.txt" "$CASE_TMP/out.txt"; fail "kextrace exited $?"; return 1; }
+		-- mmap_test /dev/kex "$n" "$@" --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
+	# kextrace's own status, taken before anything else runs
+	if [ "$rc" != 0 ]; then
+		cat "$CASE_TMP/err.txt" "$CASE_TMP/out.txt"
+		fail "kextrace exited $rc"
+		return 1
+	fi
 	sed -n '/^kex mappings/,/^pages, unmap side/p' "$CASE_TMP/out.txt"
 }
 

@@ -36,7 +36,8 @@ JsonlHeader header_for(uint64_t events) {
     h.run.command_line = "mmap_test /dev/kex 8 --no-wait";
     h.run.set_pte_observed = "PTE read back at the return of insert_page_into_pte_locked";
     h.run.probes = {{"insert", "insert_page_into_pte_locked",
-                     "insert_page_into_pte_locked.constprop.0", true, "clone", 3}};
+                     "insert_page_into_pte_locked.constprop.0", true, "clone", 3,
+                     "tracefs kprobe + tracefs kretprobe"}};
     h.correlator.roots = {100};
     h.correlator.expected = kMsDefaultExpected & ~kMsKexInsert;
     h.correlator.alloc_attach_ns = 10'000'000'000ull;

@@ -27,8 +27,8 @@ RunInfo run_info() {
     run.command_line = "mmap_test /dev/kex 8";
     run.set_pte_observed = "PTE read back at the return of insert_page_into_pte_locked.isra.0";
     run.probes = {{"insert", "insert_page_into_pte_locked", "insert_page_into_pte_locked.isra.0",
-                   true, "", 2},
-                  {"zap", "page_remove_rmap", "", false, "not in kallsyms", 0}};
+                   true, "", 2, "kprobe + kretprobe"},
+                  {"zap", "page_remove_rmap", "", false, "not in kallsyms", 0, "kprobe"}};
     return run;
 }
 

@@ -26,9 +26,10 @@ RunInfo run_info() {
     run.command_line = "mmap_test /dev/kex 8";
     run.probes = {
         {"insert", "insert_page_into_pte_locked", "insert_page_into_pte_locked.constprop.0", true,
-         "", 0},
-        {"rmap add", "page_add_file_rmap", "page_add_file_rmap", true, "", 3},
-        {"fault pte", "do_set_pte", "", false, "no such symbol on this kernel", 0},
+         "", 0, "kprobe + kretprobe"},
+        {"rmap add", "page_add_file_rmap", "page_add_file_rmap", true, "", 3, "kprobe"},
+        {"fault pte", "do_set_pte", "", false, "no such symbol on this kernel", 0,
+         "kprobe + fexit"},
     };
     return run;
 }

@@ -29,8 +29,9 @@ RunInfo run_info() {
     run.set_pte_observed = "PTE read back at the return of "
                            "insert_page_into_pte_locked.constprop.0";
     run.probes = {{"insert", "insert_page_into_pte_locked",
-                   "insert_page_into_pte_locked.constprop.0", true, "clone without addr", 0},
-                  {"rmap add", "page_add_file_rmap", "page_add_file_rmap", true, "", 0}};
+                   "insert_page_into_pte_locked.constprop.0", true, "clone without addr", 0,
+                   "kprobe + kretprobe"},
+                  {"rmap add", "page_add_file_rmap", "page_add_file_rmap", true, "", 0, "kprobe"}};
     return run;
 }
 

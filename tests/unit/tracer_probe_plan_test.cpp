@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <sstream>
 
 using namespace kextrace;
@@ -228,4 +229,115 @@ TEST(TracerProbePlan, TraceableFunctionsSkipModules) {
 TEST(TracerProbePlan, ProbeSpecsAreIndexedById) {
     for (uint32_t id = 0; id < KEX_P_COUNT; id++)
         EXPECT_EQ(probe_spec(id).id, id);
+}
+
+namespace {
+
+// Argument counts of the functions kextrace probes, as the lab guests' BTF
+// (/sys/kernel/btf/vmlinux) declares them; clones (.constprop/.isra) are not
+// in BTF.
+KernelFacts with_btf(KernelFacts f, std::map<std::string, unsigned> funcs) {
+    f.btf_func_args = [funcs](std::string_view n) -> std::optional<unsigned> {
+        auto it = funcs.find(std::string(n));
+        if (it == funcs.end())
+            return std::nullopt;
+        return it->second;
+    };
+    return f;
+}
+
+const std::map<std::string, unsigned> kBtf61 = {
+    {"do_set_pte", 3},         {"exit_mmap", 1},        {"unmap_region", 7},
+    {"unmap_vmas", 5},         {"remap_pfn_range", 5},  {"vm_insert_pages", 4},
+    {"page_add_file_rmap", 3}, {"page_remove_rmap", 3}, {"set_page_dirty", 1},
+    {"folio_mark_dirty", 1},
+};
+const std::map<std::string, unsigned> kBtf612 = {
+    {"set_pte_range", 5},          {"exit_mmap", 1},        {"vms_complete_munmap_vmas", 2},
+    {"vms_clear_ptes", 3},         {"unmap_region", 4},     {"unmap_vmas", 7},
+    {"remap_pfn_range", 5},        {"vm_insert_pages", 4},  {"folio_add_file_rmap_ptes", 4},
+    {"folio_remove_rmap_ptes", 4}, {"folio_mark_dirty", 1}, {"set_page_dirty", 1},
+};
+
+std::string table_row(const ProbePlan& p, const std::string& step) {
+    std::ostringstream out;
+    print_probe_table(out, probe_statuses(p, nullptr, std::nullopt));
+    std::istringstream in(out.str());
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind(step + "  ", 0) == 0)
+            return line;
+    return "";
+}
+
+} // namespace
+
+TEST(TracerProbePlan, ReturnsAreFexitWhereBtfHasTheFunction61) {
+    ProbePlan p = plan_probes(ksyms("6.1"), with_btf(facts("6.1"), kBtf61), with_rig());
+    // the clone is not in BTF: kretprobe
+    EXPECT_EQ(p.kind[KEX_P_INSERT], ProbeKind::kprobe);
+    EXPECT_EQ(p.kind[KEX_P_INSERT_RET], ProbeKind::kretprobe);
+    EXPECT_NE(step(p, "insert")
+                  .reason.find(
+                      "return: kretprobe (insert_page_into_pte_locked.constprop.0 is not in BTF: a "
+                      "compiler clone)"),
+              std::string::npos)
+        << step(p, "insert").reason;
+    // do_set_pte, exit_mmap, remap_pfn_range: fexit, entries stay kprobes
+    EXPECT_EQ(p.kind[KEX_P_SET_PTE], ProbeKind::kprobe);
+    EXPECT_EQ(p.kind[KEX_P_SET_PTE_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.target[KEX_P_SET_PTE_RET], "do_set_pte");
+    EXPECT_EQ(p.kind[KEX_P_EXIT_MMAP_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.kind[KEX_P_REMAP_PFN_RET], ProbeKind::fexit);
+    // unmap_region has 7 arguments: more than a trampoline takes
+    EXPECT_EQ(p.kind[KEX_P_UNMAP_RET], ProbeKind::kretprobe);
+    EXPECT_NE(step(p, "unmap (munmap)").reason.find("7 arguments"), std::string::npos);
+    EXPECT_EQ(p.config.fexit_probes, KEX_FEXIT(KEX_P_SET_PTE_RET) | KEX_FEXIT(KEX_P_EXIT_MMAP_RET) |
+                                         KEX_FEXIT(KEX_P_REMAP_PFN_RET));
+    // the report says which mechanism each step uses
+    EXPECT_EQ(step_mechanism(p, step(p, "fault install"), false), "kprobe + fexit");
+    EXPECT_EQ(step_mechanism(p, step(p, "insert"), true), "tracefs kprobe + tracefs kretprobe");
+    EXPECT_EQ(step_mechanism(p, step(p, "alloc"), true), "tracepoint");
+    EXPECT_EQ(step_mechanism(p, step(p, "fork"), true), "tp_btf");
+    EXPECT_EQ(step_mechanism(p, step(p, "usdt"), true), "usdt");
+    EXPECT_NE(table_row(p, "fault install").find(" yes  kprobe + fexit "), std::string::npos)
+        << table_row(p, "fault install");
+    EXPECT_NE(table_row(p, "exit unmap").find(" yes  kprobe + fexit "), std::string::npos);
+    EXPECT_NE(table_row(p, "unmap (munmap)").find(" yes  kprobe + kretprobe "), std::string::npos);
+}
+
+TEST(TracerProbePlan, ReturnsAreFexitWhereBtfHasTheFunction612) {
+    ProbePlan p = plan_probes(ksyms("6.12"), with_btf(facts("6.12"), kBtf612), with_rig());
+    EXPECT_EQ(step(p, "fault install").resolved, "set_pte_range");
+    EXPECT_EQ(p.kind[KEX_P_SET_PTE_RET], ProbeKind::fexit);
+    EXPECT_EQ(step(p, "unmap (munmap)").resolved, "vms_complete_munmap_vmas");
+    EXPECT_EQ(p.kind[KEX_P_UNMAP_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.target[KEX_P_UNMAP_RET], "vms_complete_munmap_vmas");
+    EXPECT_EQ(p.kind[KEX_P_EXIT_MMAP_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.kind[KEX_P_INSERT_RET], ProbeKind::kretprobe); // .isra.0
+}
+
+TEST(TracerProbePlan, WithoutBtfFunctionsEveryReturnIsAKretprobe) {
+    ProbePlan p = plan_probes(ksyms("6.1"), facts("6.1"), with_rig());
+    for (uint32_t id : {KEX_P_INSERT_RET, KEX_P_SET_PTE_RET, KEX_P_UNMAP_RET, KEX_P_EXIT_MMAP_RET,
+                        KEX_P_REMAP_PFN_RET})
+        EXPECT_EQ(p.kind[id], ProbeKind::kretprobe) << probe_spec(id).short_name;
+    EXPECT_EQ(p.config.fexit_probes, 0u);
+}
+
+TEST(TracerProbePlan, NoKprobesAttachesNoReturnEither) {
+    // fexit alone would see returns without their entries: the step stays
+    // unobservable, and says why, as the host's table must
+    KernelFacts f = with_btf(facts("6.1"), kBtf61);
+    f.kprobes = false;
+    ProbePlan p = plan_probes(ksyms("6.1"), f, with_rig());
+    EXPECT_FALSE(p.enabled[KEX_P_SET_PTE_RET]);
+    EXPECT_FALSE(p.enabled[KEX_P_EXIT_MMAP_RET]);
+    EXPECT_EQ(p.config.fexit_probes, 0u);
+    EXPECT_EQ(step(p, "exit unmap").reason.rfind("no kprobes on this kernel", 0), 0u);
+}
+
+TEST(TracerProbePlan, ReapPrunesTheTracedSet) {
+    ProbePlan p = plan_probes(ksyms("6.1"), facts("6.1"), with_rig());
+    EXPECT_TRUE(p.enabled[KEX_P_PROC_FREE]);
+    EXPECT_EQ(step(p, "reap").resolved, "tp_btf:sched_process_free");
 }

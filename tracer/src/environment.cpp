@@ -11,7 +11,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <memory>
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
@@ -34,6 +37,24 @@ bool has_cap(const __user_cap_data_struct (&d)[2], int cap) {
 }
 
 } // namespace
+
+std::function<std::optional<unsigned>(std::string_view)>
+btf_function_args(const std::string& path) {
+    std::shared_ptr<btf> b(btf__parse(path.c_str(), nullptr), btf__free);
+    if (!b)
+        return {};
+    return [b](std::string_view name) -> std::optional<unsigned> {
+        std::string n(name);
+        int id = btf__find_by_name_kind(b.get(), n.c_str(), BTF_KIND_FUNC);
+        if (id <= 0)
+            return std::nullopt;
+        const btf_type* fn = btf__type_by_id(b.get(), id);
+        const btf_type* proto = fn ? btf__type_by_id(b.get(), fn->type) : nullptr;
+        if (!proto || !btf_is_func_proto(proto))
+            return std::nullopt;
+        return btf_vlen(proto);
+    };
+}
 
 Status check_privileges() {
     // The effective capabilities, not the uid: root with a reduced bounding set
@@ -83,6 +104,8 @@ KernelFacts probe_kernel(const std::optional<Tracefs>& tracefs) {
     KernelFacts f;
     f.release = kernel_release();
     f.btf = exists("/sys/kernel/btf/vmlinux");
+    if (f.btf)
+        f.btf_func_args = btf_function_args("/sys/kernel/btf/vmlinux");
     f.modules = exists("/proc/modules"); // absent without CONFIG_MODULES
     bool pmu = exists("/sys/bus/event_source/devices/kprobe");
     bool tfs = tracefs && exists(tracefs->root() + "/kprobe_events");

@@ -315,6 +315,7 @@ Status Loader::configure(const ProbePlan& plan) {
     ro->set_pte_addr_arg = c.set_pte_addr_arg;
     ro->unmap_mode = c.unmap_mode;
     ro->vmemmap_base_addr = c.vmemmap_base_addr;
+    ro->fexit_probes = c.fexit_probes;
     ro->fault_all_pages = opts_.fault_all_pages;
     ro->capture_stacks = opts_.stacks;
     ro->trace_all = opts_.trace_all;
@@ -322,6 +323,8 @@ Status Loader::configure(const ProbePlan& plan) {
 
     if (int err = bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes))
         return Error{fmt::format("ring buffer size {}: {}", opts_.ringbuf_bytes, errstr(err))};
+    if (int err = bpf_map__set_max_entries(skel_->maps.traced, opts_.max_traced))
+        return Error{fmt::format("traced map size {}: {}", opts_.max_traced, errstr(err))};
     for (bpf_map* m : {skel_->maps.pages, skel_->maps.pfns})
         if (int err = bpf_map__set_max_entries(m, opts_.max_pages))
             return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
@@ -333,7 +336,20 @@ Status Loader::configure(const ProbePlan& plan) {
             return Error{fmt::format("BPF program {} missing from the object", spec.prog)};
         results_[id].planned = plan.enabled[id];
         results_[id].target = plan.target[id];
-        bpf_program__set_autoload(prog, plan.enabled[id]);
+        bool fexit = plan.enabled[id] && plan.kind[id] == ProbeKind::fexit;
+        if (fexit && !spec.fexit_prog)
+            return Error{fmt::format("probe {} has no fexit program", spec.short_name)};
+        bpf_program__set_autoload(prog, plan.enabled[id] && !fexit);
+        if (!spec.fexit_prog)
+            continue;
+        bpf_program* fprog = bpf_object__find_program_by_name(skel_->obj, spec.fexit_prog);
+        if (!fprog)
+            return Error{fmt::format("BPF program {} missing from the object", spec.fexit_prog)};
+        bpf_program__set_autoload(fprog, fexit);
+        // the trampoline's function: BTF resolves it at load
+        if (fexit)
+            if (int err = bpf_program__set_attach_target(fprog, 0, plan.target[id].c_str()))
+                return Error{fmt::format("fexit target {}: {}", plan.target[id], errstr(err))};
     }
     return Ok{};
 }
@@ -351,10 +367,10 @@ Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
     const std::string& target = plan.target[id];
     bpf_link* link = nullptr;
 
-    switch (spec.kind) {
+    switch (plan.kind[id]) {
     case ProbeKind::kprobe:
     case ProbeKind::kretprobe: {
-        bool ret = spec.kind == ProbeKind::kretprobe;
+        bool ret = plan.kind[id] == ProbeKind::kretprobe;
         if (opts_.kprobe_mode == KprobeMode::tracefs && opts_.tracefs) {
             std::string event = fmt::format("kextrace_{}_{}", ::getpid(), spec.short_name);
             auto kp = TracefsKprobe::create(*opts_.tracefs, event, target, ret);
@@ -387,6 +403,10 @@ Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
     case ProbeKind::tp_btf:
         link = bpf_program__attach(prog);
         break;
+    case ProbeKind::fexit:
+        prog = bpf_object__find_program_by_name(skel_->obj, spec.fexit_prog);
+        link = bpf_program__attach(prog);
+        break;
     case ProbeKind::usdt: {
         std::vector<std::string> failed;
         for (const UsdtProbe& p : rig_usdt_probes()) {
@@ -413,7 +433,9 @@ Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
     }
     }
     if (!link)
-        return Error{fmt::format("attach {} to {}: {}", spec.prog, target, errstr(errno))};
+        return Error{fmt::format("attach {} to {}: {}",
+                                 plan.kind[id] == ProbeKind::fexit ? spec.fexit_prog : spec.prog,
+                                 target, errstr(errno))};
     links_.emplace_back(link);
     return Ok{};
 }
@@ -434,8 +456,9 @@ void Loader::attach(const ProbePlan& plan) {
 }
 
 Status Loader::trace_tgid(uint32_t tgid) {
-    uint32_t one = 1;
-    if (bpf_map__update_elem(skel_->maps.traced, &tgid, sizeof(tgid), &one, sizeof(one), BPF_ANY))
+    uint64_t any_instance = 0; // seeded: removed at the free of whichever leader has tgid
+    if (bpf_map__update_elem(skel_->maps.traced, &tgid, sizeof(tgid), &any_instance,
+                             sizeof(any_instance), BPF_ANY))
         return Error{fmt::format("adding tgid {} to the traced map: {}", tgid, errstr(errno))};
     return Ok{};
 }
@@ -639,6 +662,28 @@ std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_losses() const {
             out[i] = v;
     }
     return out;
+}
+
+std::array<uint64_t, KEX_TRACK_SLOTS> Loader::read_tracking() const {
+    std::array<uint64_t, KEX_TRACK_SLOTS> out{};
+    for (uint32_t i = 0; i < KEX_TRACK_SLOTS; i++) {
+        uint64_t v = 0;
+        if (bpf_map__lookup_elem(skel_->maps.tracking, &i, sizeof(i), &v, sizeof(v), 0) == 0)
+            out[i] = v;
+    }
+    return out;
+}
+
+uint32_t Loader::traced_entries() const {
+    uint32_t key = 0, next = 0, n = 0;
+    const uint32_t* prev = nullptr;
+    int fd = bpf_map__fd(skel_->maps.traced);
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        n++;
+        key = next;
+        prev = &key;
+    }
+    return n;
 }
 
 std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_produced() const {

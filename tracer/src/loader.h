@@ -53,6 +53,7 @@ struct LoaderOptions {
     bool trace_all = false; // kex's tracepoints for every process (kextrace --all)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;
+    uint32_t max_traced = KEX_MAX_TRACED; // thread groups in the traced map at once
 };
 
 // What happened to one probe id at attach time.
@@ -211,6 +212,10 @@ class Loader {
     RecordQueue::Stats queue_stats() const;
 
     std::array<uint64_t, KEX_LOSS_SLOTS> read_losses() const;
+    // Per enum kex_track_slot: failed map updates (and pfns not computable).
+    std::array<uint64_t, KEX_TRACK_SLOTS> read_tracking() const;
+    // Thread groups in the BPF "traced" map right now.
+    uint32_t traced_entries() const;
     // Per event type: records the BPF programs tried to send (map "produced",
     // summed over CPUs); produced = received + losses when nothing else drops.
     std::array<uint64_t, KEX_LOSS_SLOTS> read_produced() const;

@@ -3,6 +3,7 @@
 // step is in kextrace_lib. The one fatal error type (FatalError) is caught
 // here; everything else returns errors as values.
 #include "environment.h"
+#include "events_writer.h"
 #include "ksyms.h"
 #include "leak_context.h"
 #include "loader.h"
@@ -77,6 +78,7 @@ std::string join_command(const std::vector<std::string>& argv) {
 }
 
 int run(const Options& opt) {
+    ignore_sigpipe(); // write errors are reported, not a silent death with probes attached
     if (!opt.plan_only) {
         if (auto st = check_privileges(); !st)
             throw FatalError(st.error().message);
@@ -130,13 +132,14 @@ int run(const Options& opt) {
         AtomicFile::create(opt.json_path).take_or_die("--json");
     if (!opt.stats_path.empty())
         AtomicFile::create(opt.stats_path).take_or_die("--stats");
-    std::ofstream events_out;
-    if (!opt.events_path.empty()) {
-        events_out.open(opt.events_path, std::ios::trunc);
-        if (!events_out)
-            throw FatalError(
-                fmt::format("cannot write {}: {}", opt.events_path, std::strerror(errno)));
-    }
+    std::optional<EventsWriter> events_out;
+    if (!opt.events_path.empty())
+        events_out.emplace(EventsWriter::open(opt.events_path).take_or_die());
+    if (opt.fault_all_pages && !plan.config.vmemmap_base_addr)
+        spdlog::warn("--fault-probe-all-pages: no vmemmap_base address in {}: the pfn of a "
+                     "non-kex page cannot be computed (KASLR); such records carry no pfn and "
+                     "are counted as 'pfn unknown'",
+                     opt.kallsyms);
 
     LoaderOptions lopts;
     lopts.tracefs = tracefs;
@@ -150,6 +153,7 @@ int run(const Options& opt) {
     lopts.trace_all = opt.all;
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
     lopts.max_pages = opt.max_pages;
+    lopts.max_traced = opt.debug_max_traced;
 
     auto loader = Loader::open(lopts).take_or_die();
     if (auto st = loader->configure(plan); !st)
@@ -213,8 +217,8 @@ int run(const Options& opt) {
         }
         std::string why;
         if (auto ev = decode_event(rec, &why)) {
-            if (events_out.is_open())
-                events_out << event_json(*ev, ksyms).dump() << '\n';
+            if (events_out && !events_out->failed())
+                events_out->write_line(event_json(*ev, ksyms).dump());
             if (jsonl)
                 jsonl->add(*ev);
             correlator.feed(std::move(*ev));
@@ -230,6 +234,8 @@ int run(const Options& opt) {
         sopts.duration = std::chrono::duration<double>(*opt.duration_s);
     sopts.settle = opt.settle;
     sopts.queue_limit_bytes = std::size_t{opt.debug_queue_limit_kb} << 10;
+    // a failed --events write ends the trace: its stream is incomplete from there on
+    sopts.abort = [&events_out] { return events_out && events_out->failed(); };
     Session session(*loader, sopts);
     SessionResult res;
     if (child) {
@@ -245,19 +251,27 @@ int run(const Options& opt) {
         res = session.run_attached(*opt.pid);
     }
 
-    // Counters first: kprobe_profile forgets a probe once it is removed.
+    // kprobe_profile forgets a probe once it is removed: its misses first.
     auto missed = loader->read_kprobe_missed();
-    auto loss_slots = loader->read_losses();
-    auto stats = loader->read_probe_stats();
     loader->detach();
     loader->drain();
-    // After the last drain: what the programs tried to send, per type.
-    auto produced = loader->read_produced();
-    auto lost_final = loader->read_losses();
+    // Every other counter once, after everything is detached and the last
+    // record drained: nothing can change them any more, and the report, the
+    // ring accounting and --stats all use these same numbers.
+    const auto loss_slots = loader->read_losses();
+    const auto produced = loader->read_produced();
+    const auto stats = loader->read_probe_stats();
+    const auto tracking = loader->read_tracking();
+    spdlog::debug("traced map: {} thread groups left", loader->traced_entries());
+    if (events_out)
+        if (auto st = events_out->close(); !st)
+            throw FatalError(st.error().message +
+                             (res.aborted ? " (the trace was stopped there)" : ""));
 
     Losses losses;
     losses.per_type = loss_slots;
     losses.decode_errors = decode_errors;
+    losses.map_full = tracking;
     correlator.set_losses(losses);
     Report report = correlator.finish();
 
@@ -304,6 +318,9 @@ int run(const Options& opt) {
                      st.events, st.tracks, st.flow_arrows, st.bytes);
     }
     std::cout.flush();
+    if (!std::cout) // e.g. `kextrace ... | head -1`: SIGPIPE is ignored, the write failed
+        throw FatalError(fmt::format("writing the report to standard output: {}",
+                                     errno ? std::strerror(errno) : "write error"));
     if (!opt.json_path.empty() || !opt.stats_path.empty()) {
         // the sections beyond the report, merged at their sorted places
         nlohmann::json j = nlohmann::json::object();
@@ -312,14 +329,14 @@ int run(const Options& opt) {
         acct["per_type"] = nlohmann::json::object();
         bool exact = true;
         for (uint32_t t = 0; t < KEX_LOSS_SLOTS; t++) {
-            if (!produced[t] && !received[t] && !lost_final[t])
+            if (!produced[t] && !received[t] && !loss_slots[t])
                 continue;
-            exact = exact && produced[t] == received[t] + lost_final[t];
+            exact = exact && produced[t] == received[t] + loss_slots[t];
             acct["per_type"][std::string(event_type_name(t))] = {
-                {"produced", produced[t]}, {"received", received[t]}, {"lost", lost_final[t]}};
+                {"produced", produced[t]}, {"received", received[t]}, {"lost", loss_slots[t]}};
             acct["produced"] = acct["produced"].get<uint64_t>() + produced[t];
             acct["received"] = acct["received"].get<uint64_t>() + received[t];
-            acct["lost"] = acct["lost"].get<uint64_t>() + lost_final[t];
+            acct["lost"] = acct["lost"].get<uint64_t>() + loss_slots[t];
         }
         acct["exact"] = exact;
         // records copied off the ring, waiting to be decoded: the most at once
@@ -329,6 +346,7 @@ int run(const Options& opt) {
         for (uint32_t i = 0; i < KEX_P_COUNT; i++)
             if (loader->results()[i].planned)
                 j["probe_counters"][probe_spec(i).short_name] = {
+                    {"mechanism", probe_kind_name(plan.kind[i])},
                     {"hits", stats[i].hits},
                     {"matched", stats[i].matched},
                     {"emitted", stats[i].emitted},
@@ -339,6 +357,16 @@ int run(const Options& opt) {
             st["events"] = report.events;
             st["page_lives"] = report.pages.size();
             st["kernel_release"] = run.kernel_release;
+            // the report's losses, from the same reads as ring_accounting
+            nlohmann::json map_full = nlohmann::json::object();
+            for (uint32_t m = 0; m < KEX_TRACK_SLOTS; m++)
+                if (m != KEX_TRACK_PFN_UNKNOWN && losses.map_full[m])
+                    map_full[std::string(track_slot_name(m))] = losses.map_full[m];
+            st["losses"] = {{"total", losses.total()},
+                            {"ring", losses.ring},
+                            {"decode_errors", losses.decode_errors},
+                            {"map_full", map_full},
+                            {"pfn_unknown", losses.pfn_unknown()}};
             write_json_atomically(opt.stats_path, st);
         }
         if (!opt.json_path.empty()) {

@@ -85,6 +85,11 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_option("--debug-queue-limit-kb", o.debug_queue_limit_kb)
         ->check(CLI::Range(0u, 1u << 20))
         ->group("");
+    // Hidden, for tests: the traced map's size (thread groups alive at once),
+    // small enough that only pruning at exit keeps it from filling.
+    app.add_option("--debug-max-traced", o.debug_max_traced)
+        ->check(CLI::Range(1u, 1u << 22))
+        ->group("");
     app.prefix_command(); // everything from the first positional (or "--") on is CMD
 
     try {

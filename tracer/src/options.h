@@ -7,6 +7,11 @@
 #include <utility>
 #include <vector>
 
+extern "C" {
+#include <linux/types.h>
+}
+#include "kextrace.h"
+
 namespace kextrace {
 
 struct Options {
@@ -34,6 +39,7 @@ struct Options {
     std::optional<std::pair<int, int>> insert_args;
     unsigned ringbuf_mb = 16;
     unsigned max_pages = 1u << 18;
+    unsigned debug_max_traced = KEX_MAX_TRACED; // hidden: the BPF traced map's size
     unsigned debug_queue_limit_kb = 0; // hidden: the drain thread waits past this (0: unbounded)
 };
 

@@ -10,16 +10,20 @@ namespace {
 
 const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
     {KEX_P_INSERT, "kprobe__insert_page", ProbeKind::kprobe, nullptr, "insert"},
-    {KEX_P_INSERT_RET, "kretprobe__insert_page", ProbeKind::kretprobe, nullptr, "insert_ret"},
+    {KEX_P_INSERT_RET, "kretprobe__insert_page", ProbeKind::kretprobe, nullptr, "insert_ret",
+     "fexit__insert_page"},
     {KEX_P_RMAP_ADD, "kprobe__rmap_add", ProbeKind::kprobe, nullptr, "rmap_add"},
     {KEX_P_RMAP_REMOVE, "kprobe__rmap_remove", ProbeKind::kprobe, nullptr, "rmap_remove"},
     {KEX_P_SET_DIRTY, "kprobe__set_dirty", ProbeKind::kprobe, nullptr, "set_dirty"},
     {KEX_P_SET_PTE, "kprobe__set_pte", ProbeKind::kprobe, nullptr, "set_pte"},
-    {KEX_P_SET_PTE_RET, "kretprobe__set_pte", ProbeKind::kretprobe, nullptr, "set_pte_ret"},
+    {KEX_P_SET_PTE_RET, "kretprobe__set_pte", ProbeKind::kretprobe, nullptr, "set_pte_ret",
+     "fexit__set_pte"},
     {KEX_P_UNMAP, "kprobe__unmap", ProbeKind::kprobe, nullptr, "unmap"},
-    {KEX_P_UNMAP_RET, "kretprobe__unmap", ProbeKind::kretprobe, nullptr, "unmap_ret"},
+    {KEX_P_UNMAP_RET, "kretprobe__unmap", ProbeKind::kretprobe, nullptr, "unmap_ret",
+     "fexit__unmap"},
     {KEX_P_EXIT_MMAP, "kprobe__exit_mmap", ProbeKind::kprobe, nullptr, "exit_mmap"},
-    {KEX_P_EXIT_MMAP_RET, "kretprobe__exit_mmap", ProbeKind::kretprobe, nullptr, "exit_mmap_ret"},
+    {KEX_P_EXIT_MMAP_RET, "kretprobe__exit_mmap", ProbeKind::kretprobe, nullptr, "exit_mmap_ret",
+     "fexit__exit_mmap"},
     {KEX_P_MM_PAGE_ALLOC, "tp__mm_page_alloc", ProbeKind::tracepoint, "kmem/mm_page_alloc",
      "mm_page_alloc"},
     {KEX_P_MM_PAGE_FREE, "tp__mm_page_free", ProbeKind::tracepoint, "kmem/mm_page_free",
@@ -62,7 +66,10 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
     {KEX_P_VM_INSERT_PAGES, "kprobe__vm_insert_pages", ProbeKind::kprobe, nullptr,
      "vm_insert_pages"},
     {KEX_P_REMAP_PFN, "kprobe__remap_pfn", ProbeKind::kprobe, nullptr, "remap_pfn"},
-    {KEX_P_REMAP_PFN_RET, "kretprobe__remap_pfn", ProbeKind::kretprobe, nullptr, "remap_pfn_ret"},
+    {KEX_P_REMAP_PFN_RET, "kretprobe__remap_pfn", ProbeKind::kretprobe, nullptr, "remap_pfn_ret",
+     "fexit__remap_pfn"},
+    {KEX_P_PROC_FREE, "tp__sched_process_free", ProbeKind::tp_btf, "sched/sched_process_free",
+     "reap"},
 }};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep) {
@@ -103,6 +110,37 @@ const Ksym* resolve_function(const Ksyms& ks, const char* base, std::string* not
     if (chosen && !others.empty() && note)
         *note = fmt::format("other copies not traced: {}", join(others, ", "));
     return chosen;
+}
+
+// The returns of a resolved kprobe step: fexit where BTF has the symbol itself
+// (not a clone) with few enough arguments, else the kretprobe. A note for the
+// report says which and why.
+std::string choose_returns(ProbePlan& plan, const KernelFacts& facts,
+                           const std::vector<uint32_t>& probes, const std::string& symbol) {
+    std::string note;
+    for (uint32_t p : probes) {
+        const ProbeSpec& spec = probe_spec(p);
+        if (spec.kind != ProbeKind::kretprobe)
+            continue;
+        std::optional<unsigned> nargs;
+        if (facts.btf_func_args)
+            nargs = facts.btf_func_args(symbol);
+        if (spec.fexit_prog && nargs && *nargs <= kFexitMaxArgs) {
+            plan.kind[p] = ProbeKind::fexit;
+            plan.config.fexit_probes |= KEX_FEXIT(p);
+            note = "return: fexit (in BTF)";
+        } else if (!facts.btf_func_args) {
+            note = "return: kretprobe (no kernel BTF functions known)";
+        } else if (!nargs) {
+            note = fmt::format("return: kretprobe ({} is not in BTF{})", symbol,
+                               split_clone_name(symbol).is_clone() ? ": a compiler clone" : "");
+        } else {
+            note =
+                fmt::format("return: kretprobe ({} arguments, a BPF trampoline takes at most {})",
+                            *nargs, kFexitMaxArgs);
+        }
+    }
+    return note;
 }
 
 void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts, std::string step,
@@ -155,7 +193,10 @@ void plan_kprobe_step(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
         for (uint32_t p : s.probes) {
             plan.enabled[p] = true;
             plan.target[p] = sym->name;
+            plan.kind[p] = probe_spec(p).kind;
         }
+        if (std::string r = choose_returns(plan, facts, s.probes, sym->name); !r.empty())
+            why.push_back(r);
         break;
     }
     if (!s.available && !facts.kprobes &&
@@ -229,6 +270,7 @@ void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
         }
         plan.enabled[p] = true;
         plan.target[p] = tp;
+        plan.kind[p] = spec.kind;
         got.push_back(spec.kind == ProbeKind::tp_btf ? "tp_btf:" + name : label);
     }
     s.wanted = join(wanted, ", ");
@@ -256,6 +298,37 @@ void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
 
 const ProbeSpec& probe_spec(uint32_t id) {
     return kSpecs.at(id);
+}
+
+std::string_view probe_kind_name(ProbeKind k) {
+    switch (k) {
+    case ProbeKind::kprobe:
+        return "kprobe";
+    case ProbeKind::kretprobe:
+        return "kretprobe";
+    case ProbeKind::tracepoint:
+        return "tracepoint";
+    case ProbeKind::tp_btf:
+        return "tp_btf";
+    case ProbeKind::usdt:
+        return "usdt";
+    case ProbeKind::fexit:
+        return "fexit";
+    }
+    return "?";
+}
+
+std::string step_mechanism(const ProbePlan& plan, const PlanStep& step, bool tracefs_kprobes) {
+    std::vector<std::string> kinds;
+    for (uint32_t p : step.probes) {
+        ProbeKind k = plan.enabled[p] ? plan.kind[p] : probe_spec(p).kind;
+        std::string name(probe_kind_name(k));
+        if (tracefs_kprobes && (k == ProbeKind::kprobe || k == ProbeKind::kretprobe))
+            name = "tracefs " + name;
+        if (std::find(kinds.begin(), kinds.end(), name) == kinds.end())
+            kinds.push_back(name);
+    }
+    return join(kinds, " + ");
 }
 
 std::set<std::string> parse_traceable_functions(std::string_view text) {
@@ -306,6 +379,8 @@ const std::vector<UsdtProbe>& rig_usdt_probes() {
 
 ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptions& opts) {
     ProbePlan plan;
+    for (uint32_t id = 0; id < KEX_P_COUNT; id++)
+        plan.kind[id] = probe_spec(id).kind;
 
     if (const Ksym* v = ks.find("vmemmap_base"); v && !v->is_text())
         plan.config.vmemmap_base_addr = v->addr;
@@ -495,6 +570,9 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
         {KEX_P_SYS_ENTER_MMAP, KEX_P_SYS_EXIT_MMAP, KEX_P_SYS_ENTER_MUNMAP, KEX_P_SYS_EXIT_MUNMAP});
     plan_tp_step(plan, facts, "fork", {KEX_P_PROC_FORK});
     plan_tp_step(plan, facts, "exit", {KEX_P_PROC_EXIT});
+    // the traced map forgets a thread group once its leader is freed
+    plan_tp_step(plan, facts, "reap", {KEX_P_PROC_FREE},
+                 "the traced set is never pruned: reused pids stay traced");
     plan_tp_step(plan, facts, "user faults", {KEX_P_USER_FAULT});
 
     {
@@ -508,6 +586,7 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
             s.available = true;
             s.resolved = "kex_rig:* in " + opts.usdt_binary;
             plan.enabled[KEX_P_USDT] = true;
+            plan.kind[KEX_P_USDT] = ProbeKind::usdt;
             plan.target[KEX_P_USDT] = opts.usdt_binary;
         }
         plan.steps.push_back(std::move(s));

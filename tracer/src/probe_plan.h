@@ -29,17 +29,25 @@ extern "C" {
 
 namespace kextrace {
 
-enum class ProbeKind { kprobe, kretprobe, tracepoint, tp_btf, usdt };
+// How a probe observes the kernel. A return probe is a kretprobe by default
+// and fexit (a BPF trampoline) where the plan finds the function in BTF.
+enum class ProbeKind { kprobe, kretprobe, tracepoint, tp_btf, usdt, fexit };
+std::string_view probe_kind_name(ProbeKind k); // "kprobe", "fexit", ...
 
 // The BPF program behind each probe id (enum kex_probe_id).
 struct ProbeSpec {
     uint32_t id;
     const char* prog; // program name in kextrace.bpf.c
     ProbeKind kind;
-    const char* tp;         // "sys/name" for tracepoints, nullptr otherwise
-    const char* short_name; // for kprobe event names and the probe report
+    const char* tp;                   // "sys/name" for tracepoints, nullptr otherwise
+    const char* short_name;           // for kprobe event names and the probe report
+    const char* fexit_prog = nullptr; // kretprobes: the fexit twin, if any
 };
 const ProbeSpec& probe_spec(uint32_t id);
+
+// BPF trampolines on x86-64 pass at most 6 arguments before 6.6: a function
+// with more keeps its kretprobe.
+inline constexpr unsigned kFexitMaxArgs = 6;
 
 // What the running kernel offers besides its symbols.
 struct KernelFacts {
@@ -56,6 +64,10 @@ struct KernelFacts {
     // in it (notrace, e.g. a static inline compiled out of line) unless
     // CONFIG_KPROBE_EVENTS_ON_NOTRACE. nullopt = unknown, do not check.
     std::optional<std::set<std::string>> traceable;
+    // The number of arguments of a function in the kernel's BTF, nullopt if
+    // BTF has no such function (compiler clones never are). Unset: no BTF
+    // functions known, every return is a kretprobe.
+    std::function<std::optional<unsigned>(std::string_view name)> btf_func_args;
 };
 
 // Function names of an available_filter_functions file ("name" or "name [mod]").
@@ -78,6 +90,7 @@ struct ProbeConfig {
     uint8_t set_pte_addr_arg = 3;
     uint8_t unmap_mode = KEX_UNMAP_REGION_61;
     uint64_t vmemmap_base_addr = 0; // kallsyms address of vmemmap_base, 0 = absent
+    uint64_t fexit_probes = 0;      // KEX_FEXIT(id) of the returns attached as fexit
 };
 
 // One row of the start-up report.
@@ -88,6 +101,7 @@ struct PlanStep {
     bool available = false;
     std::string reason;           // why none, or how the choice was made
     std::vector<uint32_t> probes; // probe ids that implement it
+    std::string mechanism;        // "kprobe + fexit", "tracepoint", ... (see step_mechanism)
 };
 
 struct ProbePlan {
@@ -95,8 +109,13 @@ struct ProbePlan {
     ProbeConfig config;
     std::array<bool, KEX_P_COUNT> enabled{};     // programs to load and attach
     std::array<std::string, KEX_P_COUNT> target; // symbol, "sys/name", or binary
+    std::array<ProbeKind, KEX_P_COUNT> kind{};   // how each enabled probe attaches
     const PlanStep* find(std::string_view step) const;
 };
+
+// A step's mechanisms, its probes' kinds joined by " + " (duplicates once);
+// kprobes are "tracefs kprobe" when tracefs_kprobes (kprobe_events).
+std::string step_mechanism(const ProbePlan& plan, const PlanStep& step, bool tracefs_kprobes);
 
 ProbePlan plan_probes(const Ksyms& ksyms, const KernelFacts& facts, const PlanOptions& opts);
 

@@ -18,6 +18,11 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
         r.attached = s.available;
         if (s.available)
             r.resolved = s.resolved;
+        bool tracefs_kprobes = false;
+        if (results)
+            for (uint32_t p : s.probes)
+                tracefs_kprobes = tracefs_kprobes || !(*results)[p].kprobe_event.empty();
+        r.mechanism = step_mechanism(plan, s, tracefs_kprobes);
         if (results && s.available) {
             std::vector<std::string> errors;
             unsigned ok = 0;
@@ -40,8 +45,8 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
                                ? fmt::format("{}", fmt::join(errors, "; "))
                                : fmt::format("{}; {}", r.reason, fmt::join(errors, "; "));
         }
-        bool kprobe = !s.probes.empty() && (probe_spec(s.probes[0]).kind == ProbeKind::kprobe ||
-                                            probe_spec(s.probes[0]).kind == ProbeKind::kretprobe);
+        bool kprobe = !s.probes.empty() && (plan.kind[s.probes[0]] == ProbeKind::kprobe ||
+                                            plan.kind[s.probes[0]] == ProbeKind::kretprobe);
         if (kprobe && r.attached && results && !missed && note_unknown_missed)
             r.reason += r.reason.empty() ? "missed count not exposed (perf kprobes)"
                                          : "; missed count not exposed (perf kprobes)";
@@ -51,21 +56,23 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
 }
 
 void print_probe_table(std::ostream& out, const std::vector<ProbeStatus>& rows) {
-    std::size_t w_step = 4, w_res = 8;
+    std::size_t w_step = 4, w_res = 8, w_via = 3;
     for (const auto& r : rows) {
         w_step = std::max(w_step, r.step.size());
         w_res = std::max(w_res, r.attached ? r.resolved.size() : std::size_t(1));
+        w_via = std::max(w_via, r.mechanism.size());
     }
     w_res = std::min<std::size_t>(w_res, 44);
-    out << fmt::format("{:<{}}  {:<3}  {:<{}}  {}\n", "step", w_step, "ok", "attached", w_res,
-                       "notes");
+    out << fmt::format("{:<{}}  {:<3}  {:<{}}  {:<{}}  {}\n", "step", w_step, "ok", "via", w_via,
+                       "attached", w_res, "notes");
     for (const auto& r : rows) {
         std::string notes = r.reason;
         if (r.nmissed)
             notes = fmt::format("MISSED {}{}{}", r.nmissed, notes.empty() ? "" : "; ", notes);
         if (!r.attached && notes.empty())
             notes = "wanted " + r.wanted;
-        out << fmt::format("{:<{}}  {:<3}  {:<{}}  {}\n", r.step, w_step, r.attached ? "yes" : "NO",
+        out << fmt::format("{:<{}}  {:<3}  {:<{}}  {:<{}}  {}\n", r.step, w_step,
+                           r.attached ? "yes" : "NO", r.mechanism, w_via,
                            r.attached ? r.resolved : "-", w_res, notes);
     }
 }

@@ -55,6 +55,13 @@ void install_stop_handlers() {
     sigaction(SIGTERM, &sa, nullptr);
 }
 
+void ignore_sigpipe() {
+    struct sigaction sa {};
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, nullptr);
+}
+
 bool stop_requested() {
     return g_stop_signal != 0;
 }
@@ -101,6 +108,7 @@ Result<HeldChild> HeldChild::spawn(const std::vector<std::string>& argv) {
         ::close(go[0]);
         ::signal(SIGINT, SIG_DFL);
         ::signal(SIGTERM, SIG_DFL);
+        ::signal(SIGPIPE, SIG_DFL); // ignored by kextrace, not by the command
         ::execvp(args[0], args.data());
         int e = errno;
         (void)!::write(err[1], &e, sizeof(e));
@@ -262,6 +270,10 @@ SessionResult Session::run(HeldChild& child) {
             r.signal = stop_signal();
             break;
         }
+        if (opts_.abort && opts_.abort()) {
+            r.aborted = true;
+            break;
+        }
         if (opts_.duration && Clock::now() - start >= *opts_.duration) {
             r.timed_out = true;
             break;
@@ -293,6 +305,10 @@ SessionResult Session::run_attached(int pid) {
             r.signal = stop_signal();
             break;
         }
+        if (opts_.abort && opts_.abort()) {
+            r.aborted = true;
+            break;
+        }
         if (opts_.duration && Clock::now() - start >= *opts_.duration) {
             r.timed_out = true;
             break;
@@ -315,6 +331,10 @@ SessionResult Session::run_system(const std::function<bool()>& gone) {
         if (stop_requested()) {
             r.interrupted = true;
             r.signal = stop_signal();
+            break;
+        }
+        if (opts_.abort && opts_.abort()) {
+            r.aborted = true;
             break;
         }
         if (opts_.duration && Clock::now() - start >= *opts_.duration) {

@@ -60,6 +60,9 @@ struct SessionOptions {
     // Debugging: the drain thread waits while this many record bytes are
     // queued (0: unbounded), so a stalled consumer loses events again.
     std::size_t queue_limit_bytes = 0;
+    // Polled after every drain: true ends the session early (an output
+    // stream failed); the command is stopped as on SIGTERM.
+    std::function<bool()> abort;
 };
 
 struct SessionResult {
@@ -69,10 +72,15 @@ struct SessionResult {
     bool timed_out = false;   // --duration
     bool target_gone = false; // -p: the process exited
     bool module_gone = false; // --all: the watched module was unloaded
+    bool aborted = false;     // SessionOptions::abort said so
 };
 
 // Installs SIGINT/SIGTERM handlers that ask the session to stop (no SA_RESTART).
 void install_stop_handlers();
+// SIGPIPE ignored: a write to a closed pipe or FIFO fails with EPIPE, which
+// the writer reports, instead of killing kextrace with its probes attached.
+// (HeldChild restores the default for the command.)
+void ignore_sigpipe();
 bool stop_requested();
 int stop_signal();
 

@@ -1163,7 +1163,8 @@ struct Correlator::State {
             p.expected &= static_cast<uint16_t>(~kMsKexInsert);
         p.missing = p.expected & static_cast<uint16_t>(~p.seen);
         p.missing_lost = 0;
-        const bool global_loss = losses.ring || losses.decode_errors;
+        // a failed map update (traced, pages, pfns...) can hide any event of any page
+        const bool global_loss = losses.ring || losses.decode_errors || losses.map_failures();
         for (std::size_t t = 0; t < kTypeSlots; ++t)
             if (global_loss || losses.per_type[t])
                 p.missing_lost |= p.missing & milestones_of(static_cast<uint32_t>(t));

@@ -1,6 +1,7 @@
 // Events: the record contract of bpf/events.h, typed; and PTE decoding.
 #include <kextrace/core.h>
 
+#include <array>
 #include <cstring>
 
 namespace kextrace {
@@ -70,6 +71,25 @@ std::string_view event_type_name(uint32_t type) {
     if (!is_known_event_type(type))
         return "unknown";
     return kTypeNames[kTypeIndex[type] - 1].name;
+}
+
+namespace {
+constexpr std::array<std::string_view, KEX_TRACK_COUNT> kTrackNames = {
+    "traced",        "pages",      "pfns",     "mmap_window",  "pending_allocs", "insert_calls",
+    "set_pte_calls", "mmap_calls", "in_unmap", "in_exit_mmap", "remap_calls",    "pfn_unknown",
+};
+static_assert(KEX_TRACK_COUNT <= KEX_TRACK_SLOTS);
+} // namespace
+
+std::string_view track_slot_name(uint32_t slot) {
+    return slot < kTrackNames.size() ? kTrackNames[slot] : std::string_view();
+}
+
+std::optional<uint32_t> track_slot_from_name(std::string_view name) {
+    for (uint32_t i = 0; i < kTrackNames.size(); i++)
+        if (kTrackNames[i] == name)
+            return i;
+    return std::nullopt;
 }
 
 std::optional<uint32_t> event_type_from_name(std::string_view name) {

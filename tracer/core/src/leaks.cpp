@@ -362,7 +362,8 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
     lb.run();
     pair(v);
 
-    const bool global_loss = report.losses.ring || report.losses.decode_errors;
+    const bool global_loss =
+        report.losses.ring || report.losses.decode_errors || report.losses.map_failures();
     const bool lost = global_loss || p.missing_lost;
     const auto free_it = std::find_if(p.steps.begin(), p.steps.end(),
                                       [](const Step& s) { return s.kind == StepKind::page_free; });

@@ -160,8 +160,16 @@ uint16_t mode_expected(MapMode m) {
     }
 }
 
+uint64_t Losses::map_failures() const {
+    uint64_t n = 0;
+    for (std::size_t i = 0; i < kTrackSlots; ++i)
+        if (i != KEX_TRACK_PFN_UNKNOWN)
+            n += map_full[i];
+    return n;
+}
+
 uint64_t Losses::total() const {
-    uint64_t n = ring + decode_errors;
+    uint64_t n = ring + decode_errors + map_failures();
     for (uint64_t v : per_type)
         n += v;
     return n;

@@ -1,5 +1,7 @@
 #include "format.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace kextrace::detail {
@@ -113,6 +115,15 @@ std::string_view kex_free_reason_name(uint32_t reason) {
     default:
         return "?";
     }
+}
+
+std::vector<std::pair<std::string_view, uint64_t>> map_full_entries(const Losses& l) {
+    std::vector<std::pair<std::string_view, uint64_t>> out;
+    for (uint32_t m = 0; m < kTrackSlots; ++m)
+        if (m != KEX_TRACK_PFN_UNKNOWN && l.map_full[m])
+            out.emplace_back(track_slot_name(m), l.map_full[m]);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 } // namespace kextrace::detail

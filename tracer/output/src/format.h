@@ -31,5 +31,7 @@ struct MilestoneToken {
 std::span<const MilestoneToken> milestone_token_table(); // in story order
 std::vector<std::string> milestone_tokens(uint16_t mask);
 std::string_view kex_free_reason_name(uint32_t reason); // "after-insert", "at-close", "error"
+// Losses::map_full's failed maps (not pfn_unknown), by name, sorted by name.
+std::vector<std::pair<std::string_view, uint64_t>> map_full_entries(const Losses& l);
 
 } // namespace kextrace::detail

@@ -15,6 +15,14 @@ using nlohmann::json;
 
 namespace {
 
+// Losses::map_full as {"map": failed updates}, the maps that failed only.
+static json map_full_json(const Losses& l) {
+    json j = json::object();
+    for (const auto& [name, n] : detail::map_full_entries(l))
+        j[std::string(name)] = n;
+    return j;
+}
+
 json type_counts(std::span<const uint64_t> counts) {
     json o = json::object();
     for (std::size_t t = 0; t < counts.size(); ++t)
@@ -156,6 +164,7 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
         probes.push_back({{"step", p.step},
                           {"wanted", p.wanted},
                           {"resolved", p.resolved},
+                          {"mechanism", p.mechanism},
                           {"attached", p.attached},
                           {"reason", p.reason},
                           {"nmissed", p.nmissed}});
@@ -246,6 +255,8 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
          {{"per_type", type_counts(r.losses.per_type)},
           {"ring", r.losses.ring},
           {"decode_errors", r.losses.decode_errors},
+          {"map_full", map_full_json(r.losses)},
+          {"pfn_unknown", r.losses.pfn_unknown()},
           {"total", r.losses.total()}}},
         {"phases", std::move(phases)},
         {"mappings", std::move(mappings)},

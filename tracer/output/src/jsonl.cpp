@@ -248,12 +248,21 @@ std::optional<Event> parse_jsonl_event(std::string_view line, std::string* why) 
     return ev;
 }
 
+// Losses::map_full as {"map": failed updates}, the maps that failed only.
+static json map_full_json(const Losses& l) {
+    json j = json::object();
+    for (const auto& [name, n] : detail::map_full_entries(l))
+        j[std::string(name)] = n;
+    return j;
+}
+
 std::string jsonl_header_line(const JsonlHeader& h) {
     json probes = json::array();
     for (const ProbeStatus& p : h.run.probes)
         probes.push_back({{"step", p.step},
                           {"wanted", p.wanted},
                           {"resolved", p.resolved},
+                          {"mechanism", p.mechanism},
                           {"attached", p.attached},
                           {"reason", p.reason},
                           {"nmissed", p.nmissed}});
@@ -280,7 +289,9 @@ std::string jsonl_header_line(const JsonlHeader& h) {
         {"losses",
          {{"per_type", std::move(per_type)},
           {"ring", h.losses.ring},
-          {"decode_errors", h.losses.decode_errors}}},
+          {"decode_errors", h.losses.decode_errors},
+          {"map_full", map_full_json(h.losses)},
+          {"pfn_unknown", h.losses.pfn_unknown()}}},
         {"events", h.events},
         {"symbols", std::move(symbols)},
     };
@@ -315,6 +326,7 @@ std::optional<JsonlHeader> parse_jsonl_header(std::string_view line, std::string
             s.resolved = p.at("resolved").get<std::string>();
             s.attached = p.at("attached").get<bool>();
             s.reason = p.at("reason").get<std::string>();
+            s.mechanism = p.value("mechanism", std::string());
             s.nmissed = p.at("nmissed").get<uint64_t>();
             h.run.probes.push_back(std::move(s));
         }
@@ -345,6 +357,14 @@ std::optional<JsonlHeader> parse_jsonl_header(std::string_view line, std::string
                 return fail("unknown event type \"" + name + "\" in losses");
             h.losses.per_type[*t] = n.get<uint64_t>();
         }
+        const json map_full = losses.value("map_full", json::object());
+        for (const auto& [name, n] : map_full.items()) {
+            auto m = track_slot_from_name(name);
+            if (!m || *m == KEX_TRACK_PFN_UNKNOWN)
+                return fail("unknown map \"" + name + "\" in losses.map_full");
+            h.losses.map_full[*m] = n.get<uint64_t>();
+        }
+        h.losses.map_full[KEX_TRACK_PFN_UNKNOWN] = losses.value("pfn_unknown", uint64_t{0});
         h.losses.ring = losses.value("ring", uint64_t{0});
         h.losses.decode_errors = losses.value("decode_errors", uint64_t{0});
         const json symbols = j->value("symbols", json::object());

@@ -319,6 +319,7 @@ void write_run(Pretty& w, const RunInfo& run) {
     for (const ProbeStatus& p : run.probes) {
         w.elem().begin_object();
         w.key("attached").boolean(p.attached);
+        w.key("mechanism").str(p.mechanism);
         w.key("nmissed").u64(p.nmissed);
         w.key("reason").str(p.reason);
         w.key("resolved").str(p.resolved);
@@ -429,8 +430,13 @@ void write_trace(Pretty& w, const Report& r) {
 void write_losses(Pretty& w, const Report& r) {
     w.begin_object();
     w.key("decode_errors").u64(r.losses.decode_errors);
+    w.key("map_full").begin_object();
+    for (const auto& [name, n] : detail::map_full_entries(r.losses))
+        w.key(name).u64(n);
+    w.end_object();
     w.key("per_type");
     type_counts(w, r.losses.per_type);
+    w.key("pfn_unknown").u64(r.losses.pfn_unknown());
     w.key("ring").u64(r.losses.ring);
     w.key("total").u64(r.losses.total());
     w.end_object();

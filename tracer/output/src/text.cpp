@@ -84,7 +84,16 @@ std::string losses_line(const Losses& l) {
         add(event_type_name(static_cast<uint32_t>(t)), l.per_type[t]);
     add("ring", l.ring);
     add("undecodable", l.decode_errors);
+    for (uint32_t m = 0; m < kTrackSlots; ++m)
+        if (m != KEX_TRACK_PFN_UNKNOWN)
+            add(fmt::format("{} map full", track_slot_name(m)), l.map_full[m]);
     return s + ")";
+}
+
+// Not a loss: records of non-kex pages that carry no pfn.
+std::string pfn_unknown_line(const Losses& l) {
+    return fmt::format("pfn unknown: {} non-kex pages (no vmemmap_base in kallsyms)",
+                       l.pfn_unknown());
 }
 
 void render_probes(const Report& r, const RunInfo& run, std::ostream& out) {
@@ -117,6 +126,8 @@ void render_probes(const Report& r, const RunInfo& run, std::ostream& out) {
                            via_insert, via_fault);
     }
     out << "  " << losses_line(r.losses) << '\n';
+    if (r.losses.pfn_unknown())
+        out << "  " << pfn_unknown_line(r.losses) << '\n';
 }
 
 std::string busiest(const Phase& ph, std::size_t w) {

@@ -18,6 +18,14 @@ namespace kextrace {
 
 using nlohmann::json;
 
+// Losses::map_full as {"map": failed updates}, the maps that failed only.
+static json map_full_json(const Losses& l) {
+    json j = json::object();
+    for (const auto& [name, n] : detail::map_full_entries(l))
+        j[std::string(name)] = n;
+    return j;
+}
+
 namespace {
 
 // The timeline's JSON text: the shared buffer, and microseconds.
@@ -232,6 +240,7 @@ class Exporter {
             probes.push_back({{"step", p.step},
                               {"wanted", p.wanted},
                               {"resolved", p.resolved},
+                              {"mechanism", p.mechanism},
                               {"attached", p.attached},
                               {"reason", p.reason},
                               {"nmissed", p.nmissed}});
@@ -251,6 +260,8 @@ class Exporter {
              {{"per_type", std::move(per_type)},
               {"ring", r_.losses.ring},
               {"decode_errors", r_.losses.decode_errors},
+              {"map_full", map_full_json(r_.losses)},
+              {"pfn_unknown", r_.losses.pfn_unknown()},
               {"total", r_.losses.total()}}},
             {"trace",
              {{"first_ts", r_.first_ts},

@@ -36,6 +36,8 @@ static_assert(KEX_EVENT_SIZE(KEX_STACK_DEPTH) == 80 + KEX_STACK_DEPTH * 8);
 
 // Slots of per-type arrays (counts, losses): indexed by the kex_event_type value.
 inline constexpr std::size_t kTypeSlots = KEX_LOSS_SLOTS;
+// Slots of the BPF "tracking" counters (enum kex_track_slot).
+inline constexpr std::size_t kTrackSlots = KEX_TRACK_SLOTS;
 inline constexpr int32_t kNoCount = KEX_NO_COUNT;
 inline constexpr uint64_t kNoPfn = KEX_NO_PFN;
 inline constexpr uint32_t kNoIndex = UINT32_MAX;
@@ -66,6 +68,11 @@ struct Event {
 bool is_known_event_type(uint32_t type);
 // "kex_page_alloc", "insert_ret", ...; "unknown" for other values.
 std::string_view event_type_name(uint32_t type);
+// The BPF map behind a tracking slot: "traced", "pages", ...; "pfn_unknown"
+// for KEX_TRACK_PFN_UNKNOWN; "" for unused slots.
+std::string_view track_slot_name(uint32_t slot);
+// Inverse of track_slot_name.
+std::optional<uint32_t> track_slot_from_name(std::string_view name);
 // Inverse of event_type_name.
 std::optional<uint32_t> event_type_from_name(std::string_view name);
 
@@ -287,6 +294,13 @@ struct Losses {
     std::array<uint64_t, kTypeSlots> per_type{}; // the BPF "losses" map
     uint64_t ring = 0;                           // ring-buffer records dropped without a type
     uint64_t decode_errors = 0;                  // records decode_event rejected
+    // The BPF "tracking" map: per map, updates that failed (full, no memory),
+    // so whatever that entry was for went untraced; part of total(). The
+    // KEX_TRACK_PFN_UNKNOWN slot is not a loss (see pfn_unknown()).
+    std::array<uint64_t, kTrackSlots> map_full{};
+    uint64_t map_failures() const; // the map slots summed
+    // Non-kex pages whose pfn could not be computed (reported as unknown).
+    uint64_t pfn_unknown() const { return map_full[KEX_TRACK_PFN_UNKNOWN]; }
     uint64_t total() const;
 };
 

@@ -29,8 +29,9 @@ struct ProbeStatus {
     std::string wanted;   // symbol or tracepoint asked for
     std::string resolved; // what it attached to ("" = nothing)
     bool attached = false;
-    std::string reason;   // why not attached / why this fallback
-    uint64_t nmissed = 0; // kprobe misses (bpf_link info / kprobe_profile)
+    std::string reason;    // why not attached / why this fallback
+    uint64_t nmissed = 0;  // kprobe misses (bpf_link info / kprobe_profile)
+    std::string mechanism; // "kprobe + fexit", "tracefs kprobe + kretprobe", "tracepoint", ...
 };
 
 struct RunInfo {
