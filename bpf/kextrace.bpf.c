@@ -790,6 +790,16 @@ int fexit__remap_pfn(void *ctx)
 
 /* --- the unmap paths -------------------------------------------------------- */
 
+/* a traced process's munmap; exit_mmap calls unmap_vmas too: that one is
+ * reported as exit */
+static __always_inline bool unmap_wanted(__u32 tid)
+{
+	if (!current_traced())
+		return false;
+	return !(unmap_mode == KEX_UNMAP_VMAS &&
+		 bpf_map_lookup_elem(&in_exit_mmap, &tid));
+}
+
 SEC("kprobe/unmap_region")
 int kprobe__unmap(struct pt_regs *ctx)
 {
@@ -798,11 +808,7 @@ int kprobe__unmap(struct pt_regs *ctx)
 	struct kex_event *e;
 
 	count_hit(KEX_P_UNMAP);
-	if (!current_traced())
-		return 0;
-	/* exit_mmap calls unmap_vmas too: that one is reported as exit */
-	if (unmap_mode == KEX_UNMAP_VMAS &&
-	    bpf_map_lookup_elem(&in_exit_mmap, &tid))
+	if (!unmap_wanted(tid))
 		return 0;
 	count_match(KEX_P_UNMAP);
 	if (unmap_mode == KEX_UNMAP_REGION_61) {
@@ -855,10 +861,7 @@ int fexit__unmap(void *ctx)
 	struct kex_event *e;
 
 	count_hit(KEX_P_UNMAP_RET);
-	if (!current_traced())
-		return 0;
-	if (unmap_mode == KEX_UNMAP_VMAS &&
-	    bpf_map_lookup_elem(&in_exit_mmap, &tid))
+	if (!unmap_wanted(tid))
 		return 0;
 	count_match(KEX_P_UNMAP_RET);
 	e = reserve(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);

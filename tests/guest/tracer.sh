@@ -291,21 +291,28 @@ ok(j['counts'].get('proc_fork', 0) >= 1, 'the rig was followed through fork')
 "
 }
 
+# tmpfs_faults FILE: a python3 program that write-faults 4 pages of a shared
+# tmpfs mapping of FILE (the fault path's do_set_pte / set_pte_range on pages
+# that are not kex's), then unmaps and removes FILE
+tmpfs_faults() {
+	cat <<EOF
+import mmap, os
+fd = os.open('$1', os.O_RDWR | os.O_CREAT, 0o600)
+os.ftruncate(fd, 4 * 4096)
+m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+for i in range(4):
+    m[i * 4096] = 0x5a       # a write fault on a shared file page
+m.close(); os.close(fd); os.unlink('$1')
+EOF
+}
+
 # do_set_pte (6.12: set_pte_range) on the fault path: a shared tmpfs file
 # mapping faulted in by a traced python3, reported for non-kex pages with
 # --fault-probe-all-pages.
 case_do_set_pte_tmpfs() {
 	local f=/dev/shm/kextrace-fault-$$
 	kextrace --fault-probe-all-pages --events "$CASE_TMP/ev.jsonl" --json "$CASE_TMP/out.json" \
-		-- python3 -c "
-import mmap, os
-fd = os.open('$f', os.O_RDWR | os.O_CREAT, 0o600)
-os.ftruncate(fd, 4 * 4096)
-m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-for i in range(4):
-    m[i * 4096] = 0x5a       # write fault on a shared file page: do_set_pte
-m.close(); os.close(fd); os.unlink('$f')
-" >/dev/null
+		-- python3 -c "$(tmpfs_faults "$f")" >/dev/null
 	pyevents "$CASE_TMP/ev.jsonl" "
 sp = [e for e in ev if e['type'] == 'do_set_pte']
 ret = [e for e in ev if e['type'] == 'do_set_pte_ret']
@@ -484,15 +491,7 @@ ok(j['probe_counters']['exit_mmap_ret']['mechanism'] == 'fexit', '--stats: exit_
 case_fexit_set_pte_reads_the_pte() {
 	local f=/dev/shm/kextrace-fexit-$$
 	kextrace --fault-probe-all-pages --events "$CASE_TMP/ev.jsonl" --json "$CASE_TMP/out.json" \
-		-- python3 -c "
-import mmap, os
-fd = os.open('$f', os.O_RDWR | os.O_CREAT, 0o600)
-os.ftruncate(fd, 4 * 4096)
-m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-for i in range(4):
-    m[i * 4096] = 0x5a
-m.close(); os.close(fd); os.unlink('$f')
-" >/dev/null
+		-- python3 -c "$(tmpfs_faults "$f")" >/dev/null
 	pyevents "$CASE_TMP/ev.jsonl" "
 ret = [e for e in ev if e['type'] == 'do_set_pte_ret']
 ok(len(ret) >= 4 and all(e['probe'] == 'set_pte_ret' for e in ret), f'{len(ret)} returns')
@@ -514,15 +513,7 @@ case_pfn_unknown_without_vmemmap_base() {
 	local f=/dev/shm/kextrace-nobase-$$
 	grep -v ' vmemmap_base$' /proc/kallsyms >"$CASE_TMP/kallsyms"
 	kextrace --kallsyms "$CASE_TMP/kallsyms" --fault-probe-all-pages --events "$CASE_TMP/ev.jsonl" \
-		--json "$CASE_TMP/out.json" -- python3 -c "
-import mmap, os
-fd = os.open('$f', os.O_RDWR | os.O_CREAT, 0o600)
-os.ftruncate(fd, 4 * 4096)
-m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-for i in range(4):
-    m[i * 4096] = 0x5a
-m.close(); os.close(fd); os.unlink('$f')
-" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt"
+		--json "$CASE_TMP/out.json" -- python3 -c "$(tmpfs_faults "$f")" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt"
 	pyevents "$CASE_TMP/ev.jsonl" "
 sp = [e for e in ev if e['type'] in ('do_set_pte', 'do_set_pte_ret')]
 ok(len(sp) >= 8, f'{len(sp)} fault-path records of the traced process')

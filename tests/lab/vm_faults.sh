@@ -17,6 +17,21 @@ check() { # check WHAT CONDITION...
 # each run's qemu names this test's own console log on its command line
 no_qemu_left() { ! pgrep -f "file:$log" >/dev/null; }
 
+# crash_line LINE KIND: a guest whose kernel logs LINE is stopped at once,
+# with the crash named as KIND and LINE shown
+crash_line() {
+	local line=$1 kind=$2 start rc took
+	start=$(date +%s)
+	"$vm" --timeout 120 -- sh -c "echo '$line' >/dev/kmsg; sleep 600" 2>"$err" >/dev/null
+	rc=$?
+	took=$(($(date +%s) - start))
+	check "exit 125 on a $kind (got $rc)" [ "$rc" = 125 ]
+	check "says the guest kernel had a $kind" grep -qF "guest kernel $kind" "$err"
+	check "shows the line" grep -qF "$line" "$err"
+	check "stopped well before the deadline (${took}s)" [ "$took" -lt 60 ]
+	check "no guest left running" no_qemu_left
+}
+
 case ${1:?case} in
 status)	# the command's exit status and both streams come back, in order
 	out=$("$vm" -- sh -c 'echo one; echo two >&2; echo three; exit 7' 2>"$err")
@@ -38,31 +53,11 @@ clean)	# a first successful run, with no console log anywhere yet, is exit 0
 	check "no guest left running" no_qemu_left
 	;;
 oops)	# a kernel oops is reported with its text at once, not at the deadline
-	start=$(date +%s)
-	"$vm" --timeout 120 -- sh -c 'echo "Oops: 0000 [#1] kextrace lab test" >/dev/kmsg; sleep 600' 2>"$err" >/dev/null
-	rc=$?
-	took=$(($(date +%s) - start))
-	check "exit 125 on an oops (got $rc)" [ "$rc" = 125 ]
-	check "says the guest kernel oopsed" grep -q 'guest kernel oops' "$err"
-	check "shows the oops line" grep -q 'Oops: 0000 \[#1\] kextrace lab test' "$err"
-	check "stopped well before the deadline (${took}s)" [ "$took" -lt 60 ]
-	check "no guest left running" no_qemu_left
+	crash_line 'Oops: 0000 [#1] kextrace lab test' oops
 	;;
 lockup)	# a soft lockup or an RCU stall is a crash too, reported at once
-	for what in 'watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [lab:1]:soft lockup' \
-		'rcu: INFO: rcu_preempt detected stalls on CPUs/tasks::RCU stall'; do
-		line=${what%:*} kind=${what##*:}
-		line=${line%:}
-		start=$(date +%s)
-		"$vm" --timeout 120 -- sh -c "echo '$line' >/dev/kmsg; sleep 600" 2>"$err" >/dev/null
-		rc=$?
-		took=$(($(date +%s) - start))
-		check "exit 125 on a $kind (got $rc)" [ "$rc" = 125 ]
-		check "says the guest kernel had a $kind" grep -q "guest kernel $kind" "$err"
-		check "shows the line" grep -qF "$line" "$err"
-		check "stopped well before the deadline (${took}s)" [ "$took" -lt 60 ]
-		check "no guest left running" no_qemu_left
-	done
+	crash_line 'watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [lab:1]' 'soft lockup'
+	crash_line 'rcu: INFO: rcu_preempt detected stalls on CPUs/tasks' 'RCU stall'
 	;;
 hang)	# a guest that never finishes is killed at the timeout
 	"$vm" --timeout 12 -- sleep 600 2>"$err" >/dev/null

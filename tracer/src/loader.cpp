@@ -654,24 +654,26 @@ RecordQueue::Stats Loader::queue_stats() const {
     return queue_ ? queue_->stats() : RecordQueue::Stats{};
 }
 
-std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_losses() const {
-    std::array<uint64_t, KEX_LOSS_SLOTS> out{};
-    for (uint32_t i = 0; i < KEX_LOSS_SLOTS; i++) {
+namespace {
+// an ARRAY map of N u64 counters, one lookup per slot (a slot that cannot be
+// read stays 0)
+template <std::size_t N> std::array<uint64_t, N> read_counters(const bpf_map* m) {
+    std::array<uint64_t, N> out{};
+    for (uint32_t i = 0; i < N; i++) {
         uint64_t v = 0;
-        if (bpf_map__lookup_elem(skel_->maps.losses, &i, sizeof(i), &v, sizeof(v), 0) == 0)
+        if (bpf_map__lookup_elem(m, &i, sizeof(i), &v, sizeof(v), 0) == 0)
             out[i] = v;
     }
     return out;
 }
+} // namespace
+
+std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_losses() const {
+    return read_counters<KEX_LOSS_SLOTS>(skel_->maps.losses);
+}
 
 std::array<uint64_t, KEX_TRACK_SLOTS> Loader::read_tracking() const {
-    std::array<uint64_t, KEX_TRACK_SLOTS> out{};
-    for (uint32_t i = 0; i < KEX_TRACK_SLOTS; i++) {
-        uint64_t v = 0;
-        if (bpf_map__lookup_elem(skel_->maps.tracking, &i, sizeof(i), &v, sizeof(v), 0) == 0)
-            out[i] = v;
-    }
-    return out;
+    return read_counters<KEX_TRACK_SLOTS>(skel_->maps.tracking);
 }
 
 uint32_t Loader::traced_entries() const {
