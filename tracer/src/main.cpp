@@ -245,12 +245,19 @@ int run(const Options& opt) {
         res = session.run_attached(*opt.pid);
     }
 
-    // Counters first: kprobe_profile forgets a probe once it is removed.
+    // kprobe_profile forgets a probe once it is removed: its misses first.
     auto missed = loader->read_kprobe_missed();
+    std::optional<LeakOptions> machine;
+    loader->detach([&] {
+        // Only the page frees are traced now (kex's tracepoints pinned kex):
+        // is kex still open, who still runs? A page freed until then, by a
+        // process that closed kex after the trace ended, has its free seen.
+        if (opt.leaks)
+            machine = machine_state();
+    });
+    loader->drain();
     auto loss_slots = loader->read_losses();
     auto stats = loader->read_probe_stats();
-    loader->detach();
-    loader->drain();
     // After the last drain: what the programs tried to send, per type.
     auto produced = loader->read_produced();
     auto lost_final = loader->read_losses();
@@ -282,9 +289,7 @@ int run(const Options& opt) {
     render_text(report, run, std::cout, sym, topts);
     std::optional<LeakReport> leaks;
     if (opt.leaks) {
-        // Detached: our tracepoint references on kex are going; is any kex
-        // file still open, which page owners still run?
-        leaks = assess_leaks(report, leak_context(report));
+        leaks = assess_leaks(report, machine ? *machine : leak_context(report));
         std::cout << '\n';
         render_leaks_text(*leaks, report, std::cout, sym, topts);
     }
