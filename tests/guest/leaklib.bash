@@ -95,3 +95,33 @@ leaks_all_stop() {
 	tail -n 3 "$CASE_TMP/err.txt"
 	printf -v "$__var" '%s' "$__rc"
 }
+
+# load_start LOOPS: LOOPS loops per vCPU, each mapping 4 fault-mode pages of
+# kex, writing and unmapping them, back to back (the torture's kex load; kex
+# loaded with ref_policy=keep). Stopped by load_stop, or when the case ends.
+load_start() {
+	local _ i
+	LOAD_PIDS=()
+	for _ in $(seq "$(nproc)"); do
+		for i in $(seq "$1"); do
+			(while :; do mmap_test /dev/kex 4 --no-wait --mode fault >/dev/null 2>&1 || exit 1; done) &
+			LOAD_PIDS+=($!)
+		done
+	done
+	trap load_stop EXIT
+}
+
+# load_stop: every loop must still run (a rig failed otherwise), then stop
+# them and wait for their last rigs.
+load_stop() {
+	local p dead=0
+	[ ${#LOAD_PIDS[@]} -gt 0 ] || return 0
+	for p in "${LOAD_PIDS[@]}"; do
+		kill -0 "$p" 2>/dev/null || dead=$((dead + 1))
+	done
+	kill "${LOAD_PIDS[@]}" 2>/dev/null || true
+	wait "${LOAD_PIDS[@]}" 2>/dev/null || true
+	LOAD_PIDS=()
+	for p in $(seq 50); do pgrep -x mmap_test >/dev/null || break; sleep 0.1; done
+	expect_eq "$dead" 0 "load loops that died"
+}

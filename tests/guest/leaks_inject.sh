@@ -139,3 +139,35 @@ ok(L['device_closed'], 'the device was closed')
 	rmmod kex
 	expect_eq "$(awk '$1 == "kex"' /proc/modules | wc -l)" 0 "rmmod after the leaks"
 }
+
+# The same load as leaks.sh all_under_load_no_false_leak, kex forgetting
+# page 2 of every mapping at its last close (inject_noput=2, keep): the
+# pages reported leaked are page 2s, and each one's pfn is one kex logged as
+# leaked; every other page is freed, held or still mapped.
+case_all_under_load_finds_injected() {
+	local rc
+	kex_load ref_policy=keep inject_noput=2 verbose=0
+	dmesg_mark
+	load_start 2
+	sleep 0.5
+	leaks_run rc --all --duration 2
+	load_stop
+	expect_eq "$rc" 4 "kextrace --leaks --all under load: exit status"
+	dmesg_new | sed -n 's/.*kex: inject_noput: page 2 pfn \(0x[0-9a-f]*\):.*/\1/p' >"$CASE_TMP/injected"
+	leaksjson "
+inj = set(int(x, 16) for x in open('$CASE_TMP/injected').read().split())
+leaked = [p for p in L['pages'] if p['verdict'] == 'leaked']
+ok(len(leaked) >= 2, f'{len(leaked)} pages leaked, of {len(inj)} kex leaked in all')
+ok(all(p['index'] == 2 for p in leaked), f\"only page 2s: {sorted(set(p['index'] for p in leaked))}\")
+missing = [hex(p['pfn']) for p in leaked if p['pfn'] not in inj]
+ok(not missing, f'each leaked pfn is one kex logged: not logged {missing}')
+ok(all(p['refcount'] == 1 and p['mapcount'] == 0 for p in leaked), 'refcount 1, mapcount 0')
+twos = set(p['verdict'] for p in L['pages'] if p['index'] == 2)
+ok(twos <= {'leaked', 'held', 'still_mapped'}, f'no page 2 freed: {twos}')
+others = set(p['verdict'] for p in L['pages'] if p['index'] != 2)
+ok(others <= {'freed', 'held', 'still_mapped'}, f'other pages: {others}')
+ok(L['counts']['inconclusive'] == 0, f\"no inconclusive page: {L['counts']}\")
+ok(L['events_lost'] == 0, 'no events lost')
+"
+	expect_module_leaked "$(wc -l <"$CASE_TMP/injected")"
+}

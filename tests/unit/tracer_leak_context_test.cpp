@@ -82,3 +82,21 @@ TEST(TracerLeakContext, DeviceClosedAndAliveOwners) {
     o = leak_context(r, "kex", std::chrono::milliseconds(0), f.sys(), f.proc());
     EXPECT_TRUE(o.device_closed);
 }
+
+TEST(TracerLeakContext, MachineStateNeedsNoReport) {
+    // Read while only the page frees are still traced, before the report
+    // exists: every running process, zombies and non-pids left out.
+    FakeRoot f;
+    f.stat(300, 'S');
+    f.stat(100, 'R');
+    f.stat(200, 'Z');
+    fs::create_directories(f.dir / "proc/self");
+    fs::create_directories(f.dir / "proc/12ab");
+    f.refcnt("1");
+    LeakOptions o = machine_state("kex", std::chrono::milliseconds(0), f.sys(), f.proc());
+    EXPECT_FALSE(o.device_closed);
+    EXPECT_EQ(o.alive, (std::vector<uint32_t>{100, 300}));
+    // leak_context: the same, narrowed to the report's owners (100, 200).
+    o = leak_context(two_owners(), "kex", std::chrono::milliseconds(0), f.sys(), f.proc());
+    EXPECT_EQ(o.alive, (std::vector<uint32_t>{100}));
+}

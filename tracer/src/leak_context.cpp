@@ -2,8 +2,10 @@
 #include "leak_context.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <unistd.h>
@@ -33,9 +35,8 @@ bool process_alive(int pid, const std::string& proc) {
     return state != 'Z' && state != 'X';
 }
 
-LeakOptions leak_context(const Report& report, const std::string& module,
-                         std::chrono::milliseconds wait, const std::string& sys,
-                         const std::string& proc) {
+LeakOptions machine_state(const std::string& module, std::chrono::milliseconds wait,
+                          const std::string& sys, const std::string& proc) {
     LeakOptions o;
     const auto until = std::chrono::steady_clock::now() + wait;
     while (true) {
@@ -56,11 +57,30 @@ LeakOptions leak_context(const Report& report, const std::string& module,
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    for (const PageLife& p : report.pages)
-        if (p.owner && std::find(o.alive.begin(), o.alive.end(), p.owner) == o.alive.end() &&
-            process_alive(static_cast<int>(p.owner), proc))
-            o.alive.push_back(p.owner);
+    std::error_code ec;
+    for (const auto& d : std::filesystem::directory_iterator(proc, ec)) {
+        const std::string name = d.path().filename().string();
+        uint32_t pid = 0;
+        const auto [end, err] = std::from_chars(name.data(), name.data() + name.size(), pid);
+        if (err == std::errc() && end == name.data() + name.size() && pid &&
+            process_alive(static_cast<int>(pid), proc))
+            o.alive.push_back(pid);
+    }
     std::sort(o.alive.begin(), o.alive.end());
+    return o;
+}
+
+LeakOptions leak_context(const Report& report, const std::string& module,
+                         std::chrono::milliseconds wait, const std::string& sys,
+                         const std::string& proc) {
+    LeakOptions o = machine_state(module, wait, sys, proc);
+    std::vector<uint32_t> owners;
+    for (const PageLife& p : report.pages)
+        if (p.owner && std::binary_search(o.alive.begin(), o.alive.end(), p.owner))
+            owners.push_back(p.owner);
+    std::sort(owners.begin(), owners.end());
+    owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
+    o.alive = std::move(owners);
     return o;
 }
 

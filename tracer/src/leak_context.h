@@ -20,9 +20,17 @@ std::optional<long> module_refcount(const std::string& name, const std::string& 
 // The process exists and is not a zombie (a zombie has closed its files).
 bool process_alive(int pid, const std::string& proc = "/proc");
 
-// After kextrace detached: the device counts as closed when kex is gone or
-// its refcount falls to 0 within `wait` (our tracepoint references drop
-// asynchronously); alive = the report's page owners still running.
+// The machine's side of the verdicts: the device counts as closed when kex
+// is gone or its refcount falls to 0 within `wait` (our tracepoint references
+// drop asynchronously); alive = every process running then (not a zombie).
+// Read it once kex's tracepoints are detached (they pin kex) but the page
+// frees are still traced (Loader::detach's before_frees): a page freed
+// before these facts were read then has its free in the trace, however many
+// processes keep opening and closing the device meanwhile.
+LeakOptions machine_state(const std::string& module = "kex",
+                          std::chrono::milliseconds wait = std::chrono::milliseconds(1000),
+                          const std::string& sys = "/sys", const std::string& proc = "/proc");
+// machine_state(), alive narrowed to the report's page owners.
 LeakOptions leak_context(const Report& report, const std::string& module = "kex",
                          std::chrono::milliseconds wait = std::chrono::milliseconds(1000),
                          const std::string& sys = "/sys", const std::string& proc = "/proc");

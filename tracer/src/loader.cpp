@@ -447,6 +447,7 @@ void Loader::attach(const ProbePlan& plan) {
         if (!plan.enabled[id])
             continue;
         Status st = attach_one(id, plan);
+        link_probes_.resize(links_.size(), id);
         results_[id].attached = st.ok();
         if (!st) {
             results_[id].error = st.error().message;
@@ -737,9 +738,29 @@ std::optional<std::array<uint64_t, KEX_P_COUNT>> Loader::read_kprobe_missed() co
     return out;
 }
 
-void Loader::detach() {
-    links_.clear(); // first: a tracefs kprobe in use cannot be removed
-    kprobes_.clear();
+void Loader::detach(const std::function<void()>& before_frees) {
+    // Each detach waits for an RCU grace period: under load in the TCG guest
+    // they took seconds together (the last event of each probe says when it
+    // went). In probe id order, kmem:mm_page_free went before
+    // kex:kex_page_free, and every page kex freed in between looked leaked.
+    link_probes_.resize(links_.size(), KEX_P_COUNT);
+    auto detach_if = [this](auto&& pred) {
+        for (std::size_t i = 0; i < links_.size(); ++i)
+            if (links_[i] && pred(link_probes_[i]))
+                links_[i].reset();
+    };
+    // No new page lives (nor faults on pages whose life the trace missed).
+    detach_if([](uint32_t id) {
+        return id == KEX_P_KEX_PAGE_ALLOC || id == KEX_P_MM_PAGE_ALLOC || id == KEX_P_KEX_FAULT ||
+               id == KEX_P_KEX_MMAP || id == KEX_P_KEX_MMAP_MODE;
+    });
+    detach_if(
+        [](uint32_t id) { return id != KEX_P_MM_PAGE_FREE && id != KEX_P_MM_PAGE_FREE_BATCHED; });
+    kprobes_.clear(); // after their links: a tracefs kprobe in use cannot be removed
+    if (before_frees)
+        before_frees();
+    links_.clear();
+    link_probes_.clear();
 }
 
 } // namespace kextrace

@@ -225,8 +225,13 @@ class Loader {
     std::optional<std::array<uint64_t, KEX_P_COUNT>> read_kprobe_missed() const;
     KprobeMode kprobe_mode() const { return opts_.kprobe_mode; }
 
-    // Destroys every link and tracefs kprobe (idempotent); the maps stay readable.
-    void detach();
+    // Destroys every link and tracefs kprobe (idempotent); the maps stay
+    // readable. In an order that cuts the page lives cleanly, however long
+    // each detach takes: first the probes where a mapping, a page life or a
+    // fault starts, then all others but the page frees; then
+    // before_frees runs (kex's tracepoints no longer pin kex; a page freed
+    // meanwhile still has its free traced); the page-free tracepoints last.
+    void detach(const std::function<void()>& before_frees = {});
 
   private:
     explicit Loader(const LoaderOptions& opts) : opts_(opts) {}
@@ -243,6 +248,7 @@ class Loader {
     std::unique_ptr<::kextrace_bpf, SkelDeleter> skel_;
     std::vector<std::unique_ptr<TracefsKprobe>> kprobes_;
     std::vector<LinkPtr> links_;
+    std::vector<uint32_t> link_probes_; // links_[i] is probe link_probes_[i]'s
     struct RingBufferDeleter {
         void operator()(ring_buffer* rb) const;
     };

@@ -253,7 +253,14 @@ int run(const Options& opt) {
 
     // kprobe_profile forgets a probe once it is removed: its misses first.
     auto missed = loader->read_kprobe_missed();
-    loader->detach();
+    std::optional<LeakOptions> machine;
+    loader->detach([&] {
+        // Only the page frees are traced now (kex's tracepoints pinned kex):
+        // is kex still open, who still runs? A page freed until then, by a
+        // process that closed kex after the trace ended, has its free seen.
+        if (opt.leaks)
+            machine = machine_state();
+    });
     loader->drain();
     // Every other counter once, after everything is detached and the last
     // record drained: nothing can change them any more, and the report, the
@@ -296,9 +303,7 @@ int run(const Options& opt) {
     render_text(report, run, std::cout, sym, topts);
     std::optional<LeakReport> leaks;
     if (opt.leaks) {
-        // Detached: our tracepoint references on kex are going; is any kex
-        // file still open, which page owners still run?
-        leaks = assess_leaks(report, leak_context(report));
+        leaks = assess_leaks(report, machine ? *machine : leak_context(report));
         std::cout << '\n';
         render_leaks_text(*leaks, report, std::cout, sym, topts);
     }

@@ -419,6 +419,17 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
         v.reason = "kex allocated its pfn again before a free was seen: the free is missing";
         return v;
     }
+    // The last event read refcount 1 before a put (kex's, or the zap's): that
+    // put dropped the last reference and freed the page; the trace ended (or
+    // missed the event) before its mm_page_free. Whoever held it let it go.
+    if (v.refcount == 0 && v.last_refcount > 0) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = "its last reference was dropped at " +
+                   std::string(step_kind_name(p.steps[v.last_step].kind)) + " (refcount " +
+                   std::to_string(v.last_refcount) +
+                   " before the put), but no mm_page_free was seen: the trace ended first";
+        return v;
+    }
     const int32_t m = lb.final_map();
     const bool mapped_now =
         m != kNoCount ? m > 0 : (mapped && !(p.seen & kMsZap) && !insert_failed);

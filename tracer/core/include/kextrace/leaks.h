@@ -46,7 +46,9 @@ enum class Verdict : uint8_t {
     freed_while_mapped, // mm_page_free while the mapcount was > 0 / no zap before the free
     held,               // never freed, unmapped, but its owner is alive and the device open:
                         // the driver may still free it (at release)
-    inconclusive,       // events for it were lost (or the free cannot be observed): no verdict
+    inconclusive,       // events for it were lost (or the free cannot be observed), or a
+                        // put dropped its last reference but no free followed in the
+                        // trace (it ended first): no verdict
 };
 inline constexpr std::size_t kVerdicts = 6;
 // "freed", "leaked", "still mapped", "freed while mapped", "held", "inconclusive"
