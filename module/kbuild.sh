@@ -17,10 +17,11 @@ mkdir -p "$out"
 rm -f "$out/kex.ko"
 log=$out/build.log
 
-# the build root holding the headers of $1 (an ABI), from the .cache that
-# holds the guest link (a worktree may link .cache/guest to another tree's)
+# the build root holding the headers of $1 (an ABI): in the .cache that holds
+# the guest link, or else in the one its .cache/guest links to (a worktree's
+# .cache/guest may link to the main tree's, and so use its build roots)
 find_root() {
-	for cache in "$(dirname "$link")/.." "$(cd -P "$(dirname "$link")/.." && pwd)"; do
+	for cache in "$(dirname "$(dirname "$link")")" "$(cd -P "$(dirname "$link")/.." && pwd)"; do
 		for r in "$cache"/buildroot/*/root; do
 			if [ -f "$r/.kextrace-complete" ] && [ -f "$r/usr/src/linux-headers-$1/Makefile" ]; then
 				echo "$r"
