@@ -100,13 +100,11 @@ leaks_all_stop() {
 # kex, writing and unmapping them, back to back (the torture's kex load; kex
 # loaded with ref_policy=keep). Stopped by load_stop, or when the case ends.
 load_start() {
-	local _ i
+	local _
 	LOAD_PIDS=()
-	for _ in $(seq "$(nproc)"); do
-		for i in $(seq "$1"); do
-			(while :; do mmap_test /dev/kex 4 --no-wait --mode fault >/dev/null 2>&1 || exit 1; done) &
-			LOAD_PIDS+=($!)
-		done
+	for _ in $(seq $(($(nproc) * $1))); do
+		(while :; do mmap_test /dev/kex 4 --no-wait --mode fault >/dev/null 2>&1 || exit 1; done) &
+		LOAD_PIDS+=($!)
 	done
 	trap load_stop EXIT
 }
