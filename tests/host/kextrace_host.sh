@@ -43,7 +43,7 @@ show() { sed 's/^/    /' "$1" >&2; }
 
 kprobe_steps=("insert" "batch insert" "rmap add" "pte set" "fault install" "zap (rmap remove)"
 	"dirty at zap" "unmap (munmap)" "exit unmap" "pfn map")
-tp_steps=("alloc" "free" "free batched" "syscalls" "fork" "exit" "user faults")
+tp_steps=("alloc" "free" "free batched" "syscalls" "fork" "exit" "reap" "user faults")
 kex_steps=("kex tracepoints" "kex modes")
 
 # why_no STEP: the reason a NO row of STEP must give on this kernel (an ERE),
@@ -86,12 +86,13 @@ check_table() {
 		elif ! grep -Eq -- "$want" <<<"$notes"; then
 			bad "$name: step '$s' is NO without the expected reason /$want/: $notes"; e=1
 		fi
-	done < <(awk '/^step +ok +attached +notes/ { t = 1; next }
-		t && match($0, /^[^ ]( ?[^ ])* +(yes|NO)( |$)/) {
-			s = $0; sub(/  +.*/, "", s)
-			rest = substr($0, length(s) + 1); sub(/^ +/, "", rest)
-			st = rest; sub(/ .*/, "", st)
-			notes = rest; sub(/^[^ ]+ +[^ ]+ */, "", notes)
+	done < <(awk '
+		# the columns by the header: step, ok, via, attached, notes
+		/^step +ok +via +attached +notes/ { t = 1; ok = index($0, "ok"); nt = index($0, "notes"); next }
+		t && length($0) >= ok && match(substr($0, ok), /^(yes|NO)( |$)/) {
+			s = substr($0, 1, ok - 1); sub(/ +$/, "", s)
+			st = substr($0, ok); sub(/ .*/, "", st)
+			notes = substr($0, nt); sub(/ +$/, "", notes)
 			printf "%s\t%s\t%s\n", s, st, notes; next }
 		t { exit }' "$f")
 	for s in "${tp_steps[@]}" "${kprobe_steps[@]}" "${kex_steps[@]}" usdt; do
