@@ -6,14 +6,15 @@
  * <linux/types.h>); only __u32/__u64-style types, no pointers, no padding
  * holes. The C++ side static_asserts the sizes below.
  *
- * Every record starts with struct kex_event_hdr. A record is either a plain
- * struct kex_event, or a struct kex_event followed by stack_len kernel
- * return addresses (stack_len <= KEX_STACK_DEPTH), see KEX_EVENT_SIZE().
+ * Every record starts with struct kex_event. A record is either a plain
+ * struct kex_event, or a struct kex_event followed by a payload (type
+ * KEX_EV_DRIVER_VMA only: struct kex_vma_info) and stack_len kernel return
+ * addresses (stack_len <= KEX_STACK_DEPTH), see KEX_RECORD_SIZE().
  *
  * Ring-buffer samples of stack-carrying types are reserved at
- * KEX_EVENT_SIZE(KEX_STACK_DEPTH) (bpf_ringbuf_reserve needs a constant
- * size): readers take the first KEX_EVENT_SIZE(stack_len) bytes and ignore
- * the rest of the sample.
+ * KEX_RECORD_SIZE(type, KEX_STACK_DEPTH) (bpf_ringbuf_reserve needs a
+ * constant size): readers take the first KEX_RECORD_SIZE(type, stack_len)
+ * bytes and ignore the rest of the sample.
  */
 #ifndef KEXTRACE_EVENTS_H
 #define KEXTRACE_EVENTS_H
@@ -81,6 +82,18 @@ enum kex_event_type {
 	KEX_EV_VM_INSERT_PAGES	= 53,	/* vm_insert_pages entry inside a kex mmap: addr, arg0 = pages asked */
 	KEX_EV_REMAP_PFN	= 54,	/* remap_pfn_range entry for a kex pfn: pfn, addr, arg0 = size */
 	KEX_EV_REMAP_PFN_RET	= 55,	/* its return: pfn, addr, ret */
+
+	/*
+	 * Any driver's pages, not only kex's: a page some driver inserts into a
+	 * traced process's page table (vm_insert_page(s), remap_vmalloc_range,
+	 * ... -> insert_page_into_pte_locked) is followed from there on like a
+	 * kex page; its allocation was not seen (it predates the insert).
+	 */
+	KEX_EV_DRIVER_VMA	= 60,	/* the first such page of a VMA: addr = vm_start, arg0 = vm_end,
+					 * arg1 = vm_flags; struct kex_vma_info follows, then the
+					 * inserting call chain (stack_len, always captured) */
+	KEX_EV_DRIVER_PAGE	= 61,	/* a page adopted at its insert: pfn, addr = user address
+					 * (0: unknown), arg0 = vm_start of its VMA, arg1 = struct page * */
 };
 
 /* The kex_map_mode values of kex:kex_mmap_mode (module/kex_uapi.h). */
@@ -128,6 +141,37 @@ struct kex_event {
 #define KEX_EVENT_SIZE(stack_len) \
 	(sizeof(struct kex_event) + (stack_len) * sizeof(__u64))
 
+/*
+ * The payload of a KEX_EV_DRIVER_VMA record, between its struct kex_event and
+ * its stack: what names the mapping and its owner. User space turns the
+ * pointers into symbols (kallsyms: module or built-in) and the name parts
+ * and the file system magic into a path ("/dev/kex"), "socket:[ino]" or
+ * "anon_inode:NAME".
+ */
+#define KEX_NAME_PARTS		4
+#define KEX_NAME_LEN		32
+
+struct kex_vma_info {
+	__u64 vma;		/* struct vm_area_struct * */
+	__u64 f_op;		/* vm_file->f_op, 0: no file */
+	__u64 mmap;		/* the mmap handler: a socket's proto_ops->mmap, else f_op->mmap */
+	__u64 vm_ops;		/* vma->vm_ops at the insert (many drivers set it after) */
+	__u64 ino;		/* the file's inode number */
+	__u32 magic;		/* its file system's s_magic (sockfs, anon_inodefs, devtmpfs, ...) */
+	__u32 rdev;		/* i_rdev: a device node's number (new_encode_dev), 0 otherwise */
+	__u32 parts;		/* name[0..parts) used, innermost first */
+	__u32 flags;		/* KEX_VMA_NAME_* */
+	char name[KEX_NAME_PARTS][KEX_NAME_LEN];	/* path components, innermost first */
+};
+
+#define KEX_VMA_NAME_ROOT	(1U << 0)	/* the walk reached the root: name is the whole path */
+
+/* The bytes a record of type with stack_len stack entries takes. */
+#define KEX_PAYLOAD_SIZE(type) \
+	((type) == KEX_EV_DRIVER_VMA ? sizeof(struct kex_vma_info) : 0)
+#define KEX_RECORD_SIZE(type, stack_len) \
+	(KEX_EVENT_SIZE(stack_len) + KEX_PAYLOAD_SIZE(type))
+
 /* Loss counters, one per event type, in the BPF map "losses" (array). */
 #define KEX_LOSS_SLOTS		64
 
@@ -153,6 +197,8 @@ enum kex_track_slot {
 	/* not a map: a non-kex page whose pfn could not be computed (no
 	 * vmemmap_base, see page_to_pfn); its records carry KEX_NO_PFN */
 	KEX_TRACK_PFN_UNKNOWN	= 11,
+	KEX_TRACK_DRIVER_VMAS	= 12,	/* a driver VMA's "reported" mark (it is reported again) */
+	KEX_TRACK_INSERT_SITES	= 13,	/* a vm_insert_page(s) call's address not remembered */
 	KEX_TRACK_COUNT
 };
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * bpf/kextrace.h - what kextrace.bpf.c and the loader (tracer/src/) share
+ * bpf/kextrace.h - what the BPF programs (bpf/NAME.bpf.c) and the loader (tracer/src/) share
  * besides the records in events.h: the probe ids (the "probe" field of every
  * record and the index into the probe_stats map), the per-page bookkeeping
  * the maps hold, and the tuning constants.
@@ -55,6 +55,7 @@ enum kex_probe_id {
 	KEX_P_REMAP_PFN		= 34,	/* kprobe remap_pfn_range (mode pfn) */
 	KEX_P_REMAP_PFN_RET	= 35,
 	KEX_P_PROC_FREE		= 36,	/* tp_btf sched_process_free: prunes "traced" */
+	KEX_P_VM_INSERT_PAGE	= 37,	/* kprobe vm_insert_page: a driver page's user address */
 	KEX_P_COUNT
 };
 
@@ -73,11 +74,24 @@ struct kex_probe_stats {
 	__u64 emitted;	/* records submitted */
 };
 
-/* map "pages": struct page * -> what we know about a kex page */
+/* map "pages": struct page * -> what we know about a followed page */
 struct kex_page_info {
 	__u64 pfn;
-	__u32 index;	/* page index in its kex mapping */
-	__u32 tgid;	/* process whose kex mmap allocated it */
+	__u32 index;	/* page index in its mapping (kex's; a driver page's offset in its VMA) */
+	__u32 tgid;	/* process whose kex mmap allocated it / into which a driver inserted it */
+};
+
+/*
+ * map "insert_sites": per tid, where a driver's vm_insert_page(s) call puts
+ * its pages, for the insert clones that lost their addr argument: the page
+ * itself (vm_insert_page), or the first of a batch (vm_insert_pages; the
+ * n-th insert of that call maps addr + n pages).
+ */
+struct kex_insert_site {
+	__u64 vma;
+	__u64 addr;
+	__u64 page;	/* 0: a batch */
+	__u64 n;	/* batch inserts seen so far */
 };
 
 /* map "pfns": pfn -> the page, and whether mm_page_free was seen already */
@@ -97,6 +111,8 @@ enum kex_unmap_mode {
 #define KEX_MAX_PAGES_DEFAULT	(1 << 18)	/* live kex pages tracked at once */
 #define KEX_MAX_TRACED		(1 << 15)	/* traced thread groups alive at once */
 #define KEX_MAX_TASKS		1024		/* threads inside a traced call at once */
+#define KEX_MAX_DRIVER_VMAS	4096		/* driver VMAs remembered as reported (LRU) */
+#define KEX_NO_INDEX		0xffffffffU	/* kex_page_info.index unknown */
 #define KEX_RINGBUF_DEFAULT	(16 << 20)	/* bytes */
 
 #endif /* KEXTRACE_KEXTRACE_H */

@@ -6,6 +6,8 @@
 
 #include "kextrace_bpf.skel.h"
 
+#include <kextrace/core.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -308,6 +310,8 @@ Status Loader::configure(const ProbePlan& plan) {
     const ProbeConfig& c = plan.config;
     ro->insert_pte_arg = c.insert_pte_arg;
     ro->insert_page_arg = c.insert_page_arg;
+    ro->insert_addr_arg = c.insert_addr_arg;
+    ro->driver_pages = opts_.driver_pages;
     ro->rmap_add_page_arg = c.rmap_add_page_arg;
     ro->rmap_remove_page_arg = c.rmap_remove_page_arg;
     ro->dirty_page_arg = c.dirty_page_arg;
@@ -471,13 +475,7 @@ Status Loader::open_ring_buffer(SampleFn on_sample) {
     auto cb = [](void* ctx, void* data, size_t size) -> int {
         auto* self = static_cast<Loader*>(ctx);
         std::span<const std::byte> rec(static_cast<const std::byte*>(data), size);
-        // Stack records are reserved at full depth: only stack_len entries count.
-        if (rec.size() >= sizeof(kex_event)) {
-            uint32_t len;
-            std::memcpy(&len, rec.data() + offsetof(kex_event, stack_len), sizeof(len));
-            if (len <= KEX_STACK_DEPTH && rec.size() > KEX_EVENT_SIZE(len))
-                rec = rec.first(KEX_EVENT_SIZE(len));
-        }
+        rec = trim_record(rec);
         return self->queue_->push(rec, self->drain_stop_, self->drain_threaded_) ? 0 : -ECANCELED;
     };
     ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel_->maps.events), cb, this, nullptr);

@@ -49,6 +49,7 @@ struct LoaderOptions {
     KprobeMode kprobe_mode = KprobeMode::tracefs;
     std::optional<Tracefs> tracefs;
     bool fault_all_pages = false;
+    bool driver_pages = true; // other drivers' inserted pages too (not --kex-only)
     bool stacks = true;
     bool trace_all = false; // kex's tracepoints for every process (kextrace --all)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;

@@ -47,6 +47,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
                  "report do_set_pte / set_pte_range for every page the traced processes fault "
                  "in, not only kex pages");
+    app.add_flag("--kex-only", o.kex_only,
+                 "follow kex's pages only, not the pages other drivers insert into the traced "
+                 "processes (AF_PACKET rings, BPF ring buffers, ...)");
     app.add_flag("!--no-stacks", o.stacks, "do not capture kernel stacks");
     app.add_flag("--full", o.full, "print every page row");
     app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page");

@@ -26,6 +26,7 @@ struct Options {
     bool verbose = false;             // -v
     bool accept_loss = false;
     bool fault_all_pages = false; // --fault-probe-all-pages
+    bool kex_only = false;        // --kex-only: no other driver's pages
     bool stacks = true;           // --no-stacks clears it
     bool full = false;            // --full: every page row
     bool show_stacks = false;     // --stacks: print the first page's stacks

@@ -70,6 +70,7 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
      "fexit__remap_pfn"},
     {KEX_P_PROC_FREE, "tp__sched_process_free", ProbeKind::tp_btf, "sched/sched_process_free",
      "reap"},
+    {KEX_P_VM_INSERT_PAGE, "kprobe__vm_insert_page", ProbeKind::kprobe, nullptr, "vm_insert_page"},
 }};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep) {
@@ -417,20 +418,34 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
         if (n.has("constprop") || n.has("isra")) {
             c.insert_pte_arg = 2;
             c.insert_page_arg = 3;
+            c.insert_addr_arg = 0;
             return "clone without addr: pte PARM2, page PARM3";
         }
         c.insert_pte_arg = 2;
         c.insert_page_arg = 4;
-        return "C prototype: pte PARM2, page PARM4";
+        c.insert_addr_arg = 3;
+        return "C prototype: pte PARM2, addr PARM3, page PARM4";
     };
     plan_kprobe_step(plan, ks, facts, "insert", {{"insert_page_into_pte_locked", insert_layout}},
                      {KEX_P_INSERT, KEX_P_INSERT_RET});
+    // Another driver's page has no kex_page_insert to say where it went: a
+    // clone without addr learns it from its vm_insert_page caller (batches:
+    // from vm_insert_pages, the batch insert step's probe).
+    if (plan.config.insert_addr_arg == 0)
+        plan_kprobe_step(plan, ks, facts, "driver page address",
+                         {{"vm_insert_page",
+                           [](ProbeConfig&, const CloneName&) {
+                               return std::string("the user address of another driver's page, "
+                                                  "for the insert clone without addr");
+                           }}},
+                         {KEX_P_VM_INSERT_PAGE});
 
     plan_kprobe_step(plan, ks, facts, "batch insert",
                      {{"vm_insert_pages",
                        [](ProbeConfig&, const CloneName&) {
                            return std::string("mode batch: calls inside kex's mmap; each page "
-                                              "then goes through the insert step");
+                                              "then goes through the insert step (another "
+                                              "driver's: where its pages go)");
                        }}},
                      {KEX_P_VM_INSERT_PAGES});
 

@@ -37,7 +37,7 @@ std::string_view probe_kind_name(ProbeKind k); // "kprobe", "fexit", ...
 // The BPF program behind each probe id (enum kex_probe_id).
 struct ProbeSpec {
     uint32_t id;
-    const char* prog; // program name in kextrace.bpf.c
+    const char* prog; // program name in bpf/NAME.bpf.c
     ProbeKind kind;
     const char* tp;                   // "sys/name" for tracepoints, nullptr otherwise
     const char* short_name;           // for kprobe event names and the probe report
@@ -83,6 +83,7 @@ struct PlanOptions {
 struct ProbeConfig {
     uint8_t insert_pte_arg = 2;
     uint8_t insert_page_arg = 3;
+    uint8_t insert_addr_arg = 0; // 0: the insert clone has no addr (vm_insert_page tells)
     uint8_t rmap_add_page_arg = 1;
     uint8_t rmap_remove_page_arg = 1;
     uint8_t dirty_page_arg = 1;

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0
+/* kex_tp.bpf.c - the kex module's own tracepoints (system kex) */
+#include "kextrace.bpf.h"
+
+SEC("tp/kex/kex_mmap")
+int tp__kex_mmap(struct kex_tp_mmap *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_MMAP);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_MMAP);
+	track_update(&mmap_window, &tid, &one, KEX_TRACK_MMAP_WINDOW);
+	e = reserve(KEX_EV_KEX_MMAP, KEX_P_KEX_MMAP);
+	if (!e)
+		return 0;
+	e->addr = ctx->vm_start;
+	e->arg0 = ctx->vm_end;
+	e->arg1 = ctx->pages | (__u64)ctx->policy << 32;
+	submit(e);
+	return 0;
+}
+
+SEC("tp/kex/kex_mmap_done")
+int tp__kex_mmap_done(struct kex_tp_mmap_done *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_MMAP_DONE);
+	if (!bpf_map_lookup_elem(&mmap_window, &tid))
+		return 0;
+	count_match(KEX_P_KEX_MMAP_DONE);
+	bpf_map_delete_elem(&mmap_window, &tid);
+	bpf_map_delete_elem(&pending_allocs, &tid);
+	e = reserve(KEX_EV_KEX_MMAP_DONE, KEX_P_KEX_MMAP_DONE);
+	if (!e)
+		return 0;
+	e->addr = ctx->vm_start;
+	e->arg0 = ctx->mapped;
+	e->ret = ctx->ret;
+	submit(e);
+	return 0;
+}
+
+SEC("tp/kex/kex_page_alloc")
+int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_page_info pi = {};
+	struct kex_pfn_info fi = {};
+	struct pending_alloc *pa;
+	struct kex_event *e;
+	__u64 page = ctx->page, pfn = ctx->pfn;
+
+	count_hit(KEX_P_KEX_PAGE_ALLOC);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_PAGE_ALLOC);
+	pi.pfn = pfn;
+	pi.index = ctx->index;
+	pi.tgid = bpf_get_current_pid_tgid() >> 32;
+	fi.page = page;
+	fi.index = ctx->index;
+	track_update(&pages, &page, &pi, KEX_TRACK_PAGES);
+	track_update(&pfns, &pfn, &fi, KEX_TRACK_PFNS);
+
+	/* the allocator's own event for this page, held back until now */
+	pa = bpf_map_lookup_elem(&pending_allocs, &tid);
+	if (pa && pa->pfn == pfn) {
+		e = reserve(KEX_EV_PAGE_ALLOC, KEX_P_MM_PAGE_ALLOC);
+		if (e) {
+			e->ts = pa->ts;
+			e->cpu = pa->cpu;
+			e->pfn = pfn;
+			e->arg0 = pa->order;
+			e->arg1 = ctx->index;
+			page_counts(e, page);
+			submit(e);
+		}
+		bpf_map_delete_elem(&pending_allocs, &tid);
+	}
+
+	e = reserve_stack(ctx, KEX_EV_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_ALLOC);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->arg0 = ctx->index;
+	e->arg1 = page;
+	page_counts(e, page);
+	submit(e);
+	return 0;
+}
+
+SEC("tp/kex/kex_page_insert")
+int tp__kex_page_insert(struct kex_tp_page_insert *ctx)
+{
+	__u64 pfn = ctx->pfn;
+	struct kex_pfn_info *fi;
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_PAGE_INSERT);
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi)
+		return 0;
+	count_match(KEX_P_KEX_PAGE_INSERT);
+	e = reserve_stack(ctx, KEX_EV_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_INSERT);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->addr = ctx->uaddr;
+	e->arg0 = ctx->index;
+	e->ret = ctx->ret;
+	page_counts(e, fi->page);
+	submit(e);
+	return 0;
+}
+
+SEC("tp/kex/kex_page_free")
+int tp__kex_page_free(struct kex_tp_page_free *ctx)
+{
+	__u64 pfn = ctx->pfn;
+	struct kex_pfn_info *fi;
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_PAGE_FREE);
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi || fi->freed)
+		return 0;
+	count_match(KEX_P_KEX_PAGE_FREE);
+	e = reserve_stack(ctx, KEX_EV_KEX_PAGE_FREE, KEX_P_KEX_PAGE_FREE);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->arg0 = ctx->index;
+	e->arg1 = ctx->reason;
+	page_counts(e, fi->page);
+	submit(e);
+	return 0;
+}
+
+static __always_inline int vma_event(__u64 start, __u64 end, __u32 type,
+				     __u32 probe)
+{
+	struct kex_event *e;
+
+	count_hit(probe);
+	if (!kex_traced())
+		return 0;
+	count_match(probe);
+	e = reserve(type, probe);
+	if (!e)
+		return 0;
+	e->addr = start;
+	e->arg0 = end;
+	submit(e);
+	return 0;
+}
+
+SEC("tp/kex/kex_vma_open")
+int tp__kex_vma_open(struct kex_tp_vma *ctx)
+{
+	return vma_event(ctx->vm_start, ctx->vm_end, KEX_EV_KEX_VMA_OPEN,
+			 KEX_P_KEX_VMA_OPEN);
+}
+
+SEC("tp/kex/kex_vma_close")
+int tp__kex_vma_close(struct kex_tp_vma *ctx)
+{
+	return vma_event(ctx->vm_start, ctx->vm_end, KEX_EV_KEX_VMA_CLOSE,
+			 KEX_P_KEX_VMA_CLOSE);
+}
+
+SEC("tp/kex/kex_release")
+int tp__kex_release(struct kex_tp_release *ctx)
+{
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_RELEASE);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_RELEASE);
+	e = reserve(KEX_EV_KEX_RELEASE, KEX_P_KEX_RELEASE);
+	if (!e)
+		return 0;
+	e->arg0 = ctx->pages;
+	submit(e);
+	return 0;
+}
+
+/* kex:kex_mmap_mode follows kex:kex_mmap: the mapping's enum kex_map_mode */
+SEC("tp/kex/kex_mmap_mode")
+int tp__kex_mmap_mode(struct kex_tp_mmap_mode *ctx)
+{
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_MMAP_MODE);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_MMAP_MODE);
+	e = reserve(KEX_EV_KEX_MMAP_MODE, KEX_P_KEX_MMAP_MODE);
+	if (!e)
+		return 0;
+	e->addr = ctx->vm_start;
+	e->arg0 = ctx->mode;
+	submit(e);
+	return 0;
+}
+
+/* mode batch: one vm_insert_pages call of kex */
+SEC("tp/kex/kex_batch")
+int tp__kex_batch(struct kex_tp_batch *ctx)
+{
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_BATCH);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_BATCH);
+	e = reserve(KEX_EV_KEX_BATCH, KEX_P_KEX_BATCH);
+	if (!e)
+		return 0;
+	e->addr = ctx->uaddr;
+	e->arg0 = ctx->index | (__u64)ctx->requested << 32;
+	e->arg1 = ctx->mapped;
+	e->ret = ctx->ret;
+	submit(e);
+	return 0;
+}
+
+/* mode fault: kex's .fault handler handed a page to the core (or failed) */
+SEC("tp/kex/kex_fault")
+int tp__kex_fault(struct kex_tp_fault *ctx)
+{
+	__u64 pfn = ctx->pfn;
+	struct kex_pfn_info *fi;
+	struct kex_event *e;
+
+	count_hit(KEX_P_KEX_FAULT);
+	if (!kex_traced())
+		return 0;
+	count_match(KEX_P_KEX_FAULT);
+	e = reserve_stack(ctx, KEX_EV_KEX_FAULT, KEX_P_KEX_FAULT);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->addr = ctx->uaddr;
+	e->arg0 = ctx->index;
+	e->arg1 = ctx->flags;
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (fi)
+		page_counts(e, fi->page);
+	submit(e);
+	return 0;
+}

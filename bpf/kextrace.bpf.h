@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kextrace.bpf.h - what every kextrace BPF program shares: configuration,
+ * maps and helpers. The programs live in one file per kernel path they
+ * watch (insert, fault, modes, unmap, page_alloc, kex_tp and process
+ * .bpf.c), linked into one object (bpftool gen object) with one skeleton;
+ * the configuration and the shared maps are __weak, so every file may
+ * define them and the linker keeps one. A map only one file uses is
+ * defined in that file.
+ *
+ * Page identity: tp/kex/kex_page_alloc (which carries both the pfn and the
+ * struct page pointer) enters a page into two maps, "pages" (struct page * ->
+ * pfn) and "pfns" (pfn -> struct page *). Every page-level kprobe looks its
+ * page up there and returns at once for any other page, so a busy machine
+ * does not flood the ring buffer; kmem:mm_page_free emits and forgets the
+ * page. Process-level events (syscalls, faults, the rig's USDT markers, the
+ * unmap paths) are kept for the tgids in "traced" only: user space seeds it
+ * with the command's pid, sched_process_fork adds children. With trace_all
+ * (kextrace --all), kex's own tracepoints report every process.
+ *
+ * Configuration is const volatile only, set by the loader between open and
+ * load from what it resolved on this kernel (argument positions of clones,
+ * the munmap entry point). Programs whose attach point does not exist are
+ * not loaded at all (the loader turns their autoload off).
+ *
+ * Records go through one ring buffer with reserve/submit and no wakeup
+ * (user space drains it periodically) unless it is filling up; a failed
+ * reserve counts in "losses" under the record's event type, a failed update
+ * of a map the trace depends on in "tracking" (events.h).
+ *
+ * Function returns: an fexit program (BPF trampoline, the arguments at hand)
+ * where the kernel's BTF has the function, a kretprobe where it does not
+ * (compiler clones such as insert_page_into_pte_locked.constprop.0); the
+ * plan chooses, fexit_probes tells the entry kprobes.
+ *
+ * "traced" holds a thread group from its fork (or user space's seed) until
+ * its leader's task_struct is freed (sched_process_free: every thread has
+ * exited and the group was reaped), so a reused pid is not traced and the
+ * map holds only live groups.
+ */
+#ifndef KEXTRACE_BPF_H
+#define KEXTRACE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "kextrace.h"
+#include "kex_tp.h"
+
+/* --- configuration, set by the loader before load ------------------------ */
+
+/* argument positions (1-based) of the resolved symbols, see probe_plan.cpp */
+const volatile __u8 insert_pte_arg __weak = 2;		/* .constprop.0 / .isra.0: pte in PARM2 */
+const volatile __u8 insert_page_arg __weak = 3;	/* ... and the page in PARM3 */
+const volatile __u8 rmap_add_page_arg __weak = 1;	/* page_add_file_rmap(page, ...) */
+const volatile __u8 rmap_remove_page_arg __weak = 1;	/* page_remove_rmap(page, ...) */
+const volatile __u8 dirty_page_arg __weak = 1;		/* set_page_dirty(page) */
+const volatile __u8 set_pte_page_arg __weak = 2;	/* do_set_pte(vmf, page, addr) */
+const volatile __u8 set_pte_addr_arg __weak = 3;
+const volatile __u8 unmap_mode __weak = KEX_UNMAP_REGION_61;
+/* report do_set_pte for any page of a traced process, not only kex pages */
+const volatile bool fault_all_pages __weak = false;
+const volatile bool capture_stacks __weak = true;
+/*
+ * follow the pages any driver inserts into a traced process's page table,
+ * not only kex's (off: --kex-only)
+ */
+const volatile bool driver_pages __weak = true;
+/*
+ * argument (1-based) of the user address in the resolved insert function, 0:
+ * the clone dropped it (6.1's .constprop.0); then the vm_insert_page(s)
+ * entries remember it per tid (insert_sites)
+ */
+const volatile __u8 insert_addr_arg __weak = 0;
+/* kex's own tracepoints for every process, not only the traced tree (--all) */
+const volatile bool trace_all __weak = false;
+/*
+ * address of the kernel variable vmemmap_base (kallsyms); 0: unknown, and
+ * the pfn of a page outside the kex maps is then unknown too (never guessed:
+ * the base is randomized under KASLR)
+ */
+const volatile __u64 vmemmap_base_addr __weak = 0;
+/* return probes attached as fexit: KEX_FEXIT(probe id) bits */
+const volatile __u64 fexit_probes __weak = 0;
+/* force a wakeup once this many bytes wait in the ring buffer */
+const volatile __u64 wakeup_bytes __weak = 1 << 20;
+
+/* --- maps ----------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, KEX_RINGBUF_DEFAULT);
+} events SEC(".maps") __weak;
+
+/* per event type: records dropped because the ring buffer was full */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KEX_LOSS_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} losses SEC(".maps") __weak;
+
+/* per enum kex_track_slot: failed map updates, pfns not computable */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KEX_TRACK_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tracking SEC(".maps") __weak;
+
+/*
+ * per event type: records the programs tried to send (every reserve), so
+ * that produced = received by user space + losses, type by type
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KEX_LOSS_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} produced SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KEX_MAX_PROBES);
+	__type(key, __u32);
+	__type(value, struct kex_probe_stats);
+} probe_stats SEC(".maps") __weak;
+
+/*
+ * traced thread groups: tgid -> the leader's start_time (ns), 0 when user
+ * space seeded it; deleted when that leader is freed
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TRACED);
+	__type(key, __u32);
+	__type(value, __u64);
+} traced SEC(".maps") __weak;
+
+/* live kex pages by struct page pointer */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_PAGES_DEFAULT);
+	__type(key, __u64);
+	__type(value, struct kex_page_info);
+} pages SEC(".maps") __weak;
+
+/* kex pages by pfn, until mm_page_free(_batched) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_PAGES_DEFAULT);
+	__type(key, __u64);
+	__type(value, struct kex_pfn_info);
+} pfns SEC(".maps") __weak;
+
+/* tid -> 1 between kex:kex_mmap and kex:kex_mmap_done */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, __u32);
+} mmap_window SEC(".maps") __weak;
+
+/* per tid: the address a driver's vm_insert_page(s) call maps (kextrace.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, struct kex_insert_site);
+} insert_sites SEC(".maps") __weak;
+
+/* the last order-0 mm_page_alloc of a tid inside its kex mmap window */
+struct pending_alloc {
+	__u64 ts;
+	__u64 pfn;
+	__u32 cpu;
+	__u32 order;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, struct pending_alloc);
+} pending_allocs SEC(".maps") __weak;
+
+/* entry state a kretprobe needs: which page, where its PTE lives */
+struct pte_call {
+	__u64 page;
+	__u64 pte;	/* pte_t * */
+	__u64 addr;
+	__u64 pfn;
+};
+
+/* --- helpers ---------------------------------------------------------------- */
+
+struct kex_event_stack {
+	struct kex_event ev;
+	__u64 stack[KEX_STACK_DEPTH];
+};
+
+static const __u32 one = 1;
+
+static __always_inline struct kex_probe_stats *stats(__u32 probe)
+{
+	return bpf_map_lookup_elem(&probe_stats, &probe);
+}
+
+static __always_inline void count_hit(__u32 probe)
+{
+	struct kex_probe_stats *s = stats(probe);
+
+	if (s)
+		s->hits++;
+}
+
+static __always_inline void count_match(__u32 probe)
+{
+	struct kex_probe_stats *s = stats(probe);
+
+	if (s)
+		s->matched++;
+}
+
+static __always_inline void count_loss(__u32 type)
+{
+	__u32 slot = type < KEX_LOSS_SLOTS ? type : 0;
+	__u64 *n = bpf_map_lookup_elem(&losses, &slot);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void count_tracking(__u32 slot)
+{
+	__u64 *n;
+
+	if (slot >= KEX_TRACK_SLOTS)
+		return;
+	n = bpf_map_lookup_elem(&tracking, &slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* bpf_map_update_elem whose failure is counted under slot */
+static __always_inline long track_update(void *map, const void *key,
+					 const void *val, __u32 slot)
+{
+	long err = bpf_map_update_elem(map, key, val, BPF_ANY);
+
+	if (err)
+		count_tracking(slot);
+	return err;
+}
+
+static __always_inline bool ret_is_fexit(__u32 probe)
+{
+	return fexit_probes & KEX_FEXIT(probe);
+}
+
+static __always_inline void count_produced(__u32 type)
+{
+	__u32 slot = type < KEX_LOSS_SLOTS ? type : 0;
+	__u64 *n = bpf_map_lookup_elem(&produced, &slot);
+
+	if (n)
+		(*n)++;
+}
+
+static __always_inline void fill(struct kex_event *e, __u32 type, __u32 probe)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	e->ts = bpf_ktime_get_ns();
+	e->type = type;
+	e->cpu = bpf_get_smp_processor_id();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->pfn = KEX_NO_PFN;
+	e->addr = 0;
+	e->arg0 = 0;
+	e->arg1 = 0;
+	e->ret = 0;
+	e->refcount = KEX_NO_COUNT;
+	e->mapcount = KEX_NO_COUNT;
+	e->probe = probe;
+	e->stack_len = 0;
+}
+
+/* a plain record */
+static __always_inline struct kex_event *reserve(__u32 type, __u32 probe)
+{
+	struct kex_event *e;
+
+	count_produced(type);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_loss(type);
+		return NULL;
+	}
+	fill(e, type, probe);
+	return e;
+}
+
+/*
+ * A record with room for a kernel stack. The reserved size must be a
+ * constant, so it is always KEX_EVENT_SIZE(KEX_STACK_DEPTH); stack_len says
+ * how much of the tail is used.
+ */
+static __always_inline struct kex_event *reserve_stack(void *ctx, __u32 type,
+						       __u32 probe)
+{
+	struct kex_event_stack *r;
+	long n;
+
+	if (!capture_stacks)
+		return reserve(type, probe);
+	count_produced(type);
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_loss(type);
+		return NULL;
+	}
+	fill(&r->ev, type, probe);
+	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack), 0);
+	r->ev.stack_len = n > 0 ? n / sizeof(__u64) : 0;
+	return &r->ev;
+}
+
+static __always_inline void submit(struct kex_event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	struct kex_probe_stats *s = stats(e->probe);
+
+	if (s)
+		s->emitted++;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline bool current_traced(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	return bpf_map_lookup_elem(&traced, &tgid) != NULL;
+}
+
+/* kex's tracepoints: the traced tree, or every process with trace_all */
+static __always_inline bool kex_traced(void)
+{
+	return trace_all || current_traced();
+}
+
+static __always_inline __u32 current_tid(void)
+{
+	return (__u32)bpf_get_current_pid_tgid();
+}
+
+/* the page's reference and map counts, as the kernel sees them right now */
+static __always_inline void page_counts(struct kex_event *e, __u64 page)
+{
+	struct page *pg = (struct page *)page;
+
+	if (!page)
+		return;
+	e->refcount = BPF_CORE_READ(pg, _refcount.counter);
+	if (bpf_core_field_exists(pg->_mapcount))
+		e->mapcount = BPF_CORE_READ(pg, _mapcount.counter) + 1;
+}
+
+/*
+ * page_to_pfn for pages that are not in the kex maps (SPARSEMEM_VMEMMAP):
+ * (page - vmemmap_base) / sizeof(struct page). vmemmap_base is randomized
+ * under KASLR: without its address the pfn is unknown (KEX_NO_PFN, counted),
+ * never computed from a guessed base.
+ */
+static __always_inline __u64 page_to_pfn(__u64 page)
+{
+	__u64 base = 0, size = bpf_core_type_size(struct page);
+
+	if (!vmemmap_base_addr || !size ||
+	    bpf_probe_read_kernel(&base, sizeof(base),
+				  (void *)vmemmap_base_addr) ||
+	    !base || page < base) {
+		count_tracking(KEX_TRACK_PFN_UNKNOWN);
+		return KEX_NO_PFN;
+	}
+	return (page - base) / size;
+}
+
+/*
+ * Argument n (1-based) of a kprobed function. Read through
+ * bpf_probe_read_kernel: clang folds a switch over direct ctx loads into one
+ * load at a computed ctx offset, which the verifier rejects.
+ */
+static __always_inline __u64 kprobe_arg(struct pt_regs *ctx, __u8 n)
+{
+	switch (n) {
+	case 1: return PT_REGS_PARM1_CORE(ctx);
+	case 2: return PT_REGS_PARM2_CORE(ctx);
+	case 3: return PT_REGS_PARM3_CORE(ctx);
+	case 4: return PT_REGS_PARM4_CORE(ctx);
+	case 5: return PT_REGS_PARM5_CORE(ctx);
+	case 6: return BPF_CORE_READ(ctx, r9);
+	default: return 0;
+	}
+}
+
+static __always_inline struct kex_page_info *kex_page(__u64 page)
+{
+	return bpf_map_lookup_elem(&pages, &page);
+}
+
+static __always_inline __u64 read_pte(__u64 pte)
+{
+	__u64 val = 0;
+
+	if (pte)
+		bpf_probe_read_kernel(&val, sizeof(val), (void *)pte);
+	return val;
+}
+
+#endif /* KEXTRACE_BPF_H */

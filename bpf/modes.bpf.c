@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+/* modes.bpf.c - the batch and pfn modes' kernel calls: vm_insert_pages, remap_pfn_range */
+#include "kextrace.bpf.h"
+
+/* remap_pfn_range entry per tid, for its return (mode pfn) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, struct pte_call);
+} remap_calls SEC(".maps");
+
+/*
+ * vm_insert_pages(vma, addr, pages, num): mode batch maps many pages per
+ * call; reported for kex's own mmap only (the tid's kex mmap window); for
+ * another driver's, where its pages go is remembered for their inserts.
+ */
+SEC("kprobe/vm_insert_pages")
+int kprobe__vm_insert_pages(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	__u64 num = 0, nump = PT_REGS_PARM4_CORE(ctx);
+	struct kex_event *e;
+
+	count_hit(KEX_P_VM_INSERT_PAGES);
+	if (!bpf_map_lookup_elem(&mmap_window, &tid)) {
+		/* another driver's batch: where its inserts go (insert_uaddr) */
+		struct kex_insert_site site = {};
+
+		if (!driver_pages || insert_addr_arg || !kex_traced())
+			return 0;
+		site.vma = PT_REGS_PARM1_CORE(ctx);
+		site.addr = PT_REGS_PARM2_CORE(ctx);
+		track_update(&insert_sites, &tid, &site, KEX_TRACK_INSERT_SITES);
+		return 0;
+	}
+	count_match(KEX_P_VM_INSERT_PAGES);
+	if (nump)
+		bpf_probe_read_kernel(&num, sizeof(num), (void *)nump);
+	e = reserve(KEX_EV_VM_INSERT_PAGES, KEX_P_VM_INSERT_PAGES);
+	if (!e)
+		return 0;
+	e->addr = PT_REGS_PARM2_CORE(ctx);
+	e->arg0 = num;
+	submit(e);
+	return 0;
+}
+
+/*
+ * remap_pfn_range(vma, addr, pfn, size, prot) of a kex page (mode pfn): the
+ * mapping takes no reference and adds no rmap, its PTEs are special
+ * (_PAGE_SPECIAL), so the zap will not see the page at all.
+ */
+SEC("kprobe/remap_pfn_range")
+int kprobe__remap_pfn(struct pt_regs *ctx)
+{
+	__u64 pfn = PT_REGS_PARM3_CORE(ctx);
+	struct kex_pfn_info *fi;
+	struct pte_call call = {};
+	struct kex_event *e;
+	__u32 tid = current_tid();
+
+	count_hit(KEX_P_REMAP_PFN);
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi)
+		return 0;
+	count_match(KEX_P_REMAP_PFN);
+	call.page = fi->page;
+	call.pfn = pfn;
+	call.addr = PT_REGS_PARM2_CORE(ctx);
+	if (!ret_is_fexit(KEX_P_REMAP_PFN_RET))
+		track_update(&remap_calls, &tid, &call, KEX_TRACK_REMAP_CALLS);
+	e = reserve_stack(ctx, KEX_EV_REMAP_PFN, KEX_P_REMAP_PFN);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->addr = call.addr;
+	e->arg0 = PT_REGS_PARM4_CORE(ctx);
+	e->arg1 = fi->index;
+	page_counts(e, fi->page);
+	submit(e);
+	return 0;
+}
+
+static __always_inline void remap_return(__u64 page, __u64 pfn, __u64 addr,
+					 long ret)
+{
+	struct kex_event *e = reserve(KEX_EV_REMAP_PFN_RET, KEX_P_REMAP_PFN_RET);
+
+	if (!e)
+		return;
+	e->pfn = pfn;
+	e->addr = addr;
+	e->ret = ret;
+	page_counts(e, page);
+	submit(e);
+}
+
+SEC("kretprobe/remap_pfn_range")
+int kretprobe__remap_pfn(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	struct pte_call *call;
+
+	count_hit(KEX_P_REMAP_PFN_RET);
+	call = bpf_map_lookup_elem(&remap_calls, &tid);
+	if (!call)
+		return 0;
+	count_match(KEX_P_REMAP_PFN_RET);
+	remap_return(call->page, call->pfn, call->addr, (long)PT_REGS_RC(ctx));
+	bpf_map_delete_elem(&remap_calls, &tid);
+	return 0;
+}
+
+SEC("fexit/remap_pfn_range")
+int fexit__remap_pfn(void *ctx)
+{
+	__u64 pfn = 0, addr = 0, ret = 0;
+	struct kex_pfn_info *fi;
+
+	count_hit(KEX_P_REMAP_PFN_RET);
+	bpf_get_func_arg(ctx, 2, &pfn);
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi)
+		return 0;
+	count_match(KEX_P_REMAP_PFN_RET);
+	bpf_get_func_arg(ctx, 1, &addr);
+	bpf_get_func_ret(ctx, &ret);
+	remap_return(fi->page, pfn, addr, (int)ret);
+	return 0;
+}

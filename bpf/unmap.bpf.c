@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/* unmap.bpf.c - the unmap paths: munmap (unmap_region and successors), exit_mmap */
+#include "kextrace.bpf.h"
+
+/* tid -> 1 while inside an emitted unmap / exit_mmap entry */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, __u32);
+} in_unmap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, __u32);
+} in_exit_mmap SEC(".maps");
+
+/* a traced process's munmap; exit_mmap calls unmap_vmas too: that one is
+ * reported as exit */
+static __always_inline bool unmap_wanted(__u32 tid)
+{
+	if (!current_traced())
+		return false;
+	return !(unmap_mode == KEX_UNMAP_VMAS &&
+		 bpf_map_lookup_elem(&in_exit_mmap, &tid));
+}
+
+SEC("kprobe/unmap_region")
+int kprobe__unmap(struct pt_regs *ctx)
+{
+	__u64 start = 0, end = 0;
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_UNMAP);
+	if (!unmap_wanted(tid))
+		return 0;
+	count_match(KEX_P_UNMAP);
+	if (unmap_mode == KEX_UNMAP_REGION_61) {
+		/* 7 arguments: end is the first one on the stack */
+		start = ctx->r9;	/* PARM6 */
+		bpf_probe_read_kernel(&end, sizeof(end),
+				      (void *)(PT_REGS_SP(ctx) + 8));
+	} else if (unmap_mode == KEX_UNMAP_VMS) {
+		struct vma_munmap_struct *vms = (void *)PT_REGS_PARM1(ctx);
+
+		start = BPF_CORE_READ(vms, start);
+		end = BPF_CORE_READ(vms, end);
+	} else {
+		start = PT_REGS_PARM4(ctx);
+		end = PT_REGS_PARM5(ctx);
+	}
+	if (!ret_is_fexit(KEX_P_UNMAP_RET))
+		track_update(&in_unmap, &tid, &one, KEX_TRACK_IN_UNMAP);
+	e = reserve(KEX_EV_UNMAP_REGION, KEX_P_UNMAP);
+	if (!e)
+		return 0;
+	e->addr = start;
+	e->arg0 = end;
+	submit(e);
+	return 0;
+}
+
+SEC("kretprobe/unmap_region")
+int kretprobe__unmap(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_UNMAP_RET);
+	if (!bpf_map_lookup_elem(&in_unmap, &tid))
+		return 0;
+	count_match(KEX_P_UNMAP_RET);
+	bpf_map_delete_elem(&in_unmap, &tid);
+	e = reserve(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
+	if (e)
+		submit(e);
+	return 0;
+}
+
+/* the entry's filter again: no state needed */
+SEC("fexit/unmap_region")
+int fexit__unmap(void *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_UNMAP_RET);
+	if (!unmap_wanted(tid))
+		return 0;
+	count_match(KEX_P_UNMAP_RET);
+	e = reserve(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
+	if (e)
+		submit(e);
+	return 0;
+}
+
+SEC("kprobe/exit_mmap")
+int kprobe__exit_mmap(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_EXIT_MMAP);
+	if (!current_traced())
+		return 0;
+	count_match(KEX_P_EXIT_MMAP);
+	/* also the unmap_vmas filter (KEX_UNMAP_VMAS), whatever the return is */
+	track_update(&in_exit_mmap, &tid, &one, KEX_TRACK_IN_EXIT_MMAP);
+	e = reserve(KEX_EV_EXIT_MMAP, KEX_P_EXIT_MMAP);
+	if (e)
+		submit(e);
+	return 0;
+}
+
+SEC("kretprobe/exit_mmap")
+int kretprobe__exit_mmap(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_EXIT_MMAP_RET);
+	if (!bpf_map_lookup_elem(&in_exit_mmap, &tid))
+		return 0;
+	count_match(KEX_P_EXIT_MMAP_RET);
+	bpf_map_delete_elem(&in_exit_mmap, &tid);
+	e = reserve(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
+	if (e)
+		submit(e);
+	return 0;
+}
+
+SEC("fexit/exit_mmap")
+int fexit__exit_mmap(void *ctx)
+{
+	__u32 tid = current_tid();
+	struct kex_event *e;
+
+	count_hit(KEX_P_EXIT_MMAP_RET);
+	if (!current_traced())
+		return 0;
+	count_match(KEX_P_EXIT_MMAP_RET);
+	bpf_map_delete_elem(&in_exit_mmap, &tid);
+	e = reserve(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
+	if (e)
+		submit(e);
+	return 0;
+}
