@@ -115,8 +115,11 @@ Ksyms Ksyms::parse(std::string_view text) {
         if (k.syms_[i].module.empty())
             k.by_base_[split_clone_name(k.syms_[i].name).base].push_back(i);
     }
-    for (std::size_t i = 0; i < k.others_.size(); i++)
+    for (std::size_t i = 0; i < k.others_.size(); i++) {
         k.other_by_name_.emplace(k.others_[i].name, i);
+        if (k.others_[i].addr)
+            k.other_by_addr_.emplace(k.others_[i].addr, i);
+    }
     return k;
 }
 
@@ -150,6 +153,11 @@ std::vector<const Ksym*> Ksyms::find_function(std::string_view base) const {
 std::string Ksyms::symbolize(uint64_t addr) const {
     if (syms_.empty() || hidden_)
         return {};
+    if (auto d = other_by_addr_.find(addr); d != other_by_addr_.end()) {
+        const Ksym& s = others_[d->second];
+        return s.module.empty() ? fmt::format("{}+0x0", s.name)
+                                : fmt::format("{}+0x0 [{}]", s.name, s.module);
+    }
     auto it = std::upper_bound(syms_.begin(), syms_.end(), addr,
                                [](uint64_t a, const Ksym& s) { return a < s.addr; });
     if (it == syms_.begin())

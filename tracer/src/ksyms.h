@@ -50,7 +50,9 @@ class Ksyms {
     // Text symbols of vmlinux whose name is `base` or `base` plus clone
     // suffixes, exact name first, then in address order.
     std::vector<const Ksym*> find_function(std::string_view base) const;
-    // "func+0x1a [module]"; "" when addr precedes every text symbol.
+    // "func+0x1a [module]"; "" when addr precedes every text symbol. A data
+    // symbol's exact address (a file_operations, a vm_operations_struct)
+    // gives "name+0x0 [module]" too.
     std::string symbolize(uint64_t addr) const;
 
   private:
@@ -59,6 +61,7 @@ class Ksyms {
     std::unordered_map<std::string, std::vector<std::size_t>> by_base_;
     std::vector<Ksym> others_; // non-text symbols (data), looked up by name only
     std::unordered_map<std::string, std::size_t> other_by_name_;
+    std::unordered_map<uint64_t, std::size_t> other_by_addr_; // first symbol at each address
     bool hidden_ = false;
 };
 

@@ -149,6 +149,7 @@ int run(const Options& opt) {
     lopts.kprobe_mode =
         (opt.kprobe_mode == "perf" || !tracefs_kprobes) ? KprobeMode::perf : KprobeMode::tracefs;
     lopts.fault_all_pages = opt.fault_all_pages;
+    lopts.driver_pages = !opt.kex_only;
     lopts.stacks = opt.stacks;
     lopts.trace_all = opt.all;
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
@@ -207,13 +208,11 @@ int run(const Options& opt) {
     uint64_t decode_errors = 0;
     std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records per type, for ring_accounting
     auto st = loader->open_ring_buffer([&](std::span<const std::byte> rec) {
-        // Stack records are reserved at full depth: only stack_len entries count.
+        rec = trim_record(rec);
         if (rec.size() >= sizeof(kex_event)) {
-            kex_event hdr;
-            std::memcpy(&hdr, rec.data(), sizeof(hdr));
-            ++received[hdr.type < KEX_LOSS_SLOTS ? hdr.type : 0];
-            if (hdr.stack_len <= KEX_STACK_DEPTH && rec.size() > KEX_EVENT_SIZE(hdr.stack_len))
-                rec = rec.first(KEX_EVENT_SIZE(hdr.stack_len));
+            uint32_t type;
+            std::memcpy(&type, rec.data() + offsetof(kex_event, type), sizeof(type));
+            ++received[type < KEX_LOSS_SLOTS ? type : 0];
         }
         std::string why;
         if (auto ev = decode_event(rec, &why)) {

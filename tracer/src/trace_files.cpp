@@ -125,6 +125,10 @@ void JsonlWriter::add(const Event& ev) {
     ++events_;
     for (uint64_t a : ev.stack)
         addrs_.insert(a);
+    if (ev.vma)
+        for (uint64_t a : {ev.vma->f_op, ev.vma->mmap, ev.vma->vm_ops})
+            if (a)
+                addrs_.insert(a);
     if (buf_.size() >= (1u << 20))
         flush_buffer();
 }

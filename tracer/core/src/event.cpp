@@ -1,7 +1,9 @@
 // Events: the record contract of bpf/events.h, typed; and PTE decoding.
 #include <kextrace/core.h>
 
+#include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 
 namespace kextrace {
@@ -50,6 +52,8 @@ constexpr TypeName kTypeNames[] = {
     {KEX_EV_VM_INSERT_PAGES, "vm_insert_pages"},
     {KEX_EV_REMAP_PFN, "remap_pfn"},
     {KEX_EV_REMAP_PFN_RET, "remap_pfn_ret"},
+    {KEX_EV_DRIVER_VMA, "driver_vma"},
+    {KEX_EV_DRIVER_PAGE, "driver_page"},
 };
 
 // type value -> index into kTypeNames + 1 (0 = unknown); built at compile time.
@@ -75,8 +79,9 @@ std::string_view event_type_name(uint32_t type) {
 
 namespace {
 constexpr std::array<std::string_view, KEX_TRACK_COUNT> kTrackNames = {
-    "traced",        "pages",      "pfns",     "mmap_window",  "pending_allocs", "insert_calls",
-    "set_pte_calls", "mmap_calls", "in_unmap", "in_exit_mmap", "remap_calls",    "pfn_unknown",
+    "traced",       "pages",         "pfns",        "mmap_window",  "pending_allocs",
+    "insert_calls", "set_pte_calls", "mmap_calls",  "in_unmap",     "in_exit_mmap",
+    "remap_calls",  "pfn_unknown",   "driver_vmas", "insert_sites",
 };
 static_assert(KEX_TRACK_COUNT <= KEX_TRACK_SLOTS);
 } // namespace
@@ -113,12 +118,13 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
     if (raw.stack_len > KEX_STACK_DEPTH)
         return fail("stack_len " + std::to_string(raw.stack_len) + " > " +
                     std::to_string(KEX_STACK_DEPTH));
-    if (rec.size() != KEX_EVENT_SIZE(raw.stack_len))
-        return fail("record of " + std::to_string(rec.size()) + " bytes, stack_len " +
-                    std::to_string(raw.stack_len) + " needs " +
-                    std::to_string(KEX_EVENT_SIZE(raw.stack_len)));
     if (!is_known_event_type(raw.type))
         return fail("unknown event type " + std::to_string(raw.type));
+    const std::size_t payload = KEX_PAYLOAD_SIZE(raw.type);
+    if (rec.size() != KEX_RECORD_SIZE(raw.type, raw.stack_len))
+        return fail("record of " + std::to_string(rec.size()) + " bytes, stack_len " +
+                    std::to_string(raw.stack_len) + " needs " +
+                    std::to_string(KEX_RECORD_SIZE(raw.type, raw.stack_len)));
 
     Event ev;
     ev.ts = raw.ts;
@@ -134,12 +140,55 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
     ev.refcount = raw.refcount;
     ev.mapcount = raw.mapcount;
     ev.probe = raw.probe;
+    if (raw.type == KEX_EV_DRIVER_VMA) {
+        kex_vma_info vi;
+        std::memcpy(&vi, rec.data() + sizeof(kex_event), sizeof(vi));
+        auto v = std::make_shared<VmaInfo>();
+        v->vma = vi.vma;
+        v->f_op = vi.f_op;
+        v->mmap = vi.mmap;
+        v->vm_ops = vi.vm_ops;
+        v->ino = vi.ino;
+        v->magic = vi.magic;
+        v->rdev = vi.rdev;
+        v->flags = vi.flags;
+        for (uint32_t i = 0; i < std::min<uint32_t>(vi.parts, KEX_NAME_PARTS); i++)
+            v->name.emplace_back(vi.name[i], strnlen(vi.name[i], KEX_NAME_LEN));
+        ev.vma = std::move(v);
+    }
     if (raw.stack_len) {
         ev.stack.resize(raw.stack_len);
-        std::memcpy(ev.stack.data(), rec.data() + sizeof(kex_event),
+        std::memcpy(ev.stack.data(), rec.data() + sizeof(kex_event) + payload,
                     raw.stack_len * sizeof(uint64_t));
     }
     return ev;
+}
+
+std::span<const std::byte> trim_record(std::span<const std::byte> sample) {
+    if (sample.size() < sizeof(kex_event))
+        return sample;
+    uint32_t type, len;
+    std::memcpy(&type, sample.data() + offsetof(kex_event, type), sizeof(type));
+    std::memcpy(&len, sample.data() + offsetof(kex_event, stack_len), sizeof(len));
+    if (len <= KEX_STACK_DEPTH && sample.size() > KEX_RECORD_SIZE(type, len))
+        return sample.first(KEX_RECORD_SIZE(type, len));
+    return sample;
+}
+
+std::string vma_file_name(const VmaInfo& v) {
+    if (!v.f_op)
+        return "";
+    const std::string first = v.name.empty() ? std::string() : v.name.front();
+    if (v.magic == kSockfsMagic)
+        return "socket:[" + std::to_string(v.ino) + "]";
+    if (v.magic == kAnonInodeFsMagic)
+        return "anon_inode:" + first;
+    std::string path;
+    for (auto it = v.name.rbegin(); it != v.name.rend(); ++it)
+        path += "/" + *it;
+    if (!(v.flags & KEX_VMA_NAME_ROOT))
+        path = "..." + path;
+    return path.empty() ? "/" : path;
 }
 
 std::vector<std::byte> encode_event(const Event& ev) {
@@ -159,10 +208,30 @@ std::vector<std::byte> encode_event(const Event& ev) {
     raw.mapcount = ev.mapcount;
     raw.probe = ev.probe;
     raw.stack_len = static_cast<uint32_t>(n);
-    std::vector<std::byte> out(KEX_EVENT_SIZE(n));
+    const std::size_t payload = KEX_PAYLOAD_SIZE(ev.type);
+    std::vector<std::byte> out(KEX_RECORD_SIZE(ev.type, n));
     std::memcpy(out.data(), &raw, sizeof(raw));
+    if (payload) {
+        kex_vma_info vi{};
+        if (ev.vma) {
+            vi.vma = ev.vma->vma;
+            vi.f_op = ev.vma->f_op;
+            vi.mmap = ev.vma->mmap;
+            vi.vm_ops = ev.vma->vm_ops;
+            vi.ino = ev.vma->ino;
+            vi.magic = ev.vma->magic;
+            vi.rdev = ev.vma->rdev;
+            vi.flags = ev.vma->flags;
+            vi.parts =
+                static_cast<uint32_t>(std::min<std::size_t>(ev.vma->name.size(), KEX_NAME_PARTS));
+            for (uint32_t i = 0; i < vi.parts; i++)
+                std::memcpy(vi.name[i], ev.vma->name[i].data(),
+                            std::min<std::size_t>(ev.vma->name[i].size(), KEX_NAME_LEN - 1));
+        }
+        std::memcpy(out.data() + sizeof(raw), &vi, sizeof(vi));
+    }
     if (n)
-        std::memcpy(out.data() + sizeof(raw), ev.stack.data(), n * sizeof(uint64_t));
+        std::memcpy(out.data() + sizeof(raw) + payload, ev.stack.data(), n * sizeof(uint64_t));
     return out;
 }
 

@@ -129,6 +129,9 @@ std::vector<int32_t> expected_refcount_trail(Policy p, MapMode m) {
     // pfn: 1 alloc, the mapping takes none, 0 at kex's free (close).
     if (m == MapMode::pfn)
         return {1, 0};
+    // another driver: its own references are its business (none expected)
+    if (m == MapMode::driver)
+        return {};
     // fault: 1 alloc, 2 with the get_page handed to the core, 1 at the zap, 0 at close.
     return expected_refcount_trail(p);
 }
@@ -143,6 +146,8 @@ std::string_view map_mode_name(MapMode m) {
         return "fault";
     case MapMode::pfn:
         return "pfn";
+    case MapMode::driver:
+        return "driver";
     case MapMode::unknown:
         break;
     }
@@ -155,6 +160,8 @@ uint16_t mode_expected(MapMode m) {
         return kMsDefaultExpected & static_cast<uint16_t>(~kMsKexInsert);
     case MapMode::pfn:
         return kMsKexAlloc | kMsKexInsert | kMsKexFree | kMsPageFree;
+    case MapMode::driver: // allocated before the trace, no kex tracepoints
+        return kMsInsert | kMsRmapAdd | kMsPteSet | kMsZap | kMsPageFree;
     default:
         return kMsDefaultExpected;
     }

@@ -6,6 +6,7 @@
 
 #include "format.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <memory>
@@ -190,7 +191,31 @@ void append_jsonl_event(std::string& o, const Event& ev) {
             o.push_back(',');
         put_hex(o, ev.stack[i]);
     }
-    o.append("]}");
+    o.push_back(']');
+    if (ev.vma) {
+        const VmaInfo& v = *ev.vma;
+        json name = v.name;
+        o.append(",\"vma\":{\"vma\":");
+        put_hex(o, v.vma);
+        o.append(",\"f_op\":");
+        put_hex(o, v.f_op);
+        o.append(",\"mmap\":");
+        put_hex(o, v.mmap);
+        o.append(",\"vm_ops\":");
+        put_hex(o, v.vm_ops);
+        o.append(",\"ino\":");
+        put_u64(o, v.ino);
+        o.append(",\"magic\":");
+        put_u64(o, v.magic);
+        o.append(",\"rdev\":");
+        put_u64(o, v.rdev);
+        o.append(",\"flags\":");
+        put_u64(o, v.flags);
+        o.append(",\"name\":");
+        o.append(name.dump());
+        o.push_back('}');
+    }
+    o.push_back('}');
 }
 
 std::string jsonl_event_line(const Event& ev) {
@@ -238,6 +263,33 @@ std::optional<Event> parse_jsonl_event(std::string_view line, std::string* why) 
                 }
                 ev.stack.push_back(*h);
             }
+        }
+    }
+    if (const json* vj = j->contains("vma") ? f.get("vma") : nullptr; vj && f.ok()) {
+        if (!vj->is_object()) {
+            f.fail("\"vma\" is not an object");
+        } else {
+            Fields g(*vj);
+            auto v = std::make_shared<VmaInfo>();
+            v->vma = g.hex("vma");
+            v->f_op = g.hex("f_op");
+            v->mmap = g.hex("mmap");
+            v->vm_ops = g.hex("vm_ops");
+            v->ino = g.integer<uint64_t>("ino");
+            v->magic = g.integer<uint32_t>("magic");
+            v->rdev = g.integer<uint32_t>("rdev");
+            v->flags = g.integer<uint32_t>("flags");
+            const json* n = g.get("name");
+            if (n && n->is_array() && n->size() <= KEX_NAME_PARTS &&
+                std::all_of(n->begin(), n->end(), [](const json& x) { return x.is_string(); }))
+                v->name = n->get<std::vector<std::string>>();
+            else
+                g.fail("\"vma\".\"name\" is not an array of at most " +
+                       std::to_string(KEX_NAME_PARTS) + " strings");
+            if (g.ok())
+                ev.vma = std::move(v);
+            else
+                f.fail("vma: " + g.error());
         }
     }
     if (!f.ok()) {

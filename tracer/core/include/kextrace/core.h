@@ -46,7 +46,29 @@ inline constexpr uint64_t kPageSize = 4096;
 // ---------------------------------------------------------------------------
 // Events
 
-// A decoded record: struct kex_event field for field, plus its kernel stack.
+// The payload of a KEX_EV_DRIVER_VMA record (struct kex_vma_info), decoded:
+// what names a driver's mapping and its owner.
+struct VmaInfo {
+    uint64_t vma = 0;    // struct vm_area_struct *
+    uint64_t f_op = 0;   // the file's file_operations, 0 = no file
+    uint64_t mmap = 0;   // the mmap handler (a socket's proto_ops->mmap, else f_op->mmap)
+    uint64_t vm_ops = 0; // vma->vm_ops at the first insert (often set after it)
+    uint64_t ino = 0;
+    uint32_t magic = 0; // the file system's s_magic
+    uint32_t rdev = 0;  // a device node's number (new_encode_dev), 0 otherwise
+    uint32_t flags = 0; // KEX_VMA_NAME_*
+    std::vector<std::string> name; // path components, innermost first
+    bool operator==(const VmaInfo&) const = default;
+};
+// The file as /proc/PID/maps names it: "/dev/kex", "socket:[1234]",
+// "anon_inode:bpf-map"; a path the walk did not finish starts with ".../";
+// "" without a file.
+std::string vma_file_name(const VmaInfo& v);
+inline constexpr uint32_t kSockfsMagic = 0x534F434B;
+inline constexpr uint32_t kAnonInodeFsMagic = 0x09041934;
+
+// A decoded record: struct kex_event field for field, plus its kernel stack
+// and, for KEX_EV_DRIVER_VMA, its payload.
 struct Event {
     uint64_t ts = 0;   // CLOCK_MONOTONIC ns
     uint32_t type = 0; // enum kex_event_type
@@ -62,6 +84,7 @@ struct Event {
     int32_t mapcount = KEX_NO_COUNT;
     uint32_t probe = 0;
     std::vector<uint64_t> stack; // kernel return addresses, innermost first
+    std::shared_ptr<const VmaInfo> vma; // KEX_EV_DRIVER_VMA only
 };
 
 // True for the values of enum kex_event_type.
@@ -77,10 +100,15 @@ std::optional<uint32_t> track_slot_from_name(std::string_view name);
 std::optional<uint32_t> event_type_from_name(std::string_view name);
 
 // Decodes one ring-buffer record. Checks: rec.size() >= sizeof(kex_event),
-// stack_len <= KEX_STACK_DEPTH, rec.size() == KEX_EVENT_SIZE(stack_len), known
-// type. Pure; any byte sequence is safe (no alignment requirement). On failure
+// stack_len <= KEX_STACK_DEPTH, rec.size() == KEX_RECORD_SIZE(type, stack_len),
+// known type. Pure; any byte sequence is safe (no alignment requirement). On failure
 // returns nullopt and, if why != nullptr, a one-line reason.
 std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* why = nullptr);
+
+// The bytes of a ring-buffer sample that belong to its record: samples are
+// reserved at full stack depth, only stack_len entries count. Unchanged when
+// the sample is too short to say.
+std::span<const std::byte> trim_record(std::span<const std::byte> sample);
 
 // The record decode_event accepts for ev (stack truncated to KEX_STACK_DEPTH).
 // For tests, replay and fuzzing.
@@ -108,9 +136,10 @@ std::string pte_flags(uint64_t pte);
 enum class Policy : uint8_t { drop = 0, keep = 1, unknown = 255 };
 std::string_view policy_name(Policy p); // "drop", "keep", "unknown"
 
-// How kex mapped the pages (enum kex_map_mode; kex:kex_mmap_mode, else inferred).
-enum class MapMode : uint8_t { insert = 0, batch = 1, fault = 2, pfn = 3, unknown = 255 };
-std::string_view map_mode_name(MapMode m); // "insert", "batch", "fault", "pfn", "unknown"
+// How kex mapped the pages (enum kex_map_mode; kex:kex_mmap_mode, else inferred);
+// driver: another driver inserted them (KEX_EV_DRIVER_PAGE), its own policy unknown.
+enum class MapMode : uint8_t { insert = 0, batch = 1, fault = 2, pfn = 3, driver = 4, unknown = 255 };
+std::string_view map_mode_name(MapMode m); // "insert", "batch", "fault", "pfn", "driver", "unknown"
 
 // One thing that happened to a page, in time order. 32 bytes.
 enum class StepKind : uint8_t {
@@ -231,6 +260,8 @@ struct PageLife {
     uint32_t kex_fault_flags = 0;          // the first one's KEX_FAULT_* flags
     uint64_t remap_ts = 0;                 // remap_pfn_range of it (mode pfn), 0 = not seen
     int64_t remap_ret = 0;                 // its return value
+    bool alloc_before_trace = false;       // another driver's page: the life starts at its
+                                           // insert (KEX_EV_DRIVER_PAGE), its allocation unseen
 
     uint16_t seen = 0;         // Milestone mask
     uint16_t expected = 0;     // Milestone mask for this page's policy / outcome
@@ -250,7 +281,8 @@ std::vector<int32_t> expected_refcount_trail(Policy p);
 // ... and in a mapping mode: pfn {1, 0} (the mapping takes no reference).
 std::vector<int32_t> expected_refcount_trail(Policy p, MapMode m);
 
-// One kex mmap (kex:kex_mmap .. kex:kex_mmap_done), and what became of it.
+// One kex mmap (kex:kex_mmap .. kex:kex_mmap_done), or another driver's VMA,
+// and what became of it.
 struct Mapping {
     uint32_t tgid = 0;
     uint32_t tid = 0;
@@ -271,6 +303,12 @@ struct Mapping {
     uint32_t vm_insert_pages = 0; // vm_insert_pages calls seen by the kprobe
     uint32_t remap_pfn_calls = 0; // remap_pfn_range calls of its pages (mode pfn)
     uint32_t faults = 0;          // kex:kex_fault on it (mode fault)
+    // Another driver's VMA (KEX_EV_DRIVER_VMA), not a kex mmap: vm_start /
+    // vm_end / tgid / tid / ts as above, policy unknown, mode driver.
+    bool driver = false;
+    uint64_t vm_flags = 0;
+    std::shared_ptr<const VmaInfo> vma; // its file and its owner's pointers
+    uint32_t stack_id = 0;              // the call chain that inserted its first page
 };
 
 // One rig phase (KEX_EV_RIG_PHASE begin/end pair) of one process.

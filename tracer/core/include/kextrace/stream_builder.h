@@ -1,7 +1,7 @@
 // kextrace/stream_builder.h - synthetic event streams for tests (header only).
 //
 // Every helper appends one Event at ts += step, as the BPF side would emit it
-// (field use as in bpf/events.h and bpf/kextrace.bpf.c). story() appends the
+// (field use as in bpf/events.h and bpf/*.bpf.c). story() appends the
 // whole life of a kex mapping: the rig's phases, kex's mmap, per page the
 // alloc/insert path, the write phase, munmap with its zap and frees.
 //

@@ -1,0 +1,34 @@
+// kextrace/owner.h - who owns a driver's mapping: the module (or built-in
+// subsystem) that implements its mmap, named from kernel symbols.
+//
+// Input: the KEX_EV_DRIVER_VMA payload (file, f_op, the mmap handler, vm_ops)
+// and the call chain that inserted its first page; a Symbolizer turns the
+// pointers into "name+0xoff [module]". Pure: tests pass a table.
+#pragma once
+
+#include <kextrace/core.h>
+#include <kextrace/output.h>
+
+#include <span>
+#include <string>
+
+namespace kextrace {
+
+struct DriverOwner {
+    std::string name;    // "af_packet" (a module), or a built-in's name ("bpf_map", "perf")
+    bool module = false; // name is a loadable module's
+    std::string handler; // the mmap handler: "packet_mmap"
+    std::string f_op;    // the file's file_operations: "socket_file_ops"
+    std::string vm_ops;  // vma->vm_ops at the first insert: "" when not set yet
+    std::string caller;  // the first frame of the inserting chain outside the core insert
+                         // path: "packet_mmap+0x1a4 [af_packet]"
+    std::string file;    // "socket:[1234]", "/dev/kex", "anon_inode:bpf-map"
+};
+
+// "name+0x1a [mod]" -> {"name", "mod"}; "" parts when absent.
+std::pair<std::string, std::string> split_symbol(std::string_view sym);
+
+DriverOwner driver_owner(const VmaInfo& vma, std::span<const uint64_t> stack,
+                         const Symbolizer& symbolize);
+
+} // namespace kextrace

@@ -1,0 +1,83 @@
+// owner.cpp - see kextrace/owner.h.
+#include <kextrace/owner.h>
+
+#include <array>
+
+namespace kextrace {
+
+namespace {
+
+// Functions of the kernel's own insert path, between the driver and the
+// PTE: the owner is whoever called them.
+bool core_insert_path(std::string_view fn) {
+    constexpr std::array<std::string_view, 8> prefixes = {
+        "insert_page",   "vm_insert_page", "__vm_insert",      "vmf_insert",
+        "remap_vmalloc", "validate_page",  "__get_locked_pte", "vm_map_pages",
+    };
+    for (std::string_view p : prefixes)
+        if (fn.starts_with(p))
+            return true;
+    return false;
+}
+
+std::string strip_suffix(std::string s, std::initializer_list<std::string_view> suffixes) {
+    for (std::string_view x : suffixes)
+        if (s.size() > x.size() && s.ends_with(x))
+            return s.substr(0, s.size() - x.size());
+    return s;
+}
+
+} // namespace
+
+std::pair<std::string, std::string> split_symbol(std::string_view sym) {
+    std::string mod;
+    if (auto b = sym.find(" ["); b != std::string_view::npos && sym.ends_with(']')) {
+        mod = std::string(sym.substr(b + 2, sym.size() - b - 3));
+        sym = sym.substr(0, b);
+    }
+    if (auto plus = sym.find('+'); plus != std::string_view::npos)
+        sym = sym.substr(0, plus);
+    return {std::string(sym), mod};
+}
+
+DriverOwner driver_owner(const VmaInfo& v, std::span<const uint64_t> stack,
+                         const Symbolizer& symbolize) {
+    auto sym = [&](uint64_t a) {
+        return a && symbolize ? split_symbol(symbolize(a)) : std::pair<std::string, std::string>{};
+    };
+    DriverOwner o;
+    o.file = vma_file_name(v);
+    auto [handler, handler_mod] = sym(v.mmap);
+    auto [fop, fop_mod] = sym(v.f_op);
+    auto [vmops, vmops_mod] = sym(v.vm_ops);
+    o.handler = handler;
+    o.f_op = fop;
+    o.vm_ops = vmops;
+    std::string caller_mod;
+    for (uint64_t a : stack) {
+        std::string s = symbolize ? symbolize(a) : std::string();
+        auto [fn, mod] = split_symbol(s);
+        if (fn.empty() || core_insert_path(fn))
+            continue;
+        o.caller = s;
+        caller_mod = mod;
+        break;
+    }
+    for (const std::string* m : {&handler_mod, &caller_mod, &fop_mod, &vmops_mod})
+        if (!m->empty()) {
+            o.name = *m;
+            o.module = true;
+            return o;
+        }
+    // Built in: name it after its file operations ("bpf_map_fops" ->
+    // "bpf_map"), or a socket's handler ("unix_mmap" -> "unix").
+    if (!fop.empty() && v.magic != kSockfsMagic)
+        o.name = strip_suffix(fop, {"_fops", "_file_operations", "_file_ops", "_ops"});
+    else if (!handler.empty())
+        o.name = strip_suffix(handler, {"_mmap"});
+    else if (!o.caller.empty())
+        o.name = split_symbol(o.caller).first;
+    return o;
+}
+
+} // namespace kextrace
