@@ -162,7 +162,7 @@ static __always_inline struct kex_page_info *adopt_page(struct pt_regs *ctx,
 	struct kex_event *e;
 	__u64 addr, start;
 
-	if (!driver_pages || !page || !kex_traced())
+	if (!page || !driver_traced())
 		return NULL;
 	pi.pfn = page_to_pfn(page);
 	if (pi.pfn == KEX_NO_PFN)
@@ -242,7 +242,7 @@ int kprobe__vm_insert_page(struct pt_regs *ctx)
 
 	count_hit(KEX_P_VM_INSERT_PAGE);
 	site.page = PT_REGS_PARM3_CORE(ctx);
-	if (!driver_pages || kex_page(site.page) || !kex_traced())
+	if (kex_page(site.page) || !driver_traced())
 		return 0;
 	count_match(KEX_P_VM_INSERT_PAGE);
 	site.vma = PT_REGS_PARM1_CORE(ctx);

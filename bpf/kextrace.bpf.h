@@ -73,6 +73,8 @@ const volatile bool driver_pages __weak = true;
  * entries remember it per tid (insert_sites)
  */
 const volatile __u8 insert_addr_arg __weak = 0;
+/* kextrace's own tgid: its ring buffer's pages are not a driver's to follow */
+const volatile __u32 tracer_tgid __weak = 0;
 /* kex's own tracepoints for every process, not only the traced tree (--all) */
 const volatile bool trace_all __weak = false;
 /*
@@ -351,6 +353,13 @@ static __always_inline bool current_traced(void)
 static __always_inline bool kex_traced(void)
 {
 	return trace_all || current_traced();
+}
+
+/* follow another driver's pages inserted into the current process */
+static __always_inline bool driver_traced(void)
+{
+	return driver_pages && kex_traced() &&
+	       bpf_get_current_pid_tgid() >> 32 != tracer_tgid;
 }
 
 static __always_inline __u32 current_tid(void)

@@ -27,7 +27,7 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
 		/* another driver's batch: where its inserts go (insert_uaddr) */
 		struct kex_insert_site site = {};
 
-		if (!driver_pages || insert_addr_arg || !kex_traced())
+		if (insert_addr_arg || !driver_traced())
 			return 0;
 		site.vma = PT_REGS_PARM1_CORE(ctx);
 		site.addr = PT_REGS_PARM2_CORE(ctx);

@@ -149,3 +149,22 @@ TEST(DriverOwnerTest, BuiltInNamedAfterItsFileOperations) {
     EXPECT_EQ(split_symbol("kex_mmap+0x2a6 [kex]"),
               (std::pair<std::string, std::string>{"kex_mmap", "kex"}));
 }
+
+TEST(DriverOwnerTest, BuiltInSocketNamedAsItsModuleWouldBe) {
+    const VmaInfo v = packet_socket();
+    const auto sym = table({{0xffffffff82a00100, "socket_file_ops+0x0"},
+                            {0xffffffffc0400200, "packet_mmap+0x0"},
+                            {0xffffffff81001000, "insert_page_into_pte_locked.constprop.0+0x4"},
+                            {0xffffffffc0400300, "packet_mmap+0x1a4"}});
+    const DriverOwner o =
+        driver_owner(v, std::vector<uint64_t>{0xffffffff81001000, 0xffffffffc0400300}, sym);
+    EXPECT_EQ(o.name, "af_packet");
+    EXPECT_FALSE(o.module);
+    EXPECT_EQ(o.caller, "packet_mmap+0x1a4");
+}
+
+TEST(DriverVma, FlagsNamedAsTheKernelDefinesThem) {
+    EXPECT_EQ(vm_flags_name(0x1 | 0x2 | 0x8 | 0x10000000 | 0x4000000), "rw-s mixedmap dontdump");
+    EXPECT_EQ(vm_flags_name(0x1), "r--p");
+    EXPECT_EQ(vm_flags_name(0x1 | 0x4 | 0x400 | 0x4000), "r-xp pfnmap io");
+}

@@ -158,7 +158,7 @@ TEST(OutputText, StacksAreSymbolized) {
 
 TEST(OutputText, EmptyReportRenders) {
     const std::string t = text(Report{});
-    EXPECT_TRUE(contains(t, "pages: no kex page seen")) << t;
+    EXPECT_TRUE(contains(t, "pages: no page seen (no kex page")) << t;
     EXPECT_TRUE(contains(t, "(no rig phase markers)"));
     EXPECT_TRUE(contains(t, "summary: 0 page lives"));
 }

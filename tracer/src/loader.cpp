@@ -312,6 +312,7 @@ Status Loader::configure(const ProbePlan& plan) {
     ro->insert_page_arg = c.insert_page_arg;
     ro->insert_addr_arg = c.insert_addr_arg;
     ro->driver_pages = opts_.driver_pages;
+    ro->tracer_tgid = static_cast<uint32_t>(::getpid());
     ro->rmap_add_page_arg = c.rmap_add_page_arg;
     ro->rmap_remove_page_arg = c.rmap_remove_page_arg;
     ro->dirty_page_arg = c.dirty_page_arg;

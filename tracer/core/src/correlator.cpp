@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -98,6 +99,8 @@ struct Rec {
     uint32_t stack_id; // 0 = none
 };
 static_assert(sizeof(Rec) == 80);
+// KEX_EV_DRIVER_VMA keeps its payload (VmaInfo) beside the buffer: its Rec's
+// ret (always 0 in the record) holds 1 + its index in State::vma_infos.
 
 // A user fault at an address of a kex mapping with no page there yet (mode
 // fault: the fault comes before the .fault handler allocates the page).
@@ -210,7 +213,8 @@ struct Correlator::State {
     FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
     std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
 
-    FlatMap<uint64_t, uint32_t> stack_ids; // content hash -> Report::stacks
+    FlatMap<uint64_t, uint32_t> stack_ids;                 // content hash -> Report::stacks
+    std::vector<std::shared_ptr<const VmaInfo>> vma_infos; // see Rec
 
     // --- input -------------------------------------------------------------
 
@@ -218,6 +222,10 @@ struct Correlator::State {
         ++r.events;
         Rec ev{e.ts,  e.pfn, e.addr, e.arg0,     e.arg1,     e.ret,   e.type,
                e.cpu, e.pid, e.tid,  e.refcount, e.mapcount, e.probe, intern_stack(e.stack)};
+        if (e.type == KEX_EV_DRIVER_VMA && e.vma) {
+            vma_infos.push_back(std::move(e.vma));
+            ev.ret = static_cast<int64_t>(vma_infos.size());
+        }
         if (opts.reorder_window_ns && processed_any && ev.ts < watermark) {
             // The window already passed it: process now, marked late.
             ++r.late;
@@ -538,6 +546,14 @@ struct Correlator::State {
             if (traced_pid)
                 on_kex_alloc(ev);
             return traced_pid;
+        case KEX_EV_DRIVER_VMA:
+            if (traced_pid)
+                on_driver_vma(ev);
+            return traced_pid;
+        case KEX_EV_DRIVER_PAGE:
+            if (traced_pid)
+                on_driver_page(ev);
+            return traced_pid;
         case KEX_EV_PAGE_ALLOC:
             if (traced_pid)
                 on_kmem_alloc(ev);
@@ -793,6 +809,63 @@ struct Correlator::State {
         p.seen |= kMsKexAlloc;
         if (!p.alloc_ts)
             p.alloc_ts = ev.ts;
+    }
+
+    // --- another driver's pages ---------------------------------------------
+
+    // A driver VMA, reported with its first followed page. A VMA of the same
+    // process over the same range before it was unmapped meanwhile.
+    void on_driver_vma(const Rec& ev) {
+        for (Mapping& old : r.mappings)
+            if (old.driver && old.tgid == ev.pid && !old.close_ts && old.vm_start < ev.arg0 &&
+                ev.addr < old.vm_end)
+                old.close_ts = ev.ts;
+        Mapping& m = r.mappings.emplace_back();
+        m.driver = true;
+        m.tgid = ev.pid;
+        m.tid = ev.tid;
+        m.vm_start = ev.addr;
+        m.vm_end = ev.arg0;
+        m.vm_flags = ev.arg1;
+        m.pages = static_cast<uint32_t>((ev.arg0 - ev.addr) / kPageSize);
+        m.mode = MapMode::driver;
+        m.mode_inferred = false;
+        m.ts = ev.ts;
+        m.stack_id = ev.stack_id;
+        if (ev.ret > 0 && static_cast<std::size_t>(ev.ret) <= vma_infos.size())
+            m.vma = vma_infos[static_cast<std::size_t>(ev.ret) - 1];
+    }
+
+    // A page another driver inserts (BPF adopted it at the insert): its life
+    // starts here; the allocation came before, unseen.
+    void on_driver_page(Rec& ev) {
+        if (auto old = open_by_pfn.find(ev.pfn); old != open_by_pfn.end()) {
+            const uint32_t prev = old->second;
+            anomaly(ev.ts, static_cast<int32_t>(prev),
+                    page_name(prev) + ": inserted by a driver again before its free was seen");
+            close_life(prev);
+        }
+        pending_to_other(ev.pfn);
+        const uint32_t life = open_life(ev.pfn, ev.pid, ev.tid);
+        for (std::size_t i = r.mappings.size(); i-- > 0;) {
+            Mapping& m = r.mappings[i];
+            if (m.driver && m.tgid == ev.pid && m.vm_start == ev.arg0 && !m.close_ts) {
+                PageLife& p = r.pages[life];
+                if (p.mapping >= 0)
+                    --r.mappings[static_cast<std::size_t>(p.mapping)].lives;
+                p.mapping = static_cast<int32_t>(i);
+                ++m.lives;
+                break;
+            }
+        }
+        PageLife& p = r.pages[life];
+        p.mode = MapMode::driver;
+        p.policy = Policy::unknown;
+        p.alloc_before_trace = true;
+        p.alloc_ts = ev.ts;
+        if (ev.addr >= ev.arg0 && ev.addr)
+            p.index = static_cast<uint32_t>((ev.addr - ev.arg0) / kPageSize);
+        set_uaddr(life, ev.addr);
     }
 
     // --- page events -------------------------------------------------------
@@ -1161,6 +1234,10 @@ struct Correlator::State {
             p.expected &= static_cast<uint16_t>(~(kMsInsert | kMsRmapAdd | kMsPteSet | kMsZap));
         if (never_inserted)
             p.expected &= static_cast<uint16_t>(~kMsKexInsert);
+        // Another driver's page still held when the trace ended: its free is
+        // the driver's business, later (at close, at unload), not a lost event.
+        if (p.mode == MapMode::driver && p.open_at_end)
+            p.expected &= static_cast<uint16_t>(~kMsPageFree);
         p.missing = p.expected & static_cast<uint16_t>(~p.seen);
         p.missing_lost = 0;
         // a failed map update (traced, pages, pfns...) can hide any event of any page
@@ -1223,7 +1300,8 @@ struct Correlator::State {
             const auto want = expected_refcount_trail(p.policy, p.mode);
             // a fault page handed out again (refault) goes 1->2->1 once more
             const bool refaulted = p.mode == MapMode::fault && p.kex_faults > 1;
-            if (!got.empty() && got != want && !refaulted) {
+            // (another driver: its own references, no trail to expect)
+            if (!got.empty() && !want.empty() && got != want && !refaulted) {
                 auto fmt = [](const std::vector<int32_t>& t) {
                     std::string s;
                     for (std::size_t k = 0; k < t.size(); ++k)

@@ -191,6 +191,22 @@ std::string vma_file_name(const VmaInfo& v) {
     return path.empty() ? "/" : path;
 }
 
+std::string vm_flags_name(uint64_t f) {
+    // include/linux/mm.h: VM_READ 1, VM_WRITE 2, VM_EXEC 4, VM_SHARED 8, VM_PFNMAP
+    // 0x400, VM_IO 0x4000, VM_DONTEXPAND 0x40000, VM_DONTDUMP 0x4000000, VM_MIXEDMAP
+    // 0x10000000 (the same on 6.1 .. 7.2)
+    std::string s = {f & 1 ? 'r' : '-', f & 2 ? 'w' : '-', f & 4 ? 'x' : '-', f & 8 ? 's' : 'p'};
+    constexpr std::pair<uint64_t, const char*> kinds[] = {{0x10000000, "mixedmap"},
+                                                          {0x400, "pfnmap"},
+                                                          {0x4000, "io"},
+                                                          {0x40000, "dontexpand"},
+                                                          {0x4000000, "dontdump"}};
+    for (const auto& [bit, name] : kinds)
+        if (f & bit)
+            s += std::string(" ") + name;
+    return s;
+}
+
 std::vector<std::byte> encode_event(const Event& ev) {
     const std::size_t n = std::min<std::size_t>(ev.stack.size(), KEX_STACK_DEPTH);
     kex_event raw{};

@@ -5,6 +5,7 @@
 // (report_json.cpp), which streams the same bytes. A field added here must be
 // added there too, at its sorted key position (output_report_json_test checks).
 #include <kextrace/output.h>
+#include <kextrace/owner.h>
 
 #include "format.h"
 
@@ -144,6 +145,7 @@ json page_json(const PageLife& p, std::size_t life) {
         {"free",
          {{"ts", p.free_ts ? json(p.free_ts) : json(nullptr)}, {"batched", p.free_batched}}},
         {"open_at_end", p.open_at_end},
+        {"alloc_before_trace", p.alloc_before_trace},
         {"complete", p.complete()},
         {"seen", detail::milestone_tokens(p.seen)},
         {"expected", detail::milestone_tokens(p.expected)},
@@ -184,7 +186,7 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
                           {"counts", type_counts32(ph.counts)}});
 
     json mappings = json::array();
-    for (const Mapping& m : r.mappings)
+    for (const Mapping& m : r.mappings) {
         mappings.push_back({{"tgid", m.tgid},
                             {"tid", m.tid},
                             {"vm_start", hex(m.vm_start)},
@@ -203,7 +205,11 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
                             {"mapped", m.mapped},
                             {"lives", m.lives},
                             {"other_allocations", m.other_allocations},
-                            {"close_ts", m.close_ts ? json(m.close_ts) : json(nullptr)}});
+                            {"close_ts", m.close_ts ? json(m.close_ts) : json(nullptr)},
+                            {"driver", m.driver}});
+        if (m.driver)
+            mappings.back()["owner"] = owner_json(r, m, symbolize);
+    }
 
     json pages = json::array();
     for (std::size_t i = 0; i < r.pages.size(); ++i)

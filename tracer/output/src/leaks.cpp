@@ -162,7 +162,7 @@ void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
             counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", l.counts[v],
                                   verdict_name(verdict));
     }
-    out << fmt::format("leaks: {} ({} page lives; {})\n", counts.empty() ? "no kex page" : counts,
+    out << fmt::format("leaks: {} ({} page lives; {})\n", counts.empty() ? "no page" : counts,
                        l.pages.size(),
                        l.device_closed ? "the device was closed" : "the device may still be open");
     if (l.events_lost)

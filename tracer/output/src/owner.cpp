@@ -1,6 +1,8 @@
 // owner.cpp - see kextrace/owner.h.
 #include <kextrace/owner.h>
 
+#include "format.h"
+
 #include <array>
 
 namespace kextrace {
@@ -71,13 +73,42 @@ DriverOwner driver_owner(const VmaInfo& v, std::span<const uint64_t> stack,
         }
     // Built in: name it after its file operations ("bpf_map_fops" ->
     // "bpf_map"), or a socket's handler ("unix_mmap" -> "unix").
+    // A socket family is named as its module would be ("packet_mmap" ->
+    // "af_packet", the name of net/packet/af_packet.c built as a module).
     if (!fop.empty() && v.magic != kSockfsMagic)
         o.name = strip_suffix(fop, {"_fops", "_file_operations", "_file_ops", "_ops"});
+    else if (!handler.empty() && v.magic == kSockfsMagic)
+        o.name = "af_" + strip_suffix(handler, {"_mmap"});
     else if (!handler.empty())
         o.name = strip_suffix(handler, {"_mmap"});
     else if (!o.caller.empty())
         o.name = split_symbol(o.caller).first;
     return o;
+}
+
+DriverOwner mapping_owner(const Report& r, const Mapping& m, const Symbolizer& symbolize) {
+    if (!m.vma) {
+        DriverOwner o;
+        o.name = "?";
+        return o;
+    }
+    return driver_owner(*m.vma, r.stack(m.stack_id), symbolize);
+}
+
+nlohmann::json owner_json(const Report& r, const Mapping& m, const Symbolizer& symbolize) {
+    using nlohmann::json;
+    const DriverOwner o = mapping_owner(r, m, symbolize);
+    auto str = [](const std::string& v) { return v.empty() ? json(nullptr) : json(v); };
+    return {{"name", o.name},
+            {"module", o.module},
+            {"file", str(o.file)},
+            {"mmap", str(o.handler)},
+            {"f_op", str(o.f_op)},
+            {"vm_ops", str(o.vm_ops)},
+            {"inserted_by", str(o.caller)},
+            {"vm_flags", detail::hex(m.vm_flags)},
+            {"flags", vm_flags_name(m.vm_flags)},
+            {"stack", m.stack_id ? json(m.stack_id) : json(nullptr)}};
 }
 
 } // namespace kextrace

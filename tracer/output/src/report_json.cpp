@@ -9,6 +9,7 @@
 // Members are written in sorted key order by hand: a key added to to_json
 // must be added here at its sorted place (the test fails otherwise).
 #include <kextrace/output.h>
+#include <kextrace/owner.h>
 
 #include "format.h"
 #include "json_buffer.h"
@@ -218,6 +219,7 @@ void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     const std::vector<int32_t> rtrail = refcount_trail(p);
     tally.add(p, rtrail);
     w.begin_object();
+    w.key("alloc_before_trace").boolean(p.alloc_before_trace);
     w.key("alloc_ts").u64(p.alloc_ts);
     w.key("anomalies").u64(p.anomalies);
     w.key("complete").boolean(p.complete());
@@ -353,7 +355,7 @@ void write_phases(Pretty& w, const Report& r) {
     w.end_array();
 }
 
-void write_mappings(Pretty& w, const Report& r) {
+void write_mappings(Pretty& w, const Report& r, const Symbolizer& symbolize) {
     w.begin_array();
     for (const Mapping& m : r.mappings) {
         w.elem().begin_object();
@@ -362,12 +364,17 @@ void write_mappings(Pretty& w, const Report& r) {
         ts_or_null(w, m.close_ts);
         w.key("done_ts");
         ts_or_null(w, m.done_ts);
+        w.key("driver").boolean(m.driver);
         w.key("faults").u64(m.faults);
         w.key("lives").u64(m.lives);
         w.key("mapped").u64(m.mapped);
         w.key("mode").str(map_mode_name(m.mode));
         w.key("mode_inferred").boolean(m.mode_inferred);
         w.key("other_allocations").u64(m.other_allocations);
+        if (m.driver) {
+            w.key("owner");
+            w.value(owner_json(r, m, symbolize));
+        }
         w.key("pages").u64(m.pages);
         w.key("policy").str(policy_name(m.policy));
         w.key("remap_pfn_calls").u64(m.remap_pfn_calls);
@@ -488,7 +495,7 @@ uint64_t write_report_json(std::ostream& out, const Report& r, const RunInfo& ru
     section("anomalies_dropped", [&] { w.u64(r.anomalies_dropped); });
     section("counts", [&] { type_counts(w, r.counts); });
     section("losses", [&] { write_losses(w, r); });
-    section("mappings", [&] { write_mappings(w, r); });
+    section("mappings", [&] { write_mappings(w, r, symbolize); });
     section("pages", [&] {
         w.begin_array();
         for (std::size_t i = 0; i < r.pages.size(); ++i)

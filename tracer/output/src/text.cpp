@@ -36,6 +36,7 @@
 //        orphan events 0; other allocations 1; filtered events 0
 // clang-format on
 #include <kextrace/output.h>
+#include <kextrace/owner.h>
 
 #include "format.h"
 
@@ -167,9 +168,15 @@ void render_phases(const Report& r, std::ostream& out) {
     }
 }
 
+bool any_driver_mapping(const Report& r) {
+    return std::any_of(r.mappings.begin(), r.mappings.end(),
+                       [](const Mapping& m) { return m.driver; });
+}
+
 void render_mappings(const Report& r, std::ostream& out) {
     out << "kex mappings\n";
-    if (r.mappings.empty()) {
+    if (std::all_of(r.mappings.begin(), r.mappings.end(),
+                    [](const Mapping& m) { return m.driver; })) {
         out << "  (no kex_mmap seen)\n";
         return;
     }
@@ -177,6 +184,8 @@ void render_mappings(const Report& r, std::ostream& out) {
         << cell("mode", 7) << ' ' << cell("result", 17) << ' ' << rcell("lives", 6) << ' '
         << rcell("other allocs", 12) << ' ' << "closed\n";
     for (const Mapping& m : r.mappings) {
+        if (m.driver)
+            continue;
         const std::string result =
             !m.done_ts ? "not done"
                        : (m.ret == 0 ? fmt::format("ok, {} mapped", m.mapped)
@@ -190,6 +199,35 @@ void render_mappings(const Report& r, std::ostream& out) {
             << rcell(std::to_string(m.other_allocations), 12) << ' '
             << (m.close_ts ? delta(r.first_ts, m.close_ts) : "-") << '\n';
     }
+}
+
+// Other drivers' mappings (KEX_EV_DRIVER_VMA): range, file, owner.
+void render_driver_mappings(const Report& r, const Symbolizer& symbolize, std::ostream& out) {
+    out << "driver mappings (another driver's pages, followed from their first insert)\n";
+    out << "  " << cell("range", 29) << ' ' << rcell("pages", 6) << ' ' << rcell("lives", 6) << ' '
+        << cell("flags", 22) << ' ' << cell("owner", 12) << ' ' << "file\n";
+    for (const Mapping& m : r.mappings) {
+        if (!m.driver)
+            continue;
+        const DriverOwner o = mapping_owner(r, m, symbolize);
+        out << "  " << cell(hex(m.vm_start) + "-" + hex(m.vm_end), 29) << ' '
+            << rcell(std::to_string(m.pages), 6) << ' ' << rcell(std::to_string(m.lives), 6) << ' '
+            << cell(vm_flags_name(m.vm_flags), 22) << ' '
+            << cell(o.name + (o.module ? "" : "*"), 12) << ' '
+            << (o.file.empty() ? "(no file)" : o.file) << '\n';
+        std::string via;
+        auto add = [&](std::string_view what, const std::string& v) {
+            if (!v.empty())
+                via += fmt::format("{}{} {}", via.empty() ? "" : ", ", what, v);
+        };
+        add("mmap", o.handler);
+        add("f_op", o.f_op);
+        add("vm_ops", o.vm_ops);
+        add("inserted by", o.caller);
+        if (!via.empty())
+            out << "    " << via << '\n';
+    }
+    out << "  (* built into the kernel: named after its mmap handler or file operations)\n";
 }
 
 std::string index_cell(const PageLife& p) {
@@ -215,8 +253,9 @@ void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::ostream
     const Step* rm = find_step(p, StepKind::rmap_add);
     const std::string_view fw = first_write_name(p.first_write); // error code: in JSON
     out << "  " << rcell(index_cell(p), iw) << ' ' << cell(hex(p.pfn), 9) << ' '
-        << cell(p.uaddr ? hex(p.uaddr) : "-", 14) << ' ' << cell(delta(r.first_ts, p.alloc_ts), 7)
-        << ' ' << cell(ins, 10) << ' ' << cell(rm ? delta(p.alloc_ts, rm->ts) : "-", 7) << ' '
+        << cell(p.uaddr ? hex(p.uaddr) : "-", 14) << ' '
+        << cell(p.alloc_before_trace ? "unseen" : delta(r.first_ts, p.alloc_ts), 7) << ' '
+        << cell(ins, 10) << ' ' << cell(rm ? delta(p.alloc_ts, rm->ts) : "-", 7) << ' '
         << cell(p.pte ? hex(p.pte) : "-", 18) << ' ' << cell(p.pte ? pte_flags(p.pte) : "-", 13)
         << ' ' << fw << '\n';
 }
@@ -305,7 +344,8 @@ std::string modes(const Report& r) {
 
 void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
     if (r.pages.empty()) {
-        out << "pages: no kex page seen\n";
+        out << "pages: no page seen (no kex page, and no other driver inserted a page into a "
+               "traced process)\n";
         return;
     }
     const auto shown = rows_to_show(r, o);
@@ -317,6 +357,10 @@ void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
         << cell("alloc@", 7) << ' ' << cell("insert", 10) << ' ' << cell("rmap", 7) << ' '
         << cell("PTE", 18) << ' ' << cell("bits", 13) << ' ' << "write\n";
     rows(shown, r.pages.size(), out, [&](std::size_t i) { insert_row(r, r.pages[i], iw, out); });
+    if (std::any_of(r.pages.begin(), r.pages.end(),
+                    [](const PageLife& p) { return p.alloc_before_trace; }))
+        out << "  alloc@ unseen: a driver's page allocated before its first insert, not traced; "
+               "its life starts at the insert (other times since the insert)\n";
     out << "pages, unmap side (times since alloc)\n";
     out << "  " << rcell("#", iw) << ' ' << cell("kex free", 20) << ' ' << cell("zap", 20) << ' '
         << cell("free", 15) << ' ' << cell("refcount", 9) << ' ' << cell("mapcount", 9) << ' '
@@ -461,6 +505,10 @@ void render_text(const Report& r, const RunInfo& run, std::ostream& out,
     out << '\n';
     render_mappings(r, out);
     out << '\n';
+    if (any_driver_mapping(r)) {
+        render_driver_mappings(r, symbolize, out);
+        out << '\n';
+    }
     render_pages(r, opts, out);
     const bool compact = !opts.full && r.pages.size() > opts.compact_threshold;
     if (compact) {

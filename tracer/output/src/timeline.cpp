@@ -2,6 +2,7 @@
 // (docs/timeline.md). Events are collected per track, sorted (ts, longest
 // first), checked for nesting, then written straight to the stream; only one
 // track's events are held at a time.
+#include <kextrace/owner.h>
 #include <kextrace/timeline.h>
 
 #include "format.h"
@@ -381,6 +382,10 @@ class Exporter {
                 const Mapping& m = r_.mappings[i];
                 if (m.tgid != pid || (m.tid ? m.tid : m.tgid) != tid)
                     continue;
+                if (m.driver) {
+                    driver_vma(i, m);
+                    continue;
+                }
                 const uint64_t dur = m.done_ts > m.ts ? m.done_ts - m.ts : 0;
                 Ev& e = add(m.ts, dur, 'X', "kex_mmap", "kex");
                 Args a(track_.arena);
@@ -407,6 +412,26 @@ class Exporter {
                     anomaly(an);
             flush_track(false);
         }
+    }
+
+    // Another driver's VMA: an instant at its first insert, with its owner.
+    void driver_vma(std::size_t i, const Mapping& m) {
+        const DriverOwner o = mapping_owner(r_, m, sym_);
+        Ev& e = add(m.ts, 0, 'i', "driver_vma", "driver");
+        Args a(track_.arena);
+        a.u("mapping", i)
+            .hex("vm_start", m.vm_start)
+            .hex("vm_end", m.vm_end)
+            .u("pages", m.pages)
+            .u("lives", m.lives)
+            .text("owner", o.name)
+            .b("module", o.module)
+            .text("file", o.file)
+            .text("mmap", o.handler)
+            .text("f_op", o.f_op)
+            .text("inserted_by", o.caller)
+            .text("flags", vm_flags_name(m.vm_flags));
+        a.end(e);
     }
 
     void anomaly(const Anomaly& an) {

@@ -54,9 +54,9 @@ struct VmaInfo {
     uint64_t mmap = 0;   // the mmap handler (a socket's proto_ops->mmap, else f_op->mmap)
     uint64_t vm_ops = 0; // vma->vm_ops at the first insert (often set after it)
     uint64_t ino = 0;
-    uint32_t magic = 0; // the file system's s_magic
-    uint32_t rdev = 0;  // a device node's number (new_encode_dev), 0 otherwise
-    uint32_t flags = 0; // KEX_VMA_NAME_*
+    uint32_t magic = 0;            // the file system's s_magic
+    uint32_t rdev = 0;             // a device node's number (new_encode_dev), 0 otherwise
+    uint32_t flags = 0;            // KEX_VMA_NAME_*
     std::vector<std::string> name; // path components, innermost first
     bool operator==(const VmaInfo&) const = default;
 };
@@ -64,6 +64,10 @@ struct VmaInfo {
 // "anon_inode:bpf-map"; a path the walk did not finish starts with ".../";
 // "" without a file.
 std::string vma_file_name(const VmaInfo& v);
+// vm_flags as /proc/PID/smaps's VmFlags would hint them: "rw-s" then the
+// mapping kinds that matter here ("mixedmap", "pfnmap", "io", "dontexpand",
+// "dontdump"), space-separated.
+std::string vm_flags_name(uint64_t vm_flags);
 inline constexpr uint32_t kSockfsMagic = 0x534F434B;
 inline constexpr uint32_t kAnonInodeFsMagic = 0x09041934;
 
@@ -83,7 +87,7 @@ struct Event {
     int32_t refcount = KEX_NO_COUNT;
     int32_t mapcount = KEX_NO_COUNT;
     uint32_t probe = 0;
-    std::vector<uint64_t> stack; // kernel return addresses, innermost first
+    std::vector<uint64_t> stack;        // kernel return addresses, innermost first
     std::shared_ptr<const VmaInfo> vma; // KEX_EV_DRIVER_VMA only
 };
 
@@ -138,7 +142,14 @@ std::string_view policy_name(Policy p); // "drop", "keep", "unknown"
 
 // How kex mapped the pages (enum kex_map_mode; kex:kex_mmap_mode, else inferred);
 // driver: another driver inserted them (KEX_EV_DRIVER_PAGE), its own policy unknown.
-enum class MapMode : uint8_t { insert = 0, batch = 1, fault = 2, pfn = 3, driver = 4, unknown = 255 };
+enum class MapMode : uint8_t {
+    insert = 0,
+    batch = 1,
+    fault = 2,
+    pfn = 3,
+    driver = 4,
+    unknown = 255
+};
 std::string_view map_mode_name(MapMode m); // "insert", "batch", "fault", "pfn", "driver", "unknown"
 
 // One thing that happened to a page, in time order. 32 bytes.

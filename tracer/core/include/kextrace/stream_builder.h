@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace kextrace {
@@ -169,6 +170,45 @@ class StreamBuilder {
         e.addr = start;
         e.arg0 = end;
         return e;
+    }
+    // Another driver's VMA (KEX_EV_DRIVER_VMA), reported with its first page.
+    Event& driver_vma(uint64_t vm_start, uint32_t pages, const VmaInfo& vma) {
+        Event& e = add(KEX_EV_DRIVER_VMA);
+        e.addr = vm_start;
+        e.arg0 = vm_start + pages * kPageSize;
+        e.arg1 = 0xfb | 0x10000000; // rw-s mayread.. mixedmap
+        e.vma = std::make_shared<const VmaInfo>(vma);
+        e.stack = {0xffffffff81001000, 0xffffffffc0400300};
+        return e;
+    }
+    // A page of it adopted at its insert (KEX_EV_DRIVER_PAGE), its counts then.
+    Event& driver_page(uint64_t pfn, uint64_t vm_start, uint64_t uaddr, int32_t ref) {
+        Event& e = page(KEX_EV_DRIVER_PAGE, pfn, 0, ref, 0);
+        e.arg0 = vm_start;
+        e.addr = uaddr;
+        e.arg1 = 0xffffea0000000000 + pfn * 64; // struct page *
+        return e;
+    }
+    // An AF_PACKET-like ring of pages: mapped by the driver's mmap (insert,
+    // rmap, PTE with a reference each), unmapped (zap, the mapping's put),
+    // freed at close (the driver's own reference, no batch).
+    void driver_ring(uint64_t vm_start, uint32_t pages, uint64_t pfn0, const VmaInfo& vma,
+                     bool close = true) {
+        for (uint32_t i = 0; i < pages; ++i) {
+            if (i == 0)
+                driver_vma(vm_start, pages, vma);
+            driver_page(pfn0 + i, vm_start, vm_start + i * kPageSize, 1);
+            insert(pfn0 + i, i);
+            rmap_add(pfn0 + i, i);
+            insert_ret(pfn0 + i, i, pte_for(pfn0 + i));
+        }
+        window(KEX_EV_UNMAP_REGION, vm_start, vm_start + pages * kPageSize);
+        for (uint32_t i = 0; i < pages; ++i)
+            rmap_remove(pfn0 + i, i, 2);
+        window(KEX_EV_UNMAP_REGION_RET);
+        if (close)
+            for (uint32_t i = 0; i < pages; ++i)
+                page_free(pfn0 + i, i);
     }
     Event& fork(uint32_t child) {
         Event& e = add(KEX_EV_PROC_FORK);

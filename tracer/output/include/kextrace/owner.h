@@ -30,5 +30,10 @@ std::pair<std::string, std::string> split_symbol(std::string_view sym);
 
 DriverOwner driver_owner(const VmaInfo& vma, std::span<const uint64_t> stack,
                          const Symbolizer& symbolize);
+// The owner of a driver mapping of a report (Mapping::driver), from its VMA
+// record and the stack of its first insert; name "?" when the VMA record was lost.
+DriverOwner mapping_owner(const Report& r, const Mapping& m, const Symbolizer& symbolize);
+// The "owner" object of a driver mapping in the JSON report (docs/json-schema.md).
+nlohmann::json owner_json(const Report& r, const Mapping& m, const Symbolizer& symbolize);
 
 } // namespace kextrace
