@@ -1,5 +1,6 @@
 // probe_plan.cpp - see probe_plan.h.
 #include "probe_plan.h"
+#include "lines.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -334,12 +335,7 @@ std::string step_mechanism(const ProbePlan& plan, const PlanStep& step, bool tra
 
 std::set<std::string> parse_traceable_functions(std::string_view text) {
     std::set<std::string> out;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::string_view line =
-            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    for (std::string_view line : Lines(text)) {
         if (line.empty() || line.front() == '#')
             continue;
         std::size_t sp = line.find_first_of(" \t");
