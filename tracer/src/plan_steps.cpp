@@ -228,6 +228,14 @@ void plan_tp_step(ProbePlan& plan, const KernelFacts& facts, std::string step,
     plan.steps.push_back(std::move(s));
 }
 
+// A candidate whose layout has the page (or folio) in argument n: sets field.
+auto page_at(uint8_t ProbeConfig::*field, uint8_t n, const char* note = "") {
+    return [field, n, note](ProbeConfig& c, const CloneName&) {
+        c.*field = n;
+        return std::string(note);
+    };
+}
+
 // The page's allocation and kex's own tracepoints.
 void plan_kex_steps(ProbePlan& plan, const KernelFacts& facts) {
     plan_tp_step(plan, facts, "alloc", {KEX_P_MM_PAGE_ALLOC});
@@ -302,26 +310,15 @@ void plan_insert_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& fact
 void plan_rmap_and_pte_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts) {
     // 6.4-6.7: page_add_file_rmap is a wrapper of folio_add_file_rmap_range,
     // which set_pte_range (the fault path) calls directly: probe the folio one.
-    plan_kprobe_step(plan, ks, facts, "rmap add",
-                     {{"page_add_file_rmap",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.rmap_add_page_arg = 1;
-                           return std::string();
-                       },
-                       "folio_add_file_rmap_range",
-                       "a wrapper of folio_add_file_rmap_range, which the fault path calls "
-                       "directly"},
-                      {"folio_add_file_rmap_ptes",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.rmap_add_page_arg = 2;
-                           return std::string("page PARM2");
-                       }},
-                      {"folio_add_file_rmap_range",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.rmap_add_page_arg = 2;
-                           return std::string("page PARM2");
-                       }}},
-                     {KEX_P_RMAP_ADD});
+    plan_kprobe_step(
+        plan, ks, facts, "rmap add",
+        {{"page_add_file_rmap", page_at(&ProbeConfig::rmap_add_page_arg, 1),
+          "folio_add_file_rmap_range",
+          "a wrapper of folio_add_file_rmap_range, which the fault path calls "
+          "directly"},
+         {"folio_add_file_rmap_ptes", page_at(&ProbeConfig::rmap_add_page_arg, 2, "page PARM2")},
+         {"folio_add_file_rmap_range", page_at(&ProbeConfig::rmap_add_page_arg, 2, "page PARM2")}},
+        {KEX_P_RMAP_ADD});
 
     {
         const PlanStep* ins = plan.find("insert");
@@ -359,38 +356,20 @@ void plan_fault_and_zap_steps(ProbePlan& plan, const Ksyms& ks, const KernelFact
                        }}},
                      {KEX_P_SET_PTE, KEX_P_SET_PTE_RET});
 
-    plan_kprobe_step(plan, ks, facts, "zap (rmap remove)",
-                     {{"page_remove_rmap",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.rmap_remove_page_arg = 1;
-                           return std::string();
-                       }},
-                      {"folio_remove_rmap_ptes",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.rmap_remove_page_arg = 2;
-                           return std::string("page PARM2");
-                       }},
-                      {"folio_remove_rmap_range",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.rmap_remove_page_arg = 2;
-                           return std::string("page PARM2");
-                       }}},
-                     {KEX_P_RMAP_REMOVE});
+    plan_kprobe_step(
+        plan, ks, facts, "zap (rmap remove)",
+        {{"page_remove_rmap", page_at(&ProbeConfig::rmap_remove_page_arg, 1)},
+         {"folio_remove_rmap_ptes", page_at(&ProbeConfig::rmap_remove_page_arg, 2, "page PARM2")},
+         {"folio_remove_rmap_range", page_at(&ProbeConfig::rmap_remove_page_arg, 2, "page PARM2")}},
+        {KEX_P_RMAP_REMOVE});
 
-    plan_kprobe_step(plan, ks, facts, "dirty at zap",
-                     {{"set_page_dirty",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.dirty_page_arg = 1;
-                           return std::string();
-                       },
-                       nullptr, nullptr, "page_remove_rmap",
-                       "zap calls folio_mark_dirty directly with the folio rmap API"},
-                      {"folio_mark_dirty",
-                       [](ProbeConfig& c, const CloneName&) {
-                           c.dirty_page_arg = 1;
-                           return std::string("folio PARM1 (== page for order 0)");
-                       }}},
-                     {KEX_P_SET_DIRTY});
+    plan_kprobe_step(
+        plan, ks, facts, "dirty at zap",
+        {{"set_page_dirty", page_at(&ProbeConfig::dirty_page_arg, 1), nullptr, nullptr,
+          "page_remove_rmap", "zap calls folio_mark_dirty directly with the folio rmap API"},
+         {"folio_mark_dirty",
+          page_at(&ProbeConfig::dirty_page_arg, 1, "folio PARM1 (== page for order 0)")}},
+        {KEX_P_SET_DIRTY});
 }
 
 // How a mapping goes: munmap, exit, and the pfn map mode.
