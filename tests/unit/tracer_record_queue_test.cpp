@@ -1,7 +1,7 @@
-// Unit tests of RecordQueue (tracer/src/loader.h), the hand-over between the
+// Unit tests of RecordQueue (tracer/src/record_queue.h), the hand-over between the
 // ring's drain thread and the consumer: order and bytes kept, nothing lost
 // across threads, marks, peaks, the debugging limit. No BPF needed.
-#include "loader.h"
+#include "record_queue.h"
 
 #include <gtest/gtest.h>
 

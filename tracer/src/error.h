@@ -6,6 +6,7 @@
 // exits with its status. Nothing else throws on purpose.
 #pragma once
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -56,5 +57,10 @@ template <class T> class Result {
 // Result<void>
 struct Ok {};
 using Status = Result<Ok>;
+
+// The text of an errno value, of either sign (libbpf returns -errno).
+inline std::string errstr(int err) {
+    return std::strerror(err < 0 ? -err : err);
+}
 
 } // namespace kextrace

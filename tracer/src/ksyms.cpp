@@ -1,5 +1,6 @@
 // ksyms.cpp - see ksyms.h.
 #include "ksyms.h"
+#include "lines.h"
 
 #include <algorithm>
 #include <cctype>
@@ -82,13 +83,7 @@ Result<Ksyms> Ksyms::load(const std::string& path) {
 Ksyms Ksyms::parse(std::string_view text) {
     Ksyms k;
     bool any_nonzero = false;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::string_view line =
-            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-
+    for (std::string_view line : Lines(text)) {
         // "ffffffff81000000 T _text" or "ffffffffc0a01000 t kex_mmap\t[kex]"
         std::istringstream ls{std::string(line)};
         std::string addr_s, type_s, name, mod;

@@ -8,35 +8,34 @@
 // links, tracefs kprobes, skeleton, so a failure at any phase unwinds cleanly.
 //
 // While a session runs, the ring buffer is drained on a thread of its own
-// (start_draining): it only copies raw records into a RecordQueue; drain(),
-// on the thread that calls it, hands them to the sample function (decode,
-// correlate, write). finish_draining() empties the ring and hands over the
-// last records before the losses map is read.
+// (start_draining, ring_drain.h): it only copies raw records into a
+// RecordQueue (record_queue.h); drain(), on the thread that calls it, hands
+// them to the sample function (decode, correlate, write). finish_draining()
+// empties the ring and hands over the last records before the losses map is
+// read. Kprobes go through tracefs kprobe_events (tracefs_kprobe.h) or
+// libbpf's perf kprobe PMU.
 #pragma once
 
 #include "error.h"
 #include "probe_plan.h"
+#include "record_queue.h"
+#include "ring_drain.h"
 #include "tracefs.h"
+#include "tracefs_kprobe.h"
 
 #include <array>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
-#include <stop_token>
 #include <string>
-#include <thread>
 #include <vector>
 
 struct kextrace_bpf;
 struct bpf_link;
-struct ring_buffer;
 
 namespace kextrace {
 
@@ -75,107 +74,9 @@ struct LinkDeleter {
 };
 using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
 
-// A kprobe created through tracefs kprobe_events; removed when destroyed.
-class TracefsKprobe {
-  public:
-    static Result<std::unique_ptr<TracefsKprobe>> create(const Tracefs& tfs, std::string event,
-                                                         const std::string& symbol, bool retprobe);
-    ~TracefsKprobe();
-    TracefsKprobe(const TracefsKprobe&) = delete;
-    TracefsKprobe& operator=(const TracefsKprobe&) = delete;
-    const std::string& event() const { return event_; }
-    int id() const { return id_; }
-    static constexpr const char* kGroup = "kextrace";
-
-  private:
-    TracefsKprobe(const Tracefs& tfs, std::string event, int id)
-        : tfs_(tfs), event_(std::move(event)), id_(id) {}
-    Tracefs tfs_;
-    std::string event_;
-    int id_;
-};
-
-// Removes kprobe_events entries of group kextrace left by dead kextrace processes.
-void remove_stale_kprobes(const Tracefs& tfs);
-
-// Raw ring-buffer records on their way from the drain thread (the one
-// producer) to the thread that decodes them (the one consumer): copied into
-// chunks of bytes (no allocation per record; chunks are recycled), a chunk
-// handed over under a mutex when it is full or a drain pass ends. Records
-// come out in the order they went in. Unbounded unless limit_bytes > 0, a
-// debugging aid: the producer then waits while that many record bytes are
-// queued, so a stalled consumer backs up into the ring again (and the BPF
-// side counts the losses), as when the consumer drained the ring itself.
-class RecordQueue {
-  public:
-    using RecordFn = std::function<void(std::span<const std::byte>)>;
-    struct Stats {
-        uint64_t records = 0;      // copied in, in all
-        uint64_t bytes = 0;        // their bytes
-        uint64_t peak_records = 0; // most records handed over and not yet taken, at once
-        uint64_t peak_bytes = 0;   // most record bytes handed over and not yet taken
-        uint64_t chunks = 0;       // chunks allocated
-        uint64_t limit_waits = 0;  // times the producer waited for the limit
-    };
-    static constexpr std::size_t kChunkBytes = 256 << 10;
-    static constexpr uint64_t kClosed = UINT64_MAX; // consume_until(kClosed): until close()
-
-    explicit RecordQueue(std::size_t limit_bytes = 0, std::size_t chunk_bytes = kChunkBytes);
-    RecordQueue(const RecordQueue&) = delete;
-    RecordQueue& operator=(const RecordQueue&) = delete;
-
-    // Producer (one thread at a time). Copies rec; a full chunk is handed over.
-    // may_wait = false ignores the limit (the consumer is this thread). false:
-    // stop requested while waiting for the limit, or out of memory; rec was not kept.
-    bool push(std::span<const std::byte> rec, std::stop_token stop = {}, bool may_wait = true);
-    // Hands the open chunk over, if it holds records.
-    bool flush(std::stop_token stop = {}, bool may_wait = true);
-    // flush(), then marks m as reached: consume_until(m) returns once it took
-    // every record pushed before.
-    bool mark(uint64_t m, std::stop_token stop = {});
-    // The producer is done: waiting consumers return once the queue is empty.
-    void close();
-    // Undoes close() for a new producer.
-    void reopen();
-    bool closed() const;
-    // 0: unbounded. Set while no producer runs.
-    void set_limit(std::size_t limit_bytes);
-
-    // Consumer (one thread). Waits up to `wait` for a chunk, then hands the
-    // queued records to fn, in order, until none is left or `budget` (0: no
-    // limit) has passed. Returns the records handed.
-    std::size_t consume_for(const RecordFn& fn, std::chrono::milliseconds wait,
-                            std::chrono::milliseconds budget = {});
-    // Hands records to fn until the producer reached mark m (or closed the
-    // queue) and nothing pushed before that is left.
-    std::size_t consume_until(uint64_t m, const RecordFn& fn);
-
-    Stats stats() const;
-
-  private:
-    struct Chunk {
-        std::unique_ptr<std::byte[]> data;
-        std::size_t cap = 0, used = 0; // bytes of data, framing included
-        std::size_t records = 0, payload = 0;
-    };
-    bool hand_over(std::stop_token stop, bool may_wait);
-    std::size_t take_one(std::unique_lock<std::mutex>& lk, const RecordFn& fn);
-
-    std::size_t limit_bytes_;
-    const std::size_t chunk_bytes_;
-    Chunk open_; // the producer's, not under the mutex
-    mutable std::mutex m_;
-    std::condition_variable_any cv_; // data for the consumer, room for the producer
-    std::deque<Chunk> full_;
-    std::vector<Chunk> spare_;
-    uint64_t queued_records_ = 0, queued_bytes_ = 0, mark_ = 0;
-    bool closed_ = false;
-    Stats stats_;
-};
-
 class Loader {
   public:
-    using SampleFn = std::function<int(std::span<const std::byte>)>;
+    using SampleFn = RingDrain::SampleFn;
 
     static Result<std::unique_ptr<Loader>> open(const LoaderOptions& opts);
     ~Loader();
@@ -204,7 +105,7 @@ class Loader {
     // Stops the drain thread without handing anything more over (error and
     // unwinding paths); joined. Idempotent.
     void abandon_draining() noexcept;
-    bool draining() const { return drainer_.joinable(); }
+    bool draining() const { return ring_ && ring_->threaded(); }
     // Hands records to on_sample on this thread. poll_ms > 0: waits up to
     // poll_ms for some, and stops handing over after poll_ms. poll_ms == 0:
     // everything in the ring at the call goes to on_sample before it returns.
@@ -237,10 +138,6 @@ class Loader {
   private:
     explicit Loader(const LoaderOptions& opts) : opts_(opts) {}
     Status attach_one(uint32_t id, const ProbePlan& plan);
-    void drain_loop(std::stop_token stop, std::chrono::milliseconds interval);
-    void wake_drainer() const;
-    void hand_over(std::span<const std::byte> rec);
-    void check_drainer() const;
 
     LoaderOptions opts_;
     struct SkelDeleter {
@@ -250,27 +147,8 @@ class Loader {
     std::vector<std::unique_ptr<TracefsKprobe>> kprobes_;
     std::vector<LinkPtr> links_;
     std::vector<uint32_t> link_probes_; // links_[i] is probe link_probes_[i]'s
-    struct RingBufferDeleter {
-        void operator()(ring_buffer* rb) const;
-    };
-    SampleFn on_sample_;
-    std::unique_ptr<ring_buffer, RingBufferDeleter> rb_;
     std::array<AttachResult, KEX_P_COUNT> results_{};
-
-    // The drain side. The ring callback runs on the drain thread (or in drain()
-    // when there is none) and only copies into queue_.
-    std::unique_ptr<RecordQueue> queue_;
-    struct Fd {
-        int fd = -1;
-        ~Fd();
-    };
-    Fd epoll_fd_, wake_fd_;       // the ring's map fd + wake_fd_ (eventfd)
-    std::stop_token drain_stop_;  // the drain thread's, for the ring callback
-    bool drain_threaded_ = false; // the callback runs on the drain thread
-    std::atomic<uint64_t> sync_requested_{0};
-    std::atomic<bool> finish_requested_{false};
-    std::string drain_error_; // set by the drain thread before it closes queue_
-    std::jthread drainer_;    // last: joined before everything above goes
+    std::unique_ptr<RingDrain> ring_; // last: its thread joined, its ring freed first
 };
 
 } // namespace kextrace

@@ -1,7 +1,8 @@
 // main.cpp - kextrace: options -> checks -> probe plan -> load/attach ->
 // session -> correlator -> text / JSON report. Only wiring lives here; every
-// step is in kextrace_lib. The one fatal error type (FatalError) is caught
-// here; everything else returns errors as values.
+// step is in kextrace_lib. run() reads as the list of phases, each a function
+// below. The one fatal error type (FatalError) is caught here; everything else
+// returns errors as values.
 #include "environment.h"
 #include "events_writer.h"
 #include "ksyms.h"
@@ -11,6 +12,7 @@
 #include "probe_plan.h"
 #include "probe_report.h"
 #include "report_command.h"
+#include "run_stats.h"
 #include "session.h"
 #include "trace_files.h"
 
@@ -77,8 +79,16 @@ std::string join_command(const std::vector<std::string>& argv) {
     return s;
 }
 
-int run(const Options& opt) {
-    ignore_sigpipe(); // write errors are reported, not a silent death with probes attached
+// --- phases before the trace ----------------------------------------------------
+
+// What this machine offers: symbols, tracefs, the kernel's facts for the plan.
+struct Host {
+    Ksyms ksyms;
+    std::optional<Tracefs> tracefs;
+    KernelFacts facts;
+};
+
+Host inspect_host(const Options& opt) {
     if (!opt.plan_only) {
         if (auto st = check_privileges(); !st)
             throw FatalError(st.error().message);
@@ -93,7 +103,10 @@ int run(const Options& opt) {
     if (!tracefs)
         spdlog::warn("no tracefs (/sys/kernel/tracing): tracepoints cannot be checked or attached");
     KernelFacts facts = probe_kernel(tracefs);
+    return Host{std::move(ksyms), std::move(tracefs), std::move(facts)};
+}
 
+ProbePlan make_plan(const Options& opt, const Host& host) {
     // Where the rig's USDT probes live: the command's binary, or the process's.
     PlanOptions popts;
     popts.insert_args = opt.insert_args;
@@ -106,25 +119,30 @@ int run(const Options& opt) {
         if (n > 0)
             popts.usdt_binary.assign(buf, n);
     }
-    ProbePlan plan = plan_probes(ksyms, facts, popts);
+    return plan_probes(host.ksyms, host.facts, popts);
+}
 
-    if (opt.plan_only) {
-        std::cout << fmt::format("kextrace probe plan for {}:\n", facts.release);
-        if (!facts.kprobes)
-            std::cout << fmt::format("kprobe steps are unobservable here: {}\n",
-                                     facts.no_kprobes_reason);
-        print_probe_table(std::cout, probe_statuses(plan, nullptr, std::nullopt));
-        return 0;
-    }
-    if (!opt.command.empty() && resolve_on_path(opt.command.front()).empty()) {
-        fmt::print(stderr, "kextrace: cannot run '{}': command not found\n", opt.command.front());
-        return kExitCannotRun;
-    }
+// --plan
+int print_plan(const KernelFacts& facts, const ProbePlan& plan) {
+    std::cout << fmt::format("kextrace probe plan for {}:\n", facts.release);
+    if (!facts.kprobes)
+        std::cout << fmt::format("kprobe steps are unobservable here: {}\n",
+                                 facts.no_kprobes_reason);
+    print_probe_table(std::cout, probe_statuses(plan, nullptr, std::nullopt));
+    return 0;
+}
 
-    // Output files first: an unwritable one fails before anything is loaded or attached.
+// The streams written while the trace runs (--jsonl, --events).
+struct Streams {
     std::optional<JsonlWriter> jsonl;
+    std::optional<EventsWriter> events;
+};
+
+// Output files first: an unwritable one fails before anything is loaded or attached.
+Streams open_outputs(const Options& opt, const ProbePlan& plan) {
+    Streams out;
     if (!opt.jsonl_path.empty())
-        jsonl.emplace(JsonlWriter::open(opt.jsonl_path).take_or_die("--jsonl"));
+        out.jsonl.emplace(JsonlWriter::open(opt.jsonl_path).take_or_die("--jsonl"));
     // an unwritable --export or --json fails now, not after the trace
     if (!opt.export_path.empty())
         AtomicFile::create(opt.export_path).take_or_die("--export");
@@ -132,15 +150,17 @@ int run(const Options& opt) {
         AtomicFile::create(opt.json_path).take_or_die("--json");
     if (!opt.stats_path.empty())
         AtomicFile::create(opt.stats_path).take_or_die("--stats");
-    std::optional<EventsWriter> events_out;
     if (!opt.events_path.empty())
-        events_out.emplace(EventsWriter::open(opt.events_path).take_or_die());
+        out.events.emplace(EventsWriter::open(opt.events_path).take_or_die());
     if (opt.fault_all_pages && !plan.config.vmemmap_base_addr)
         spdlog::warn("--fault-probe-all-pages: no vmemmap_base address in {}: the pfn of a "
                      "non-kex page cannot be computed (KASLR); such records carry no pfn and "
                      "are counted as 'pfn unknown'",
                      opt.kallsyms);
+    return out;
+}
 
+LoaderOptions loader_options(const Options& opt, const std::optional<Tracefs>& tracefs) {
     LoaderOptions lopts;
     lopts.tracefs = tracefs;
     bool tracefs_kprobes = tracefs && tracefs->kprobe_events_writable();
@@ -155,59 +175,73 @@ int run(const Options& opt) {
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
     lopts.max_pages = opt.max_pages;
     lopts.max_traced = opt.debug_max_traced;
+    return lopts;
+}
 
+std::unique_ptr<Loader> load_bpf(const LoaderOptions& lopts, const ProbePlan& plan) {
     auto loader = Loader::open(lopts).take_or_die();
     if (auto st = loader->configure(plan); !st)
         throw FatalError(st.error().message);
     if (auto st = loader->load(); !st)
         throw FatalError(st.error().message);
+    return loader;
+}
 
-    // The command waits on a pipe until everything is attached.
+// Whom the trace follows: the command (held on a pipe until everything is
+// attached), -p's process tree, or (--all) every process.
+struct Targets {
     std::optional<HeldChild> child;
-    std::vector<uint32_t> roots;
+    std::vector<uint32_t> roots; // seeded into the traced map; none: all
+};
+
+Targets seed_targets(const Options& opt, Loader& loader) {
+    Targets t;
     if (opt.all) {
         // every process: no roots (the correlator then follows all)
         if (!module_loaded("kex"))
             throw FatalError("--all: kex is not loaded (its tracepoints are what --all watches)");
     } else if (!opt.command.empty()) {
-        child.emplace(HeldChild::spawn(opt.command).take_or_die("starting the command"));
-        roots.push_back(child->pid());
+        t.child.emplace(HeldChild::spawn(opt.command).take_or_die("starting the command"));
+        t.roots.push_back(t.child->pid());
     } else {
         if (::kill(*opt.pid, 0) < 0 && errno == ESRCH)
             throw FatalError(fmt::format("no process {}", *opt.pid));
         for (int p : process_tree(*opt.pid))
-            roots.push_back(p);
+            t.roots.push_back(p);
     }
-    for (uint32_t t : roots)
-        if (auto st = loader->trace_tgid(t); !st)
+    for (uint32_t r : t.roots)
+        if (auto st = loader.trace_tgid(r); !st)
             throw FatalError(st.error().message);
+    return t;
+}
 
+// Attaches the plan and says on stderr what is traced and how.
+void attach_probes(const Options& opt, const KernelFacts& facts, const ProbePlan& plan,
+                   Loader& loader) {
     install_stop_handlers();
-    loader->attach(plan);
-    auto startup = probe_statuses(plan, &loader->results(), std::nullopt);
+    loader.attach(plan);
+    auto startup = probe_statuses(plan, &loader.results(), std::nullopt);
     std::cerr << fmt::format("kextrace: {} on {}, kprobes via {}\n",
                              opt.all ? std::string("every process's kex pages (--all)")
                              : opt.command.empty() ? fmt::format("pid {}", *opt.pid)
                                                    : join_command(opt.command),
                              facts.release,
-                             lopts.kprobe_mode == KprobeMode::tracefs ? "tracefs" : "perf");
+                             loader.kprobe_mode() == KprobeMode::tracefs ? "tracefs" : "perf");
     if (!facts.kprobes)
         std::cerr << fmt::format("kextrace: kprobe steps are unobservable here: {}\n",
                                  facts.no_kprobes_reason);
     print_probe_table(std::cerr, startup);
+}
 
-    // Records -> typed events -> the correlator.
-    CorrelatorOptions copts;
-    copts.roots.assign(roots.begin(), roots.end());
-    copts.expected = expected_milestones(plan, &loader->results());
-    // The BPF side emits an mm_page_alloc only once kex_page_alloc claimed
-    // its pfn on the same tid, so the pairing is certain: no time limit
-    // (under qemu TCG the first page's gap alone can exceed the 5 ms default).
-    copts.alloc_attach_ns = 10'000'000'000ull;
-    Correlator correlator(copts);
-    uint64_t decode_errors = 0;
-    std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records per type, for ring_accounting
-    auto st = loader->open_ring_buffer([&](std::span<const std::byte> rec) {
+// --- the trace ----------------------------------------------------------------------
+
+// Records -> typed events -> the correlator (and the --events / --jsonl streams).
+class Intake {
+  public:
+    Intake(const CorrelatorOptions& copts, const Ksyms& ksyms, Streams& streams)
+        : correlator(copts), ksyms_(ksyms), streams_(streams) {}
+
+    int take(std::span<const std::byte> rec) {
         rec = trim_record(rec);
         if (rec.size() >= sizeof(kex_event)) {
             uint32_t type;
@@ -216,86 +250,117 @@ int run(const Options& opt) {
         }
         std::string why;
         if (auto ev = decode_event(rec, &why)) {
-            if (events_out && !events_out->failed())
-                events_out->write_line(event_json(*ev, ksyms).dump());
-            if (jsonl)
-                jsonl->add(*ev);
+            if (streams_.events && !streams_.events->failed())
+                streams_.events->write_line(event_json(*ev, ksyms_).dump());
+            if (streams_.jsonl)
+                streams_.jsonl->add(*ev);
             correlator.feed(std::move(*ev));
         } else if (decode_errors++ < 5)
             spdlog::warn("undecodable record ({} bytes): {}", rec.size(), why);
         return 0;
-    });
-    if (!st)
-        throw FatalError(st.error().message);
+    }
 
+    Correlator correlator;
+    uint64_t decode_errors = 0;
+    std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records per type, for ring_accounting
+
+  private:
+    const Ksyms& ksyms_;
+    Streams& streams_;
+};
+
+CorrelatorOptions correlator_options(const ProbePlan& plan, const Targets& targets,
+                                     const Loader& loader) {
+    CorrelatorOptions copts;
+    copts.roots.assign(targets.roots.begin(), targets.roots.end());
+    copts.expected = expected_milestones(plan, &loader.results());
+    // The BPF side emits an mm_page_alloc only once kex_page_alloc claimed
+    // its pfn on the same tid, so the pairing is certain: no time limit
+    // (under qemu TCG the first page's gap alone can exceed the 5 ms default).
+    copts.alloc_attach_ns = 10'000'000'000ull;
+    return copts;
+}
+
+// Releases the command (nullopt: it could not run) and traces until the session ends.
+std::optional<SessionResult> trace(const Options& opt, Loader& loader, Targets& targets,
+                                   const Streams& streams) {
     SessionOptions sopts;
     if (opt.duration_s)
         sopts.duration = std::chrono::duration<double>(*opt.duration_s);
     sopts.settle = opt.settle;
     sopts.queue_limit_bytes = std::size_t{opt.debug_queue_limit_kb} << 10;
     // a failed --events write ends the trace: its stream is incomplete from there on
-    sopts.abort = [&events_out] { return events_out && events_out->failed(); };
-    Session session(*loader, sopts);
-    SessionResult res;
-    if (child) {
-        if (auto rel = child->release(); !rel) {
+    sopts.abort = [&streams] { return streams.events && streams.events->failed(); };
+    Session session(loader, sopts);
+    if (targets.child) {
+        if (auto rel = targets.child->release(); !rel) {
             fmt::print(stderr, "kextrace: cannot run '{}': {}\n", opt.command.front(),
                        rel.error().message);
-            return kExitCannotRun;
+            return std::nullopt;
         }
-        res = session.run(*child);
-    } else if (opt.all) {
-        res = session.run_system([] { return !module_loaded("kex"); });
-    } else {
-        res = session.run_attached(*opt.pid);
+        return session.run(*targets.child);
     }
+    if (opt.all)
+        return session.run_system([] { return !module_loaded("kex"); });
+    return session.run_attached(*opt.pid);
+}
 
+// --- phases after the trace ---------------------------------------------------------
+
+// The BPF counters, read once after everything is detached and the last
+// record drained: nothing can change them any more, and the report, the ring
+// accounting and --stats all use these same numbers.
+struct Counters {
+    std::optional<std::array<uint64_t, KEX_P_COUNT>> missed;
+    std::optional<LeakOptions> machine; // --leaks: the machine right after the trace
+    std::array<uint64_t, KEX_LOSS_SLOTS> losses{};
+    std::array<uint64_t, KEX_LOSS_SLOTS> produced{};
+    std::array<kex_probe_stats, KEX_P_COUNT> probe_stats{};
+    std::array<uint64_t, KEX_TRACK_SLOTS> tracking{};
+};
+
+Counters detach_and_count(const Options& opt, Loader& loader) {
+    Counters c;
     // kprobe_profile forgets a probe once it is removed: its misses first.
-    auto missed = loader->read_kprobe_missed();
-    std::optional<LeakOptions> machine;
-    loader->detach([&] {
+    c.missed = loader.read_kprobe_missed();
+    loader.detach([&] {
         // Only the page frees are traced now (kex's tracepoints pinned kex):
         // is kex still open, who still runs? A page freed until then, by a
         // process that closed kex after the trace ended, has its free seen.
         if (opt.leaks)
-            machine = machine_state();
+            c.machine = machine_state();
     });
-    loader->drain();
-    // Every other counter once, after everything is detached and the last
-    // record drained: nothing can change them any more, and the report, the
-    // ring accounting and --stats all use these same numbers.
-    const auto loss_slots = loader->read_losses();
-    const auto produced = loader->read_produced();
-    const auto stats = loader->read_probe_stats();
-    const auto tracking = loader->read_tracking();
-    spdlog::debug("traced map: {} thread groups left", loader->traced_entries());
-    if (events_out)
-        if (auto st = events_out->close(); !st)
-            throw FatalError(st.error().message +
-                             (res.aborted ? " (the trace was stopped there)" : ""));
+    loader.drain();
+    c.losses = loader.read_losses();
+    c.produced = loader.read_produced();
+    c.probe_stats = loader.read_probe_stats();
+    c.tracking = loader.read_tracking();
+    spdlog::debug("traced map: {} thread groups left", loader.traced_entries());
+    return c;
+}
 
-    Losses losses;
-    losses.per_type = loss_slots;
-    losses.decode_errors = decode_errors;
-    losses.map_full = tracking;
-    correlator.set_losses(losses);
-    Report report = correlator.finish();
-
+RunInfo run_info(const Options& opt, const KernelFacts& facts, const ProbePlan& plan,
+                 const Loader& loader, const Counters& c) {
     RunInfo run;
     run.kernel_release = facts.release;
     run.command_line = opt.all               ? std::string("--all")
                        : opt.command.empty() ? fmt::format("-p {}", *opt.pid)
                                              : join_command(opt.command);
-    run.probes = probe_statuses(plan, &loader->results(), missed, true);
+    run.probes = probe_statuses(plan, &loader.results(), c.missed, true);
     if (const PlanStep* s = plan.find("pte set"); s && s->available)
         run.set_pte_observed = s->reason;
     for (uint32_t i = 0; i < KEX_P_COUNT; i++)
-        if (stats[i].hits)
+        if (c.probe_stats[i].hits)
             spdlog::debug("probe {:<22} hits {:>9} matched {:>7} emitted {:>7}",
-                          probe_spec(i).short_name, stats[i].hits, stats[i].matched,
-                          stats[i].emitted);
+                          probe_spec(i).short_name, c.probe_stats[i].hits, c.probe_stats[i].matched,
+                          c.probe_stats[i].emitted);
+    return run;
+}
 
-    Symbolizer sym = [&ksyms](uint64_t a) { return ksyms.symbolize(a); };
+// Standard output: the report, and with --leaks the verdicts (returned).
+std::optional<LeakReport> print_report(const Options& opt, const Report& report, const RunInfo& run,
+                                       const Symbolizer& sym,
+                                       const std::optional<LeakOptions>& machine) {
     TextOptions topts;
     topts.full = opt.full;
     topts.stacks = opt.show_stacks;
@@ -306,14 +371,21 @@ int run(const Options& opt) {
         std::cout << '\n';
         render_leaks_text(*leaks, report, std::cout, sym, topts);
     }
-    if (jsonl) {
+    return leaks;
+}
+
+// --jsonl's header and --export's timeline.
+void write_trace_files(const Options& opt, Streams& streams, const Report& report,
+                       const RunInfo& run, const Losses& losses, const CorrelatorOptions& copts,
+                       const Symbolizer& sym) {
+    if (streams.jsonl) {
         JsonlHeader h;
         h.run = run;
         h.losses = losses;
         h.correlator = copts;
         for (uint32_t i = 0; i < KEX_P_COUNT; i++)
             h.probe_names.emplace_back(probe_spec(i).short_name);
-        if (auto st = jsonl->commit(std::move(h), sym); !st)
+        if (auto st = streams.jsonl->commit(std::move(h), sym); !st)
             throw FatalError("--jsonl: " + st.error().message);
     }
     if (!opt.export_path.empty()) {
@@ -321,65 +393,31 @@ int run(const Options& opt) {
         spdlog::info("timeline {}: {} events, {} tracks, {} flow arrows, {} bytes", opt.export_path,
                      st.events, st.tracks, st.flow_arrows, st.bytes);
     }
-    std::cout.flush();
-    if (!std::cout) // e.g. `kextrace ... | head -1`: SIGPIPE is ignored, the write failed
-        throw FatalError(fmt::format("writing the report to standard output: {}",
-                                     errno ? std::strerror(errno) : "write error"));
-    if (!opt.json_path.empty() || !opt.stats_path.empty()) {
-        // the sections beyond the report, merged at their sorted places
-        nlohmann::json j = nlohmann::json::object();
-        // produced (BPF) = received (here) + lost (losses map), type by type
-        auto& acct = j["ring_accounting"] = {{"produced", 0}, {"received", 0}, {"lost", 0}};
-        acct["per_type"] = nlohmann::json::object();
-        bool exact = true;
-        for (uint32_t t = 0; t < KEX_LOSS_SLOTS; t++) {
-            if (!produced[t] && !received[t] && !loss_slots[t])
-                continue;
-            exact = exact && produced[t] == received[t] + loss_slots[t];
-            acct["per_type"][std::string(event_type_name(t))] = {
-                {"produced", produced[t]}, {"received", received[t]}, {"lost", loss_slots[t]}};
-            acct["produced"] = acct["produced"].get<uint64_t>() + produced[t];
-            acct["received"] = acct["received"].get<uint64_t>() + received[t];
-            acct["lost"] = acct["lost"].get<uint64_t>() + loss_slots[t];
-        }
-        acct["exact"] = exact;
-        // records copied off the ring, waiting to be decoded: the most at once
-        RecordQueue::Stats qs = loader->queue_stats();
-        acct["queue"] = {{"peak_records", qs.peak_records}, {"peak_bytes", qs.peak_bytes}};
-        j["probe_counters"] = nlohmann::json::object();
-        for (uint32_t i = 0; i < KEX_P_COUNT; i++)
-            if (loader->results()[i].planned)
-                j["probe_counters"][probe_spec(i).short_name] = {
-                    {"mechanism", probe_kind_name(plan.kind[i])},
-                    {"hits", stats[i].hits},
-                    {"matched", stats[i].matched},
-                    {"emitted", stats[i].emitted},
-                    {"missed", missed ? nlohmann::json((*missed)[i]) : nlohmann::json()}};
-        if (!opt.stats_path.empty()) {
-            nlohmann::json st = j;
-            st["schema"] = "kextrace.stats/1";
-            st["events"] = report.events;
-            st["page_lives"] = report.pages.size();
-            st["kernel_release"] = run.kernel_release;
-            // the report's losses, from the same reads as ring_accounting
-            nlohmann::json map_full = nlohmann::json::object();
-            for (uint32_t m = 0; m < KEX_TRACK_SLOTS; m++)
-                if (m != KEX_TRACK_PFN_UNKNOWN && losses.map_full[m])
-                    map_full[std::string(track_slot_name(m))] = losses.map_full[m];
-            st["losses"] = {{"total", losses.total()},
-                            {"ring", losses.ring},
-                            {"decode_errors", losses.decode_errors},
-                            {"map_full", map_full},
-                            {"pfn_unknown", losses.pfn_unknown()}};
-            write_json_atomically(opt.stats_path, st);
-        }
-        if (!opt.json_path.empty()) {
-            if (leaks)
-                j["leaks"] = leaks_json(*leaks, report, sym);
-            write_report_json_atomically(opt.json_path, report, run, sym, j);
-        }
-    }
+}
 
+// --json and --stats: the sections beyond the report, merged at their sorted places.
+void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& loader,
+                      const Counters& c, const Intake& intake, const Report& report,
+                      const RunInfo& run, const Losses& losses,
+                      const std::optional<LeakReport>& leaks, const Symbolizer& sym) {
+    if (opt.json_path.empty() && opt.stats_path.empty())
+        return;
+    nlohmann::json j = nlohmann::json::object();
+    j["ring_accounting"] = ring_accounting_json(
+        RingCounts{c.produced, intake.received, c.losses, loader.queue_stats()});
+    j["probe_counters"] = probe_counters_json(plan, loader.results(), c.probe_stats, c.missed);
+    if (!opt.stats_path.empty())
+        write_json_atomically(opt.stats_path, stats_json(j, report, run, losses));
+    if (!opt.json_path.empty()) {
+        if (leaks)
+            j["leaks"] = leaks_json(*leaks, report, sym);
+        write_report_json_atomically(opt.json_path, report, run, sym, j);
+    }
+}
+
+// What ended the trace, on stderr, and kextrace's exit status.
+int exit_status(const Options& opt, const SessionResult& res,
+                const std::optional<LeakReport>& leaks, const Losses& losses) {
     if (res.wait_status)
         spdlog::debug("command: {}", describe_wait_status(*res.wait_status));
     if (res.interrupted)
@@ -404,6 +442,55 @@ int run(const Options& opt) {
     if (res.wait_status)
         return exit_code_of(*res.wait_status);
     return res.interrupted ? 128 + res.signal : 0;
+}
+
+int run(const Options& opt) {
+    ignore_sigpipe(); // write errors are reported, not a silent death with probes attached
+    Host host = inspect_host(opt);
+    ProbePlan probes = make_plan(opt, host);
+    if (opt.plan_only)
+        return print_plan(host.facts, probes);
+    if (!opt.command.empty() && resolve_on_path(opt.command.front()).empty()) {
+        fmt::print(stderr, "kextrace: cannot run '{}': command not found\n", opt.command.front());
+        return kExitCannotRun;
+    }
+    Streams streams = open_outputs(opt, probes);
+    auto loader = load_bpf(loader_options(opt, host.tracefs), probes);
+    Targets targets = seed_targets(opt, *loader);
+    attach_probes(opt, host.facts, probes, *loader);
+
+    const CorrelatorOptions copts = correlator_options(probes, targets, *loader);
+    Intake intake(copts, host.ksyms, streams);
+    if (auto st = loader->open_ring_buffer(
+            [&intake](std::span<const std::byte> rec) { return intake.take(rec); });
+        !st)
+        throw FatalError(st.error().message);
+    std::optional<SessionResult> res = trace(opt, *loader, targets, streams);
+    if (!res)
+        return kExitCannotRun;
+
+    const Counters counters = detach_and_count(opt, *loader);
+    if (streams.events)
+        if (auto st = streams.events->close(); !st)
+            throw FatalError(st.error().message +
+                             (res->aborted ? " (the trace was stopped there)" : ""));
+    Losses losses;
+    losses.per_type = counters.losses;
+    losses.decode_errors = intake.decode_errors;
+    losses.map_full = counters.tracking;
+    intake.correlator.set_losses(losses);
+    Report report = intake.correlator.finish();
+
+    RunInfo run = run_info(opt, host.facts, probes, *loader, counters);
+    Symbolizer sym = [&host](uint64_t a) { return host.ksyms.symbolize(a); };
+    std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters.machine);
+    write_trace_files(opt, streams, report, run, losses, copts, sym);
+    std::cout.flush();
+    if (!std::cout) // e.g. `kextrace ... | head -1`: SIGPIPE is ignored, the write failed
+        throw FatalError(fmt::format("writing the report to standard output: {}",
+                                     errno ? std::strerror(errno) : "write error"));
+    write_json_files(opt, probes, *loader, counters, intake, report, run, losses, leaks, sym);
+    return exit_status(opt, *res, leaks, losses);
 }
 
 } // namespace

@@ -7,6 +7,40 @@
 
 namespace kextrace {
 
+namespace {
+
+// The checks CLI11 cannot make: --insert-args' form, the ring's size, and the
+// options that go together. false after printing why (a usage error).
+bool check_options(Options& o, const std::string& insert_args, const std::string& help) {
+    if (!insert_args.empty()) {
+        int a = 0, b = 0;
+        if (std::sscanf(insert_args.c_str(), "%d,%d", &a, &b) != 2 || a < 1 || a > 6 || b < 1 ||
+            b > 6) {
+            fmt::print(stderr, "kextrace: --insert-args wants PTE,PAGE (1-6), got '{}'\n",
+                       insert_args);
+            return false;
+        }
+        o.insert_args = std::make_pair(a, b);
+    }
+    if ((o.ringbuf_mb & (o.ringbuf_mb - 1)) != 0) {
+        fmt::print(stderr, "kextrace: --ringbuf-mb must be a power of 2\n");
+        return false;
+    }
+    if (o.all && (!o.leaks || !o.command.empty() || o.pid)) {
+        fmt::print(stderr, "kextrace: --all goes with --leaks, and with neither CMD nor -p\n");
+        return false;
+    }
+    if (!o.plan_only && !o.all && o.command.empty() == !o.pid.has_value()) {
+        fmt::print(stderr, "kextrace: give either -- CMD ARGS... or -p PID\n{}", help);
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+// Longer than a function should be: it is the flat list of the options, one
+// declaration each, in --help's order; the checks after parsing are check_options.
 std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     Options o;
     CLI::App app{"kextrace: follow every page the kex driver maps into a process, through the "
@@ -115,29 +149,7 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     o.settle = std::chrono::milliseconds(settle_ms);
     if (o.leaks && settle_opt->count() == 0)
         o.settle = std::chrono::milliseconds(1000); // frees deferred past the exit, the release
-    if (!insert_args.empty()) {
-        int a = 0, b = 0;
-        if (std::sscanf(insert_args.c_str(), "%d,%d", &a, &b) != 2 || a < 1 || a > 6 || b < 1 ||
-            b > 6) {
-            fmt::print(stderr, "kextrace: --insert-args wants PTE,PAGE (1-6), got '{}'\n",
-                       insert_args);
-            *exit_code = 2;
-            return std::nullopt;
-        }
-        o.insert_args = std::make_pair(a, b);
-    }
-    if ((o.ringbuf_mb & (o.ringbuf_mb - 1)) != 0) {
-        fmt::print(stderr, "kextrace: --ringbuf-mb must be a power of 2\n");
-        *exit_code = 2;
-        return std::nullopt;
-    }
-    if (o.all && (!o.leaks || !o.command.empty() || o.pid)) {
-        fmt::print(stderr, "kextrace: --all goes with --leaks, and with neither CMD nor -p\n");
-        *exit_code = 2;
-        return std::nullopt;
-    }
-    if (!o.plan_only && !o.all && o.command.empty() == !o.pid.has_value()) {
-        fmt::print(stderr, "kextrace: give either -- CMD ARGS... or -p PID\n{}", app.help());
+    if (!check_options(o, insert_args, app.help())) {
         *exit_code = 2;
         return std::nullopt;
     }

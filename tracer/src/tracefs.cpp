@@ -1,5 +1,6 @@
 // tracefs.cpp - see tracefs.h.
 #include "tracefs.h"
+#include "lines.h"
 
 #include <cerrno>
 #include <cstring>
@@ -43,12 +44,7 @@ std::optional<std::size_t> attr(std::string_view line, std::string_view key) {
 
 TpFormat parse_tp_format(std::string_view text) {
     TpFormat out;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::string_view line =
-            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    for (std::string_view line : Lines(text)) {
         std::size_t f = line.find("field:");
         if (f == std::string_view::npos)
             continue;
@@ -73,12 +69,10 @@ TpFormat parse_tp_format(std::string_view text) {
 
 std::map<std::string, KprobeProfile> parse_kprobe_profile(std::string_view text) {
     std::map<std::string, KprobeProfile> out;
-    std::istringstream in{std::string(text)};
     std::string name;
     uint64_t hits = 0, missed = 0;
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
+    for (std::string_view line : Lines(text)) {
+        std::istringstream ls{std::string(line)};
         if (ls >> name >> hits >> missed)
             out[name] = KprobeProfile{hits, missed};
     }

@@ -6,6 +6,7 @@
 // added there too, at its sorted key position (output_report_json_test checks).
 #include <kextrace/output.h>
 #include <kextrace/owner.h>
+#include <kextrace/status_json.h>
 
 #include "format.h"
 
@@ -15,22 +16,6 @@ using detail::hex;
 using nlohmann::json;
 
 namespace {
-
-// Losses::map_full as {"map": failed updates}, the maps that failed only.
-static json map_full_json(const Losses& l) {
-    json j = json::object();
-    for (const auto& [name, n] : detail::map_full_entries(l))
-        j[std::string(name)] = n;
-    return j;
-}
-
-json type_counts(std::span<const uint64_t> counts) {
-    json o = json::object();
-    for (std::size_t t = 0; t < counts.size(); ++t)
-        if (counts[t])
-            o[std::string(event_type_name(static_cast<uint32_t>(t)))] = counts[t];
-    return o;
-}
 
 json type_counts32(const std::array<uint32_t, kTypeSlots>& counts) {
     json o = json::object();
@@ -161,16 +146,6 @@ json page_json(const PageLife& p, std::size_t life) {
 } // namespace
 
 json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
-    json probes = json::array();
-    for (const ProbeStatus& p : run.probes)
-        probes.push_back({{"step", p.step},
-                          {"wanted", p.wanted},
-                          {"resolved", p.resolved},
-                          {"mechanism", p.mechanism},
-                          {"attached", p.attached},
-                          {"reason", p.reason},
-                          {"nmissed", p.nmissed}});
-
     json phases = json::array();
     for (const Phase& ph : r.phases)
         phases.push_back({{"name", ph.name},
@@ -245,7 +220,7 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
          {{"kernel_release", run.kernel_release},
           {"command_line", run.command_line},
           {"set_pte_observed", run.set_pte_observed},
-          {"probes", std::move(probes)}}},
+          {"probes", probes_json(run.probes)}}},
         {"trace",
          {{"first_ts", r.first_ts},
           {"last_ts", r.last_ts},
@@ -256,14 +231,8 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
           {"other_allocations", r.other_allocations},
           {"other_frees", r.other_frees},
           {"tgids", r.tgids}}},
-        {"counts", type_counts(r.counts)},
-        {"losses",
-         {{"per_type", type_counts(r.losses.per_type)},
-          {"ring", r.losses.ring},
-          {"decode_errors", r.losses.decode_errors},
-          {"map_full", map_full_json(r.losses)},
-          {"pfn_unknown", r.losses.pfn_unknown()},
-          {"total", r.losses.total()}}},
+        {"counts", type_counts_json(r.counts)},
+        {"losses", losses_json(r.losses)},
         {"phases", std::move(phases)},
         {"mappings", std::move(mappings)},
         {"pages", std::move(pages)},

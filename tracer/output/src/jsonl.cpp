@@ -3,6 +3,7 @@
 // nlohmann::json, and every field is checked so a damaged line is reported,
 // never guessed at.
 #include <kextrace/jsonl.h>
+#include <kextrace/status_json.h>
 
 #include "format.h"
 
@@ -300,28 +301,7 @@ std::optional<Event> parse_jsonl_event(std::string_view line, std::string* why) 
     return ev;
 }
 
-// Losses::map_full as {"map": failed updates}, the maps that failed only.
-static json map_full_json(const Losses& l) {
-    json j = json::object();
-    for (const auto& [name, n] : detail::map_full_entries(l))
-        j[std::string(name)] = n;
-    return j;
-}
-
 std::string jsonl_header_line(const JsonlHeader& h) {
-    json probes = json::array();
-    for (const ProbeStatus& p : h.run.probes)
-        probes.push_back({{"step", p.step},
-                          {"wanted", p.wanted},
-                          {"resolved", p.resolved},
-                          {"mechanism", p.mechanism},
-                          {"attached", p.attached},
-                          {"reason", p.reason},
-                          {"nmissed", p.nmissed}});
-    json per_type = json::object();
-    for (std::size_t t = 0; t < kTypeSlots; ++t)
-        if (h.losses.per_type[t])
-            per_type[std::string(event_type_name(static_cast<uint32_t>(t)))] = h.losses.per_type[t];
     json symbols = json::object();
     for (const auto& [addr, sym] : h.symbols)
         symbols[hex(addr)] = sym;
@@ -330,7 +310,7 @@ std::string jsonl_header_line(const JsonlHeader& h) {
         {"kernel_release", h.run.kernel_release},
         {"command_line", h.run.command_line},
         {"set_pte_observed", h.run.set_pte_observed},
-        {"probes", std::move(probes)},
+        {"probes", probes_json(h.run.probes)},
         {"probe_names", h.probe_names},
         {"correlator",
          {{"roots", h.correlator.roots},
@@ -338,12 +318,7 @@ std::string jsonl_header_line(const JsonlHeader& h) {
           {"reorder_window_ns", h.correlator.reorder_window_ns},
           {"alloc_attach_ns", h.correlator.alloc_attach_ns},
           {"max_anomalies", h.correlator.max_anomalies}}},
-        {"losses",
-         {{"per_type", std::move(per_type)},
-          {"ring", h.losses.ring},
-          {"decode_errors", h.losses.decode_errors},
-          {"map_full", map_full_json(h.losses)},
-          {"pfn_unknown", h.losses.pfn_unknown()}}},
+        {"losses", losses_json(h.losses, {.total = false})},
         {"events", h.events},
         {"symbols", std::move(symbols)},
     };

@@ -3,6 +3,7 @@
 // first), checked for nesting, then written straight to the stream; only one
 // track's events are held at a time.
 #include <kextrace/owner.h>
+#include <kextrace/status_json.h>
 #include <kextrace/timeline.h>
 
 #include "format.h"
@@ -18,14 +19,6 @@
 namespace kextrace {
 
 using nlohmann::json;
-
-// Losses::map_full as {"map": failed updates}, the maps that failed only.
-static json map_full_json(const Losses& l) {
-    json j = json::object();
-    for (const auto& [name, n] : detail::map_full_entries(l))
-        j[std::string(name)] = n;
-    return j;
-}
 
 namespace {
 
@@ -236,34 +229,14 @@ class Exporter {
     }
 
     json metadata() const {
-        json probes = json::array();
-        for (const ProbeStatus& p : run_.probes)
-            probes.push_back({{"step", p.step},
-                              {"wanted", p.wanted},
-                              {"resolved", p.resolved},
-                              {"mechanism", p.mechanism},
-                              {"attached", p.attached},
-                              {"reason", p.reason},
-                              {"nmissed", p.nmissed}});
-        json per_type = json::object();
-        for (std::size_t t = 0; t < kTypeSlots; ++t)
-            if (r_.losses.per_type[t])
-                per_type[std::string(event_type_name(static_cast<uint32_t>(t)))] =
-                    r_.losses.per_type[t];
         std::size_t complete = r_.pages.size() - r_.incomplete_pages();
         return {
             {"schema", kTimelineSchema},
             {"kernel_release", run_.kernel_release},
             {"command_line", run_.command_line},
             {"set_pte_observed", run_.set_pte_observed},
-            {"probes", std::move(probes)},
-            {"losses",
-             {{"per_type", std::move(per_type)},
-              {"ring", r_.losses.ring},
-              {"decode_errors", r_.losses.decode_errors},
-              {"map_full", map_full_json(r_.losses)},
-              {"pfn_unknown", r_.losses.pfn_unknown()},
-              {"total", r_.losses.total()}}},
+            {"probes", probes_json(run_.probes)},
+            {"losses", losses_json(r_.losses)},
             {"trace",
              {{"first_ts", r_.first_ts},
               {"last_ts", r_.last_ts},
