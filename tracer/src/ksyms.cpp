@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -80,67 +82,133 @@ Result<Ksyms> Ksyms::load(const std::string& path) {
     return k;
 }
 
+namespace {
+
+// The next whitespace-separated field of `line` from `pos`; "" at the end.
+std::string_view next_field(std::string_view line, std::size_t& pos) {
+    while (pos < line.size() && (line[pos] == ' ' || line[pos] == '\t'))
+        pos++;
+    std::size_t start = pos;
+    while (pos < line.size() && line[pos] != ' ' && line[pos] != '\t')
+        pos++;
+    return line.substr(start, pos - start);
+}
+
+// Sorts `idx` by (key(i), i): equal keys keep their index order.
+template <class Key> void sort_by_key(std::vector<uint32_t>& idx, Key key) {
+    std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
+        auto ka = key(a), kb = key(b);
+        return ka != kb ? ka < kb : a < b;
+    });
+}
+
+// The [first, last) run of `idx` whose key equals `want` (idx sorted by key).
+template <class Key, class T>
+std::pair<std::vector<uint32_t>::const_iterator, std::vector<uint32_t>::const_iterator>
+equal_run(const std::vector<uint32_t>& idx, const T& want, Key key) {
+    auto lo =
+        std::partition_point(idx.begin(), idx.end(), [&](uint32_t i) { return key(i) < want; });
+    auto hi = std::partition_point(lo, idx.end(), [&](uint32_t i) { return !(want < key(i)); });
+    return {lo, hi};
+}
+
+} // namespace
+
+// One pass over the text with string_views, then sorted index vectors: a few
+// allocations for the whole table instead of several per symbol (the guest
+// reads ~150,000 symbols at every start, under emulation).
 Ksyms Ksyms::parse(std::string_view text) {
     Ksyms k;
     bool any_nonzero = false;
     for (std::string_view line : Lines(text)) {
         // "ffffffff81000000 T _text" or "ffffffffc0a01000 t kex_mmap\t[kex]"
-        std::istringstream ls{std::string(line)};
-        std::string addr_s, type_s, name, mod;
-        if (!(ls >> addr_s >> type_s >> name) || type_s.size() != 1)
+        std::size_t pos = 0;
+        std::string_view addr_s = next_field(line, pos), type_s = next_field(line, pos),
+                         name = next_field(line, pos), mod = next_field(line, pos);
+        if (name.empty() || type_s.size() != 1)
             continue;
-        ls >> mod;
         Ksym s;
-        s.addr = std::strtoull(addr_s.c_str(), nullptr, 16);
+        // strtoull semantics: hex digits up to the first other character
+        std::from_chars(addr_s.data(), addr_s.data() + addr_s.size(), s.addr, 16);
         s.type = type_s[0];
-        s.name = std::move(name);
+        s.name = std::string(name);
         if (mod.size() > 2 && mod.front() == '[' && mod.back() == ']')
-            s.module = mod.substr(1, mod.size() - 2);
+            s.module = std::string(mod.substr(1, mod.size() - 2));
         any_nonzero |= s.addr != 0;
-        if (s.is_text())
-            k.syms_.push_back(std::move(s));
-        else
-            k.others_.push_back(std::move(s));
+        (s.is_text() ? k.syms_ : k.others_).push_back(std::move(s));
     }
     k.hidden_ = !any_nonzero && !k.syms_.empty();
     std::stable_sort(k.syms_.begin(), k.syms_.end(),
                      [](const Ksym& a, const Ksym& b) { return a.addr < b.addr; });
-    for (std::size_t i = 0; i < k.syms_.size(); i++) {
-        k.by_name_[k.syms_[i].name].push_back(i);
-        if (k.syms_[i].module.empty())
-            k.by_base_[split_clone_name(k.syms_[i].name).base].push_back(i);
+
+    auto name_of = [&](uint32_t i) { return std::string_view(k.syms_[i].name); };
+    for (uint32_t i = 0; i < k.syms_.size(); i++) {
+        k.by_name_.push_back(i);
+        const std::string& n = k.syms_[i].name;
+        if (k.syms_[i].module.empty()) {
+            k.by_base_.push_back(i);
+            k.base_len_.push_back(static_cast<uint32_t>(
+                n.find('.') == std::string::npos ? n.size() : split_clone_name(n).base.size()));
+        }
     }
-    for (std::size_t i = 0; i < k.others_.size(); i++) {
-        k.other_by_name_.emplace(k.others_[i].name, i);
+    sort_by_key(k.by_name_, name_of);
+    // by_base_ and base_len_ sort together: sort positions, then permute
+    std::vector<uint32_t> order(k.by_base_.size());
+    for (uint32_t j = 0; j < order.size(); j++)
+        order[j] = j;
+    sort_by_key(order,
+                [&](uint32_t j) { return name_of(k.by_base_[j]).substr(0, k.base_len_[j]); });
+    std::vector<uint32_t> base(order.size()), len(order.size());
+    for (std::size_t j = 0; j < order.size(); j++) {
+        base[j] = k.by_base_[order[j]];
+        len[j] = k.base_len_[order[j]];
+    }
+    k.by_base_ = std::move(base);
+    k.base_len_ = std::move(len);
+
+    for (uint32_t i = 0; i < k.others_.size(); i++) {
+        k.other_by_name_.push_back(i);
         if (k.others_[i].addr)
-            k.other_by_addr_.emplace(k.others_[i].addr, i);
+            k.other_by_addr_.push_back(i);
     }
+    sort_by_key(k.other_by_name_, [&](uint32_t i) { return std::string_view(k.others_[i].name); });
+    sort_by_key(k.other_by_addr_, [&](uint32_t i) { return k.others_[i].addr; });
     return k;
 }
 
 const Ksym* Ksyms::find(std::string_view name) const {
-    if (auto it = by_name_.find(std::string(name)); it != by_name_.end()) {
-        const Ksym* best = nullptr;
-        for (std::size_t i : it->second) {
-            if (syms_[i].module.empty())
-                return &syms_[i];
-            if (!best)
-                best = &syms_[i];
-        }
-        return best;
+    auto [lo, hi] =
+        equal_run(by_name_, name, [&](uint32_t i) { return std::string_view(syms_[i].name); });
+    const Ksym* best = nullptr;
+    for (auto it = lo; it != hi; ++it) {
+        if (syms_[*it].module.empty())
+            return &syms_[*it];
+        if (!best)
+            best = &syms_[*it];
     }
-    if (auto it = other_by_name_.find(std::string(name)); it != other_by_name_.end())
-        return &others_[it->second];
-    return nullptr;
+    if (best)
+        return best;
+    auto [olo, ohi] = equal_run(other_by_name_, name,
+                                [&](uint32_t i) { return std::string_view(others_[i].name); });
+    return olo != ohi ? &others_[*olo] : nullptr;
 }
 
 std::vector<const Ksym*> Ksyms::find_function(std::string_view base) const {
     std::vector<const Ksym*> out;
-    auto it = by_base_.find(std::string(base));
-    if (it == by_base_.end())
-        return out;
-    for (std::size_t i : it->second)
-        out.push_back(&syms_[i]);
+    // positions into by_base_ (sorted by base, then address order)
+    std::size_t lo = 0, hi = by_base_.size();
+    auto base_at = [&](std::size_t j) {
+        return std::string_view(syms_[by_base_[j]].name).substr(0, base_len_[j]);
+    };
+    while (lo < hi) {
+        std::size_t mid = (lo + hi) / 2;
+        if (base_at(mid) < base)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (std::size_t j = lo; j < by_base_.size() && base_at(j) == base; j++)
+        out.push_back(&syms_[by_base_[j]]);
     std::stable_partition(out.begin(), out.end(), [&](const Ksym* s) { return s->name == base; });
     return out;
 }
@@ -148,8 +216,10 @@ std::vector<const Ksym*> Ksyms::find_function(std::string_view base) const {
 std::string Ksyms::symbolize(uint64_t addr) const {
     if (syms_.empty() || hidden_)
         return {};
-    if (auto d = other_by_addr_.find(addr); d != other_by_addr_.end()) {
-        const Ksym& s = others_[d->second];
+    if (auto [lo, hi] =
+            equal_run(other_by_addr_, addr, [&](uint32_t i) { return others_[i].addr; });
+        lo != hi) {
+        const Ksym& s = others_[*lo];
         return s.module.empty() ? fmt::format("{}+0x0", s.name)
                                 : fmt::format("{}+0x0 [{}]", s.name, s.module);
     }

@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace kextrace {
@@ -56,12 +55,14 @@ class Ksyms {
     std::string symbolize(uint64_t addr) const;
 
   private:
-    std::vector<Ksym> syms_; // sorted by address, text symbols only
-    std::unordered_map<std::string, std::vector<std::size_t>> by_name_;
-    std::unordered_map<std::string, std::vector<std::size_t>> by_base_;
-    std::vector<Ksym> others_; // non-text symbols (data), looked up by name only
-    std::unordered_map<std::string, std::size_t> other_by_name_;
-    std::unordered_map<uint64_t, std::size_t> other_by_addr_; // first symbol at each address
+    // Indexes into syms_ / others_, each sorted by its key, then by index.
+    std::vector<Ksym> syms_;         // sorted by address, text symbols only
+    std::vector<uint32_t> by_name_;  // every text symbol, by name
+    std::vector<uint32_t> by_base_;  // vmlinux text symbols, by name without clone suffixes
+    std::vector<uint32_t> base_len_; // that base's length, parallel to by_base_
+    std::vector<Ksym> others_;       // non-text symbols (data)
+    std::vector<uint32_t> other_by_name_;
+    std::vector<uint32_t> other_by_addr_; // those with an address; the first at each address wins
     bool hidden_ = false;
 };
 
