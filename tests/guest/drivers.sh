@@ -1,0 +1,116 @@
+# tests/guest/drivers.sh: kextrace on a real in-tree driver, not kex: an
+# AF_PACKET ring (tests/guest/ring.py; net/packet/af_packet.c maps its pages
+# with vm_insert_page in packet_mmap, allocated at setsockopt, freed when the
+# socket closes). kex is not loaded in any case: every page here is one the
+# kernel's own insert path showed kextrace.
+#
+#   rx_ring        RX ring of 8 x 4096 (TPACKET_V2): 8 pages, each inserted
+#                  once (insert, rmap, PTE), zapped at munmap, freed at close
+#                  from the socket's release; owner af_packet, the socket's
+#                  file, 0 lost, exit 0
+#   rx_ring_leaks  the same under --leaks: exit 0, 8 freed, no bug
+#   tx_and_v3      a TX ring (V2) and an RX ring (V3) of 4 blocks each in
+#                  two processes of one traced tree: 2 mappings, 8 pages
+#   kex_only       --kex-only: the ring's pages are not followed
+
+# drivers_trace OUT ARGS...: kextrace --json $CASE_TMP/OUT.json ARGS; text to
+# OUT.txt (the driver section shown), kextrace's exit status must be 0.
+drivers_trace() {
+	local out=$1 rc=0
+	shift
+	kextrace --json "$CASE_TMP/$out.json" "$@" >"$CASE_TMP/$out.txt" 2>"$CASE_TMP/$out.err" || rc=$?
+	sed -n '/^driver mappings/,/^$/p;/^pages/p;/^summary/p' "$CASE_TMP/$out.txt"
+	if [ "$rc" != 0 ]; then
+		cat "$CASE_TMP/$out.err" "$CASE_TMP/$out.txt"
+		fail "kextrace exited $rc"
+	fi
+}
+
+no_kex() {
+	if grep -q '^kex ' /proc/modules; then
+		fail "kex is loaded: this suite is about other drivers"
+	fi
+}
+
+# ring_checks JSON N INODES: N pages of af_packet rings, each one's whole
+# life, on the sockets with those inodes (space-separated).
+ring_checks() {
+	python3 tests/guest/jcheck.py "$1" "
+N, INODES = $2, '$3'.split()
+pages = j['pages']
+maps = [m for m in j['mappings'] if m['driver']]
+ok(len(pages) == N, f'{len(pages)} page lives, expected {N}')
+ok(j['losses']['total'] == 0, f\"no events lost ({j['losses']['total']})\")
+ok(j['summary']['anomalies'] == 0, f\"no anomaly ({j['anomalies'][:3]})\")
+ok(len(maps) == len(INODES), f'{len(maps)} driver mappings, expected {len(INODES)}')
+ok(not any(not m['driver'] for m in j['mappings']), 'no kex mapping')
+for m in maps:
+    o = m['owner']
+    ok(o['name'] == 'af_packet', f\"owner {o['name']}\")
+    ok(o['mmap'] == 'packet_mmap', f\"mmap handler {o['mmap']}\")
+    ok(o['f_op'] == 'socket_file_ops', f\"f_op {o['f_op']}\")
+    ok(o['file'] in [f'socket:[{i}]' for i in INODES], f\"file {o['file']} is one of the sockets {INODES}\")
+    ok(o['inserted_by'] and o['inserted_by'].startswith('packet_mmap'), f\"inserted by {o['inserted_by']}\")
+    ok(o['flags'].startswith('rw-s'), f\"vm flags {o['flags']}\")
+    ok(m['lives'] == m['pages'], f\"{m['lives']} lives for its {m['pages']} pages\")
+for p in sorted(pages, key=lambda p: (p['mapping'], p['index'] or 0)):
+    name = f\"page {p['index']} of mapping {p['mapping']} (pfn {p['pfn']:#x})\"
+    m = j['mappings'][p['mapping']] if p['mapping'] >= 0 else None
+    ok(m is not None and m['driver'], name + ': in a driver mapping')
+    ok(p['mode'] == 'driver' and p['alloc_before_trace'], name + ': a driver page, allocation not traced')
+    ok(p['complete'], name + f\": complete (missing {p['missing']})\")
+    ok(m is not None and p['uaddr'] == hex(int(m['vm_start'], 16) + 4096 * p['index']), name + f\": at {p['uaddr']}\")
+    ok(len(steps(p, 'insert')) == 1 and len(steps(p, 'rmap_add')) == 1, name + ': inserted once, one rmap')
+    ok(p['pte'] is not None and p['pte']['present'] and p['pte']['pfn'] == p['pfn'] and p['pte']['rw'],
+       name + ': PTE present, writable, maps the page')
+    ins = steps(p, 'insert')[0]
+    ok(ins['refcount'] is not None and ins['refcount'] >= 1 and steps(p, 'insert_ret')[0]['refcount'] == ins['refcount'] + 1,
+       name + ': the insert took one reference')
+    ok(p['zap']['context'] == 'munmap', name + f\": zapped at munmap ({p['zap']['context']})\")
+    ok(p['free']['ts'] is not None and p['free']['ts'] > p['zap']['ts'], name + ': freed after its zap')
+    fr = steps(p, 'page_free')
+    chain = sym(fr[0].get('stack')) if fr else []
+    ok(any(f in ('packet_release', 'free_pg_vec', 'packet_set_ring') for f in chain),
+       name + f': freed from the socket\'s release ({chain[:6]})')
+"
+}
+
+socket_inodes() {
+	sed -n 's/.*socket inode \([0-9]*\).*/\1/p' "$1" | tr '\n' ' '
+}
+
+case_rx_ring() {
+	no_kex
+	drivers_trace rx -- python3 tests/guest/ring.py rx 2 8
+	grep -q "^driver mappings" "$CASE_TMP/rx.txt" || fail "no driver mappings section"
+	grep -q "af_packet\*  *socket:\[" "$CASE_TMP/rx.txt" || fail "no af_packet socket row"
+	ring_checks "$CASE_TMP/rx.json" 8 "$(socket_inodes "$CASE_TMP/rx.txt")"
+}
+
+case_rx_ring_leaks() {
+	no_kex
+	drivers_trace leaks --leaks -- python3 tests/guest/ring.py rx 2 8
+	python3 tests/guest/jcheck.py "$CASE_TMP/leaks.json" "
+L = j['leaks']
+ok(len(L['pages']) == 8, f\"{len(L['pages'])} page verdicts\")
+ok(L['counts']['freed'] == 8, f\"8 freed: {L['counts']}\")
+ok(L['bugs'] == 0, 'no leak, nothing freed while mapped')
+ok(L['events_lost'] == 0, 'nothing lost')
+"
+	grep -q "^leaks: 8 freed" "$CASE_TMP/leaks.txt" || fail "no 'leaks: 8 freed' line"
+}
+
+case_tx_and_v3() {
+	no_kex
+	drivers_trace two -- sh -c 'python3 tests/guest/ring.py tx 2 4 && python3 tests/guest/ring.py rx 3 4'
+	ring_checks "$CASE_TMP/two.json" 8 "$(socket_inodes "$CASE_TMP/two.txt")"
+}
+
+case_kex_only() {
+	no_kex
+	drivers_trace only --kex-only -- python3 tests/guest/ring.py rx 2 8
+	grep -q "^pages: no page seen" "$CASE_TMP/only.txt" || fail "--kex-only followed a driver page"
+	python3 tests/guest/jcheck.py "$CASE_TMP/only.json" "
+ok(j['pages'] == [] and j['mappings'] == [], 'no page, no mapping')
+"
+}
