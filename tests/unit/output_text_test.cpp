@@ -162,3 +162,24 @@ TEST(OutputText, EmptyReportRenders) {
     EXPECT_TRUE(contains(t, "(no rig phase markers)"));
     EXPECT_TRUE(contains(t, "summary: 0 page lives"));
 }
+
+// Another driver's pages: no kex policy, and the summary's refcount check is
+// about kex pages only (a driver's own references have no expected story).
+TEST(OutputText, DriverPagesHaveNoKexPolicyOrExpectedStory) {
+    StreamBuilder b;
+    VmaInfo v;
+    v.vma = 0xffff888003a1b000;
+    v.f_op = 0xffffffff82a00100; // a file: its name is shown
+    v.ino = 777;
+    v.magic = kSockfsMagic;
+    v.flags = KEX_VMA_NAME_ROOT;
+    v.name = {"socket:[777]"};
+    b.driver_ring(0x7f1000000000, 8, 0x2000, v);
+    const std::string t = text(report_of(b));
+    EXPECT_TRUE(contains(t, "pages, insert side: 8 lives, policy -, mode driver")) << t;
+    EXPECT_TRUE(contains(t, "refcount 1→2→1→0 0/0 (kex pages; 8 driver pages: no expected story)"))
+        << t;
+    EXPECT_TRUE(contains(t, "alloc@ unseen: a driver's page allocated before its first insert"))
+        << t;
+    EXPECT_TRUE(contains(t, "socket:[777]")) << t;
+}
