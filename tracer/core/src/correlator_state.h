@@ -1,0 +1,352 @@
+// correlator_state.h - the correlator's private state, shared by its units
+// (not installed; kextrace/core.h is the contract):
+//   correlator.cpp  input ordering and dispatch, and the public Correlator
+//   lives.cpp       page identity: lives, steps, stacks, allocation, driver pages
+//   phases.cpp      rig phases, mappings, user faults
+//   verdicts.cpp    the end of every life: milestones, anomalies, the report
+//
+// The correlator: events (any order) -> sorted -> per-page lives, phases,
+// mappings, anomalies.
+//
+// Attribution: page events carry a pfn. kex:kex_page_alloc opens a life for
+// its pfn; mm_page_free closes it (mm_page_free_batched and a late
+// kex_page_free may still attach to the life just closed). mm_page_alloc is
+// held pending until kex claims the pfn (same tid, within alloc_attach_ns);
+// unclaimed, it is an "other allocation" (page tables in the mmap window).
+// Per-tid windows give context: kex_mmap..done (which mapping a page belongs
+// to), insert entry..return (PTE read back), unmap_region / exit_mmap (why a
+// page was zapped). User faults find their page by (tgid, page address).
+#pragma once
+
+#include <kextrace/core.h>
+
+#include <tsl/robin_map.h>
+#include <tsl/robin_set.h>
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace kextrace {
+
+// Internal to the correlator: not part of kextrace/core.h.
+namespace corr {
+
+constexpr std::size_t kFlushBatch = 1024;   // buffered events before a windowed flush
+constexpr std::size_t kRadixMin = 1 << 16;  // fewer keys than this: std::sort
+constexpr std::size_t kMaxOrphanNotes = 16; // orphans described in anomalies
+constexpr uint64_t kPageMask = ~(kPageSize - 1);
+
+inline std::string hex(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+struct AddrKey {
+    uint32_t tgid;
+    uint64_t page;
+    bool operator==(const AddrKey&) const = default;
+};
+
+// The murmur3 finalizer: std::hash of an integer is the identity, and the
+// flat maps below index by the low bits (page addresses share theirs).
+inline uint64_t mix64(uint64_t x) noexcept {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+struct IntHash {
+    std::size_t operator()(uint64_t k) const noexcept { return mix64(k); }
+};
+
+struct AddrKeyHash {
+    std::size_t operator()(const AddrKey& k) const noexcept {
+        return mix64(k.page ^ (static_cast<uint64_t>(k.tgid) << 48));
+    }
+};
+
+// The per-event lookups (pfn, tid, address): open addressing, one probe
+// sequence in one array instead of a bucket list of heap nodes per entry.
+// Iteration order is unspecified: finalize() sorts what it reports from them.
+template <class K, class V, class H = IntHash> using FlatMap = tsl::robin_map<K, V, H>;
+template <class K> using FlatSet = tsl::robin_set<K, IntHash>;
+
+// mm_page_alloc waiting for kex to claim its pfn.
+struct PendingAlloc {
+    uint64_t ts;
+    uint64_t order;
+    uint32_t tid;
+    int32_t mapping;
+    int32_t refcount;
+    int32_t mapcount;
+};
+
+// An event as the correlator keeps it while it waits for the reorder window:
+// Event's fields, its stack already interned (Report::stacks), trivially
+// copyable (the buffer grows and sorts by memcpy, no vector per record).
+struct Rec {
+    uint64_t ts;
+    uint64_t pfn;
+    uint64_t addr;
+    uint64_t arg0;
+    uint64_t arg1;
+    int64_t ret;
+    uint32_t type;
+    uint32_t cpu;
+    uint32_t pid;
+    uint32_t tid;
+    int32_t refcount;
+    int32_t mapcount;
+    uint32_t probe;
+    uint32_t stack_id; // 0 = none
+};
+static_assert(sizeof(Rec) == 80);
+// KEX_EV_DRIVER_VMA keeps its payload (VmaInfo) beside the buffer: its Rec's
+// ret (always 0 in the record) holds 1 + its index in State::vma_infos.
+
+// A user fault at an address of a kex mapping with no page there yet (mode
+// fault: the fault comes before the .fault handler allocates the page).
+struct PendingFault {
+    Rec ev;
+    bool in_write;
+};
+
+// unmap_region / exit_mmap of a tid.
+struct UnmapWindow {
+    ZapContext kind;
+    uint32_t tgid;
+};
+
+// The event types whose loss can explain a missing milestone.
+inline uint16_t milestones_of(uint32_t type) {
+    switch (type) {
+    case KEX_EV_PAGE_ALLOC:
+        return kMsKmemAlloc;
+    case KEX_EV_KEX_PAGE_ALLOC:
+        return kMsKexAlloc;
+    case KEX_EV_INSERT:
+    case KEX_EV_DO_SET_PTE:
+        return kMsInsert;
+    case KEX_EV_INSERT_RET:
+        return kMsInsert | kMsPteSet;
+    case KEX_EV_DO_SET_PTE_RET:
+        return kMsPteSet;
+    case KEX_EV_RMAP_ADD:
+        return kMsRmapAdd;
+    case KEX_EV_KEX_PAGE_INSERT:
+        return kMsKexInsert;
+    case KEX_EV_KEX_PAGE_FREE:
+        return kMsKexFree;
+    case KEX_EV_RMAP_REMOVE:
+        return kMsZap;
+    case KEX_EV_PAGE_FREE:
+        return kMsPageFree;
+    default:
+        return 0;
+    }
+}
+
+inline std::string_view phase_name(uint32_t phase) {
+    switch (phase) {
+    case KEX_PHASE_MMAP_BEGIN:
+    case KEX_PHASE_MMAP_END:
+        return "mmap";
+    case KEX_PHASE_WRITE_BEGIN:
+    case KEX_PHASE_WRITE_END:
+        return "write";
+    case KEX_PHASE_MUNMAP_BEGIN:
+    case KEX_PHASE_MUNMAP_END:
+        return "munmap";
+    default:
+        return {};
+    }
+}
+
+} // namespace corr
+using namespace corr;
+
+struct Correlator::State {
+    explicit State(CorrelatorOptions o) : opts(std::move(o)) {
+        all = opts.roots.empty();
+        traced.insert(opts.roots.begin(), opts.roots.end());
+        r.stacks.emplace_back();
+        if (opts.reserve_pages) {
+            r.pages.reserve(opts.reserve_pages);
+            open_by_pfn.reserve(opts.reserve_pages);
+            by_addr.reserve(opts.reserve_pages);
+        }
+    }
+
+    CorrelatorOptions opts;
+    Losses losses;
+    Report r;
+
+    // Input ordering: events wait in buffer; a flush sorts (ts, arrival)
+    // keys, not the events, and keeps what is younger than the window.
+    struct Key {
+        uint64_t ts;
+        uint32_t idx;
+    };
+    std::vector<Rec> buffer;
+    std::vector<Rec> rest; // reused by flush_until
+    std::vector<Key> keys; // reused by flush_until
+    std::size_t next_flush = kFlushBatch;
+    uint64_t max_ts = 0;
+    uint64_t watermark = 0; // ts of the last processed event
+    bool processed_any = false;
+    bool late = false; // the event being processed arrived late
+
+    // Process tree.
+    bool all = true;
+    FlatSet<uint32_t> traced;
+
+    // Page lives.
+    FlatMap<uint64_t, uint32_t> open_by_pfn;
+    FlatMap<uint64_t, uint32_t> closed_by_pfn; // last life closed per pfn
+    FlatMap<AddrKey, uint32_t, AddrKeyHash> by_addr;
+    FlatMap<uint64_t, PendingAlloc> pending;
+    std::deque<std::pair<uint64_t, uint64_t>> pending_order; // (ts, pfn)
+    FlatMap<uint64_t, bool> other_pages;                     // pfn -> freed
+    std::unordered_map<AddrKey, PendingFault, AddrKeyHash> pending_faults;
+
+    // Per-tid windows.
+    std::unordered_map<uint32_t, uint32_t> mmap_windows; // tid -> mapping
+    FlatMap<uint32_t, UnmapWindow> unmap_windows;
+    FlatMap<uint32_t, uint64_t> insert_calls;                        // tid -> pfn
+    FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
+    std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
+
+    FlatMap<uint64_t, uint32_t> stack_ids;                 // content hash -> Report::stacks
+    std::vector<std::shared_ptr<const VmaInfo>> vma_infos; // see Rec
+
+    // --- input -------------------------------------------------------------
+
+    void feed(Event&& e);
+
+    // Sorts keys (in arrival order) by ts, ties in arrival order: an LSD radix
+    // sort of ts - min, 11 bits a pass, only as many passes as the ts range
+    // needs (a second of events: 3). Stable, so it gives by_ts's order at a
+    // few linear passes; std::sort's n log n compares were most of finish()
+    // for a large buffer (bench/: correlate/buffer_all).
+    void radix_sort_keys();
+
+    // Processes buffered events with ts <= limit, in (ts, arrival) order.
+    void flush_until(uint64_t limit);
+
+    void flush_all() { flush_until(UINT64_MAX); }
+
+    // Before a flush of everything (finish(); all there is when kextrace
+    // buffers everything): room for the lives the buffered kex allocations
+    // may open, so Report::pages (200 B a life) and the closed-pfn index grow
+    // once, to size, instead of doubling (moving every life each time, and
+    // holding up to twice the room). Windowed flushes grow as vectors do.
+    void reserve_lives();
+
+    // --- helpers -----------------------------------------------------------
+
+    bool is_traced(uint32_t tgid) const { return all || traced.contains(tgid); }
+
+    void anomaly(uint64_t ts, int32_t life, std::string msg);
+
+    std::string page_name(uint32_t life) const;
+
+    uint32_t intern_stack(std::vector<uint64_t>& st);
+
+    Step& add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value, uint8_t flags = 0);
+
+    uint32_t open_life(uint64_t pfn, uint32_t owner, uint32_t tid);
+
+    void set_uaddr(uint32_t life, uint64_t addr);
+
+    void close_life(uint32_t life);
+
+    void pending_to_other(uint64_t pfn);
+
+    void expire_pending(uint64_t now);
+
+    // --- dispatch ----------------------------------------------------------
+
+    void process(Rec& ev);
+
+    void count_in_phases(const Rec& ev);
+
+    // Returns false when the event is filtered out (not ours).
+    bool dispatch(Rec& ev, bool traced_pid);
+
+    // --- phases, mappings, faults -----------------------------------------
+
+    void on_phase(const Rec& ev);
+
+    bool in_write_phase(uint32_t tgid) const;
+
+    // The mapping of tgid that contains addr and is not closed, -1 = none.
+    int64_t mapping_at(uint32_t tgid, uint64_t addr) const;
+
+    void on_user_fault(Rec& ev);
+
+    void on_kex_mmap(const Rec& ev);
+
+    void on_kex_mmap_done(const Rec& ev);
+
+    // kex_mmap_mode, kex_batch, vm_insert_pages: about the tid's mapping.
+    void on_mapping_event(const Rec& ev);
+
+    void on_vma_close(const Rec& ev);
+
+    // --- allocation --------------------------------------------------------
+
+    void on_kmem_alloc(const Rec& ev);
+
+    void on_kex_alloc(Rec& ev);
+
+    // --- another driver's pages ---------------------------------------------
+
+    // A driver VMA, reported with its first followed page. A VMA of the same
+    // process over the same range before it was unmapped meanwhile.
+    void on_driver_vma(const Rec& ev);
+
+    // A page another driver inserts (BPF adopted it at the insert): its life
+    // starts here; the allocation came before, unseen.
+    void on_driver_page(Rec& ev);
+
+    // --- page events -------------------------------------------------------
+
+    static bool can_open_life(uint32_t type);
+
+    bool on_page_event(Rec& ev, bool traced_pid);
+
+    void check_pte(uint32_t life, uint64_t ts, uint64_t pte);
+
+    void set_pte(uint32_t life, Rec& ev, uint8_t flags);
+
+    void apply(uint32_t life, Rec& ev, uint8_t flags);
+
+    // --- finish ------------------------------------------------------------
+
+    // A flat map's entries by key: what finalize() reports does not depend on
+    // the table's layout.
+    template <class Map> static auto sorted(const Map& m) {
+        std::vector<std::pair<typename Map::key_type, typename Map::mapped_type>> v(m.begin(),
+                                                                                    m.end());
+        std::sort(v.begin(), v.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        return v;
+    }
+
+    void finalize();
+
+    void finish_life(uint32_t i,
+                     const std::unordered_map<uint32_t, std::vector<const Phase*>>& writes);
+
+    PendingState pending_state() const;
+};
+
+} // namespace kextrace
