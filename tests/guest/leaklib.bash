@@ -20,23 +20,13 @@ leaks_run() {
 # leaksjson CODE: python CODE with j = the run's JSON, L = j['leaks'],
 # by_verdict(v) = sorted indexes with verdict v, and ok(cond, what).
 leaksjson() {
-	python3 - "$CASE_TMP/out.json" "$1" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
+	python3 "$KEX_TOP/tests/guest/jcheck.py" "$CASE_TMP/out.json" "
 L = j['leaks']
-failed = 0
-def ok(cond, what):
-    global failed
-    print(("ok: " if cond else "FAILED: ") + what)
-    if not cond:
-        failed += 1
 def by_verdict(v):
     return sorted(p['index'] for p in L['pages'] if p['verdict'] == v)
 def page(i):
     return next(p for p in L['pages'] if p['index'] == i)
-exec(sys.argv[2])
-sys.exit(1 if failed else 0)
-PY
+$1"
 }
 
 # expect_all_freed N: N page lives, every one freed, nothing lost.

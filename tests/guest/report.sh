@@ -22,14 +22,10 @@ def png_size(p):
     with open(p, 'rb') as f:
         h = f.read(24)
     return list(struct.unpack('>II', h[16:24])) if h[:8] == b'\x89PNG\r\n\x1a\n' else None
-failed = 0
-def ok(cond, what):
-    global failed
-    print(('ok: ' if cond else 'FAILED: ') + what)
-    if not cond:
-        failed += 1
+sys.path.insert(0, os.path.join(os.environ['KEX_TOP'], 'tests/guest'))
+from jcheck import ok, done
 $code
-sys.exit(1 if failed else 0)
+done()
 EOF
 }
 

@@ -17,23 +17,10 @@
 # modes_py JSON EVENTS CODE: python CODE with j = the --json report, ev = the
 # --events records, ok(cond, what); fails the case if any ok() failed.
 modes_py() {
-	python3 - "$1" "$2" "$3" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[1]))
-ev = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
-failed = 0
-def ok(cond, what):
-    global failed
-    print(("ok: " if cond else "FAILED: ") + what)
-    if not cond:
-        failed += 1
-def steps(p, kind):
-    return [s for s in p['steps'] if s['kind'] == kind]
+	python3 "$KEX_TOP/tests/guest/jcheck.py" "$1" --events "$2" "
 pages = sorted(j['pages'], key=lambda p: p['index'])
 phase = {p['name']: p for p in j['phases']}
-exec(sys.argv[3])
-sys.exit(1 if failed else 0)
-EOF
+$3"
 }
 
 # modes_trace N ARGS...: kextrace --json/--events on mmap_test /dev/kex N ARGS --no-wait

@@ -6,34 +6,12 @@
 # pyjson FILE CODE: run python CODE with j = the parsed JSON of FILE and
 # ok(cond, what) to assert; fails the case if any ok() failed.
 pyjson() {
-	python3 - "$1" "$2" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[1]))
-failed = 0
-def ok(cond, what):
-    global failed
-    print(("ok: " if cond else "FAILED: ") + what)
-    if not cond:
-        failed += 1
-exec(sys.argv[2])
-sys.exit(1 if failed else 0)
-EOF
+	python3 "$KEX_TOP/tests/guest/jcheck.py" "$1" "$2"
 }
 
 # pyevents FILE CODE: like pyjson, with ev = the list of --events records.
 pyevents() {
-	python3 - "$1" "$2" <<'EOF'
-import json, sys
-ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-failed = 0
-def ok(cond, what):
-    global failed
-    print(("ok: " if cond else "FAILED: ") + what)
-    if not cond:
-        failed += 1
-exec(sys.argv[2])
-sys.exit(1 if failed else 0)
-EOF
+	python3 "$KEX_TOP/tests/guest/jcheck.py" --events "$1" "$2"
 }
 
 # The checks every clean kex run must pass: N pages under POLICY, zapped in
