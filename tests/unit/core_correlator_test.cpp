@@ -37,10 +37,7 @@ Report run(const std::vector<Event>& events, CorrelatorOptions opts = {},
 }
 
 std::string anomalies(const Report& r) {
-    std::string s;
-    for (const Anomaly& a : r.anomalies)
-        s += a.message + "\n";
-    return s;
+    return anomaly_text(r);
 }
 
 bool has_anomaly(const Report& r, std::string_view needle) {

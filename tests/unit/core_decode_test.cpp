@@ -147,7 +147,8 @@ TEST(CoreDecode, TypeNamesRoundTrip) {
         EXPECT_NE(name, "unknown");
         EXPECT_EQ(event_type_from_name(name), t);
     }
-    EXPECT_EQ(known, 37u); // + the mapping modes' six (events.h 50..55), the driver VMA and page (60, 61)
+    EXPECT_EQ(known,
+              37u); // + the mapping modes' six (events.h 50..55), the driver VMA and page (60, 61)
     EXPECT_FALSE(event_type_from_name("nope"));
     EXPECT_EQ(event_type_name(1000), "unknown");
 }

@@ -27,17 +27,11 @@ VmaInfo packet_socket() {
 }
 
 Report run(const StreamBuilder& b) {
-    Correlator c({.roots = {100}});
-    for (const Event& e : b.events)
-        c.feed(e);
-    return c.finish();
+    return correlate(b);
 }
 
 std::string anomalies(const Report& r) {
-    std::string s;
-    for (const Anomaly& a : r.anomalies)
-        s += a.message + "\n";
-    return s;
+    return anomaly_text(r);
 }
 
 } // namespace

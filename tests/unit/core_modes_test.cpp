@@ -22,17 +22,11 @@ Event& mode_event(StreamBuilder& b, MapMode m) {
 }
 
 Report run(const StreamBuilder& b, uint16_t expected = kMsDefaultExpected) {
-    Correlator c({.roots = {100}, .expected = expected});
-    for (const Event& e : b.events)
-        c.feed(e);
-    return c.finish();
+    return correlate(b, {.roots = {100}, .expected = expected});
 }
 
 std::string anomalies(const Report& r) {
-    std::string s;
-    for (const Anomaly& a : r.anomalies)
-        s += a.message + "\n";
-    return s;
+    return anomaly_text(r);
 }
 
 // Mode fault, pages touched in the write phase (write faults) or read first.

@@ -16,12 +16,7 @@ using nlohmann::json;
 namespace {
 
 Report report_of(const StreamBuilder& b, const Losses& losses) {
-    Correlator c({.roots = {100}});
-    for (const Event& e : b.events)
-        c.feed(e);
-    c.set_losses(losses);
-    c.flush();
-    return c.finish();
+    return correlate(b, {.roots = {100}}, losses);
 }
 
 // 3 children not traced (a full "traced" map), 1 kex page not remembered,

@@ -14,11 +14,7 @@ namespace {
 
 Report report_of(const StreamBuilder& b, const Losses& losses = {},
                  CorrelatorOptions opts = {.roots = {100}}) {
-    Correlator c(std::move(opts));
-    for (const Event& e : b.events)
-        c.feed(e);
-    c.set_losses(losses);
-    return c.finish();
+    return correlate(b, std::move(opts), losses);
 }
 
 RunInfo run_info() {

@@ -11,13 +11,10 @@ using namespace kextrace;
 namespace {
 
 Report report_of(const StreamBuilder& b, const Losses& losses = {}) {
-    Correlator c({.roots = {100}});
-    for (const Event& e : b.events)
-        c.feed(e);
-    c.set_losses(losses);
-    c.flush();
-    EXPECT_TRUE(c.pending().empty());
-    return c.finish();
+    PendingState left;
+    Report r = correlate(b, {.roots = {100}}, losses, &left);
+    EXPECT_TRUE(left.empty());
+    return r;
 }
 
 RunInfo run_info() {

@@ -14,11 +14,9 @@ using nlohmann::json;
 namespace {
 
 Report report_of(const StreamBuilder& b) {
-    Correlator c({.roots = {100}});
-    for (const Event& e : b.events)
-        c.feed(e);
-    Report r = c.finish();
-    EXPECT_TRUE(c.pending().empty());
+    PendingState left;
+    Report r = correlate(b, {.roots = {100}}, {}, &left);
+    EXPECT_TRUE(left.empty());
     return r;
 }
 

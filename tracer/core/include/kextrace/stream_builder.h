@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace kextrace {
@@ -310,5 +311,27 @@ class StreamBuilder {
     uint64_t ts_;
     uint64_t step_;
 };
+
+// b's events through a Correlator: losses set, everything flushed; the state
+// left pending after the flush goes to *pending when asked (tests expect none).
+inline Report correlate(const StreamBuilder& b, CorrelatorOptions opts = {.roots = {100}},
+                        const Losses& losses = {}, PendingState* pending = nullptr) {
+    Correlator c(std::move(opts));
+    for (const Event& e : b.events)
+        c.feed(e);
+    c.set_losses(losses);
+    c.flush();
+    if (pending)
+        *pending = c.pending();
+    return c.finish();
+}
+
+// Every anomaly's message, one a line.
+inline std::string anomaly_text(const Report& r) {
+    std::string s;
+    for (const Anomaly& a : r.anomalies)
+        s += a.message + "\n";
+    return s;
+}
 
 } // namespace kextrace
