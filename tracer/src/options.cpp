@@ -43,8 +43,9 @@ bool check_options(Options& o, const std::string& insert_args, const std::string
 // declaration each, in --help's order; the checks after parsing are check_options.
 std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     Options o;
-    CLI::App app{"kextrace: follow every page the kex driver maps into a process, through the "
-                 "kernel's insert / fault / unmap paths\n"
+    CLI::App app{"kextrace: follow every page a driver maps into a process (kex, or any driver "
+                 "that inserts pages: vm_insert_page/vm_insert_pages), through the kernel's "
+                 "insert / fault / unmap paths\n"
                  "usage: kextrace [OPTIONS] -- CMD ARGS...  |  kextrace [OPTIONS] -p PID  |  "
                  "kextrace report FILE.jsonl [--json OUT] [--export OUT]  |  "
                  "kextrace --leaks --all",
@@ -88,10 +89,11 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_flag("--full", o.full, "print every page row");
     app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page");
     app.add_flag("--plan", o.plan_only, "print which probe observes each step here, then exit");
-    app.add_flag("--leaks", o.leaks,
-                 "refcount leak hunting: once CMD exited and its deferred frees settled, a "
-                 "verdict per kex page (freed, leaked, still mapped, freed while mapped), with "
-                 "the reference ledger and the stack of the reference never dropped");
+    app.add_flag(
+        "--leaks", o.leaks,
+        "refcount leak hunting: once CMD exited and its deferred frees settled, a "
+        "verdict per followed page (freed, leaked, still mapped, freed while mapped), with "
+        "the reference ledger and the stack of the reference never dropped");
     app.add_flag("--all", o.all,
                  "with --leaks: every process's kex pages, until SIGINT/SIGTERM, --duration or "
                  "kex unloads (kex cannot be unloaded while kextrace is attached: stop it first)");
@@ -116,7 +118,8 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_option("--ringbuf-mb", o.ringbuf_mb, "ring buffer size in MiB (power of 2)")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1024u));
-    app.add_option("--max-pages", o.max_pages, "kex pages tracked at once")->capture_default_str();
+    app.add_option("--max-pages", o.max_pages, "pages tracked at once (kex's and other drivers')")
+        ->capture_default_str();
     // Hidden, for tests: the ring's drain thread waits while KB of records wait
     // to be decoded, so a stalled consumer makes the ring overflow (events lost).
     app.add_option("--debug-queue-limit-kb", o.debug_queue_limit_kb)
