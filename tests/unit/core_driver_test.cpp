@@ -128,3 +128,34 @@ TEST(CoreDriver, NotTracedProcessIsFiltered) {
     EXPECT_TRUE(r.pages.empty());
     EXPECT_TRUE(r.mappings.empty());
 }
+
+// kextrace --driver / --file: a VMA the filter leaves out is not reported,
+// nor are its pages, and none of their events is an orphan or an anomaly;
+// the same range mapped again by a followed driver is followed.
+TEST(CoreDriver, FilterLeavesOutOtherOwnersVmasAndTheirPages) {
+    VmaInfo other = packet_socket();
+    other.ino = 778;
+    other.name = {"socket:[778]"};
+    StreamBuilder b;
+    b.driver_ring(kStart, 4, kPfn0, other);                           // left out
+    b.driver_ring(kStart + 0x100000, 2, kPfn0 + 16, packet_socket()); // followed
+    b.driver_ring(kStart, 2, kPfn0 + 32, packet_socket());            // the first range again
+    CorrelatorOptions o{.roots = {100}};
+    o.follow_driver_vma = [](const VmaInfo& v) { return v.ino == 777; };
+    const Report r = correlate(b, std::move(o));
+    ASSERT_EQ(r.mappings.size(), 2u);
+    for (const Mapping& m : r.mappings) {
+        ASSERT_TRUE(m.vma);
+        EXPECT_EQ(m.vma->ino, 777u);
+        EXPECT_EQ(m.lives, 2u);
+    }
+    ASSERT_EQ(r.pages.size(), 4u);
+    for (const PageLife& p : r.pages) {
+        EXPECT_GE(p.pfn, kPfn0 + 16);
+        EXPECT_TRUE(p.complete()) << milestone_names(p.missing);
+    }
+    EXPECT_EQ(r.unfollowed_driver_pages, 4u);
+    EXPECT_EQ(r.orphans, 0u);
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+    EXPECT_GT(r.filtered, 4u); // the left-out pages' events
+}

@@ -3,6 +3,7 @@
 // step is in kextrace_lib. run() reads as the list of phases, each a function
 // below. The one fatal error type (FatalError) is caught here; everything else
 // returns errors as values.
+#include "driver_filter.h"
 #include "environment.h"
 #include "events_writer.h"
 #include "ksyms.h"
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -269,9 +271,27 @@ class Intake {
     Streams& streams_;
 };
 
+// --driver / --file, checked against this machine: a bad value ends the run
+// (exit 2) before anything is attached.
+DriverFilter driver_filter(const Options& opt, const Ksyms& ksyms) {
+    if (opt.drivers.empty() && opt.files.empty())
+        return {};
+    std::ifstream in("/proc/modules");
+    const std::string modules{std::istreambuf_iterator<char>(in), {}};
+    auto f = make_driver_filter(opt.drivers, opt.files, ksyms, modules);
+    if (!f)
+        throw FatalError(f.error().message, 2);
+    return std::move(*f);
+}
+
 CorrelatorOptions correlator_options(const ProbePlan& plan, const Targets& targets,
-                                     const Loader& loader) {
+                                     const Loader& loader, const DriverFilter& filter,
+                                     const Symbolizer& sym) {
     CorrelatorOptions copts;
+    if (!filter.empty())
+        copts.follow_driver_vma = [&filter, &sym](const VmaInfo& v) {
+            return filter.follows(v, sym);
+        };
     copts.roots.assign(targets.roots.begin(), targets.roots.end());
     copts.expected = expected_milestones(plan, &loader.results());
     // The BPF side emits an mm_page_alloc only once kex_page_alloc claimed
@@ -447,6 +467,8 @@ int exit_status(const Options& opt, const SessionResult& res,
 int run(const Options& opt) {
     ignore_sigpipe(); // write errors are reported, not a silent death with probes attached
     Host host = inspect_host(opt);
+    const DriverFilter filter = driver_filter(opt, host.ksyms);
+    const Symbolizer sym = [&host](uint64_t a) { return host.ksyms.symbolize(a); };
     ProbePlan probes = make_plan(opt, host);
     if (opt.plan_only)
         return print_plan(host.facts, probes);
@@ -459,7 +481,7 @@ int run(const Options& opt) {
     Targets targets = seed_targets(opt, *loader);
     attach_probes(opt, host.facts, probes, *loader);
 
-    const CorrelatorOptions copts = correlator_options(probes, targets, *loader);
+    const CorrelatorOptions copts = correlator_options(probes, targets, *loader, filter, sym);
     Intake intake(copts, host.ksyms, streams);
     if (auto st = loader->open_ring_buffer(
             [&intake](std::span<const std::byte> rec) { return intake.take(rec); });
@@ -482,7 +504,6 @@ int run(const Options& opt) {
     Report report = intake.correlator.finish();
 
     RunInfo run = run_info(opt, host.facts, probes, *loader, counters);
-    Symbolizer sym = [&host](uint64_t a) { return host.ksyms.symbolize(a); };
     std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters.machine);
     write_trace_files(opt, streams, report, run, losses, copts, sym);
     std::cout.flush();

@@ -22,6 +22,11 @@ bool check_options(Options& o, const std::string& insert_args, const std::string
         }
         o.insert_args = std::make_pair(a, b);
     }
+    if (o.kex_only && (!o.drivers.empty() || !o.files.empty())) {
+        fmt::print(stderr, "kextrace: --kex-only follows no other driver: it does not go with "
+                           "--driver or --file\n");
+        return false;
+    }
     if ((o.ringbuf_mb & (o.ringbuf_mb - 1)) != 0) {
         fmt::print(stderr, "kextrace: --ringbuf-mb must be a power of 2\n");
         return false;
@@ -85,6 +90,17 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_flag("--kex-only", o.kex_only,
                  "follow kex's pages only, not the pages other drivers insert into the traced "
                  "processes (AF_PACKET rings, BPF ring buffers, ...)");
+    app.add_option("--driver", o.drivers,
+                   "follow only the mappings of this driver (a module, or a built-in one named "
+                   "after its mmap handler: af_packet); repeat for more; kex's pages are "
+                   "followed whenever kex is loaded")
+        ->type_name("NAME")
+        ->allow_extra_args(false);
+    app.add_option("--file", o.files,
+                   "follow only the mappings of this file (a device node, a file, or "
+                   "socket:[INODE] / anon_inode:NAME as /proc/PID/maps shows it); repeat for more")
+        ->type_name("PATH")
+        ->allow_extra_args(false);
     app.add_flag("!--no-stacks", o.stacks, "do not capture kernel stacks");
     app.add_flag("--full", o.full, "print every page row");
     app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page");

@@ -27,6 +27,8 @@ struct Options {
     bool accept_loss = false;
     bool fault_all_pages = false; // --fault-probe-all-pages
     bool kex_only = false;        // --kex-only: no other driver's pages
+    std::vector<std::string> drivers; // --driver NAME: only these drivers' mappings
+    std::vector<std::string> files;   // --file PATH: only mappings of these files
     bool stacks = true;           // --no-stacks clears it
     bool full = false;            // --full: every page row
     bool show_stacks = false;     // --stacks: print the first page's stacks

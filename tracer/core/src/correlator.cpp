@@ -179,13 +179,9 @@ bool Correlator::State::dispatch(Rec& ev, bool traced_pid) {
             on_kex_alloc(ev);
         return traced_pid;
     case KEX_EV_DRIVER_VMA:
-        if (traced_pid)
-            on_driver_vma(ev);
-        return traced_pid;
+        return traced_pid && on_driver_vma(ev);
     case KEX_EV_DRIVER_PAGE:
-        if (traced_pid)
-            on_driver_page(ev);
-        return traced_pid;
+        return traced_pid && on_driver_page(ev);
     case KEX_EV_PAGE_ALLOC:
         if (traced_pid)
             on_kmem_alloc(ev);

@@ -226,6 +226,9 @@ struct Correlator::State {
 
     FlatMap<uint64_t, uint32_t> stack_ids;                 // content hash -> Report::stacks
     std::vector<std::shared_ptr<const VmaInfo>> vma_infos; // see Rec
+    // Other drivers' VMAs (tgid, vm_start) and pages the driver filter left out.
+    tsl::robin_set<AddrKey, AddrKeyHash> unfollowed_vmas;
+    FlatSet<uint64_t> unfollowed_pfns;
 
     // --- input -------------------------------------------------------------
 
@@ -311,11 +314,11 @@ struct Correlator::State {
 
     // A driver VMA, reported with its first followed page. A VMA of the same
     // process over the same range before it was unmapped meanwhile.
-    void on_driver_vma(const Rec& ev);
+    bool on_driver_vma(const Rec& ev);
 
     // A page another driver inserts (BPF adopted it at the insert): its life
     // starts here; the allocation came before, unseen.
-    void on_driver_page(Rec& ev);
+    bool on_driver_page(Rec& ev);
 
     // --- page events -------------------------------------------------------
 

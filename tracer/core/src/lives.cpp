@@ -197,7 +197,16 @@ void Correlator::State::on_kex_alloc(Rec& ev) {
 
 // --- another driver's pages ----------------------------------------------------
 
-void Correlator::State::on_driver_vma(const Rec& ev) {
+bool Correlator::State::on_driver_vma(const Rec& ev) {
+    const std::shared_ptr<const VmaInfo> vma =
+        ev.ret > 0 && static_cast<std::size_t>(ev.ret) <= vma_infos.size()
+            ? vma_infos[static_cast<std::size_t>(ev.ret) - 1]
+            : nullptr;
+    if (opts.follow_driver_vma && !(vma && opts.follow_driver_vma(*vma))) {
+        unfollowed_vmas.insert({ev.pid, ev.addr});
+        return false;
+    }
+    unfollowed_vmas.erase({ev.pid, ev.addr}); // the range mapped again, by a followed driver
     for (Mapping& old : r.mappings)
         if (old.driver && old.tgid == ev.pid && !old.close_ts && old.vm_start < ev.arg0 &&
             ev.addr < old.vm_end)
@@ -214,11 +223,16 @@ void Correlator::State::on_driver_vma(const Rec& ev) {
     m.mode_inferred = false;
     m.ts = ev.ts;
     m.stack_id = ev.stack_id;
-    if (ev.ret > 0 && static_cast<std::size_t>(ev.ret) <= vma_infos.size())
-        m.vma = vma_infos[static_cast<std::size_t>(ev.ret) - 1];
+    m.vma = vma;
+    return true;
 }
 
-void Correlator::State::on_driver_page(Rec& ev) {
+bool Correlator::State::on_driver_page(Rec& ev) {
+    if (unfollowed_vmas.contains({ev.pid, ev.arg0})) {
+        unfollowed_pfns.insert(ev.pfn);
+        ++r.unfollowed_driver_pages;
+        return false;
+    }
     if (auto old = open_by_pfn.find(ev.pfn); old != open_by_pfn.end()) {
         const uint32_t prev = old->second;
         anomaly(ev.ts, static_cast<int32_t>(prev),
@@ -246,6 +260,7 @@ void Correlator::State::on_driver_page(Rec& ev) {
     if (ev.addr >= ev.arg0 && ev.addr)
         p.index = static_cast<uint32_t>((ev.addr - ev.arg0) / kPageSize);
     set_uaddr(life, ev.addr);
+    return true;
 }
 
 // --- page events ---------------------------------------------------------------
@@ -318,6 +333,13 @@ bool Correlator::State::on_page_event(Rec& ev, bool traced_pid) {
                 return true;
             }
         }
+    }
+    if (life < 0 && unfollowed_pfns.contains(pfn)) {
+        if (ev.type == KEX_EV_PAGE_FREE) { // its last event: the pfn may come back
+            unfollowed_pfns.erase(pfn);
+            other_pages[pfn] = true; // the batched free that may follow
+        }
+        return false;
     }
     if (life < 0) {
         if (!traced_pid)

@@ -431,6 +431,7 @@ void write_trace(Pretty& w, const Report& r) {
     w.key("other_allocations").u64(r.other_allocations);
     w.key("other_frees").u64(r.other_frees);
     w.key("tgids").array_of(r.tgids);
+    w.key("unfollowed_driver_pages").u64(r.unfollowed_driver_pages);
     w.end_object();
 }
 

@@ -549,8 +549,12 @@ void render_text(const Report& r, const RunInfo& run, std::ostream& out,
                        "zap dirty {}/{}\n",
                        detail::trail(expected_refcount_trail(Policy::drop)), clean_trail, expected,
                        others, no_fault, n, dirty, n);
-    out << fmt::format("         orphan events {}; other allocations {}; filtered events {}\n",
-                       r.orphans, r.other_allocations, r.filtered);
+    out << fmt::format("         orphan events {}; other allocations {}; filtered events {}{}\n",
+                       r.orphans, r.other_allocations, r.filtered,
+                       r.unfollowed_driver_pages
+                           ? fmt::format("; driver pages not followed {} (--driver/--file)",
+                                         r.unfollowed_driver_pages)
+                           : "");
 }
 
 } // namespace kextrace

@@ -22,6 +22,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -374,6 +375,7 @@ struct Report {
     uint64_t late = 0;              // arrived after the reorder window had passed their ts
     uint64_t other_allocations = 0; // mm_page_alloc never confirmed by kex (page tables, ...)
     uint64_t other_frees = 0;       // mm_page_free of such pages
+    uint64_t unfollowed_driver_pages = 0; // other drivers' pages the driver filter left out
     uint64_t first_ts = 0;
     uint64_t last_ts = 0;
     std::vector<uint32_t> tgids; // the traced processes (empty: all)
@@ -394,6 +396,10 @@ struct CorrelatorOptions {
     uint16_t expected = kMsDefaultExpected; // clear bits for probes that did not attach
     std::size_t reserve_pages = 0;
     std::size_t max_anomalies = 1000;
+    // Which other drivers' mappings to follow (kextrace --driver / --file),
+    // asked once per VMA; empty: every one. A VMA left out is not reported and
+    // its pages' events are filtered (Report::unfollowed_driver_pages).
+    std::function<bool(const VmaInfo&)> follow_driver_vma;
 };
 
 // What the correlator still holds; all zero after finish().
