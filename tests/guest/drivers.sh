@@ -12,6 +12,9 @@
 #   tx_and_v3      a TX ring (V2) and an RX ring (V3) of 4 blocks each in
 #                  two processes of one traced tree: 2 mappings, 8 pages
 #   kex_only       --kex-only: the ring's pages are not followed
+#   filters        --driver af_packet follows them; --file of another socket
+#                  leaves all 8 out (counted, no orphan); --driver of a
+#                  module that is not loaded exits 2 listing the loaded ones
 
 # drivers_trace OUT ARGS...: kextrace --json $CASE_TMP/OUT.json ARGS; text to
 # OUT.txt (the driver section shown), kextrace's exit status must be 0.
@@ -113,4 +116,27 @@ case_kex_only() {
 	python3 tests/guest/jcheck.py "$CASE_TMP/only.json" "
 ok(j['pages'] == [] and j['mappings'] == [], 'no page, no mapping')
 "
+}
+
+case_filters() {
+	no_kex
+	drivers_trace follow --driver af_packet -- python3 tests/guest/ring.py rx 2 8
+	python3 tests/guest/jcheck.py "$CASE_TMP/follow.json" "
+ok(len(j['pages']) == 8, f\"--driver af_packet follows the ring's 8 pages ({len(j['pages'])})\")
+ok(j['trace']['unfollowed_driver_pages'] == 0, 'none left out')
+"
+	drivers_trace other --file 'socket:[1]' -- python3 tests/guest/ring.py rx 2 8
+	python3 tests/guest/jcheck.py "$CASE_TMP/other.json" "
+t = j['trace']
+ok(j['pages'] == [] and j['mappings'] == [], 'another socket: no page, no mapping')
+ok(t['unfollowed_driver_pages'] == 8, f\"8 pages left out ({t['unfollowed_driver_pages']})\")
+ok(t['orphans'] == 0 and j['summary']['anomalies'] == 0, 'no orphan, no anomaly')
+"
+	grep -q "driver pages not followed 8 (--driver/--file)" "$CASE_TMP/other.txt" ||
+		fail "the summary does not say 8 pages were left out"
+	local rc=0
+	kextrace --driver kex -- true >"$CASE_TMP/bad.txt" 2>&1 || rc=$?
+	cat "$CASE_TMP/bad.txt"
+	expect_eq "$rc" 2 "--driver of a module that is not loaded: exit status"
+	grep -q "loaded modules:" "$CASE_TMP/bad.txt" || fail "the error does not list the loaded modules"
 }
