@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <span>
 #include <sstream>
 #include <utility>
 
@@ -94,29 +96,33 @@ std::string_view next_field(std::string_view line, std::size_t& pos) {
     return line.substr(start, pos - start);
 }
 
-// Sorts `idx` by (key(i), i): equal keys keep their index order.
-template <class Key> void sort_by_key(std::vector<uint32_t>& idx, Key key) {
-    std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
-        auto ka = key(a), kb = key(b);
-        return ka != kb ? ka < kb : a < b;
+uint64_t name_key(std::string_view s) {
+    return std::hash<std::string_view>{}(s);
+}
+
+// Sorted by (key, idx): a key's run keeps index (address) order.
+void sort_entries(std::vector<Ksyms::Entry>& v) {
+    std::sort(v.begin(), v.end(), [](const Ksyms::Entry& a, const Ksyms::Entry& b) {
+        return a.key != b.key ? a.key < b.key : a.idx < b.idx;
     });
 }
 
-// The [first, last) run of `idx` whose key equals `want` (idx sorted by key).
-template <class Key, class T>
-std::pair<std::vector<uint32_t>::const_iterator, std::vector<uint32_t>::const_iterator>
-equal_run(const std::vector<uint32_t>& idx, const T& want, Key key) {
-    auto lo =
-        std::partition_point(idx.begin(), idx.end(), [&](uint32_t i) { return key(i) < want; });
-    auto hi = std::partition_point(lo, idx.end(), [&](uint32_t i) { return !(want < key(i)); });
+// The entries with this key (a hash may be shared: callers compare names).
+std::span<const Ksyms::Entry> with_key(const std::vector<Ksyms::Entry>& v, uint64_t key) {
+    auto lo = std::partition_point(v.begin(), v.end(),
+                                   [&](const Ksyms::Entry& e) { return e.key < key; });
+    auto hi =
+        std::partition_point(lo, v.end(), [&](const Ksyms::Entry& e) { return e.key == key; });
     return {lo, hi};
 }
 
 } // namespace
 
-// One pass over the text with string_views, then sorted index vectors: a few
-// allocations for the whole table instead of several per symbol (the guest
-// reads ~150,000 symbols at every start, under emulation).
+// One pass over the text with string_views, then index vectors sorted by a
+// hash of the name (integer compares): a few allocations for the whole table
+// instead of several per symbol, and no string compares while sorting (the
+// guest reads ~150,000 symbols at every start, under emulation, where a
+// name-sorted index still cost seconds).
 Ksyms Ksyms::parse(std::string_view text) {
     Ksyms k;
     bool any_nonzero = false;
@@ -138,77 +144,56 @@ Ksyms Ksyms::parse(std::string_view text) {
         (s.is_text() ? k.syms_ : k.others_).push_back(std::move(s));
     }
     k.hidden_ = !any_nonzero && !k.syms_.empty();
-    std::stable_sort(k.syms_.begin(), k.syms_.end(),
-                     [](const Ksym& a, const Ksym& b) { return a.addr < b.addr; });
+    auto by_addr = [](const Ksym& a, const Ksym& b) { return a.addr < b.addr; };
+    if (!std::is_sorted(k.syms_.begin(), k.syms_.end(), by_addr)) // kallsyms mostly is
+        std::stable_sort(k.syms_.begin(), k.syms_.end(), by_addr);
 
-    auto name_of = [&](uint32_t i) { return std::string_view(k.syms_[i].name); };
+    k.by_name_.reserve(k.syms_.size());
     for (uint32_t i = 0; i < k.syms_.size(); i++) {
-        k.by_name_.push_back(i);
         const std::string& n = k.syms_[i].name;
+        k.by_name_.push_back({name_key(n), i, 0});
         if (k.syms_[i].module.empty()) {
-            k.by_base_.push_back(i);
-            k.base_len_.push_back(static_cast<uint32_t>(
-                n.find('.') == std::string::npos ? n.size() : split_clone_name(n).base.size()));
+            const std::size_t len =
+                n.find('.') == std::string::npos ? n.size() : split_clone_name(n).base.size();
+            k.by_base_.push_back(
+                {name_key(std::string_view(n).substr(0, len)), i, static_cast<uint32_t>(len)});
         }
     }
-    sort_by_key(k.by_name_, name_of);
-    // by_base_ and base_len_ sort together: sort positions, then permute
-    std::vector<uint32_t> order(k.by_base_.size());
-    for (uint32_t j = 0; j < order.size(); j++)
-        order[j] = j;
-    sort_by_key(order,
-                [&](uint32_t j) { return name_of(k.by_base_[j]).substr(0, k.base_len_[j]); });
-    std::vector<uint32_t> base(order.size()), len(order.size());
-    for (std::size_t j = 0; j < order.size(); j++) {
-        base[j] = k.by_base_[order[j]];
-        len[j] = k.base_len_[order[j]];
-    }
-    k.by_base_ = std::move(base);
-    k.base_len_ = std::move(len);
-
     for (uint32_t i = 0; i < k.others_.size(); i++) {
-        k.other_by_name_.push_back(i);
+        k.other_by_name_.push_back({name_key(k.others_[i].name), i, 0});
         if (k.others_[i].addr)
-            k.other_by_addr_.push_back(i);
+            k.other_by_addr_.push_back({k.others_[i].addr, i, 0});
     }
-    sort_by_key(k.other_by_name_, [&](uint32_t i) { return std::string_view(k.others_[i].name); });
-    sort_by_key(k.other_by_addr_, [&](uint32_t i) { return k.others_[i].addr; });
+    for (auto* v : {&k.by_name_, &k.by_base_, &k.other_by_name_, &k.other_by_addr_})
+        sort_entries(*v);
     return k;
 }
 
 const Ksym* Ksyms::find(std::string_view name) const {
-    auto [lo, hi] =
-        equal_run(by_name_, name, [&](uint32_t i) { return std::string_view(syms_[i].name); });
+    const uint64_t key = name_key(name);
     const Ksym* best = nullptr;
-    for (auto it = lo; it != hi; ++it) {
-        if (syms_[*it].module.empty())
-            return &syms_[*it];
+    for (const Entry& e : with_key(by_name_, key)) {
+        const Ksym& s = syms_[e.idx];
+        if (s.name != name)
+            continue;
+        if (s.module.empty())
+            return &s;
         if (!best)
-            best = &syms_[*it];
+            best = &s;
     }
     if (best)
         return best;
-    auto [olo, ohi] = equal_run(other_by_name_, name,
-                                [&](uint32_t i) { return std::string_view(others_[i].name); });
-    return olo != ohi ? &others_[*olo] : nullptr;
+    for (const Entry& e : with_key(other_by_name_, key))
+        if (others_[e.idx].name == name)
+            return &others_[e.idx];
+    return nullptr;
 }
 
 std::vector<const Ksym*> Ksyms::find_function(std::string_view base) const {
     std::vector<const Ksym*> out;
-    // positions into by_base_ (sorted by base, then address order)
-    std::size_t lo = 0, hi = by_base_.size();
-    auto base_at = [&](std::size_t j) {
-        return std::string_view(syms_[by_base_[j]].name).substr(0, base_len_[j]);
-    };
-    while (lo < hi) {
-        std::size_t mid = (lo + hi) / 2;
-        if (base_at(mid) < base)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (std::size_t j = lo; j < by_base_.size() && base_at(j) == base; j++)
-        out.push_back(&syms_[by_base_[j]]);
+    for (const Entry& e : with_key(by_base_, name_key(base)))
+        if (std::string_view(syms_[e.idx].name).substr(0, e.len) == base)
+            out.push_back(&syms_[e.idx]);
     std::stable_partition(out.begin(), out.end(), [&](const Ksym* s) { return s->name == base; });
     return out;
 }
@@ -216,10 +201,8 @@ std::vector<const Ksym*> Ksyms::find_function(std::string_view base) const {
 std::string Ksyms::symbolize(uint64_t addr) const {
     if (syms_.empty() || hidden_)
         return {};
-    if (auto [lo, hi] =
-            equal_run(other_by_addr_, addr, [&](uint32_t i) { return others_[i].addr; });
-        lo != hi) {
-        const Ksym& s = others_[*lo];
+    if (auto at = with_key(other_by_addr_, addr); !at.empty()) {
+        const Ksym& s = others_[at.front().idx];
         return s.module.empty() ? fmt::format("{}+0x0", s.name)
                                 : fmt::format("{}+0x0 [{}]", s.name, s.module);
     }

@@ -55,14 +55,23 @@ class Ksyms {
     std::string symbolize(uint64_t addr) const;
 
   private:
-    // Indexes into syms_ / others_, each sorted by its key, then by index.
-    std::vector<Ksym> syms_;         // sorted by address, text symbols only
-    std::vector<uint32_t> by_name_;  // every text symbol, by name
-    std::vector<uint32_t> by_base_;  // vmlinux text symbols, by name without clone suffixes
-    std::vector<uint32_t> base_len_; // that base's length, parallel to by_base_
-    std::vector<Ksym> others_;       // non-text symbols (data)
-    std::vector<uint32_t> other_by_name_;
-    std::vector<uint32_t> other_by_addr_; // those with an address; the first at each address wins
+  public:
+    // An index entry: a key (a hash of the name, or an address), the symbol's
+    // index in syms_ / others_, and the length of its base name (by_base_).
+    struct Entry {
+        uint64_t key;
+        uint32_t idx;
+        uint32_t len;
+    };
+
+  private:
+    std::vector<Ksym> syms_;   // sorted by address, text symbols only
+    std::vector<Ksym> others_; // non-text symbols (data)
+    // Each sorted by (key, idx).
+    std::vector<Entry> by_name_;       // every text symbol, by name
+    std::vector<Entry> by_base_;       // vmlinux text symbols, by name without clone suffixes
+    std::vector<Entry> other_by_name_; // the data symbols, by name
+    std::vector<Entry> other_by_addr_; // those with an address; the first at each address wins
     bool hidden_ = false;
 };
 
