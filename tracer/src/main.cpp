@@ -478,15 +478,20 @@ int run(const Options& opt) {
     }
     Streams streams = open_outputs(opt, probes);
     auto loader = load_bpf(loader_options(opt, host.tracefs), probes);
+    // The ring buffer is mapped before any probe is attached: the kernel
+    // inserts its pages with vm_insert_page, and the insert probes would see
+    // every one of them (8192 for the default 16 MiB) at every start. Its
+    // records are read once the session drains it, after intake exists.
+    std::optional<Intake> intake;
+    if (auto st = loader->open_ring_buffer(
+            [&intake](std::span<const std::byte> rec) { return intake->take(rec); });
+        !st)
+        throw FatalError(st.error().message);
     Targets targets = seed_targets(opt, *loader);
     attach_probes(opt, host.facts, probes, *loader);
 
     const CorrelatorOptions copts = correlator_options(probes, targets, *loader, filter, sym);
-    Intake intake(copts, host.ksyms, streams);
-    if (auto st = loader->open_ring_buffer(
-            [&intake](std::span<const std::byte> rec) { return intake.take(rec); });
-        !st)
-        throw FatalError(st.error().message);
+    intake.emplace(copts, host.ksyms, streams);
     std::optional<SessionResult> res = trace(opt, *loader, targets, streams);
     if (!res)
         return kExitCannotRun;
@@ -498,10 +503,10 @@ int run(const Options& opt) {
                              (res->aborted ? " (the trace was stopped there)" : ""));
     Losses losses;
     losses.per_type = counters.losses;
-    losses.decode_errors = intake.decode_errors;
+    losses.decode_errors = intake->decode_errors;
     losses.map_full = counters.tracking;
-    intake.correlator.set_losses(losses);
-    Report report = intake.correlator.finish();
+    intake->correlator.set_losses(losses);
+    Report report = intake->correlator.finish();
 
     RunInfo run = run_info(opt, host.facts, probes, *loader, counters);
     std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters.machine);
@@ -510,7 +515,7 @@ int run(const Options& opt) {
     if (!std::cout) // e.g. `kextrace ... | head -1`: SIGPIPE is ignored, the write failed
         throw FatalError(fmt::format("writing the report to standard output: {}",
                                      errno ? std::strerror(errno) : "write error"));
-    write_json_files(opt, probes, *loader, counters, intake, report, run, losses, leaks, sym);
+    write_json_files(opt, probes, *loader, counters, *intake, report, run, losses, leaks, sym);
     return exit_status(opt, *res, leaks, losses);
 }
 
