@@ -399,7 +399,7 @@ struct CorrelatorOptions {
     // Which other drivers' mappings to follow (kextrace --driver / --file),
     // asked once per VMA; empty: every one. A VMA left out is not reported and
     // its pages' events are filtered (Report::unfollowed_driver_pages).
-    std::function<bool(const VmaInfo&)> follow_driver_vma;
+    std::function<bool(const VmaInfo&)> follow_driver_vma{};
 };
 
 // What the correlator still holds; all zero after finish().
