@@ -54,6 +54,8 @@ guest=*)
 		done
 		make -C "$1" M=/tmp/kex/build W=1 modules >/tmp/kex/out/build.log 2>&1
 		cp /tmp/kex/build/kex.ko /tmp/kex/out/kex.ko' sh "$kdir"; then
+		# the log may not exist when the build root failed before make ran;
+		# the build fails below either way
 		cat "$log" >&2 2>/dev/null || true
 		rm -f "$out/kex.ko"
 		echo "kex: build for $abi in $root failed" >&2

@@ -11,6 +11,11 @@
  * hand with "mknod NAME c MAJOR 0" works as well. The mmap rules, modes and
  * errors are documented in kex_uapi.h; the tracepoints in kex_trace.h.
  *
+ * One file on purpose (about 1,200 lines): a reference driver that people
+ * read top to bottom, with every mapping mode's mmap, fault and unwind path
+ * beside the others they mirror; kex_compat.h holds the kernel-version
+ * differences and kex_trace.h the tracepoints.
+ *
  * Who owns the pages (module parameter ref_policy, read at each mmap):
  *  - drop (default): kex drops its reference right after vm_insert_page took
  *    the mapping's; the page is freed by the kernel when it is unmapped.

@@ -107,6 +107,8 @@ load_stop() {
 	for p in "${LOAD_PIDS[@]}"; do
 		kill -0 "$p" 2>/dev/null || dead=$((dead + 1))
 	done
+	# cleanup: a load process that died early is counted in $dead above
+	# (and fails the case); kill and wait then only reap what is left
 	kill "${LOAD_PIDS[@]}" 2>/dev/null || true
 	wait "${LOAD_PIDS[@]}" 2>/dev/null || true
 	LOAD_PIDS=()

@@ -2,6 +2,9 @@
 // (docs/timeline.md). Events are collected per track, sorted (ts, longest
 // first), checked for nesting, then written straight to the stream; only one
 // track's events are held at a time.
+// Over 700 lines: one class builds every track kind (pages, mappings,
+// phases, driver VMAs) with the same argument builders; splitting it by
+// track kind is listed as left to do in the structure issue.
 #include <kextrace/owner.h>
 #include <kextrace/status_json.h>
 #include <kextrace/timeline.h>
