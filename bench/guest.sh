@@ -5,7 +5,9 @@
 # bpftrace, interleaved), where kextrace's overhead goes (the kernel's BPF run
 # statistics per program, stacks on and off), loss (sustained and forced
 # overload, with the ring accounting), per-page mapping cost by mode. Raw results: DIR/guest-raw.jsonl.
-#   --smoke   tiny sizes, 1 repetition: the ctest smoke run (< 60 s of guest time)
+#   --smoke   tiny sizes, 1 repetition: the ctest smoke run (about 120 s alone,
+#             twice that beside another guest; the guest's limit is 560 s,
+#             inside ctest's 600)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$top/bench/results kernel=6.1 smoke=0 timeout=1500
@@ -22,7 +24,7 @@ done
 if [ $smoke = 1 ]; then
 	args=(--overhead-pages 64 --reps 1 --loss-pages 256 --loss-loops 2 --loss-runs overload
 		--mode-pages 64 --mode-reps 1 --mode-limit 1 --profile-pages 64 --profile-reps 1 "${args[@]}")
-	timeout=290
+	timeout=560
 fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)

@@ -160,21 +160,6 @@ ok(j['counts'].get('proc_fork', 0) >= 1, 'the rig was followed through fork')
 "
 }
 
-# tmpfs_faults FILE: a python3 program that write-faults 4 pages of a shared
-# tmpfs mapping of FILE (the fault path's do_set_pte / set_pte_range on pages
-# that are not kex's), then unmaps and removes FILE
-tmpfs_faults() {
-	cat <<EOF
-import mmap, os
-fd = os.open('$1', os.O_RDWR | os.O_CREAT, 0o600)
-os.ftruncate(fd, 4 * 4096)
-m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-for i in range(4):
-    m[i * 4096] = 0x5a       # a write fault on a shared file page
-m.close(); os.close(fd); os.unlink('$1')
-EOF
-}
-
 # do_set_pte (6.12: set_pte_range) on the fault path: a shared tmpfs file
 # mapping faulted in by a traced python3, reported for non-kex pages with
 # --fault-probe-all-pages.
@@ -252,4 +237,69 @@ case_attach_to_pid() {
 	cat "$CASE_TMP/err.txt" "$CASE_TMP/out.txt"
 	expect_eq "$rc" 0 "kextrace -p exit status once its process ended"
 	check_clean_run "$CASE_TMP/out.json" 4 drop munmap
+}
+
+# --- returns: fexit where the kernel's BTF has the function (kernel-specific,
+# so here, in the suite every guest kernel runs) ---
+
+# Returns are observed with fexit where the kernel's BTF has the function,
+# with kretprobes where it has not (the insert clone; 6.1's unmap_region, 7
+# arguments): the start-up table, the JSON and the probe counters say which,
+# the kernel's kprobe_events holds no kretprobe for a fexit step, and the
+# per-page story is the one every clean run has.
+case_returns_use_fexit_where_btf_has_them() {
+	kex_load
+	local set_pte=do_set_pte unmap_ret=kretprobe
+	[ "${KEX_GUEST_KERNEL:-6.1}" = 6.1 ] || { set_pte=set_pte_range; unmap_ret=fexit; }
+	kextrace --json "$CASE_TMP/out.json" --stats "$CASE_TMP/stats.json" --events "$CASE_TMP/ev.jsonl" \
+		--usdt "$KEX_BUILD/bin/mmap_test" -- sh -c "mmap_test /dev/kex 8 --no-wait; cat /sys/kernel/tracing/kprobe_events >$CASE_TMP/kprobe_events" \
+		>"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt"
+	grep -E '^(step|insert|fault install|unmap|exit unmap|pfn map|reap) ' "$CASE_TMP/err.txt"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^fault install +yes +tracefs kprobe \+ fexit +'"$set_pte"' ' "fault install: kprobe + fexit on $set_pte"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^exit unmap +yes +tracefs kprobe \+ fexit +exit_mmap ' "exit unmap: kprobe + fexit"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^pfn map +yes +tracefs kprobe \+ fexit +remap_pfn_range ' "pfn map: kprobe + fexit"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^insert +yes +tracefs kprobe \+ tracefs kretprobe +insert_page_into_pte_locked\.' "insert: the clone keeps its kretprobe"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^unmap \(munmap\) +yes +tracefs kprobe \+ (tracefs )?'"$unmap_ret"' ' "unmap: $unmap_ret return"
+	# while the command ran: kprobe_events has the entries, and kretprobes only where no fexit
+	cat "$CASE_TMP/kprobe_events"
+	expect_eq "$(grep -c '^r.*exit_mmap' "$CASE_TMP/kprobe_events")" 0 "no kretprobe on exit_mmap"
+	expect_eq "$(grep -c "^r.*$set_pte\$" "$CASE_TMP/kprobe_events")" 0 "no kretprobe on $set_pte"
+	expect_eq "$(grep -c '^p.*exit_mmap' "$CASE_TMP/kprobe_events")" 1 "the exit_mmap entry kprobe"
+	expect_eq "$(grep -c '^r.*insert_page_into_pte_locked' "$CASE_TMP/kprobe_events")" 1 "the insert clone's kretprobe"
+	check_clean_run "$CASE_TMP/out.json" 8 drop munmap
+	pyjson "$CASE_TMP/out.json" "
+by = {p['step']: p for p in j['run']['probes']}
+ok(by['fault install']['mechanism'] == 'tracefs kprobe + fexit', 'JSON: fault install ' + by['fault install']['mechanism'])
+ok(by['exit unmap']['mechanism'] == 'tracefs kprobe + fexit', 'JSON: exit unmap ' + by['exit unmap']['mechanism'])
+ok(by['insert']['mechanism'] == 'tracefs kprobe + tracefs kretprobe', 'JSON: insert ' + by['insert']['mechanism'])
+ok(by['alloc']['mechanism'] == 'tracepoint' and by['fork']['mechanism'] == 'tp_btf', 'JSON: tracepoints')
+pc = j['probe_counters']
+ok(pc['exit_mmap_ret']['mechanism'] == 'fexit' and pc['set_pte_ret']['mechanism'] == 'fexit', 'counters: fexit returns')
+ok(pc['insert_ret']['mechanism'] == 'kretprobe', 'counters: insert_ret kretprobe')
+ok(pc['exit_mmap_ret']['emitted'] == pc['exit_mmap']['emitted'] >= 1, 'every exit_mmap entry has its fexit return (%d)' % pc['exit_mmap']['emitted'])
+ok(pc['unmap_ret']['emitted'] == pc['unmap']['emitted'] >= 1, 'every unmap entry has its return (%d)' % pc['unmap']['emitted'])
+"
+	pyjson "$CASE_TMP/stats.json" "
+ok(j['probe_counters']['exit_mmap_ret']['mechanism'] == 'fexit', '--stats: exit_mmap_ret via fexit')
+"
+}
+
+# The fault path's return through fexit on a shared tmpfs mapping (kex's
+# fault mode is in tracer_modes): the PTE read at return holds the page.
+case_fexit_set_pte_reads_the_pte() {
+	local f=/dev/shm/kextrace-fexit-$$
+	kextrace --fault-probe-all-pages --events "$CASE_TMP/ev.jsonl" --json "$CASE_TMP/out.json" \
+		-- python3 -c "$(tmpfs_faults "$f")" >/dev/null
+	pyevents "$CASE_TMP/ev.jsonl" "
+ret = [e for e in ev if e['type'] == 'do_set_pte_ret']
+ok(len(ret) >= 4 and all(e['probe'] == 'set_pte_ret' for e in ret), f'{len(ret)} returns')
+def pte_pfn(v): return (v & 0x000ffffffffff000) >> 12
+ok(all(e['arg0'] & 1 and e['pfn'] is not None and pte_pfn(e['arg0']) == e['pfn'] for e in ret),
+   'at every fexit return: PTE present with the page pfn')
+"
+	pyjson "$CASE_TMP/out.json" "
+by = {p['step']: p for p in j['run']['probes']}
+ok(by['fault install']['mechanism'].endswith('fexit'), 'fault install return via fexit')
+ok(j['losses']['pfn_unknown'] == 0, 'every pfn computed (vmemmap_base from kallsyms)')
+"
 }

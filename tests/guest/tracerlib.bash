@@ -111,3 +111,18 @@ stalled_reader() {
 }
 
 # --- cases -------------------------------------------------------------------------
+
+# tmpfs_faults FILE: a python3 program that write-faults 4 pages of a shared
+# tmpfs mapping of FILE (the fault path's do_set_pte / set_pte_range on pages
+# that are not kex's), then unmaps and removes FILE
+tmpfs_faults() {
+	cat <<EOF
+import mmap, os
+fd = os.open('$1', os.O_RDWR | os.O_CREAT, 0o600)
+os.ftruncate(fd, 4 * 4096)
+m = mmap.mmap(fd, 4 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+for i in range(4):
+    m[i * 4096] = 0x5a       # a write fault on a shared file page
+m.close(); os.close(fd); os.unlink('$1')
+EOF
+}
