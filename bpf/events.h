@@ -86,14 +86,26 @@ enum kex_event_type {
 	/*
 	 * Any driver's pages, not only kex's: a page some driver inserts into a
 	 * traced process's page table (vm_insert_page(s), remap_vmalloc_range,
-	 * ... -> insert_page_into_pte_locked) is followed from there on like a
-	 * kex page; its allocation was not seen (it predates the insert).
+	 * ... -> insert_page_into_pte_locked), or hands back from its
+	 * vm_ops->fault (do_set_pte / set_pte_range), is followed from there on
+	 * like a kex page; its allocation was not seen (it predates the insert).
+	 * The VMA record's flags say which path (KEX_VMA_BY_FAULT).
 	 */
 	KEX_EV_DRIVER_VMA	= 60,	/* the first such page of a VMA: addr = vm_start, arg0 = vm_end,
 					 * arg1 = vm_flags; struct kex_vma_info follows, then the
-					 * inserting call chain (stack_len, always captured) */
-	KEX_EV_DRIVER_PAGE	= 61,	/* a page adopted at its insert: pfn, addr = user address
-					 * (0: unknown), arg0 = vm_start of its VMA, arg1 = struct page * */
+					 * mapping call chain (stack_len, always captured) */
+	KEX_EV_DRIVER_PAGE	= 61,	/* a page adopted at its insert or fault: pfn, addr = user
+					 * address (0: unknown), arg0 = vm_start of its VMA,
+					 * arg1 = struct page *, ret = 1 at a fault, 0 at an insert */
+	/*
+	 * Another driver's pfn mapping (remap_pfn_range, io_remap_pfn_range)
+	 * into a traced process: pfns behind special PTEs, no struct page
+	 * reference, no rmap, nothing for the zap to free; its VMA record
+	 * (KEX_VMA_PFNMAP) comes first.
+	 */
+	KEX_EV_DRIVER_PFNMAP	= 62,	/* pfn = the first, addr = user address, arg0 = bytes,
+					 * arg1 = vm_start of its VMA */
+	KEX_EV_DRIVER_PFNMAP_RET = 63,	/* its return: pfn, addr, ret */
 };
 
 /* The kex_map_mode values of kex:kex_mmap_mode (module/kex_uapi.h). */
@@ -156,6 +168,7 @@ struct kex_vma_info {
 	__u64 f_op;		/* vm_file->f_op, 0: no file */
 	__u64 mmap;		/* the mmap handler: a socket's proto_ops->mmap, else f_op->mmap */
 	__u64 vm_ops;		/* vma->vm_ops at the insert (many drivers set it after) */
+	__u64 fault;		/* vm_ops->fault then, 0: none */
 	__u64 ino;		/* the file's inode number */
 	__u32 magic;		/* its file system's s_magic (sockfs, anon_inodefs, devtmpfs, ...) */
 	__u32 rdev;		/* i_rdev: a device node's number (new_encode_dev), 0 otherwise */
@@ -165,6 +178,8 @@ struct kex_vma_info {
 };
 
 #define KEX_VMA_NAME_ROOT	(1U << 0)	/* the walk reached the root: name is the whole path */
+#define KEX_VMA_BY_FAULT	(1U << 1)	/* its first page came from vm_ops->fault, not an insert */
+#define KEX_VMA_PFNMAP		(1U << 2)	/* reported at a pfn mapping (KEX_EV_DRIVER_PFNMAP) */
 
 /* The bytes a record of type with stack_len stack entries takes. */
 #define KEX_PAYLOAD_SIZE(type) \

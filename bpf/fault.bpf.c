@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* fault.bpf.c - the fault path: do_set_pte / set_pte_range */
+/* fault.bpf.c - the fault path: do_set_pte / set_pte_range (kex's pages, a driver's) */
 #include "kextrace.bpf.h"
+#include "driver.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -8,6 +9,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pte_call);
 } set_pte_calls SEC(".maps");
+
+/* a driver's page its fault handler handed back (driver.bpf.h) */
+static __always_inline struct kex_page_info *
+adopt_fault_page(struct pt_regs *ctx, struct vm_fault *vmf, __u64 page)
+{
+	struct vm_area_struct *vma;
+
+	if (!driver_traced())
+		return NULL;
+	vma = BPF_CORE_READ(vmf, vma);
+	if (!driver_fault_page(vma, page))
+		return NULL;
+	return adopt_page(ctx, vma, page, kprobe_arg(ctx, set_pte_addr_arg),
+			  KEX_P_SET_PTE);
+}
 
 SEC("kprobe/do_set_pte")
 int kprobe__set_pte(struct pt_regs *ctx)
@@ -21,6 +37,8 @@ int kprobe__set_pte(struct pt_regs *ctx)
 
 	count_hit(KEX_P_SET_PTE);
 	pi = kex_page(page);
+	if (!pi)
+		pi = adopt_fault_page(ctx, vmf, page);
 	if (pi)
 		call.pfn = pi->pfn;
 	else if (fault_all_pages && current_traced())

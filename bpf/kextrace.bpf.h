@@ -73,6 +73,12 @@ const volatile bool driver_pages __weak = true;
  * entries remember it per tid (insert_sites)
  */
 const volatile __u8 insert_addr_arg __weak = 0;
+/*
+ * the kernel's own fault handlers (page cache, shmem, the vdso, ...; the
+ * loader fills them from kallsyms, 0 ends the list): a fault through any
+ * other vm_ops->fault installs a driver's page (driver.bpf.h)
+ */
+const volatile __u64 core_faults[KEX_CORE_FAULTS] __weak = {};
 /* kextrace's own tgid: its ring buffer's pages are not a driver's to follow */
 const volatile __u32 tracer_tgid __weak = 0;
 /* kex's own tracepoints for every process, not only the traced tree (--all) */

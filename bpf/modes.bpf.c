@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* modes.bpf.c - the batch and pfn modes' kernel calls: vm_insert_pages, remap_pfn_range */
+/* modes.bpf.c - vm_insert_pages (mode batch), remap_pfn_range (mode pfn, another driver's pfn map) */
 #include "kextrace.bpf.h"
+#include "driver.bpf.h"
 
 /* remap_pfn_range entry per tid, for its return (mode pfn) */
 struct {
@@ -47,9 +48,49 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
 }
 
 /*
+ * remap_pfn_range of another driver into a traced process: its VMA (once)
+ * and the range; the return says whether it mapped (driver_pfnmap_return).
+ */
+static __always_inline void driver_pfnmap(struct pt_regs *ctx, __u64 pfn)
+{
+	struct vm_area_struct *vma = (void *)PT_REGS_PARM1_CORE(ctx);
+	struct pte_call call = {};
+	struct kex_event *e;
+	__u32 tid = current_tid();
+
+	count_match(KEX_P_REMAP_PFN);
+	report_driver_vma(ctx, vma, KEX_P_REMAP_PFN);
+	call.pfn = pfn;
+	call.addr = PT_REGS_PARM2_CORE(ctx);
+	if (!ret_is_fexit(KEX_P_REMAP_PFN_RET))
+		track_update(&remap_calls, &tid, &call, KEX_TRACK_REMAP_CALLS);
+	e = reserve(KEX_EV_DRIVER_PFNMAP, KEX_P_REMAP_PFN);
+	if (!e)
+		return;
+	e->pfn = pfn;
+	e->addr = call.addr;
+	e->arg0 = PT_REGS_PARM4_CORE(ctx);
+	e->arg1 = BPF_CORE_READ(vma, vm_start);
+	submit(e);
+}
+
+static __always_inline void driver_pfnmap_return(__u64 pfn, __u64 addr, long ret)
+{
+	struct kex_event *e = reserve(KEX_EV_DRIVER_PFNMAP_RET, KEX_P_REMAP_PFN_RET);
+
+	if (!e)
+		return;
+	e->pfn = pfn;
+	e->addr = addr;
+	e->ret = ret;
+	submit(e);
+}
+
+/*
  * remap_pfn_range(vma, addr, pfn, size, prot) of a kex page (mode pfn): the
  * mapping takes no reference and adds no rmap, its PTEs are special
- * (_PAGE_SPECIAL), so the zap will not see the page at all.
+ * (_PAGE_SPECIAL), so the zap will not see the page at all. Another
+ * driver's into a traced process: the range (driver_pfnmap).
  */
 SEC("kprobe/remap_pfn_range")
 int kprobe__remap_pfn(struct pt_regs *ctx)
@@ -62,8 +103,11 @@ int kprobe__remap_pfn(struct pt_regs *ctx)
 
 	count_hit(KEX_P_REMAP_PFN);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
-	if (!fi)
+	if (!fi) {
+		if (driver_traced())
+			driver_pfnmap(ctx, pfn);
 		return 0;
+	}
 	count_match(KEX_P_REMAP_PFN);
 	call.page = fi->page;
 	call.pfn = pfn;
@@ -107,7 +151,10 @@ int kretprobe__remap_pfn(struct pt_regs *ctx)
 	if (!call)
 		return 0;
 	count_match(KEX_P_REMAP_PFN_RET);
-	remap_return(call->page, call->pfn, call->addr, (long)PT_REGS_RC(ctx));
+	if (call->page)
+		remap_return(call->page, call->pfn, call->addr, (long)PT_REGS_RC(ctx));
+	else
+		driver_pfnmap_return(call->pfn, call->addr, (long)PT_REGS_RC(ctx));
 	bpf_map_delete_elem(&remap_calls, &tid);
 	return 0;
 }
@@ -121,11 +168,14 @@ int fexit__remap_pfn(void *ctx)
 	count_hit(KEX_P_REMAP_PFN_RET);
 	bpf_get_func_arg(ctx, 2, &pfn);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
-	if (!fi)
+	if (!fi && !driver_traced())
 		return 0;
 	count_match(KEX_P_REMAP_PFN_RET);
 	bpf_get_func_arg(ctx, 1, &addr);
 	bpf_get_func_ret(ctx, &ret);
-	remap_return(fi->page, pfn, addr, (int)ret);
+	if (fi)
+		remap_return(fi->page, pfn, addr, (int)ret);
+	else
+		driver_pfnmap_return(pfn, addr, (int)ret);
 	return 0;
 }

@@ -12,6 +12,25 @@
 #   tx_and_v3      a TX ring (V2) and an RX ring (V3) of 4 blocks each in
 #                  two processes of one traced tree: 2 mappings, 8 pages
 #   kex_only       --kex-only: the ring's pages are not followed
+#   perf_ring      a perf event's ring (tests/guest/perf_ring.py), mapped on
+#                  fault: perf_mmap_fault hands each page back at its first
+#                  touch; 1 + 4 pages, each installed once by the fault path
+#                  (no insert), zapped at munmap; under --leaks all freed
+#                  (after the event's close and an RCU grace period)
+#   bpf_ringbuf    a BPF ring buffer map mapped as libbpf does
+#                  (tests/guest/bpf_ringbuf.py; remap_vmalloc_range): the
+#                  consumer page, the producer page, and 2 data pages each
+#                  inserted twice into one VMA: 4 lives, the data pages
+#                  "mapped twice" (mapcount 2), all freed after the map's
+#                  close (--leaks)
+#   devmem_pfnmap  /dev/mem mapped at the BIOS area (0xf0000, 16 pages, as
+#                  dmidecode does; drivers/char/mem.c: remap_pfn_range): a
+#                  pfn map of the "mem" driver, pfns 0xf0-0xff, returned 0,
+#                  no page life (special PTEs: no reference, no rmap)
+#   held_by_driver --leaks while the ring's socket stays open after the
+#                  trace (its process outlives the traced shell): 4 pages
+#                  unmapped, not freed, "held by af_packet: socket:[N]
+#                  open", exit 0 (not a leak)
 #   filters        --driver af_packet follows them; --file of another socket
 #                  leaves all 8 out (counted, no orphan); --driver of a
 #                  module that is not loaded exits 2 listing the loaded ones
@@ -107,6 +126,111 @@ case_tx_and_v3() {
 	no_kex
 	drivers_trace two -- sh -c 'python3 tests/guest/ring.py tx 2 4 && python3 tests/guest/ring.py rx 3 4'
 	ring_checks "$CASE_TMP/two.json" 8 "$(socket_inodes "$CASE_TMP/two.txt")"
+}
+
+case_perf_ring() {
+	no_kex
+	drivers_trace perf --leaks -- python3 tests/guest/perf_ring.py 4
+	grep -q "perf\*  *anon_inode:\[perf_event\]" "$CASE_TMP/perf.txt" || fail "no perf row"
+	grep -q "mapped at fault by perf_mmap_fault" "$CASE_TMP/perf.txt" || fail "no 'mapped at fault by perf_mmap_fault'"
+	python3 tests/guest/jcheck.py "$CASE_TMP/perf.json" "
+pages = j['pages']
+maps = [m for m in j['mappings'] if m['driver']]
+ok(len(pages) == 5, f'{len(pages)} page lives, expected 1 + 4')
+ok(j['losses']['total'] == 0, f\"no events lost ({j['losses']['total']})\")
+ok(j['summary']['anomalies'] == 0, f\"no anomaly ({j['anomalies'][:3]})\")
+ok(len(maps) == 1 and len(j['mappings']) == 1, f'one driver mapping ({len(maps)})')
+o = maps[0]['owner']
+ok(o['name'] == 'perf' and not o['module'], f\"owner {o['name']} (built in)\")
+ok(o['file'] == 'anon_inode:[perf_event]', f\"file {o['file']}\")
+ok(o['fault'] == 'perf_mmap_fault' and o['mapped_by'] == 'fault', f\"fault {o['fault']}, mapped by {o['mapped_by']}\")
+ok(o['inserted_by'] is None, f\"no inserting caller ({o['inserted_by']})\")
+for p in sorted(pages, key=lambda p: p['index']):
+    name = f\"page {p['index']} (pfn {p['pfn']:#x})\"
+    ok(p['mode'] == 'driver' and p['by_fault'] and p['alloc_before_trace'], name + ': a driver page from its fault handler')
+    ok(p['complete'], name + f\": complete (missing {p['missing']})\")
+    ok(p['uaddr'] == hex(int(maps[0]['vm_start'], 16) + 4096 * p['index']), name + f\": at {p['uaddr']}\")
+    ok(steps(p, 'insert') == [] and len(steps(p, 'do_set_pte')) == 1, name + ': installed once by the fault path, never inserted')
+    ok(len(steps(p, 'rmap_add')) == 1, name + ': one rmap')
+    ok(p['pte'] is not None and p['pte']['present'] and p['pte']['pfn'] == p['pfn'] and not p['pte']['rw'],
+       name + f\": PTE present, read-only (a read fault, page_mkwrite VMA), maps the page ({p['pte']})\")
+    ok(p['zap']['context'] == 'munmap', name + f\": zapped at munmap ({p['zap']['context']})\")
+    ok(p['free']['ts'] is not None and p['free']['ts'] > p['zap']['ts'], name + ': freed after its zap')
+ok(sorted(p['index'] for p in pages) == list(range(5)), 'indexes 0..4')
+L = j['leaks']
+ok(L['counts']['freed'] == 5 and L['bugs'] == 0, f\"5 freed, no bug: {L['counts']}\")
+"
+}
+
+case_bpf_ringbuf() {
+	no_kex
+	drivers_trace rb --leaks -- python3 tests/guest/bpf_ringbuf.py 2
+	grep -q "complete, mapped twice" "$CASE_TMP/rb.txt" || fail "no 'mapped twice' story"
+	python3 tests/guest/jcheck.py "$CASE_TMP/rb.json" "
+pages, maps = j['pages'], [m for m in j['mappings'] if m['driver']]
+ok(len(maps) == 2 and len(j['mappings']) == 2, f'two driver mappings, consumer and producer ({len(maps)})')
+for m in maps:
+    o = m['owner']
+    ok(o['name'] == 'bpf_map' and o['file'] == 'anon_inode:bpf-map' and o['mapped_by'] == 'insert',
+       f\"owner {o['name']}, file {o['file']}, mapped by {o['mapped_by']}\")
+    # ringbuf_map_mmap(_kern) calls remap_vmalloc_range, or is inlined into bpf_map_mmap
+    ok(o['inserted_by'] is not None and o['inserted_by'].split('+')[0] in ('ringbuf_map_mmap', 'ringbuf_map_mmap_kern', 'bpf_map_mmap'),
+       f\"inserted by {o['inserted_by']}\")
+ok(len(pages) == 4, f'{len(pages)} page lives: consumer, producer, 2 data pages')
+twice = [p for p in pages if p['max_mapcount'] == 2]
+once = [p for p in pages if p['max_mapcount'] == 1]
+ok(len(twice) == 2 and len(once) == 2, f\"2 pages mapped twice, 2 once: {[p['max_mapcount'] for p in pages]}\")
+for p in twice:
+    ins = [s for s in steps(p, 'insert_ret') if s['value'] == 0]
+    ok(len(ins) == 2 and len(steps(p, 'rmap_add')) == 2 and len(steps(p, 'rmap_remove')) == 2,
+       f\"pfn {p['pfn']:#x}: two inserts, two rmaps, two zaps\")
+for p in pages:
+    ok(p['complete'] and p['mode'] == 'driver', f\"pfn {p['pfn']:#x}: complete ({p['missing']})\")
+ok(j['losses']['total'] == 0 and j['summary']['anomalies'] == 0, f\"nothing lost, no anomaly ({j['anomalies'][:3]})\")
+L = j['leaks']
+ok(L['counts']['freed'] == 4 and L['bugs'] == 0, f\"4 freed, no bug: {L['counts']}\")
+"
+}
+
+case_devmem_pfnmap() {
+	no_kex
+	drivers_trace mem -- python3 -c "
+import mmap, os
+fd = os.open('/dev/mem', os.O_RDONLY)
+m = mmap.mmap(fd, 16 * 4096, mmap.MAP_SHARED, mmap.PROT_READ, offset=0xf0000)
+print('devmem: read', sum(m[i * 4096] for i in range(16)))
+m.close(); os.close(fd)
+"
+	grep -q "pfn map: pfns 0xf0-0xff (16 pages) at 0x[0-9a-f]*, remap_pfn_range ok" "$CASE_TMP/mem.txt" ||
+		{ cat "$CASE_TMP/mem.txt"; fail "no pfn map line"; }
+	python3 tests/guest/jcheck.py "$CASE_TMP/mem.json" "
+maps = j['mappings']
+ok(len(maps) == 1 and maps[0]['driver'], f'one driver mapping ({len(maps)})')
+o, pm = maps[0]['owner'], maps[0]['pfn_maps']
+ok(o['name'] == 'mem' and o['file'] == '/dev/mem' and o['f_op'] == 'mem_fops', f\"owner {o['name']}, file {o['file']}, f_op {o['f_op']}\")
+ok(o['mmap'] == 'mmap_mem', f\"mmap handler {o['mmap']}\")
+ok(len(pm) == 1 and pm[0]['pfn'] == 0xf0 and pm[0]['pages'] == 16 and pm[0]['ret'] == 0, f'the pfn map: {pm}')
+ok(pm[0]['addr'] == maps[0]['vm_start'], 'at the start of the mapping')
+ok(j['pages'] == [], 'no page life: pfns behind special PTEs')
+ok(j['losses']['total'] == 0 and j['summary']['anomalies'] == 0, 'nothing lost, no anomaly')
+"
+}
+
+case_held_by_driver() {
+	no_kex
+	local out=$CASE_TMP/ring.out
+	drivers_trace held --leaks -- sh -c "python3 tests/guest/ring.py rx 2 4 --hold 60 >$out &
+		until grep -q holding $out; do sleep 0.1; done"
+	local ino
+	ino=$(socket_inodes "$out" | tr -d ' ')
+	pkill -f 'ring.py rx 2 4 --hold 60' || true # the check below needs it gone either way
+	grep -q "^  held by af_packet: socket:\[$ino\] open: 4 pages" "$CASE_TMP/held.txt" ||
+		{ cat "$CASE_TMP/held.txt"; fail "no 'held by af_packet: socket:[$ino] open: 4 pages'"; }
+	python3 tests/guest/jcheck.py "$CASE_TMP/held.json" "
+L = j['leaks']
+ok(L['counts']['held'] == 4 and L['bugs'] == 0, f\"4 held, no bug: {L['counts']}\")
+ok(all(p['holder'] == 'af_packet: socket:[$ino] open' for p in L['pages']), 'each held by the socket: ' + str({p['holder'] for p in L['pages']}))
+"
 }
 
 case_kex_only() {

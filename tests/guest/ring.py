@@ -39,6 +39,7 @@ print(f'ring.py: {kind} TPACKET_V{version} ring of {blocks} x {ps} mapped, writt
       f'socket inode {os.fstat(s.fileno()).st_ino}', flush=True)
 m.close()
 if hold:
+    print(f'ring.py: munmapped, holding the socket for {hold} s', flush=True)
     time.sleep(hold)
 s.close()
 print('ring.py: munmapped, socket closed', flush=True)

@@ -63,6 +63,11 @@ why_no() {
 		[ $modules = yes ] && echo 'kex not loaded' && return
 		echo 'this kernel cannot load modules' && return
 	done
+	# another driver's fault-path pages: through the fault install's kprobe
+	if [ "$1" = "driver faults" ]; then
+		[ $kprobes = yes ] && return
+		echo 'the fault install step is not attached' && return
+	fi
 	# the host's commands are no rig: no kex_rig USDT probes
 	[ "$1" = usdt ] && echo 'no rig binary|no kex_rig probe in ' && return
 	echo unknown
@@ -95,7 +100,7 @@ check_table() {
 			notes = substr($0, nt); sub(/ +$/, "", notes)
 			printf "%s\t%s\t%s\n", s, st, notes; next }
 		t { exit }' "$f")
-	for s in "${tp_steps[@]}" "${kprobe_steps[@]}" "${kex_steps[@]}" usdt; do
+	for s in "${tp_steps[@]}" "${kprobe_steps[@]}" "${kex_steps[@]}" usdt "driver faults"; do
 		[[ $seen == *" $s|"* || $seen == *"|$s|"* ]] || { bad "$name: no row for step '$s'"; e=1; }
 	done
 	if [ $kprobes = no ] && ! grep -q "kprobe steps are unobservable here: " "$f"; then

@@ -148,7 +148,8 @@ TEST(CoreDecode, TypeNamesRoundTrip) {
         EXPECT_EQ(event_type_from_name(name), t);
     }
     EXPECT_EQ(known,
-              37u); // + the mapping modes' six (events.h 50..55), the driver VMA and page (60, 61)
+              39u); // + the mapping modes' six (events.h 50..55), the driver VMA, page and pfn map
+                    // (60..63)
     EXPECT_FALSE(event_type_from_name("nope"));
     EXPECT_EQ(event_type_name(1000), "unknown");
 }

@@ -72,6 +72,105 @@ TEST(CoreDriver, RingPagesLiveFromInsertToFree) {
     EXPECT_EQ(leaks.bugs(), 0u);
 }
 
+// A perf ring buffer's pages come from its vm_ops->fault (perf_mmap_fault)
+// at each first touch: adopted at the fault install, never inserted, and
+// a complete life (do_set_pte is its install), the PTE read at the return.
+TEST(CoreDriver, PagesFromTheFaultHandlerLiveFromTheirFault) {
+    VmaInfo perf;
+    perf.f_op = 0xffffffff82b00000;
+    perf.fault = 0xffffffff81300000;
+    perf.magic = kAnonInodeFsMagic;
+    perf.flags = KEX_VMA_NAME_ROOT;
+    perf.name = {"[perf_event]"};
+    StreamBuilder b;
+    b.driver_fault_ring(kStart, 4, kPfn0, perf);
+    const Report r = run(b);
+    ASSERT_EQ(r.mappings.size(), 1u);
+    EXPECT_TRUE(r.mappings[0].by_fault);
+    EXPECT_EQ(r.mappings[0].lives, 4u);
+    ASSERT_EQ(r.pages.size(), 4u);
+    for (uint32_t i = 0; i < 4; ++i) {
+        const PageLife& p = r.pages[i];
+        EXPECT_TRUE(p.by_fault);
+        EXPECT_TRUE(p.alloc_before_trace);
+        EXPECT_EQ(p.index, i);
+        EXPECT_EQ(p.uaddr, kStart + i * kPageSize);
+        EXPECT_TRUE(p.complete()) << milestone_names(p.missing);
+        EXPECT_EQ(p.pte, StreamBuilder::pte_for(kPfn0 + i, true));
+        EXPECT_EQ(p.pte_source, PteSource::do_set_pte_ret);
+        EXPECT_EQ(p.zap_context, ZapContext::munmap);
+        EXPECT_EQ(refcount_trail(p), (std::vector<int32_t>{2, 0}));
+    }
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+    const LeakReport leaks = assess_leaks(r);
+    EXPECT_EQ(leaks.count(Verdict::freed), 4u);
+    EXPECT_EQ(leaks.bugs(), 0u);
+}
+
+// /dev/mem's mmap (remap_pfn_range of 16 pfns): the range goes on the
+// driver's mapping with its return; no page life (pfns, no references).
+TEST(CoreDriver, PfnMapIsARangeNotPageLives) {
+    VmaInfo mem;
+    mem.f_op = 0xffffffff82c00000;
+    mem.flags = KEX_VMA_NAME_ROOT | KEX_VMA_PFNMAP;
+    mem.name = {"mem", "dev"};
+    StreamBuilder b;
+    b.driver_vma(kStart, 16, mem);
+    Event& e = b.add(KEX_EV_DRIVER_PFNMAP);
+    e.pfn = 0xf0;
+    e.addr = kStart;
+    e.arg0 = 16 * kPageSize;
+    e.arg1 = kStart;
+    b.add(KEX_EV_DRIVER_PFNMAP_RET).pfn = 0xf0;
+    b.add(KEX_EV_DRIVER_PFNMAP_RET); // a return without its call: not ours
+    const Report r = run(b);
+    EXPECT_TRUE(r.pages.empty());
+    ASSERT_EQ(r.mappings.size(), 1u);
+    const Mapping& m = r.mappings[0];
+    ASSERT_EQ(m.pfnmaps.size(), 1u);
+    EXPECT_EQ(m.pfnmaps[0].pfn, 0xf0u);
+    EXPECT_EQ(m.pfnmaps[0].bytes, 16 * kPageSize);
+    EXPECT_EQ(m.pfnmaps[0].addr, kStart);
+    EXPECT_EQ(m.pfnmaps[0].ret, std::optional<int64_t>(0));
+    EXPECT_FALSE(m.by_fault);
+    EXPECT_EQ(m.lives, 0u);
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+    EXPECT_EQ(r.orphans, 0u);
+}
+
+// A BPF ring buffer's data page is inserted at two addresses of one VMA:
+// one life, both inserts on it, mapcount 2 while both PTEs live, no anomaly.
+TEST(CoreDriver, DataPageMappedTwiceIsOneLife) {
+    VmaInfo rb;
+    rb.f_op = 0x1000;
+    rb.magic = kAnonInodeFsMagic;
+    rb.flags = KEX_VMA_NAME_ROOT;
+    rb.name = {"bpf-map"};
+    StreamBuilder b;
+    b.driver_vma(kStart, 3, rb);
+    b.driver_page(kPfn0, kStart, kStart + kPageSize, 1);
+    b.insert(kPfn0, 1);
+    b.rmap_add(kPfn0, 1);
+    b.insert_ret(kPfn0, 1, StreamBuilder::pte_for(kPfn0));
+    b.page(KEX_EV_INSERT, kPfn0, 1, 2, 1);
+    b.page(KEX_EV_RMAP_ADD, kPfn0, 1, 3, 1);
+    b.page(KEX_EV_INSERT_RET, kPfn0, 1, 3, 2).arg0 = StreamBuilder::pte_for(kPfn0);
+    b.window(KEX_EV_UNMAP_REGION, kStart, kStart + 3 * kPageSize);
+    b.page(KEX_EV_RMAP_REMOVE, kPfn0, 1, 3, 2);
+    b.page(KEX_EV_RMAP_REMOVE, kPfn0, 1, 2, 1);
+    b.window(KEX_EV_UNMAP_REGION_RET);
+    b.page_free(kPfn0, 1);
+    const Report r = run(b);
+    ASSERT_EQ(r.pages.size(), 1u);
+    const PageLife& p = r.pages[0];
+    EXPECT_EQ(max_mapcount(p), 2);
+    EXPECT_TRUE(p.complete()) << milestone_names(p.missing);
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+    EXPECT_EQ(p.index, 1u);
+    const LeakReport leaks = assess_leaks(r);
+    EXPECT_EQ(leaks.count(Verdict::freed), 1u);
+}
+
 TEST(CoreDriver, PageTheDriverStillHoldsIsNotIncomplete) {
     StreamBuilder b;
     b.driver_ring(kStart, 2, kPfn0, packet_socket(), /*close=*/false);
@@ -81,6 +180,33 @@ TEST(CoreDriver, PageTheDriverStillHoldsIsNotIncomplete) {
         EXPECT_TRUE(p.open_at_end);
         EXPECT_TRUE(p.complete()) << milestone_names(p.missing);
     }
+}
+
+// Unmapped, never freed: held while the driver's file (or its module) may
+// still free it, named; leaked when nothing is left that could.
+TEST(CoreDriver, UnfreedPageIsHeldByItsDriverWhileItsFileIsOpen) {
+    StreamBuilder b;
+    b.driver_ring(kStart, 2, kPfn0, packet_socket(), /*close=*/false);
+    const Report r = run(b);
+    ASSERT_EQ(r.mappings.size(), 1u);
+    LeakOptions o;
+    o.driver_holders = {"af_packet: socket:[777] open"};
+    const LeakReport held = assess_leaks(r, o);
+    EXPECT_EQ(held.count(Verdict::held), 2u);
+    EXPECT_EQ(held.bugs(), 0u);
+    EXPECT_EQ(held.pages[0].holder, "af_packet: socket:[777] open");
+    EXPECT_NE(held.pages[0].reason.find("held by af_packet: socket:[777] open"), std::string::npos)
+        << held.pages[0].reason;
+
+    o.driver_holders = {""};
+    const LeakReport gone = assess_leaks(r, o);
+    EXPECT_EQ(gone.count(Verdict::leaked), 2u);
+    EXPECT_TRUE(gone.pages[0].holder.empty());
+    // kex's "device open, owner alive" rule is kex's: not a driver's holder
+    o.driver_holders.clear();
+    o.device_closed = false;
+    o.alive = {r.pages[0].owner};
+    EXPECT_EQ(assess_leaks(r, o).count(Verdict::leaked), 2u);
 }
 
 TEST(CoreDriver, FreedWhileMappedIsTheBugItIsForKex) {

@@ -168,3 +168,33 @@ TEST(DriverVma, FlagsNamedAsTheKernelDefinesThem) {
     EXPECT_EQ(vm_flags_name(0x1), "r--p");
     EXPECT_EQ(vm_flags_name(0x1 | 0x4 | 0x400 | 0x4000), "r-xp pfnmap io");
 }
+
+// A page mapped on fault: the stack is the fault path's, with no driver
+// frame (the fault handler returned before the install): the handler and
+// the owner come from vm_ops->fault and the file's operations.
+TEST(DriverOwnerTest, FaultPathNamesTheFaultHandler) {
+    VmaInfo v;
+    v.f_op = 0x1000;
+    v.mmap = 0x2000;
+    v.vm_ops = 0x3000;
+    v.fault = 0x4000;
+    v.magic = kAnonInodeFsMagic;
+    v.flags = KEX_VMA_NAME_ROOT | KEX_VMA_BY_FAULT;
+    v.name = {"[perf_event]"};
+    const auto sym = table({{0x1000, "perf_fops+0x0"},
+                            {0x2000, "perf_mmap+0x0"},
+                            {0x3000, "perf_mmap_vmops+0x0"},
+                            {0x4000, "perf_mmap_fault+0x0"},
+                            {0x5000, "set_pte_range+0x5"},
+                            {0x6000, "finish_fault+0x1c2"},
+                            {0x7000, "do_shared_fault+0x3d"},
+                            {0x8000, "handle_mm_fault+0xf0"},
+                            {0x9000, "exc_page_fault+0x7c"}});
+    const DriverOwner o =
+        driver_owner(v, std::vector<uint64_t>{0x5000, 0x6000, 0x7000, 0x8000, 0x9000}, sym);
+    EXPECT_EQ(o.name, "perf");
+    EXPECT_FALSE(o.module);
+    EXPECT_EQ(o.fault, "perf_mmap_fault");
+    EXPECT_EQ(o.caller, "");
+    EXPECT_EQ(o.file, "anon_inode:[perf_event]");
+}

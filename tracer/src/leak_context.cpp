@@ -1,12 +1,15 @@
 // leak_context.cpp - see leak_context.h.
 #include "leak_context.h"
 
+#include <kextrace/owner.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -68,6 +71,64 @@ LeakOptions machine_state(const std::string& module, std::chrono::milliseconds w
     }
     std::sort(o.alive.begin(), o.alive.end());
     return o;
+}
+
+namespace {
+
+// The numeric entries of dir (pids, fd numbers).
+std::vector<std::string> numeric_entries(const std::string& dir) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& d : std::filesystem::directory_iterator(dir, ec)) {
+        std::string name = d.path().filename().string();
+        if (!name.empty() &&
+            std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            out.push_back(std::move(name));
+    }
+    return out;
+}
+
+} // namespace
+
+DriverFiles driver_files(const std::string& proc) {
+    DriverFiles f;
+    const std::string self = std::to_string(::getpid());
+    for (const std::string& pid : numeric_entries(proc)) {
+        if (pid == self)
+            continue;
+        const std::string dir = proc + "/" + pid + "/fd";
+        for (const std::string& fd : numeric_entries(dir)) {
+            struct stat st {};
+            if (::stat((dir + "/" + fd).c_str(), &st) == 0)
+                f.open_inodes.push_back(st.st_ino);
+        }
+    }
+    std::sort(f.open_inodes.begin(), f.open_inodes.end());
+    f.open_inodes.erase(std::unique(f.open_inodes.begin(), f.open_inodes.end()),
+                        f.open_inodes.end());
+    std::ifstream mods(proc + "/modules");
+    for (std::string line; std::getline(mods, line);)
+        if (auto sp = line.find(' '); sp != std::string::npos && sp)
+            f.modules.push_back(line.substr(0, sp));
+    std::sort(f.modules.begin(), f.modules.end());
+    return f;
+}
+
+std::vector<std::string> driver_holders(const Report& report, const DriverFiles& files,
+                                        const Symbolizer& symbolize) {
+    std::vector<std::string> out(report.mappings.size());
+    for (std::size_t i = 0; i < report.mappings.size(); ++i) {
+        const Mapping& m = report.mappings[i];
+        if (!m.driver || !m.vma)
+            continue;
+        const DriverOwner o = mapping_owner(report, m, symbolize);
+        if (m.vma->ino &&
+            std::binary_search(files.open_inodes.begin(), files.open_inodes.end(), m.vma->ino))
+            out[i] = o.name + ": " + (o.file.empty() ? std::string("its file") : o.file) + " open";
+        else if (o.module && std::binary_search(files.modules.begin(), files.modules.end(), o.name))
+            out[i] = o.name + ": module loaded";
+    }
+    return out;
 }
 
 LeakOptions leak_context(const Report& report, const std::string& module,

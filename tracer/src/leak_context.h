@@ -5,10 +5,12 @@
 
 #include <kextrace/core.h>
 #include <kextrace/leaks.h>
+#include <kextrace/output.h>
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kextrace {
 
@@ -34,5 +36,19 @@ LeakOptions machine_state(const std::string& module = "kex",
 LeakOptions leak_context(const Report& report, const std::string& module = "kex",
                          std::chrono::milliseconds wait = std::chrono::milliseconds(1000),
                          const std::string& sys = "/sys", const std::string& proc = "/proc");
+
+// What may still free another driver's pages: the inodes of every file open
+// in any process (but this one) and the modules loaded, read at the same
+// point as machine_state().
+struct DriverFiles {
+    std::vector<uint64_t> open_inodes; // sorted, unique
+    std::vector<std::string> modules;  // sorted
+};
+DriverFiles driver_files(const std::string& proc = "/proc");
+// LeakOptions::driver_holders for the report's driver mappings: the owner
+// and its file when that file is open somewhere, else the owner when it is
+// a loaded module, else "".
+std::vector<std::string> driver_holders(const Report& report, const DriverFiles& files,
+                                        const Symbolizer& symbolize);
 
 } // namespace kextrace

@@ -76,6 +76,7 @@ Status Loader::configure(const ProbePlan& plan) {
     ro->unmap_mode = c.unmap_mode;
     ro->vmemmap_base_addr = c.vmemmap_base_addr;
     ro->fexit_probes = c.fexit_probes;
+    std::copy(c.core_faults.begin(), c.core_faults.end(), ro->core_faults);
     ro->fault_all_pages = opts_.fault_all_pages;
     ro->capture_stacks = opts_.stacks;
     ro->trace_all = opts_.trace_all;

@@ -333,6 +333,7 @@ std::optional<SessionResult> trace(const Options& opt, Loader& loader, Targets& 
 struct Counters {
     std::optional<std::array<uint64_t, KEX_P_COUNT>> missed;
     std::optional<LeakOptions> machine; // --leaks: the machine right after the trace
+    std::optional<DriverFiles> files;   // --leaks: and what may still free driver pages
     std::array<uint64_t, KEX_LOSS_SLOTS> losses{};
     std::array<uint64_t, KEX_LOSS_SLOTS> produced{};
     std::array<kex_probe_stats, KEX_P_COUNT> probe_stats{};
@@ -347,8 +348,10 @@ Counters detach_and_count(const Options& opt, Loader& loader) {
         // Only the page frees are traced now (kex's tracepoints pinned kex):
         // is kex still open, who still runs? A page freed until then, by a
         // process that closed kex after the trace ended, has its free seen.
-        if (opt.leaks)
+        if (opt.leaks) {
             c.machine = machine_state();
+            c.files = driver_files();
+        }
     });
     loader.drain();
     c.losses = loader.read_losses();
@@ -379,15 +382,17 @@ RunInfo run_info(const Options& opt, const KernelFacts& facts, const ProbePlan& 
 
 // Standard output: the report, and with --leaks the verdicts (returned).
 std::optional<LeakReport> print_report(const Options& opt, const Report& report, const RunInfo& run,
-                                       const Symbolizer& sym,
-                                       const std::optional<LeakOptions>& machine) {
+                                       const Symbolizer& sym, const Counters& counters) {
     TextOptions topts;
     topts.full = opt.full;
     topts.stacks = opt.show_stacks;
     render_text(report, run, std::cout, sym, topts);
     std::optional<LeakReport> leaks;
     if (opt.leaks) {
-        leaks = assess_leaks(report, machine ? *machine : leak_context(report));
+        LeakOptions lo = counters.machine ? *counters.machine : leak_context(report);
+        lo.driver_holders =
+            driver_holders(report, counters.files ? *counters.files : driver_files(), sym);
+        leaks = assess_leaks(report, lo);
         std::cout << '\n';
         render_leaks_text(*leaks, report, std::cout, sym, topts);
     }
@@ -509,7 +514,7 @@ int run(const Options& opt) {
     Report report = intake->correlator.finish();
 
     RunInfo run = run_info(opt, host.facts, probes, *loader, counters);
-    std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters.machine);
+    std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters);
     write_trace_files(opt, streams, report, run, losses, copts, sym);
     std::cout.flush();
     if (!std::cout) // e.g. `kextrace ... | head -1`: SIGPIPE is ignored, the write failed

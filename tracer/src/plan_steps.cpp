@@ -340,6 +340,41 @@ void plan_rmap_and_pte_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts
 }
 
 // The fault path's install, and the zap's rmap remove and dirtying.
+// Which faults map a driver's page: those through a vm_ops->fault that is
+// not one of the kernel's own handlers for page-cache, shmem and special
+// mappings (bpf/driver.bpf.h). The handlers this kernel has go to the BPF
+// side; a handler missing from the list only means its pages are followed
+// as a driver's (named after their owner, --driver/--file narrow them).
+void plan_driver_fault_step(ProbePlan& plan, const Ksyms& ks) {
+    static constexpr std::array<const char*, 20> core = {
+        "filemap_fault",      "shmem_fault",         "special_mapping_fault",
+        "vdso_fault",         "vvar_fault",          "xol_fault",
+        "secretmem_fault",    "hugetlb_vm_op_fault", "mmap_vmcore_fault",
+        "ext4_dax_fault",     "ext2_dax_fault",      "xfs_filemap_fault",
+        "f2fs_filemap_fault", "ceph_filemap_fault",  "gfs2_fault",
+        "ocfs2_fault",        "orangefs_fault",      "bch2_page_fault",
+        "erofs_dax_fault",    "fuse_dax_fault",
+    };
+    static_assert(core.size() < KEX_CORE_FAULTS);
+    const PlanStep* install = plan.find("fault install");
+    PlanStep s;
+    s.step = "driver faults";
+    s.wanted = "vm_ops->fault not the kernel's own";
+    s.probes = {KEX_P_SET_PTE};
+    std::size_t n = 0;
+    for (const char* name : core)
+        if (const Ksym* k = ks.find(name); k && k->is_text())
+            plan.config.core_faults[n++] = k->addr;
+    s.available = install && install->available;
+    if (s.available) {
+        s.resolved = fmt::format("{} core handlers left out", n);
+        s.reason = "filemap_fault, shmem_fault, the vdso's, file systems' (plan_steps.cpp)";
+    } else {
+        s.reason = "the fault install step is not attached";
+    }
+    plan.steps.push_back(std::move(s));
+}
+
 void plan_fault_and_zap_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts) {
     plan_kprobe_step(plan, ks, facts, "fault install",
                      {{"do_set_pte",
@@ -355,6 +390,8 @@ void plan_fault_and_zap_steps(ProbePlan& plan, const Ksyms& ks, const KernelFact
                            return std::string("page PARM3, addr PARM5");
                        }}},
                      {KEX_P_SET_PTE, KEX_P_SET_PTE_RET});
+
+    plan_driver_fault_step(plan, ks);
 
     plan_kprobe_step(
         plan, ks, facts, "zap (rmap remove)",

@@ -92,6 +92,9 @@ struct ProbeConfig {
     uint8_t unmap_mode = KEX_UNMAP_REGION_61;
     uint64_t vmemmap_base_addr = 0; // kallsyms address of vmemmap_base, 0 = absent
     uint64_t fexit_probes = 0;      // KEX_FEXIT(id) of the returns attached as fexit
+    // The kernel's own vm_ops->fault handlers (page cache, shmem, the vdso,
+    // ...), 0-terminated: a fault through any other one maps a driver's page.
+    std::array<uint64_t, KEX_CORE_FAULTS> core_faults{};
 };
 
 // One row of the start-up report.

@@ -126,7 +126,7 @@ void JsonlWriter::add(const Event& ev) {
     for (uint64_t a : ev.stack)
         addrs_.insert(a);
     if (ev.vma)
-        for (uint64_t a : {ev.vma->f_op, ev.vma->mmap, ev.vma->vm_ops})
+        for (uint64_t a : {ev.vma->f_op, ev.vma->mmap, ev.vma->vm_ops, ev.vma->fault})
             if (a)
                 addrs_.insert(a);
     if (buf_.size() >= (1u << 20))

@@ -182,6 +182,9 @@ bool Correlator::State::dispatch(Rec& ev, bool traced_pid) {
         return traced_pid && on_driver_vma(ev);
     case KEX_EV_DRIVER_PAGE:
         return traced_pid && on_driver_page(ev);
+    case KEX_EV_DRIVER_PFNMAP:
+    case KEX_EV_DRIVER_PFNMAP_RET:
+        return traced_pid && on_driver_pfnmap(ev);
     case KEX_EV_PAGE_ALLOC:
         if (traced_pid)
             on_kmem_alloc(ev);

@@ -319,6 +319,11 @@ struct Correlator::State {
     // A page another driver inserts (BPF adopted it at the insert): its life
     // starts here; the allocation came before, unseen.
     bool on_driver_page(Rec& ev);
+    // Another driver's remap_pfn_range into a traced process, or its return:
+    // the range on its mapping (no page lives: pfns, no references).
+    bool on_driver_pfnmap(const Rec& ev);
+    // tid -> the driver mapping its remap_pfn_range call maps into
+    std::unordered_map<uint32_t, std::size_t> pfnmap_calls;
 
     // --- page events -------------------------------------------------------
 

@@ -54,6 +54,8 @@ constexpr TypeName kTypeNames[] = {
     {KEX_EV_REMAP_PFN_RET, "remap_pfn_ret"},
     {KEX_EV_DRIVER_VMA, "driver_vma"},
     {KEX_EV_DRIVER_PAGE, "driver_page"},
+    {KEX_EV_DRIVER_PFNMAP, "driver_pfnmap"},
+    {KEX_EV_DRIVER_PFNMAP_RET, "driver_pfnmap_ret"},
 };
 
 // type value -> index into kTypeNames + 1 (0 = unknown); built at compile time.
@@ -148,6 +150,7 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
         v->f_op = vi.f_op;
         v->mmap = vi.mmap;
         v->vm_ops = vi.vm_ops;
+        v->fault = vi.fault;
         v->ino = vi.ino;
         v->magic = vi.magic;
         v->rdev = vi.rdev;
@@ -234,6 +237,7 @@ std::vector<std::byte> encode_event(const Event& ev) {
             vi.f_op = ev.vma->f_op;
             vi.mmap = ev.vma->mmap;
             vi.vm_ops = ev.vma->vm_ops;
+            vi.fault = ev.vma->fault;
             vi.ino = ev.vma->ino;
             vi.magic = ev.vma->magic;
             vi.rdev = ev.vma->rdev;

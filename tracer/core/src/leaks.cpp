@@ -403,7 +403,9 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
     }
 
     // Not freed.
-    if (!(p.expected & kMsPageFree)) {
+    // (not p.expected: another driver's page held at the end does not
+    // expect its free, and is judged below)
+    if (!(report.observable & kMsPageFree)) {
         v.verdict = Verdict::inconclusive;
         v.reason = "mm_page_free is not observed here (probe not attached)";
         return v;
@@ -439,9 +441,18 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
                                  : "mapped and never zapped: a live mapping holds it";
         return v;
     }
-    const bool owner_alive =
-        std::find(opts.alive.begin(), opts.alive.end(), p.owner) != opts.alive.end();
-    if (!opts.device_closed && owner_alive) {
+    if (p.mode == MapMode::driver) {
+        const auto mi = static_cast<std::size_t>(p.mapping);
+        if (p.mapping >= 0 && mi < opts.driver_holders.size() && !opts.driver_holders[mi].empty()) {
+            v.verdict = Verdict::held;
+            v.holder = opts.driver_holders[mi];
+            v.reason = "unmapped and not freed, held by " + v.holder +
+                       ": the driver may still free it (at release, at unload)";
+            return v;
+        }
+    } else if (const bool owner_alive =
+                   std::find(opts.alive.begin(), opts.alive.end(), p.owner) != opts.alive.end();
+               !opts.device_closed && owner_alive) {
         v.verdict = Verdict::held;
         v.reason = "unmapped and not freed, but its owner " + std::to_string(p.owner) +
                    " is alive with the device open: kex may still free it";

@@ -224,6 +224,7 @@ bool Correlator::State::on_driver_vma(const Rec& ev) {
     m.ts = ev.ts;
     m.stack_id = ev.stack_id;
     m.vma = vma;
+    m.by_fault = vma && (vma->flags & KEX_VMA_BY_FAULT);
     return true;
 }
 
@@ -256,11 +257,36 @@ bool Correlator::State::on_driver_page(Rec& ev) {
     p.mode = MapMode::driver;
     p.policy = Policy::unknown;
     p.alloc_before_trace = true;
+    p.by_fault = ev.ret == 1;
     p.alloc_ts = ev.ts;
     if (ev.addr >= ev.arg0 && ev.addr)
         p.index = static_cast<uint32_t>((ev.addr - ev.arg0) / kPageSize);
     set_uaddr(life, ev.addr);
     return true;
+}
+
+bool Correlator::State::on_driver_pfnmap(const Rec& ev) {
+    if (ev.type == KEX_EV_DRIVER_PFNMAP_RET) {
+        auto it = pfnmap_calls.find(ev.tid);
+        if (it == pfnmap_calls.end())
+            return false;
+        Mapping& m = r.mappings[it->second];
+        pfnmap_calls.erase(it);
+        if (!m.pfnmaps.empty())
+            m.pfnmaps.back().ret = ev.ret;
+        return true;
+    }
+    if (unfollowed_vmas.contains({ev.pid, ev.arg1}))
+        return false;
+    for (std::size_t i = r.mappings.size(); i-- > 0;) {
+        Mapping& m = r.mappings[i];
+        if (m.driver && m.tgid == ev.pid && m.vm_start == ev.arg1 && !m.close_ts) {
+            m.pfnmaps.push_back({ev.pfn, ev.addr, ev.arg0, ev.ts, std::nullopt});
+            pfnmap_calls[ev.tid] = i;
+            return true;
+        }
+    }
+    return false; // its VMA record was lost (counted): nothing to attach the range to
 }
 
 // --- page events ---------------------------------------------------------------

@@ -118,6 +118,14 @@ std::vector<int32_t> mapcount_trail(const PageLife& p) {
     return trail(p, [](const Step& s) { return s.mapcount; });
 }
 
+int32_t max_mapcount(const PageLife& p) {
+    int32_t m = 0;
+    for (const Step& s : p.steps)
+        if (s.mapcount != kNoCount)
+            m = std::max(m, s.mapcount);
+    return m;
+}
+
 std::vector<int32_t> expected_refcount_trail(Policy p) {
     // drop: 1 alloc, 2 insert (get_page), 1 kex free, 0 at the zap's release.
     // keep: 1 alloc, 2 insert, 1 at the zap's release, 0 at kex's free (close).

@@ -81,6 +81,7 @@ void Correlator::State::finalize() {
         std::sort(r.tgids.begin(), r.tgids.end());
     }
     r.losses = losses;
+    r.observable = opts.expected;
 }
 
 void Correlator::State::finish_life(

@@ -131,6 +131,7 @@ json page_json(const PageLife& p, std::size_t life) {
          {{"ts", p.free_ts ? json(p.free_ts) : json(nullptr)}, {"batched", p.free_batched}}},
         {"open_at_end", p.open_at_end},
         {"alloc_before_trace", p.alloc_before_trace},
+        {"by_fault", p.by_fault},
         {"complete", p.complete()},
         {"seen", detail::milestone_tokens(p.seen)},
         {"expected", detail::milestone_tokens(p.expected)},
@@ -138,6 +139,7 @@ json page_json(const PageLife& p, std::size_t life) {
         {"missing_lost", detail::milestone_tokens(p.missing_lost)},
         {"refcount_trail", refcount_trail(p)},
         {"mapcount_trail", mapcount_trail(p)},
+        {"max_mapcount", max_mapcount(p)},
         {"anomalies", p.anomalies},
         {"steps", std::move(steps)},
     };
@@ -182,8 +184,10 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
                             {"other_allocations", m.other_allocations},
                             {"close_ts", m.close_ts ? json(m.close_ts) : json(nullptr)},
                             {"driver", m.driver}});
-        if (m.driver)
+        if (m.driver) {
             mappings.back()["owner"] = owner_json(r, m, symbolize);
+            mappings.back()["pfn_maps"] = pfnmaps_json(m);
+        }
     }
 
     json pages = json::array();

@@ -204,6 +204,8 @@ void append_jsonl_event(std::string& o, const Event& ev) {
         put_hex(o, v.mmap);
         o.append(",\"vm_ops\":");
         put_hex(o, v.vm_ops);
+        o.append(",\"fault\":");
+        put_hex(o, v.fault);
         o.append(",\"ino\":");
         put_u64(o, v.ino);
         o.append(",\"magic\":");
@@ -276,6 +278,7 @@ std::optional<Event> parse_jsonl_event(std::string_view line, std::string* why) 
             v->f_op = g.hex("f_op");
             v->mmap = g.hex("mmap");
             v->vm_ops = g.hex("vm_ops");
+            v->fault = vj->contains("fault") ? g.hex("fault") : 0; // not in older captures
             v->ino = g.integer<uint64_t>("ino");
             v->magic = g.integer<uint32_t>("magic");
             v->rdev = g.integer<uint32_t>("rdev");

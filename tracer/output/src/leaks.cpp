@@ -165,6 +165,12 @@ void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
     out << fmt::format("leaks: {} ({} page lives; {})\n", counts.empty() ? "no page" : counts,
                        l.pages.size(),
                        l.device_closed ? "the device was closed" : "the device may still be open");
+    std::map<std::string, std::size_t> holders;
+    for (const PageVerdict& v : l.pages)
+        if (v.verdict == Verdict::held && !v.holder.empty())
+            ++holders[v.holder];
+    for (const auto& [h, n] : holders)
+        out << fmt::format("  held by {}: {} page{}\n", h, n, n == 1 ? "" : "s");
     if (l.events_lost)
         out << fmt::format("  {} events lost: pages they may concern are inconclusive, never "
                            "leaked\n",
@@ -241,6 +247,7 @@ nlohmann::json leaks_json(const LeakReport& l, const Report& r, const Symbolizer
                   {"owner", p.owner},
                   {"verdict", verdict_key(v.verdict)},
                   {"reason", v.reason},
+                  {"holder", v.holder.empty() ? json(nullptr) : json(v.holder)},
                   {"refcount", count_json(v.refcount)},
                   {"mapcount", count_json(v.mapcount)},
                   {"balanced", v.balanced}};

@@ -9,12 +9,17 @@ namespace kextrace {
 
 namespace {
 
-// Functions of the kernel's own insert path, between the driver and the
-// PTE: the owner is whoever called them.
+// Functions of the kernel's own insert and fault paths, between the driver
+// and the PTE: the owner is whoever called them (on the fault path nobody
+// did: the driver's fault handler returned its page before the install).
 bool core_insert_path(std::string_view fn) {
-    constexpr std::array<std::string_view, 8> prefixes = {
-        "insert_page",   "vm_insert_page", "__vm_insert",      "vmf_insert",
-        "remap_vmalloc", "validate_page",  "__get_locked_pte", "vm_map_pages",
+    constexpr std::array<std::string_view, 22> prefixes = {
+        "insert_page",        "vm_insert_page",  "__vm_insert",        "vmf_insert",
+        "remap_vmalloc",      "validate_page",   "__get_locked_pte",   "vm_map_pages",
+        "do_set_pte",         "set_pte_range",   "finish_fault",       "do_read_fault",
+        "do_shared_fault",    "do_cow_fault",    "do_fault",           "__do_fault",
+        "__handle_mm_fault",  "handle_mm_fault", "do_user_addr_fault", "exc_page_fault",
+        "asm_exc_page_fault", "do_page_mkwrite",
     };
     for (std::string_view p : prefixes)
         if (fn.starts_with(p))
@@ -52,9 +57,11 @@ DriverOwner driver_owner(const VmaInfo& v, std::span<const uint64_t> stack,
     auto [handler, handler_mod] = sym(v.mmap);
     auto [fop, fop_mod] = sym(v.f_op);
     auto [vmops, vmops_mod] = sym(v.vm_ops);
+    auto [fault, fault_mod] = sym(v.fault);
     o.handler = handler;
     o.f_op = fop;
     o.vm_ops = vmops;
+    o.fault = fault;
     std::string caller_mod;
     for (uint64_t a : stack) {
         std::string s = symbolize ? symbolize(a) : std::string();
@@ -65,7 +72,7 @@ DriverOwner driver_owner(const VmaInfo& v, std::span<const uint64_t> stack,
         caller_mod = mod;
         break;
     }
-    for (const std::string* m : {&handler_mod, &caller_mod, &fop_mod, &vmops_mod})
+    for (const std::string* m : {&handler_mod, &caller_mod, &fop_mod, &vmops_mod, &fault_mod})
         if (!m->empty()) {
             o.name = *m;
             o.module = true;
@@ -105,10 +112,35 @@ nlohmann::json owner_json(const Report& r, const Mapping& m, const Symbolizer& s
             {"mmap", str(o.handler)},
             {"f_op", str(o.f_op)},
             {"vm_ops", str(o.vm_ops)},
+            {"fault", str(o.fault)},
+            {"mapped_by", m.by_fault ? "fault" : "insert"},
             {"inserted_by", str(o.caller)},
             {"vm_flags", detail::hex(m.vm_flags)},
             {"flags", vm_flags_name(m.vm_flags)},
             {"stack", m.stack_id ? json(m.stack_id) : json(nullptr)}};
+}
+
+nlohmann::json pfnmaps_json(const Mapping& m) {
+    using nlohmann::json;
+    json a = json::array();
+    for (const Mapping::PfnMap& p : m.pfnmaps)
+        a.push_back({{"pfn", p.pfn},
+                     {"pages", (p.bytes + kPageSize - 1) / kPageSize},
+                     {"addr", detail::hex(p.addr)},
+                     {"ts", p.ts},
+                     {"ret", p.ret ? json(*p.ret) : json(nullptr)}});
+    return a;
+}
+
+std::string pfnmap_text(const Mapping::PfnMap& p) {
+    const uint64_t n = (p.bytes + kPageSize - 1) / kPageSize;
+    std::string s = "pfns " + detail::hex(p.pfn) + "-" + detail::hex(p.pfn + (n ? n - 1 : 0)) +
+                    " (" + std::to_string(n) + (n == 1 ? " page" : " pages") + ") at " +
+                    detail::hex(p.addr) + ", remap_pfn_range ";
+    s += !p.ret        ? std::string("return not seen")
+         : *p.ret == 0 ? std::string("ok")
+                       : std::to_string(*p.ret);
+    return s;
 }
 
 } // namespace kextrace

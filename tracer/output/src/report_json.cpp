@@ -222,6 +222,7 @@ void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     w.key("alloc_before_trace").boolean(p.alloc_before_trace);
     w.key("alloc_ts").u64(p.alloc_ts);
     w.key("anomalies").u64(p.anomalies);
+    w.key("by_fault").boolean(p.by_fault);
     w.key("complete").boolean(p.complete());
     w.key("expected");
     milestones(w, p.expected);
@@ -248,6 +249,7 @@ void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     w.key("life").u64(life);
     w.key("mapcount_trail").array_of(mapcount_trail(p));
     w.key("mapping").i64(p.mapping);
+    w.key("max_mapcount").i64(max_mapcount(p));
     w.key("missing");
     milestones(w, p.missing);
     w.key("missing_lost");
@@ -376,6 +378,10 @@ void write_mappings(Pretty& w, const Report& r, const Symbolizer& symbolize) {
             w.value(owner_json(r, m, symbolize));
         }
         w.key("pages").u64(m.pages);
+        if (m.driver) {
+            w.key("pfn_maps");
+            w.value(pfnmaps_json(m));
+        }
         w.key("policy").str(policy_name(m.policy));
         w.key("remap_pfn_calls").u64(m.remap_pfn_calls);
         w.key("ret").i64(m.ret);

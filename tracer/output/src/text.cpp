@@ -203,7 +203,8 @@ void render_mappings(const Report& r, std::ostream& out) {
 
 // Other drivers' mappings (KEX_EV_DRIVER_VMA): range, file, owner.
 void render_driver_mappings(const Report& r, const Symbolizer& symbolize, std::ostream& out) {
-    out << "driver mappings (another driver's pages, followed from their first insert)\n";
+    out << "driver mappings (another driver's pages, followed from their first insert or "
+           "fault)\n";
     out << "  " << cell("range", 29) << ' ' << rcell("pages", 6) << ' ' << rcell("lives", 6) << ' '
         << cell("flags", 22) << ' ' << cell("owner", 12) << ' ' << "file\n";
     for (const Mapping& m : r.mappings) {
@@ -223,9 +224,14 @@ void render_driver_mappings(const Report& r, const Symbolizer& symbolize, std::o
         add("mmap", o.handler);
         add("f_op", o.f_op);
         add("vm_ops", o.vm_ops);
+        if (m.by_fault)
+            add("mapped at fault by", o.fault.empty() ? std::string("?") : o.fault);
         add("inserted by", o.caller);
         if (!via.empty())
             out << "    " << via << '\n';
+        for (const Mapping::PfnMap& p : m.pfnmaps)
+            out << "    pfn map: " << pfnmap_text(p)
+                << " (special PTEs: no page reference, no rmap, nothing for the zap to free)\n";
     }
     out << "  (* built into the kernel: named after its mmap handler or file operations)\n";
 }
@@ -262,6 +268,8 @@ void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::ostream
 
 std::string story(const PageLife& p) {
     std::string s = p.complete() ? "complete" : "INCOMPLETE";
+    if (const int32_t m = max_mapcount(p); m > 1)
+        s += m == 2 ? ", mapped twice" : fmt::format(", mapped {}x", m);
     if (p.anomalies)
         s += fmt::format(" !{}", p.anomalies);
     return s;

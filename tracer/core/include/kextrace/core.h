@@ -54,6 +54,7 @@ struct VmaInfo {
     uint64_t f_op = 0;   // the file's file_operations, 0 = no file
     uint64_t mmap = 0;   // the mmap handler (a socket's proto_ops->mmap, else f_op->mmap)
     uint64_t vm_ops = 0; // vma->vm_ops at the first insert (often set after it)
+    uint64_t fault = 0;  // vm_ops->fault then, 0 = none
     uint64_t ino = 0;
     uint32_t magic = 0;            // the file system's s_magic
     uint32_t rdev = 0;             // a device node's number (new_encode_dev), 0 otherwise
@@ -272,6 +273,8 @@ struct PageLife {
     uint32_t kex_fault_flags = 0;          // the first one's KEX_FAULT_* flags
     uint64_t remap_ts = 0;                 // remap_pfn_range of it (mode pfn), 0 = not seen
     int64_t remap_ret = 0;                 // its return value
+    bool by_fault = false;                 // another driver's page, adopted at a fault
+                                           // (vm_ops->fault), not an insert
     bool alloc_before_trace = false;       // another driver's page: the life starts at its
                                            // insert (KEX_EV_DRIVER_PAGE), its allocation unseen
 
@@ -288,6 +291,10 @@ struct PageLife {
 // unknowns dropped: {1, 2, 1, 0}.
 std::vector<int32_t> refcount_trail(const PageLife& p);
 std::vector<int32_t> mapcount_trail(const PageLife& p);
+// The most PTEs that mapped it at once, as its events read the mapcount: 2
+// for a BPF ring buffer's data pages (each mapped at two addresses of one
+// VMA) or a page whose PTE a fork copied; 0 when never read.
+int32_t max_mapcount(const PageLife& p);
 // The trail expected for a clean life under policy: {1, 2, 1, 0}.
 std::vector<int32_t> expected_refcount_trail(Policy p);
 // ... and in a mapping mode: pfn {1, 0} (the mapping takes no reference).
@@ -320,7 +327,18 @@ struct Mapping {
     bool driver = false;
     uint64_t vm_flags = 0;
     std::shared_ptr<const VmaInfo> vma; // its file and its owner's pointers
-    uint32_t stack_id = 0;              // the call chain that inserted its first page
+    uint32_t stack_id = 0;              // the call chain that mapped its first page
+    bool by_fault = false;              // its first page came from its vm_ops->fault, not an insert
+    // Another driver's pfn mapping (remap_pfn_range; KEX_EV_DRIVER_PFNMAP):
+    // special PTEs, no struct page reference, no rmap, no page lives.
+    struct PfnMap {
+        uint64_t pfn = 0;   // the first
+        uint64_t addr = 0;  // user address
+        uint64_t bytes = 0; // size asked
+        uint64_t ts = 0;
+        std::optional<int64_t> ret; // its return, unset when not seen
+    };
+    std::vector<PfnMap> pfnmaps;
 };
 
 // One rig phase (KEX_EV_RIG_PHASE begin/end pair) of one process.
@@ -367,14 +385,16 @@ struct Report {
     std::array<uint64_t, kTypeSlots> counts{}; // accepted events per type
     Losses losses;
     std::vector<Anomaly> anomalies;
-    uint64_t anomalies_dropped = 0; // beyond CorrelatorOptions::max_anomalies
+    uint64_t anomalies_dropped = 0;           // beyond CorrelatorOptions::max_anomalies
+    uint16_t observable = kMsDefaultExpected; // CorrelatorOptions::expected: the milestones
+                                              // the attached probes can show at all
 
-    uint64_t events = 0;            // fed
-    uint64_t filtered = 0;          // not from the traced process tree
-    uint64_t orphans = 0;           // page events for a pfn with no life
-    uint64_t late = 0;              // arrived after the reorder window had passed their ts
-    uint64_t other_allocations = 0; // mm_page_alloc never confirmed by kex (page tables, ...)
-    uint64_t other_frees = 0;       // mm_page_free of such pages
+    uint64_t events = 0;                  // fed
+    uint64_t filtered = 0;                // not from the traced process tree
+    uint64_t orphans = 0;                 // page events for a pfn with no life
+    uint64_t late = 0;                    // arrived after the reorder window had passed their ts
+    uint64_t other_allocations = 0;       // mm_page_alloc never confirmed by kex (page tables, ...)
+    uint64_t other_frees = 0;             // mm_page_free of such pages
     uint64_t unfollowed_driver_pages = 0; // other drivers' pages the driver filter left out
     uint64_t first_ts = 0;
     uint64_t last_ts = 0;

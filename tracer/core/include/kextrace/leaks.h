@@ -44,8 +44,9 @@ enum class Verdict : uint8_t {
     leaked,             // never freed, no mapping left, nothing open could still free it
     still_mapped,       // never freed, a live mapping holds it: not a leak (yet)
     freed_while_mapped, // mm_page_free while the mapcount was > 0 / no zap before the free
-    held,               // never freed, unmapped, but its owner is alive and the device open:
-                        // the driver may still free it (at release)
+    held,               // never freed, unmapped, but its owner is alive and the device open
+                        // (kex), or another driver's file or module is (PageVerdict::holder):
+                        // the driver may still free it (at release, at unload)
     inconclusive,       // events for it were lost (or the free cannot be observed), or a
                         // put dropped its last reference but no free followed in the
                         // trace (it ended first): no verdict
@@ -126,6 +127,9 @@ struct PageVerdict {
     // The stack of the first never-dropped take that has one (0 = none).
     uint32_t leak_stack = 0;
     bool balanced = true; // every drop found a take, no unexplained change
+    // Verdict::held of another driver's page: who holds it ("af_packet:
+    // socket:[1234] open"), from LeakOptions::driver_holders.
+    std::string holder;
 };
 
 struct LeakOptions {
@@ -136,6 +140,11 @@ struct LeakOptions {
     // Processes alive when the trace ended. When !device_closed, an unmapped,
     // unfreed page whose owner is among them is "held", not leaked.
     std::vector<uint32_t> alive;
+    // Per Report::mappings index, for another driver's mappings: who may
+    // still free their pages when the trace ended ("af_packet: socket:[1234]
+    // open", "af_packet: module loaded"), "" when nobody: an unmapped,
+    // unfreed page of such a mapping is "held" by it, not leaked.
+    std::vector<std::string> driver_holders{};
 };
 
 struct LeakReport {

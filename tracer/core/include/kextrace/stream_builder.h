@@ -211,6 +211,31 @@ class StreamBuilder {
             for (uint32_t i = 0; i < pages; ++i)
                 page_free(pfn0 + i, i);
     }
+    // A perf-like ring mapped on fault: each page handed back by the
+    // driver's vm_ops->fault (with a reference for the mapping) at its first
+    // touch and installed by the fault path (do_set_pte, rmap, the PTE read
+    // at return, written: dirty), zapped at munmap, freed at close.
+    void driver_fault_ring(uint64_t vm_start, uint32_t pages, uint64_t pfn0, VmaInfo vma) {
+        vma.flags |= KEX_VMA_BY_FAULT;
+        for (uint32_t i = 0; i < pages; ++i) {
+            const uint64_t pfn = pfn0 + i, addr = vm_start + i * kPageSize;
+            user_fault(addr, 0x6);
+            if (i == 0)
+                driver_vma(vm_start, pages, vma);
+            driver_page(pfn, vm_start, addr, 2).ret = 1;
+            page(KEX_EV_DO_SET_PTE, pfn, 0, 2, 0).addr = addr;
+            rmap_add(pfn, i);
+            Event& r = page(KEX_EV_DO_SET_PTE_RET, pfn, 0, 2, 1);
+            r.addr = addr;
+            r.arg0 = pte_for(pfn, true);
+        }
+        window(KEX_EV_UNMAP_REGION, vm_start, vm_start + pages * kPageSize);
+        for (uint32_t i = 0; i < pages; ++i)
+            rmap_remove(pfn0 + i, i, 2);
+        window(KEX_EV_UNMAP_REGION_RET);
+        for (uint32_t i = 0; i < pages; ++i)
+            page_free(pfn0 + i, i);
+    }
     Event& fork(uint32_t child) {
         Event& e = add(KEX_EV_PROC_FORK);
         e.arg0 = child;

@@ -20,8 +20,10 @@ struct DriverOwner {
     std::string handler; // the mmap handler: "packet_mmap"
     std::string f_op;    // the file's file_operations: "socket_file_ops"
     std::string vm_ops;  // vma->vm_ops at the first insert: "" when not set yet
+    std::string fault;   // its fault handler: "perf_mmap_fault", "" = none
     std::string caller;  // the first frame of the inserting chain outside the core insert
-                         // path: "packet_mmap+0x1a4 [af_packet]"
+                         // and fault paths: "packet_mmap+0x1a4 [af_packet]" ("" on the
+                         // fault path: the fault handler had returned)
     std::string file;    // "socket:[1234]", "/dev/kex", "anon_inode:bpf-map"
 };
 
@@ -35,5 +37,10 @@ DriverOwner driver_owner(const VmaInfo& vma, std::span<const uint64_t> stack,
 DriverOwner mapping_owner(const Report& r, const Mapping& m, const Symbolizer& symbolize);
 // The "owner" object of a driver mapping in the JSON report (docs/json-schema.md).
 nlohmann::json owner_json(const Report& r, const Mapping& m, const Symbolizer& symbolize);
+// Its "pfn_maps" array: the remap_pfn_range calls into it.
+nlohmann::json pfnmaps_json(const Mapping& m);
+// One pfn map as the text report says it: "pfns 0xf0-0xff (16 pages) at
+// 0x7f..., remap_pfn_range ok".
+std::string pfnmap_text(const Mapping::PfnMap& p);
 
 } // namespace kextrace
