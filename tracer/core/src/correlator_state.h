@@ -351,8 +351,21 @@ struct Correlator::State {
 
     void finalize();
 
+    // One life's end: settle_life, set_expected, check_life, its first write.
     void finish_life(uint32_t i,
                      const std::unordered_map<uint32_t, std::vector<const Phase*>>& writes);
+    struct LifeTimes {
+        uint64_t map_ts = 0;      // its first PTE (insert, fault install, kex insert)
+        uint64_t kex_free_ts = 0; // kex's put
+        uint64_t page_free_ts = 0;
+        uint64_t close_ts = 0; // its mapping's close
+        bool zap_before_free = false;
+        bool insert_failed = false;
+        bool never_inserted = false; // kex's error path before any insert
+    };
+    LifeTimes settle_life(PageLife& p);
+    void set_expected(PageLife& p, const LifeTimes& t);
+    void check_life(uint32_t i, const LifeTimes& t);
 
     PendingState pending_state() const;
 };

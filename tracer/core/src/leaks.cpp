@@ -351,6 +351,124 @@ std::string site_list(const PageLife& p, const PageVerdict& v) {
     return s;
 }
 
+// What the verdict of one life rests on, besides its ledger.
+struct LifeFacts {
+    bool global_loss = false;     // records lost or undecodable, or a failed map update
+    bool lost = false;            // ... or events of this page's missing milestones lost
+    const Step* free = nullptr;   // its mm_page_free, if seen
+    bool mapped = false;          // mapped before its free, by the correlator's account
+    bool zap_before_free = false; // an rmap remove before its free
+    bool insert_failed = false;
+};
+
+LifeFacts life_facts(const Report& report, const PageLife& p) {
+    LifeFacts f;
+    f.global_loss =
+        report.losses.ring || report.losses.decode_errors || report.losses.map_failures();
+    f.lost = f.global_loss || p.missing_lost;
+    for (const Step& s : p.steps)
+        if (s.kind == StepKind::page_free) {
+            f.free = &s;
+            break;
+        }
+    // Mapped by the correlator's account, for lives with no mapcount readings.
+    for (const Step& s : p.steps) {
+        if (s.kind == StepKind::page_free)
+            break;
+        if (s.kind == StepKind::pte_set || (s.kind == StepKind::insert_ret && s.ret() == 0) ||
+            (s.kind == StepKind::kex_insert && s.ret() == 0))
+            f.mapped = true;
+        if (s.kind == StepKind::rmap_remove)
+            f.zap_before_free = true;
+    }
+    f.insert_failed = p.insert_ret != 0;
+    return f;
+}
+
+// A freed page: freed, or freed while a PTE still pointed to it.
+void judge_freed(const PageLife& p, const LifeFacts& f, const LedgerBuilder& lb, PageVerdict& v) {
+    const int32_t m = lb.map_before_free();
+    const bool while_mapped =
+        m != kNoCount ? m > 0 : (f.mapped && !f.zap_before_free && !f.insert_failed);
+    if (!while_mapped) {
+        v.verdict = Verdict::freed;
+        v.reason = "freed +" + fmt_ns(f.free->ts - p.alloc_ts) + " after its allocation";
+    } else if ((p.missing_lost & kMsZap) || f.global_loss) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = "freed with no zap seen before, but zap events were lost";
+    } else {
+        v.verdict = Verdict::freed_while_mapped;
+        v.reason = m != kNoCount ? "mm_page_free while its mapcount was " + std::to_string(m) +
+                                       ": a PTE still pointed to it"
+                                 : "mm_page_free with no zap before it: a PTE still "
+                                   "pointed to it";
+    }
+}
+
+// A page never freed in the trace: inconclusive, still mapped, held, or leaked.
+void judge_unfreed(const Report& report, const PageLife& p, const LifeFacts& f,
+                   const LedgerBuilder& lb, const LeakOptions& opts, PageVerdict& v) {
+    // (not p.expected: another driver's page held at the end does not
+    // expect its free, and is judged below)
+    if (!(report.observable & kMsPageFree)) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = "mm_page_free is not observed here (probe not attached)";
+        return;
+    }
+    if (f.lost) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = f.global_loss ? "records were lost or undecodable: its free may be among them"
+                                 : "events lost: " + milestone_names(p.missing_lost);
+        return;
+    }
+    if (!p.open_at_end) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = "kex allocated its pfn again before a free was seen: the free is missing";
+        return;
+    }
+    // The last event read refcount 1 before a put (kex's, or the zap's): that
+    // put dropped the last reference and freed the page; the trace ended (or
+    // missed the event) before its mm_page_free. Whoever held it let it go.
+    if (v.refcount == 0 && v.last_refcount > 0) {
+        v.verdict = Verdict::inconclusive;
+        v.reason = "its last reference was dropped at " +
+                   std::string(step_kind_name(p.steps[v.last_step].kind)) + " (refcount " +
+                   std::to_string(v.last_refcount) +
+                   " before the put), but no mm_page_free was seen: the trace ended first";
+        return;
+    }
+    const int32_t m = lb.final_map();
+    const bool mapped_now =
+        m != kNoCount ? m > 0 : (f.mapped && !(p.seen & kMsZap) && !f.insert_failed);
+    if (mapped_now) {
+        v.verdict = Verdict::still_mapped;
+        v.reason = m != kNoCount ? "mapcount " + std::to_string(m) + ": a live mapping holds it"
+                                 : "mapped and never zapped: a live mapping holds it";
+        return;
+    }
+    if (p.mode == MapMode::driver) {
+        const auto mi = static_cast<std::size_t>(p.mapping);
+        if (p.mapping >= 0 && mi < opts.driver_holders.size() && !opts.driver_holders[mi].empty()) {
+            v.verdict = Verdict::held;
+            v.holder = opts.driver_holders[mi];
+            v.reason = "unmapped and not freed, held by " + v.holder +
+                       ": the driver may still free it (at release, at unload)";
+            return;
+        }
+    } else if (const bool owner_alive =
+                   std::find(opts.alive.begin(), opts.alive.end(), p.owner) != opts.alive.end();
+               !opts.device_closed && owner_alive) {
+        v.verdict = Verdict::held;
+        v.reason = "unmapped and not freed, but its owner " + std::to_string(p.owner) +
+                   " is alive with the device open: kex may still free it";
+        return;
+    }
+    v.verdict = Verdict::leaked;
+    v.reason = "never freed, no mapping left";
+    if (!v.never_dropped.empty())
+        v.reason += "; never dropped: " + site_list(p, v);
+}
+
 } // namespace
 
 PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& opts) {
@@ -362,106 +480,11 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
     lb.run();
     pair(v);
 
-    const bool global_loss =
-        report.losses.ring || report.losses.decode_errors || report.losses.map_failures();
-    const bool lost = global_loss || p.missing_lost;
-    const auto free_it = std::find_if(p.steps.begin(), p.steps.end(),
-                                      [](const Step& s) { return s.kind == StepKind::page_free; });
-    const bool freed = free_it != p.steps.end();
-
-    // Mapped by the correlator's account, for lives with no mapcount readings.
-    bool mapped = false, zap_before_free = false;
-    for (const Step& s : p.steps) {
-        if (s.kind == StepKind::page_free)
-            break;
-        if (s.kind == StepKind::pte_set || (s.kind == StepKind::insert_ret && s.ret() == 0) ||
-            (s.kind == StepKind::kex_insert && s.ret() == 0))
-            mapped = true;
-        if (s.kind == StepKind::rmap_remove)
-            zap_before_free = true;
-    }
-    const bool insert_failed = p.insert_ret != 0;
-
-    if (freed) {
-        const int32_t m = lb.map_before_free();
-        const bool while_mapped =
-            m != kNoCount ? m > 0 : (mapped && !zap_before_free && !insert_failed);
-        if (!while_mapped) {
-            v.verdict = Verdict::freed;
-            v.reason = "freed +" + fmt_ns(free_it->ts - p.alloc_ts) + " after its allocation";
-        } else if ((p.missing_lost & kMsZap) || global_loss) {
-            v.verdict = Verdict::inconclusive;
-            v.reason = "freed with no zap seen before, but zap events were lost";
-        } else {
-            v.verdict = Verdict::freed_while_mapped;
-            v.reason = m != kNoCount ? "mm_page_free while its mapcount was " + std::to_string(m) +
-                                           ": a PTE still pointed to it"
-                                     : "mm_page_free with no zap before it: a PTE still "
-                                       "pointed to it";
-        }
-        return v;
-    }
-
-    // Not freed.
-    // (not p.expected: another driver's page held at the end does not
-    // expect its free, and is judged below)
-    if (!(report.observable & kMsPageFree)) {
-        v.verdict = Verdict::inconclusive;
-        v.reason = "mm_page_free is not observed here (probe not attached)";
-        return v;
-    }
-    if (lost) {
-        v.verdict = Verdict::inconclusive;
-        v.reason = global_loss ? "records were lost or undecodable: its free may be among them"
-                               : "events lost: " + milestone_names(p.missing_lost);
-        return v;
-    }
-    if (!p.open_at_end) {
-        v.verdict = Verdict::inconclusive;
-        v.reason = "kex allocated its pfn again before a free was seen: the free is missing";
-        return v;
-    }
-    // The last event read refcount 1 before a put (kex's, or the zap's): that
-    // put dropped the last reference and freed the page; the trace ended (or
-    // missed the event) before its mm_page_free. Whoever held it let it go.
-    if (v.refcount == 0 && v.last_refcount > 0) {
-        v.verdict = Verdict::inconclusive;
-        v.reason = "its last reference was dropped at " +
-                   std::string(step_kind_name(p.steps[v.last_step].kind)) + " (refcount " +
-                   std::to_string(v.last_refcount) +
-                   " before the put), but no mm_page_free was seen: the trace ended first";
-        return v;
-    }
-    const int32_t m = lb.final_map();
-    const bool mapped_now =
-        m != kNoCount ? m > 0 : (mapped && !(p.seen & kMsZap) && !insert_failed);
-    if (mapped_now) {
-        v.verdict = Verdict::still_mapped;
-        v.reason = m != kNoCount ? "mapcount " + std::to_string(m) + ": a live mapping holds it"
-                                 : "mapped and never zapped: a live mapping holds it";
-        return v;
-    }
-    if (p.mode == MapMode::driver) {
-        const auto mi = static_cast<std::size_t>(p.mapping);
-        if (p.mapping >= 0 && mi < opts.driver_holders.size() && !opts.driver_holders[mi].empty()) {
-            v.verdict = Verdict::held;
-            v.holder = opts.driver_holders[mi];
-            v.reason = "unmapped and not freed, held by " + v.holder +
-                       ": the driver may still free it (at release, at unload)";
-            return v;
-        }
-    } else if (const bool owner_alive =
-                   std::find(opts.alive.begin(), opts.alive.end(), p.owner) != opts.alive.end();
-               !opts.device_closed && owner_alive) {
-        v.verdict = Verdict::held;
-        v.reason = "unmapped and not freed, but its owner " + std::to_string(p.owner) +
-                   " is alive with the device open: kex may still free it";
-        return v;
-    }
-    v.verdict = Verdict::leaked;
-    v.reason = "never freed, no mapping left";
-    if (!v.never_dropped.empty())
-        v.reason += "; never dropped: " + site_list(p, v);
+    const LifeFacts f = life_facts(report, p);
+    if (f.free)
+        judge_freed(p, f, lb, v);
+    else
+        judge_unfreed(report, p, f, lb, opts, v);
     return v;
 }
 

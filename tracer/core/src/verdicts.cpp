@@ -84,9 +84,9 @@ void Correlator::State::finalize() {
     r.observable = opts.expected;
 }
 
-void Correlator::State::finish_life(
-    uint32_t i, const std::unordered_map<uint32_t, std::vector<const Phase*>>& writes) {
-    PageLife& p = r.pages[i];
+// A life's steps in time order, its allocation time, policy and mode, and
+// the times its verdict needs.
+Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p) {
     if (!std::is_sorted(p.steps.begin(), p.steps.end(),
                         [](const Step& a, const Step& b) { return a.ts < b.ts; }))
         std::stable_sort(p.steps.begin(), p.steps.end(),
@@ -107,38 +107,38 @@ void Correlator::State::finish_life(
         p.mode = r.mappings[static_cast<std::size_t>(p.mapping)].mode;
     if (p.mode == MapMode::unknown)
         p.mode = p.kex_faults ? MapMode::fault : p.remap_ts ? MapMode::pfn : MapMode::unknown;
-    const uint64_t close_ts =
-        p.mapping >= 0 ? r.mappings[static_cast<std::size_t>(p.mapping)].close_ts : 0;
 
+    LifeTimes t;
+    t.close_ts = p.mapping >= 0 ? r.mappings[static_cast<std::size_t>(p.mapping)].close_ts : 0;
     // When was it mapped, and by which step.
-    uint64_t map_ts = 0;
-    uint64_t kex_free_ts = 0;
-    uint64_t page_free_ts = 0;
-    bool zap_before_free = false;
     for (const Step& s : p.steps) {
         const bool maps = s.kind == StepKind::pte_set ||
                           (s.kind == StepKind::insert_ret && s.ret() == 0) ||
                           (s.kind == StepKind::kex_insert && s.ret() == 0);
-        if (maps && !map_ts)
-            map_ts = s.ts;
-        if (s.kind == StepKind::kex_free && !kex_free_ts)
-            kex_free_ts = s.ts;
-        if (s.kind == StepKind::page_free && !page_free_ts)
-            page_free_ts = s.ts;
-        if (s.kind == StepKind::rmap_remove && !page_free_ts)
-            zap_before_free = true;
+        if (maps && !t.map_ts)
+            t.map_ts = s.ts;
+        if (s.kind == StepKind::kex_free && !t.kex_free_ts)
+            t.kex_free_ts = s.ts;
+        if (s.kind == StepKind::page_free && !t.page_free_ts)
+            t.page_free_ts = s.ts;
+        if (s.kind == StepKind::rmap_remove && !t.page_free_ts)
+            t.zap_before_free = true;
     }
-    const bool insert_failed = p.insert_ret != 0;
-    const bool never_inserted =
+    t.insert_failed = p.insert_ret != 0;
+    t.never_inserted =
         p.kex_free_reason == KEX_FREE_ERROR && !(p.seen & (kMsInsert | kMsKexInsert | kMsPteSet));
+    return t;
+}
 
-    // What this page's story should contain.
+// What this page's story should contain, what is missing, and which of
+// the missing milestones may be among the lost events.
+void Correlator::State::set_expected(PageLife& p, const LifeTimes& t) {
     p.expected = opts.expected & mode_expected(p.mode);
     // A failed insert may not have reached insert_page_into_pte_locked
     // (kex's fail_at, validation): only kex's own view of it is expected.
-    if (insert_failed || never_inserted)
+    if (t.insert_failed || t.never_inserted)
         p.expected &= static_cast<uint16_t>(~(kMsInsert | kMsRmapAdd | kMsPteSet | kMsZap));
-    if (never_inserted)
+    if (t.never_inserted)
         p.expected &= static_cast<uint16_t>(~kMsKexInsert);
     // Another driver's page still held when the trace ended: its free is
     // the driver's business, later (at close, at unload), not a lost event.
@@ -148,12 +148,17 @@ void Correlator::State::finish_life(
     p.missing_lost = 0;
     // a failed map update (traced, pages, pfns...) can hide any event of any page
     const bool global_loss = losses.ring || losses.decode_errors || losses.map_failures();
-    for (std::size_t t = 0; t < kTypeSlots; ++t)
-        if (global_loss || losses.per_type[t])
-            p.missing_lost |= p.missing & milestones_of(static_cast<uint32_t>(t));
+    for (std::size_t k = 0; k < kTypeSlots; ++k)
+        if (global_loss || losses.per_type[k])
+            p.missing_lost |= p.missing & milestones_of(static_cast<uint32_t>(k));
     if (global_loss)
         p.missing_lost = p.missing;
+}
 
+// The anomalies of a life: mode pfn's rules, a free while mapped, the
+// policy's order of puts, the refcount trail of a complete life.
+void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
+    const PageLife& p = r.pages[i];
     const auto life = static_cast<int32_t>(i);
     auto name = [&] { return page_name(i); }; // only for anomalies: most pages have none
 
@@ -172,46 +177,47 @@ void Correlator::State::finish_life(
     // Freed while still mapped: the classic driver bug (use after free).
     // Mode pfn has no zap to see: mapped until its VMA closed.
     if (p.mode == MapMode::pfn) {
-        if (page_free_ts && map_ts && !insert_failed && (!close_ts || page_free_ts < close_ts))
-            anomaly(page_free_ts, life,
+        if (t.page_free_ts && t.map_ts && !t.insert_failed &&
+            (!t.close_ts || t.page_free_ts < t.close_ts))
+            anomaly(t.page_free_ts, life,
                     name() + ": mode pfn, freed before its mapping closed (still mapped)");
-    } else if (page_free_ts && map_ts && map_ts < page_free_ts && !zap_before_free &&
-               !insert_failed)
-        anomaly(page_free_ts, life,
+    } else if (t.page_free_ts && t.map_ts && t.map_ts < t.page_free_ts && !t.zap_before_free &&
+               !t.insert_failed)
+        anomaly(t.page_free_ts, life,
                 name() + ": freed while still mapped (no rmap remove before mm_page_free)" +
                     (p.missing_lost & kMsZap ? " - or its zap events were lost" : ""));
 
     // Policy: who drops which reference when.
-    if (kex_free_ts && p.zap_ts && !insert_failed) {
-        if (p.policy == Policy::drop && kex_free_ts > p.zap_ts)
-            anomaly(kex_free_ts, life,
+    if (t.kex_free_ts && p.zap_ts && !t.insert_failed) {
+        if (p.policy == Policy::drop && t.kex_free_ts > p.zap_ts)
+            anomaly(t.kex_free_ts, life,
                     name() + ": policy drop, but kex freed its reference after the zap");
-        if (p.policy == Policy::keep && kex_free_ts < p.zap_ts)
-            anomaly(kex_free_ts, life,
+        if (p.policy == Policy::keep && t.kex_free_ts < p.zap_ts)
+            anomaly(t.kex_free_ts, life,
                     name() + ": policy keep, but kex freed its reference while still mapped");
     }
-    if (p.kex_free_reason != UINT32_MAX && !insert_failed) {
+    if (p.kex_free_reason != UINT32_MAX && !t.insert_failed) {
         const bool mismatch =
             (p.policy == Policy::drop && p.kex_free_reason == KEX_FREE_AT_CLOSE) ||
             (p.policy == Policy::keep && p.kex_free_reason == KEX_FREE_AFTER_INSERT);
         if (mismatch)
-            anomaly(kex_free_ts, life,
+            anomaly(t.kex_free_ts, life,
                     name() + ": kex free reason " + std::to_string(p.kex_free_reason) +
                         " does not match policy " + std::string(policy_name(p.policy)));
     }
 
     // Refcounts of a complete, successful life.
-    if (p.missing == 0 && !insert_failed && !never_inserted && (p.seen & kMsPageFree)) {
+    if (p.missing == 0 && !t.insert_failed && !t.never_inserted && (p.seen & kMsPageFree)) {
         const auto got = refcount_trail(p);
         const auto want = expected_refcount_trail(p.policy, p.mode);
         // a fault page handed out again (refault) goes 1->2->1 once more
         const bool refaulted = p.mode == MapMode::fault && p.kex_faults > 1;
         // (another driver: its own references, no trail to expect)
         if (!got.empty() && !want.empty() && got != want && !refaulted) {
-            auto fmt = [](const std::vector<int32_t>& t) {
+            auto fmt = [](const std::vector<int32_t>& v) {
                 std::string s;
-                for (std::size_t k = 0; k < t.size(); ++k)
-                    s += (k ? "->" : "") + std::to_string(t[k]);
+                for (std::size_t k = 0; k < v.size(); ++k)
+                    s += (k ? "->" : "") + std::to_string(v[k]);
                 return s;
             };
             anomaly(p.free_ts, life,
@@ -219,15 +225,23 @@ void Correlator::State::finish_life(
                         std::string(policy_name(p.policy)) + ")");
         }
     }
+}
+
+void Correlator::State::finish_life(
+    uint32_t i, const std::unordered_map<uint32_t, std::vector<const Phase*>>& writes) {
+    PageLife& p = r.pages[i];
+    const LifeTimes t = settle_life(p);
+    set_expected(p, t);
+    check_life(i, t);
 
     // First write: a fault in the write phase was recorded when it came;
     // else, if a write phase ran while the page was mapped, the MMU wrote
     // without a fault (it sets the PTE's D bit itself).
-    if (p.first_write == FirstWrite::unknown && map_ts) {
+    if (p.first_write == FirstWrite::unknown && t.map_ts) {
         auto w = writes.find(p.owner);
         if (w != writes.end())
             for (const Phase* ph : w->second)
-                if (ph->start >= map_ts && (!p.zap_ts || ph->start < p.zap_ts)) {
+                if (ph->start >= t.map_ts && (!p.zap_ts || ph->start < p.zap_ts)) {
                     p.first_write = FirstWrite::no_fault;
                     break;
                 }
