@@ -256,6 +256,8 @@ void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::ostream
     else if (const Step* k = find_step(p, StepKind::kex_insert))
         ins = (k->ret() == 0 ? std::string("ok") : std::to_string(k->ret())) + " " +
               delta(p.alloc_ts, k->ts) + "*";
+    else if (find_step(p, StepKind::do_set_pte))
+        ins = "at fault"; // installed by the fault path (do_set_pte / set_pte_range), not inserted
     const Step* rm = find_step(p, StepKind::rmap_add);
     const std::string_view fw = first_write_name(p.first_write); // error code: in JSON
     out << "  " << rcell(index_cell(p), iw) << ' ' << cell(hex(p.pfn), 9) << ' '
@@ -370,8 +372,8 @@ void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
     rows(shown, r.pages.size(), out, [&](std::size_t i) { insert_row(r, r.pages[i], iw, out); });
     if (std::any_of(r.pages.begin(), r.pages.end(),
                     [](const PageLife& p) { return p.alloc_before_trace; }))
-        out << "  alloc@ unseen: a driver's page allocated before its first insert, not traced; "
-               "its life starts at the insert (other times since the insert)\n";
+        out << "  alloc@ unseen: a driver's page allocated before its first insert or fault, not "
+               "traced; its life starts there (other times since then)\n";
     out << "pages, unmap side (times since alloc)\n";
     out << "  " << rcell("#", iw) << ' ' << cell("kex free", 20) << ' ' << cell("zap", 20) << ' '
         << cell("free", 15) << ' ' << cell("refcount", 9) << ' ' << cell("mapcount", 9) << ' '
