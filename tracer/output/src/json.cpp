@@ -145,9 +145,7 @@ json page_json(const PageLife& p, std::size_t life) {
     };
 }
 
-} // namespace
-
-json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
+json phases_json(const Report& r) {
     json phases = json::array();
     for (const Phase& ph : r.phases)
         phases.push_back({{"name", ph.name},
@@ -161,7 +159,10 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
                           {"kernel_events", ph.kernel_events},
                           {"user_faults", ph.user_faults},
                           {"counts", type_counts32(ph.counts)}});
+    return phases;
+}
 
+json mappings_json(const Report& r, const Symbolizer& symbolize) {
     json mappings = json::array();
     for (const Mapping& m : r.mappings) {
         mappings.push_back({{"tgid", m.tgid},
@@ -189,11 +190,10 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
             mappings.back()["pfn_maps"] = pfnmaps_json(m);
         }
     }
+    return mappings;
+}
 
-    json pages = json::array();
-    for (std::size_t i = 0; i < r.pages.size(); ++i)
-        pages.push_back(page_json(r.pages[i], i));
-
+json stacks_json(const Report& r, const Symbolizer& symbolize) {
     json stacks = json::array();
     for (const auto& st : r.stacks) {
         json frames = json::array();
@@ -203,13 +203,19 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
         }
         stacks.push_back(std::move(frames));
     }
+    return stacks;
+}
 
+json anomalies_json(const Report& r) {
     json anomalies = json::array();
     for (const Anomaly& a : r.anomalies)
         anomalies.push_back({{"ts", a.ts},
                              {"life", a.life < 0 ? json(nullptr) : json(a.life)},
                              {"message", a.message}});
+    return anomalies;
+}
 
+json summary_json(const Report& r) {
     std::size_t clean_trail = 0, no_fault = 0, dirty = 0;
     for (const PageLife& p : r.pages) {
         clean_trail += refcount_trail(p) == expected_refcount_trail(p.policy, p.mode);
@@ -217,7 +223,23 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
         dirty += p.zap_dirty;
     }
     const std::size_t incomplete = r.incomplete_pages();
+    return {{"pages", r.pages.size()},
+            {"complete", r.pages.size() - incomplete},
+            {"incomplete", incomplete},
+            {"expected_refcount_trail", expected_refcount_trail(Policy::drop)},
+            {"refcount_as_expected", clean_trail},
+            {"first_write_no_fault", no_fault},
+            {"zap_dirty", dirty},
+            {"anomalies", r.anomalies.size() + r.anomalies_dropped},
+            {"events_lost", r.losses.total()}};
+}
 
+} // namespace
+
+json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
+    json pages = json::array();
+    for (std::size_t i = 0; i < r.pages.size(); ++i)
+        pages.push_back(page_json(r.pages[i], i));
     return {
         {"schema", kJsonSchema},
         {"run",
@@ -238,22 +260,13 @@ json to_json(const Report& r, const RunInfo& run, const Symbolizer& symbolize) {
           {"unfollowed_driver_pages", r.unfollowed_driver_pages}}},
         {"counts", type_counts_json(r.counts)},
         {"losses", losses_json(r.losses)},
-        {"phases", std::move(phases)},
-        {"mappings", std::move(mappings)},
+        {"phases", phases_json(r)},
+        {"mappings", mappings_json(r, symbolize)},
         {"pages", std::move(pages)},
-        {"stacks", std::move(stacks)},
-        {"anomalies", std::move(anomalies)},
+        {"stacks", stacks_json(r, symbolize)},
+        {"anomalies", anomalies_json(r)},
         {"anomalies_dropped", r.anomalies_dropped},
-        {"summary",
-         {{"pages", r.pages.size()},
-          {"complete", r.pages.size() - incomplete},
-          {"incomplete", incomplete},
-          {"expected_refcount_trail", expected_refcount_trail(Policy::drop)},
-          {"refcount_as_expected", clean_trail},
-          {"first_write_no_fault", no_fault},
-          {"zap_dirty", dirty},
-          {"anomalies", r.anomalies.size() + r.anomalies_dropped},
-          {"events_lost", r.losses.total()}}},
+        {"summary", summary_json(r)},
     };
 }
 
