@@ -180,3 +180,36 @@ TEST(OutputText, DriverPagesHaveNoKexPolicyOrExpectedStory) {
         << t;
     EXPECT_TRUE(contains(t, "socket:[777]")) << t;
 }
+
+// A driver's pages from its fault handler, and a pfn map: the text says how
+// each got into the page table.
+TEST(OutputText, DriverFaultPagesAndPfnMapsSayHowTheyWereMapped) {
+    const auto sym = [](uint64_t a) {
+        return a == 0xffffffff81300000 ? std::string("perf_mmap_fault+0x0") : std::string();
+    };
+    StreamBuilder b;
+    VmaInfo perf;
+    perf.f_op = 0xffffffff82b00000;
+    perf.fault = 0xffffffff81300000;
+    perf.magic = kAnonInodeFsMagic;
+    perf.flags = KEX_VMA_NAME_ROOT;
+    perf.name = {"[perf_event]"};
+    b.driver_fault_ring(0x7f1000000000, 2, 0x2000, perf);
+    VmaInfo mem;
+    mem.f_op = 0xffffffff82c00000;
+    mem.flags = KEX_VMA_NAME_ROOT | KEX_VMA_PFNMAP;
+    mem.name = {"mem", "dev"};
+    b.driver_vma(0x7f2000000000, 16, mem);
+    Event& e = b.add(KEX_EV_DRIVER_PFNMAP);
+    e.pfn = 0xf0;
+    e.addr = e.arg1 = 0x7f2000000000;
+    e.arg0 = 16 * kPageSize;
+    b.add(KEX_EV_DRIVER_PFNMAP_RET);
+    const std::string t = text(report_of(b), {}, sym);
+    EXPECT_TRUE(contains(t, "mapped at fault by perf_mmap_fault")) << t;
+    EXPECT_TRUE(contains(t, " at fault ")) << t;
+    EXPECT_TRUE(contains(t, "pfn map: pfns 0xf0-0xff (16 pages) at 0x7f2000000000, "
+                            "remap_pfn_range ok (special PTEs"))
+        << t;
+    EXPECT_TRUE(contains(t, "/dev/mem")) << t;
+}
