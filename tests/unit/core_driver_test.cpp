@@ -76,12 +76,7 @@ TEST(CoreDriver, RingPagesLiveFromInsertToFree) {
 // at each first touch: adopted at the fault install, never inserted, and
 // a complete life (do_set_pte is its install), the PTE read at the return.
 TEST(CoreDriver, PagesFromTheFaultHandlerLiveFromTheirFault) {
-    VmaInfo perf;
-    perf.f_op = 0xffffffff82b00000;
-    perf.fault = 0xffffffff81300000;
-    perf.magic = kAnonInodeFsMagic;
-    perf.flags = KEX_VMA_NAME_ROOT;
-    perf.name = {"[perf_event]"};
+    const VmaInfo perf = perf_ring_vma();
     StreamBuilder b;
     b.driver_fault_ring(kStart, 4, kPfn0, perf);
     const Report r = run(b);

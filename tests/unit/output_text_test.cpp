@@ -185,15 +185,10 @@ TEST(OutputText, DriverPagesHaveNoKexPolicyOrExpectedStory) {
 // each got into the page table.
 TEST(OutputText, DriverFaultPagesAndPfnMapsSayHowTheyWereMapped) {
     const auto sym = [](uint64_t a) {
-        return a == 0xffffffff81300000 ? std::string("perf_mmap_fault+0x0") : std::string();
+        return a == kPerfMmapFault ? std::string("perf_mmap_fault+0x0") : std::string();
     };
     StreamBuilder b;
-    VmaInfo perf;
-    perf.f_op = 0xffffffff82b00000;
-    perf.fault = 0xffffffff81300000;
-    perf.magic = kAnonInodeFsMagic;
-    perf.flags = KEX_VMA_NAME_ROOT;
-    perf.name = {"[perf_event]"};
+    const VmaInfo perf = perf_ring_vma();
     b.driver_fault_ring(0x7f1000000000, 2, 0x2000, perf);
     VmaInfo mem;
     mem.f_op = 0xffffffff82c00000;

@@ -22,6 +22,19 @@
 
 namespace kextrace {
 
+// The VMA record of a perf event's ring buffer (a driver that maps on
+// fault): perf_fops, vm_ops->fault perf_mmap_fault at kPerfMmapFault.
+inline constexpr uint64_t kPerfMmapFault = 0xffffffff81300000;
+inline VmaInfo perf_ring_vma() {
+    VmaInfo v;
+    v.f_op = 0xffffffff82b00000;
+    v.fault = kPerfMmapFault;
+    v.magic = kAnonInodeFsMagic;
+    v.flags = KEX_VMA_NAME_ROOT;
+    v.name = {"[perf_event]"};
+    return v;
+}
+
 class StreamBuilder {
   public:
     struct Story {
