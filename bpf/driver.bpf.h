@@ -156,6 +156,8 @@ adopt_page(void *ctx, struct vm_area_struct *vma, __u64 page, __u64 addr,
 	struct kex_event *e;
 	__u64 start;
 
+	if (!tracking_armed)
+		return NULL;
 	pi.pfn = page_to_pfn(page);
 	if (pi.pfn == KEX_NO_PFN)
 		return NULL;

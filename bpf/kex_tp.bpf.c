@@ -56,7 +56,7 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 	__u64 page = ctx->page, pfn = ctx->pfn;
 
 	count_hit(KEX_P_KEX_PAGE_ALLOC);
-	if (!kex_traced())
+	if (!kex_traced() || !tracking_armed)
 		return 0;
 	count_match(KEX_P_KEX_PAGE_ALLOC);
 	pi.pfn = pfn;

@@ -94,6 +94,16 @@ const volatile __u64 fexit_probes __weak = 0;
 /* force a wakeup once this many bytes wait in the ring buffer */
 const volatile __u64 wakeup_bytes __weak = 1 << 20;
 
+/*
+ * Set by the loader once every probe of the plan is attached, cleared before
+ * the first one detaches (the only global the loader writes while programs
+ * run). A page becomes tracked (kex's claim, a driver's page adopted) only
+ * while it is set: attaching and detaching take seconds under load, and a
+ * life begun with a probe missing had its free unseen, then looked like a
+ * page claimed twice.
+ */
+volatile bool tracking_armed __weak = false;
+
 /* --- maps ----------------------------------------------------------------- */
 
 struct {

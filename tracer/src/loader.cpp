@@ -205,6 +205,9 @@ void Loader::attach(const ProbePlan& plan) {
             spdlog::debug("probe {}: {}", probe_spec(id).short_name, st.error().message);
         }
     }
+    // Every page life starts with every step observable (bpf/kextrace.bpf.h).
+    if (skel_ && skel_->bss)
+        skel_->bss->tracking_armed = true;
 }
 
 Status Loader::trace_tgid(uint32_t tgid) {
@@ -335,6 +338,8 @@ void Loader::detach(const std::function<void()>& before_frees) {
     // they took seconds together (the last event of each probe says when it
     // went). In probe id order, kmem:mm_page_free went before
     // kex:kex_page_free, and every page kex freed in between looked leaked.
+    if (skel_ && skel_->bss)
+        skel_->bss->tracking_armed = false; // no new page life from here on
     link_probes_.resize(links_.size(), KEX_P_COUNT);
     auto detach_if = [this](auto&& pred) {
         for (std::size_t i = 0; i < links_.size(); ++i)

@@ -86,7 +86,8 @@ class Loader {
     // Sets the globals from plan.config and the options, autoload per plan.enabled.
     Status configure(const ProbePlan& plan);
     Status load();
-    // Attaches what the plan enabled; per-probe failures are recorded, not fatal.
+    // Attaches what the plan enabled; per-probe failures are recorded, not
+    // fatal. Pages become tracked only once all of them are attached.
     void attach(const ProbePlan& plan);
     const std::array<AttachResult, KEX_P_COUNT>& results() const { return results_; }
 
@@ -129,10 +130,11 @@ class Loader {
 
     // Destroys every link and tracefs kprobe (idempotent); the maps stay
     // readable. In an order that cuts the page lives cleanly, however long
-    // each detach takes: first the probes where a mapping, a page life or a
-    // fault starts, then all others but the page frees; then
-    // before_frees runs (kex's tracepoints no longer pin kex; a page freed
-    // meanwhile still has its free traced); the page-free tracepoints last.
+    // each detach takes: no page becomes tracked any more; then the probes
+    // where a mapping, a page life or a fault starts, then all others but
+    // the page frees; then before_frees runs (kex's tracepoints no longer pin
+    // kex; a page freed meanwhile still has its free traced); the page-free
+    // tracepoints last.
     void detach(const std::function<void()>& before_frees = {});
 
   private:
