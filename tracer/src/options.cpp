@@ -42,10 +42,139 @@ bool check_options(Options& o, const std::string& insert_args, const std::string
     return true;
 }
 
+// What --settle and --insert-args give before they become Options fields.
+struct RawOptions {
+    int settle_ms = 0;
+    CLI::Option* settle = nullptr;
+    std::string insert_args;
+};
+
+// What to trace, and for how long.
+void add_target_options(CLI::App& app, Options& o, RawOptions& raw) {
+    const char* g = "What to trace";
+    app.add_option("-p,--pid", o.pid, "trace a running process (and its new children)")
+        ->type_name("PID")
+        ->group(g);
+    app.add_flag("--all", o.all,
+                 "with --leaks: every process's kex pages, until SIGINT/SIGTERM, --duration or "
+                 "kex unloads (kex cannot be unloaded while kextrace is attached: stop it first)")
+        ->group(g);
+    app.add_option("--duration", o.duration_s, "stop after S seconds")
+        ->type_name("S")
+        ->check(CLI::PositiveNumber)
+        ->group(g);
+    raw.settle_ms = static_cast<int>(o.settle.count());
+    raw.settle = app.add_option("--settle", raw.settle_ms,
+                                "ms to keep tracing after the command exits (deferred "
+                                "frees; 1000 with --leaks)")
+                     ->capture_default_str()
+                     ->check(CLI::Range(0, 60000))
+                     ->group(g);
+    app.add_flag(
+           "--leaks", o.leaks,
+           "refcount leak hunting: once CMD exited and its deferred frees settled, a "
+           "verdict per followed page (freed, leaked, still mapped, freed while mapped), with "
+           "the reference ledger and the stack of the reference never dropped")
+        ->group(g);
+    app.add_flag("--kex-only", o.kex_only,
+                 "follow kex's pages only, not the pages other drivers insert into the traced "
+                 "processes (AF_PACKET rings, BPF ring buffers, ...)")
+        ->group(g);
+    app.add_option("--driver", o.drivers,
+                   "follow only the mappings of this driver (a module, or a built-in one named "
+                   "after its mmap handler: af_packet); repeat for more; kex's pages are "
+                   "followed whenever kex is loaded")
+        ->type_name("NAME")
+        ->allow_extra_args(false)
+        ->group(g);
+    app.add_option("--file", o.files,
+                   "follow only the mappings of this file (a device node, a file, or "
+                   "socket:[INODE] / anon_inode:NAME as /proc/PID/maps shows it); repeat for more")
+        ->type_name("PATH")
+        ->allow_extra_args(false)
+        ->group(g);
+}
+
+// What to write, and where.
+void add_output_options(CLI::App& app, Options& o) {
+    const char* g = "Output";
+    app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)")
+        ->type_name("FILE")
+        ->group(g);
+    app.add_option("--stats", o.stats_path,
+                   "also write the run's counters as JSON to FILE (atomically): ring accounting "
+                   "and probe counters, as in --json, without the pages (small for any run)")
+        ->type_name("FILE")
+        ->group(g);
+    app.add_option("--events", o.events_path,
+                   "write every decoded record to FILE, one JSON object per line")
+        ->type_name("FILE")
+        ->group(g);
+    app.add_option("--jsonl", o.jsonl_path,
+                   "write every raw event to FILE, one JSON object per line after a header "
+                   "(replay it with: kextrace report FILE)")
+        ->type_name("FILE")
+        ->group(g);
+    app.add_option(
+           "--export", o.export_path,
+           "write a Trace Event Format timeline (ui.perfetto.dev, chrome://tracing) to FILE")
+        ->type_name("FILE")
+        ->group(g);
+    app.add_flag("--full", o.full, "print every page row")->group(g);
+    app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page")->group(g);
+    app.add_flag("--accept-loss", o.accept_loss,
+                 "exit with the command's status even if events were lost")
+        ->group(g);
+    app.add_flag("-v,--verbose", o.verbose, "debug logging, libbpf's messages included")->group(g);
+}
+
+// How the probes attach and what they capture.
+void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
+    const char* g = "Probes";
+    app.add_flag("--plan", o.plan_only, "print which probe observes each step here, then exit")
+        ->group(g);
+    app.add_flag_callback(
+           "--no-stacks", [&o] { o.stacks = false; }, "do not capture kernel stacks")
+        ->group(g);
+    app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
+                 "report do_set_pte / set_pte_range for every page the traced processes fault "
+                 "in, not only kex pages")
+        ->group(g);
+    app.add_option("--kallsyms", o.kallsyms, "kallsyms file")->capture_default_str()->group(g);
+    app.add_option("--kprobe-mode", o.kprobe_mode,
+                   "tracefs: kprobe_events (per-probe missed counts); perf: kprobe PMU")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "tracefs", "perf"}))
+        ->group(g);
+    app.add_option("--usdt", o.usdt_binary,
+                   "binary with the kex_rig USDT probes (default: CMD, or /proc/PID/exe)")
+        ->type_name("BINARY")
+        ->group(g);
+    app.add_option("--insert-args", raw.insert_args,
+                   "PTE,PAGE: argument positions (1-6) of insert_page_into_pte_locked's clone")
+        ->type_name("PTE,PAGE")
+        ->group(g);
+    app.add_option("--ringbuf-mb", o.ringbuf_mb, "ring buffer size in MiB (power of 2)")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1024u))
+        ->group(g);
+    app.add_option("--max-pages", o.max_pages, "pages tracked at once (kex's and other drivers')")
+        ->capture_default_str()
+        ->group(g);
+    // Hidden, for tests: the ring's drain thread waits while KB of records wait
+    // to be decoded, so a stalled consumer makes the ring overflow (events lost).
+    app.add_option("--debug-queue-limit-kb", o.debug_queue_limit_kb)
+        ->check(CLI::Range(0u, 1u << 20))
+        ->group("");
+    // Hidden, for tests: the traced map's size (thread groups alive at once),
+    // small enough that only pruning at exit keeps it from filling.
+    app.add_option("--debug-max-traced", o.debug_max_traced)
+        ->check(CLI::Range(1u, 1u << 22))
+        ->group("");
+}
+
 } // namespace
 
-// Longer than a function should be: it is the flat list of the options, one
-// declaration each, in --help's order; the checks after parsing are check_options.
 std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     Options o;
     CLI::App app{"kextrace: follow every page a driver maps into a process (kex, or any driver "
@@ -59,93 +188,10 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
                "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors. With --leaks: 4 if "
                "a page leaked or was freed while mapped, else 3 if events were lost (unless "
                "--accept-loss), else 0.");
-    app.add_option("-p,--pid", o.pid, "trace a running process (and its new children)")
-        ->type_name("PID");
-    app.add_option("--duration", o.duration_s, "stop after S seconds")
-        ->type_name("S")
-        ->check(CLI::PositiveNumber);
-    app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)")
-        ->type_name("FILE");
-    app.add_option("--stats", o.stats_path,
-                   "also write the run's counters as JSON to FILE (atomically): ring accounting "
-                   "and probe counters, as in --json, without the pages (small for any run)")
-        ->type_name("FILE");
-    app.add_option("--events", o.events_path,
-                   "write every decoded record to FILE, one JSON object per line")
-        ->type_name("FILE");
-    app.add_option("--jsonl", o.jsonl_path,
-                   "write every raw event to FILE, one JSON object per line after a header "
-                   "(replay it with: kextrace report FILE)")
-        ->type_name("FILE");
-    app.add_option(
-           "--export", o.export_path,
-           "write a Trace Event Format timeline (ui.perfetto.dev, chrome://tracing) to FILE")
-        ->type_name("FILE");
-    app.add_flag("-v,--verbose", o.verbose, "debug logging, libbpf's messages included");
-    app.add_flag("--accept-loss", o.accept_loss,
-                 "exit with the command's status even if events were lost");
-    app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
-                 "report do_set_pte / set_pte_range for every page the traced processes fault "
-                 "in, not only kex pages");
-    app.add_flag("--kex-only", o.kex_only,
-                 "follow kex's pages only, not the pages other drivers insert into the traced "
-                 "processes (AF_PACKET rings, BPF ring buffers, ...)");
-    app.add_option("--driver", o.drivers,
-                   "follow only the mappings of this driver (a module, or a built-in one named "
-                   "after its mmap handler: af_packet); repeat for more; kex's pages are "
-                   "followed whenever kex is loaded")
-        ->type_name("NAME")
-        ->allow_extra_args(false);
-    app.add_option("--file", o.files,
-                   "follow only the mappings of this file (a device node, a file, or "
-                   "socket:[INODE] / anon_inode:NAME as /proc/PID/maps shows it); repeat for more")
-        ->type_name("PATH")
-        ->allow_extra_args(false);
-    app.add_flag("!--no-stacks", o.stacks, "do not capture kernel stacks");
-    app.add_flag("--full", o.full, "print every page row");
-    app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page");
-    app.add_flag("--plan", o.plan_only, "print which probe observes each step here, then exit");
-    app.add_flag(
-        "--leaks", o.leaks,
-        "refcount leak hunting: once CMD exited and its deferred frees settled, a "
-        "verdict per followed page (freed, leaked, still mapped, freed while mapped), with "
-        "the reference ledger and the stack of the reference never dropped");
-    app.add_flag("--all", o.all,
-                 "with --leaks: every process's kex pages, until SIGINT/SIGTERM, --duration or "
-                 "kex unloads (kex cannot be unloaded while kextrace is attached: stop it first)");
-    int settle_ms = static_cast<int>(o.settle.count());
-    auto* settle_opt = app.add_option("--settle", settle_ms,
-                                      "ms to keep tracing after the command exits (deferred "
-                                      "frees; 1000 with --leaks)")
-                           ->capture_default_str()
-                           ->check(CLI::Range(0, 60000));
-    app.add_option("--kallsyms", o.kallsyms, "kallsyms file")->capture_default_str();
-    app.add_option("--kprobe-mode", o.kprobe_mode,
-                   "tracefs: kprobe_events (per-probe missed counts); perf: kprobe PMU")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"auto", "tracefs", "perf"}));
-    app.add_option("--usdt", o.usdt_binary,
-                   "binary with the kex_rig USDT probes (default: CMD, or /proc/PID/exe)")
-        ->type_name("BINARY");
-    std::string insert_args;
-    app.add_option("--insert-args", insert_args,
-                   "PTE,PAGE: argument positions (1-6) of insert_page_into_pte_locked's clone")
-        ->type_name("PTE,PAGE");
-    app.add_option("--ringbuf-mb", o.ringbuf_mb, "ring buffer size in MiB (power of 2)")
-        ->capture_default_str()
-        ->check(CLI::Range(1u, 1024u));
-    app.add_option("--max-pages", o.max_pages, "pages tracked at once (kex's and other drivers')")
-        ->capture_default_str();
-    // Hidden, for tests: the ring's drain thread waits while KB of records wait
-    // to be decoded, so a stalled consumer makes the ring overflow (events lost).
-    app.add_option("--debug-queue-limit-kb", o.debug_queue_limit_kb)
-        ->check(CLI::Range(0u, 1u << 20))
-        ->group("");
-    // Hidden, for tests: the traced map's size (thread groups alive at once),
-    // small enough that only pruning at exit keeps it from filling.
-    app.add_option("--debug-max-traced", o.debug_max_traced)
-        ->check(CLI::Range(1u, 1u << 22))
-        ->group("");
+    RawOptions raw;
+    add_target_options(app, o, raw);
+    add_output_options(app, o);
+    add_probe_options(app, o, raw);
     app.prefix_command(); // everything from the first positional (or "--") on is CMD
 
     try {
@@ -165,10 +211,10 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         *exit_code = 2;
         return std::nullopt;
     }
-    o.settle = std::chrono::milliseconds(settle_ms);
-    if (o.leaks && settle_opt->count() == 0)
+    o.settle = std::chrono::milliseconds(raw.settle_ms);
+    if (o.leaks && raw.settle->count() == 0)
         o.settle = std::chrono::milliseconds(1000); // frees deferred past the exit, the release
-    if (!check_options(o, insert_args, app.help())) {
+    if (!check_options(o, raw.insert_args, app.help())) {
         *exit_code = 2;
         return std::nullopt;
     }

@@ -335,7 +335,12 @@ struct Correlator::State {
 
     void set_pte(uint32_t life, Rec& ev, uint8_t flags);
 
+    // One page event applied to its life: by the path it belongs to. Each
+    // answers whether the event was its kind.
     void apply(uint32_t life, Rec& ev, uint8_t flags);
+    bool apply_map_step(uint32_t life, Rec& ev, uint8_t flags);
+    bool apply_unmap_step(uint32_t life, Rec& ev, uint8_t flags);
+    bool apply_kex_step(uint32_t life, const Rec& ev);
 
     // --- finish ------------------------------------------------------------
 

@@ -406,35 +406,36 @@ void Correlator::State::set_pte(uint32_t life, Rec& ev, uint8_t flags) {
     check_pte(life, ev.ts, ev.arg0);
 }
 
-void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
+// The steps that put the page into a page table.
+bool Correlator::State::apply_map_step(uint32_t life, Rec& ev, uint8_t flags) {
     switch (ev.type) {
     case KEX_EV_INSERT:
         add_step(life, StepKind::insert, ev, ev.addr, flags);
         r.pages[life].seen |= kMsInsert;
         insert_calls[ev.tid] = r.pages[life].pfn;
         set_uaddr(life, ev.addr);
-        break;
+        return true;
     case KEX_EV_INSERT_RET:
         add_step(life, StepKind::insert_ret, ev, static_cast<uint64_t>(ev.ret), flags);
         r.pages[life].seen |= kMsInsert;
         r.pages[life].insert_ret = ev.ret;
         if (ev.ret == 0 && ev.arg0)
             set_pte(life, ev, static_cast<uint8_t>(flags | kStepViaInsertRet));
-        break;
+        return true;
     case KEX_EV_DO_SET_PTE:
         add_step(life, StepKind::do_set_pte, ev, ev.addr, flags);
         r.pages[life].seen |= kMsInsert;
         set_pte_calls[ev.tid] = r.pages[life].pfn;
         set_uaddr(life, ev.addr);
-        break;
+        return true;
     case KEX_EV_DO_SET_PTE_RET:
         if (ev.arg0)
             set_pte(life, ev, static_cast<uint8_t>(flags | kStepViaDoSetPteRet));
-        break;
+        return true;
     case KEX_EV_RMAP_ADD:
         add_step(life, StepKind::rmap_add, ev, 0, flags);
         r.pages[life].seen |= kMsRmapAdd;
-        break;
+        return true;
     case KEX_EV_KEX_PAGE_INSERT: {
         add_step(life, StepKind::kex_insert, ev, static_cast<uint64_t>(ev.ret), flags);
         PageLife& p = r.pages[life];
@@ -445,14 +446,22 @@ void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
             p.insert_ret = ev.ret;
         if (ev.ret == 0)
             set_uaddr(life, ev.addr);
-        break;
+        return true;
     }
+    default:
+        return false;
+    }
+}
+
+// The steps that take it out, and its frees.
+bool Correlator::State::apply_unmap_step(uint32_t life, Rec& ev, uint8_t flags) {
+    switch (ev.type) {
     case KEX_EV_SET_DIRTY: {
         add_step(life, StepKind::set_dirty, ev, 0, flags);
         PageLife& p = r.pages[life];
         if (p.seen & (kMsInsert | kMsPteSet | kMsKexInsert))
             p.zap_dirty = true;
-        break;
+        return true;
     }
     case KEX_EV_RMAP_REMOVE: {
         add_step(life, StepKind::rmap_remove, ev, 0, flags);
@@ -463,7 +472,7 @@ void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
             auto w = unmap_windows.find(ev.tid);
             p.zap_context = w == unmap_windows.end() ? ZapContext::other : w->second.kind;
         }
-        break;
+        return true;
     }
     case KEX_EV_KEX_PAGE_FREE: {
         add_step(life, StepKind::kex_free, ev, ev.arg1, flags);
@@ -473,7 +482,7 @@ void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
                     page_name(life) + ": kex freed its reference twice");
         p.seen |= kMsKexFree;
         p.kex_free_reason = static_cast<uint32_t>(ev.arg1);
-        break;
+        return true;
     }
     case KEX_EV_PAGE_FREE: {
         add_step(life, StepKind::page_free, ev, ev.arg0, flags);
@@ -481,12 +490,20 @@ void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
         p.seen |= kMsPageFree;
         p.free_ts = ev.ts;
         close_life(life);
-        break;
+        return true;
     }
     case KEX_EV_PAGE_FREE_BATCHED:
         add_step(life, StepKind::page_free_batched, ev, 0, flags);
         r.pages[life].free_batched = true;
-        break;
+        return true;
+    default:
+        return false;
+    }
+}
+
+// kex's own view of its mapping: fault and remap_pfn_range.
+bool Correlator::State::apply_kex_step(uint32_t life, const Rec& ev) {
+    switch (ev.type) {
     case KEX_EV_KEX_FAULT: {
         PageLife& p = r.pages[life];
         if (!p.kex_faults++)
@@ -496,7 +513,7 @@ void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
         set_uaddr(life, ev.addr);
         if (r.pages[life].mapping >= 0)
             ++r.mappings[static_cast<std::size_t>(r.pages[life].mapping)].faults;
-        break;
+        return true;
     }
     case KEX_EV_REMAP_PFN: {
         set_uaddr(life, ev.addr);
@@ -505,14 +522,19 @@ void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
             p.remap_ts = ev.ts;
         if (p.mapping >= 0)
             ++r.mappings[static_cast<std::size_t>(p.mapping)].remap_pfn_calls;
-        break;
+        return true;
     }
     case KEX_EV_REMAP_PFN_RET:
         r.pages[life].remap_ret = ev.ret;
-        break;
+        return true;
     default:
-        break;
+        return false;
     }
+}
+
+void Correlator::State::apply(uint32_t life, Rec& ev, uint8_t flags) {
+    if (!apply_map_step(life, ev, flags) && !apply_unmap_step(life, ev, flags))
+        apply_kex_step(life, ev);
 }
 
 } // namespace kextrace

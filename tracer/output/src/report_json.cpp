@@ -215,6 +215,72 @@ struct Tally {
     }
 };
 
+void write_first_write(Pretty& w, const PageLife& p) {
+    w.begin_object();
+    w.key("error_code");
+    p.first_write == FirstWrite::fault ? w.u64(p.fault_error_code) : w.null();
+    w.key("kind").str(p.first_write == FirstWrite::no_fault ? "no_fault"
+                                                            : first_write_name(p.first_write));
+    w.key("ts");
+    ts_or_null(w, p.first_write_ts);
+    w.end_object();
+}
+
+// The PTE the page was installed with, its bits decoded; null if none was read.
+void write_pte(Pretty& w, const PageLife& p) {
+    if (!p.pte) {
+        w.null();
+        return;
+    }
+    const PteBits b = decode_pte(p.pte);
+    w.begin_object();
+    w.key("accessed").boolean(b.accessed);
+    w.key("address").hex(p.pte_addr);
+    w.key("dirty").boolean(b.dirty);
+    w.key("flags").str(pte_flags(p.pte));
+    w.key("nx").boolean(b.nx);
+    w.key("pfn").u64(b.pfn);
+    w.key("present").boolean(b.present);
+    w.key("rw").boolean(b.rw);
+    w.key("source").str(p.pte_source == PteSource::insert_ret ? "insert_ret" : "do_set_pte_ret");
+    w.key("user").boolean(b.user);
+    w.key("value").hex(p.pte);
+    w.end_object();
+}
+
+void write_steps(Pretty& w, const PageLife& p) {
+    w.begin_array();
+    for (const Step& s : p.steps) {
+        w.elem().begin_object();
+        w.key("dt").i64(static_cast<int64_t>(s.ts - p.alloc_ts));
+        if (s.flags) {
+            w.key("flags");
+            step_flags(w, s.flags);
+        }
+        w.key("kind").str(step_kind_name(s.kind));
+        w.key("mapcount").count(s.mapcount);
+        w.key("refcount").count(s.refcount);
+        if (s.stack_id)
+            w.key("stack").u64(s.stack_id);
+        w.key("ts").u64(s.ts);
+        w.key("value");
+        step_value(w, s);
+        w.end_object();
+    }
+    w.end_array();
+}
+
+void write_zap(Pretty& w, const PageLife& p) {
+    w.begin_object();
+    w.key("context").str(p.zap_context == ZapContext::none ? "none"
+                                                           : zap_context_name(p.zap_context));
+    w.key("dirty").boolean(p.zap_dirty);
+    w.key("ts");
+    ts_or_null(w, p.zap_ts);
+    w.end_object();
+}
+
+// One page life, its keys in sorted order (as nlohmann::json would write them).
 void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     const std::vector<int32_t> rtrail = refcount_trail(p);
     tally.add(p, rtrail);
@@ -226,14 +292,8 @@ void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     w.key("complete").boolean(p.complete());
     w.key("expected");
     milestones(w, p.expected);
-    w.key("first_write").begin_object();
-    w.key("error_code");
-    p.first_write == FirstWrite::fault ? w.u64(p.fault_error_code) : w.null();
-    w.key("kind").str(p.first_write == FirstWrite::no_fault ? "no_fault"
-                                                            : first_write_name(p.first_write));
-    w.key("ts");
-    ts_or_null(w, p.first_write_ts);
-    w.end_object();
+    w.key("first_write");
+    write_first_write(w, p);
     w.key("free").begin_object();
     w.key("batched").boolean(p.free_batched);
     w.key("ts");
@@ -260,58 +320,18 @@ void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     w.key("pfn").u64(p.pfn);
     w.key("policy").str(policy_name(p.policy));
     w.key("pte");
-    if (!p.pte) {
-        w.null();
-    } else {
-        const PteBits b = decode_pte(p.pte);
-        w.begin_object();
-        w.key("accessed").boolean(b.accessed);
-        w.key("address").hex(p.pte_addr);
-        w.key("dirty").boolean(b.dirty);
-        w.key("flags").str(pte_flags(p.pte));
-        w.key("nx").boolean(b.nx);
-        w.key("pfn").u64(b.pfn);
-        w.key("present").boolean(b.present);
-        w.key("rw").boolean(b.rw);
-        w.key("source").str(p.pte_source == PteSource::insert_ret ? "insert_ret"
-                                                                  : "do_set_pte_ret");
-        w.key("user").boolean(b.user);
-        w.key("value").hex(p.pte);
-        w.end_object();
-    }
+    write_pte(w, p);
     w.key("refcount_trail").array_of(rtrail);
     w.key("remap_pfn_ts");
     ts_or_null(w, p.remap_ts);
     w.key("seen");
     milestones(w, p.seen);
-    w.key("steps").begin_array();
-    for (const Step& s : p.steps) {
-        w.elem().begin_object();
-        w.key("dt").i64(static_cast<int64_t>(s.ts - p.alloc_ts));
-        if (s.flags) {
-            w.key("flags");
-            step_flags(w, s.flags);
-        }
-        w.key("kind").str(step_kind_name(s.kind));
-        w.key("mapcount").count(s.mapcount);
-        w.key("refcount").count(s.refcount);
-        if (s.stack_id)
-            w.key("stack").u64(s.stack_id);
-        w.key("ts").u64(s.ts);
-        w.key("value");
-        step_value(w, s);
-        w.end_object();
-    }
-    w.end_array();
+    w.key("steps");
+    write_steps(w, p);
     w.key("uaddr");
     p.uaddr ? w.hex(p.uaddr) : w.null();
-    w.key("zap").begin_object();
-    w.key("context").str(p.zap_context == ZapContext::none ? "none"
-                                                           : zap_context_name(p.zap_context));
-    w.key("dirty").boolean(p.zap_dirty);
-    w.key("ts");
-    ts_or_null(w, p.zap_ts);
-    w.end_object();
+    w.key("zap");
+    write_zap(w, p);
     w.end_object();
 }
 
