@@ -646,30 +646,13 @@ TEST(CoreCorrelator, ManyPagesStayCompact) {
 TEST(CoreCorrelator, SurvivesRandomEvents) {
     // Decoded but meaningless events: every known type, fields from a small
     // range so that pfns, tids and addresses collide.
-    std::vector<uint32_t> types;
-    for (uint32_t t = 0; t < kTypeSlots; ++t)
-        if (is_known_event_type(t))
-            types.push_back(t);
+    const std::vector<uint32_t> types = known_event_types();
     std::mt19937_64 rng(1234);
     for (int round = 0; round < 20; ++round) {
         Correlator c({.roots = round % 2 ? std::vector<uint32_t>{} : std::vector<uint32_t>{1, 2},
                       .reorder_window_ns = round % 3 ? 0u : 50u});
         for (int i = 0; i < 5000; ++i) {
-            Event e;
-            e.ts = rng() % 100000;
-            e.type = types[rng() % types.size()];
-            e.pid = 1 + rng() % 4;
-            e.tid = e.pid + rng() % 2;
-            e.pfn = rng() % 8 ? 0x1000 + rng() % 16 : kNoPfn;
-            e.addr = 0x7f0000000000 + (rng() % 16) * kPageSize;
-            e.arg0 = rng() % 8;
-            e.arg1 = rng() % 3 ? rng() % 4 : rng();
-            e.ret = rng() % 4 ? 0 : -16;
-            e.refcount = static_cast<int32_t>(rng() % 4);
-            e.mapcount = static_cast<int32_t>(rng() % 3);
-            if (rng() % 4 == 0)
-                e.stack = {rng(), rng()};
-            c.feed(std::move(e));
+            c.feed(random_event(rng, types, false));
         }
         const Report r = c.finish();
         EXPECT_TRUE(c.pending().empty());

@@ -630,29 +630,12 @@ TEST(CoreLeaks, ManyPagesAreCheap) {
 }
 
 TEST(CoreLeaks, SurvivesRandomEvents) {
-    std::vector<uint32_t> types;
-    for (uint32_t t = 0; t < kTypeSlots; ++t)
-        if (is_known_event_type(t))
-            types.push_back(t);
+    const std::vector<uint32_t> types = known_event_types();
     std::mt19937_64 rng(4321);
     for (int round = 0; round < 20; ++round) {
         Correlator c;
         for (int i = 0; i < 5000; ++i) {
-            Event e;
-            e.ts = rng() % 100000;
-            e.type = types[rng() % types.size()];
-            e.pid = 1 + rng() % 4;
-            e.tid = e.pid + rng() % 2;
-            e.pfn = rng() % 8 ? 0x1000 + rng() % 16 : kNoPfn;
-            e.addr = 0x7f0000000000 + (rng() % 16) * kPageSize;
-            e.arg0 = rng() % 8;
-            e.arg1 = rng() % 3 ? rng() % 4 : rng();
-            e.ret = rng() % 4 ? 0 : -16;
-            e.refcount = rng() % 16 ? static_cast<int32_t>(rng() % 4) : static_cast<int32_t>(rng());
-            e.mapcount = rng() % 16 ? static_cast<int32_t>(rng() % 3) : static_cast<int32_t>(rng());
-            if (rng() % 4 == 0)
-                e.stack = {rng(), rng()};
-            c.feed(std::move(e));
+            c.feed(random_event(rng, types, true));
         }
         const Report r = c.finish();
         const LeakReport l = assess_leaks(r, {.device_closed = round % 2 == 0, .alive = {1, 2}});

@@ -2,19 +2,15 @@
 #include <kextrace/output.h>
 #include <kextrace/stream_builder.h>
 
+#include "report_of.h"
+
 #include <gtest/gtest.h>
 
 using namespace kextrace;
+using kextrace::test::report_of;
 using nlohmann::json;
 
 namespace {
-
-Report report_of(const StreamBuilder& b, const Losses& losses = {}) {
-    PendingState left;
-    Report r = correlate(b, {.roots = {100}}, losses, &left);
-    EXPECT_TRUE(left.empty());
-    return r;
-}
 
 RunInfo run_info() {
     RunInfo run;

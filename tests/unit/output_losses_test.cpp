@@ -6,18 +6,17 @@
 #include <kextrace/output.h>
 #include <kextrace/stream_builder.h>
 
+#include "report_of.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
 
 using namespace kextrace;
+using kextrace::test::report_of;
 using nlohmann::json;
 
 namespace {
-
-Report report_of(const StreamBuilder& b, const Losses& losses) {
-    return correlate(b, {.roots = {100}}, losses);
-}
 
 // 3 children not traced (a full "traced" map), 1 kex page not remembered,
 // 5 non-kex pages without a pfn.

@@ -3,19 +3,17 @@
 #include <kextrace/output.h>
 #include <kextrace/stream_builder.h>
 
+#include "report_of.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
 
 using namespace kextrace;
+using kextrace::test::report_of;
 using nlohmann::json;
 
 namespace {
-
-Report report_of(const StreamBuilder& b, const Losses& losses = {},
-                 CorrelatorOptions opts = {.roots = {100}}) {
-    return correlate(b, std::move(opts), losses);
-}
 
 RunInfo run_info() {
     RunInfo run;

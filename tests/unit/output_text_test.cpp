@@ -2,20 +2,16 @@
 #include <kextrace/output.h>
 #include <kextrace/stream_builder.h>
 
+#include "report_of.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
 
 using namespace kextrace;
+using kextrace::test::report_of;
 
 namespace {
-
-Report report_of(const StreamBuilder& b, const Losses& losses = {}) {
-    PendingState left;
-    Report r = correlate(b, {.roots = {100}}, losses, &left);
-    EXPECT_TRUE(left.empty());
-    return r;
-}
 
 RunInfo run_info() {
     RunInfo run;

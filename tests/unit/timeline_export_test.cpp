@@ -2,6 +2,8 @@
 // Event Format rules viewers depend on, on synthetic reports; and the
 // validator catches each rule broken.
 #include <kextrace/stream_builder.h>
+
+#include "report_of.h"
 #include <kextrace/timeline.h>
 
 #include <gtest/gtest.h>
@@ -9,16 +11,10 @@
 #include <sstream>
 
 using namespace kextrace;
+using kextrace::test::report_of;
 using nlohmann::json;
 
 namespace {
-
-Report report_of(const StreamBuilder& b) {
-    PendingState left;
-    Report r = correlate(b, {.roots = {100}}, {}, &left);
-    EXPECT_TRUE(left.empty());
-    return r;
-}
 
 RunInfo run_info() {
     RunInfo run;

@@ -364,6 +364,42 @@ inline Report correlate(const StreamBuilder& b, CorrelatorOptions opts = {.roots
     return c.finish();
 }
 
+// Every event type the decoder knows.
+inline std::vector<uint32_t> known_event_types() {
+    std::vector<uint32_t> types;
+    for (uint32_t t = 0; t < kTypeSlots; ++t)
+        if (is_known_event_type(t))
+            types.push_back(t);
+    return types;
+}
+
+// A random event of one of types, among 4 pids, 16 pfns and 16 addresses:
+// what the engines must survive. wild_counts: now and then a refcount or
+// mapcount no kernel would read.
+template <class Rng>
+Event random_event(Rng& rng, const std::vector<uint32_t>& types, bool wild_counts) {
+    Event e;
+    e.ts = rng() % 100000;
+    e.type = types[rng() % types.size()];
+    e.pid = static_cast<uint32_t>(1 + rng() % 4);
+    e.tid = static_cast<uint32_t>(e.pid + rng() % 2);
+    e.pfn = rng() % 8 ? 0x1000 + rng() % 16 : kNoPfn;
+    e.addr = 0x7f0000000000 + (rng() % 16) * kPageSize;
+    e.arg0 = rng() % 8;
+    e.arg1 = rng() % 3 ? rng() % 4 : rng();
+    e.ret = rng() % 4 ? 0 : -16;
+    auto count = [&](uint64_t range) {
+        if (!wild_counts)
+            return static_cast<int32_t>(rng() % range);
+        return rng() % 16 ? static_cast<int32_t>(rng() % range) : static_cast<int32_t>(rng());
+    };
+    e.refcount = count(4);
+    e.mapcount = count(3);
+    if (rng() % 4 == 0)
+        e.stack = {rng(), rng()};
+    return e;
+}
+
 // Every anomaly's message, one a line.
 inline std::string anomaly_text(const Report& r) {
     std::string s;
