@@ -42,17 +42,6 @@ ok(all(p['balanced'] for p in L['pages']), 'every ledger balanced')
 "
 }
 
-# wait_kextrace_started ERRFILE: kextrace printed its probe table.
-wait_kextrace_started() {
-	local i
-	for i in $(seq 300); do
-		grep -q '^usdt ' "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	cat "$1"
-	fail "kextrace did not start"
-}
-
 # leaks_all_start: kextrace --leaks --all in the background ($LEAKS_PID).
 leaks_all_start() {
 	kextrace --leaks --all --json "$CASE_TMP/out.json" "$@" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" &

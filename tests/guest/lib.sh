@@ -43,6 +43,29 @@ expect_match() {
 	echo "ok: $3"
 }
 
+# wait_kextrace_started ERRFILE: kextrace printed its start-up table, so
+# every probe is attached and pages are being tracked.
+wait_kextrace_started() {
+	local i
+	for i in $(seq 300); do
+		grep -q '^usdt ' "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	cat "$1"
+	fail "kextrace did not start"
+}
+
+# kex_trace_format EV: kex:EV's fields as TYPE:NAME:OFFSET:SIZE,... (the
+# layout bpf/ reads raw; docs/architecture.md lists it).
+kex_trace_format() {
+	awk '/field:/ && !/common_/ {
+		sub(/^[ \t]*field:/, ""); split($0, p, ";")
+		n = split(p[1], w, " "); o = p[2]; s = p[3]
+		sub(/.*offset:/, "", o); sub(/.*size:/, "", s)
+		printf "%s%s:%s:%s:%s", sep, w[1], w[n], o, s; sep = ","
+	}' "$KEX_TRACING/events/kex/$1/format"
+}
+
 kex_load() {
 	local ko
 	ko=$(kex_ko)

@@ -352,12 +352,7 @@ case_trace_format() {
 	kex_load
 	local ev want got
 	while read -r ev want; do
-		got=$(awk '/field:/ && !/common_/ {
-				sub(/^[ \t]*field:/, ""); split($0, p, ";")
-				n = split(p[1], w, " "); o = p[2]; s = p[3]
-				sub(/.*offset:/, "", o); sub(/.*size:/, "", s)
-				printf "%s%s:%s:%s:%s", sep, w[1], w[n], o, s; sep = ","
-			}' "$KEX_TRACING/events/kex/$ev/format")
+		got=$(kex_trace_format "$ev")
 		expect_eq "$got" "$want" "format of kex:$ev"
 	done <<'EOF'
 kex_mmap_mode u64:vm_start:8:8,u32:mode:16:4,u32:pad:20:4

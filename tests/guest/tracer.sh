@@ -195,22 +195,11 @@ case_exec_failure_is_127() {
 	expect_match "$err" "cannot run '/nonexistent/command'" "a clear message"
 }
 
-# wait_started ERRFILE: kextrace printed its start-up table (probes attached).
-wait_started() {
-	local i
-	for i in $(seq 300); do
-		grep -q '^usdt ' "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	cat "$1"
-	fail "kextrace did not start"
-}
-
 case_sigint_still_reports() {
 	local rc=0
 	kextrace --json "$CASE_TMP/out.json" -- sleep 30 >/dev/null 2>"$CASE_TMP/err.txt" &
 	local k=$!
-	wait_started "$CASE_TMP/err.txt"
+	wait_kextrace_started "$CASE_TMP/err.txt"
 	kill -INT $k
 	wait $k || rc=$?
 	[ -s "$CASE_TMP/out.json" ] || fail "no JSON report after SIGINT"
@@ -229,7 +218,7 @@ case_attach_to_pid() {
 	kextrace -p $rig --usdt "$KEX_BUILD/bin/mmap_test" --json "$CASE_TMP/out.json" \
 		>"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" &
 	local k=$!
-	wait_started "$CASE_TMP/err.txt"
+	wait_kextrace_started "$CASE_TMP/err.txt"
 	echo go >"$CASE_TMP/go"
 	local rc=0
 	wait $rig
