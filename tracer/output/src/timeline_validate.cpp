@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -104,47 +105,62 @@ class Validator {
         return v.is_number() && std::isfinite(v.get<double>());
     }
 
-    void event(std::size_t i, const json& e) {
+    // What every event carries: ph, a name, pid, and tid where its scope wants one.
+    struct Head {
+        char ph = 0;
+        bool named = false;
+        TrackKey key;
+    };
+
+    std::optional<Head> head(std::size_t i, const json& e) {
         if (!e.is_object()) {
             problem(fmt::format("traceEvents[{}]: not an object", i));
-            return;
+            return std::nullopt;
         }
         auto ph_it = e.find("ph");
         if (ph_it == e.end() || !ph_it->is_string() || ph_it->get<std::string>().size() != 1) {
             problem(where(i, e) + ": no one-character string ph");
-            return;
+            return std::nullopt;
         }
-        const char ph = ph_it->get<std::string>()[0];
-        ++c_.phases[std::string(1, ph)];
+        Head h;
+        h.ph = ph_it->get<std::string>()[0];
+        ++c_.phases[std::string(1, h.ph)];
         static const std::string kPhases = "XBEiICMstf";
-        if (kPhases.find(ph) == std::string::npos) {
+        if (kPhases.find(h.ph) == std::string::npos) {
             problem(where(i, e) + ": ph not one of X B E i I C M s t f");
-            return;
+            return std::nullopt;
         }
         auto name_it = e.find("name");
-        const bool named =
+        h.named =
             name_it != e.end() && name_it->is_string() && !name_it->get<std::string>().empty();
-        if (!named && ph != 'E')
+        if (!h.named && h.ph != 'E')
             problem(where(i, e) + ": no name");
         auto pid_it = e.find("pid");
         auto tid_it = e.find("tid");
         if (pid_it == e.end() || !is_int(*pid_it)) {
             problem(where(i, e) + ": pid missing or not an integer");
-            return;
+            return std::nullopt;
         }
         const bool thread_scoped =
-            ph != 'C' &&
-            !(ph == 'M' && named && name_it->get<std::string>().rfind("process", 0) == 0);
+            h.ph != 'C' &&
+            !(h.ph == 'M' && h.named && name_it->get<std::string>().rfind("process", 0) == 0);
         if (thread_scoped && (tid_it == e.end() || !is_int(*tid_it))) {
             problem(where(i, e) + ": tid missing or not an integer");
-            return;
+            return std::nullopt;
         }
         if (auto a = e.find("args"); a != e.end() && !a->is_object())
             problem(where(i, e) + ": args is not an object");
-        const TrackKey key{pid_it->get<int64_t>(),
-                           tid_it != e.end() && is_int(*tid_it) ? tid_it->get<int64_t>() : -1};
-        if (ph == 'M') {
-            metadata(i, e, key);
+        h.key = {pid_it->get<int64_t>(),
+                 tid_it != e.end() && is_int(*tid_it) ? tid_it->get<int64_t>() : -1};
+        return h;
+    }
+
+    void event(std::size_t i, const json& e) {
+        const std::optional<Head> h = head(i, e);
+        if (!h)
+            return;
+        if (h->ph == 'M') {
+            metadata(i, e, h->key);
             return;
         }
         auto ts_it = e.find("ts");
@@ -153,24 +169,30 @@ class Validator {
             return;
         }
         const double ts = ts_it->get<double>();
-        if (ph == 'C') {
+        if (h->ph == 'C') {
             counter(i, e, ts);
             return;
         }
-        if ((ph == 'i' || ph == 'I') && e.contains("s")) {
+        if ((h->ph == 'i' || h->ph == 'I') && e.contains("s")) {
             const json& s = e["s"];
             if (!s.is_string() || (s != "t" && s != "p" && s != "g"))
                 problem(where(i, e) + ": instant scope s not one of t p g");
             else if (s != "t")
                 return; // process or global instants are not on a thread track
         }
+        on_track(i, e, *h, ts);
+    }
+
+    // An event on its thread's track: in time order; slices, B/E pairs, flows.
+    void on_track(std::size_t i, const json& e, const Head& h, double ts) {
+        const TrackKey& key = h.key;
         TrackState& t = tracks_[key];
         t.has_events = true;
         if (ts < t.last_ts)
             problem(where(i, e) + fmt::format(": ts {} goes back on track pid {} tid {} (last {})",
                                               ts, key.first, key.second, t.last_ts));
         t.last_ts = std::max(t.last_ts, ts);
-        switch (ph) {
+        switch (h.ph) {
         case 'X': {
             auto d = e.find("dur");
             if (d == e.end() || !finite_number(*d) || d->get<double>() < 0) {
@@ -191,7 +213,7 @@ class Validator {
                 problem(where(i, e) + ": E without an open B on its track");
             } else {
                 const json& b = (*events())[t.open_begin.back()];
-                if (named && b.contains("name") && b["name"] != e["name"])
+                if (h.named && b.contains("name") && b["name"] != e["name"])
                     problem(where(i, e) + ": E closes B \"" + b["name"].get<std::string>() +
                             "\" (B/E must nest)");
                 t.slices.push_back(
@@ -206,7 +228,7 @@ class Validator {
             if (!e.contains("id") || !(is_int(e["id"]) || e["id"].is_string()))
                 problem(where(i, e) + ": flow event without an id");
             else
-                v1_.emplace_back(e["id"].dump(), V1Flow{ts, i, ph, key});
+                v1_.emplace_back(e["id"].dump(), V1Flow{ts, i, h.ph, key});
             break;
         default:
             break;
