@@ -280,3 +280,25 @@ TEST(CoreDriver, FilterLeavesOutOtherOwnersVmasAndTheirPages) {
     EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
     EXPECT_GT(r.filtered, 4u); // the left-out pages' events
 }
+
+// A page's free unseen (the trace missed it), then its pfn inserted again: the
+// first life is inconclusive, saying its pfn began a new life: never leaked.
+TEST(CoreDriver, PfnInsertedAgainWithoutAFreeIsInconclusive) {
+    StreamBuilder b;
+    b.driver_ring(kStart, 1, kPfn0, packet_socket(), /*close=*/false);
+    b.driver_ring(kStart + 0x100000, 1, kPfn0, packet_socket());
+    const Report r = run(b);
+    ASSERT_EQ(r.pages.size(), 2u);
+    EXPECT_FALSE(r.pages[0].open_at_end);
+    EXPECT_NE(anomalies(r).find("inserted by a driver again before its free was seen"),
+              std::string::npos)
+        << anomalies(r);
+    LeakOptions o;
+    o.driver_holders = {"", ""};
+    const LeakReport l = assess_leaks(r, o);
+    EXPECT_EQ(l.pages[0].verdict, Verdict::inconclusive);
+    EXPECT_NE(l.pages[0].reason.find("its pfn began a new life"), std::string::npos)
+        << l.pages[0].reason;
+    EXPECT_EQ(l.pages[1].verdict, Verdict::freed);
+    EXPECT_EQ(l.bugs(), 0u);
+}

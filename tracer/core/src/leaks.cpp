@@ -423,7 +423,8 @@ void judge_unfreed(const Report& report, const PageLife& p, const LifeFacts& f,
     }
     if (!p.open_at_end) {
         v.verdict = Verdict::inconclusive;
-        v.reason = "kex allocated its pfn again before a free was seen: the free is missing";
+        v.reason = "its pfn began a new life (kex allocated it, or a driver inserted it) "
+                   "before a free was seen: the free is missing";
         return;
     }
     // The last event read refcount 1 before a put (kex's, or the zap's): that
