@@ -84,7 +84,7 @@ struct kex_vma_record {
  * handler, and the call chain that mapped the page, captured even under
  * --no-stacks: once per VMA).
  */
-static __always_inline void report_driver_vma(void *ctx,
+static __always_inline void report_driver_vma(void *ctx, __u64 skip,
 					      struct vm_area_struct *vma,
 					      __u32 probe)
 {
@@ -134,7 +134,8 @@ static __always_inline void report_driver_vma(void *ctx,
 		}
 		file_name(&r->vi, f);
 	}
-	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack), 0);
+	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack),
+			  skip & BPF_F_SKIP_FIELD_MASK);
 	r->ev.stack_len = n > 0 ? n / sizeof(__u64) : 0;
 	submit(&r->ev);
 }
@@ -145,11 +146,12 @@ static __always_inline void report_driver_vma(void *ctx,
  * fault handler (KEX_P_SET_PTE): from now on it is followed like a kex page
  * ("pages", "pfns"), its life starting here: its allocation came before (at
  * setsockopt, at driver load, ...), which the record says by being the
- * first of the life. The caller checked driver_traced().
+ * first of the life. The caller checked driver_traced(); skip is its stacks'
+ * (stack_skip).
  */
 static __always_inline struct kex_page_info *
-adopt_page(void *ctx, struct vm_area_struct *vma, __u64 page, __u64 addr,
-	   __u32 probe)
+adopt_page(void *ctx, __u64 skip, struct vm_area_struct *vma, __u64 page,
+	   __u64 addr, __u32 probe)
 {
 	struct kex_page_info pi = {};
 	struct kex_pfn_info fi = {};
@@ -169,7 +171,7 @@ adopt_page(void *ctx, struct vm_area_struct *vma, __u64 page, __u64 addr,
 	if (track_update(&pages, &page, &pi, KEX_TRACK_PAGES) ||
 	    track_update(&pfns, &pi.pfn, &fi, KEX_TRACK_PFNS))
 		return NULL;
-	report_driver_vma(ctx, vma, probe);
+	report_driver_vma(ctx, skip, vma, probe);
 	e = reserve(KEX_EV_DRIVER_PAGE, probe);
 	if (e) {
 		e->pfn = pi.pfn;

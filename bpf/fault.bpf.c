@@ -12,7 +12,7 @@ struct {
 
 /* a driver's page its fault handler handed back (driver.bpf.h) */
 static __always_inline struct kex_page_info *
-adopt_fault_page(struct pt_regs *ctx, struct vm_fault *vmf, __u64 page)
+adopt_fault_page(void *ctx, bool tramp, struct vm_fault *vmf, __u64 page)
 {
 	struct vm_area_struct *vma;
 
@@ -21,15 +21,15 @@ adopt_fault_page(struct pt_regs *ctx, struct vm_fault *vmf, __u64 page)
 	vma = BPF_CORE_READ(vmf, vma);
 	if (!driver_fault_page(vma, page))
 		return NULL;
-	return adopt_page(ctx, vma, page, kprobe_arg(ctx, set_pte_addr_arg),
-			  KEX_P_SET_PTE);
+	return adopt_page(ctx, stack_skip(tramp), vma, page,
+			  entry_arg(ctx, tramp, set_pte_addr_arg), KEX_P_SET_PTE);
 }
 
-SEC("kprobe/do_set_pte")
-int kprobe__set_pte(struct pt_regs *ctx)
+/* do_set_pte(vmf, page, addr) / set_pte_range(vmf, folio, page, nr, addr) */
+static __always_inline int set_pte_entry(void *ctx, bool tramp)
 {
-	struct vm_fault *vmf = (struct vm_fault *)PT_REGS_PARM1(ctx);
-	__u64 page = kprobe_arg(ctx, set_pte_page_arg);
+	struct vm_fault *vmf = (struct vm_fault *)entry_arg(ctx, tramp, 1);
+	__u64 page = entry_arg(ctx, tramp, set_pte_page_arg);
 	struct kex_page_info *pi;
 	struct pte_call call = {};
 	struct kex_event *e;
@@ -38,7 +38,7 @@ int kprobe__set_pte(struct pt_regs *ctx)
 	count_hit(KEX_P_SET_PTE);
 	pi = kex_page(page);
 	if (!pi)
-		pi = adopt_fault_page(ctx, vmf, page);
+		pi = adopt_fault_page(ctx, tramp, vmf, page);
 	if (pi)
 		call.pfn = pi->pfn;
 	else if (fault_all_pages && current_traced())
@@ -48,12 +48,13 @@ int kprobe__set_pte(struct pt_regs *ctx)
 	count_match(KEX_P_SET_PTE);
 	call.page = page;
 	call.pte = (__u64)BPF_CORE_READ(vmf, pte);
-	call.addr = kprobe_arg(ctx, set_pte_addr_arg);
+	call.addr = entry_arg(ctx, tramp, set_pte_addr_arg);
 	if (!ret_is_fexit(KEX_P_SET_PTE_RET))
 		track_update(&set_pte_calls, &tid, &call,
 			     KEX_TRACK_SET_PTE_CALLS);
 
-	e = reserve_stack(ctx, KEX_EV_DO_SET_PTE, KEX_P_SET_PTE);
+	e = reserve_stack_skip(ctx, KEX_EV_DO_SET_PTE, KEX_P_SET_PTE,
+			       stack_skip(tramp));
 	if (!e)
 		return 0;
 	e->pfn = call.pfn;
@@ -62,6 +63,19 @@ int kprobe__set_pte(struct pt_regs *ctx)
 	page_counts(e, page);
 	submit(e);
 	return 0;
+}
+
+SEC("kprobe/do_set_pte")
+int kprobe__set_pte(struct pt_regs *ctx)
+{
+	return set_pte_entry(ctx, false);
+}
+
+/* with fexit__set_pte: one trampoline on the function (kextrace.bpf.h) */
+SEC("fentry/do_set_pte")
+int fentry__set_pte(void *ctx)
+{
+	return set_pte_entry(ctx, true);
 }
 
 static __always_inline void set_pte_return(struct pte_call *call)
@@ -94,7 +108,6 @@ int kretprobe__set_pte(struct pt_regs *ctx)
 	return 0;
 }
 
-/* do_set_pte(vmf, page, addr) / set_pte_range(vmf, folio, page, nr, addr) */
 SEC("fexit/do_set_pte")
 int fexit__set_pte(void *ctx)
 {

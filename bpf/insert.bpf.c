@@ -15,7 +15,7 @@ struct {
  * argument where it has one, else what its vm_insert_page(s) caller said
  * (insert_sites), else 0 (unknown). Checked against the VMA either way.
  */
-static __always_inline __u64 insert_uaddr(struct pt_regs *ctx, __u64 page,
+static __always_inline __u64 insert_uaddr(void *ctx, bool tramp, __u64 page,
 					  struct vm_area_struct *vma)
 {
 	struct kex_insert_site *site;
@@ -23,7 +23,7 @@ static __always_inline __u64 insert_uaddr(struct pt_regs *ctx, __u64 page,
 	__u32 tid = current_tid();
 
 	if (insert_addr_arg) {
-		addr = kprobe_arg(ctx, insert_addr_arg);
+		addr = entry_arg(ctx, tramp, insert_addr_arg);
 	} else {
 		site = bpf_map_lookup_elem(&insert_sites, &tid);
 		if (site && site->vma == (__u64)vma) {
@@ -40,14 +40,14 @@ static __always_inline __u64 insert_uaddr(struct pt_regs *ctx, __u64 page,
 
 /* a page some driver inserts into a traced process (driver.bpf.h) */
 static __always_inline struct kex_page_info *
-adopt_inserted_page(struct pt_regs *ctx, __u64 page)
+adopt_inserted_page(void *ctx, bool tramp, __u64 page)
 {
-	struct vm_area_struct *vma = (void *)PT_REGS_PARM1_CORE(ctx);
+	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
 
 	if (!page || !driver_traced())
 		return NULL;
-	return adopt_page(ctx, vma, page, insert_uaddr(ctx, page, vma),
-			  KEX_P_INSERT);
+	return adopt_page(ctx, stack_skip(tramp), vma, page,
+			  insert_uaddr(ctx, tramp, page, vma), KEX_P_INSERT);
 }
 
 /*
@@ -55,11 +55,10 @@ adopt_inserted_page(struct pt_regs *ctx, __u64 page)
  * adds the file rmap and sets the PTE (set_pte_at is inlined: the PTE value
  * is read back at return).
  */
-SEC("kprobe/insert_page_into_pte_locked")
-int kprobe__insert_page(struct pt_regs *ctx)
+static __always_inline int insert_entry(void *ctx, bool tramp)
 {
-	__u64 page = kprobe_arg(ctx, insert_page_arg);
-	__u64 pte = kprobe_arg(ctx, insert_pte_arg);
+	__u64 page = entry_arg(ctx, tramp, insert_page_arg);
+	__u64 pte = entry_arg(ctx, tramp, insert_pte_arg);
 	struct kex_page_info *pi;
 	struct pte_call call = {};
 	struct kex_event *e;
@@ -68,7 +67,7 @@ int kprobe__insert_page(struct pt_regs *ctx)
 	count_hit(KEX_P_INSERT);
 	pi = kex_page(page);
 	if (!pi)
-		pi = adopt_inserted_page(ctx, page);
+		pi = adopt_inserted_page(ctx, tramp, page);
 	if (!pi)
 		return 0;
 	count_match(KEX_P_INSERT);
@@ -79,7 +78,8 @@ int kprobe__insert_page(struct pt_regs *ctx)
 		track_update(&insert_calls, &tid, &call, KEX_TRACK_INSERT_CALLS);
 	}
 
-	e = reserve_stack(ctx, KEX_EV_INSERT, KEX_P_INSERT);
+	e = reserve_stack_skip(ctx, KEX_EV_INSERT, KEX_P_INSERT,
+			       stack_skip(tramp));
 	if (!e)
 		return 0;
 	e->pfn = pi->pfn;
@@ -88,6 +88,19 @@ int kprobe__insert_page(struct pt_regs *ctx)
 	page_counts(e, page);
 	submit(e);
 	return 0;
+}
+
+SEC("kprobe/insert_page_into_pte_locked")
+int kprobe__insert_page(struct pt_regs *ctx)
+{
+	return insert_entry(ctx, false);
+}
+
+/* with fexit__insert_page: one trampoline on the function (kextrace.bpf.h) */
+SEC("fentry/insert_page_into_pte_locked")
+int fentry__insert_page(void *ctx)
+{
+	return insert_entry(ctx, true);
 }
 
 /*

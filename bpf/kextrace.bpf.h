@@ -31,7 +31,13 @@
  * Function returns: an fexit program (BPF trampoline, the arguments at hand)
  * where the kernel's BTF has the function, a kretprobe where it does not
  * (compiler clones such as insert_page_into_pte_locked.constprop.0); the
- * plan chooses, fexit_probes tells the entry kprobes.
+ * plan chooses, fexit_probes tells the entry programs. A function is never
+ * watched by two mechanisms: with an fexit its entry is an fentry (one
+ * trampoline), with a kretprobe a kprobe (one kprobe). A kprobe and a
+ * trampoline on one function share its ftrace site, and on 6.1 every call
+ * through a shared site looks its trampoline up in ftrace's global
+ * direct_functions hash, from which a detach frees entries without a grace
+ * period (docs/hardening.md).
  *
  * "traced" holds a thread group from its fork (or user space's seed) until
  * its leader's task_struct is freed (sched_process_free: every thread has
@@ -326,8 +332,8 @@ static __always_inline struct kex_event *reserve(__u32 type, __u32 probe)
  * constant, so it is always KEX_EVENT_SIZE(KEX_STACK_DEPTH); stack_len says
  * how much of the tail is used.
  */
-static __always_inline struct kex_event *reserve_stack(void *ctx, __u32 type,
-						       __u32 probe)
+static __always_inline struct kex_event *
+reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 {
 	struct kex_event_stack *r;
 	long n;
@@ -341,9 +347,30 @@ static __always_inline struct kex_event *reserve_stack(void *ctx, __u32 type,
 		return NULL;
 	}
 	fill(&r->ev, type, probe);
-	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack), 0);
+	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack),
+			  skip & BPF_F_SKIP_FIELD_MASK);
 	r->ev.stack_len = n > 0 ? n / sizeof(__u64) : 0;
 	return &r->ev;
+}
+
+static __always_inline struct kex_event *reserve_stack(void *ctx, __u32 type,
+						       __u32 probe)
+{
+	return reserve_stack_skip(ctx, type, probe, 0);
+}
+
+/*
+ * A tracing program's stack starts in the program itself, then the BPF
+ * trampoline that called it, then the traced function (its fentry site):
+ * skipped, an fentry's stack starts where the kprobe's would, at the
+ * function (tests/guest/tracer.sh checks it on every guest kernel).
+ */
+#define KEX_TRAMP_STACK_SKIP 2
+
+/* bpf_get_stack's skip for an entry program (entry_arg) */
+static __always_inline __u64 stack_skip(bool tramp)
+{
+	return tramp ? KEX_TRAMP_STACK_SKIP : 0;
 }
 
 static __always_inline void submit(struct kex_event *e)
@@ -431,6 +458,22 @@ static __always_inline __u64 kprobe_arg(struct pt_regs *ctx, __u8 n)
 	case 6: return BPF_CORE_READ(ctx, r9);
 	default: return 0;
 	}
+}
+
+/*
+ * Argument n (1-based) of a traced function, from an entry program built
+ * twice from one body: as a kprobe (pt_regs) and as an fentry (the BPF
+ * trampoline's argument array). tramp is a constant in each, so the other
+ * branch (and the helper the kprobe may not call) compiles away.
+ */
+static __always_inline __u64 entry_arg(void *ctx, bool tramp, __u8 n)
+{
+	__u64 v = 0;
+
+	if (!tramp)
+		return kprobe_arg(ctx, n);
+	bpf_get_func_arg(ctx, n - 1, &v);
+	return v;
 }
 
 static __always_inline struct kex_page_info *kex_page(__u64 page)

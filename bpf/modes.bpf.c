@@ -51,17 +51,17 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
  * remap_pfn_range of another driver into a traced process: its VMA (once)
  * and the range; the return says whether it mapped (driver_pfnmap_return).
  */
-static __always_inline void driver_pfnmap(struct pt_regs *ctx, __u64 pfn)
+static __always_inline void driver_pfnmap(void *ctx, bool tramp, __u64 pfn)
 {
-	struct vm_area_struct *vma = (void *)PT_REGS_PARM1_CORE(ctx);
+	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
 
 	count_match(KEX_P_REMAP_PFN);
-	report_driver_vma(ctx, vma, KEX_P_REMAP_PFN);
+	report_driver_vma(ctx, stack_skip(tramp), vma, KEX_P_REMAP_PFN);
 	call.pfn = pfn;
-	call.addr = PT_REGS_PARM2_CORE(ctx);
+	call.addr = entry_arg(ctx, tramp, 2);
 	if (!ret_is_fexit(KEX_P_REMAP_PFN_RET))
 		track_update(&remap_calls, &tid, &call, KEX_TRACK_REMAP_CALLS);
 	e = reserve(KEX_EV_DRIVER_PFNMAP, KEX_P_REMAP_PFN);
@@ -69,7 +69,7 @@ static __always_inline void driver_pfnmap(struct pt_regs *ctx, __u64 pfn)
 		return;
 	e->pfn = pfn;
 	e->addr = call.addr;
-	e->arg0 = PT_REGS_PARM4_CORE(ctx);
+	e->arg0 = entry_arg(ctx, tramp, 4);
 	e->arg1 = BPF_CORE_READ(vma, vm_start);
 	submit(e);
 }
@@ -92,10 +92,9 @@ static __always_inline void driver_pfnmap_return(__u64 pfn, __u64 addr, long ret
  * (_PAGE_SPECIAL), so the zap will not see the page at all. Another
  * driver's into a traced process: the range (driver_pfnmap).
  */
-SEC("kprobe/remap_pfn_range")
-int kprobe__remap_pfn(struct pt_regs *ctx)
+static __always_inline int remap_pfn_entry(void *ctx, bool tramp)
 {
-	__u64 pfn = PT_REGS_PARM3_CORE(ctx);
+	__u64 pfn = entry_arg(ctx, tramp, 3);
 	struct kex_pfn_info *fi;
 	struct pte_call call = {};
 	struct kex_event *e;
@@ -105,25 +104,39 @@ int kprobe__remap_pfn(struct pt_regs *ctx)
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi) {
 		if (driver_traced())
-			driver_pfnmap(ctx, pfn);
+			driver_pfnmap(ctx, tramp, pfn);
 		return 0;
 	}
 	count_match(KEX_P_REMAP_PFN);
 	call.page = fi->page;
 	call.pfn = pfn;
-	call.addr = PT_REGS_PARM2_CORE(ctx);
+	call.addr = entry_arg(ctx, tramp, 2);
 	if (!ret_is_fexit(KEX_P_REMAP_PFN_RET))
 		track_update(&remap_calls, &tid, &call, KEX_TRACK_REMAP_CALLS);
-	e = reserve_stack(ctx, KEX_EV_REMAP_PFN, KEX_P_REMAP_PFN);
+	e = reserve_stack_skip(ctx, KEX_EV_REMAP_PFN, KEX_P_REMAP_PFN,
+			       stack_skip(tramp));
 	if (!e)
 		return 0;
 	e->pfn = pfn;
 	e->addr = call.addr;
-	e->arg0 = PT_REGS_PARM4_CORE(ctx);
+	e->arg0 = entry_arg(ctx, tramp, 4);
 	e->arg1 = fi->index;
 	page_counts(e, fi->page);
 	submit(e);
 	return 0;
+}
+
+SEC("kprobe/remap_pfn_range")
+int kprobe__remap_pfn(struct pt_regs *ctx)
+{
+	return remap_pfn_entry(ctx, false);
+}
+
+/* with fexit__remap_pfn: one trampoline on the function (kextrace.bpf.h) */
+SEC("fentry/remap_pfn_range")
+int fentry__remap_pfn(void *ctx)
+{
+	return remap_pfn_entry(ctx, true);
 }
 
 static __always_inline void remap_return(__u64 page, __u64 pfn, __u64 addr,

@@ -27,8 +27,7 @@ static __always_inline bool unmap_wanted(__u32 tid)
 		 bpf_map_lookup_elem(&in_exit_mmap, &tid));
 }
 
-SEC("kprobe/unmap_region")
-int kprobe__unmap(struct pt_regs *ctx)
+static __always_inline int unmap_entry(void *ctx, bool tramp)
 {
 	__u64 start = 0, end = 0;
 	__u32 tid = current_tid();
@@ -38,19 +37,22 @@ int kprobe__unmap(struct pt_regs *ctx)
 	if (!unmap_wanted(tid))
 		return 0;
 	count_match(KEX_P_UNMAP);
-	if (unmap_mode == KEX_UNMAP_REGION_61) {
-		/* 7 arguments: end is the first one on the stack */
-		start = ctx->r9;	/* PARM6 */
+	if (unmap_mode == KEX_UNMAP_REGION_61 && !tramp) {
+		/* 7 arguments (so never a trampoline): end is the first one
+		 * on the stack */
+		struct pt_regs *regs = ctx;
+
+		start = BPF_CORE_READ(regs, r9);	/* PARM6 */
 		bpf_probe_read_kernel(&end, sizeof(end),
-				      (void *)(PT_REGS_SP(ctx) + 8));
+				      (void *)(PT_REGS_SP_CORE(regs) + 8));
 	} else if (unmap_mode == KEX_UNMAP_VMS) {
-		struct vma_munmap_struct *vms = (void *)PT_REGS_PARM1(ctx);
+		struct vma_munmap_struct *vms = (void *)entry_arg(ctx, tramp, 1);
 
 		start = BPF_CORE_READ(vms, start);
 		end = BPF_CORE_READ(vms, end);
 	} else {
-		start = PT_REGS_PARM4(ctx);
-		end = PT_REGS_PARM5(ctx);
+		start = entry_arg(ctx, tramp, 4);
+		end = entry_arg(ctx, tramp, 5);
 	}
 	if (!ret_is_fexit(KEX_P_UNMAP_RET))
 		track_update(&in_unmap, &tid, &one, KEX_TRACK_IN_UNMAP);
@@ -61,6 +63,19 @@ int kprobe__unmap(struct pt_regs *ctx)
 	e->arg0 = end;
 	submit(e);
 	return 0;
+}
+
+SEC("kprobe/unmap_region")
+int kprobe__unmap(struct pt_regs *ctx)
+{
+	return unmap_entry(ctx, false);
+}
+
+/* with fexit__unmap: one trampoline on the function (kextrace.bpf.h) */
+SEC("fentry/unmap_region")
+int fentry__unmap(void *ctx)
+{
+	return unmap_entry(ctx, true);
 }
 
 SEC("kretprobe/unmap_region")
@@ -97,8 +112,7 @@ int fexit__unmap(void *ctx)
 	return 0;
 }
 
-SEC("kprobe/exit_mmap")
-int kprobe__exit_mmap(struct pt_regs *ctx)
+static __always_inline int exit_mmap_entry(void)
 {
 	__u32 tid = current_tid();
 	struct kex_event *e;
@@ -113,6 +127,19 @@ int kprobe__exit_mmap(struct pt_regs *ctx)
 	if (e)
 		submit(e);
 	return 0;
+}
+
+SEC("kprobe/exit_mmap")
+int kprobe__exit_mmap(struct pt_regs *ctx)
+{
+	return exit_mmap_entry();
+}
+
+/* with fexit__exit_mmap: one trampoline on the function (kextrace.bpf.h) */
+SEC("fentry/exit_mmap")
+int fentry__exit_mmap(void *ctx)
+{
+	return exit_mmap_entry();
 }
 
 SEC("kretprobe/exit_mmap")

@@ -232,39 +232,47 @@ case_attach_to_pid() {
 # so here, in the suite every guest kernel runs) ---
 
 # Returns are observed with fexit where the kernel's BTF has the function,
-# with kretprobes where it has not (the insert clone; 6.1's unmap_region, 7
-# arguments): the start-up table, the JSON and the probe counters say which,
-# the kernel's kprobe_events holds no kretprobe for a fexit step, and the
-# per-page story is the one every clean run has.
+# and then the entry with fentry: one BPF trampoline per function, never a
+# kprobe beside it. Kprobe + kretprobe where BTF has not the function (the
+# insert clone; 6.1's unmap_region, 7 arguments). The start-up table, the
+# JSON and the probe counters say which, the kernel's kprobe_events holds no
+# kprobe for a trampoline step, and the per-page story is the one every
+# clean run has.
 case_returns_use_fexit_where_btf_has_them() {
 	kex_load
-	local set_pte=do_set_pte unmap_ret=kretprobe
-	[ "${KEX_GUEST_KERNEL:-6.1}" = 6.1 ] || { set_pte=set_pte_range; unmap_ret=fexit; }
+	local set_pte=do_set_pte unmap='tracefs kprobe \+ tracefs kretprobe'
+	[ "${KEX_GUEST_KERNEL:-6.1}" = 6.1 ] || { set_pte=set_pte_range; unmap='fentry \+ fexit'; }
 	kextrace --json "$CASE_TMP/out.json" --stats "$CASE_TMP/stats.json" --events "$CASE_TMP/ev.jsonl" \
 		--usdt "$KEX_BUILD/bin/mmap_test" -- sh -c "mmap_test /dev/kex 8 --no-wait; cat /sys/kernel/tracing/kprobe_events >$CASE_TMP/kprobe_events" \
 		>"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt"
 	grep -E '^(step|insert|fault install|unmap|exit unmap|pfn map|reap) ' "$CASE_TMP/err.txt"
-	expect_match "$(cat "$CASE_TMP/err.txt")" '^fault install +yes +tracefs kprobe \+ fexit +'"$set_pte"' ' "fault install: kprobe + fexit on $set_pte"
-	expect_match "$(cat "$CASE_TMP/err.txt")" '^exit unmap +yes +tracefs kprobe \+ fexit +exit_mmap ' "exit unmap: kprobe + fexit"
-	expect_match "$(cat "$CASE_TMP/err.txt")" '^pfn map +yes +tracefs kprobe \+ fexit +remap_pfn_range ' "pfn map: kprobe + fexit"
-	expect_match "$(cat "$CASE_TMP/err.txt")" '^insert +yes +tracefs kprobe \+ tracefs kretprobe +insert_page_into_pte_locked\.' "insert: the clone keeps its kretprobe"
-	expect_match "$(cat "$CASE_TMP/err.txt")" '^unmap \(munmap\) +yes +tracefs kprobe \+ (tracefs )?'"$unmap_ret"' ' "unmap: $unmap_ret return"
-	# while the command ran: kprobe_events has the entries, and kretprobes only where no fexit
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^fault install +yes +fentry \+ fexit +'"$set_pte"' ' "fault install: fentry + fexit on $set_pte"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^exit unmap +yes +fentry \+ fexit +exit_mmap ' "exit unmap: fentry + fexit"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^pfn map +yes +fentry \+ fexit +remap_pfn_range ' "pfn map: fentry + fexit"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^insert +yes +tracefs kprobe \+ tracefs kretprobe +insert_page_into_pte_locked\.' "insert: the clone keeps its kprobe and kretprobe"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^unmap \(munmap\) +yes +'"$unmap"' ' "unmap: $unmap"
+	# while the command ran: kprobe_events has no probe on a trampoline's function
 	cat "$CASE_TMP/kprobe_events"
-	expect_eq "$(grep -c '^r.*exit_mmap' "$CASE_TMP/kprobe_events")" 0 "no kretprobe on exit_mmap"
-	expect_eq "$(grep -c "^r.*$set_pte\$" "$CASE_TMP/kprobe_events")" 0 "no kretprobe on $set_pte"
-	expect_eq "$(grep -c '^p.*exit_mmap' "$CASE_TMP/kprobe_events")" 1 "the exit_mmap entry kprobe"
+	expect_eq "$(grep -c 'exit_mmap' "$CASE_TMP/kprobe_events")" 0 "no kprobe on exit_mmap"
+	expect_eq "$(grep -c "$set_pte\$" "$CASE_TMP/kprobe_events")" 0 "no kprobe on $set_pte"
+	expect_eq "$(grep -c 'remap_pfn_range' "$CASE_TMP/kprobe_events")" 0 "no kprobe on remap_pfn_range"
+	expect_eq "$(grep -c '^p.*insert_page_into_pte_locked' "$CASE_TMP/kprobe_events")" 1 "the insert clone's kprobe"
 	expect_eq "$(grep -c '^r.*insert_page_into_pte_locked' "$CASE_TMP/kprobe_events")" 1 "the insert clone's kretprobe"
 	check_clean_run "$CASE_TMP/out.json" 8 drop munmap
 	pyjson "$CASE_TMP/out.json" "
 by = {p['step']: p for p in j['run']['probes']}
-ok(by['fault install']['mechanism'] == 'tracefs kprobe + fexit', 'JSON: fault install ' + by['fault install']['mechanism'])
-ok(by['exit unmap']['mechanism'] == 'tracefs kprobe + fexit', 'JSON: exit unmap ' + by['exit unmap']['mechanism'])
+ok(by['fault install']['mechanism'] == 'fentry + fexit', 'JSON: fault install ' + by['fault install']['mechanism'])
+ok(by['exit unmap']['mechanism'] == 'fentry + fexit', 'JSON: exit unmap ' + by['exit unmap']['mechanism'])
+ok('one trampoline' in by['exit unmap']['reason'], 'JSON: exit unmap says why: ' + by['exit unmap']['reason'])
 ok(by['insert']['mechanism'] == 'tracefs kprobe + tracefs kretprobe', 'JSON: insert ' + by['insert']['mechanism'])
 ok(by['alloc']['mechanism'] == 'tracepoint' and by['fork']['mechanism'] == 'tp_btf', 'JSON: tracepoints')
 pc = j['probe_counters']
-ok(pc['exit_mmap_ret']['mechanism'] == 'fexit' and pc['set_pte_ret']['mechanism'] == 'fexit', 'counters: fexit returns')
-ok(pc['insert_ret']['mechanism'] == 'kretprobe', 'counters: insert_ret kretprobe')
+ok(pc['exit_mmap']['mechanism'] == 'fentry' and pc['exit_mmap_ret']['mechanism'] == 'fexit', 'counters: exit_mmap fentry + fexit')
+ok(pc['set_pte']['mechanism'] == 'fentry' and pc['set_pte_ret']['mechanism'] == 'fexit', 'counters: set_pte fentry + fexit')
+ok(pc['insert']['mechanism'] == 'kprobe' and pc['insert_ret']['mechanism'] == 'kretprobe', 'counters: insert kprobe + kretprobe')
+# the kernel counts a trampoline program's skipped runs; kextrace reports them
+ok(all(isinstance(pc[p]['missed'], int) for p in ('exit_mmap', 'exit_mmap_ret', 'set_pte', 'set_pte_ret')),
+   'counters: trampoline misses known: ' + str({p: pc[p]['missed'] for p in ('exit_mmap', 'set_pte')}))
 ok(pc['exit_mmap_ret']['emitted'] == pc['exit_mmap']['emitted'] >= 1, 'every exit_mmap entry has its fexit return (%d)' % pc['exit_mmap']['emitted'])
 ok(pc['unmap_ret']['emitted'] == pc['unmap']['emitted'] >= 1, 'every unmap entry has its return (%d)' % pc['unmap']['emitted'])
 "
@@ -280,6 +288,11 @@ case_fexit_set_pte_reads_the_pte() {
 	kextrace --fault-probe-all-pages --events "$CASE_TMP/ev.jsonl" --json "$CASE_TMP/out.json" \
 		-- python3 -c "$(tmpfs_faults "$f")" >/dev/null
 	pyevents "$CASE_TMP/ev.jsonl" "
+# an fentry's stack starts where a kprobe's would: at the function itself
+ent = [e for e in ev if e['type'] == 'do_set_pte']
+tops = {e['stack'][0].split('+')[0] for e in ent if e.get('stack')}
+ok(len(ent) >= 4 and tops <= {'do_set_pte', 'set_pte_range'} and len(tops) == 1,
+   f'{len(ent)} fentry records, stacks start at {tops}: {ent[0].get(\"stack\", [])[:3] if ent else None}')
 ret = [e for e in ev if e['type'] == 'do_set_pte_ret']
 ok(len(ret) >= 4 and all(e['probe'] == 'set_pte_ret' for e in ret), f'{len(ret)} returns')
 def pte_pfn(v): return (v & 0x000ffffffffff000) >> 12

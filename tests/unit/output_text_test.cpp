@@ -22,7 +22,7 @@ RunInfo run_info() {
          "", 0, "kprobe + kretprobe"},
         {"rmap add", "page_add_file_rmap", "page_add_file_rmap", true, "", 3, "kprobe"},
         {"fault pte", "do_set_pte", "", false, "no such symbol on this kernel", 0,
-         "kprobe + fexit"},
+         "fentry + fexit"},
     };
     return run;
 }

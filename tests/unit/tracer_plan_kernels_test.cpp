@@ -174,7 +174,7 @@ TEST(TracerPlanKernels, Linux618NoKprobesNoModules) {
 
     // the report: every unobservable step is a NO row with its reason
     std::ostringstream out;
-    print_probe_table(out, probe_statuses(p, nullptr, std::nullopt));
+    print_probe_table(out, probe_statuses(p, nullptr, nullptr));
     for (const char* s : kKprobeSteps) {
         std::string row;
         std::istringstream in(out.str());

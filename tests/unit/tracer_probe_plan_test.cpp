@@ -150,7 +150,7 @@ TEST(TracerProbePlan, NoKprobesLeavesTracepointsAndSaysWhy) {
         EXPECT_TRUE(step(p, s).available) << s;
 
     // the report keeps every row, marking the unobservable ones
-    auto rows = probe_statuses(p, nullptr, std::nullopt);
+    auto rows = probe_statuses(p, nullptr, nullptr);
     std::ostringstream out;
     print_probe_table(out, rows);
     // the insert row says NO in the ok column, whatever the column width
@@ -271,7 +271,7 @@ const std::map<std::string, unsigned> kBtf612 = {
 
 std::string table_row(const ProbePlan& p, const std::string& step) {
     std::ostringstream out;
-    print_probe_table(out, probe_statuses(p, nullptr, std::nullopt));
+    print_probe_table(out, probe_statuses(p, nullptr, nullptr));
     std::istringstream in(out.str());
     for (std::string line; std::getline(in, line);)
         if (line.rfind(step + "  ", 0) == 0)
@@ -292,26 +292,36 @@ TEST(TracerProbePlan, ReturnsAreFexitWhereBtfHasTheFunction61) {
                       "compiler clone)"),
               std::string::npos)
         << step(p, "insert").reason;
-    // do_set_pte, exit_mmap, remap_pfn_range: fexit, entries stay kprobes
-    EXPECT_EQ(p.kind[KEX_P_SET_PTE], ProbeKind::kprobe);
+    // do_set_pte, exit_mmap, remap_pfn_range: fexit, and their entries
+    // fentry: never a kprobe and a trampoline on one function
+    EXPECT_EQ(p.kind[KEX_P_SET_PTE], ProbeKind::fentry);
     EXPECT_EQ(p.kind[KEX_P_SET_PTE_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.target[KEX_P_SET_PTE], "do_set_pte");
     EXPECT_EQ(p.target[KEX_P_SET_PTE_RET], "do_set_pte");
+    EXPECT_EQ(p.kind[KEX_P_EXIT_MMAP], ProbeKind::fentry);
     EXPECT_EQ(p.kind[KEX_P_EXIT_MMAP_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.kind[KEX_P_REMAP_PFN], ProbeKind::fentry);
     EXPECT_EQ(p.kind[KEX_P_REMAP_PFN_RET], ProbeKind::fexit);
-    // unmap_region has 7 arguments: more than a trampoline takes
+    EXPECT_NE(step(p, "fault install").reason.find("fentry + fexit (in BTF, one trampoline)"),
+              std::string::npos)
+        << step(p, "fault install").reason;
+    // unmap_region has 7 arguments: more than a trampoline takes; its
+    // entry stays the kprobe
+    EXPECT_EQ(p.kind[KEX_P_UNMAP], ProbeKind::kprobe);
     EXPECT_EQ(p.kind[KEX_P_UNMAP_RET], ProbeKind::kretprobe);
     EXPECT_NE(step(p, "unmap (munmap)").reason.find("7 arguments"), std::string::npos);
     EXPECT_EQ(p.config.fexit_probes, KEX_FEXIT(KEX_P_SET_PTE_RET) | KEX_FEXIT(KEX_P_EXIT_MMAP_RET) |
                                          KEX_FEXIT(KEX_P_REMAP_PFN_RET));
     // the report says which mechanism each step uses
-    EXPECT_EQ(step_mechanism(p, step(p, "fault install"), false), "kprobe + fexit");
+    EXPECT_EQ(step_mechanism(p, step(p, "fault install"), false), "fentry + fexit");
+    EXPECT_EQ(step_mechanism(p, step(p, "fault install"), true), "fentry + fexit");
     EXPECT_EQ(step_mechanism(p, step(p, "insert"), true), "tracefs kprobe + tracefs kretprobe");
     EXPECT_EQ(step_mechanism(p, step(p, "alloc"), true), "tracepoint");
     EXPECT_EQ(step_mechanism(p, step(p, "fork"), true), "tp_btf");
     EXPECT_EQ(step_mechanism(p, step(p, "usdt"), true), "usdt");
-    EXPECT_NE(table_row(p, "fault install").find(" yes  kprobe + fexit "), std::string::npos)
+    EXPECT_NE(table_row(p, "fault install").find(" yes  fentry + fexit "), std::string::npos)
         << table_row(p, "fault install");
-    EXPECT_NE(table_row(p, "exit unmap").find(" yes  kprobe + fexit "), std::string::npos);
+    EXPECT_NE(table_row(p, "exit unmap").find(" yes  fentry + fexit "), std::string::npos);
     EXPECT_NE(table_row(p, "unmap (munmap)").find(" yes  kprobe + kretprobe "), std::string::npos);
 }
 
@@ -324,6 +334,20 @@ TEST(TracerProbePlan, ReturnsAreFexitWhereBtfHasTheFunction612) {
     EXPECT_EQ(p.target[KEX_P_UNMAP_RET], "vms_complete_munmap_vmas");
     EXPECT_EQ(p.kind[KEX_P_EXIT_MMAP_RET], ProbeKind::fexit);
     EXPECT_EQ(p.kind[KEX_P_INSERT_RET], ProbeKind::kretprobe); // .isra.0
+    // every function watched by one mechanism: kprobe + kretprobe, or one
+    // trampoline (fentry + fexit)
+    for (const PlanStep& s : p.steps) {
+        bool tramp = false, kp = false;
+        for (uint32_t id : s.probes) {
+            if (!p.enabled[id])
+                continue;
+            tramp = tramp || is_trampoline(p.kind[id]);
+            kp = kp || p.kind[id] == ProbeKind::kprobe || p.kind[id] == ProbeKind::kretprobe;
+        }
+        EXPECT_FALSE(tramp && kp) << s.step;
+    }
+    EXPECT_EQ(p.kind[KEX_P_UNMAP], ProbeKind::fentry);
+    EXPECT_EQ(p.kind[KEX_P_INSERT], ProbeKind::kprobe);
 }
 
 TEST(TracerProbePlan, WithoutBtfFunctionsEveryReturnIsAKretprobe) {

@@ -97,20 +97,22 @@ Status Loader::configure(const ProbePlan& plan) {
             return Error{fmt::format("BPF program {} missing from the object", spec.prog)};
         results_[id].planned = plan.enabled[id];
         results_[id].target = plan.target[id];
-        bool fexit = plan.enabled[id] && plan.kind[id] == ProbeKind::fexit;
-        if (fexit && !spec.fexit_prog)
-            return Error{fmt::format("probe {} has no fexit program", spec.short_name)};
-        bpf_program__set_autoload(prog, plan.enabled[id] && !fexit);
-        if (!spec.fexit_prog)
+        bool tramp = plan.enabled[id] && is_trampoline(plan.kind[id]);
+        if (tramp && !spec.twin_prog)
+            return Error{fmt::format("probe {} has no {} program", spec.short_name,
+                                     probe_kind_name(plan.kind[id]))};
+        bpf_program__set_autoload(prog, plan.enabled[id] && !tramp);
+        if (!spec.twin_prog)
             continue;
-        bpf_program* fprog = bpf_object__find_program_by_name(skel_->obj, spec.fexit_prog);
-        if (!fprog)
-            return Error{fmt::format("BPF program {} missing from the object", spec.fexit_prog)};
-        bpf_program__set_autoload(fprog, fexit);
+        bpf_program* twin = bpf_object__find_program_by_name(skel_->obj, spec.twin_prog);
+        if (!twin)
+            return Error{fmt::format("BPF program {} missing from the object", spec.twin_prog)};
+        bpf_program__set_autoload(twin, tramp);
         // the trampoline's function: BTF resolves it at load
-        if (fexit)
-            if (int err = bpf_program__set_attach_target(fprog, 0, plan.target[id].c_str()))
-                return Error{fmt::format("fexit target {}: {}", plan.target[id], errstr(err))};
+        if (tramp)
+            if (int err = bpf_program__set_attach_target(twin, 0, plan.target[id].c_str()))
+                return Error{fmt::format("{} target {}: {}", probe_kind_name(plan.kind[id]),
+                                         plan.target[id], errstr(err))};
     }
     return Ok{};
 }
@@ -155,7 +157,8 @@ Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
         link = bpf_program__attach(prog);
         break;
     case ProbeKind::fexit:
-        prog = bpf_object__find_program_by_name(skel_->obj, spec.fexit_prog);
+    case ProbeKind::fentry:
+        prog = bpf_object__find_program_by_name(skel_->obj, spec.twin_prog);
         link = bpf_program__attach(prog);
         break;
     case ProbeKind::usdt: {
@@ -184,9 +187,8 @@ Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
     }
     }
     if (!link)
-        return Error{fmt::format("attach {} to {}: {}",
-                                 plan.kind[id] == ProbeKind::fexit ? spec.fexit_prog : spec.prog,
-                                 target, errstr(errno))};
+        return Error{fmt::format("attach {} to {}: {}", probe_program(spec, plan.kind[id]), target,
+                                 errstr(errno))};
     links_.emplace_back(link);
     return Ok{};
 }
@@ -319,18 +321,31 @@ std::array<kex_probe_stats, KEX_P_COUNT> Loader::read_probe_stats() const {
     return out;
 }
 
-std::optional<std::array<uint64_t, KEX_P_COUNT>> Loader::read_kprobe_missed() const {
+void Loader::read_kprobe_missed(MissedCounts& into) const {
     if (opts_.kprobe_mode != KprobeMode::tracefs || !opts_.tracefs)
-        return std::nullopt;
+        return;
     auto profile = opts_.tracefs->kprobe_profile();
-    std::array<uint64_t, KEX_P_COUNT> out{};
     for (uint32_t i = 0; i < KEX_P_COUNT; i++) {
         if (results_[i].kprobe_event.empty())
             continue;
         if (auto it = profile.find(results_[i].kprobe_event); it != profile.end())
-            out[i] = it->second.missed;
+            into[i] = it->second.missed;
     }
-    return out;
+}
+
+void Loader::read_trampoline_missed(MissedCounts& into) const {
+    for (uint32_t i = 0; i < KEX_P_COUNT; i++) {
+        const ProbeSpec& spec = probe_spec(i);
+        if (!results_[i].attached || !spec.twin_prog)
+            continue;
+        bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, spec.twin_prog);
+        if (!prog || bpf_program__fd(prog) < 0)
+            continue; // the probe ran as a kprobe
+        bpf_prog_info info{};
+        uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+            into[i] = info.recursion_misses;
+    }
 }
 
 void Loader::detach(const std::function<void()>& before_frees) {

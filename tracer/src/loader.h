@@ -39,6 +39,9 @@ struct bpf_link;
 
 namespace kextrace {
 
+// Per probe id: the runs the kernel skipped, where it says (Loader).
+using MissedCounts = std::array<std::optional<uint64_t>, KEX_P_COUNT>;
+
 enum class KprobeMode {
     tracefs, // kprobe_events + perf tracepoint event: missed counts in kprobe_profile
     perf,    // libbpf's perf kprobe PMU: no per-probe missed counts on 6.1
@@ -123,9 +126,12 @@ class Loader {
     // summed over CPUs); produced = received + losses when nothing else drops.
     std::array<uint64_t, KEX_LOSS_SLOTS> read_produced() const;
     std::array<kex_probe_stats, KEX_P_COUNT> read_probe_stats() const;
-    // Kprobe misses per probe id, from kprobe_profile (tracefs mode); nullopt
-    // when this kernel does not tell (perf mode).
-    std::optional<std::array<uint64_t, KEX_P_COUNT>> read_kprobe_missed() const;
+    // Runs the kernel skipped, per probe id: a kprobe's from kprobe_profile
+    // (tracefs mode: read before detach, which forgets them; perf mode does
+    // not tell), a trampoline program's recursion misses (read after detach,
+    // the programs stay loaded). Left nullopt where the kernel does not say.
+    void read_kprobe_missed(MissedCounts& into) const;
+    void read_trampoline_missed(MissedCounts& into) const;
     KprobeMode kprobe_mode() const { return opts_.kprobe_mode; }
 
     // Destroys every link and tracefs kprobe (idempotent); the maps stay

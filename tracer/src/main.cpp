@@ -130,7 +130,7 @@ int print_plan(const KernelFacts& facts, const ProbePlan& plan) {
     if (!facts.kprobes)
         std::cout << fmt::format("kprobe steps are unobservable here: {}\n",
                                  facts.no_kprobes_reason);
-    print_probe_table(std::cout, probe_statuses(plan, nullptr, std::nullopt));
+    print_probe_table(std::cout, probe_statuses(plan, nullptr, nullptr));
     return 0;
 }
 
@@ -222,7 +222,7 @@ void attach_probes(const Options& opt, const KernelFacts& facts, const ProbePlan
                    Loader& loader) {
     install_stop_handlers();
     loader.attach(plan);
-    auto startup = probe_statuses(plan, &loader.results(), std::nullopt);
+    auto startup = probe_statuses(plan, &loader.results(), nullptr);
     std::cerr << fmt::format("kextrace: {} on {}, kprobes via {}\n",
                              opt.all ? std::string("every process's kex pages (--all)")
                              : opt.command.empty() ? fmt::format("pid {}", *opt.pid)
@@ -331,7 +331,7 @@ std::optional<SessionResult> trace(const Options& opt, Loader& loader, Targets& 
 // record drained: nothing can change them any more, and the report, the ring
 // accounting and --stats all use these same numbers.
 struct Counters {
-    std::optional<std::array<uint64_t, KEX_P_COUNT>> missed;
+    MissedCounts missed;
     std::optional<LeakOptions> machine; // --leaks: the machine right after the trace
     std::optional<DriverFiles> files;   // --leaks: and what may still free driver pages
     std::array<uint64_t, KEX_LOSS_SLOTS> losses{};
@@ -343,7 +343,7 @@ struct Counters {
 Counters detach_and_count(const Options& opt, Loader& loader) {
     Counters c;
     // kprobe_profile forgets a probe once it is removed: its misses first.
-    c.missed = loader.read_kprobe_missed();
+    loader.read_kprobe_missed(c.missed);
     loader.detach([&] {
         // Only the page frees are traced now (kex's tracepoints pinned kex):
         // is kex still open, who still runs? A page freed until then, by a
@@ -354,6 +354,7 @@ Counters detach_and_count(const Options& opt, Loader& loader) {
         }
     });
     loader.drain();
+    loader.read_trampoline_missed(c.missed);
     c.losses = loader.read_losses();
     c.produced = loader.read_produced();
     c.probe_stats = loader.read_probe_stats();
@@ -369,7 +370,7 @@ RunInfo run_info(const Options& opt, const KernelFacts& facts, const ProbePlan& 
     run.command_line = opt.all               ? std::string("--all")
                        : opt.command.empty() ? fmt::format("-p {}", *opt.pid)
                                              : join_command(opt.command);
-    run.probes = probe_statuses(plan, &loader.results(), c.missed, true);
+    run.probes = probe_statuses(plan, &loader.results(), &c.missed, true);
     if (const PlanStep* s = plan.find("pte set"); s && s->available)
         run.set_pte_observed = s->reason;
     for (uint32_t i = 0; i < KEX_P_COUNT; i++)

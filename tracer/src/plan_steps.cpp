@@ -47,11 +47,17 @@ const Ksym* resolve_function(const Ksyms& ks, const char* base, std::string* not
 }
 
 // The returns of a resolved kprobe step: fexit where BTF has the symbol itself
-// (not a clone) with few enough arguments, else the kretprobe. A note for the
-// report says which and why.
+// (not a clone) with few enough arguments, else the kretprobe. With an fexit,
+// the step's entries become fentry programs: one function never carries a
+// kprobe and a trampoline at once (bpf/kextrace.bpf.h says why). A note for
+// the report says which and why.
 std::string choose_returns(ProbePlan& plan, const KernelFacts& facts,
                            const std::vector<uint32_t>& probes, const std::string& symbol) {
+    bool entries_have_fentry = std::all_of(probes.begin(), probes.end(), [](uint32_t p) {
+        return probe_spec(p).kind != ProbeKind::kprobe || probe_spec(p).twin_prog;
+    });
     std::string note;
+    bool tramp = false;
     for (uint32_t p : probes) {
         const ProbeSpec& spec = probe_spec(p);
         if (spec.kind != ProbeKind::kretprobe)
@@ -59,21 +65,28 @@ std::string choose_returns(ProbePlan& plan, const KernelFacts& facts,
         std::optional<unsigned> nargs;
         if (facts.btf_func_args)
             nargs = facts.btf_func_args(symbol);
-        if (spec.fexit_prog && nargs && *nargs <= kFexitMaxArgs) {
+        if (spec.twin_prog && entries_have_fentry && nargs && *nargs <= kFexitMaxArgs) {
             plan.kind[p] = ProbeKind::fexit;
             plan.config.fexit_probes |= KEX_FEXIT(p);
-            note = "return: fexit (in BTF)";
+            tramp = true;
+            note = "entry and return: fentry + fexit (in BTF, one trampoline)";
         } else if (!facts.btf_func_args) {
             note = "return: kretprobe (no kernel BTF functions known)";
         } else if (!nargs) {
             note = fmt::format("return: kretprobe ({} is not in BTF{})", symbol,
                                split_clone_name(symbol).is_clone() ? ": a compiler clone" : "");
-        } else {
+        } else if (nargs && *nargs > kFexitMaxArgs) {
             note =
                 fmt::format("return: kretprobe ({} arguments, a BPF trampoline takes at most {})",
                             *nargs, kFexitMaxArgs);
+        } else {
+            note = "return: kretprobe (no trampoline program for this step)";
         }
     }
+    if (tramp)
+        for (uint32_t p : probes)
+            if (probe_spec(p).kind == ProbeKind::kprobe)
+                plan.kind[p] = ProbeKind::fentry;
     return note;
 }
 

@@ -11,19 +11,21 @@ namespace kextrace {
 namespace {
 
 const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
-    {KEX_P_INSERT, "kprobe__insert_page", ProbeKind::kprobe, nullptr, "insert"},
+    {KEX_P_INSERT, "kprobe__insert_page", ProbeKind::kprobe, nullptr, "insert",
+     "fentry__insert_page"},
     {KEX_P_INSERT_RET, "kretprobe__insert_page", ProbeKind::kretprobe, nullptr, "insert_ret",
      "fexit__insert_page"},
     {KEX_P_RMAP_ADD, "kprobe__rmap_add", ProbeKind::kprobe, nullptr, "rmap_add"},
     {KEX_P_RMAP_REMOVE, "kprobe__rmap_remove", ProbeKind::kprobe, nullptr, "rmap_remove"},
     {KEX_P_SET_DIRTY, "kprobe__set_dirty", ProbeKind::kprobe, nullptr, "set_dirty"},
-    {KEX_P_SET_PTE, "kprobe__set_pte", ProbeKind::kprobe, nullptr, "set_pte"},
+    {KEX_P_SET_PTE, "kprobe__set_pte", ProbeKind::kprobe, nullptr, "set_pte", "fentry__set_pte"},
     {KEX_P_SET_PTE_RET, "kretprobe__set_pte", ProbeKind::kretprobe, nullptr, "set_pte_ret",
      "fexit__set_pte"},
-    {KEX_P_UNMAP, "kprobe__unmap", ProbeKind::kprobe, nullptr, "unmap"},
+    {KEX_P_UNMAP, "kprobe__unmap", ProbeKind::kprobe, nullptr, "unmap", "fentry__unmap"},
     {KEX_P_UNMAP_RET, "kretprobe__unmap", ProbeKind::kretprobe, nullptr, "unmap_ret",
      "fexit__unmap"},
-    {KEX_P_EXIT_MMAP, "kprobe__exit_mmap", ProbeKind::kprobe, nullptr, "exit_mmap"},
+    {KEX_P_EXIT_MMAP, "kprobe__exit_mmap", ProbeKind::kprobe, nullptr, "exit_mmap",
+     "fentry__exit_mmap"},
     {KEX_P_EXIT_MMAP_RET, "kretprobe__exit_mmap", ProbeKind::kretprobe, nullptr, "exit_mmap_ret",
      "fexit__exit_mmap"},
     {KEX_P_MM_PAGE_ALLOC, "tp__mm_page_alloc", ProbeKind::tracepoint, "kmem/mm_page_alloc",
@@ -67,7 +69,8 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
     {KEX_P_KEX_FAULT, "tp__kex_fault", ProbeKind::tracepoint, "kex/kex_fault", "kex_fault"},
     {KEX_P_VM_INSERT_PAGES, "kprobe__vm_insert_pages", ProbeKind::kprobe, nullptr,
      "vm_insert_pages"},
-    {KEX_P_REMAP_PFN, "kprobe__remap_pfn", ProbeKind::kprobe, nullptr, "remap_pfn"},
+    {KEX_P_REMAP_PFN, "kprobe__remap_pfn", ProbeKind::kprobe, nullptr, "remap_pfn",
+     "fentry__remap_pfn"},
     {KEX_P_REMAP_PFN_RET, "kretprobe__remap_pfn", ProbeKind::kretprobe, nullptr, "remap_pfn_ret",
      "fexit__remap_pfn"},
     {KEX_P_PROC_FREE, "tp__sched_process_free", ProbeKind::tp_btf, "sched/sched_process_free",
@@ -79,6 +82,14 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
 
 const ProbeSpec& probe_spec(uint32_t id) {
     return kSpecs.at(id);
+}
+
+bool is_trampoline(ProbeKind k) {
+    return k == ProbeKind::fentry || k == ProbeKind::fexit;
+}
+
+const char* probe_program(const ProbeSpec& spec, ProbeKind kind) {
+    return is_trampoline(kind) ? spec.twin_prog : spec.prog;
 }
 
 std::string_view probe_kind_name(ProbeKind k) {
@@ -95,6 +106,8 @@ std::string_view probe_kind_name(ProbeKind k) {
         return "usdt";
     case ProbeKind::fexit:
         return "fexit";
+    case ProbeKind::fentry:
+        return "fentry";
     }
     return "?";
 }

@@ -30,8 +30,10 @@ extern "C" {
 namespace kextrace {
 
 // How a probe observes the kernel. A return probe is a kretprobe by default
-// and fexit (a BPF trampoline) where the plan finds the function in BTF.
-enum class ProbeKind { kprobe, kretprobe, tracepoint, tp_btf, usdt, fexit };
+// and fexit (a BPF trampoline) where the plan finds the function in BTF; the
+// entry of a function whose return is an fexit is an fentry, so that one
+// function never carries a kprobe and a trampoline at once (bpf/kextrace.bpf.h).
+enum class ProbeKind { kprobe, kretprobe, tracepoint, tp_btf, usdt, fexit, fentry };
 std::string_view probe_kind_name(ProbeKind k); // "kprobe", "fexit", ...
 
 // The BPF program behind each probe id (enum kex_probe_id).
@@ -39,11 +41,14 @@ struct ProbeSpec {
     uint32_t id;
     const char* prog; // program name in bpf/NAME.bpf.c
     ProbeKind kind;
-    const char* tp;                   // "sys/name" for tracepoints, nullptr otherwise
-    const char* short_name;           // for kprobe event names and the probe report
-    const char* fexit_prog = nullptr; // kretprobes: the fexit twin, if any
+    const char* tp;                  // "sys/name" for tracepoints, nullptr otherwise
+    const char* short_name;          // for kprobe event names and the probe report
+    const char* twin_prog = nullptr; // kprobes: the fentry twin; kretprobes: the fexit twin
 };
 const ProbeSpec& probe_spec(uint32_t id);
+// the BPF program that observes as kind: spec.prog, or its trampoline twin
+const char* probe_program(const ProbeSpec& spec, ProbeKind kind);
+bool is_trampoline(ProbeKind k); // fentry, fexit
 
 // BPF trampolines on x86-64 pass at most 6 arguments before 6.6: a function
 // with more keeps its kretprobe.
@@ -105,7 +110,7 @@ struct PlanStep {
     bool available = false;
     std::string reason;           // why none, or how the choice was made
     std::vector<uint32_t> probes; // probe ids that implement it
-    std::string mechanism;        // "kprobe + fexit", "tracepoint", ... (see step_mechanism)
+    std::string mechanism;        // "fentry + fexit", "tracepoint", ... (see step_mechanism)
 };
 
 struct ProbePlan {

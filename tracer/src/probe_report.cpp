@@ -5,10 +5,9 @@
 
 namespace kextrace {
 
-std::vector<ProbeStatus>
-probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT>* results,
-               const std::optional<std::array<uint64_t, KEX_P_COUNT>>& missed,
-               bool note_unknown_missed) {
+std::vector<ProbeStatus> probe_statuses(const ProbePlan& plan,
+                                        const std::array<AttachResult, KEX_P_COUNT>* results,
+                                        const MissedCounts* missed, bool note_unknown_missed) {
     std::vector<ProbeStatus> rows;
     for (const PlanStep& s : plan.steps) {
         ProbeStatus r;
@@ -23,6 +22,7 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
             for (uint32_t p : s.probes)
                 tracefs_kprobes = tracefs_kprobes || !(*results)[p].kprobe_event.empty();
         r.mechanism = step_mechanism(plan, s, tracefs_kprobes);
+        bool missed_unknown = false;
         if (results && s.available) {
             std::vector<std::string> errors;
             unsigned ok = 0;
@@ -34,8 +34,10 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
                     ok++;
                 if (!a.error.empty())
                     errors.push_back(fmt::format("{}: {}", probe_spec(p).short_name, a.error));
-                if (missed)
-                    r.nmissed += (*missed)[p];
+                if (missed && (*missed)[p])
+                    r.nmissed += *(*missed)[p];
+                else if (a.attached)
+                    missed_unknown = true;
             }
             r.attached = ok > 0;
             if (!r.attached)
@@ -47,7 +49,7 @@ probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT
         }
         bool kprobe = !s.probes.empty() && (plan.kind[s.probes[0]] == ProbeKind::kprobe ||
                                             plan.kind[s.probes[0]] == ProbeKind::kretprobe);
-        if (kprobe && r.attached && results && !missed && note_unknown_missed)
+        if (kprobe && r.attached && missed_unknown && note_unknown_missed)
             r.reason += r.reason.empty() ? "missed count not exposed (perf kprobes)"
                                          : "; missed count not exposed (perf kprobes)";
         rows.push_back(std::move(r));

@@ -14,10 +14,10 @@
 
 namespace kextrace {
 
-std::vector<ProbeStatus>
-probe_statuses(const ProbePlan& plan, const std::array<AttachResult, KEX_P_COUNT>* results,
-               const std::optional<std::array<uint64_t, KEX_P_COUNT>>& missed,
-               bool note_unknown_missed = false);
+std::vector<ProbeStatus> probe_statuses(const ProbePlan& plan,
+                                        const std::array<AttachResult, KEX_P_COUNT>* results,
+                                        const MissedCounts* missed,
+                                        bool note_unknown_missed = false);
 
 // One line per step:
 //   insert          insert_page_into_pte_locked.constprop.0  clone without addr: pte PARM2, ...

@@ -32,7 +32,7 @@ json ring_accounting_json(const RingCounts& c) {
 json probe_counters_json(const ProbePlan& plan,
                          const std::array<AttachResult, KEX_P_COUNT>& results,
                          const std::array<kex_probe_stats, KEX_P_COUNT>& stats,
-                         const std::optional<std::array<uint64_t, KEX_P_COUNT>>& missed) {
+                         const MissedCounts& missed) {
     json out = json::object();
     for (uint32_t i = 0; i < KEX_P_COUNT; i++)
         if (results[i].planned)
@@ -40,7 +40,7 @@ json probe_counters_json(const ProbePlan& plan,
                                              {"hits", stats[i].hits},
                                              {"matched", stats[i].matched},
                                              {"emitted", stats[i].emitted},
-                                             {"missed", missed ? json((*missed)[i]) : json()}};
+                                             {"missed", missed[i] ? json(*missed[i]) : json()}};
     return out;
 }
 

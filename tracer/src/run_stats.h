@@ -33,7 +33,7 @@ nlohmann::json ring_accounting_json(const RingCounts& c);
 nlohmann::json probe_counters_json(const ProbePlan& plan,
                                    const std::array<AttachResult, KEX_P_COUNT>& results,
                                    const std::array<kex_probe_stats, KEX_P_COUNT>& stats,
-                                   const std::optional<std::array<uint64_t, KEX_P_COUNT>>& missed);
+                                   const MissedCounts& missed);
 
 // --stats: sections (ring_accounting, probe_counters), the run's totals and
 // the report's losses (from the same reads as ring_accounting).

@@ -31,7 +31,7 @@ struct ProbeStatus {
     bool attached = false;
     std::string reason;    // why not attached / why this fallback
     uint64_t nmissed = 0;  // kprobe misses (bpf_link info / kprobe_profile)
-    std::string mechanism; // "kprobe + fexit", "tracefs kprobe + kretprobe", "tracepoint", ...
+    std::string mechanism; // "fentry + fexit", "tracefs kprobe + kretprobe", "tracepoint", ...
 };
 
 struct RunInfo {
