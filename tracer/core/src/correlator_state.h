@@ -355,6 +355,8 @@ struct Correlator::State {
     }
 
     void finalize();
+    void report_unfinished_calls();
+    void infer_mapping_modes();
 
     // One life's end: settle_life, set_expected, check_life, its first write.
     void finish_life(uint32_t i,

@@ -12,7 +12,43 @@ void Correlator::State::finalize() {
     while (!pending.empty())
         pending_to_other(pending.begin()->first);
     pending_order.clear();
+    report_unfinished_calls();
 
+    for (const auto& [pfn, life] : open_by_pfn)
+        r.pages[life].open_at_end = true;
+    open_by_pfn.clear();
+
+    // Write phases per tgid, for the first-write verdicts.
+    std::unordered_map<uint32_t, std::vector<const Phase*>> writes;
+    for (const Phase& ph : r.phases)
+        if (ph.begin == KEX_PHASE_WRITE_BEGIN)
+            writes[ph.tgid].push_back(&ph);
+
+    pending_faults.clear();
+    infer_mapping_modes();
+    for (uint32_t i = 0; i < r.pages.size(); ++i)
+        finish_life(i, writes);
+
+    for (std::size_t i = 0; i < r.mappings.size(); ++i) {
+        const Mapping& m = r.mappings[i];
+        // mode fault maps nothing at mmap: its pages come with the touches
+        if (m.done_ts && m.ret == 0 && m.lives != m.mapped && m.mode != MapMode::fault)
+            anomaly(m.done_ts, -1,
+                    "mapping " + hex(m.vm_start) + ": kex reported " + std::to_string(m.mapped) +
+                        " pages mapped, " + std::to_string(m.lives) + " page lives seen");
+    }
+
+    if (!all) {
+        r.tgids.assign(traced.begin(), traced.end());
+        std::sort(r.tgids.begin(), r.tgids.end());
+    }
+    r.losses = losses;
+    r.observable = opts.expected;
+}
+
+// Whatever began and never ended by the end of the trace: rig phases, kex
+// mmap windows, unmaps, inserts and PTE installs whose return never came.
+void Correlator::State::report_unfinished_calls() {
     for (auto& [tgid, open] : open_phases)
         for (uint32_t i : open) {
             Phase& ph = r.phases[i];
@@ -41,21 +77,13 @@ void Correlator::State::finalize() {
                 "do_set_pte of pfn " + hex(pfn) + " (tid " + std::to_string(tid) +
                     ") never returned");
     set_pte_calls.clear();
+}
 
-    for (const auto& [pfn, life] : open_by_pfn)
-        r.pages[life].open_at_end = true;
-    open_by_pfn.clear();
-
-    // Write phases per tgid, for the first-write verdicts.
-    std::unordered_map<uint32_t, std::vector<const Phase*>> writes;
-    for (const Phase& ph : r.phases)
-        if (ph.begin == KEX_PHASE_WRITE_BEGIN)
-            writes[ph.tgid].push_back(&ph);
-
-    pending_faults.clear();
+// A mapping whose mode no kex_mmap_mode said (an older kex, or the event
+// was lost): inferred from the calls it saw.
+void Correlator::State::infer_mapping_modes() {
     for (Mapping& m : r.mappings)
         if (m.mode == MapMode::unknown) {
-            // an older kex (no kex_mmap_mode), or the event was lost
             m.mode_inferred = true;
             m.mode = m.batch_calls || m.vm_insert_pages    ? MapMode::batch
                      : m.remap_pfn_calls                   ? MapMode::pfn
@@ -63,25 +91,6 @@ void Correlator::State::finalize() {
                      : m.done_ts && m.ret == 0 && m.mapped ? MapMode::insert
                                                            : MapMode::unknown;
         }
-
-    for (uint32_t i = 0; i < r.pages.size(); ++i)
-        finish_life(i, writes);
-
-    for (std::size_t i = 0; i < r.mappings.size(); ++i) {
-        const Mapping& m = r.mappings[i];
-        // mode fault maps nothing at mmap: its pages come with the touches
-        if (m.done_ts && m.ret == 0 && m.lives != m.mapped && m.mode != MapMode::fault)
-            anomaly(m.done_ts, -1,
-                    "mapping " + hex(m.vm_start) + ": kex reported " + std::to_string(m.mapped) +
-                        " pages mapped, " + std::to_string(m.lives) + " page lives seen");
-    }
-
-    if (!all) {
-        r.tgids.assign(traced.begin(), traced.end());
-        std::sort(r.tgids.begin(), r.tgids.end());
-    }
-    r.losses = losses;
-    r.observable = opts.expected;
 }
 
 // A life's steps in time order, its allocation time, policy and mode, and

@@ -228,6 +228,60 @@ std::string jsonl_event_line(const Event& ev) {
     return s;
 }
 
+namespace {
+
+// "stack": an array of hex strings.
+void parse_stack(Fields& f, std::vector<uint64_t>& stack) {
+    const json* st = f.get("stack");
+    if (!st)
+        return;
+    if (!st->is_array()) {
+        f.fail("\"stack\" is not an array");
+        return;
+    }
+    stack.reserve(st->size());
+    for (const json& a : *st) {
+        auto h = parse_hex(a);
+        if (!h) {
+            f.fail("a stack frame is not a hex string: " + a.dump());
+            return;
+        }
+        stack.push_back(*h);
+    }
+}
+
+// "vma": a driver VMA record's struct kex_vma_info.
+std::shared_ptr<VmaInfo> parse_vma(const json& vj, Fields& f) {
+    if (!vj.is_object()) {
+        f.fail("\"vma\" is not an object");
+        return nullptr;
+    }
+    Fields g(vj);
+    auto v = std::make_shared<VmaInfo>();
+    v->vma = g.hex("vma");
+    v->f_op = g.hex("f_op");
+    v->mmap = g.hex("mmap");
+    v->vm_ops = g.hex("vm_ops");
+    v->fault = vj.contains("fault") ? g.hex("fault") : 0; // not in older captures
+    v->ino = g.integer<uint64_t>("ino");
+    v->magic = g.integer<uint32_t>("magic");
+    v->rdev = g.integer<uint32_t>("rdev");
+    v->flags = g.integer<uint32_t>("flags");
+    const json* n = g.get("name");
+    if (n && n->is_array() && n->size() <= KEX_NAME_PARTS &&
+        std::all_of(n->begin(), n->end(), [](const json& x) { return x.is_string(); }))
+        v->name = n->get<std::vector<std::string>>();
+    else
+        g.fail("\"vma\".\"name\" is not an array of at most " + std::to_string(KEX_NAME_PARTS) +
+               " strings");
+    if (g.ok())
+        return v;
+    f.fail("vma: " + g.error());
+    return nullptr;
+}
+
+} // namespace
+
 std::optional<Event> parse_jsonl_event(std::string_view line, std::string* why) {
     auto j = parse_object(line, why);
     if (!j)
@@ -253,49 +307,9 @@ std::optional<Event> parse_jsonl_event(std::string_view line, std::string* why) 
     ev.refcount = f.integer_or_null<int32_t>("refcount", kNoCount);
     ev.mapcount = f.integer_or_null<int32_t>("mapcount", kNoCount);
     ev.probe = f.integer<uint32_t>("probe");
-    if (const json* st = f.get("stack")) {
-        if (!st->is_array()) {
-            f.fail("\"stack\" is not an array");
-        } else {
-            ev.stack.reserve(st->size());
-            for (const json& a : *st) {
-                auto h = parse_hex(a);
-                if (!h) {
-                    f.fail("a stack frame is not a hex string: " + a.dump());
-                    break;
-                }
-                ev.stack.push_back(*h);
-            }
-        }
-    }
-    if (const json* vj = j->contains("vma") ? f.get("vma") : nullptr; vj && f.ok()) {
-        if (!vj->is_object()) {
-            f.fail("\"vma\" is not an object");
-        } else {
-            Fields g(*vj);
-            auto v = std::make_shared<VmaInfo>();
-            v->vma = g.hex("vma");
-            v->f_op = g.hex("f_op");
-            v->mmap = g.hex("mmap");
-            v->vm_ops = g.hex("vm_ops");
-            v->fault = vj->contains("fault") ? g.hex("fault") : 0; // not in older captures
-            v->ino = g.integer<uint64_t>("ino");
-            v->magic = g.integer<uint32_t>("magic");
-            v->rdev = g.integer<uint32_t>("rdev");
-            v->flags = g.integer<uint32_t>("flags");
-            const json* n = g.get("name");
-            if (n && n->is_array() && n->size() <= KEX_NAME_PARTS &&
-                std::all_of(n->begin(), n->end(), [](const json& x) { return x.is_string(); }))
-                v->name = n->get<std::vector<std::string>>();
-            else
-                g.fail("\"vma\".\"name\" is not an array of at most " +
-                       std::to_string(KEX_NAME_PARTS) + " strings");
-            if (g.ok())
-                ev.vma = std::move(v);
-            else
-                f.fail("vma: " + g.error());
-        }
-    }
+    parse_stack(f, ev.stack);
+    if (const json* vj = j->contains("vma") ? f.get("vma") : nullptr; vj && f.ok())
+        ev.vma = parse_vma(*vj, f);
     if (!f.ok()) {
         if (why)
             *why = f.error();
@@ -328,6 +342,81 @@ std::string jsonl_header_line(const JsonlHeader& h) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+namespace {
+
+// The header's parts; json exceptions (a field of the wrong type) go to the
+// caller, a value it cannot take comes back as the reason.
+void parse_header_probes(const json& j, JsonlHeader& h) {
+    for (const json& p : j.value("probes", json::array())) {
+        ProbeStatus s;
+        s.step = p.at("step").get<std::string>();
+        s.wanted = p.at("wanted").get<std::string>();
+        s.resolved = p.at("resolved").get<std::string>();
+        s.attached = p.at("attached").get<bool>();
+        s.reason = p.at("reason").get<std::string>();
+        s.mechanism = p.value("mechanism", std::string());
+        s.nmissed = p.at("nmissed").get<uint64_t>();
+        h.run.probes.push_back(std::move(s));
+    }
+    h.probe_names = j.value("probe_names", std::vector<std::string>{});
+}
+
+std::optional<std::string> parse_header_correlator(const json& j, CorrelatorOptions& co) {
+    const json corr = j.value("correlator", json::object());
+    co.roots = corr.value("roots", std::vector<uint32_t>{});
+    co.reorder_window_ns = corr.value("reorder_window_ns", co.reorder_window_ns);
+    co.alloc_attach_ns = corr.value("alloc_attach_ns", co.alloc_attach_ns);
+    co.max_anomalies = corr.value("max_anomalies", co.max_anomalies);
+    if (!corr.contains("expected"))
+        return std::nullopt;
+    co.expected = 0;
+    for (const std::string& tok : corr.at("expected").get<std::vector<std::string>>()) {
+        uint16_t bit = 0;
+        for (uint16_t b = 0; b < kMilestoneBits && !bit; ++b)
+            if (detail::milestone_tokens(static_cast<uint16_t>(1u << b)).front() == tok)
+                bit = static_cast<uint16_t>(1u << b);
+        if (!bit)
+            return "unknown milestone \"" + tok + "\" in \"expected\"";
+        co.expected |= bit;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> parse_header_losses(const json& j, Losses& l) {
+    const json losses = j.value("losses", json::object());
+    const json per_type = losses.value("per_type", json::object());
+    for (const auto& [name, n] : per_type.items()) {
+        auto t = event_type_from_name(name);
+        if (!t)
+            return "unknown event type \"" + name + "\" in losses";
+        l.per_type[*t] = n.get<uint64_t>();
+    }
+    const json map_full = losses.value("map_full", json::object());
+    for (const auto& [name, n] : map_full.items()) {
+        auto m = track_slot_from_name(name);
+        if (!m || *m == KEX_TRACK_PFN_UNKNOWN)
+            return "unknown map \"" + name + "\" in losses.map_full";
+        l.map_full[*m] = n.get<uint64_t>();
+    }
+    l.map_full[KEX_TRACK_PFN_UNKNOWN] = losses.value("pfn_unknown", uint64_t{0});
+    l.ring = losses.value("ring", uint64_t{0});
+    l.decode_errors = losses.value("decode_errors", uint64_t{0});
+    return std::nullopt;
+}
+
+std::optional<std::string> parse_header_symbols(const json& j, JsonlHeader& h) {
+    const json symbols = j.value("symbols", json::object());
+    for (const auto& [addr, sym] : symbols.items()) {
+        auto a = parse_hex(json(addr));
+        if (!a)
+            return "symbol address \"" + addr + "\" is not a hex string";
+        h.symbols[*a] = sym.get<std::string>();
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 std::optional<JsonlHeader> parse_jsonl_header(std::string_view line, std::string* why) {
     auto j = parse_object(line, why);
     if (!j)
@@ -349,61 +438,11 @@ std::optional<JsonlHeader> parse_jsonl_header(std::string_view line, std::string
     h.run.set_pte_observed = f.string("set_pte_observed", false);
     h.events = f.integer<uint64_t>("events");
     try {
-        for (const json& p : j->value("probes", json::array())) {
-            ProbeStatus s;
-            s.step = p.at("step").get<std::string>();
-            s.wanted = p.at("wanted").get<std::string>();
-            s.resolved = p.at("resolved").get<std::string>();
-            s.attached = p.at("attached").get<bool>();
-            s.reason = p.at("reason").get<std::string>();
-            s.mechanism = p.value("mechanism", std::string());
-            s.nmissed = p.at("nmissed").get<uint64_t>();
-            h.run.probes.push_back(std::move(s));
-        }
-        h.probe_names = j->value("probe_names", std::vector<std::string>{});
-        const json corr = j->value("correlator", json::object());
-        CorrelatorOptions& co = h.correlator;
-        co.roots = corr.value("roots", std::vector<uint32_t>{});
-        co.reorder_window_ns = corr.value("reorder_window_ns", co.reorder_window_ns);
-        co.alloc_attach_ns = corr.value("alloc_attach_ns", co.alloc_attach_ns);
-        co.max_anomalies = corr.value("max_anomalies", co.max_anomalies);
-        if (corr.contains("expected")) {
-            co.expected = 0;
-            for (const std::string& tok : corr.at("expected").get<std::vector<std::string>>()) {
-                uint16_t bit = 0;
-                for (uint16_t b = 0; b < kMilestoneBits && !bit; ++b)
-                    if (detail::milestone_tokens(static_cast<uint16_t>(1u << b)).front() == tok)
-                        bit = static_cast<uint16_t>(1u << b);
-                if (!bit)
-                    return fail("unknown milestone \"" + tok + "\" in \"expected\"");
-                co.expected |= bit;
-            }
-        }
-        const json losses = j->value("losses", json::object());
-        const json per_type = losses.value("per_type", json::object());
-        for (const auto& [name, n] : per_type.items()) {
-            auto t = event_type_from_name(name);
-            if (!t)
-                return fail("unknown event type \"" + name + "\" in losses");
-            h.losses.per_type[*t] = n.get<uint64_t>();
-        }
-        const json map_full = losses.value("map_full", json::object());
-        for (const auto& [name, n] : map_full.items()) {
-            auto m = track_slot_from_name(name);
-            if (!m || *m == KEX_TRACK_PFN_UNKNOWN)
-                return fail("unknown map \"" + name + "\" in losses.map_full");
-            h.losses.map_full[*m] = n.get<uint64_t>();
-        }
-        h.losses.map_full[KEX_TRACK_PFN_UNKNOWN] = losses.value("pfn_unknown", uint64_t{0});
-        h.losses.ring = losses.value("ring", uint64_t{0});
-        h.losses.decode_errors = losses.value("decode_errors", uint64_t{0});
-        const json symbols = j->value("symbols", json::object());
-        for (const auto& [addr, sym] : symbols.items()) {
-            auto a = parse_hex(json(addr));
-            if (!a)
-                return fail("symbol address \"" + addr + "\" is not a hex string");
-            h.symbols[*a] = sym.get<std::string>();
-        }
+        parse_header_probes(*j, h);
+        for (auto err : {parse_header_correlator(*j, h.correlator),
+                         parse_header_losses(*j, h.losses), parse_header_symbols(*j, h)})
+            if (err)
+                return fail(*err);
     } catch (const json::exception& e) {
         return fail(std::string("malformed header field: ") + e.what());
     }

@@ -151,10 +151,8 @@ nlohmann::json frames_json(const Report& r, uint32_t stack_id, const Symbolizer&
     return f;
 }
 
-} // namespace
-
-void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
-                       const Symbolizer& symbolize, const TextOptions& opts) {
+// The head: the verdicts counted, who holds pages, what the trace may have missed.
+void write_leak_summary(const LeakReport& l, std::ostream& out) {
     std::string counts;
     for (std::size_t v = 0; v < kVerdicts; ++v) {
         const auto verdict = static_cast<Verdict>(v);
@@ -178,10 +176,11 @@ void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
     if (l.orphans)
         out << fmt::format("  {} page events had no page life: the trace may have missed pages\n",
                            l.orphans);
-    if (l.pages.empty())
-        return;
+}
 
-    // The table: every page when few (or --full), else the ones not freed.
+// The table: every page when few (or --full), else the ones not freed.
+void write_verdict_table(const LeakReport& l, const Report& r, std::ostream& out,
+                         const TextOptions& opts) {
     const bool all_rows = opts.full || l.pages.size() <= opts.compact_threshold;
     out << "  " << rcell("index", 5) << ' ' << cell("pfn", 9) << ' ' << cell("verdict", 20) << ' '
         << rcell("ref", 3) << ' ' << rcell("map", 3) << "  last event\n";
@@ -207,8 +206,11 @@ void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
     }
     if (hidden)
         out << fmt::format("  ({} freed pages not listed: --full)\n", hidden);
+}
 
-    // The findings: bugs, grouped by identical ledgers.
+// The findings: bugs, grouped by identical ledgers.
+void write_findings(const LeakReport& l, const Report& r, std::ostream& out,
+                    const Symbolizer& symbolize, const TextOptions& opts) {
     std::vector<std::string> order;
     std::map<std::string, std::vector<uint32_t>> groups;
     for (uint32_t i = 0; i < l.pages.size(); ++i) {
@@ -231,6 +233,17 @@ void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
         render_group(r, l, groups[k], symbolize, opts, out);
         ++shown;
     }
+}
+
+} // namespace
+
+void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
+                       const Symbolizer& symbolize, const TextOptions& opts) {
+    write_leak_summary(l, out);
+    if (l.pages.empty())
+        return;
+    write_verdict_table(l, r, out, opts);
+    write_findings(l, r, out, symbolize, opts);
 }
 
 nlohmann::json leaks_json(const LeakReport& l, const Report& r, const Symbolizer& symbolize) {
