@@ -65,6 +65,20 @@ TEST(TracerLeakContext, ProcessAlive) {
     EXPECT_FALSE(process_alive(300, f.proc()));
 }
 
+TEST(TracerLeakContext, AStatThatCannotBeReadIsNotAliveAndThrowsNothing) {
+    // A process that exits between the /proc scan and the read of its stat
+    // makes read() fail (ESRCH): torture_6.1 saw kextrace --leaks --all
+    // abort on an uncaught std::ios_base::failure there. A directory in
+    // place of the stat file fails the same read (EISDIR).
+    FakeRoot f;
+    fs::create_directories(f.dir / "proc/400/stat");
+    f.stat(100, 'S');
+    f.refcnt("0");
+    EXPECT_FALSE(process_alive(400, f.proc()));
+    LeakOptions o = machine_state("kex", std::chrono::milliseconds(0), f.sys(), f.proc());
+    EXPECT_EQ(o.alive, (std::vector<uint32_t>{100}));
+}
+
 TEST(TracerLeakContext, DeviceClosedAndAliveOwners) {
     const Report r = two_owners();
     FakeRoot f;

@@ -1,6 +1,7 @@
 // ksyms.cpp - see ksyms.h.
 #include "ksyms.h"
 #include "lines.h"
+#include "text_file.h"
 
 #include <algorithm>
 #include <cctype>
@@ -73,12 +74,10 @@ CloneName split_clone_name(std::string_view name) {
 }
 
 Result<Ksyms> Ksyms::load(const std::string& path) {
-    std::ifstream in(path);
-    if (!in)
+    auto text = read_text_file(path);
+    if (!text)
         return Error{fmt::format("cannot read {}: {}", path, std::strerror(errno))};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    Ksyms k = parse(ss.str());
+    Ksyms k = parse(*text);
     if (k.size() == 0)
         return Error{fmt::format("{}: no text symbols", path)};
     return k;

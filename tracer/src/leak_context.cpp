@@ -1,5 +1,7 @@
 // leak_context.cpp - see leak_context.h.
 #include "leak_context.h"
+#include "lines.h"
+#include "text_file.h"
 
 #include <kextrace/owner.h>
 
@@ -28,8 +30,9 @@ std::optional<long> module_refcount(const std::string& name, const std::string& 
 }
 
 bool process_alive(int pid, const std::string& proc) {
-    std::ifstream in(proc + "/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // gone since the scan (ESRCH), or never there: not running
+    const std::string stat =
+        read_text_file(proc + "/" + std::to_string(pid) + "/stat").value_or("");
     // "pid (comm) S ...": comm may hold spaces and ')'
     const auto rp = stat.rfind(')');
     if (rp == std::string::npos || rp + 2 >= stat.size())
@@ -106,10 +109,9 @@ DriverFiles driver_files(const std::string& proc) {
     std::sort(f.open_inodes.begin(), f.open_inodes.end());
     f.open_inodes.erase(std::unique(f.open_inodes.begin(), f.open_inodes.end()),
                         f.open_inodes.end());
-    std::ifstream mods(proc + "/modules");
-    for (std::string line; std::getline(mods, line);)
-        if (auto sp = line.find(' '); sp != std::string::npos && sp)
-            f.modules.push_back(line.substr(0, sp));
+    for (std::string_view line : Lines(read_text_file(proc + "/modules").value_or("")))
+        if (auto sp = line.find(' '); sp != std::string_view::npos && sp)
+            f.modules.emplace_back(line.substr(0, sp));
     std::sort(f.modules.begin(), f.modules.end());
     return f;
 }

@@ -15,6 +15,7 @@
 #include "report_command.h"
 #include "run_stats.h"
 #include "session.h"
+#include "text_file.h"
 #include "trace_files.h"
 
 #include <kextrace/core.h>
@@ -276,8 +277,7 @@ class Intake {
 DriverFilter driver_filter(const Options& opt, const Ksyms& ksyms) {
     if (opt.drivers.empty() && opt.files.empty())
         return {};
-    std::ifstream in("/proc/modules");
-    const std::string modules{std::istreambuf_iterator<char>(in), {}};
+    const std::string modules = read_text_file("/proc/modules").value_or("");
     auto f = make_driver_filter(opt.drivers, opt.files, ksyms, modules);
     if (!f)
         throw FatalError(f.error().message, 2);
@@ -542,5 +542,11 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         fmt::print(stderr, "kextrace: error: {}\n", e.what());
         return e.status();
+    } catch (const std::exception& e) {
+        // a bug of ours: caught so that the stack unwinds and every probe,
+        // tracefs kprobe and child is released on the way out
+        std::fflush(stdout);
+        fmt::print(stderr, "kextrace: internal error (a bug, please report it): {}\n", e.what());
+        return 70; // EX_SOFTWARE
     }
 }

@@ -14,15 +14,6 @@
 
 namespace kextrace {
 
-std::optional<std::string> read_text_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in)
-        return std::nullopt;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 namespace {
 
 bool is_dir(const std::string& p) {

@@ -5,6 +5,8 @@
 // tests can point it at fixture trees.
 #pragma once
 
+#include "text_file.h"
+
 #include "error.h"
 
 #include <cstdint>
@@ -53,8 +55,5 @@ class Tracefs {
   private:
     std::string root_;
 };
-
-// Reads a whole (small) file; nullopt if it cannot be opened.
-std::optional<std::string> read_text_file(const std::string& path);
 
 } // namespace kextrace
