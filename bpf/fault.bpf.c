@@ -65,18 +65,8 @@ static __always_inline int set_pte_entry(void *ctx, bool tramp)
 	return 0;
 }
 
-SEC("kprobe/do_set_pte")
-int kprobe__set_pte(struct pt_regs *ctx)
-{
-	return set_pte_entry(ctx, false);
-}
-
-/* with fexit__set_pte: one trampoline on the function (kextrace.bpf.h) */
-SEC("fentry/do_set_pte")
-int fentry__set_pte(void *ctx)
-{
-	return set_pte_entry(ctx, true);
-}
+/* with the fexit: one trampoline on the function (kextrace.bpf.h) */
+KEX_ENTRY_PROGRAMS(do_set_pte, set_pte, set_pte_entry)
 
 static __always_inline void set_pte_return(struct pte_call *call)
 {

@@ -90,18 +90,8 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 	return 0;
 }
 
-SEC("kprobe/insert_page_into_pte_locked")
-int kprobe__insert_page(struct pt_regs *ctx)
-{
-	return insert_entry(ctx, false);
-}
-
-/* with fexit__insert_page: one trampoline on the function (kextrace.bpf.h) */
-SEC("fentry/insert_page_into_pte_locked")
-int fentry__insert_page(void *ctx)
-{
-	return insert_entry(ctx, true);
-}
+/* with the fexit: one trampoline on the function (kextrace.bpf.h) */
+KEX_ENTRY_PROGRAMS(insert_page_into_pte_locked, insert_page, insert_entry)
 
 /*
  * vm_insert_page(vma, addr, page) of a driver page into a traced process:

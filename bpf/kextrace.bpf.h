@@ -476,6 +476,23 @@ static __always_inline __u64 entry_arg(void *ctx, bool tramp, __u8 n)
 	return v;
 }
 
+/*
+ * The two entry programs of one body: SEC("kprobe/fn") kprobe__name and
+ * SEC("fentry/fn") fentry__name, each calling body(ctx, tramp). The loader
+ * loads the one the plan chose and points an fentry at the real function.
+ */
+#define KEX_ENTRY_PROGRAMS(fn, name, body)				\
+	SEC("kprobe/" #fn)						\
+	int kprobe__##name(struct pt_regs *ctx)				\
+	{								\
+		return body(ctx, false);				\
+	}								\
+	SEC("fentry/" #fn)						\
+	int fentry__##name(void *ctx)					\
+	{								\
+		return body(ctx, true);					\
+	}
+
 static __always_inline struct kex_page_info *kex_page(__u64 page)
 {
 	return bpf_map_lookup_elem(&pages, &page);

@@ -126,18 +126,8 @@ static __always_inline int remap_pfn_entry(void *ctx, bool tramp)
 	return 0;
 }
 
-SEC("kprobe/remap_pfn_range")
-int kprobe__remap_pfn(struct pt_regs *ctx)
-{
-	return remap_pfn_entry(ctx, false);
-}
-
-/* with fexit__remap_pfn: one trampoline on the function (kextrace.bpf.h) */
-SEC("fentry/remap_pfn_range")
-int fentry__remap_pfn(void *ctx)
-{
-	return remap_pfn_entry(ctx, true);
-}
+/* with the fexit: one trampoline on the function (kextrace.bpf.h) */
+KEX_ENTRY_PROGRAMS(remap_pfn_range, remap_pfn, remap_pfn_entry)
 
 static __always_inline void remap_return(__u64 page, __u64 pfn, __u64 addr,
 					 long ret)

@@ -65,18 +65,8 @@ static __always_inline int unmap_entry(void *ctx, bool tramp)
 	return 0;
 }
 
-SEC("kprobe/unmap_region")
-int kprobe__unmap(struct pt_regs *ctx)
-{
-	return unmap_entry(ctx, false);
-}
-
-/* with fexit__unmap: one trampoline on the function (kextrace.bpf.h) */
-SEC("fentry/unmap_region")
-int fentry__unmap(void *ctx)
-{
-	return unmap_entry(ctx, true);
-}
+/* with the fexit: one trampoline on the function (kextrace.bpf.h) */
+KEX_ENTRY_PROGRAMS(unmap_region, unmap, unmap_entry)
 
 SEC("kretprobe/unmap_region")
 int kretprobe__unmap(struct pt_regs *ctx)
@@ -112,7 +102,7 @@ int fexit__unmap(void *ctx)
 	return 0;
 }
 
-static __always_inline int exit_mmap_entry(void)
+static __always_inline int exit_mmap_entry(void *ctx, bool tramp)
 {
 	__u32 tid = current_tid();
 	struct kex_event *e;
@@ -129,18 +119,8 @@ static __always_inline int exit_mmap_entry(void)
 	return 0;
 }
 
-SEC("kprobe/exit_mmap")
-int kprobe__exit_mmap(struct pt_regs *ctx)
-{
-	return exit_mmap_entry();
-}
-
-/* with fexit__exit_mmap: one trampoline on the function (kextrace.bpf.h) */
-SEC("fentry/exit_mmap")
-int fentry__exit_mmap(void *ctx)
-{
-	return exit_mmap_entry();
-}
+/* with the fexit: one trampoline on the function (kextrace.bpf.h) */
+KEX_ENTRY_PROGRAMS(exit_mmap, exit_mmap, exit_mmap_entry)
 
 SEC("kretprobe/exit_mmap")
 int kretprobe__exit_mmap(struct pt_regs *ctx)
