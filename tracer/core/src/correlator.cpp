@@ -135,69 +135,16 @@ void Correlator::State::count_in_phases(const Rec& ev) {
     }
 }
 
+// Page events belong to a page life whoever runs them (a free in another
+// process, a zap at exit); everything else counts only from a traced process.
 bool Correlator::State::dispatch(Rec& ev, bool traced_pid) {
     switch (ev.type) {
-    case KEX_EV_RIG_PHASE:
-        if (traced_pid)
-            on_phase(ev);
-        return traced_pid;
-    case KEX_EV_PROC_FORK:
-        if (traced_pid && !all)
-            traced.insert(static_cast<uint32_t>(ev.arg0));
-        return traced_pid;
-    case KEX_EV_USER_FAULT:
-        if (traced_pid)
-            on_user_fault(ev);
-        return traced_pid;
-    case KEX_EV_KEX_MMAP:
-        if (traced_pid)
-            on_kex_mmap(ev);
-        return traced_pid;
-    case KEX_EV_KEX_MMAP_DONE:
-        if (traced_pid)
-            on_kex_mmap_done(ev);
-        return traced_pid;
-    case KEX_EV_KEX_VMA_CLOSE:
-        if (traced_pid)
-            on_vma_close(ev);
-        return traced_pid;
-    case KEX_EV_KEX_MMAP_MODE:
-    case KEX_EV_KEX_BATCH:
-    case KEX_EV_VM_INSERT_PAGES:
-        if (traced_pid)
-            on_mapping_event(ev);
-        return traced_pid;
     case KEX_EV_KEX_FAULT:
         if (ev.pfn == kNoPfn) // the fault failed: no page to follow
             return traced_pid;
         return on_page_event(ev, traced_pid);
     case KEX_EV_REMAP_PFN:
     case KEX_EV_REMAP_PFN_RET:
-        return on_page_event(ev, traced_pid);
-    case KEX_EV_KEX_PAGE_ALLOC:
-        if (traced_pid)
-            on_kex_alloc(ev);
-        return traced_pid;
-    case KEX_EV_DRIVER_VMA:
-        return traced_pid && on_driver_vma(ev);
-    case KEX_EV_DRIVER_PAGE:
-        return traced_pid && on_driver_page(ev);
-    case KEX_EV_DRIVER_PFNMAP:
-    case KEX_EV_DRIVER_PFNMAP_RET:
-        return traced_pid && on_driver_pfnmap(ev);
-    case KEX_EV_PAGE_ALLOC:
-        if (traced_pid)
-            on_kmem_alloc(ev);
-        return traced_pid;
-    case KEX_EV_UNMAP_REGION:
-    case KEX_EV_EXIT_MMAP:
-        if (traced_pid)
-            unmap_windows[ev.tid] = {
-                ev.type == KEX_EV_EXIT_MMAP ? ZapContext::exit : ZapContext::munmap, ev.pid};
-        return traced_pid;
-    case KEX_EV_UNMAP_REGION_RET:
-    case KEX_EV_EXIT_MMAP_RET:
-        return unmap_windows.erase(ev.tid) > 0 || traced_pid;
     case KEX_EV_INSERT:
     case KEX_EV_INSERT_RET:
     case KEX_EV_RMAP_ADD:
@@ -210,8 +157,62 @@ bool Correlator::State::dispatch(Rec& ev, bool traced_pid) {
     case KEX_EV_RMAP_REMOVE:
     case KEX_EV_SET_DIRTY:
         return on_page_event(ev, traced_pid);
+    case KEX_EV_UNMAP_REGION_RET:
+    case KEX_EV_EXIT_MMAP_RET:
+        return unmap_windows.erase(ev.tid) > 0 || traced_pid;
+    default:
+        return traced_pid && on_traced_event(ev);
+    }
+}
+
+// An event of a traced process that is not about one page: phases, the
+// process tree, mappings, driver VMAs, allocations, unmap windows.
+bool Correlator::State::on_traced_event(Rec& ev) {
+    switch (ev.type) {
+    case KEX_EV_RIG_PHASE:
+        on_phase(ev);
+        return true;
+    case KEX_EV_PROC_FORK:
+        if (!all)
+            traced.insert(static_cast<uint32_t>(ev.arg0));
+        return true;
+    case KEX_EV_USER_FAULT:
+        on_user_fault(ev);
+        return true;
+    case KEX_EV_KEX_MMAP:
+        on_kex_mmap(ev);
+        return true;
+    case KEX_EV_KEX_MMAP_DONE:
+        on_kex_mmap_done(ev);
+        return true;
+    case KEX_EV_KEX_VMA_CLOSE:
+        on_vma_close(ev);
+        return true;
+    case KEX_EV_KEX_MMAP_MODE:
+    case KEX_EV_KEX_BATCH:
+    case KEX_EV_VM_INSERT_PAGES:
+        on_mapping_event(ev);
+        return true;
+    case KEX_EV_KEX_PAGE_ALLOC:
+        on_kex_alloc(ev);
+        return true;
+    case KEX_EV_DRIVER_VMA:
+        return on_driver_vma(ev);
+    case KEX_EV_DRIVER_PAGE:
+        return on_driver_page(ev);
+    case KEX_EV_DRIVER_PFNMAP:
+    case KEX_EV_DRIVER_PFNMAP_RET:
+        return on_driver_pfnmap(ev);
+    case KEX_EV_PAGE_ALLOC:
+        on_kmem_alloc(ev);
+        return true;
+    case KEX_EV_UNMAP_REGION:
+    case KEX_EV_EXIT_MMAP:
+        unmap_windows[ev.tid] = {
+            ev.type == KEX_EV_EXIT_MMAP ? ZapContext::exit : ZapContext::munmap, ev.pid};
+        return true;
     default: // syscalls, exits, vma_open, release: counted only
-        return traced_pid;
+        return true;
     }
 }
 

@@ -283,6 +283,7 @@ struct Correlator::State {
 
     // Returns false when the event is filtered out (not ours).
     bool dispatch(Rec& ev, bool traced_pid);
+    bool on_traced_event(Rec& ev);
 
     // --- phases, mappings, faults -----------------------------------------
 
@@ -329,6 +330,8 @@ struct Correlator::State {
 
     static bool can_open_life(uint32_t type);
 
+    uint64_t page_event_pfn(const Rec& ev);
+    uint32_t open_life_from_pending(uint64_t pfn, const Rec& ev);
     bool on_page_event(Rec& ev, bool traced_pid);
 
     void check_pte(uint32_t life, uint64_t ts, uint64_t pte);

@@ -296,7 +296,9 @@ bool Correlator::State::can_open_life(uint32_t type) {
            type == KEX_EV_DO_SET_PTE || type == KEX_EV_KEX_PAGE_INSERT;
 }
 
-bool Correlator::State::on_page_event(Rec& ev, bool traced_pid) {
+// The pfn of a page event; for a return, its entry's when the return could
+// not tell, and the entry's call is over either way.
+uint64_t Correlator::State::page_event_pfn(const Rec& ev) {
     uint64_t pfn = ev.pfn;
     if (ev.type == KEX_EV_INSERT_RET || ev.type == KEX_EV_DO_SET_PTE_RET) {
         auto& calls = ev.type == KEX_EV_INSERT_RET ? insert_calls : set_pte_calls;
@@ -306,6 +308,32 @@ bool Correlator::State::on_page_event(Rec& ev, bool traced_pid) {
             calls.erase(it);
         }
     }
+    return pfn;
+}
+
+// kex_page_alloc lost: the allocator's event (pending in a kex window)
+// opens the life, and the anomaly says so.
+uint32_t Correlator::State::open_life_from_pending(uint64_t pfn, const Rec& ev) {
+    const PendingAlloc pa = pending[pfn];
+    pending.erase(pfn);
+    const auto l = open_life(pfn, ev.pid, pa.tid);
+    Step s;
+    s.ts = pa.ts;
+    s.value = pa.order;
+    s.refcount = pa.refcount;
+    s.mapcount = pa.mapcount;
+    s.kind = StepKind::kmem_alloc;
+    r.pages[l].steps.push_back(s);
+    r.pages[l].seen |= kMsKmemAlloc;
+    r.pages[l].alloc_ts = pa.ts;
+    anomaly(ev.ts, static_cast<int32_t>(l),
+            page_name(l) + ": " + std::string(event_type_name(ev.type)) +
+                " without kex_page_alloc (life opened from mm_page_alloc)");
+    return l;
+}
+
+bool Correlator::State::on_page_event(Rec& ev, bool traced_pid) {
+    const uint64_t pfn = page_event_pfn(ev);
     uint8_t flags = 0;
     int64_t life = -1;
     if (auto it = open_by_pfn.find(pfn); it != open_by_pfn.end())
@@ -331,23 +359,7 @@ bool Correlator::State::on_page_event(Rec& ev, bool traced_pid) {
             other_pages[pfn] = true;
             return true;
         } else if (pending.contains(pfn) && can_open_life(ev.type)) {
-            // kex_page_alloc lost: the allocator's event opens the life.
-            const PendingAlloc pa = pending[pfn];
-            pending.erase(pfn);
-            const auto l = open_life(pfn, ev.pid, pa.tid);
-            Step s;
-            s.ts = pa.ts;
-            s.value = pa.order;
-            s.refcount = pa.refcount;
-            s.mapcount = pa.mapcount;
-            s.kind = StepKind::kmem_alloc;
-            r.pages[l].steps.push_back(s);
-            r.pages[l].seen |= kMsKmemAlloc;
-            r.pages[l].alloc_ts = pa.ts;
-            anomaly(ev.ts, static_cast<int32_t>(l),
-                    page_name(l) + ": " + std::string(event_type_name(ev.type)) +
-                        " without kex_page_alloc (life opened from mm_page_alloc)");
-            life = l;
+            life = open_life_from_pending(pfn, ev);
         } else if (other != other_pages.end()) {
             if (ev.type == KEX_EV_PAGE_FREE && !other->second) {
                 ++r.other_frees;
