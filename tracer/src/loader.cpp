@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 namespace kextrace {
@@ -124,27 +125,57 @@ Status Loader::load() {
     return Ok{};
 }
 
+// A kprobe or kretprobe: through tracefs's kprobe_events (its misses are
+// counted there) or libbpf's perf kprobe PMU. nullptr with errno set.
+Result<bpf_link*> Loader::attach_kprobe(uint32_t id, bpf_program* prog, const std::string& target,
+                                        bool ret) {
+    if (opts_.kprobe_mode == KprobeMode::tracefs && opts_.tracefs) {
+        std::string event = fmt::format("kextrace_{}_{}", ::getpid(), probe_spec(id).short_name);
+        auto l = attach_tracefs_kprobe(prog, *opts_.tracefs, event, target, ret, kprobes_);
+        if (l)
+            results_[id].kprobe_event = event;
+        return l;
+    }
+    LIBBPF_OPTS(bpf_kprobe_opts, kopts, .retprobe = ret);
+    return bpf_program__attach_kprobe_opts(prog, target.c_str(), &kopts);
+}
+
+// The rig's USDT phase markers in binary: every one that attaches counts;
+// none is an error, some missing a note.
+Status Loader::attach_usdt(uint32_t id, bpf_program* prog, const std::string& binary) {
+    std::vector<std::string> failed;
+    for (const UsdtProbe& p : rig_usdt_probes()) {
+        LIBBPF_OPTS(bpf_usdt_opts, uopts, .usdt_cookie = p.phase);
+        bpf_link* l = bpf_program__attach_usdt(prog, -1, binary.c_str(), "kex_rig", p.name, &uopts);
+        if (!l) {
+            failed.push_back(fmt::format("{} ({})", p.name, errstr(errno)));
+            continue;
+        }
+        links_.emplace_back(l);
+        results_[id].usdt_attached++;
+    }
+    if (results_[id].usdt_attached == 0)
+        return Error{fmt::format("no kex_rig probe in {}: {}", binary,
+                                 failed.empty() ? "" : failed.front())};
+    if (!failed.empty())
+        results_[id].error = fmt::format("not attached: {}", fmt::join(failed, " "));
+    return Ok{};
+}
+
 Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
     const ProbeSpec& spec = probe_spec(id);
-    bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, spec.prog);
+    const ProbeKind kind = plan.kind[id];
+    bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, probe_program(spec, kind));
     const std::string& target = plan.target[id];
     bpf_link* link = nullptr;
 
-    switch (plan.kind[id]) {
+    switch (kind) {
     case ProbeKind::kprobe:
     case ProbeKind::kretprobe: {
-        bool ret = plan.kind[id] == ProbeKind::kretprobe;
-        if (opts_.kprobe_mode == KprobeMode::tracefs && opts_.tracefs) {
-            std::string event = fmt::format("kextrace_{}_{}", ::getpid(), spec.short_name);
-            auto l = attach_tracefs_kprobe(prog, *opts_.tracefs, event, target, ret, kprobes_);
-            if (!l)
-                return l.error();
-            link = *l;
-            results_[id].kprobe_event = event;
-        } else {
-            LIBBPF_OPTS(bpf_kprobe_opts, kopts, .retprobe = ret);
-            link = bpf_program__attach_kprobe_opts(prog, target.c_str(), &kopts);
-        }
+        auto l = attach_kprobe(id, prog, target, kind == ProbeKind::kretprobe);
+        if (!l)
+            return l.error();
+        link = *l;
         break;
     }
     case ProbeKind::tracepoint: {
@@ -154,41 +185,16 @@ Status Loader::attach_one(uint32_t id, const ProbePlan& plan) {
         break;
     }
     case ProbeKind::tp_btf:
-        link = bpf_program__attach(prog);
-        break;
     case ProbeKind::fexit:
     case ProbeKind::fentry:
-        prog = bpf_object__find_program_by_name(skel_->obj, spec.twin_prog);
         link = bpf_program__attach(prog);
         break;
-    case ProbeKind::usdt: {
-        std::vector<std::string> failed;
-        for (const UsdtProbe& p : rig_usdt_probes()) {
-            LIBBPF_OPTS(bpf_usdt_opts, uopts, .usdt_cookie = p.phase);
-            bpf_link* l =
-                bpf_program__attach_usdt(prog, -1, target.c_str(), "kex_rig", p.name, &uopts);
-            if (!l) {
-                failed.push_back(fmt::format("{} ({})", p.name, errstr(errno)));
-                continue;
-            }
-            links_.emplace_back(l);
-            results_[id].usdt_attached++;
-        }
-        if (results_[id].usdt_attached == 0)
-            return Error{fmt::format("no kex_rig probe in {}: {}", target,
-                                     failed.empty() ? "" : failed.front())};
-        if (!failed.empty()) {
-            std::string msg = "not attached:";
-            for (const auto& f : failed)
-                msg += " " + f;
-            results_[id].error = msg;
-        }
-        return Ok{};
-    }
+    case ProbeKind::usdt:
+        return attach_usdt(id, prog, target);
     }
     if (!link)
-        return Error{fmt::format("attach {} to {}: {}", probe_program(spec, plan.kind[id]), target,
-                                 errstr(errno))};
+        return Error{
+            fmt::format("attach {} to {}: {}", probe_program(spec, kind), target, errstr(errno))};
     links_.emplace_back(link);
     return Ok{};
 }

@@ -146,6 +146,9 @@ class Loader {
   private:
     explicit Loader(const LoaderOptions& opts) : opts_(opts) {}
     Status attach_one(uint32_t id, const ProbePlan& plan);
+    Result<bpf_link*> attach_kprobe(uint32_t id, bpf_program* prog, const std::string& target,
+                                    bool ret);
+    Status attach_usdt(uint32_t id, bpf_program* prog, const std::string& binary);
 
     LoaderOptions opts_;
     struct SkelDeleter {
