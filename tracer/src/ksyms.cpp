@@ -7,7 +7,6 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <span>
 #include <sstream>
