@@ -19,6 +19,111 @@ struct {
 	__type(value, __u64);
 } driver_vmas SEC(".maps") __weak;
 
+/*
+ * The allocations of traced processes a driver page may come from (not
+ * under --all: every allocation of the machine), by the block's first pfn,
+ * from mm_page_alloc to mm_page_free (page_alloc.bpf.c): what
+ * KEX_EV_DRIVER_ALLOC sends when one of its pages is adopted.
+ */
+struct driver_alloc {
+	__u64 ts;
+	__u32 tgid;
+	__u32 tid;
+	__u32 cpu;
+	__u32 order;
+	__u32 stack_len;
+	__u32 pad;
+	__u64 stack[KEX_STACK_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KEX_MAX_DRIVER_ALLOCS);
+	__type(key, __u64);
+	__type(value, struct driver_alloc);
+} driver_allocs SEC(".maps") __weak;
+
+#define GFP_MOVABLE_	0x08	/* ___GFP_MOVABLE: user memory, page cache */
+
+/*
+ * mm_page_alloc: remember an allocation that may become a driver's page: by
+ * a traced process, while tracking is armed, not movable (a driver's buffer,
+ * a page table, a slab; not the process's own memory). kex's pages are
+ * claimed by its tracepoints instead (the caller skips its mmap windows).
+ */
+static __always_inline void remember_alloc(struct trace_event_raw_mm_page_alloc *ctx)
+{
+	struct driver_alloc a = {};
+	__u64 pfn = ctx->pfn;
+	long n;
+
+	if (!driver_pages || trace_all || !tracking_armed || pfn == ~0UL ||
+	    (ctx->gfp_flags & GFP_MOVABLE_) || ctx->order > KEX_ALLOC_MAX_ORDER ||
+	    !driver_traced())
+		return;
+	a.ts = bpf_ktime_get_ns();
+	a.tgid = bpf_get_current_pid_tgid() >> 32;
+	a.tid = current_tid();
+	a.cpu = bpf_get_smp_processor_id();
+	a.order = ctx->order;
+	if (capture_stacks) {
+		n = bpf_get_stack(ctx, a.stack, sizeof(a.stack), 0);
+		a.stack_len = n > 0 ? n / sizeof(__u64) : 0;
+	}
+	track_update(&driver_allocs, &pfn, &a, KEX_TRACK_DRIVER_ALLOCS);
+}
+
+/* mm_page_free of a block: its allocation is no longer one to link */
+static __always_inline void forget_alloc(__u64 pfn)
+{
+	if (driver_pages && !trace_all && bpf_map_lookup_elem(&driver_allocs, &pfn))
+		bpf_map_delete_elem(&driver_allocs, &pfn);
+}
+
+/*
+ * An adopted page's allocation, if the trace saw it: the block that holds
+ * pfn starts at pfn rounded down to its order (buddy blocks are aligned),
+ * so try each order, smallest first.
+ */
+static __always_inline void link_alloc(__u64 pfn, __u32 probe)
+{
+	struct kex_event_stack *r;
+	struct driver_alloc *a;
+	__u64 head = 0;
+	__u32 n;
+	int k;
+
+	if (trace_all)
+		return;
+	for (k = 0; k <= KEX_ALLOC_MAX_ORDER; k++) {
+		head = pfn & ~((1ULL << k) - 1);
+		a = bpf_map_lookup_elem(&driver_allocs, &head);
+		if (a && a->order <= KEX_ALLOC_MAX_ORDER && pfn - head < (1ULL << a->order))
+			break;
+		a = NULL;
+	}
+	if (!a)
+		return;
+	count_produced(KEX_EV_DRIVER_ALLOC);
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_loss(KEX_EV_DRIVER_ALLOC);
+		return;
+	}
+	fill(&r->ev, KEX_EV_DRIVER_ALLOC, probe);
+	r->ev.pfn = pfn;
+	r->ev.arg0 = a->ts;
+	r->ev.arg1 = head;
+	r->ev.ret = a->order;
+	r->ev.pid = a->tgid;
+	r->ev.tid = a->tid;
+	r->ev.cpu = a->cpu;
+	__builtin_memcpy(r->stack, a->stack, sizeof(r->stack));
+	n = a->stack_len;
+	r->ev.stack_len = n < KEX_STACK_DEPTH ? n : KEX_STACK_DEPTH;
+	submit(&r->ev);
+}
+
 #define SOCKFS_MAGIC_ 0x534F434B
 
 /*
@@ -182,6 +287,7 @@ adopt_page(void *ctx, __u64 skip, struct vm_area_struct *vma, __u64 page,
 		page_counts(e, page);
 		submit(e);
 	}
+	link_alloc(pi.pfn, probe);
 	return kex_page(page);
 }
 

@@ -106,6 +106,18 @@ enum kex_event_type {
 	KEX_EV_DRIVER_PFNMAP	= 62,	/* pfn = the first, addr = user address, arg0 = bytes,
 					 * arg1 = vm_start of its VMA */
 	KEX_EV_DRIVER_PFNMAP_RET = 63,	/* its return: pfn, addr, ret */
+	/*
+	 * The allocation of an adopted page, when the trace saw it: an
+	 * mm_page_alloc by a traced process (not under --all) without
+	 * __GFP_MOVABLE (user memory and page cache are movable; a driver's
+	 * buffer, a page table or a slab is not), remembered per block until
+	 * its free. Sent right after the page's KEX_EV_DRIVER_PAGE; without
+	 * it the allocation was not seen (it came before the trace, from a
+	 * process not traced, or from a path without the tracepoint).
+	 */
+	KEX_EV_DRIVER_ALLOC	= 59,	/* pfn = the adopted page's, arg0 = ts of the allocation,
+					 * arg1 = the block's first pfn, ret = its order; pid, tid
+					 * and cpu the allocating task's; stack = the allocation's */
 };
 
 /* The kex_map_mode values of kex:kex_mmap_mode (module/kex_uapi.h). */
@@ -214,6 +226,8 @@ enum kex_track_slot {
 	KEX_TRACK_PFN_UNKNOWN	= 11,
 	KEX_TRACK_DRIVER_VMAS	= 12,	/* a driver VMA's "reported" mark (it is reported again) */
 	KEX_TRACK_INSERT_SITES	= 13,	/* a vm_insert_page(s) call's address not remembered */
+	KEX_TRACK_DRIVER_ALLOCS	= 14,	/* an allocation of a traced process not remembered:
+					 * a driver page from it reads "allocation unseen" */
 	KEX_TRACK_COUNT
 };
 

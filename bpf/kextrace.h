@@ -112,6 +112,8 @@ enum kex_unmap_mode {
 #define KEX_MAX_TRACED		(1 << 15)	/* traced thread groups alive at once */
 #define KEX_MAX_TASKS		1024		/* threads inside a traced call at once */
 #define KEX_MAX_DRIVER_VMAS	4096		/* driver VMAs remembered as reported (LRU) */
+#define KEX_MAX_DRIVER_ALLOCS	(1 << 14)	/* live allocations of traced processes remembered */
+#define KEX_ALLOC_MAX_ORDER	10		/* the largest buddy block looked up (MAX_ORDER) */
 #define KEX_CORE_FAULTS		32		/* core fault handlers (core_faults) */
 #define KEX_NO_INDEX		0xffffffffU	/* kex_page_info.index unknown */
 #define KEX_RINGBUF_DEFAULT	(16 << 20)	/* bytes */

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* page_alloc.bpf.c - the page allocator: kmem:mm_page_alloc, mm_page_free(_batched) */
+/*
+ * page_alloc.bpf.c - the page allocator: kmem:mm_page_alloc, mm_page_free(_batched);
+ * kex's allocations, and those a driver page may come from (driver.bpf.h)
+ */
 #include "kextrace.bpf.h"
+#include "driver.bpf.h"
 
 /*
  * Inside a kex mmap window the module allocates its pages, but the kernel
@@ -14,8 +18,10 @@ int tp__mm_page_alloc(struct trace_event_raw_mm_page_alloc *ctx)
 	struct pending_alloc pa = {};
 
 	count_hit(KEX_P_MM_PAGE_ALLOC);
-	if (!bpf_map_lookup_elem(&mmap_window, &tid))
+	if (!bpf_map_lookup_elem(&mmap_window, &tid)) {
+		remember_alloc(ctx);
 		return 0;
+	}
 	if (ctx->order != 0)
 		return 0;
 	count_match(KEX_P_MM_PAGE_ALLOC);
@@ -35,6 +41,7 @@ int tp__mm_page_free(struct trace_event_raw_mm_page_free *ctx)
 	struct kex_event *e;
 
 	count_hit(KEX_P_MM_PAGE_FREE);
+	forget_alloc(pfn);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi)
 		return 0;

@@ -9,6 +9,11 @@
 #                  from the socket's release; owner af_packet, the socket's
 #                  file, 0 lost, exit 0
 #   rx_ring_leaks  the same under --leaks: exit 0, 8 freed, no bug
+#                  (each page's life starts at its mm_page_alloc, from
+#                  setsockopt, linked with its call chain)
+#   alloc_before_trace  the ring set up before kextrace -p attaches: its
+#                  4 pages' allocation "unseen", their lives start at
+#                  the insert
 #   tx_and_v3      a TX ring (V2) and an RX ring (V3) of 4 blocks each in
 #                  two processes of one traced tree: 2 mappings, 8 pages
 #   kex_only       --kex-only: the ring's pages are not followed
@@ -79,7 +84,13 @@ for p in sorted(pages, key=lambda p: (p['mapping'], p['index'] or 0)):
     name = f\"page {p['index']} of mapping {p['mapping']} (pfn {p['pfn']:#x})\"
     m = j['mappings'][p['mapping']] if p['mapping'] >= 0 else None
     ok(m is not None and m['driver'], name + ': in a driver mapping')
-    ok(p['mode'] == 'driver' and p['alloc_before_trace'], name + ': a driver page, allocation not traced')
+    ok(p['mode'] == 'driver' and not p['alloc_before_trace'], name + ': a driver page, its allocation linked')
+    al = steps(p, 'kmem_alloc')
+    chain = sym(al[0].get('stack')) if al else []
+    ok(len(al) == 1 and p['steps'][0] is al[0] and al[0]['ts'] < steps(p, 'insert')[0]['ts'],
+       name + ': its life starts at its mm_page_alloc, before the insert')
+    ok(any(f in ('alloc_pg_vec', 'packet_set_ring', 'packet_setsockopt') for f in chain),
+       name + f': allocated at setsockopt ({chain[:8]})')
     ok(p['complete'], name + f\": complete (missing {p['missing']})\")
     ok(m is not None and p['uaddr'] == hex(int(m['vm_start'], 16) + 4096 * p['index']), name + f\": at {p['uaddr']}\")
     ok(len(steps(p, 'insert')) == 1 and len(steps(p, 'rmap_add')) == 1, name + ': inserted once, one rmap')
@@ -122,6 +133,38 @@ ok(L['events_lost'] == 0, 'nothing lost')
 	grep -q "^leaks: 8 freed" "$CASE_TMP/leaks.txt" || fail "no 'leaks: 8 freed' line"
 }
 
+# The ring set up before kextrace attaches (-p), mapped after: its pages'
+# allocation is not in the trace, and each life says so ("unseen") and
+# starts at its insert, complete otherwise.
+case_alloc_before_trace() {
+	no_kex
+	mkfifo "$CASE_TMP/go"
+	python3 tests/guest/ring.py rx 2 4 --wait "$CASE_TMP/go" >"$CASE_TMP/ring.out" &
+	local ring=$! rc=0 i
+	for i in $(seq 100); do grep -q "ring set" "$CASE_TMP/ring.out" && break; sleep 0.1; done
+	kextrace -p $ring --json "$CASE_TMP/before.json" >"$CASE_TMP/before.txt" 2>"$CASE_TMP/before.err" &
+	local k=$!
+	wait_kextrace_started "$CASE_TMP/before.err"
+	echo go >"$CASE_TMP/go"
+	wait $ring
+	wait $k || rc=$?
+	cat "$CASE_TMP/ring.out"
+	sed -n '/^pages/,/^pages, unmap/p' "$CASE_TMP/before.txt"
+	expect_eq "$rc" 0 "kextrace -p exit status"
+	grep -q "^  alloc@ unseen: a driver's page allocated before" "$CASE_TMP/before.txt" ||
+		fail "the text does not say the allocation was unseen"
+	python3 tests/guest/jcheck.py "$CASE_TMP/before.json" "
+pages = j['pages']
+ok(len(pages) == 4, f'{len(pages)} page lives')
+for p in pages:
+    name = f\"pfn {p['pfn']:#x}\"
+    ok(p['alloc_before_trace'] and steps(p, 'kmem_alloc') == [], name + ': allocation unseen, no alloc step')
+    ok(p['steps'][0]['kind'] == 'insert', name + f\": its life starts at the insert ({p['steps'][0]['kind']})\")
+    ok(p['complete'], name + f\": complete (missing {p['missing']})\")
+ok(j['losses']['total'] == 0 and j['summary']['anomalies'] == 0, 'nothing lost, no anomaly')
+"
+}
+
 case_tx_and_v3() {
 	no_kex
 	drivers_trace two -- sh -c 'python3 tests/guest/ring.py tx 2 4 && python3 tests/guest/ring.py rx 3 4'
@@ -147,7 +190,10 @@ ok(o['fault'] == 'perf_mmap_fault' and o['mapped_by'] == 'fault', f\"fault {o['f
 ok(o['inserted_by'] is None, f\"no inserting caller ({o['inserted_by']})\")
 for p in sorted(pages, key=lambda p: p['index']):
     name = f\"page {p['index']} (pfn {p['pfn']:#x})\"
-    ok(p['mode'] == 'driver' and p['by_fault'] and p['alloc_before_trace'], name + ': a driver page from its fault handler')
+    ok(p['mode'] == 'driver' and p['by_fault'], name + ': a driver page from its fault handler')
+    chain = sym(steps(p, 'kmem_alloc')[0].get('stack')) if steps(p, 'kmem_alloc') else []
+    ok(not p['alloc_before_trace'] and any(f.startswith(('rb_alloc', 'perf_mmap')) for f in chain),
+       name + f': allocated by perf_mmap ({chain[:8]})')
     ok(p['complete'], name + f\": complete (missing {p['missing']})\")
     ok(p['uaddr'] == hex(int(maps[0]['vm_start'], 16) + 4096 * p['index']), name + f\": at {p['uaddr']}\")
     ok(steps(p, 'insert') == [] and len(steps(p, 'do_set_pte')) == 1, name + ': installed once by the fault path, never inserted')

@@ -3,9 +3,10 @@
 # suite follows (net/packet/af_packet.c: packet_mmap inserts the ring's pages
 # with vm_insert_page; they are allocated at setsockopt and freed when the
 # socket closes, not at munmap).
-#   python3 tests/guest/ring.py [rx|tx] [VERSION] [BLOCKS] [--hold SECONDS]
+#   python3 tests/guest/ring.py [rx|tx] [VERSION] [BLOCKS] [--hold SECONDS] [--wait FIFO]
 # Sets PACKET_VERSION (1..3; TPACKET_V3 for rx only), a ring of BLOCKS blocks
-# of one page each, mmaps it, writes to every page, munmaps, then closes the
+# of one page each (with --wait: prints "ring set", then reads a line from
+# FIFO before going on), mmaps it, writes to every page, munmaps, then closes the
 # socket (after SECONDS with --hold). Prints what it did; exit 0.
 import mmap, os, socket, struct, sys, time
 
@@ -18,6 +19,10 @@ hold = 0.0
 if '--hold' in sys.argv:
     hold = float(sys.argv[sys.argv.index('--hold') + 1])
     args.remove(sys.argv[sys.argv.index('--hold') + 1])
+wait = None
+if '--wait' in sys.argv:
+    wait = sys.argv[sys.argv.index('--wait') + 1]
+    args.remove(wait)
 kind = args[0] if args else 'rx'
 version = int(args[1]) if len(args) > 1 else 2
 blocks = int(args[2]) if len(args) > 2 else 8
@@ -32,6 +37,10 @@ req = struct.pack('IIII', ps, blocks, frame, blocks * ps // frame)
 if version == 3:  # struct tpacket_req3: retire_blk_tov, sizeof_priv, feature_req_word
     req += struct.pack('III', 10, 0, 0)
 s.setsockopt(SOL_PACKET, PACKET_RX_RING if kind == 'rx' else PACKET_TX_RING, req)
+if wait:
+    print('ring.py: ring set', flush=True)
+    with open(wait) as f:
+        f.readline()
 m = mmap.mmap(s.fileno(), blocks * ps, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
 for i in range(blocks):  # the kernel filled the frame headers; write past them
     m[i * ps + ps - 1] = 0x5a

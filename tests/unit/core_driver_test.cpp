@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace kextrace;
 
 namespace {
@@ -70,6 +72,53 @@ TEST(CoreDriver, RingPagesLiveFromInsertToFree) {
     const LeakReport leaks = assess_leaks(r);
     EXPECT_EQ(leaks.count(Verdict::freed), 8u);
     EXPECT_EQ(leaks.bugs(), 0u);
+}
+
+// The ring's allocation seen (KEX_EV_DRIVER_ALLOC after each adoption):
+// every life starts at it, with its call chain, and the trace's start moves
+// back to it; the rest of the story is unchanged.
+TEST(CoreDriver, AllocationLinkedWhenSeen) {
+    StreamBuilder b;
+    const uint64_t alloc_ts = b.ts() - 5'000;
+    b.driver_ring(kStart, 8, kPfn0, packet_socket(), true, alloc_ts);
+    const Report r = run(b);
+    ASSERT_EQ(r.pages.size(), 8u);
+    EXPECT_EQ(r.first_ts, alloc_ts);
+    for (const PageLife& p : r.pages) {
+        EXPECT_FALSE(p.alloc_before_trace);
+        EXPECT_EQ(p.alloc_ts, alloc_ts);
+        ASSERT_FALSE(p.steps.empty());
+        const Step& s = p.steps.front();
+        EXPECT_EQ(s.kind, StepKind::kmem_alloc);
+        EXPECT_EQ(s.ts, alloc_ts);
+        EXPECT_EQ(s.value, 3u); // the block's order
+        EXPECT_EQ(s.refcount, KEX_NO_COUNT);
+        ASSERT_NE(s.stack_id, 0u);
+        EXPECT_EQ(r.stack(s.stack_id).front(), 0xffffffff81200000u);
+        EXPECT_TRUE(p.seen & kMsKmemAlloc);
+        EXPECT_TRUE(p.complete()) << milestone_names(p.missing);
+        EXPECT_EQ(refcount_trail(p), (std::vector<int32_t>{1, 2, 0}));
+    }
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+    EXPECT_EQ(assess_leaks(r).count(Verdict::freed), 8u);
+}
+
+// A link for a page that is not a just-adopted driver page is an anomaly,
+// never a step; one whose page was left out is dropped quietly.
+TEST(CoreDriver, AllocationLinkWithoutItsAdoption) {
+    StreamBuilder b;
+    b.driver_ring(kStart, 1, kPfn0, packet_socket(), true, b.ts());
+    b.driver_alloc(kPfn0 + 100, b.ts(), kPfn0 + 100, 0); // no life
+    b.driver_ring(kStart + 0x10000, 1, kPfn0 + 1, packet_socket(), false);
+    b.driver_alloc(kPfn0 + 1, b.ts(), kPfn0 + 1, 0);
+    b.driver_alloc(kPfn0 + 1, b.ts(), kPfn0 + 1, 0); // linked already
+    const Report r = run(b);
+    ASSERT_EQ(r.pages.size(), 2u);
+    EXPECT_FALSE(r.pages[1].alloc_before_trace);
+    EXPECT_EQ(r.anomalies.size(), 1u) << anomalies(r);
+    EXPECT_EQ(std::count_if(r.pages[1].steps.begin(), r.pages[1].steps.end(),
+                            [](const Step& s) { return s.kind == StepKind::kmem_alloc; }),
+              1);
 }
 
 // A perf ring buffer's pages come from its vm_ops->fault (perf_mmap_fault)

@@ -157,6 +157,8 @@ bool Correlator::State::dispatch(Rec& ev, bool traced_pid) {
     case KEX_EV_RMAP_REMOVE:
     case KEX_EV_SET_DIRTY:
         return on_page_event(ev, traced_pid);
+    case KEX_EV_DRIVER_ALLOC: // the allocating task's pid: not a traced-process event
+        return on_driver_alloc(ev);
     case KEX_EV_UNMAP_REGION_RET:
     case KEX_EV_EXIT_MMAP_RET:
         return unmap_windows.erase(ev.tid) > 0 || traced_pid;

@@ -318,8 +318,10 @@ struct Correlator::State {
     bool on_driver_vma(const Rec& ev);
 
     // A page another driver inserts (BPF adopted it at the insert): its life
-    // starts here; the allocation came before, unseen.
+    // starts here; the allocation came before, unseen, unless the record
+    // after it links the allocation (KEX_EV_DRIVER_ALLOC: on_driver_alloc).
     bool on_driver_page(Rec& ev);
+    bool on_driver_alloc(const Rec& ev);
     // Another driver's remap_pfn_range into a traced process, or its return:
     // the range on its mapping (no page lives: pfns, no references).
     bool on_driver_pfnmap(const Rec& ev);

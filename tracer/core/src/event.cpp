@@ -56,6 +56,7 @@ constexpr TypeName kTypeNames[] = {
     {KEX_EV_DRIVER_PAGE, "driver_page"},
     {KEX_EV_DRIVER_PFNMAP, "driver_pfnmap"},
     {KEX_EV_DRIVER_PFNMAP_RET, "driver_pfnmap_ret"},
+    {KEX_EV_DRIVER_ALLOC, "driver_alloc"},
 };
 
 // type value -> index into kTypeNames + 1 (0 = unknown); built at compile time.
@@ -83,7 +84,7 @@ namespace {
 constexpr std::array<std::string_view, KEX_TRACK_COUNT> kTrackNames = {
     "traced",       "pages",         "pfns",        "mmap_window",  "pending_allocs",
     "insert_calls", "set_pte_calls", "mmap_calls",  "in_unmap",     "in_exit_mmap",
-    "remap_calls",  "pfn_unknown",   "driver_vmas", "insert_sites",
+    "remap_calls",  "pfn_unknown",   "driver_vmas", "insert_sites", "driver_allocs",
 };
 static_assert(KEX_TRACK_COUNT <= KEX_TRACK_SLOTS);
 } // namespace

@@ -265,6 +265,32 @@ bool Correlator::State::on_driver_page(Rec& ev) {
     return true;
 }
 
+// The allocation of the driver page just adopted (KEX_EV_DRIVER_PAGE comes
+// first): its mm_page_alloc becomes the life's first step, with the
+// allocating call chain; the life then starts there.
+bool Correlator::State::on_driver_alloc(const Rec& ev) {
+    auto it = open_by_pfn.find(ev.pfn);
+    if (it == open_by_pfn.end())
+        return false; // left out by --driver/--file, or its page record was lost (counted)
+    PageLife& p = r.pages[it->second];
+    if (p.mode != MapMode::driver || !p.alloc_before_trace) {
+        anomaly(ev.ts, static_cast<int32_t>(it->second),
+                page_name(it->second) + ": an allocation link for a page not just adopted");
+        return false;
+    }
+    Step s;
+    s.ts = ev.arg0;
+    s.value = static_cast<uint64_t>(ev.ret); // the block's order
+    s.stack_id = ev.stack_id;
+    s.kind = StepKind::kmem_alloc;
+    p.steps.insert(p.steps.begin(), s);
+    p.seen |= kMsKmemAlloc;
+    p.alloc_ts = ev.arg0;
+    p.alloc_before_trace = false;
+    r.first_ts = std::min(r.first_ts, ev.arg0);
+    return true;
+}
+
 bool Correlator::State::on_driver_pfnmap(const Rec& ev) {
     if (ev.type == KEX_EV_DRIVER_PFNMAP_RET) {
         auto it = pfnmap_calls.find(ev.tid);

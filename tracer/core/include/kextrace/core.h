@@ -277,6 +277,8 @@ struct PageLife {
                                            // (vm_ops->fault), not an insert
     bool alloc_before_trace = false;       // another driver's page: the life starts at its
                                            // insert (KEX_EV_DRIVER_PAGE), its allocation unseen
+                                           // (false once KEX_EV_DRIVER_ALLOC linked it: then
+                                           // its first step is that kmem_alloc)
 
     uint16_t seen = 0;         // Milestone mask
     uint16_t expected = 0;     // Milestone mask for this page's policy / outcome

@@ -203,15 +203,29 @@ class StreamBuilder {
         e.arg1 = 0xffffea0000000000 + pfn * 64; // struct page *
         return e;
     }
+    // The allocation of a page just adopted (KEX_EV_DRIVER_ALLOC): the block
+    // at head of order, allocated at alloc_ts by the builder's pid.
+    Event& driver_alloc(uint64_t pfn, uint64_t alloc_ts, uint64_t head, uint32_t order) {
+        Event& e = page(KEX_EV_DRIVER_ALLOC, pfn, 0, KEX_NO_COUNT, KEX_NO_COUNT);
+        e.arg0 = alloc_ts;
+        e.arg1 = head;
+        e.ret = order;
+        e.stack = {0xffffffff81200000, 0xffffffff81c00400}; // __alloc_pages, the driver
+        return e;
+    }
     // An AF_PACKET-like ring of pages: mapped by the driver's mmap (insert,
     // rmap, PTE with a reference each), unmapped (zap, the mapping's put),
     // freed at close (the driver's own reference, no batch).
+    // With alloc_ts, each page's allocation (one block of order 3 at pfn0
+    // allocated then) is linked.
     void driver_ring(uint64_t vm_start, uint32_t pages, uint64_t pfn0, const VmaInfo& vma,
-                     bool close = true) {
+                     bool close = true, uint64_t alloc_ts = 0) {
         for (uint32_t i = 0; i < pages; ++i) {
             if (i == 0)
                 driver_vma(vm_start, pages, vma);
             driver_page(pfn0 + i, vm_start, vm_start + i * kPageSize, 1);
+            if (alloc_ts)
+                driver_alloc(pfn0 + i, alloc_ts, pfn0, 3);
             insert(pfn0 + i, i);
             rmap_add(pfn0 + i, i);
             insert_ret(pfn0 + i, i, pte_for(pfn0 + i));
