@@ -80,6 +80,9 @@ for m in maps:
     ok(o['inserted_by'] and o['inserted_by'].startswith('packet_mmap'), f\"inserted by {o['inserted_by']}\")
     ok(o['flags'].startswith('rw-s'), f\"vm flags {o['flags']}\")
     ok(m['lives'] == m['pages'], f\"{m['lives']} lives for its {m['pages']} pages\")
+    ok(o['allocs_seen'] == m['lives'], f\"every life's allocation seen ({o['allocs_seen']})\")
+    ok((o['allocated_by'] or '').split('+')[0] in ('packet_set_ring', 'alloc_pg_vec', 'alloc_one_pg_vec_page'),
+       f\"allocated by {o['allocated_by']}\")
 for p in sorted(pages, key=lambda p: (p['mapping'], p['index'] or 0)):
     name = f\"page {p['index']} of mapping {p['mapping']} (pfn {p['pfn']:#x})\"
     m = j['mappings'][p['mapping']] if p['mapping'] >= 0 else None
@@ -117,6 +120,8 @@ case_rx_ring() {
 	drivers_trace rx -- python3 tests/guest/ring.py rx 2 8
 	grep -q "^driver mappings" "$CASE_TMP/rx.txt" || fail "no driver mappings section"
 	grep -q "af_packet\*  *socket:\[" "$CASE_TMP/rx.txt" || fail "no af_packet socket row"
+	grep -Eq "allocated by (packet_set_ring|alloc_pg_vec|alloc_one_pg_vec_page)\+0x[0-9a-f]+ \(8 of its 8 lives\)" "$CASE_TMP/rx.txt" ||
+		fail "no 'allocated by packet_set_ring+0x... (8 of its 8 lives)'"
 	ring_checks "$CASE_TMP/rx.json" 8 "$(socket_inodes "$CASE_TMP/rx.txt")"
 }
 
@@ -188,6 +193,8 @@ ok(o['name'] == 'perf' and not o['module'], f\"owner {o['name']} (built in)\")
 ok(o['file'] == 'anon_inode:[perf_event]', f\"file {o['file']}\")
 ok(o['fault'] == 'perf_mmap_fault' and o['mapped_by'] == 'fault', f\"fault {o['fault']}, mapped by {o['mapped_by']}\")
 ok(o['inserted_by'] is None, f\"no inserting caller ({o['inserted_by']})\")
+ok((o['allocated_by'] or '').startswith(('perf_mmap', 'rb_alloc')) and o['allocs_seen'] == 5,
+   f\"allocated by {o['allocated_by']}, {o['allocs_seen']} seen\")
 for p in sorted(pages, key=lambda p: p['index']):
     name = f\"page {p['index']} (pfn {p['pfn']:#x})\"
     ok(p['mode'] == 'driver' and p['by_fault'], name + ': a driver page from its fault handler')

@@ -99,6 +99,9 @@ TEST(CoreDriver, AllocationLinkedWhenSeen) {
         EXPECT_TRUE(p.complete()) << milestone_names(p.missing);
         EXPECT_EQ(refcount_trail(p), (std::vector<int32_t>{1, 2, 0}));
     }
+    ASSERT_EQ(r.mappings.size(), 1u);
+    EXPECT_EQ(r.mappings[0].allocs_seen, 8u);
+    EXPECT_EQ(r.mappings[0].alloc_stack_id, r.pages[0].steps.front().stack_id);
     EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
     EXPECT_EQ(assess_leaks(r).count(Verdict::freed), 8u);
 }

@@ -177,6 +177,27 @@ TEST(OutputText, DriverPagesHaveNoKexPolicyOrExpectedStory) {
     EXPECT_TRUE(contains(t, "socket:[777]")) << t;
 }
 
+// Their allocation seen: the alloc@ column has its time, and the mapping
+// names the first frame outside the page allocator that asked for it.
+TEST(OutputText, DriverPagesWithTheirAllocationSayWhoAllocated) {
+    const auto sym = [](uint64_t a) {
+        if (a == 0xffffffff81200000) // StreamBuilder::driver_alloc's stack
+            return std::string("__alloc_pages+0x228");
+        return a == 0xffffffff81c00400 ? std::string("packet_set_ring+0x1e6") : std::string();
+    };
+    StreamBuilder b;
+    VmaInfo v;
+    v.f_op = 0xffffffff82a00100;
+    v.magic = kSockfsMagic;
+    v.flags = KEX_VMA_NAME_ROOT;
+    v.name = {"socket:[777]"};
+    b.driver_ring(0x7f1000000000, 4, 0x2000, v, true, b.ts());
+    const std::string t = text(report_of(b), {}, sym);
+    EXPECT_TRUE(contains(t, "allocated by packet_set_ring+0x1e6 (4 of its 4 lives)")) << t;
+    EXPECT_FALSE(contains(t, "unseen")) << t;
+    EXPECT_TRUE(contains(t, " +0ns ")) << t; // alloc@: the trace starts at the allocation
+}
+
 // A driver's pages from its fault handler, and a pfn map: the text says how
 // each got into the page table.
 TEST(OutputText, DriverFaultPagesAndPfnMapsSayHowTheyWereMapped) {

@@ -288,6 +288,11 @@ bool Correlator::State::on_driver_alloc(const Rec& ev) {
     p.alloc_ts = ev.arg0;
     p.alloc_before_trace = false;
     r.first_ts = std::min(r.first_ts, ev.arg0);
+    if (p.mapping >= 0) {
+        Mapping& m = r.mappings[static_cast<std::size_t>(p.mapping)];
+        if (!m.allocs_seen++)
+            m.alloc_stack_id = ev.stack_id;
+    }
     return true;
 }
 

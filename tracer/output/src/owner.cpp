@@ -27,6 +27,32 @@ bool core_insert_path(std::string_view fn) {
     return false;
 }
 
+// The page allocator's own functions and its thin wrappers, between the
+// allocation tracepoint and whoever asked for the pages.
+bool page_allocator(std::string_view fn) {
+    constexpr std::array<std::string_view, 12> prefixes = {
+        "__alloc_pages",      "alloc_pages",   "__get_free_pages", "get_free_pages",
+        "get_zeroed_page",    "__folio_alloc", "folio_alloc",      "__alloc_frozen_pages",
+        "alloc_frozen_pages", "__vmalloc",     "vmalloc",          "__kmalloc_large",
+    };
+    for (std::string_view p : prefixes)
+        if (fn.starts_with(p))
+            return true;
+    return false;
+}
+
+// The first frame of stack outside the functions skip names, as symbolized.
+std::string first_frame_outside(std::span<const uint64_t> stack, const Symbolizer& symbolize,
+                                bool (*skip)(std::string_view)) {
+    for (uint64_t a : stack) {
+        std::string s = symbolize ? symbolize(a) : std::string();
+        const std::string fn = split_symbol(s).first;
+        if (!fn.empty() && !skip(fn))
+            return s;
+    }
+    return {};
+}
+
 std::string strip_suffix(std::string s, std::initializer_list<std::string_view> suffixes) {
     for (std::string_view x : suffixes)
         if (s.size() > x.size() && s.ends_with(x))
@@ -62,16 +88,8 @@ DriverOwner driver_owner(const VmaInfo& v, std::span<const uint64_t> stack,
     o.f_op = fop;
     o.vm_ops = vmops;
     o.fault = fault;
-    std::string caller_mod;
-    for (uint64_t a : stack) {
-        std::string s = symbolize ? symbolize(a) : std::string();
-        auto [fn, mod] = split_symbol(s);
-        if (fn.empty() || core_insert_path(fn))
-            continue;
-        o.caller = s;
-        caller_mod = mod;
-        break;
-    }
+    o.caller = first_frame_outside(stack, symbolize, core_insert_path);
+    std::string caller_mod = split_symbol(o.caller).second;
     for (const std::string* m : {&handler_mod, &caller_mod, &fop_mod, &vmops_mod, &fault_mod})
         if (!m->empty()) {
             o.name = *m;
@@ -99,7 +117,9 @@ DriverOwner mapping_owner(const Report& r, const Mapping& m, const Symbolizer& s
         o.name = "?";
         return o;
     }
-    return driver_owner(*m.vma, r.stack(m.stack_id), symbolize);
+    DriverOwner o = driver_owner(*m.vma, r.stack(m.stack_id), symbolize);
+    o.allocated_by = first_frame_outside(r.stack(m.alloc_stack_id), symbolize, page_allocator);
+    return o;
 }
 
 nlohmann::json owner_json(const Report& r, const Mapping& m, const Symbolizer& symbolize) {
@@ -115,6 +135,8 @@ nlohmann::json owner_json(const Report& r, const Mapping& m, const Symbolizer& s
             {"fault", str(o.fault)},
             {"mapped_by", m.by_fault ? "fault" : "insert"},
             {"inserted_by", str(o.caller)},
+            {"allocated_by", str(o.allocated_by)},
+            {"allocs_seen", m.allocs_seen},
             {"vm_flags", detail::hex(m.vm_flags)},
             {"flags", vm_flags_name(m.vm_flags)},
             {"stack", m.stack_id ? json(m.stack_id) : json(nullptr)}};

@@ -227,6 +227,11 @@ void render_driver_mappings(const Report& r, const Symbolizer& symbolize, std::o
         if (m.by_fault)
             add("mapped at fault by", o.fault.empty() ? std::string("?") : o.fault);
         add("inserted by", o.caller);
+        if (m.allocs_seen)
+            add("allocated by",
+                fmt::format("{} ({} of its {} lives)",
+                            o.allocated_by.empty() ? std::string("?") : o.allocated_by,
+                            m.allocs_seen, m.lives));
         if (!via.empty())
             out << "    " << via << '\n';
         for (const Mapping::PfnMap& p : m.pfnmaps)

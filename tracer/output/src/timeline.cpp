@@ -406,6 +406,7 @@ class Exporter {
             .text("mmap", o.handler)
             .text("f_op", o.f_op)
             .text("inserted_by", o.caller)
+            .text("allocated_by", o.allocated_by)
             .text("flags", vm_flags_name(m.vm_flags));
         a.end(e);
     }

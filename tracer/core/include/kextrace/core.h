@@ -331,6 +331,8 @@ struct Mapping {
     std::shared_ptr<const VmaInfo> vma; // its file and its owner's pointers
     uint32_t stack_id = 0;              // the call chain that mapped its first page
     bool by_fault = false;              // its first page came from its vm_ops->fault, not an insert
+    uint32_t allocs_seen = 0;    // its lives whose allocation was linked (KEX_EV_DRIVER_ALLOC)
+    uint32_t alloc_stack_id = 0; // the first such allocation's call chain
     // Another driver's pfn mapping (remap_pfn_range; KEX_EV_DRIVER_PFNMAP):
     // special PTEs, no struct page reference, no rmap, no page lives.
     struct PfnMap {

@@ -15,16 +15,18 @@
 namespace kextrace {
 
 struct DriverOwner {
-    std::string name;    // "af_packet" (a module), or a built-in's name ("bpf_map", "perf")
-    bool module = false; // name is a loadable module's
-    std::string handler; // the mmap handler: "packet_mmap"
-    std::string f_op;    // the file's file_operations: "socket_file_ops"
-    std::string vm_ops;  // vma->vm_ops at the first insert: "" when not set yet
-    std::string fault;   // its fault handler: "perf_mmap_fault", "" = none
-    std::string caller;  // the first frame of the inserting chain outside the core insert
-                         // and fault paths: "packet_mmap+0x1a4 [af_packet]" ("" on the
-                         // fault path: the fault handler had returned)
-    std::string file;    // "socket:[1234]", "/dev/kex", "anon_inode:bpf-map"
+    std::string name;         // "af_packet" (a module), or a built-in's name ("bpf_map", "perf")
+    bool module = false;      // name is a loadable module's
+    std::string handler;      // the mmap handler: "packet_mmap"
+    std::string f_op;         // the file's file_operations: "socket_file_ops"
+    std::string vm_ops;       // vma->vm_ops at the first insert: "" when not set yet
+    std::string fault;        // its fault handler: "perf_mmap_fault", "" = none
+    std::string caller;       // the first frame of the inserting chain outside the core insert
+                              // and fault paths: "packet_mmap+0x1a4 [af_packet]" ("" on the
+                              // fault path: the fault handler had returned)
+    std::string file;         // "socket:[1234]", "/dev/kex", "anon_inode:bpf-map"
+    std::string allocated_by; // the first frame of its pages' allocating chain outside the
+                              // page allocator: "packet_set_ring+0x1e6" ("" when unseen)
 };
 
 // "name+0x1a [mod]" -> {"name", "mod"}; "" parts when absent.
