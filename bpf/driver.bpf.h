@@ -104,13 +104,9 @@ static __always_inline void link_alloc(__u64 pfn, __u32 probe)
 	}
 	if (!a)
 		return;
-	count_produced(KEX_EV_DRIVER_ALLOC);
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_loss(KEX_EV_DRIVER_ALLOC);
+	r = reserve_stack_room(KEX_EV_DRIVER_ALLOC, probe);
+	if (!r)
 		return;
-	}
-	fill(&r->ev, KEX_EV_DRIVER_ALLOC, probe);
 	r->ev.pfn = pfn;
 	r->ev.arg0 = a->ts;
 	r->ev.arg1 = head;

@@ -332,6 +332,22 @@ static __always_inline struct kex_event *reserve(__u32 type, __u32 probe)
  * constant, so it is always KEX_EVENT_SIZE(KEX_STACK_DEPTH); stack_len says
  * how much of the tail is used.
  */
+static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
+							      __u32 probe)
+{
+	struct kex_event_stack *r;
+
+	count_produced(type);
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_loss(type);
+		return NULL;
+	}
+	fill(&r->ev, type, probe);
+	return r;
+}
+
+/* ... with the current kernel stack in it, skip frames skipped */
 static __always_inline struct kex_event *
 reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 {
@@ -340,13 +356,9 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 
 	if (!capture_stacks)
 		return reserve(type, probe);
-	count_produced(type);
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_loss(type);
+	r = reserve_stack_room(type, probe);
+	if (!r)
 		return NULL;
-	}
-	fill(&r->ev, type, probe);
 	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack),
 			  skip & BPF_F_SKIP_FIELD_MASK);
 	r->ev.stack_len = n > 0 ? n / sizeof(__u64) : 0;
