@@ -246,7 +246,8 @@ def queue_peak(acct):
     return f"{q.get('peak_records', 0):,} records, {q.get('peak_bytes', 0) / 2**20:.1f} MiB"
 
 
-def summary_md(env, ov, ls, md, co, meta, pf=None):
+def md_header(env, meta):
+    """The title and where the figures come from."""
     L = []
     L.append("# kextrace benchmarks: summary")
     L.append("")
@@ -258,6 +259,12 @@ def summary_md(env, ov, ls, md, co, meta, pf=None):
                  "**Absolute guest times are from a software-emulated guest** (qemu TCG): "
                  "only the ratios carry over to real hardware.")
     L.append("")
+    return L
+
+
+def md_targets(ov, ls, co):
+    """The targets table: wanted against measured."""
+    L = []
     L.append("## Targets")
     L.append("")
     L.append("| target | wanted | measured | verdict |")
@@ -305,162 +312,208 @@ def summary_md(env, ov, ls, md, co, meta, pf=None):
              "submit() uses BPF_RB_NO_WAKEUP, forces a wakeup only past 1/4 of the ring; "
              "the session drains every 50 ms | met (by construction) |")
     L.append("")
+    return L
 
-    if ov:
-        L.append("## 1. Tracer overhead on `mmap_test --no-wait` (software-emulated guest)")
-        L.append("")
-        L.append("Workload time = `kexbench run`'s fork-to-reap of mmap_test (so a tracer's start-up, "
-                 "which happens before it releases the command, and its work after the command exited "
-                 "are not in it; both are reported apart). Order per repetition: untraced, kextrace, bpftrace.")
-        L.append("")
-        L.append("| pages | reps | untraced | kextrace | bpftrace | kextrace/untraced | bpftrace/untraced | "
-                 "kextrace ovh / bpftrace ovh |")
-        L.append("|---|---|---|---|---|---|---|---|")
-        for p in sorted(ov, key=int):
-            d = ov[p]
-            w = d["wall_ns"]
-            L.append(f"| {p} | {d['repetitions']} | {fmt_s(w.get('untraced'))} | {fmt_s(w.get('kextrace'))} | "
-                     f"{fmt_s(w.get('bpftrace'))} | {fmt_r(d['traced_over_untraced']['kextrace'])} | "
-                     f"{fmt_r(d['traced_over_untraced']['bpftrace'])} | "
-                     f"{fmt_r(d['kextrace_overhead_over_bpftrace_overhead'])} |")
-        L.append("")
-        L.append("| pages | tracer | start-up (launch to command start) | after the command exited | "
-                 "events | lost | failed runs |")
-        L.append("|---|---|---|---|---|---|---|")
-        for p in sorted(ov, key=int):
-            d = ov[p]
-            for c in ("kextrace", "bpftrace"):
-                L.append(f"| {p} | {c} | {fmt_s(d['startup_ns'].get(c))} | {fmt_s(d['after_exit_ns'].get(c))} | "
-                         f"{d['events'].get(c)} | {d['lost'].get(c)} | {d['failed_runs'].get(c)} |")
-        L.append("")
-    if pf:
-        L.append("## 1b. Where kextrace's overhead goes (software-emulated guest)")
-        L.append("")
-        L.append(f"`mmap_test --no-wait` at {pf['pages']} pages, once untraced and under kextrace with "
-                 "the kernel's BPF run statistics on (`kernel.bpf_stats_enabled`: run count and time "
-                 "spent inside each kextrace program, read with bpftool while it runs), with stacks "
-                 "(the default) and with `--no-stacks`. The statistics themselves cost two clock reads "
-                 "per program run, so these runs are not the overhead figures of section 1. "
-                 f"Untraced: {fmt_s(pf.get('untraced_wall_ns'))}.")
-        L.append("")
-        L.append("| kextrace | workload | traced/untraced | overhead | time inside BPF programs | "
-                 "program runs | mean per run | events | lost |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
-        for cfg, d in sorted(pf["configs"].items()):
-            bt, bc = d.get("bpf_run_time_ns"), d.get("bpf_run_cnt")
-            per = f"{bt['median'] / bc['median'] / 1e3:.1f} us" if bt and bc and bc["median"] else "n/a"
-            ovh = f"{d['overhead_ns'] * 1e-9:.3f} s" if d.get("overhead_ns") is not None else "n/a"
-            share = (f" ({bt['median'] / d['overhead_ns'] * 100:.0f}% of the overhead)"
-                     if bt and d.get("overhead_ns") else "")
-            L.append(f"| {cfg.replace('kextrace_', '--').replace('_', '-') if cfg != 'kextrace' else 'default (stacks)'} | "
-                     f"{fmt_s(d.get('wall_ns'))} | {d.get('over_untraced', 0):.2f} | {ovh} | "
-                     f"{fmt_s(bt)}{share} | {int(bc['median']) if bc else 'n/a'} | {per} | "
-                     f"{d.get('events')} | {d.get('lost')} |")
-        L.append("")
-        cfgs = sorted(pf["configs"])
-        names = sorted({n for c in cfgs for n in pf["configs"][c]["programs"]},
-                       key=lambda n: -max(pf["configs"][c]["programs"].get(n, {}).get("run_time_ns") or 0
-                                          for c in cfgs))
-        L.append("Per program (median over repetitions; runs include calls the program filters out, "
-                 "e.g. every process's file rmaps):")
-        L.append("")
-        L.append("| program | " + " | ".join(f"{c}: runs, time, per run" for c in cfgs) + " |")
-        L.append("|---|" + "---|" * len(cfgs))
-        for n in names:
-            cells = []
-            for c in cfgs:
-                p = pf["configs"][c]["programs"].get(n)
-                if not p or not p["run_cnt"]:
-                    cells.append("-")
-                    continue
-                cells.append(f"{int(p['run_cnt'])}, {p['run_time_ns'] / 1e6:.1f} ms, "
-                             f"{(p['ns_per_run'] or 0) / 1e3:.1f} us")
-            if any(x != "-" for x in cells):
-                L.append(f"| {n} | " + " | ".join(cells) + " |")
-        L.append("")
-    if ls:
-        L.append("## 2. Loss (software-emulated guest)")
-        L.append("")
-        L.append("kextrace over `kexbench loop` (mmap, touch every page, munmap, no exec between), "
-                 "1 or 2 loopers at once; the overload run uses a 1 MiB ring and the slowest consumer "
-                 "(`--events`, a JSON line per record), with the ring's drain thread held once 1 KiB of "
-                 "records wait for that consumer (`--debug-queue-limit-kb 1`: without it the drain thread "
-                 "keeps copying the ring into memory and nothing is lost). "
-                 "Rate = (received + lost) / the loopers' wall time.")
-        L.append("")
-        L.append("| run | ring | loopers x pages x loops | events received | lost | rate (events/s) | "
-                 "drain queue peak | produced = received + lost |")
-        L.append("|---|---|---|---|---|---|---|---|")
-        for l in ls:
-            acct = l.get("ring_accounting") or {}
-            ex = l.get("accounting_exact")
-            L.append(f"| {l['name']} | {l['ringbuf_mb']} MiB | {l['parallel']} x {l['pages']} x {l['loops']} | "
-                     f"{l.get('events')} | {l.get('lost')} | "
-                     f"{(l['events_per_s'] or 0):,.0f} | {queue_peak(acct)} | "
-                     f"{'exact' if ex else 'NOT exact' if ex is False else 'n/a'}"
-                     f"{' (' + str(acct.get('produced')) + ' = ' + str(acct.get('received')) + ' + ' + str(acct.get('lost')) + ')' if acct else ''} |")
-        over = [l for l in ls if l["name"] == "overload" and l.get("ring_accounting")]
-        if over:
-            L.append("")
-            L.append("Overload, per event type (BPF `produced` counter, records the session received, "
-                     "the `losses` map):")
-            L.append("")
-            L.append("| type | produced | received | lost | exact |")
-            L.append("|---|---|---|---|---|")
-            for t, v in sorted(over[0]["ring_accounting"].get("per_type", {}).items()):
-                L.append(f"| {t} | {v['produced']} | {v['received']} | {v['lost']} | "
-                         f"{'yes' if v['produced'] == v['received'] + v['lost'] else 'NO'} |")
-        L.append("")
-    if md:
-        L.append("## 4. Per-page mapping cost by mode, from the trace (software-emulated guest)")
-        L.append("")
-        L.append("Per page = (last PTE written for the mapping - its kex_mmap event) / pages, from "
-                 "`kextrace --no-stacks --jsonl`; ref_policy=keep for every mode. For mode fault "
-                 "this includes the rig's user-space time between faults (pages come in on first touch). "
-                 "Untraced: mmap_test's whole run per page, no tracer.")
-        L.append("")
-        L.append("| mode | pages | per page (trace) | first to last PTE, per page | PTE seen at | untraced run per page |")
-        L.append("|---|---|---|---|---|---|")
-        for name, m in md.items():
-            if m.get("skipped") and not m.get("per_page_ns"):
-                L.append(f"| {name} | - | skipped: {m['skipped']} | | | |")
+
+def md_overhead(ov):
+    """Section 1: the tracers' overhead on the rig."""
+    L = []
+    L.append("## 1. Tracer overhead on `mmap_test --no-wait` (software-emulated guest)")
+    L.append("")
+    L.append("Workload time = `kexbench run`'s fork-to-reap of mmap_test (so a tracer's start-up, "
+             "which happens before it releases the command, and its work after the command exited "
+             "are not in it; both are reported apart). Order per repetition: untraced, kextrace, bpftrace.")
+    L.append("")
+    L.append("| pages | reps | untraced | kextrace | bpftrace | kextrace/untraced | bpftrace/untraced | "
+             "kextrace ovh / bpftrace ovh |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for p in sorted(ov, key=int):
+        d = ov[p]
+        w = d["wall_ns"]
+        L.append(f"| {p} | {d['repetitions']} | {fmt_s(w.get('untraced'))} | {fmt_s(w.get('kextrace'))} | "
+                 f"{fmt_s(w.get('bpftrace'))} | {fmt_r(d['traced_over_untraced']['kextrace'])} | "
+                 f"{fmt_r(d['traced_over_untraced']['bpftrace'])} | "
+                 f"{fmt_r(d['kextrace_overhead_over_bpftrace_overhead'])} |")
+    L.append("")
+    L.append("| pages | tracer | start-up (launch to command start) | after the command exited | "
+             "events | lost | failed runs |")
+    L.append("|---|---|---|---|---|---|---|")
+    for p in sorted(ov, key=int):
+        d = ov[p]
+        for c in ("kextrace", "bpftrace"):
+            L.append(f"| {p} | {c} | {fmt_s(d['startup_ns'].get(c))} | {fmt_s(d['after_exit_ns'].get(c))} | "
+                     f"{d['events'].get(c)} | {d['lost'].get(c)} | {d['failed_runs'].get(c)} |")
+    L.append("")
+    return L
+
+
+def md_profile(pf):
+    """Section 1b: where kextrace's overhead goes, per BPF program."""
+    L = []
+    L.append("## 1b. Where kextrace's overhead goes (software-emulated guest)")
+    L.append("")
+    L.append(f"`mmap_test --no-wait` at {pf['pages']} pages, once untraced and under kextrace with "
+             "the kernel's BPF run statistics on (`kernel.bpf_stats_enabled`: run count and time "
+             "spent inside each kextrace program, read with bpftool while it runs), with stacks "
+             "(the default) and with `--no-stacks`. The statistics themselves cost two clock reads "
+             "per program run, so these runs are not the overhead figures of section 1. "
+             f"Untraced: {fmt_s(pf.get('untraced_wall_ns'))}.")
+    L.append("")
+    L.append("| kextrace | workload | traced/untraced | overhead | time inside BPF programs | "
+             "program runs | mean per run | events | lost |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for cfg, d in sorted(pf["configs"].items()):
+        bt, bc = d.get("bpf_run_time_ns"), d.get("bpf_run_cnt")
+        per = f"{bt['median'] / bc['median'] / 1e3:.1f} us" if bt and bc and bc["median"] else "n/a"
+        ovh = f"{d['overhead_ns'] * 1e-9:.3f} s" if d.get("overhead_ns") is not None else "n/a"
+        share = (f" ({bt['median'] / d['overhead_ns'] * 100:.0f}% of the overhead)"
+                 if bt and d.get("overhead_ns") else "")
+        L.append(f"| {cfg.replace('kextrace_', '--').replace('_', '-') if cfg != 'kextrace' else 'default (stacks)'} | "
+                 f"{fmt_s(d.get('wall_ns'))} | {d.get('over_untraced', 0):.2f} | {ovh} | "
+                 f"{fmt_s(bt)}{share} | {int(bc['median']) if bc else 'n/a'} | {per} | "
+                 f"{d.get('events')} | {d.get('lost')} |")
+    L.append("")
+    cfgs = sorted(pf["configs"])
+    names = sorted({n for c in cfgs for n in pf["configs"][c]["programs"]},
+                   key=lambda n: -max(pf["configs"][c]["programs"].get(n, {}).get("run_time_ns") or 0
+                                      for c in cfgs))
+    L.append("Per program (median over repetitions; runs include calls the program filters out, "
+             "e.g. every process's file rmaps):")
+    L.append("")
+    L.append("| program | " + " | ".join(f"{c}: runs, time, per run" for c in cfgs) + " |")
+    L.append("|---|" + "---|" * len(cfgs))
+    for n in names:
+        cells = []
+        for c in cfgs:
+            p = pf["configs"][c]["programs"].get(n)
+            if not p or not p["run_cnt"]:
+                cells.append("-")
                 continue
-            L.append(f"| {name} | {m['pages']} | {fmt_s(m['per_page_ns'], 1e-3, 'us', 1)} | "
-                     f"{fmt_s(m['first_to_last_pte_per_page_ns'], 1e-3, 'us', 1)} | {m['pte_source']} | "
-                     f"{fmt_s(m['untraced_wall_per_page_ns'], 1e-3, 'us', 1)} |")
+            cells.append(f"{int(p['run_cnt'])}, {p['run_time_ns'] / 1e6:.1f} ms, "
+                         f"{(p['ns_per_run'] or 0) / 1e3:.1f} us")
+        if any(x != "-" for x in cells):
+            L.append(f"| {n} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
+
+
+def md_loss(ls):
+    """Section 2: loss and its accounting."""
+    L = []
+    L.append("## 2. Loss (software-emulated guest)")
+    L.append("")
+    L.append("kextrace over `kexbench loop` (mmap, touch every page, munmap, no exec between), "
+             "1 or 2 loopers at once; the overload run uses a 1 MiB ring and the slowest consumer "
+             "(`--events`, a JSON line per record), with the ring's drain thread held once 1 KiB of "
+             "records wait for that consumer (`--debug-queue-limit-kb 1`: without it the drain thread "
+             "keeps copying the ring into memory and nothing is lost). "
+             "Rate = (received + lost) / the loopers' wall time.")
+    L.append("")
+    L.append("| run | ring | loopers x pages x loops | events received | lost | rate (events/s) | "
+             "drain queue peak | produced = received + lost |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for l in ls:
+        acct = l.get("ring_accounting") or {}
+        ex = l.get("accounting_exact")
+        L.append(f"| {l['name']} | {l['ringbuf_mb']} MiB | {l['parallel']} x {l['pages']} x {l['loops']} | "
+                 f"{l.get('events')} | {l.get('lost')} | "
+                 f"{(l['events_per_s'] or 0):,.0f} | {queue_peak(acct)} | "
+                 f"{'exact' if ex else 'NOT exact' if ex is False else 'n/a'}"
+                 f"{' (' + str(acct.get('produced')) + ' = ' + str(acct.get('received')) + ' + ' + str(acct.get('lost')) + ')' if acct else ''} |")
+    over = [l for l in ls if l["name"] == "overload" and l.get("ring_accounting")]
+    if over:
         L.append("")
-    if cb:
-        L.append("## 3. Correlation engine and export writers (this machine, no guest)")
+        L.append("Overload, per event type (BPF `produced` counter, records the session received, "
+                 "the `losses` map):")
         L.append("")
-        ctx = co.get("context", {})
-        L.append(f"{ctx.get('num_cpus')} CPUs at {ctx.get('mhz_per_cpu')} MHz, load average at the start "
-                 f"{', '.join(f'{x:.1f}' for x in ctx.get('load_avg', []))}. Rates are per CPU second "
-                 "(the machine is shared; wall-clock rates beside them).")
-        L.append("")
-        L.append("| benchmark | reps | rate (CPU time) | rate (wall) | peak B/page | report B/page |")
-        L.append("|---|---|---|---|---|---|")
-        for name, d in sorted(cb.items()):
-            if "items_per_second" in d:
-                r = d["items_per_second"]
-                w = d.get("items_per_second_wall")
-                rate = f"{r['median'] / 1e6:.2f} ({r['min'] / 1e6:.2f}..{r['max'] / 1e6:.2f}) M events/s"
-                wall = f"{w['median'] / 1e6:.2f} M events/s" if w else ""
-            else:
-                r = d["bytes_per_second"]
-                rate = f"{r['median'] / 1e6:.0f} ({r['min'] / 1e6:.0f}..{r['max'] / 1e6:.0f}) MB/s"
-                wall = ""
-            pb = f"{d['peak_B_per_page']['median']:.0f}" if "peak_B_per_page" in d else ""
-            rb = f"{d['report_B_per_page']['median']:.0f}" if "report_B_per_page" in d else ""
-            L.append(f"| {name} | {d['repetitions']} | {rate} | {wall} | {pb} | {rb} |")
-        L.append("")
+        L.append("| type | produced | received | lost | exact |")
+        L.append("|---|---|---|---|---|")
+        for t, v in sorted(over[0]["ring_accounting"].get("per_type", {}).items()):
+            L.append(f"| {t} | {v['produced']} | {v['received']} | {v['lost']} | "
+                     f"{'yes' if v['produced'] == v['received'] + v['lost'] else 'NO'} |")
+    L.append("")
+    return L
+
+
+def md_modes(md):
+    """Section 4: the mapping cost per page, by mode."""
+    L = []
+    L.append("## 4. Per-page mapping cost by mode, from the trace (software-emulated guest)")
+    L.append("")
+    L.append("Per page = (last PTE written for the mapping - its kex_mmap event) / pages, from "
+             "`kextrace --no-stacks --jsonl`; ref_policy=keep for every mode. For mode fault "
+             "this includes the rig's user-space time between faults (pages come in on first touch). "
+             "Untraced: mmap_test's whole run per page, no tracer.")
+    L.append("")
+    L.append("| mode | pages | per page (trace) | first to last PTE, per page | PTE seen at | untraced run per page |")
+    L.append("|---|---|---|---|---|---|")
+    for name, m in md.items():
+        if m.get("skipped") and not m.get("per_page_ns"):
+            L.append(f"| {name} | - | skipped: {m['skipped']} | | | |")
+            continue
+        L.append(f"| {name} | {m['pages']} | {fmt_s(m['per_page_ns'], 1e-3, 'us', 1)} | "
+                 f"{fmt_s(m['first_to_last_pte_per_page_ns'], 1e-3, 'us', 1)} | {m['pte_source']} | "
+                 f"{fmt_s(m['untraced_wall_per_page_ns'], 1e-3, 'us', 1)} |")
+    L.append("")
+    return L
+
+
+def md_engine(co):
+    """Section 3: the correlation engine and the export writers."""
+    L = []
+    cb = co.get("benchmarks", {})
+    L.append("## 3. Correlation engine and export writers (this machine, no guest)")
+    L.append("")
+    ctx = co.get("context", {})
+    L.append(f"{ctx.get('num_cpus')} CPUs at {ctx.get('mhz_per_cpu')} MHz, load average at the start "
+             f"{', '.join(f'{x:.1f}' for x in ctx.get('load_avg', []))}. Rates are per CPU second "
+             "(the machine is shared; wall-clock rates beside them).")
+    L.append("")
+    L.append("| benchmark | reps | rate (CPU time) | rate (wall) | peak B/page | report B/page |")
+    L.append("|---|---|---|---|---|---|")
+    for name, d in sorted(cb.items()):
+        if "items_per_second" in d:
+            r = d["items_per_second"]
+            w = d.get("items_per_second_wall")
+            rate = f"{r['median'] / 1e6:.2f} ({r['min'] / 1e6:.2f}..{r['max'] / 1e6:.2f}) M events/s"
+            wall = f"{w['median'] / 1e6:.2f} M events/s" if w else ""
+        else:
+            r = d["bytes_per_second"]
+            rate = f"{r['median'] / 1e6:.0f} ({r['min'] / 1e6:.0f}..{r['max'] / 1e6:.0f}) MB/s"
+            wall = ""
+        pb = f"{d['peak_B_per_page']['median']:.0f}" if "peak_B_per_page" in d else ""
+        rb = f"{d['report_B_per_page']['median']:.0f}" if "report_B_per_page" in d else ""
+        L.append(f"| {name} | {d['repetitions']} | {rate} | {wall} | {pb} | {rb} |")
+    L.append("")
+    return L
+
+
+def md_notes(meta):
+    """The notes given to scripts/bench."""
+    L = []
     notes = meta.get("notes")
     if notes:
         L.append("## Notes")
         L.append("")
         L.append(notes.strip())
         L.append("")
-    return "\n".join(L)
+    return L
 
+
+def summary_md(env, ov, ls, md, co, meta, pf=None):
+    parts = [md_header(env, meta), md_targets(ov, ls, co)]
+    if ov:
+        parts.append(md_overhead(ov))
+    if pf:
+        parts.append(md_profile(pf))
+    if ls:
+        parts.append(md_loss(ls))
+    if md:
+        parts.append(md_modes(md))
+    if co and co.get("benchmarks"):
+        parts.append(md_engine(co))
+    parts.append(md_notes(meta))
+    return "\n".join(line for part in parts for line in part)
 
 def check_smoke(path):
     problems = []

@@ -11,10 +11,10 @@
  * hand with "mknod NAME c MAJOR 0" works as well. The mmap rules, modes and
  * errors are documented in kex_uapi.h; the tracepoints in kex_trace.h.
  *
- * One file on purpose (about 1,200 lines): a reference driver that people
- * read top to bottom, with every mapping mode's mmap, fault and unwind path
- * beside the others they mirror; kex_compat.h holds the kernel-version
- * differences and kex_trace.h the tracepoints.
+ * One file (layout: long on purpose, about 1,200 lines): a reference driver
+ * that people read top to bottom, with every mapping mode's mmap, fault and
+ * unwind path beside the others they mirror; kex_compat.h holds the
+ * kernel-version differences and kex_trace.h the tracepoints.
  *
  * Who owns the pages (module parameter ref_policy, read at each mmap):
  *  - drop (default): kex drops its reference right after vm_insert_page took
@@ -875,6 +875,55 @@ out_unwind:
 }
 
 /*
+ * The area of a new mapping of @pages pages, with one reference (the VMA's);
+ * NULL without memory.
+ */
+static struct kex_area *kex_area_new(struct kex_file *kf, unsigned long pages,
+				     u32 policy, u32 mode, int fail_at)
+{
+	struct kex_area *area;
+
+	/* NOWARN: a huge max_pages must fail here quietly, not WARN. */
+	area = kvzalloc(struct_size(area, pages,
+				    kex_area_has_array(policy, mode) ? pages : 0),
+			GFP_KERNEL | __GFP_NOWARN);
+	if (!area)
+		return NULL;
+	refcount_set(&area->refs, 1);
+	area->kf = kf;
+	area->policy = policy;
+	area->mode = mode;
+	area->nr_pages = pages;
+	area->fail_at = fail_at;
+	area->inject_noput = READ_ONCE(kex_inject_noput);
+	area->inject_extra_get = READ_ONCE(kex_inject_extra_get);
+	mutex_init(&area->lock);
+	return area;
+}
+
+/*
+ * A failed mmap, after kex_map_each() or kex_map_batch() gave back what kex
+ * held: count what was freed and leaked, drop the area and its reservation.
+ */
+static void kex_mmap_failed(struct kex_mapper *m)
+{
+	struct kex_area *area = m->area;
+
+	/* With drop, the core frees the pages it unmaps. */
+	if (area->policy == KEX_POLICY_DROP)
+		m->freed += m->mapped - hweight64(area->leaked);
+	kex_count_freed(m->freed);
+	if (m->leaking) {
+		atomic64_add(m->leaked, &kex_stats.pages_leaked_injected);
+		pr_warn("inject_fail_leak: mmap failed at page %d, leaked the %u pages kex still held\n",
+			m->fail_leak, m->leaked);
+	}
+	kex_unreserve(area->nr_pages);
+	mutex_destroy(&area->lock);
+	kvfree(area);
+}
+
+/*
  * Map vm_end - vm_start bytes of fresh zeroed pages in the file's mode.
  * Called with the mmap_lock held for write. On failure every page kex
  * allocated and still references is freed here, never while a PTE maps it
@@ -917,25 +966,13 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 	/* The mapping can neither grow (mremap) nor become executable. */
 	kex_vm_flags_mod(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYEXEC);
 
-	/* NOWARN: a huge max_pages must fail here quietly, not WARN. */
-	area = kvzalloc(struct_size(area, pages,
-				    kex_area_has_array(policy, mode) ? pages : 0),
-			GFP_KERNEL | __GFP_NOWARN);
+	area = kex_area_new(kf, pages, policy, mode, m.fail_at);
 	if (!area) {
 		pr_warn_ratelimited("mmap failed: no memory to track %lu pages\n", pages);
 		kex_unreserve(pages);
 		ret = -ENOMEM;
 		goto out;
 	}
-	refcount_set(&area->refs, 1);
-	area->kf = kf;
-	area->policy = policy;
-	area->mode = mode;
-	area->nr_pages = pages;
-	area->fail_at = m.fail_at;
-	area->inject_noput = READ_ONCE(kex_inject_noput);
-	area->inject_extra_get = READ_ONCE(kex_inject_extra_get);
-	mutex_init(&area->lock);
 	m.area = area;
 
 	switch (mode) {
@@ -950,18 +987,7 @@ static int kex_mmap(struct file *file, struct vm_area_struct *vma)
 		break;
 	}
 	if (ret) {
-		/* With drop, the core frees the pages it unmaps. */
-		if (policy == KEX_POLICY_DROP)
-			m.freed += m.mapped - hweight64(area->leaked);
-		kex_count_freed(m.freed);
-		if (m.leaking) {
-			atomic64_add(m.leaked, &kex_stats.pages_leaked_injected);
-			pr_warn("inject_fail_leak: mmap failed at page %d, leaked the %u pages kex still held\n",
-				m.fail_leak, m.leaked);
-		}
-		mutex_destroy(&area->lock);
-		kvfree(area);
-		kex_unreserve(pages);
+		kex_mmap_failed(&m);
 		goto out;
 	}
 
