@@ -272,19 +272,27 @@ class CountingBuf : public std::streambuf {
     }
 };
 
-void BM_ExportTimeline(benchmark::State& state) {
+// One export of a report of state.range(0) events per iteration, its bytes
+// counted (not kept).
+template <class Write> void export_report(benchmark::State& state, Write write) {
     const Report& r = report_of(std::size_t(state.range(0)));
-    RunInfo run = run_info();
+    const RunInfo run = run_info();
     uint64_t bytes = 0;
     for (auto _ : state) {
         CountingBuf buf;
         std::ostream out(&buf);
-        TimelineStats st = write_trace_events(r, run, symbolize, out);
-        benchmark::DoNotOptimize(st.events);
+        write(out, r, run);
         bytes += buf.bytes;
     }
     state.SetBytesProcessed(int64_t(bytes));
     state.counters["pages"] = double(r.pages.size());
+}
+
+void BM_ExportTimeline(benchmark::State& state) {
+    export_report(state, [](std::ostream& out, const Report& r, const RunInfo& run) {
+        TimelineStats st = write_trace_events(r, run, symbolize, out);
+        benchmark::DoNotOptimize(st.events);
+    });
 }
 
 void BM_ExportJsonl(benchmark::State& state) {
@@ -311,18 +319,10 @@ void BM_ExportJsonl(benchmark::State& state) {
 }
 
 void BM_ExportReportJson(benchmark::State& state) {
-    const Report& r = report_of(std::size_t(state.range(0)));
-    RunInfo run = run_info();
-    uint64_t bytes = 0;
-    for (auto _ : state) {
-        // the complete --json document, as kextrace writes it (pretty-printed)
-        CountingBuf buf;
-        std::ostream out(&buf);
+    // the complete --json document, as kextrace writes it (pretty-printed)
+    export_report(state, [](std::ostream& out, const Report& r, const RunInfo& run) {
         benchmark::DoNotOptimize(write_report_json(out, r, run, symbolize));
-        bytes += buf.bytes;
-    }
-    state.SetBytesProcessed(int64_t(bytes));
-    state.counters["pages"] = double(r.pages.size());
+    });
 }
 
 std::vector<int64_t> sizes() {

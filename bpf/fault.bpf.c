@@ -85,14 +85,12 @@ static __always_inline void set_pte_return(struct pte_call *call)
 SEC("kretprobe/do_set_pte")
 int kretprobe__set_pte(struct pt_regs *ctx)
 {
-	__u32 tid = current_tid();
 	struct pte_call *call;
+	__u32 tid;
 
-	count_hit(KEX_P_SET_PTE_RET);
-	call = bpf_map_lookup_elem(&set_pte_calls, &tid);
+	call = call_returns(&set_pte_calls, &tid, KEX_P_SET_PTE_RET);
 	if (!call)
 		return 0;
-	count_match(KEX_P_SET_PTE_RET);
 	set_pte_return(call);
 	bpf_map_delete_elem(&set_pte_calls, &tid);
 	return 0;

@@ -133,14 +133,12 @@ static __always_inline void insert_return(__u64 page, __u64 pte, __u64 pfn,
 SEC("kretprobe/insert_page_into_pte_locked")
 int kretprobe__insert_page(struct pt_regs *ctx)
 {
-	__u32 tid = current_tid();
 	struct pte_call *call;
+	__u32 tid;
 
-	count_hit(KEX_P_INSERT_RET);
-	call = bpf_map_lookup_elem(&insert_calls, &tid);
+	call = call_returns(&insert_calls, &tid, KEX_P_INSERT_RET);
 	if (!call)
 		return 0;
-	count_match(KEX_P_INSERT_RET);
 	insert_return(call->page, call->pte, call->pfn, (long)PT_REGS_RC(ctx));
 	bpf_map_delete_elem(&insert_calls, &tid);
 	return 0;

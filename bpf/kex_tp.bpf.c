@@ -29,11 +29,8 @@ int tp__kex_mmap_done(struct kex_tp_mmap_done *ctx)
 	__u32 tid = current_tid();
 	struct kex_event *e;
 
-	count_hit(KEX_P_KEX_MMAP_DONE);
-	if (!bpf_map_lookup_elem(&mmap_window, &tid))
+	if (!window_closes(&mmap_window, KEX_P_KEX_MMAP_DONE))
 		return 0;
-	count_match(KEX_P_KEX_MMAP_DONE);
-	bpf_map_delete_elem(&mmap_window, &tid);
 	bpf_map_delete_elem(&pending_allocs, &tid);
 	e = reserve(KEX_EV_KEX_MMAP_DONE, KEX_P_KEX_MMAP_DONE);
 	if (!e)
@@ -144,19 +141,11 @@ int tp__kex_page_free(struct kex_tp_page_free *ctx)
 static __always_inline int vma_event(__u64 start, __u64 end, __u32 type,
 				     __u32 probe)
 {
-	struct kex_event *e;
-
 	count_hit(probe);
 	if (!kex_traced())
 		return 0;
 	count_match(probe);
-	e = reserve(type, probe);
-	if (!e)
-		return 0;
-	e->addr = start;
-	e->arg0 = end;
-	submit(e);
-	return 0;
+	return emit_range(type, probe, start, end);
 }
 
 SEC("tp/kex/kex_vma_open")

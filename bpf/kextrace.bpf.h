@@ -422,6 +422,54 @@ static __always_inline __u32 current_tid(void)
 	return (__u32)bpf_get_current_pid_tgid();
 }
 
+/* A record of @type for an address range (addr, arg0), else only the header. */
+static __always_inline int emit_range(__u32 type, __u32 probe, __u64 start,
+				      __u64 end)
+{
+	struct kex_event *e = reserve(type, probe);
+
+	if (!e)
+		return 0;
+	e->addr = start;
+	e->arg0 = end;
+	submit(e);
+	return 0;
+}
+
+/* A record of @type with nothing but the common header (a window's end). */
+static __always_inline int emit_bare(__u32 type, __u32 probe)
+{
+	return emit_range(type, probe, 0, 0);
+}
+
+/*
+ * A kretprobe's half of a call its entry saved in @calls (keyed by thread,
+ * *@tid on return): counted, NULL when the entry saved nothing. The caller
+ * deletes the entry once it has used it.
+ */
+static __always_inline void *call_returns(void *calls, __u32 *tid, __u32 probe)
+{
+	void *call;
+
+	*tid = current_tid();
+	count_hit(probe);
+	call = bpf_map_lookup_elem(calls, tid);
+	if (call)
+		count_match(probe);
+	return call;
+}
+
+/* A kretprobe closing the window its entry opened in @window: forgotten. */
+static __always_inline bool window_closes(void *window, __u32 probe)
+{
+	__u32 tid;
+
+	if (!call_returns(window, &tid, probe))
+		return false;
+	bpf_map_delete_elem(window, &tid);
+	return true;
+}
+
 /* the page's reference and map counts, as the kernel sees them right now */
 static __always_inline void page_counts(struct kex_event *e, __u64 page)
 {

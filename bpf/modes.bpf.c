@@ -146,14 +146,12 @@ static __always_inline void remap_return(__u64 page, __u64 pfn, __u64 addr,
 SEC("kretprobe/remap_pfn_range")
 int kretprobe__remap_pfn(struct pt_regs *ctx)
 {
-	__u32 tid = current_tid();
 	struct pte_call *call;
+	__u32 tid;
 
-	count_hit(KEX_P_REMAP_PFN_RET);
-	call = bpf_map_lookup_elem(&remap_calls, &tid);
+	call = call_returns(&remap_calls, &tid, KEX_P_REMAP_PFN_RET);
 	if (!call)
 		return 0;
-	count_match(KEX_P_REMAP_PFN_RET);
 	if (call->page)
 		remap_return(call->page, call->pfn, call->addr, (long)PT_REGS_RC(ctx));
 	else

@@ -31,7 +31,6 @@ static __always_inline int unmap_entry(void *ctx, bool tramp)
 {
 	__u64 start = 0, end = 0;
 	__u32 tid = current_tid();
-	struct kex_event *e;
 
 	count_hit(KEX_P_UNMAP);
 	if (!unmap_wanted(tid))
@@ -56,13 +55,7 @@ static __always_inline int unmap_entry(void *ctx, bool tramp)
 	}
 	if (!ret_is_fexit(KEX_P_UNMAP_RET))
 		track_update(&in_unmap, &tid, &one, KEX_TRACK_IN_UNMAP);
-	e = reserve(KEX_EV_UNMAP_REGION, KEX_P_UNMAP);
-	if (!e)
-		return 0;
-	e->addr = start;
-	e->arg0 = end;
-	submit(e);
-	return 0;
+	return emit_range(KEX_EV_UNMAP_REGION, KEX_P_UNMAP, start, end);
 }
 
 /* with the fexit: one trampoline on the function (kextrace.bpf.h) */
@@ -71,41 +64,25 @@ KEX_ENTRY_PROGRAMS(unmap_region, unmap, unmap_entry)
 SEC("kretprobe/unmap_region")
 int kretprobe__unmap(struct pt_regs *ctx)
 {
-	__u32 tid = current_tid();
-	struct kex_event *e;
-
-	count_hit(KEX_P_UNMAP_RET);
-	if (!bpf_map_lookup_elem(&in_unmap, &tid))
+	if (!window_closes(&in_unmap, KEX_P_UNMAP_RET))
 		return 0;
-	count_match(KEX_P_UNMAP_RET);
-	bpf_map_delete_elem(&in_unmap, &tid);
-	e = reserve(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
-	if (e)
-		submit(e);
-	return 0;
+	return emit_bare(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
 }
 
 /* the entry's filter again: no state needed */
 SEC("fexit/unmap_region")
 int fexit__unmap(void *ctx)
 {
-	__u32 tid = current_tid();
-	struct kex_event *e;
-
 	count_hit(KEX_P_UNMAP_RET);
-	if (!unmap_wanted(tid))
+	if (!unmap_wanted(current_tid()))
 		return 0;
 	count_match(KEX_P_UNMAP_RET);
-	e = reserve(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
-	if (e)
-		submit(e);
-	return 0;
+	return emit_bare(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
 }
 
 static __always_inline int exit_mmap_entry(void *ctx, bool tramp)
 {
 	__u32 tid = current_tid();
-	struct kex_event *e;
 
 	count_hit(KEX_P_EXIT_MMAP);
 	if (!current_traced())
@@ -113,10 +90,7 @@ static __always_inline int exit_mmap_entry(void *ctx, bool tramp)
 	count_match(KEX_P_EXIT_MMAP);
 	/* also the unmap_vmas filter (KEX_UNMAP_VMAS), whatever the return is */
 	track_update(&in_exit_mmap, &tid, &one, KEX_TRACK_IN_EXIT_MMAP);
-	e = reserve(KEX_EV_EXIT_MMAP, KEX_P_EXIT_MMAP);
-	if (e)
-		submit(e);
-	return 0;
+	return emit_bare(KEX_EV_EXIT_MMAP, KEX_P_EXIT_MMAP);
 }
 
 /* with the fexit: one trampoline on the function (kextrace.bpf.h) */
@@ -125,33 +99,20 @@ KEX_ENTRY_PROGRAMS(exit_mmap, exit_mmap, exit_mmap_entry)
 SEC("kretprobe/exit_mmap")
 int kretprobe__exit_mmap(struct pt_regs *ctx)
 {
-	__u32 tid = current_tid();
-	struct kex_event *e;
-
-	count_hit(KEX_P_EXIT_MMAP_RET);
-	if (!bpf_map_lookup_elem(&in_exit_mmap, &tid))
+	if (!window_closes(&in_exit_mmap, KEX_P_EXIT_MMAP_RET))
 		return 0;
-	count_match(KEX_P_EXIT_MMAP_RET);
-	bpf_map_delete_elem(&in_exit_mmap, &tid);
-	e = reserve(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
-	if (e)
-		submit(e);
-	return 0;
+	return emit_bare(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
 }
 
 SEC("fexit/exit_mmap")
 int fexit__exit_mmap(void *ctx)
 {
 	__u32 tid = current_tid();
-	struct kex_event *e;
 
 	count_hit(KEX_P_EXIT_MMAP_RET);
 	if (!current_traced())
 		return 0;
 	count_match(KEX_P_EXIT_MMAP_RET);
 	bpf_map_delete_elem(&in_exit_mmap, &tid);
-	e = reserve(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
-	if (e)
-		submit(e);
-	return 0;
+	return emit_bare(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
 }

@@ -242,15 +242,21 @@ def touch_status(a, op):
         return signal.Signals(os.WTERMSIG(status)).name
     return 'ok' if os.WEXITSTATUS(status) == 0 else f'exit {os.WEXITSTATUS(status)}'
 
-def touch(dev, pages, index, op):
-    """mmap PAGES pages, touch page INDEX in a child (read or write): prints
-    ok or the signal, then the pages the module allocated."""
-    pages, index = int(pages), int(index)
+def map_counted(dev, pages):
+    """A new MAP_SHARED mapping of PAGES pages of DEV (the file closed again),
+    and kex's pages_allocated before it."""
     fd = kopen(dev)
     a0 = counter('pages_allocated')
     a, res = mmap(fd, pages)
     check('mmap', res, 'ok')
     os.close(fd)
+    return a, a0
+
+def touch(dev, pages, index, op):
+    """mmap PAGES pages, touch page INDEX in a child (read or write): prints
+    ok or the signal, then the pages the module allocated."""
+    pages, index = int(pages), int(index)
+    a, a0 = map_counted(dev, pages)
     print(f'touch page {index}: ' + touch_status(a + index * PS, op))
     print(f'allocated: {counter("pages_allocated") - a0}')
     munmap(a, pages)
@@ -259,11 +265,7 @@ def fault_refault(dev, pages):
     """Mode fault: write every page, MADV_DONTNEED, read back: the same pages
     (pfns) come back with their data, nothing is allocated again."""
     pages = int(pages)
-    fd = kopen(dev)
-    a0 = counter('pages_allocated')
-    a, res = mmap(fd, pages)
-    check('mmap', res, 'ok')
-    os.close(fd)
+    a, a0 = map_counted(dev, pages)
     check('pages allocated by the mmap', counter('pages_allocated') - a0, 0)
     check('pages present before any touch', pagemap_pfns('self', hex(a), pages), ['-'] * pages)
     for i in range(pages):
@@ -319,11 +321,7 @@ def fault_fork(dev, pages):
     """Mode fault: fork before any touch; parent and child fault the same
     pages at once, each writing its byte: both see both bytes."""
     pages = int(pages)
-    fd = kopen(dev)
-    a0 = counter('pages_allocated')
-    a, res = mmap(fd, pages)
-    check('mmap', res, 'ok')
-    os.close(fd)
+    a, a0 = map_counted(dev, pages)
     r, w = os.pipe()
     r2, w2 = os.pipe()
     pid = os.fork()

@@ -486,11 +486,7 @@ case_trace_events() {
 # The tracepoint formats match docs/architecture.md (bpf/ reads them raw).
 case_trace_format() {
 	kex_load
-	local ev want got
-	while read -r ev want; do
-		got=$(kex_trace_format "$ev")
-		expect_eq "$got" "$want" "format of kex:$ev"
-	done <<'EOF'
+	expect_trace_formats <<'EOF'
 kex_mmap u64:vm_start:8:8,u64:vm_end:16:8,u64:pgoff:24:8,u32:pages:32:4,u32:policy:36:4
 kex_mmap_done u64:vm_start:8:8,s32:ret:16:4,u32:mapped:20:4
 kex_page_alloc u64:pfn:8:8,u64:page:16:8,u32:index:24:4,u32:pad:28:4

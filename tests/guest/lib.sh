@@ -66,6 +66,15 @@ kex_trace_format() {
 	}' "$KEX_TRACING/events/kex/$1/format"
 }
 
+# Lines "EVENT TYPE:NAME:OFFSET:SIZE,..." on stdin: each kex tracepoint's
+# format is that (bpf/ reads them raw; docs/architecture.md lists them).
+expect_trace_formats() {
+	local ev want
+	while read -r ev want; do
+		expect_eq "$(kex_trace_format "$ev")" "$want" "format of kex:$ev"
+	done
+}
+
 kex_load() {
 	local ko
 	ko=$(kex_ko)

@@ -350,11 +350,7 @@ case_threads_modes() {
 # The new tracepoints' formats (docs/architecture.md, "kex additions").
 case_trace_format() {
 	kex_load
-	local ev want got
-	while read -r ev want; do
-		got=$(kex_trace_format "$ev")
-		expect_eq "$got" "$want" "format of kex:$ev"
-	done <<'EOF'
+	expect_trace_formats <<'EOF'
 kex_mmap_mode u64:vm_start:8:8,u32:mode:16:4,u32:pad:20:4
 kex_batch u64:uaddr:8:8,u32:index:16:4,u32:requested:20:4,u32:mapped:24:4,s32:ret:28:4
 kex_fault u64:uaddr:8:8,u64:pfn:16:8,u32:index:24:4,u32:flags:28:4

@@ -8,21 +8,8 @@
 
 using namespace kextrace;
 using kextrace::test::report_of;
+using kextrace::test::run_info;
 using nlohmann::json;
-
-namespace {
-
-RunInfo run_info() {
-    RunInfo run;
-    run.kernel_release = "6.12.117+deb12-amd64";
-    run.command_line = "mmap_test /dev/kex 8";
-    run.set_pte_observed = "PTE read back at the return of insert_page_into_pte_locked.isra.0";
-    run.probes = {{"insert", "insert_page_into_pte_locked", "insert_page_into_pte_locked.isra.0",
-                   true, "", 2, "kprobe + kretprobe"}};
-    return run;
-}
-
-} // namespace
 
 TEST(OutputJson, RoundTripsTheKeyFields) {
     StreamBuilder b;

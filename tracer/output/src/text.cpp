@@ -333,11 +333,8 @@ void rows(const std::vector<std::size_t>& shown, std::size_t total, std::ostream
         out << fmt::format("  ... {} page lives not shown ...\n", total - next);
 }
 
-std::string policies(const Report& r) {
-    std::map<std::string_view, std::size_t> n;
-    for (const PageLife& p : r.pages)
-        if (p.mode != MapMode::driver) // kex's ref_policy: no meaning for another driver
-            ++n[policy_name(p.policy)];
+// "name" when every page has the same, else "name N, name M" by name.
+std::string tally(const std::map<std::string_view, std::size_t>& n) {
     if (n.empty())
         return "-";
     if (n.size() == 1)
@@ -348,16 +345,19 @@ std::string policies(const Report& r) {
     return s;
 }
 
+std::string policies(const Report& r) {
+    std::map<std::string_view, std::size_t> n;
+    for (const PageLife& p : r.pages)
+        if (p.mode != MapMode::driver) // kex's ref_policy: no meaning for another driver
+            ++n[policy_name(p.policy)];
+    return tally(n);
+}
+
 std::string modes(const Report& r) {
     std::map<std::string_view, std::size_t> n;
     for (const PageLife& p : r.pages)
         ++n[map_mode_name(p.mode)];
-    if (n.size() == 1)
-        return std::string(n.begin()->first);
-    std::string s;
-    for (auto& [name, count] : n)
-        s += fmt::format("{}{} {}", s.empty() ? "" : ", ", name, count);
-    return s;
+    return tally(n);
 }
 
 void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
