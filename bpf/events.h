@@ -98,14 +98,17 @@ enum kex_event_type {
 					 * address (0: unknown), arg0 = vm_start of its VMA,
 					 * arg1 = struct page *, ret = 1 at a fault, 0 at an insert */
 	/*
-	 * Another driver's pfn mapping (remap_pfn_range, io_remap_pfn_range)
-	 * into a traced process: pfns behind special PTEs, no struct page
-	 * reference, no rmap, nothing for the zap to free; its VMA record
-	 * (KEX_VMA_PFNMAP) comes first.
+	 * Another driver's pfn mapping into a traced process: pfns behind
+	 * special PTEs, no struct page reference, no rmap, nothing for the zap
+	 * to free; its VMA record (KEX_VMA_PFNMAP) comes first. Mapped at
+	 * mmap (remap_pfn_range, io_remap_pfn_range: a range, ret = 0) or one
+	 * pfn at a fault (vmf_insert_pfn_prot, under vmf_insert_pfn: ret = 1).
 	 */
 	KEX_EV_DRIVER_PFNMAP	= 62,	/* pfn = the first, addr = user address, arg0 = bytes,
-					 * arg1 = vm_start of its VMA */
-	KEX_EV_DRIVER_PFNMAP_RET = 63,	/* its return: pfn, addr, ret */
+					 * arg1 = vm_start of its VMA, ret = 1 at a fault */
+	KEX_EV_DRIVER_PFNMAP_RET = 63,	/* its return: pfn, addr, ret (remap_pfn_range:
+					 * 0 or -errno; at a fault: the vm_fault_t,
+					 * VM_FAULT_NOPAGE 0x100 when mapped) */
 	/*
 	 * The allocation of an adopted page, when the trace saw it: an
 	 * mm_page_alloc by a traced process (not under --all) without

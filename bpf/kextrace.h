@@ -56,6 +56,8 @@ enum kex_probe_id {
 	KEX_P_REMAP_PFN_RET	= 35,
 	KEX_P_PROC_FREE		= 36,	/* tp_btf sched_process_free: prunes "traced" */
 	KEX_P_VM_INSERT_PAGE	= 37,	/* kprobe vm_insert_page: a driver page's user address */
+	KEX_P_INSERT_PFN	= 38,	/* kprobe vmf_insert_pfn_prot: a driver's pfn at a fault */
+	KEX_P_INSERT_PFN_RET	= 39,
 	KEX_P_COUNT
 };
 

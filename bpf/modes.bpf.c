@@ -1,9 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-/* modes.bpf.c - vm_insert_pages (mode batch), remap_pfn_range (mode pfn, another driver's pfn map) */
+/*
+ * modes.bpf.c - vm_insert_pages (mode batch), remap_pfn_range (mode pfn,
+ * another driver's pfn map), vmf_insert_pfn_prot (another driver's pfn at a
+ * fault)
+ */
 #include "kextrace.bpf.h"
 #include "driver.bpf.h"
 
-/* remap_pfn_range entry per tid, for its return (mode pfn) */
+/* x86-64's base page: what one pfn maps */
+#define KEX_PFN_BYTES 4096
+
+/* remap_pfn_range / vmf_insert_pfn_prot entry per tid, for its return */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KEX_MAX_TASKS);
@@ -48,35 +55,40 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
 }
 
 /*
- * remap_pfn_range of another driver into a traced process: its VMA (once)
- * and the range; the return says whether it mapped (driver_pfnmap_return).
+ * A pfn mapping of another driver into a traced process, entered at @probe
+ * (remap_pfn_range: @bytes from its size argument; vmf_insert_pfn_prot at a
+ * fault: one page): its VMA (once) and the range; the return says whether
+ * it mapped (driver_pfnmap_return).
  */
-static __always_inline void driver_pfnmap(void *ctx, bool tramp, __u64 pfn)
+static __always_inline void driver_pfnmap(void *ctx, bool tramp, __u64 pfn,
+					  __u32 probe, __u64 bytes, bool at_fault)
 {
 	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
 
-	count_match(KEX_P_REMAP_PFN);
-	report_driver_vma(ctx, stack_skip(tramp), vma, KEX_P_REMAP_PFN);
+	count_match(probe);
+	report_driver_vma(ctx, stack_skip(tramp), vma, probe);
 	call.pfn = pfn;
 	call.addr = entry_arg(ctx, tramp, 2);
-	if (!ret_is_fexit(KEX_P_REMAP_PFN_RET))
+	if (!ret_is_fexit(probe + 1))	/* the return probe follows its entry */
 		track_update(&remap_calls, &tid, &call, KEX_TRACK_REMAP_CALLS);
-	e = reserve(KEX_EV_DRIVER_PFNMAP, KEX_P_REMAP_PFN);
+	e = reserve(KEX_EV_DRIVER_PFNMAP, probe);
 	if (!e)
 		return;
 	e->pfn = pfn;
 	e->addr = call.addr;
-	e->arg0 = entry_arg(ctx, tramp, 4);
+	e->arg0 = bytes;
 	e->arg1 = BPF_CORE_READ(vma, vm_start);
+	e->ret = at_fault;
 	submit(e);
 }
 
-static __always_inline void driver_pfnmap_return(__u64 pfn, __u64 addr, long ret)
+static __always_inline void driver_pfnmap_return(__u64 pfn, __u64 addr, long ret,
+						 __u32 probe)
 {
-	struct kex_event *e = reserve(KEX_EV_DRIVER_PFNMAP_RET, KEX_P_REMAP_PFN_RET);
+	struct kex_event *e = reserve(KEX_EV_DRIVER_PFNMAP_RET, probe);
 
 	if (!e)
 		return;
@@ -104,7 +116,8 @@ static __always_inline int remap_pfn_entry(void *ctx, bool tramp)
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi) {
 		if (driver_traced())
-			driver_pfnmap(ctx, tramp, pfn);
+			driver_pfnmap(ctx, tramp, pfn, KEX_P_REMAP_PFN,
+				      entry_arg(ctx, tramp, 4), false);
 		return 0;
 	}
 	count_match(KEX_P_REMAP_PFN);
@@ -155,7 +168,8 @@ int kretprobe__remap_pfn(struct pt_regs *ctx)
 	if (call->page)
 		remap_return(call->page, call->pfn, call->addr, (long)PT_REGS_RC(ctx));
 	else
-		driver_pfnmap_return(call->pfn, call->addr, (long)PT_REGS_RC(ctx));
+		driver_pfnmap_return(call->pfn, call->addr, (long)PT_REGS_RC(ctx),
+				     KEX_P_REMAP_PFN_RET);
 	bpf_map_delete_elem(&remap_calls, &tid);
 	return 0;
 }
@@ -177,6 +191,60 @@ int fexit__remap_pfn(void *ctx)
 	if (fi)
 		remap_return(fi->page, pfn, addr, (int)ret);
 	else
-		driver_pfnmap_return(pfn, addr, (int)ret);
+		driver_pfnmap_return(pfn, addr, (int)ret, KEX_P_REMAP_PFN_RET);
+	return 0;
+}
+
+/*
+ * vmf_insert_pfn_prot(vma, addr, pfn, pgprot), which vmf_insert_pfn calls:
+ * one pfn behind a special PTE at a fault of another driver's VM_PFNMAP
+ * mapping (e.g. drm_gem_shmem_fault, whose pfns are shmem pages: the
+ * mapping takes no reference on them). Its return is a vm_fault_t. The
+ * kernel's own (the vDSO's vvar pages, which have no file) are left out.
+ */
+static __always_inline int insert_pfn_entry(void *ctx, bool tramp)
+{
+	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
+
+	count_hit(KEX_P_INSERT_PFN);
+	/* a driver's mapping has its device file; the vDSO's vvar has none */
+	if (!driver_traced() || !BPF_CORE_READ(vma, vm_file))
+		return 0;
+	driver_pfnmap(ctx, tramp, entry_arg(ctx, tramp, 3), KEX_P_INSERT_PFN,
+		      KEX_PFN_BYTES, true);
+	return 0;
+}
+
+/* with the fexit: one trampoline on the function (kextrace.bpf.h) */
+KEX_ENTRY_PROGRAMS(vmf_insert_pfn_prot, insert_pfn, insert_pfn_entry)
+
+SEC("kretprobe/vmf_insert_pfn_prot")
+int kretprobe__insert_pfn(struct pt_regs *ctx)
+{
+	struct pte_call *call;
+	__u32 tid;
+
+	call = call_returns(&remap_calls, &tid, KEX_P_INSERT_PFN_RET);
+	if (!call)
+		return 0;
+	driver_pfnmap_return(call->pfn, call->addr, (__u32)PT_REGS_RC(ctx),
+			     KEX_P_INSERT_PFN_RET);
+	bpf_map_delete_elem(&remap_calls, &tid);
+	return 0;
+}
+
+SEC("fexit/vmf_insert_pfn_prot")
+int fexit__insert_pfn(void *ctx)
+{
+	__u64 pfn = 0, addr = 0, ret = 0;
+
+	count_hit(KEX_P_INSERT_PFN_RET);
+	if (!driver_traced())
+		return 0;
+	count_match(KEX_P_INSERT_PFN_RET);
+	bpf_get_func_arg(ctx, 1, &addr);
+	bpf_get_func_arg(ctx, 2, &pfn);
+	bpf_get_func_ret(ctx, &ret);
+	driver_pfnmap_return(pfn, addr, (__u32)ret, KEX_P_INSERT_PFN_RET);
 	return 0;
 }

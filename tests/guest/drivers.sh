@@ -32,6 +32,13 @@
 #                  dmidecode does; drivers/char/mem.c: remap_pfn_range): a
 #                  pfn map of the "mem" driver, pfns 0xf0-0xff, returned 0,
 #                  no page life (special PTEs: no reference, no rmap)
+#   vgem_pfn_fault a DRM dumb buffer of vgem (tests/guest/vgem.py, 8 pages;
+#                  the GEM shmem helpers' drm_gem_shmem_fault maps each page
+#                  with vmf_insert_pfn at its first touch): one driver
+#                  mapping, owner vgem (its file operations; the mmap handler
+#                  is drm's), 8 pfn maps at faults, each VM_FAULT_NOPAGE, no
+#                  page life; the vDSO's vvar (also vmf_insert_pfn, no file)
+#                  is not listed; --leaks: no bug
 #   held_by_driver --leaks while the ring's socket stays open after the
 #                  trace (its process outlives the traced shell): 4 pages
 #                  unmapped, not freed, "held by af_packet: socket:[N]
@@ -266,6 +273,33 @@ ok(len(pm) == 1 and pm[0]['pfn'] == 0xf0 and pm[0]['pages'] == 16 and pm[0]['ret
 ok(pm[0]['addr'] == maps[0]['vm_start'], 'at the start of the mapping')
 ok(j['pages'] == [], 'no page life: pfns behind special PTEs')
 ok(j['losses']['total'] == 0 and j['summary']['anomalies'] == 0, 'nothing lost, no anomaly')
+"
+}
+
+case_vgem_pfn_fault() {
+	no_kex
+	modprobe -d ".cache/guest/$(uname -r)" vgem || { fail "modprobe vgem failed"; return 1; }
+	drivers_trace vgem --leaks -- python3 tests/guest/vgem.py 8
+	grep -q "pfn map: pfn 0x[0-9a-f]* at 0x[0-9a-f]*, vmf_insert_pfn_prot at a fault ok" "$CASE_TMP/vgem.txt" ||
+		{ cat "$CASE_TMP/vgem.txt"; fail "no pfn map line at a fault"; }
+	python3 tests/guest/jcheck.py "$CASE_TMP/vgem.json" "
+maps = j['mappings']
+ok(len(maps) == 1 and maps[0]['driver'], f'one driver mapping, no vvar ({[m[\"owner\"][\"file\"] for m in maps]})')
+m = maps[0]
+o, pm = m['owner'], m['pfn_maps']
+ok(o['name'] == 'vgem' and o['f_op'] == 'vgem_driver_fops', f\"owner {o['name']}, f_op {o['f_op']}\")
+ok(o['file'].startswith('/dev/dri/card') and o['mmap'] == 'drm_gem_mmap', f\"file {o['file']}, mmap {o['mmap']}\")
+ok((o['inserted_by'] or '').startswith('drm_gem_shmem_fault'), f\"inserted by {o['inserted_by']}\")
+ok('pfnmap' in o['flags'], f\"vm flags {o['flags']}\")
+ok(len(pm) == 8, f'8 pfn maps, one per fault ({len(pm)})')
+ok(all(p['via'] == 'vmf_insert_pfn_prot' and p['pages'] == 1 and p['ret'] == 256 for p in pm),
+   'each one pfn by vmf_insert_pfn_prot, VM_FAULT_NOPAGE: ' + str([(p['via'], p['pages'], p['ret']) for p in pm]))
+start = int(m['vm_start'], 16)
+ok(sorted(int(p['addr'], 16) for p in pm) == [start + 4096 * i for i in range(8)], 'one per page of the buffer')
+ok(len({p['pfn'] for p in pm}) == 8, 'eight distinct pfns')
+ok(j['pages'] == [], 'no page life: pfns behind special PTEs')
+ok(j['losses']['total'] == 0 and j['summary']['anomalies'] == 0, 'nothing lost, no anomaly')
+ok(j['leaks']['bugs'] == 0, f\"no leak bug ({j['leaks']['counts']})\")
 "
 }
 

@@ -185,6 +185,44 @@ TEST(CoreDriver, PfnMapIsARangeNotPageLives) {
     EXPECT_EQ(r.orphans, 0u);
 }
 
+// vgem's dumb buffer (drm_gem_shmem_fault: vmf_insert_pfn at each first
+// touch): one pfn per fault, each with its vm_fault_t; still no page life.
+TEST(CoreDriver, PfnAtFaultIsOnePfnPerFault) {
+    VmaInfo card;
+    card.f_op = 0xffffffffc0400000;
+    card.flags = KEX_VMA_PFNMAP;
+    card.name = {"card0", "dri", "dev"};
+    StreamBuilder b;
+    b.driver_vma(kStart, 3, card);
+    const uint64_t pfns[] = {0xa864, 0xa860, 0xa86e};
+    for (int i = 0; i < 3; ++i) {
+        Event& e = b.add(KEX_EV_DRIVER_PFNMAP);
+        e.pfn = pfns[i];
+        e.addr = kStart + uint64_t(i) * kPageSize;
+        e.arg0 = kPageSize;
+        e.arg1 = kStart;
+        e.ret = 1; // at a fault
+        Event& ret = b.add(KEX_EV_DRIVER_PFNMAP_RET);
+        ret.pfn = pfns[i];
+        ret.ret = i == 2 ? 0x1 /* VM_FAULT_OOM */ : 0x100 /* VM_FAULT_NOPAGE */;
+    }
+    const Report r = run(b);
+    EXPECT_TRUE(r.pages.empty());
+    ASSERT_EQ(r.mappings.size(), 1u);
+    const Mapping& m = r.mappings[0];
+    ASSERT_EQ(m.pfnmaps.size(), 3u);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(m.pfnmaps[i].pfn, pfns[i]);
+        EXPECT_EQ(m.pfnmaps[i].addr, kStart + uint64_t(i) * kPageSize);
+        EXPECT_EQ(m.pfnmaps[i].bytes, kPageSize);
+        EXPECT_TRUE(m.pfnmaps[i].at_fault);
+    }
+    EXPECT_EQ(m.pfnmaps[0].ret, std::optional<int64_t>(0x100));
+    EXPECT_EQ(m.pfnmaps[2].ret, std::optional<int64_t>(0x1));
+    EXPECT_EQ(m.lives, 0u);
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+}
+
 // A BPF ring buffer's data page is inserted at two addresses of one VMA:
 // one life, both inserts on it, mapcount 2 while both PTEs live, no anomaly.
 TEST(CoreDriver, DataPageMappedTwiceIsOneLife) {

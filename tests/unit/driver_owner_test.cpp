@@ -129,6 +129,27 @@ TEST(DriverOwnerTest, ModuleOfTheMmapHandler) {
     EXPECT_EQ(o.file, "socket:[12345]");
 }
 
+// vgem on DRM's GEM shmem helpers (a 6.1 guest): the mmap handler is drm's,
+// the fault helper drm_shmem_helper's, the file operations vgem's own.
+TEST(DriverOwnerTest, DriverOnAFrameworkNamedAfterItsFileOperations) {
+    VmaInfo v;
+    v.f_op = 0xffffffffc0500000;
+    v.mmap = 0xffffffffc0400000;
+    v.vm_ops = 0xffffffffc0600000;
+    v.flags = KEX_VMA_NAME_ROOT | KEX_VMA_PFNMAP;
+    v.name = {"card0", "dri", "dev"};
+    const auto sym = table({{0xffffffffc0500000, "vgem_driver_fops+0x0 [vgem]"},
+                            {0xffffffffc0400000, "drm_gem_mmap+0x0 [drm]"},
+                            {0xffffffffc0600000, "drm_gem_shmem_vm_ops+0x0 [drm_shmem_helper]"},
+                            {0xffffffffc0600100, "drm_gem_shmem_fault+0x82 [drm_shmem_helper]"}});
+    const DriverOwner o = driver_owner(v, std::vector<uint64_t>{0xffffffffc0600100}, sym);
+    EXPECT_EQ(o.name, "vgem");
+    EXPECT_TRUE(o.module);
+    EXPECT_EQ(o.handler, "drm_gem_mmap");
+    EXPECT_EQ(o.caller, "drm_gem_shmem_fault+0x82 [drm_shmem_helper]");
+    EXPECT_EQ(o.file, "/dev/dri/card0");
+}
+
 TEST(DriverOwnerTest, BuiltInNamedAfterItsFileOperations) {
     VmaInfo v;
     v.f_op = 0x1000;

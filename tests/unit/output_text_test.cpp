@@ -225,3 +225,38 @@ TEST(OutputText, DriverFaultPagesAndPfnMapsSayHowTheyWereMapped) {
         << t;
     EXPECT_TRUE(contains(t, "/dev/mem")) << t;
 }
+
+// A pfn fault handler (vgem's drm_gem_shmem_fault) maps one pfn per fault:
+// each says so with its vm_fault_t; past 8 lines the rest is counted.
+TEST(OutputText, PfnsMappedAtFaultsSayWhatEachFaultReturned) {
+    StreamBuilder b;
+    VmaInfo card;
+    card.f_op = 0xffffffffc0400000;
+    card.flags = KEX_VMA_PFNMAP;
+    card.name = {"card0", "dri", "dev"};
+    const uint64_t start = 0x7f3000000000;
+    b.driver_vma(start, 10, card);
+    for (uint64_t i = 0; i < 10; ++i) {
+        Event& e = b.add(KEX_EV_DRIVER_PFNMAP);
+        e.pfn = 0xa860 + i;
+        e.addr = start + i * kPageSize;
+        e.arg0 = kPageSize;
+        e.arg1 = start;
+        e.ret = 1;
+        b.add(KEX_EV_DRIVER_PFNMAP_RET).ret = i == 1 ? 0x1 : 0x100;
+    }
+    const std::string t = text(report_of(b), {}, {});
+    EXPECT_TRUE(contains(t, "pfn map: pfn 0xa860 at 0x7f3000000000, vmf_insert_pfn_prot at a "
+                            "fault ok (special PTEs"))
+        << t;
+    EXPECT_TRUE(contains(t, "pfn map: pfn 0xa861 at 0x7f3000001000, vmf_insert_pfn_prot at a "
+                            "fault vm_fault_t 0x1 ("))
+        << t;
+    EXPECT_TRUE(contains(t, "0xa867")) << t;
+    EXPECT_FALSE(contains(t, "0xa868")) << t;
+    EXPECT_TRUE(contains(t, "... 2 more pfn maps (--json lists them)")) << t;
+    const nlohmann::json j = to_json(report_of(b), RunInfo{}, {});
+    ASSERT_EQ(j["mappings"][0]["pfn_maps"].size(), 10u);
+    EXPECT_EQ(j["mappings"][0]["pfn_maps"][1]["via"], "vmf_insert_pfn_prot");
+    EXPECT_EQ(j["mappings"][0]["pfn_maps"][1]["ret"], 1);
+}

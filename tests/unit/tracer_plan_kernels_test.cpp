@@ -126,6 +126,7 @@ TEST(TracerPlanKernels, EachKernelWithKprobesGetsItsNames) {
         EXPECT_EQ(step(p, "batch insert").resolved, "vm_insert_pages");
         EXPECT_EQ(step(p, "pfn map").resolved, "remap_pfn_range");
         EXPECT_TRUE(p.enabled[KEX_P_REMAP_PFN] && p.enabled[KEX_P_REMAP_PFN_RET]);
+        EXPECT_EQ(step(p, "pfn fault insert").resolved, "vmf_insert_pfn_prot");
         EXPECT_TRUE(step(p, "kex tracepoints").available);
         EXPECT_TRUE(step(p, "kex modes").available);
         EXPECT_TRUE(p.enabled[KEX_P_KEX_FAULT] && p.enabled[KEX_P_KEX_BATCH] &&

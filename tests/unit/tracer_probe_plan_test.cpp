@@ -257,16 +257,17 @@ KernelFacts with_btf(KernelFacts f, std::map<std::string, unsigned> funcs) {
 }
 
 const std::map<std::string, unsigned> kBtf61 = {
-    {"do_set_pte", 3},         {"exit_mmap", 1},        {"unmap_region", 7},
-    {"unmap_vmas", 5},         {"remap_pfn_range", 5},  {"vm_insert_pages", 4},
-    {"page_add_file_rmap", 3}, {"page_remove_rmap", 3}, {"set_page_dirty", 1},
-    {"folio_mark_dirty", 1},
+    {"do_set_pte", 3},         {"exit_mmap", 1},           {"unmap_region", 7},
+    {"unmap_vmas", 5},         {"remap_pfn_range", 5},     {"vm_insert_pages", 4},
+    {"page_add_file_rmap", 3}, {"page_remove_rmap", 3},    {"set_page_dirty", 1},
+    {"folio_mark_dirty", 1},   {"vmf_insert_pfn_prot", 4},
 };
 const std::map<std::string, unsigned> kBtf612 = {
     {"set_pte_range", 5},          {"exit_mmap", 1},        {"vms_complete_munmap_vmas", 2},
     {"vms_clear_ptes", 3},         {"unmap_region", 4},     {"unmap_vmas", 7},
     {"remap_pfn_range", 5},        {"vm_insert_pages", 4},  {"folio_add_file_rmap_ptes", 4},
     {"folio_remove_rmap_ptes", 4}, {"folio_mark_dirty", 1}, {"set_page_dirty", 1},
+    {"vmf_insert_pfn_prot", 4},
 };
 
 std::string table_row(const ProbePlan& p, const std::string& step) {
@@ -302,6 +303,9 @@ TEST(TracerProbePlan, ReturnsAreFexitWhereBtfHasTheFunction61) {
     EXPECT_EQ(p.kind[KEX_P_EXIT_MMAP_RET], ProbeKind::fexit);
     EXPECT_EQ(p.kind[KEX_P_REMAP_PFN], ProbeKind::fentry);
     EXPECT_EQ(p.kind[KEX_P_REMAP_PFN_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.kind[KEX_P_INSERT_PFN], ProbeKind::fentry);
+    EXPECT_EQ(p.kind[KEX_P_INSERT_PFN_RET], ProbeKind::fexit);
+    EXPECT_EQ(p.target[KEX_P_INSERT_PFN], "vmf_insert_pfn_prot");
     EXPECT_NE(step(p, "fault install").reason.find("fentry + fexit (in BTF, one trampoline)"),
               std::string::npos)
         << step(p, "fault install").reason;
@@ -311,7 +315,8 @@ TEST(TracerProbePlan, ReturnsAreFexitWhereBtfHasTheFunction61) {
     EXPECT_EQ(p.kind[KEX_P_UNMAP_RET], ProbeKind::kretprobe);
     EXPECT_NE(step(p, "unmap (munmap)").reason.find("7 arguments"), std::string::npos);
     EXPECT_EQ(p.config.fexit_probes, KEX_FEXIT(KEX_P_SET_PTE_RET) | KEX_FEXIT(KEX_P_EXIT_MMAP_RET) |
-                                         KEX_FEXIT(KEX_P_REMAP_PFN_RET));
+                                         KEX_FEXIT(KEX_P_REMAP_PFN_RET) |
+                                         KEX_FEXIT(KEX_P_INSERT_PFN_RET));
     // the report says which mechanism each step uses
     EXPECT_EQ(step_mechanism(p, step(p, "fault install"), false), "fentry + fexit");
     EXPECT_EQ(step_mechanism(p, step(p, "fault install"), true), "fentry + fexit");

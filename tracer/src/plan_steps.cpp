@@ -463,6 +463,14 @@ void plan_unmap_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
                                               "the zap");
                        }}},
                      {KEX_P_REMAP_PFN, KEX_P_REMAP_PFN_RET});
+
+    plan_kprobe_step(plan, ks, facts, "pfn fault insert",
+                     {{"vmf_insert_pfn_prot",
+                       [](ProbeConfig&, const CloneName&) {
+                           return std::string("another driver's pfn at a fault (vmf_insert_pfn): "
+                                              "a special PTE, no reference, no rmap");
+                       }}},
+                     {KEX_P_INSERT_PFN, KEX_P_INSERT_PFN_RET});
 }
 
 // Page frees and the processes' lives (syscalls, fork, exit, reap, faults).

@@ -76,6 +76,10 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
     {KEX_P_PROC_FREE, "tp__sched_process_free", ProbeKind::tp_btf, "sched/sched_process_free",
      "reap"},
     {KEX_P_VM_INSERT_PAGE, "kprobe__vm_insert_page", ProbeKind::kprobe, nullptr, "vm_insert_page"},
+    {KEX_P_INSERT_PFN, "kprobe__insert_pfn", ProbeKind::kprobe, nullptr, "insert_pfn",
+     "fentry__insert_pfn"},
+    {KEX_P_INSERT_PFN_RET, "kretprobe__insert_pfn", ProbeKind::kretprobe, nullptr, "insert_pfn_ret",
+     "fexit__insert_pfn"},
 }};
 
 } // namespace

@@ -312,7 +312,7 @@ bool Correlator::State::on_driver_pfnmap(const Rec& ev) {
     for (std::size_t i = r.mappings.size(); i-- > 0;) {
         Mapping& m = r.mappings[i];
         if (m.driver && m.tgid == ev.pid && m.vm_start == ev.arg1 && !m.close_ts) {
-            m.pfnmaps.push_back({ev.pfn, ev.addr, ev.arg0, ev.ts, std::nullopt});
+            m.pfnmaps.push_back({ev.pfn, ev.addr, ev.arg0, ev.ts, std::nullopt, ev.ret == 1});
             pfnmap_calls[ev.tid] = i;
             return true;
         }

@@ -90,7 +90,10 @@ DriverOwner driver_owner(const VmaInfo& v, std::span<const uint64_t> stack,
     o.fault = fault;
     o.caller = first_frame_outside(stack, symbolize, core_insert_path);
     std::string caller_mod = split_symbol(o.caller).second;
-    for (const std::string* m : {&handler_mod, &caller_mod, &fop_mod, &vmops_mod, &fault_mod})
+    // The file operations first: a driver on a framework (DRM's GEM helpers,
+    // videobuf2) has the framework's mmap handler and fault helper, but its
+    // own file_operations (vgem: vgem_driver_fops [vgem], drm_gem_mmap [drm]).
+    for (const std::string* m : {&fop_mod, &handler_mod, &caller_mod, &vmops_mod, &fault_mod})
         if (!m->empty()) {
             o.name = *m;
             o.module = true;
@@ -150,19 +153,27 @@ nlohmann::json pfnmaps_json(const Mapping& m) {
                      {"pages", (p.bytes + kPageSize - 1) / kPageSize},
                      {"addr", detail::hex(p.addr)},
                      {"ts", p.ts},
+                     {"via", p.at_fault ? "vmf_insert_pfn_prot" : "remap_pfn_range"},
                      {"ret", p.ret ? json(*p.ret) : json(nullptr)}});
     return a;
 }
 
 std::string pfnmap_text(const Mapping::PfnMap& p) {
+    // include/linux/mm_types.h: VM_FAULT_NOPAGE, a pfn fault handler's success
+    constexpr int64_t kFaultNoPage = 0x100;
     const uint64_t n = (p.bytes + kPageSize - 1) / kPageSize;
-    std::string s = "pfns " + detail::hex(p.pfn) + "-" + detail::hex(p.pfn + (n ? n - 1 : 0)) +
-                    " (" + std::to_string(n) + (n == 1 ? " page" : " pages") + ") at " +
-                    detail::hex(p.addr) + ", remap_pfn_range ";
-    s += !p.ret        ? std::string("return not seen")
-         : *p.ret == 0 ? std::string("ok")
-                       : std::to_string(*p.ret);
-    return s;
+    std::string s = n == 1 ? "pfn " + detail::hex(p.pfn)
+                           : "pfns " + detail::hex(p.pfn) + "-" +
+                                 detail::hex(p.pfn + (n ? n - 1 : 0)) + " (" + std::to_string(n) +
+                                 " pages)";
+    s += " at " + detail::hex(p.addr) +
+         (p.at_fault ? ", vmf_insert_pfn_prot at a fault " : ", remap_pfn_range ");
+    if (!p.ret)
+        return s + "return not seen";
+    if (*p.ret == (p.at_fault ? kFaultNoPage : 0))
+        return s + "ok";
+    return s + (p.at_fault ? "vm_fault_t " + detail::hex(static_cast<uint64_t>(*p.ret))
+                           : std::to_string(*p.ret));
 }
 
 } // namespace kextrace

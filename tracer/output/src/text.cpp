@@ -234,9 +234,15 @@ void render_driver_mappings(const Report& r, const Symbolizer& symbolize, std::o
                             m.allocs_seen, m.lives));
         if (!via.empty())
             out << "    " << via << '\n';
-        for (const Mapping::PfnMap& p : m.pfnmaps)
-            out << "    pfn map: " << pfnmap_text(p)
+        // one line per call: a fault handler's pfns come one per fault, so a
+        // long run shows its first ones (the JSON has them all)
+        constexpr std::size_t kPfnMapLines = 8;
+        for (std::size_t i = 0; i < m.pfnmaps.size() && i < kPfnMapLines; ++i)
+            out << "    pfn map: " << pfnmap_text(m.pfnmaps[i])
                 << " (special PTEs: no page reference, no rmap, nothing for the zap to free)\n";
+        if (m.pfnmaps.size() > kPfnMapLines)
+            out << fmt::format("    ... {} more pfn maps (--json lists them)\n",
+                               m.pfnmaps.size() - kPfnMapLines);
     }
     out << "  (* built into the kernel: named after its mmap handler or file operations)\n";
 }

@@ -333,14 +333,16 @@ struct Mapping {
     bool by_fault = false;              // its first page came from its vm_ops->fault, not an insert
     uint32_t allocs_seen = 0;    // its lives whose allocation was linked (KEX_EV_DRIVER_ALLOC)
     uint32_t alloc_stack_id = 0; // the first such allocation's call chain
-    // Another driver's pfn mapping (remap_pfn_range; KEX_EV_DRIVER_PFNMAP):
-    // special PTEs, no struct page reference, no rmap, no page lives.
+    // Another driver's pfn mapping (KEX_EV_DRIVER_PFNMAP): special PTEs, no
+    // struct page reference, no rmap, no page lives. A range at mmap
+    // (remap_pfn_range) or one pfn at a fault (vmf_insert_pfn_prot).
     struct PfnMap {
         uint64_t pfn = 0;   // the first
         uint64_t addr = 0;  // user address
         uint64_t bytes = 0; // size asked
         uint64_t ts = 0;
         std::optional<int64_t> ret; // its return, unset when not seen
+        bool at_fault = false;      // vmf_insert_pfn_prot: ret is a vm_fault_t
     };
     std::vector<PfnMap> pfnmaps;
 };
