@@ -202,13 +202,16 @@ int fexit__remap_pfn(void *ctx)
  * mapping takes no reference on them). Its return is a vm_fault_t. The
  * kernel's own (the vDSO's vvar pages, which have no file) are left out.
  */
+/* a driver's mapping has its device file; the vDSO's vvar has none */
+static __always_inline bool driver_pfn_insert(struct vm_area_struct *vma)
+{
+	return driver_traced() && BPF_CORE_READ(vma, vm_file);
+}
+
 static __always_inline int insert_pfn_entry(void *ctx, bool tramp)
 {
-	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
-
 	count_hit(KEX_P_INSERT_PFN);
-	/* a driver's mapping has its device file; the vDSO's vvar has none */
-	if (!driver_traced() || !BPF_CORE_READ(vma, vm_file))
+	if (!driver_pfn_insert((void *)entry_arg(ctx, tramp, 1)))
 		return 0;
 	driver_pfnmap(ctx, tramp, entry_arg(ctx, tramp, 3), KEX_P_INSERT_PFN,
 		      KEX_PFN_BYTES, true);
@@ -236,10 +239,12 @@ int kretprobe__insert_pfn(struct pt_regs *ctx)
 SEC("fexit/vmf_insert_pfn_prot")
 int fexit__insert_pfn(void *ctx)
 {
-	__u64 pfn = 0, addr = 0, ret = 0;
+	__u64 vma = 0, pfn = 0, addr = 0, ret = 0;
 
 	count_hit(KEX_P_INSERT_PFN_RET);
-	if (!driver_traced())
+	bpf_get_func_arg(ctx, 0, &vma);
+	/* the entry's filter: no return for a call it did not report */
+	if (!driver_pfn_insert((void *)vma))
 		return 0;
 	count_match(KEX_P_INSERT_PFN_RET);
 	bpf_get_func_arg(ctx, 1, &addr);

@@ -299,6 +299,7 @@ ok(sorted(int(p['addr'], 16) for p in pm) == [start + 4096 * i for i in range(8)
 ok(len({p['pfn'] for p in pm}) == 8, 'eight distinct pfns')
 ok(j['pages'] == [], 'no page life: pfns behind special PTEs')
 ok(j['losses']['total'] == 0 and j['summary']['anomalies'] == 0, 'nothing lost, no anomaly')
+ok(j['trace']['orphans'] == 0, f\"no orphan event, e.g. a vvar fault's return ({j['trace']['orphans']})\")
 ok(j['leaks']['bugs'] == 0, f\"no leak bug ({j['leaks']['counts']})\")
 "
 }
