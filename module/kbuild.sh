@@ -45,7 +45,7 @@ guest=*)
 	}
 	kdir=/usr/src/linux-headers-$abi
 	# shellcheck disable=SC2016 # expanded in the build root
-	if ! "$top/scripts/in-root" "$root" --ro "$src" /tmp/kex/module \
+	if ! "$top/scripts/in-root" "$root" --proc --ro "$src" /tmp/kex/module \
 		--ro "$top/bpf" /tmp/kex/bpf --rw "$out" /tmp/kex/out -- sh -c '
 		set -e
 		mkdir /tmp/kex/build

@@ -788,7 +788,7 @@ static int kex_map_each(struct kex_mapper *m)
 
 out_unwind:
 	if (pfn && m->mapped)
-		zap_vma_ptes(m->vma, m->vma->vm_start,
+		kex_zap_special(m->vma, m->vma->vm_start,
 			     (unsigned long)m->mapped << PAGE_SHIFT);
 	if (area->policy == KEX_POLICY_KEEP) {
 		for (i = 0; i < m->mapped; i++)

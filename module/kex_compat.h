@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * kex_compat.h - the kernel APIs that differ between the guests kex is built
- * for (Debian's 6.1 and 6.12). The only place that tests the version.
+ * for (Debian's 6.1, 6.12 and sid's 7.x). The only place that tests the version.
  */
 #ifndef _KEX_COMPAT_H
 #define _KEX_COMPAT_H
@@ -37,5 +37,16 @@ static inline struct class *kex_class_create(const char *name)
 #else
 #define KEX_DEVNODE_CONST
 #endif
+
+/* zap_vma_ptes() was renamed zap_special_vma_range() in 7.1. */
+static inline void kex_zap_special(struct vm_area_struct *vma,
+				   unsigned long address, unsigned long size)
+{
+#if KERNEL_VERSION(7, 1, 0) <= LINUX_VERSION_CODE
+	zap_special_vma_range(vma, address, size);
+#else
+	zap_vma_ptes(vma, address, size);
+#endif
+}
 
 #endif /* _KEX_COMPAT_H */

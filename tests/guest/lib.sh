@@ -12,12 +12,7 @@ PATH=$KEX_BUILD/bin:$PATH
 export KEX_BUILD PATH
 
 # The kex.ko built for the kernel this guest runs.
-kex_ko() {
-	case ${KEX_GUEST_KERNEL:-6.1} in
-	6.1) echo "$KEX_TOP/build/module/kex.ko" ;;
-	*) echo "$KEX_TOP/build/module-$KEX_GUEST_KERNEL/kex.ko" ;;
-	esac
-}
+kex_ko() { "$KEX_TOP/scripts/guest/kex-ko" "$KEX_TOP/build"; }
 
 # fail MSG: report and fail the case.
 fail() {
