@@ -225,7 +225,8 @@ enum kex_track_slot {
 	KEX_TRACK_IN_EXIT_MMAP	= 9,	/* exit_mmap entry state */
 	KEX_TRACK_REMAP_CALLS	= 10,	/* remap_pfn_range entry state for its kretprobe */
 	/* not a map: a non-kex page whose pfn could not be computed (no
-	 * vmemmap_base, see page_to_pfn); its records carry KEX_NO_PFN */
+	 * vmemmap_base, or not a struct page pointer: see page_to_pfn); its
+	 * records carry KEX_NO_PFN */
 	KEX_TRACK_PFN_UNKNOWN	= 11,
 	KEX_TRACK_DRIVER_VMAS	= 12,	/* a driver VMA's "reported" mark (it is reported again) */
 	KEX_TRACK_INSERT_SITES	= 13,	/* a vm_insert_page(s) call's address not remembered */

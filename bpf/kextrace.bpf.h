@@ -486,7 +486,8 @@ static __always_inline void page_counts(struct kex_event *e, __u64 page)
  * page_to_pfn for pages that are not in the kex maps (SPARSEMEM_VMEMMAP):
  * (page - vmemmap_base) / sizeof(struct page). vmemmap_base is randomized
  * under KASLR: without its address the pfn is unknown (KEX_NO_PFN, counted),
- * never computed from a guessed base.
+ * never computed from a guessed base. So is a pointer that is not a struct
+ * page of the array (an argument layout that does not fit the kernel).
  */
 static __always_inline __u64 page_to_pfn(__u64 page)
 {
@@ -495,7 +496,7 @@ static __always_inline __u64 page_to_pfn(__u64 page)
 	if (!vmemmap_base_addr || !size ||
 	    bpf_probe_read_kernel(&base, sizeof(base),
 				  (void *)vmemmap_base_addr) ||
-	    !base || page < base) {
+	    !base || page < base || (page - base) % size) {
 		count_tracking(KEX_TRACK_PFN_UNKNOWN);
 		return KEX_NO_PFN;
 	}

@@ -140,13 +140,15 @@ ok(all(p['mapcount'] == 1 and p['refcount'] == 1 for p in L['pages']), 'refcount
 
 
 # zap_trace_on / zap_trace_off: kex's inserts and frees, with a kprobe event
-# on unmap_page_range(tlb, vma, start, end, details), through which every
-# teardown of user PTEs passes (munmap, exit, the core's unmap of a failed
-# mmap, zap_vma_ptes), into $CASE_TMP/zap.txt.
+# (named kexlab/unmap_page_range) on unmap_page_range(tlb, vma, start, end,
+# details), __zap_vma_range since 7.1 with the same arguments, through which
+# every teardown of user PTEs passes (munmap, exit, the core's unmap of a
+# failed mmap, zap_vma_ptes / zap_special_vma_range), into $CASE_TMP/zap.txt.
 zap_trace_on() {
-	local t=$KEX_TRACING
+	local t=$KEX_TRACING fn=unmap_page_range
+	grep -qx "$fn" "$t/available_filter_functions" || fn=__zap_vma_range
 	# shellcheck disable=SC2016 # $argN is kprobe_events syntax
-	echo 'p:kexlab/unmap_page_range unmap_page_range start=$arg3:x64 end=$arg4:x64' >>"$t/kprobe_events"
+	echo "p:kexlab/unmap_page_range $fn"' start=$arg3:x64 end=$arg4:x64' >>"$t/kprobe_events"
 	echo 0 >"$t/tracing_on"
 	echo >"$t/trace"
 	echo 1 >"$t/events/kexlab/unmap_page_range/enable"

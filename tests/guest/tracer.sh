@@ -27,7 +27,11 @@ ok(w['user_faults'] == 0 and w['kernel_events'] == 0, 'the write phase runs no k
 	pyevents "$CASE_TMP/ev.jsonl" "
 ins = [e for e in ev if e['type'] == 'insert']
 ok(len(ins) == 8 and all(e.get('stack') for e in ins), 'every insert carries a kernel stack')
-ok(any('vm_insert_page' in f for f in ins[0]['stack']), 'insert stack passes vm_insert_page')
+# starting at the insert function (an fentry's too: tramp_stack.h), up to
+# kex's mmap (7.2's vm_insert_page tail-calls insert_page: not on the stack)
+st = ins[0]['stack']
+ok(st[0].startswith('insert_page_into_pte_locked') and any(f.startswith('kex_mmap+') for f in st),
+   'insert stack: the insert up to kex_mmap: ' + ' < '.join(st[:6]))
 for t in ('kex_page_alloc', 'kex_page_free', 'page_free'):
     ok(all(e.get('stack') for e in ev if e['type'] == t), t + ' records carry stacks')
 ret = [e for e in ev if e['type'] == 'insert_ret']
@@ -64,15 +68,23 @@ for p in ('insert', 'insert_ret', 'rmap_add', 'rmap_remove', 'set_dirty', 'kex_p
 # The kprobe and tracepoint counts kextrace reports equal what bpftrace counts
 # on the same functions, for the same pages, in the same guest and run.
 case_counts_match_bpftrace() {
-	local ins rmap_add rmap_rm dirty ins_page rmap_add_page rmap_rm_page
+	local ins ins_ret ins_page rmap_add rmap_rm dirty rmap_add_page rmap_rm_page clone
+	# the insert as this kernel has it: a clone without addr (6.1, 6.12:
+	# kprobes, the page in arg2), or whole (7.2: in BTF, where kextrace puts
+	# a trampoline, and so does bpftrace: one mechanism per function)
+	clone=$(awk '$3 ~ /^insert_page_into_pte_locked\.(constprop|isra)\.[0-9]+$/ { print $3; exit }' /proc/kallsyms)
+	if [ -n "$clone" ]; then
+		ins=kprobe:$clone ins_ret=kretprobe:$clone ins_page=arg2
+	else
+		ins=kfunc:insert_page_into_pte_locked ins_ret=kretfunc:insert_page_into_pte_locked
+		ins_page='args->page'
+	fi
 	case ${KEX_GUEST_KERNEL:-6.1} in
 	6.1)
-		ins=insert_page_into_pte_locked.constprop.0 ins_page=arg2
 		rmap_add=page_add_file_rmap rmap_add_page=arg0
 		rmap_rm=page_remove_rmap rmap_rm_page=arg0
 		dirty=set_page_dirty ;;
 	*)
-		ins=insert_page_into_pte_locked.isra.0 ins_page=arg2
 		rmap_add=folio_add_file_rmap_ptes rmap_add_page=arg1
 		rmap_rm=folio_remove_rmap_ptes rmap_rm_page=arg1
 		dirty=folio_mark_dirty ;;
@@ -82,8 +94,8 @@ BEGIN { printf("ready\n"); }
 tracepoint:kex:kex_page_alloc { @kex[args->page] = 1; @pfn[args->pfn] = 1; @n["kex_page_alloc"] = count(); }
 tracepoint:kex:kex_page_insert /@pfn[args->pfn]/ { @n["kex_page_insert"] = count(); }
 tracepoint:kex:kex_page_free /@pfn[args->pfn]/ { @n["kex_page_free"] = count(); }
-kprobe:$ins /@kex[$ins_page]/ { @n["insert"] = count(); @ins[tid] = 1; }
-kretprobe:$ins /@ins[tid]/ { @n["insert_ret"] = count(); delete(@ins[tid]); }
+$ins /@kex[$ins_page]/ { @n["insert"] = count(); @ins[tid] = 1; }
+$ins_ret /@ins[tid]/ { @n["insert_ret"] = count(); delete(@ins[tid]); }
 kprobe:$rmap_add /@kex[$rmap_add_page]/ { @n["rmap_add"] = count(); }
 kprobe:$rmap_rm /@kex[$rmap_rm_page]/ { @n["rmap_remove"] = count(); }
 kprobe:$dirty /@kex[arg0]/ { @n["set_dirty"] = count(); }
@@ -234,42 +246,52 @@ case_attach_to_pid() {
 # Returns are observed with fexit where the kernel's BTF has the function,
 # and then the entry with fentry: one BPF trampoline per function, never a
 # kprobe beside it. Kprobe + kretprobe where BTF has not the function (the
-# insert clone; 6.1's unmap_region, 7 arguments). The start-up table, the
+# insert clone of 6.1 and 6.12; 6.1's unmap_region, 7 arguments); 7.2's
+# insert is whole, in BTF: fentry + fexit, its layout from BTF's names. The start-up table, the
 # JSON and the probe counters say which, the kernel's kprobe_events holds no
 # kprobe for a trampoline step, and the per-page story is the one every
 # clean run has.
 case_returns_use_fexit_where_btf_has_them() {
 	kex_load
-	local set_pte=do_set_pte unmap='tracefs kprobe \+ tracefs kretprobe'
+	local set_pte=do_set_pte unmap='tracefs kprobe \+ tracefs kretprobe' ins_kprobes=1 ins_mech
 	[ "${KEX_GUEST_KERNEL:-6.1}" = 6.1 ] || { set_pte=set_pte_range; unmap='fentry \+ fexit'; }
+	grep -qE ' insert_page_into_pte_locked\.(constprop|isra)\.[0-9]+$' /proc/kallsyms || ins_kprobes=0
 	kextrace --json "$CASE_TMP/out.json" --stats "$CASE_TMP/stats.json" --events "$CASE_TMP/ev.jsonl" \
 		--usdt "$KEX_BUILD/bin/mmap_test" -- sh -c "mmap_test /dev/kex 8 --no-wait; cat /sys/kernel/tracing/kprobe_events >$CASE_TMP/kprobe_events" \
 		>"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt"
 	grep -E '^(step|insert|fault install|unmap|exit unmap|pfn map|reap) ' "$CASE_TMP/err.txt"
 	expect_match "$(cat "$CASE_TMP/err.txt")" '^fault install +yes +fentry \+ fexit +'"$set_pte"' ' "fault install: fentry + fexit on $set_pte"
 	expect_match "$(cat "$CASE_TMP/err.txt")" '^exit unmap +yes +fentry \+ fexit +exit_mmap ' "exit unmap: fentry + fexit"
-	expect_match "$(cat "$CASE_TMP/err.txt")" '^pfn map +yes +fentry \+ fexit +remap_pfn_range ' "pfn map: fentry + fexit"
-	expect_match "$(cat "$CASE_TMP/err.txt")" '^insert +yes +tracefs kprobe \+ tracefs kretprobe +insert_page_into_pte_locked\.' "insert: the clone keeps its kprobe and kretprobe"
+	expect_match "$(cat "$CASE_TMP/err.txt")" '^pfn map +yes +fentry \+ fexit +remap_pfn_range(_track)? ' "pfn map: fentry + fexit"
+	if [ $ins_kprobes = 1 ]; then
+		ins_mech='tracefs kprobe + tracefs kretprobe'
+		expect_match "$(cat "$CASE_TMP/err.txt")" '^insert +yes +tracefs kprobe \+ tracefs kretprobe +insert_page_into_pte_locked\.' "insert: the clone keeps its kprobe and kretprobe"
+	else
+		ins_mech='fentry + fexit'
+		expect_match "$(cat "$CASE_TMP/err.txt")" '^insert +yes +fentry \+ fexit +insert_page_into_pte_locked +from BTF: pte PARM2, addr PARM3, page PARM4; mkwrite PARM6' "insert: whole, in BTF: one trampoline, its layout from BTF"
+	fi
 	expect_match "$(cat "$CASE_TMP/err.txt")" '^unmap \(munmap\) +yes +'"$unmap"' ' "unmap: $unmap"
 	# while the command ran: kprobe_events has no probe on a trampoline's function
 	cat "$CASE_TMP/kprobe_events"
 	expect_eq "$(grep -c 'exit_mmap' "$CASE_TMP/kprobe_events")" 0 "no kprobe on exit_mmap"
 	expect_eq "$(grep -c "$set_pte\$" "$CASE_TMP/kprobe_events")" 0 "no kprobe on $set_pte"
 	expect_eq "$(grep -c 'remap_pfn_range' "$CASE_TMP/kprobe_events")" 0 "no kprobe on remap_pfn_range"
-	expect_eq "$(grep -c '^p.*insert_page_into_pte_locked' "$CASE_TMP/kprobe_events")" 1 "the insert clone's kprobe"
-	expect_eq "$(grep -c '^r.*insert_page_into_pte_locked' "$CASE_TMP/kprobe_events")" 1 "the insert clone's kretprobe"
+	expect_eq "$(grep -c '^p.*insert_page_into_pte_locked' "$CASE_TMP/kprobe_events")" $ins_kprobes "the insert's kprobe: $ins_kprobes"
+	expect_eq "$(grep -c '^r.*insert_page_into_pte_locked' "$CASE_TMP/kprobe_events")" $ins_kprobes "the insert's kretprobe: $ins_kprobes"
 	check_clean_run "$CASE_TMP/out.json" 8 drop munmap
 	pyjson "$CASE_TMP/out.json" "
+ins_mech = '$ins_mech'
 by = {p['step']: p for p in j['run']['probes']}
 ok(by['fault install']['mechanism'] == 'fentry + fexit', 'JSON: fault install ' + by['fault install']['mechanism'])
 ok(by['exit unmap']['mechanism'] == 'fentry + fexit', 'JSON: exit unmap ' + by['exit unmap']['mechanism'])
 ok('one trampoline' in by['exit unmap']['reason'], 'JSON: exit unmap says why: ' + by['exit unmap']['reason'])
-ok(by['insert']['mechanism'] == 'tracefs kprobe + tracefs kretprobe', 'JSON: insert ' + by['insert']['mechanism'])
+ok(by['insert']['mechanism'] == ins_mech, 'JSON: insert ' + by['insert']['mechanism'])
 ok(by['alloc']['mechanism'] == 'tracepoint' and by['fork']['mechanism'] == 'tp_btf', 'JSON: tracepoints')
 pc = j['probe_counters']
 ok(pc['exit_mmap']['mechanism'] == 'fentry' and pc['exit_mmap_ret']['mechanism'] == 'fexit', 'counters: exit_mmap fentry + fexit')
 ok(pc['set_pte']['mechanism'] == 'fentry' and pc['set_pte_ret']['mechanism'] == 'fexit', 'counters: set_pte fentry + fexit')
-ok(pc['insert']['mechanism'] == 'kprobe' and pc['insert_ret']['mechanism'] == 'kretprobe', 'counters: insert kprobe + kretprobe')
+ins_pc = ('kprobe', 'kretprobe') if ins_mech.startswith('tracefs') else ('fentry', 'fexit')
+ok((pc['insert']['mechanism'], pc['insert_ret']['mechanism']) == ins_pc, 'counters: insert ' + ' + '.join(ins_pc))
 # the kernel counts a trampoline program's skipped runs; kextrace reports them
 ok(all(isinstance(pc[p]['missed'], int) for p in ('exit_mmap', 'exit_mmap_ret', 'set_pte', 'set_pte_ret')),
    'counters: trampoline misses known: ' + str({p: pc[p]['missed'] for p in ('exit_mmap', 'set_pte')}))

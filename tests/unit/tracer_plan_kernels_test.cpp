@@ -1,8 +1,8 @@
 // The probe planner across kernel versions: fixture kallsyms,
-// available_filter_functions and available_events shaped like 6.1 and 6.12
-// (the lab guests, real excerpts), 6.6 (synthesized from kernel-path.md and
-// the 6.6 tree: the folio "range" rmap era) and 6.18 (this build machine,
-// real: no kprobes, no modules, available_filter_functions unreadable).
+// available_filter_functions and available_events of 6.1, 6.12 and 7.2 (the
+// lab guests: Debian bookworm's two and sid's, real excerpts) and 6.18 (this
+// build machine, real: no kprobes, no modules, available_filter_functions
+// unreadable).
 #include "probe_plan.h"
 #include "probe_report.h"
 
@@ -90,11 +90,13 @@ struct Expect {
 const Expect kKernels[] = {
     {"6.1", "insert_page_into_pte_locked.constprop.0", 2, 3, "page_add_file_rmap", 1, "do_set_pte",
      2, 3, "page_remove_rmap", 1, "set_page_dirty", "unmap_region", KEX_UNMAP_REGION_61},
-    {"6.6", "insert_page_into_pte_locked", 2, 4, "folio_add_file_rmap_range", 2, "set_pte_range", 3,
-     5, "page_remove_rmap", 1, "set_page_dirty", "unmap_region", KEX_UNMAP_REGION_61},
     {"6.12", "insert_page_into_pte_locked.isra.0", 2, 3, "folio_add_file_rmap_ptes", 2,
      "set_pte_range", 3, 5, "folio_remove_rmap_ptes", 2, "folio_mark_dirty",
      "vms_complete_munmap_vmas", KEX_UNMAP_VMS},
+    // the insert whole again, with mkwrite; vms_clear_ptes inlined
+    {"7.2", "insert_page_into_pte_locked", 2, 4, "folio_add_file_rmap_ptes", 2, "set_pte_range", 3,
+     5, "folio_remove_rmap_ptes", 2, "folio_mark_dirty", "vms_complete_munmap_vmas",
+     KEX_UNMAP_VMS},
 };
 
 const char* const kKprobeSteps[] = {"insert",         "batch insert",      "rmap add",
@@ -124,7 +126,10 @@ TEST(TracerPlanKernels, EachKernelWithKprobesGetsItsNames) {
         EXPECT_EQ(p.config.unmap_mode, e.unmap_mode);
         // the modes' own kernel calls are the same symbols everywhere
         EXPECT_EQ(step(p, "batch insert").resolved, "vm_insert_pages");
-        EXPECT_EQ(step(p, "pfn map").resolved, "remap_pfn_range");
+        // 7.2: where remap_pfn_range and mmap_prepare's remap meet
+        EXPECT_EQ(step(p, "pfn map").resolved, std::string(e.kernel) == "7.2"
+                                                   ? "remap_pfn_range_track"
+                                                   : "remap_pfn_range");
         EXPECT_TRUE(p.enabled[KEX_P_REMAP_PFN] && p.enabled[KEX_P_REMAP_PFN_RET]);
         EXPECT_EQ(step(p, "pfn fault insert").resolved, "vmf_insert_pfn_prot");
         EXPECT_TRUE(step(p, "kex tracepoints").available);
@@ -138,15 +143,47 @@ TEST(TracerPlanKernels, EachKernelWithKprobesGetsItsNames) {
     }
 }
 
-TEST(TracerPlanKernels, Linux66PrefersTheFolioRangeRmap) {
-    ProbePlan p = plan("6.6");
-    // page_add_file_rmap exists but set_pte_range bypasses it
-    EXPECT_TRUE(has(step(p, "rmap add").reason, "page_add_file_rmap: a wrapper"))
-        << step(p, "rmap add").reason;
-    // no vms_* yet: unmap_region is the munmap path (start PARM6, end on the stack)
+// 7.2 (sid): the insert is whole, with a sixth parameter (mkwrite); its
+// layout comes from the parameter names in the kernel's BTF (as 7.2's BTF
+// declares them: mm/memory.c), the C prototype's without BTF.
+TEST(TracerPlanKernels, Linux72InsertLayoutFromBtf) {
+    ProbePlan bare = plan("7.2");
+    EXPECT_TRUE(has(step(bare, "insert").reason, "C prototype (no BTF): pte PARM2, addr PARM3"))
+        << step(bare, "insert").reason;
+    EXPECT_EQ(bare.config.insert_addr_arg, 3);
+
+    KernelFacts f = facts("7.2");
+    f.btf_func_params = [](std::string_view n) -> std::optional<std::vector<std::string>> {
+        if (n == "insert_page_into_pte_locked")
+            return std::vector<std::string>{"vma", "pte", "addr", "page", "prot", "mkwrite"};
+        return std::nullopt;
+    };
+    PlanOptions o;
+    ProbePlan p = plan_probes(kallsyms("7.2"), f, o);
+    const PlanStep& ins = step(p, "insert");
+    EXPECT_TRUE(has(ins.reason, "from BTF: pte PARM2, addr PARM3, page PARM4; mkwrite PARM6"))
+        << ins.reason;
+    EXPECT_EQ(p.config.insert_pte_arg, 2);
+    EXPECT_EQ(p.config.insert_addr_arg, 3);
+    EXPECT_EQ(p.config.insert_page_arg, 4);
+    // six arguments fit a trampoline: entry and return on one
+    EXPECT_EQ(p.kind[KEX_P_INSERT_RET], ProbeKind::fexit);
+    // a kernel whose parameters are named otherwise: said, and the prototype used
+    f.btf_func_params = [](std::string_view n) -> std::optional<std::vector<std::string>> {
+        if (n == "insert_page_into_pte_locked")
+            return std::vector<std::string>{"vma", "ptep", "address", "pg", "prot"};
+        return std::nullopt;
+    };
+    p = plan_probes(kallsyms("7.2"), f, o);
+    EXPECT_TRUE(has(step(p, "insert").reason, "its BTF names no pte/addr/page (vma, ptep"))
+        << step(p, "insert").reason;
+    EXPECT_EQ(p.config.insert_page_arg, 4);
+    // no vms_clear_ptes (inlined): munmap's completion; no driver-address probe
+    // (the insert has addr)
     EXPECT_TRUE(has(step(p, "unmap (munmap)").reason, "vms_clear_ptes: not in kallsyms"));
-    EXPECT_TRUE(has(step(p, "insert").reason, "C prototype"));
-    EXPECT_EQ(step(p, "dirty at zap").resolved, "set_page_dirty");
+    EXPECT_EQ(p.find("driver page address"), nullptr);
+    EXPECT_TRUE(has(step(p, "pfn map").reason, "remap_pfn_range_complete meet"))
+        << step(p, "pfn map").reason;
 }
 
 TEST(TracerPlanKernels, Linux618NoKprobesNoModules) {

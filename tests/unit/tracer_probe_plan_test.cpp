@@ -247,11 +247,14 @@ namespace {
 // (/sys/kernel/btf/vmlinux) declares them; clones (.constprop/.isra) are not
 // in BTF.
 KernelFacts with_btf(KernelFacts f, std::map<std::string, unsigned> funcs) {
-    f.btf_func_args = [funcs](std::string_view n) -> std::optional<unsigned> {
+    f.btf_func_params = [funcs](std::string_view n) -> std::optional<std::vector<std::string>> {
         auto it = funcs.find(std::string(n));
         if (it == funcs.end())
             return std::nullopt;
-        return it->second;
+        std::vector<std::string> names;
+        for (unsigned i = 1; i <= it->second; i++)
+            names.push_back("arg" + std::to_string(i));
+        return names;
     };
     return f;
 }

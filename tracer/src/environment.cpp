@@ -38,12 +38,12 @@ bool has_cap(const __user_cap_data_struct (&d)[2], int cap) {
 
 } // namespace
 
-std::function<std::optional<unsigned>(std::string_view)>
-btf_function_args(const std::string& path) {
+std::function<std::optional<std::vector<std::string>>(std::string_view)>
+btf_function_params(const std::string& path) {
     std::shared_ptr<btf> b(btf__parse(path.c_str(), nullptr), btf__free);
     if (!b)
         return {};
-    return [b](std::string_view name) -> std::optional<unsigned> {
+    return [b](std::string_view name) -> std::optional<std::vector<std::string>> {
         std::string n(name);
         int id = btf__find_by_name_kind(b.get(), n.c_str(), BTF_KIND_FUNC);
         if (id <= 0)
@@ -52,7 +52,13 @@ btf_function_args(const std::string& path) {
         const btf_type* proto = fn ? btf__type_by_id(b.get(), fn->type) : nullptr;
         if (!proto || !btf_is_func_proto(proto))
             return std::nullopt;
-        return btf_vlen(proto);
+        std::vector<std::string> names;
+        const btf_param* p = btf_params(proto);
+        for (unsigned i = 0; i < btf_vlen(proto); i++) {
+            const char* pn = btf__name_by_offset(b.get(), p[i].name_off);
+            names.emplace_back(pn ? pn : "");
+        }
+        return names;
     };
 }
 
@@ -105,7 +111,7 @@ KernelFacts probe_kernel(const std::optional<Tracefs>& tracefs) {
     f.release = kernel_release();
     f.btf = exists("/sys/kernel/btf/vmlinux");
     if (f.btf)
-        f.btf_func_args = btf_function_args("/sys/kernel/btf/vmlinux");
+        f.btf_func_params = btf_function_params("/sys/kernel/btf/vmlinux");
     f.modules = exists("/proc/modules"); // absent without CONFIG_MODULES
     bool pmu = exists("/sys/bus/event_source/devices/kprobe");
     bool tfs = tracefs && exists(tracefs->root() + "/kprobe_events");

@@ -23,9 +23,10 @@ std::string kernel_release();
 std::optional<Tracefs> find_or_mount_tracefs();
 // Function names from a kprobes blacklist file ("0xstart-0xend\tname").
 std::set<std::string> read_kprobe_blacklist(const std::string& path);
-// KernelFacts::btf_func_args from a BTF file (raw, or an ELF with .BTF);
+// KernelFacts::btf_func_params from a BTF file (raw, or an ELF with .BTF);
 // empty when it cannot be read.
-std::function<std::optional<unsigned>(std::string_view)> btf_function_args(const std::string& path);
+std::function<std::optional<std::vector<std::string>>(std::string_view)>
+btf_function_params(const std::string& path);
 // KernelFacts of this machine for the planner.
 KernelFacts probe_kernel(const std::optional<Tracefs>& tracefs);
 

@@ -196,6 +196,12 @@ std::vector<const Ksym*> Ksyms::find_function(std::string_view base) const {
     return out;
 }
 
+const Ksym* Ksyms::containing(uint64_t addr) const {
+    auto it = std::upper_bound(syms_.begin(), syms_.end(), addr,
+                               [](uint64_t a, const Ksym& s) { return a < s.addr; });
+    return it == syms_.begin() ? nullptr : &*std::prev(it);
+}
+
 std::string Ksyms::symbolize(uint64_t addr) const {
     if (syms_.empty() || hidden_)
         return {};
@@ -204,11 +210,10 @@ std::string Ksyms::symbolize(uint64_t addr) const {
         return s.module.empty() ? fmt::format("{}+0x0", s.name)
                                 : fmt::format("{}+0x0 [{}]", s.name, s.module);
     }
-    auto it = std::upper_bound(syms_.begin(), syms_.end(), addr,
-                               [](uint64_t a, const Ksym& s) { return a < s.addr; });
-    if (it == syms_.begin())
+    const Ksym* found = containing(addr);
+    if (!found)
         return {};
-    const Ksym& s = *std::prev(it);
+    const Ksym& s = *found;
     std::string out = fmt::format("{}+{:#x}", s.name, addr - s.addr);
     if (!s.module.empty())
         out += fmt::format(" [{}]", s.module);

@@ -53,6 +53,8 @@ class Ksyms {
     // symbol's exact address (a file_operations, a vm_operations_struct)
     // gives "name+0x0 [module]" too.
     std::string symbolize(uint64_t addr) const;
+    // The text symbol addr falls in (the last at or before it); nullptr if none.
+    const Ksym* containing(uint64_t addr) const;
 
   private:
   public:

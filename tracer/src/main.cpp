@@ -17,6 +17,7 @@
 #include "session.h"
 #include "text_file.h"
 #include "trace_files.h"
+#include "tramp_stack.h"
 
 #include <kextrace/core.h>
 #include <kextrace/leaks.h>
@@ -241,8 +242,9 @@ void attach_probes(const Options& opt, const KernelFacts& facts, const ProbePlan
 // Records -> typed events -> the correlator (and the --events / --jsonl streams).
 class Intake {
   public:
-    Intake(const CorrelatorOptions& copts, const Ksyms& ksyms, Streams& streams)
-        : correlator(copts), ksyms_(ksyms), streams_(streams) {}
+    Intake(const CorrelatorOptions& copts, const Ksyms& ksyms, const ProbePlan& attached,
+           Streams& streams)
+        : correlator(copts), ksyms_(ksyms), tramp_(attached, ksyms), streams_(streams) {}
 
     int take(std::span<const std::byte> rec) {
         rec = trim_record(rec);
@@ -253,6 +255,7 @@ class Intake {
         }
         std::string why;
         if (auto ev = decode_event(rec, &why)) {
+            tramp_.complete(*ev);
             if (streams_.events && !streams_.events->failed())
                 streams_.events->write_line(event_json(*ev, ksyms_).dump());
             if (streams_.jsonl)
@@ -269,6 +272,7 @@ class Intake {
 
   private:
     const Ksyms& ksyms_;
+    TrampStacks tramp_;
     Streams& streams_;
 };
 
@@ -497,7 +501,7 @@ int run(const Options& opt) {
     attach_probes(opt, host.facts, probes, *loader);
 
     const CorrelatorOptions copts = correlator_options(probes, targets, *loader, filter, sym);
-    intake.emplace(copts, host.ksyms, streams);
+    intake.emplace(copts, host.ksyms, probes, streams);
     std::optional<SessionResult> res = trace(opt, *loader, targets, streams);
     if (!res)
         return kExitCannotRun;

@@ -63,14 +63,15 @@ std::string choose_returns(ProbePlan& plan, const KernelFacts& facts,
         if (spec.kind != ProbeKind::kretprobe)
             continue;
         std::optional<unsigned> nargs;
-        if (facts.btf_func_args)
-            nargs = facts.btf_func_args(symbol);
+        if (facts.btf_func_params)
+            if (auto params = facts.btf_func_params(symbol))
+                nargs = static_cast<unsigned>(params->size());
         if (spec.twin_prog && entries_have_fentry && nargs && *nargs <= kFexitMaxArgs) {
             plan.kind[p] = ProbeKind::fexit;
             plan.config.fexit_probes |= KEX_FEXIT(p);
             tramp = true;
             note = "entry and return: fentry + fexit (in BTF, one trampoline)";
-        } else if (!facts.btf_func_args) {
+        } else if (!facts.btf_func_params) {
             note = "return: kretprobe (no kernel BTF functions known)";
         } else if (!nargs) {
             note = fmt::format("return: kretprobe ({} is not in BTF{})", symbol,
@@ -270,13 +271,49 @@ void plan_kex_steps(ProbePlan& plan, const KernelFacts& facts) {
     }
 }
 
+// The insert's (pte, addr, page, mkwrite) positions from its BTF parameter
+// names; the C prototype where BTF has none (or other names).
+std::string insert_layout_of(ProbeConfig& c, const std::optional<std::vector<std::string>>& params) {
+    auto at = [&](const char* name) -> uint8_t {
+        if (!params)
+            return 0;
+        auto it = std::find(params->begin(), params->end(), name);
+        return it == params->end() ? 0 : static_cast<uint8_t>(it - params->begin() + 1);
+    };
+    uint8_t pte = at("pte"), addr = at("addr"), page = at("page");
+    if (!pte || !addr || !page) {
+        c.insert_pte_arg = 2;
+        c.insert_addr_arg = 3;
+        c.insert_page_arg = 4;
+        return params ? fmt::format("its BTF names no pte/addr/page ({}): C prototype assumed, pte "
+                                    "PARM2, addr PARM3, page PARM4",
+                                    fmt::join(*params, ", "))
+                      : "C prototype (no BTF): pte PARM2, addr PARM3, page PARM4";
+    }
+    c.insert_pte_arg = pte;
+    c.insert_addr_arg = addr;
+    c.insert_page_arg = page;
+    std::string note =
+        fmt::format("from BTF: pte PARM{}, addr PARM{}, page PARM{}", pte, addr, page);
+    if (uint8_t mk = at("mkwrite"))
+        note += fmt::format("; mkwrite PARM{}: vmf_insert_page_mkwrite's upgrade of a PTE already "
+                            "there is reported as an insert (kex never makes one)",
+                            mk);
+    return note;
+}
+
 // How a page goes in: insert, another driver's pages, batches.
 void plan_insert_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts,
                        const PlanOptions& opts) {
-    // insert_page_into_pte_locked: static, cloned by GCC on Debian's kernels
-    // (6.1: .constprop.0, 6.12: .isra.0). The clones drop addr: the page
-    // moves from PARM4 to PARM3 (6.1 DWARF; 6.12 disassembly of the call
-    // to folio_add_file_rmap_ptes and of compound_head(page)).
+    // insert_page_into_pte_locked(vma, pte, addr, page, prot[, mkwrite]):
+    // static, cloned by GCC on Debian's 6.1 (.constprop.0) and 6.12
+    // (.isra.0), whole on 7.2. A whole function's layout is read from its
+    // parameter names in the kernel's BTF. A clone is not in BTF: the clones
+    // drop addr, the page moving from PARM4 to PARM3 (6.1 DWARF; 6.12
+    // disassembly of the call to folio_add_file_rmap_ptes and of
+    // compound_head(page)); a kernel whose clone differs shows it as
+    // "pfn unknown" pages (page_to_pfn checks that it read a struct page),
+    // and --insert-args sets the layout.
     auto insert_layout = [&](ProbeConfig& c, const CloneName& n) -> std::string {
         if (opts.insert_args) {
             c.insert_pte_arg = opts.insert_args->first;
@@ -288,12 +325,12 @@ void plan_insert_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& fact
             c.insert_pte_arg = 2;
             c.insert_page_arg = 3;
             c.insert_addr_arg = 0;
-            return "clone without addr: pte PARM2, page PARM3";
+            return "clone without addr (not in BTF): pte PARM2, page PARM3";
         }
-        c.insert_pte_arg = 2;
-        c.insert_page_arg = 4;
-        c.insert_addr_arg = 3;
-        return "C prototype: pte PARM2, addr PARM3, page PARM4";
+        std::optional<std::vector<std::string>> params;
+        if (facts.btf_func_params)
+            params = facts.btf_func_params(n.base);
+        return insert_layout_of(c, params);
     };
     plan_kprobe_step(plan, ks, facts, "insert", {{"insert_page_into_pte_locked", insert_layout}},
                      {KEX_P_INSERT, KEX_P_INSERT_RET});
@@ -455,13 +492,20 @@ void plan_unmap_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
     plan_kprobe_step(plan, ks, facts, "exit unmap", {{"exit_mmap", nullptr}},
                      {KEX_P_EXIT_MMAP, KEX_P_EXIT_MMAP_RET});
 
+    auto pfn_note = [](ProbeConfig&, const CloneName&) {
+        return std::string("mode pfn: (addr, pfn, size) per call; its PTEs are special: no rmap, "
+                           "no reference, nothing at the zap");
+    };
+    // 7.x: remap_pfn_range and the mmap_prepare path's remap_pfn_range_complete
+    // (/dev/mem's) both end in remap_pfn_range_track, with remap_pfn_range's
+    // arguments; where it is inlined or absent, remap_pfn_range itself
     plan_kprobe_step(plan, ks, facts, "pfn map",
-                     {{"remap_pfn_range",
-                       [](ProbeConfig&, const CloneName&) {
-                           return std::string("mode pfn: (addr, pfn, size) per call; its PTEs "
-                                              "are special: no rmap, no reference, nothing at "
-                                              "the zap");
-                       }}},
+                     {{"remap_pfn_range_track",
+                       [pfn_note](ProbeConfig& c, const CloneName& n) {
+                           return pfn_note(c, n) + "; where remap_pfn_range and mmap_prepare's "
+                                                   "remap_pfn_range_complete meet";
+                       }},
+                      {"remap_pfn_range", pfn_note}},
                      {KEX_P_REMAP_PFN, KEX_P_REMAP_PFN_RET});
 
     plan_kprobe_step(plan, ks, facts, "pfn fault insert",

@@ -69,10 +69,11 @@ struct KernelFacts {
     // in it (notrace, e.g. a static inline compiled out of line) unless
     // CONFIG_KPROBE_EVENTS_ON_NOTRACE. nullopt = unknown, do not check.
     std::optional<std::set<std::string>> traceable;
-    // The number of arguments of a function in the kernel's BTF, nullopt if
-    // BTF has no such function (compiler clones never are). Unset: no BTF
-    // functions known, every return is a kretprobe.
-    std::function<std::optional<unsigned>(std::string_view name)> btf_func_args;
+    // The parameter names of a function in the kernel's BTF (their number is
+    // its argument count), nullopt if BTF has no such function (compiler
+    // clones never are). Unset: no BTF functions known, every return is a
+    // kretprobe, and argument layouts are the C prototypes'.
+    std::function<std::optional<std::vector<std::string>>(std::string_view name)> btf_func_params;
 };
 
 // Function names of an available_filter_functions file ("name" or "name [mod]").

@@ -93,7 +93,8 @@ std::string losses_line(const Losses& l) {
 
 // Not a loss: records of non-kex pages that carry no pfn.
 std::string pfn_unknown_line(const Losses& l) {
-    return fmt::format("pfn unknown: {} non-kex pages (no vmemmap_base in kallsyms)",
+    return fmt::format("pfn unknown: {} non-kex pages (no vmemmap_base in kallsyms, or an "
+                       "argument read was no struct page: see --plan, --insert-args)",
                        l.pfn_unknown());
 }
 
