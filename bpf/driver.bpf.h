@@ -180,6 +180,24 @@ struct kex_vma_record {
 };
 
 /*
+ * A file whose mmap is an mmap_prepare hook (6.17 and later; 7.2's /dev/mem)
+ * has no f_op->mmap: its handler is the hook. Absent from older kernels'
+ * struct file_operations (CO-RE: 0 then).
+ */
+struct file_operations___prepare {
+	int (*mmap_prepare)(void *desc);
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 mmap_prepare_of(const void *fop)
+{
+	const struct file_operations___prepare *fp = fop;
+
+	if (!bpf_core_field_exists(fp->mmap_prepare))
+		return 0;
+	return (__u64)BPF_CORE_READ(fp, mmap_prepare);
+}
+
+/*
  * A driver VMA's first followed page: report the VMA once, with what names
  * it (the file) and its owner (f_op, the mmap handler, vm_ops and its fault
  * handler, and the call chain that mapped the page, captured even under
@@ -225,6 +243,8 @@ static __always_inline void report_driver_vma(void *ctx, __u64 skip,
 		inode = BPF_CORE_READ(f, f_inode);
 		r->vi.f_op = (__u64)fop;
 		r->vi.mmap = (__u64)BPF_CORE_READ(fop, mmap);
+		if (!r->vi.mmap)
+			r->vi.mmap = mmap_prepare_of(fop);
 		r->vi.ino = BPF_CORE_READ(inode, i_ino);
 		r->vi.rdev = BPF_CORE_READ(inode, i_rdev);
 		r->vi.magic = BPF_CORE_READ(inode, i_sb, s_magic);

@@ -68,4 +68,9 @@ TEST(TrampStacks, KprobeStacksAndStacklessRecordsAreNotTouched) {
     Event bad = with_stack(KEX_P_COUNT + 3, {0xffffffff8110026f});
     t.complete(bad);
     EXPECT_EQ(bad.stack.size(), 1u);
+    // the allocation's stack, re-emitted by the insert that adopted the page
+    Event alloc = with_stack(KEX_P_INSERT, {0xffffffff81300010});
+    alloc.type = KEX_EV_DRIVER_ALLOC;
+    TrampStacks(plan_with(ProbeKind::fentry), k).complete(alloc);
+    EXPECT_EQ(alloc.stack.size(), 1u);
 }

@@ -11,7 +11,9 @@ TrampStacks::TrampStacks(const ProbePlan& plan, const Ksyms& ksyms) : ksyms_(ksy
 }
 
 void TrampStacks::complete(Event& ev) const {
-    if (ev.probe >= KEX_P_COUNT || ev.stack.empty())
+    // a driver page's allocation record carries the allocation's stack,
+    // copied at the page's adoption: not one this probe walked
+    if (ev.probe >= KEX_P_COUNT || ev.stack.empty() || ev.type == KEX_EV_DRIVER_ALLOC)
         return;
     const Ksym* fn = traced_[ev.probe];
     if (!fn || ksyms_.containing(ev.stack.front()) == fn)

@@ -3,7 +3,9 @@
 // trampoline (skipped in BPF, kextrace.bpf.h), 6.12 shows the traced
 // function's own frame and 7.2 does not: its first frame is the caller's
 // (measured in the lab guests: tests/guest/tracer.sh). Where the first frame
-// is not in the traced function, the function's entry is put first.
+// is not in the traced function, the function's entry is put first (not on
+// a stack the probe copied from an earlier record: a driver page's
+// allocation).
 #pragma once
 
 #include "ksyms.h"

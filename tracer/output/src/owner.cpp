@@ -13,8 +13,9 @@ namespace {
 // and the PTE: the owner is whoever called them (on the fault path nobody
 // did: the driver's fault handler returned its page before the install).
 bool core_insert_path(std::string_view fn) {
-    constexpr std::array<std::string_view, 22> prefixes = {
+    constexpr std::array<std::string_view, 24> prefixes = {
         "insert_page",        "vm_insert_page",  "__vm_insert",        "vmf_insert",
+        "remap_pfn_range",    "io_remap_pfn",    // 7.2: remap_pfn_range_track first
         "remap_vmalloc",      "validate_page",   "__get_locked_pte",   "vm_map_pages",
         "do_set_pte",         "set_pte_range",   "finish_fault",       "do_read_fault",
         "do_shared_fault",    "do_cow_fault",    "do_fault",           "__do_fault",
