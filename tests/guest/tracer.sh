@@ -77,7 +77,7 @@ case_counts_match_bpftrace() {
 		ins=kprobe:$clone ins_ret=kretprobe:$clone ins_page=arg2
 	else
 		ins=kfunc:insert_page_into_pte_locked ins_ret=kretfunc:insert_page_into_pte_locked
-		ins_page='args->page'
+		ins_page='(uint64)args->page'
 	fi
 	case ${KEX_GUEST_KERNEL:-6.1} in
 	6.1)
