@@ -95,8 +95,7 @@ const Expect kKernels[] = {
      "vms_complete_munmap_vmas", KEX_UNMAP_VMS},
     // the insert whole again, with mkwrite; vms_clear_ptes inlined
     {"7.2", "insert_page_into_pte_locked", 2, 4, "folio_add_file_rmap_ptes", 2, "set_pte_range", 3,
-     5, "folio_remove_rmap_ptes", 2, "folio_mark_dirty", "vms_complete_munmap_vmas",
-     KEX_UNMAP_VMS},
+     5, "folio_remove_rmap_ptes", 2, "folio_mark_dirty", "vms_complete_munmap_vmas", KEX_UNMAP_VMS},
 };
 
 const char* const kKprobeSteps[] = {"insert",         "batch insert",      "rmap add",
@@ -127,9 +126,8 @@ TEST(TracerPlanKernels, EachKernelWithKprobesGetsItsNames) {
         // the modes' own kernel calls are the same symbols everywhere
         EXPECT_EQ(step(p, "batch insert").resolved, "vm_insert_pages");
         // 7.2: where remap_pfn_range and mmap_prepare's remap meet
-        EXPECT_EQ(step(p, "pfn map").resolved, std::string(e.kernel) == "7.2"
-                                                   ? "remap_pfn_range_track"
-                                                   : "remap_pfn_range");
+        EXPECT_EQ(step(p, "pfn map").resolved,
+                  std::string(e.kernel) == "7.2" ? "remap_pfn_range_track" : "remap_pfn_range");
         EXPECT_TRUE(p.enabled[KEX_P_REMAP_PFN] && p.enabled[KEX_P_REMAP_PFN_RET]);
         EXPECT_EQ(step(p, "pfn fault insert").resolved, "vmf_insert_pfn_prot");
         EXPECT_TRUE(step(p, "kex tracepoints").available);

@@ -273,7 +273,8 @@ void plan_kex_steps(ProbePlan& plan, const KernelFacts& facts) {
 
 // The insert's (pte, addr, page, mkwrite) positions from its BTF parameter
 // names; the C prototype where BTF has none (or other names).
-std::string insert_layout_of(ProbeConfig& c, const std::optional<std::vector<std::string>>& params) {
+std::string insert_layout_of(ProbeConfig& c,
+                             const std::optional<std::vector<std::string>>& params) {
     auto at = [&](const char* name) -> uint8_t {
         if (!params)
             return 0;

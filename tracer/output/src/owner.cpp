@@ -12,15 +12,15 @@ namespace {
 // Functions of the kernel's own insert and fault paths, between the driver
 // and the PTE: the owner is whoever called them (on the fault path nobody
 // did: the driver's fault handler returned its page before the install).
+// remap_pfn_range covers 7.2's remap_pfn_range_track, on top of its stacks.
 bool core_insert_path(std::string_view fn) {
     constexpr std::array<std::string_view, 24> prefixes = {
-        "insert_page",        "vm_insert_page",  "__vm_insert",        "vmf_insert",
-        "remap_pfn_range",    "io_remap_pfn",    // 7.2: remap_pfn_range_track first
-        "remap_vmalloc",      "validate_page",   "__get_locked_pte",   "vm_map_pages",
-        "do_set_pte",         "set_pte_range",   "finish_fault",       "do_read_fault",
-        "do_shared_fault",    "do_cow_fault",    "do_fault",           "__do_fault",
-        "__handle_mm_fault",  "handle_mm_fault", "do_user_addr_fault", "exc_page_fault",
-        "asm_exc_page_fault", "do_page_mkwrite",
+        "insert_page",        "vm_insert_page", "__vm_insert",        "vmf_insert",
+        "remap_pfn_range",    "io_remap_pfn",   "remap_vmalloc",      "validate_page",
+        "__get_locked_pte",   "vm_map_pages",   "do_set_pte",         "set_pte_range",
+        "finish_fault",       "do_read_fault",  "do_shared_fault",    "do_cow_fault",
+        "do_fault",           "__do_fault",     "__handle_mm_fault",  "handle_mm_fault",
+        "do_user_addr_fault", "exc_page_fault", "asm_exc_page_fault", "do_page_mkwrite",
     };
     for (std::string_view p : prefixes)
         if (fn.starts_with(p))
