@@ -128,6 +128,20 @@ TEST(TracerProbePlan, UnmapRegionRejectedOnceMunmapHasVms) {
               std::string::npos);
 }
 
+// 6.4 to 6.7, the folio "range" rmap era (the synthesized 6.6 fixture's case,
+// kept as symbols): page_add_file_rmap is a wrapper of
+// folio_add_file_rmap_range, which set_pte_range calls directly.
+TEST(TracerProbePlan, RmapWrapperLeftForTheFolioRange) {
+    Ksyms k = Ksyms::parse("ffffffff81000000 T page_add_file_rmap\n"
+                           "ffffffff81000100 T folio_add_file_rmap_range\n"
+                           "ffffffff81000200 T set_pte_range\n");
+    ProbePlan p = plan_probes(k, facts("x", false), {});
+    EXPECT_EQ(step(p, "rmap add").resolved, "folio_add_file_rmap_range");
+    EXPECT_EQ(p.config.rmap_add_page_arg, 2);
+    EXPECT_NE(step(p, "rmap add").reason.find("page_add_file_rmap: a wrapper"), std::string::npos)
+        << step(p, "rmap add").reason;
+}
+
 TEST(TracerProbePlan, NoKprobesLeavesTracepointsAndSaysWhy) {
     KernelFacts f = facts("6.1");
     f.kprobes = false;
