@@ -8,7 +8,8 @@ Writes, into DIR (default: the report's directory):
   <name>-swimlane.png   one row per page, its steps over time, coloured by kind;
                         the rig's phases shaded (with --jsonl: the traced
                         process's syscalls and unmap windows on a top row)
-  <name>-counts.png     refcount and mapcount of every page over time (steps)
+  <name>-counts.png     refcount and mapcount of every page over time: each
+                        step's effect at the step (the report's *_after counts)
   <name>-physvirt.png   user address vs kex index (contiguous) and pfn vs index
                         (scattered)
 and next to each picture <picture name>.data.json (drop-8-swimlane.data.json):
@@ -215,12 +216,24 @@ def swimlane(report, events, path):
 
 
 def count_points(page, key, t0):
+    """The count right after each step's own action (`<key>_after`, what the
+    reference ledger books there: kex's put drops the refcount at the put),
+    so a step plot changes at the step that changed it. A report without
+    those fields (written before they existed) has only the readings, which
+    entry probes take before their action: the drop shows one step late."""
+    after = key + "_after"
     xs, ys = [], []
     for s in page["steps"]:
-        if s[key] is not None:
+        v = s[after] if after in s else s[key]
+        if v is not None:
             xs.append(ms(s["ts"], t0))
-            ys.append(s[key])
+            ys.append(v)
     return xs, ys
+
+
+def counts_source(report):
+    steps = (s for p in report["pages"] for s in p["steps"])
+    return "after" if all("refcount_after" in s for s in steps) else "reading"
 
 
 def counts(report, path):
@@ -245,12 +258,16 @@ def counts(report, path):
         ax.set_ylabel(f"page {key}")
         ax.yaxis.get_major_locator().set_params(integer=True)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_title("refcount (page->_refcount) and mapcount (page_mapcount()) at every "
-                      "traced step", fontsize=9)
+    source = counts_source(report)
+    axes[0].set_title("refcount (page->_refcount) and mapcount (page_mapcount()) after every "
+                      "traced step's action (a zap's put drawn at the zap)" if source == "after"
+                      else "refcount and mapcount as read at every traced step (an entry "
+                      "probe reads before its action: old report, drops drawn one step late)",
+                      fontsize=9)
     axes[1].set_xlabel("ms since the first rig phase (lines offset slightly per page)")
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     fig.subplots_adjust(left=0.08, right=0.84, top=0.94, bottom=0.09)
-    return save(fig, path, {"figure": "counts", "t0_ns": t0, "pages": series,
+    return save(fig, path, {"figure": "counts", "t0_ns": t0, "source": source, "pages": series,
                             "pages_total": len(pages), "pages_drawn": len(drawn),
                             "phases": phase_series(report, t0)})
 

@@ -456,7 +456,9 @@ def section_pictures(pics):
     return ["## 6. Pictures", "",
             "Every page's steps over time, one panel per rig phase:", "",
             f"![swimlane]({pics['swimlane']})", "",
-            "Refcount and mapcount at every step:", "",
+            "Refcount and mapcount right after every step's action (kex's put "
+            "drops the refcount at the put; a zap's put is drawn at the zap, the "
+            "kernel does it at the TLB flush before the free):", "",
             f"![refcount and mapcount]({pics['counts']})", ""]
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Tests of analysis/ on a checked-in real run (tests/data/drop-8.*: kextrace
-on 6.1.0-56-amd64, mmap_test /dev/kex 8 --no-wait, ref_policy=drop).
+on 6.1.0-56-amd64, mmap_test /dev/kex 8 --no-wait, ref_policy=drop; the
+.json is `kextrace report drop-8.jsonl --json drop-8.json` of its events).
 
   /usr/bin/python3 -m unittest discover -s analysis/tests -v
 Set KEXTRACE_VALIDATE to build/bin/kextrace-validate-trace to also check that
@@ -98,10 +99,36 @@ class PlotTest(Base):
         addrs = [int(a, 16) for a in pv["uaddr"]]
         self.assertEqual({b - a for a, b in zip(addrs, addrs[1:])}, {4096})
         counts = read_json(os.path.join(self.tmp, "drop-8-counts.data.json"))
+        self.assertEqual(counts["source"], "after")
         for p in counts["pages"]:
             self.assertEqual(p["refcount"]["value"][0], 1)
             self.assertIn(2, p["refcount"]["value"])
             self.assertEqual(p["refcount"]["value"][-1], 0)
+
+    def test_counts_step_down_at_kexs_put(self):
+        """The refcount plot changes at the step whose action changed it: kex's
+        put (kex_page_free reads 2 before it) is drawn as 2 -> 1 at the put,
+        as the reference ledger books it (the report's refcount_after; the
+        unit test OutputLeaks.CountsAfterAreTheLedgerOnARealRun checks those
+        against the ledger of this run). The old plot held 2 until the zap."""
+        self.assertEqual(plot.main([REPORT, "--out", self.tmp]), 0)
+        counts = read_json(os.path.join(self.tmp, "drop-8-counts.data.json"))
+        t0 = counts["t0_ns"]
+        lives = {p["life"]: p for p in self.report["pages"]}
+        for drawn in counts["pages"]:
+            page = lives[drawn["life"]]
+            series = list(zip(drawn["refcount"]["t_ms"], drawn["refcount"]["value"]))
+            steps = [s for s in page["steps"] if s["refcount_after"] is not None]
+            self.assertEqual([v for _, v in series], [s["refcount_after"] for s in steps])
+            puts = [s for s in page["steps"] if s["kind"] == "kex_free"]
+            self.assertEqual(len(puts), 1)
+            t_put = (puts[0]["ts"] - t0) / 1e6
+            before = [v for t, v in series if t < t_put]
+            at = [v for t, v in series if t == t_put]
+            self.assertEqual(puts[0]["refcount"], 2)  # read before the put
+            self.assertEqual(before[-1], 2)
+            self.assertEqual(at[-1], 1, f"life {drawn['life']}: the put is not drawn at the put")
+            self.assertEqual(drawn["mapcount"]["value"][-1], 0)
 
     def test_svg(self):
         self.assertEqual(plot.main([REPORT, "--svg", "--out", self.tmp, "--name", "x"]), 0)

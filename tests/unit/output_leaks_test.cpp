@@ -1,6 +1,7 @@
 // The --leaks renderers: the verdict table, the grouped findings with their
 // ledger and stack, and the JSON "leaks" section.
 #include <kextrace/core.h>
+#include <kextrace/jsonl.h>
 #include <kextrace/leaks.h>
 #include <kextrace/output.h>
 #include <kextrace/stream_builder.h>
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
 
 using namespace kextrace;
@@ -103,4 +105,44 @@ TEST(OutputLeaks, Json) {
     EXPECT_EQ(ledger[1]["site"], "insert");
     EXPECT_EQ(ledger[2]["site"], "zap");
     EXPECT_EQ(ledger[2]["dropped"], 1);
+}
+
+// The counts a plot draws (the report's refcount_after) are the reference
+// ledger's bookings on a real run: analysis/tests/data/drop-8.jsonl, 8 kex
+// pages under ref_policy=drop on 6.1, replayed. kex's put, read at 2 by
+// kex_page_free before the put, is 1 right after it.
+TEST(OutputLeaks, CountsAfterAreTheLedgerOnARealRun) {
+    std::ifstream in(KEX_FIXTURES "/../../../analysis/tests/data/drop-8.jsonl");
+    ASSERT_TRUE(in);
+    std::string first;
+    std::getline(in, first);
+    const auto header = parse_jsonl_header(first);
+    ASSERT_TRUE(header);
+    Correlator c(header->correlator);
+    in.seekg(0);
+    const JsonlRead read = read_jsonl(in, [&c](Event&& ev) { c.feed(std::move(ev)); });
+    ASSERT_FALSE(read.error);
+    const Report r = c.finish();
+    const LeakReport l = assess_leaks(r);
+    ASSERT_EQ(l.pages.size(), 8u);
+    for (const PageVerdict& v : l.pages) {
+        const PageLife& p = r.pages[v.life];
+        const std::vector<CountsAfter> after = counts_after_steps(p);
+        ASSERT_EQ(after.size(), p.steps.size());
+        std::size_t kex_puts = 0;
+        for (const RefChange& ch : v.changes) {
+            int64_t sum = 0;
+            for (const RefChange& d : v.changes)
+                if (d.site == RefSite::alloc || d.step <= ch.step)
+                    sum += d.delta;
+            EXPECT_EQ(after[ch.step].refcount, sum) << "life " << v.life;
+            if (ch.site == RefSite::kex_put) {
+                ++kex_puts;
+                EXPECT_EQ(p.steps[ch.step].refcount, 2);
+                EXPECT_EQ(after[ch.step].refcount, 1);
+            }
+        }
+        EXPECT_EQ(kex_puts, 1u) << "life " << v.life;
+        EXPECT_EQ(after.back().refcount, 0);
+    }
 }

@@ -489,6 +489,43 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
     return v;
 }
 
+std::vector<CountsAfter> counts_after_steps(const PageLife& p) {
+    PageVerdict v;
+    LedgerBuilder lb(p, v);
+    lb.run();
+    const auto n = static_cast<uint32_t>(p.steps.size());
+    uint32_t first = n; // the first reading: the allocation's reference exists from there
+    for (uint32_t i = 0; i < n && first == n; ++i)
+        if (counted(p.steps[i]))
+            first = i;
+    std::vector<int64_t> delta(n, 0);
+    for (const RefChange& c : v.changes)
+        delta[c.site == RefSite::alloc ? std::min(c.step, first) : c.step] += c.delta;
+
+    std::vector<CountsAfter> out(n);
+    int64_t ref = 0;
+    int32_t map = kNoCount;
+    for (uint32_t i = 0; i < n; ++i) {
+        const Step& s = p.steps[i];
+        ref += delta[i];
+        if (i >= first)
+            out[i].refcount = sat32(ref);
+        if (!(s.flags & kStepAfterFree) && s.kind != StepKind::page_free_batched) {
+            int32_t step_delta = 0;
+            if (s.kind == StepKind::rmap_add)
+                step_delta = 1;
+            else if (s.kind == StepKind::rmap_remove)
+                step_delta = -1;
+            if (s.mapcount != kNoCount && s.mapcount >= 0)
+                map = std::max(0, sat32(int64_t(s.mapcount) + step_delta));
+            else if (map != kNoCount)
+                map = std::max(0, map + step_delta);
+        }
+        out[i].mapcount = map;
+    }
+    return out;
+}
+
 LeakReport assess_leaks(const Report& report, const LeakOptions& opts) {
     LeakReport out;
     out.events_lost = report.losses.total();

@@ -4,6 +4,7 @@
 // This tree is the reference: files are written by write_report_json
 // (report_json.cpp), which streams the same bytes. A field added here must be
 // added there too, at its sorted key position (output_report_json_test checks).
+#include <kextrace/leaks.h>
 #include <kextrace/output.h>
 #include <kextrace/owner.h>
 #include <kextrace/status_json.h>
@@ -85,13 +86,17 @@ json pte_json(const PageLife& p) {
 
 json page_json(const PageLife& p, std::size_t life) {
     json steps = json::array();
-    for (const Step& s : p.steps) {
+    const std::vector<CountsAfter> after = counts_after_steps(p);
+    for (std::size_t i = 0; i < p.steps.size(); ++i) {
+        const Step& s = p.steps[i];
         json j = {
             {"kind", step_kind_name(s.kind)},
             {"ts", s.ts},
             {"dt", static_cast<int64_t>(s.ts - p.alloc_ts)},
             {"refcount", count(s.refcount)},
             {"mapcount", count(s.mapcount)},
+            {"refcount_after", count(after[i].refcount)},
+            {"mapcount_after", count(after[i].mapcount)},
             {"value", step_value(s)},
         };
         if (s.flags)

@@ -159,6 +159,19 @@ struct LeakReport {
     std::size_t bugs() const { return count(Verdict::leaked) + count(Verdict::freed_while_mapped); }
 };
 
+// The counts right after each step's own action, one per PageLife::steps
+// entry: the refcount as the ledger books it (kex's put drops it at
+// kex_page_free, the insert's get_page raises it at the insert, a zap's put is
+// drawn at the zap although the kernel drops it at the TLB flush that
+// precedes the free; a change no event explains at the later event), the
+// mapcount as read, with the rmap add or remove of the step applied. kNoCount
+// before the first reading. What a plot of the counts over time draws.
+struct CountsAfter {
+    int32_t refcount = kNoCount;
+    int32_t mapcount = kNoCount;
+};
+std::vector<CountsAfter> counts_after_steps(const PageLife& page);
+
 // The verdict and ledger of one page life.
 PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& opts = {});
 // Every page life of the report.
