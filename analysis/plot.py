@@ -143,9 +143,22 @@ def panel_spans(report, pages, t0, max_panels=5):
     return merged
 
 
+def lane_sample(pages):
+    """At most MAX_LANES pages, spread evenly over the whole run (every k-th
+    page in index order, the last one included), and what the sample is."""
+    if len(pages) <= MAX_LANES:
+        return pages, f"all {len(pages)} pages"
+    step = -(-len(pages) // MAX_LANES)  # ceil: never more than MAX_LANES lanes
+    drawn = pages[::step]
+    if drawn[-1] is not pages[-1]:
+        drawn = drawn[:MAX_LANES - 1] + [pages[-1]]
+    return drawn, f"a sample: every {step}th page in index order and the last, " \
+        f"{len(drawn)} of {len(pages)}"
+
+
 def swimlane(report, events, path):
     pages = kexreport.pages_by_index(report)
-    drawn = pages[:MAX_LANES]
+    drawn, sample = lane_sample(pages)
     t0 = origin_ns(report)
     extra = 1 if events is not None else 0
     rows = len(drawn) + extra
@@ -200,7 +213,7 @@ def swimlane(report, events, path):
     axes[0].set_ylim(rows - 0.5, -0.5)
     title = f"kex pages over time: {report['run']['command_line']} on {report['run']['kernel_release']}"
     if len(pages) > len(drawn):
-        title += f" (first {len(drawn)} of {len(pages)} pages)"
+        title += f"\n({sample})"
     fig.suptitle(title, fontsize=9)
     handles, names = [], []
     for ax in axes:
@@ -211,7 +224,7 @@ def swimlane(report, events, path):
     fig.subplots_adjust(left=0.2, right=0.87, top=0.9, bottom=0.14, wspace=0.08)
     return save(fig, path, {"figure": "swimlane", "t0_ns": t0, "pages": series,
                             "pages_total": len(pages), "pages_drawn": len(drawn),
-                            "panels_ms": [list(sp) for sp in spans],
+                            "sample": sample, "panels_ms": [list(sp) for sp in spans],
                             "phases": phase_series(report, t0), "windows": win})
 
 
@@ -238,7 +251,7 @@ def counts_source(report):
 
 def counts(report, path):
     pages = kexreport.pages_by_index(report)
-    drawn = pages[:MAX_LANES]
+    drawn, sample = lane_sample(pages)
     t0 = origin_ns(report)
     fig, axes = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
     series = []
@@ -267,8 +280,11 @@ def counts(report, path):
     axes[1].set_xlabel("ms since the first rig phase (lines offset slightly per page)")
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     fig.subplots_adjust(left=0.08, right=0.84, top=0.94, bottom=0.09)
+    if len(pages) > len(drawn):
+        fig.suptitle(sample, fontsize=8)
     return save(fig, path, {"figure": "counts", "t0_ns": t0, "source": source, "pages": series,
                             "pages_total": len(pages), "pages_drawn": len(drawn),
+                            "sample": sample,
                             "phases": phase_series(report, t0)})
 
 

@@ -130,6 +130,30 @@ class PlotTest(Base):
             self.assertEqual(at[-1], 1, f"life {drawn['life']}: the put is not drawn at the put")
             self.assertEqual(drawn["mapcount"]["value"][-1], 0)
 
+    def test_large_run_is_sampled_and_says_so(self):
+        """65,536 pages: the swimlane and the counts plot draw an even sample
+        over the whole run, and the picture and its data say which."""
+        base = self.report["pages"]
+        big = dict(self.report)
+        big["pages"] = [dict(base[i % len(base)], life=i, index=i, pfn=0x100000 + i)
+                        for i in range(65536)]
+        sw = read_json(os.path.splitext(plot.swimlane(
+            big, None, os.path.join(self.tmp, "big-swimlane.png")))[0] + ".data.json")
+        self.assertEqual(sw["pages_total"], 65536)
+        self.assertLessEqual(sw["pages_drawn"], plot.MAX_LANES)
+        idx = [p["index"] for p in sw["pages"]]
+        self.assertEqual(idx[0], 0)
+        self.assertEqual(idx[-1], 65535)
+        self.assertEqual(idx[1] - idx[0], 1024)
+        self.assertIn("every 1024th page", sw["sample"])
+        counts = read_json(os.path.splitext(plot.counts(
+            big, os.path.join(self.tmp, "big-counts.png")))[0] + ".data.json")
+        self.assertEqual([p["index"] for p in counts["pages"]], idx)
+        self.assertEqual(counts["sample"], sw["sample"])
+        small = read_json(os.path.splitext(plot.swimlane(
+            self.report, None, os.path.join(self.tmp, "small-swimlane.png")))[0] + ".data.json")
+        self.assertEqual(small["sample"], "all 8 pages")
+
     def test_svg(self):
         self.assertEqual(plot.main([REPORT, "--svg", "--out", self.tmp, "--name", "x"]), 0)
         with open(os.path.join(self.tmp, "x-physvirt.svg")) as f:
