@@ -1,6 +1,9 @@
 // options.cpp - see options.h.
 #include "options.h"
 
+#include <bpf/libbpf.h>
+#include <bpf/libbpf_version.h>
+
 #include <CLI/CLI.hpp>
 
 #include <fmt/format.h>
@@ -175,6 +178,11 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
 
 } // namespace
 
+std::string version_text() {
+    return fmt::format("kextrace {} (built with libbpf {}.{}, running libbpf {})", KEXTRACE_VERSION,
+                       LIBBPF_MAJOR_VERSION, LIBBPF_MINOR_VERSION, libbpf_version_string());
+}
+
 std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     Options o;
     CLI::App app{"kextrace: follow every page a driver maps into a process (kex, or any driver "
@@ -185,9 +193,12 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
                  "kextrace --leaks --all",
                  "kextrace"};
     app.footer("Exit status: the command's, when the trace is clean; 3 if events were lost "
-               "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors. With --leaks: 4 if "
-               "a page leaked or was freed while mapped, else 3 if events were lost (unless "
-               "--accept-loss), else 0.");
+               "(unless --accept-loss); 127 if CMD cannot be run; 1 on errors; 2 on bad usage. "
+               "With --leaks: 4 if a page leaked or was freed while mapped, else 3 if events "
+               "were lost (unless --accept-loss), else 0.");
+    app.set_version_flag("--version", version_text(),
+                         "print the version and the libbpf "
+                         "kextrace was built with, and exit");
     RawOptions raw;
     add_target_options(app, o, raw);
     add_output_options(app, o);

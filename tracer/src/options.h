@@ -49,5 +49,7 @@ struct Options {
 // Parses argv. Returns nullopt after printing help / a usage error; *exit_code
 // is then what main should return.
 std::optional<Options> parse_options(int argc, char** argv, int* exit_code);
+// "kextrace 0.1 (built with libbpf 1.1, running libbpf v1.1)": --version.
+std::string version_text();
 
 } // namespace kextrace
