@@ -380,9 +380,11 @@ TEST(CoreLeaks, CountsAfterFollowTheLedgerUnderKeepAndBugs) {
     const LeakReport l = assess_leaks(r);
     expect_counts_follow_the_ledger(r, l);
     // The page kex never put keeps its allocation's reference to the end.
-    for (const PageVerdict& v : l.pages)
-        if (r.pages[v.life].pfn == kPfn0 + 1)
+    for (const PageVerdict& v : l.pages) {
+        if (r.pages[v.life].pfn == kPfn0 + 1) {
             EXPECT_EQ(counts_after_steps(r.pages[v.life]).back().refcount, 1);
+        }
+    }
 }
 
 TEST(CoreLeaks, CountsAfterAreUnknownBeforeTheFirstReading) {
