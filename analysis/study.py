@@ -263,7 +263,7 @@ def header(kernels, wall):
     return out
 
 
-def section_modes(name, k):
+def section_modes(k):
     cols = [m for m in MODES if m[0] in k]
     out = [f"## 1. The mapping modes side by side (kernel `{k['release']}`)", ""]
     if not cols:
@@ -520,7 +520,7 @@ def to_html(md_text, out_dir):
 
 def build(top, kernels, pics, wall):
     first = next(iter(kernels))
-    lines = (header(kernels, wall) + section_modes(first, kernels[first])
+    lines = (header(kernels, wall) + section_modes(kernels[first])
              + section_kernels(kernels) + section_driver(kernels) + section_pictures(pics)
              + section_index(top, kernels))
     return "\n".join(lines) + "\n"
