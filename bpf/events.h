@@ -72,6 +72,11 @@ enum kex_event_type {
 	KEX_EV_EXIT_MMAP_RET	= 43,
 	KEX_EV_RMAP_REMOVE	= 44,	/* page_remove_rmap (or successor): pfn, arg0 = index */
 	KEX_EV_SET_DIRTY	= 45,	/* set_page_dirty/folio_mark_dirty at zap: pfn, arg0 = index */
+	KEX_EV_PTE_LOOKUP	= 46,	/* vm_normal_page entry on a kex page in a VM_PFNMAP VMA (mode
+					 * pfn): pfn, addr = user address, arg0 = the PTE it was given
+					 * (by value: the zap's, a write fault's or a page-table
+					 * walker's), arg1 = index, stack. The one place a pfn map's
+					 * PTE is seen: special PTEs stop the walk there */
 
 	/* the mapping modes (kex's "kex additions" tracepoints and their kernel calls) */
 	KEX_EV_KEX_MMAP_MODE	= 50,	/* kex:kex_mmap_mode: addr = vm_start, arg0 = enum kex_map_mode */

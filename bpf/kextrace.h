@@ -58,6 +58,7 @@ enum kex_probe_id {
 	KEX_P_VM_INSERT_PAGE	= 37,	/* kprobe vm_insert_page: a driver page's user address */
 	KEX_P_INSERT_PFN	= 38,	/* kprobe vmf_insert_pfn_prot: a driver's pfn at a fault */
 	KEX_P_INSERT_PFN_RET	= 39,
+	KEX_P_PTE_LOOKUP	= 40,	/* kprobe vm_normal_page: a kex pfn map's PTE (mode pfn) */
 	KEX_P_COUNT
 };
 

@@ -253,3 +253,45 @@ int fexit__insert_pfn(void *ctx)
 	driver_pfnmap_return(pfn, addr, (__u32)ret, KEX_P_INSERT_PFN_RET);
 	return 0;
 }
+
+/* x86-64's pte_pfn(): bits 12-51 (PTE_PFN_MASK) */
+#define KEX_PTE_PFN_MASK 0x000ffffffffff000ULL
+/* include/linux/mm.h: a VMA of pfns behind special PTEs (remap_pfn_range) */
+#define KEX_VM_PFNMAP 0x00000400UL
+
+/*
+ * vm_normal_page(vma, addr, pte) on a kex page in a VM_PFNMAP VMA (mode
+ * pfn): the zap (and a write fault's do_wp_page, or a /proc page-table
+ * walker) asks it for the page behind a present PTE, which it takes by
+ * value; a special PTE makes it return NULL, so nothing after it on the
+ * zap path sees the page. The one place a pfn map's PTE can be read: it
+ * is written by remap_pfn_range's loop, whose per-PTE helpers are inline.
+ * Other VMAs are left at the first test: the call is on every zap.
+ */
+SEC("kprobe/vm_normal_page")
+int kprobe__pte_lookup(struct pt_regs *ctx)
+{
+	struct vm_area_struct *vma = (void *)PT_REGS_PARM1_CORE(ctx);
+	__u64 pte = PT_REGS_PARM3_CORE(ctx);
+	__u64 pfn = (pte & KEX_PTE_PFN_MASK) >> 12;
+	struct kex_pfn_info *fi;
+	struct kex_event *e;
+
+	count_hit(KEX_P_PTE_LOOKUP);
+	if (!(BPF_CORE_READ(vma, vm_flags) & KEX_VM_PFNMAP))
+		return 0;
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi)
+		return 0;
+	count_match(KEX_P_PTE_LOOKUP);
+	e = reserve_stack(ctx, KEX_EV_PTE_LOOKUP, KEX_P_PTE_LOOKUP);
+	if (!e)
+		return 0;
+	e->pfn = pfn;
+	e->addr = PT_REGS_PARM2_CORE(ctx);
+	e->arg0 = pte;
+	e->arg1 = fi->index;
+	page_counts(e, fi->page);
+	submit(e);
+	return 0;
+}

@@ -8,8 +8,9 @@
 #           fault installs a dirty PTE, a read fault a clean one (then dirty
 #           at the zap); rmap, zap, kex free at close, free
 #   pfn     alloc, remap_pfn_range, kex_page_insert; no insert, no rmap, no
-#           refcount change by the mapping, nothing at the zap; the page is
-#           freed by kex at close, not by the unmap
+#           refcount change by the mapping; at the zap only vm_normal_page,
+#           given a special PTE (the page's PTE); the page is freed by kex at
+#           close, not by the unmap
 # Every mode: every page story complete for its mode, zero anomalies.
 
 # --- helpers (not cases) ---------------------------------------------------------
@@ -160,6 +161,23 @@ ok(not any(e['type'] in ('rmap_add', 'rmap_remove', 'insert', 'set_dirty') for e
 ok(all(p['refcount_trail'] == [1, 0] for p in pages), 'refcount 1->0: ' + str(set(tuple(p['refcount_trail']) for p in pages)))
 ok(all(p['mapcount_trail'] in ([0], []) for p in pages), 'mapcount stays 0')
 ok(all(p['zap']['context'] == 'none' for p in pages), 'no zap')
+# the PTE: the one the munmap's zap gave vm_normal_page, special (bit 9),
+# present, user, the page's pfn, dirty (the rig wrote it)
+lk = [(p, steps(p, 'pte_lookup')) for p in pages]
+ok(all(len(s) == 1 for p, s in lk), 'one vm_normal_page per page: ' + str([len(s) for p, s in lk]))
+ok(all(p['pte'] and p['pte']['source'] == 'pte_lookup' and p['pte']['address'] is None for p in pages),
+   'the PTE comes from vm_normal_page')
+ok(all(p['pte']['special'] and p['pte']['present'] and p['pte']['user'] and p['pte']['rw'] for p in pages),
+   'special, present, user, writable: ' + str(set(p['pte']['flags'] for p in pages)))
+ok(all(p['pte']['flags'].endswith(' S') for p in pages), 'flags say S')
+ok(all(p['pte']['pfn'] == p['pfn'] for p in pages), 'the PTE maps the page')
+ok(all(p['pte']['dirty'] for p in pages), 'written: dirty at the zap')
+ok(all(s[0]['ts'] > phase['munmap']['start'] for p, s in lk if s), 'looked up in the munmap')
+lev = [e for e in ev if e['type'] == 'pte_lookup']
+ok(len(lev) == 8 and all(e['stack'][0].startswith('vm_normal_page') and
+   any(x in f for f in e['stack'] for x in ('unmap_vmas', 'zap_')) for e in lev),
+   'the zap called it: ' + str(lev[0]['stack'][:4] if lev else None))
+ok(all(e['refcount'] == 1 and e['mapcount'] == 0 for e in lev), 'refcount 1, mapcount 0 at the zap')
 ok(all(p['kex_free_reason'] == 'at-close' and not p['free']['batched'] for p in pages), 'freed by kex at close')
 ok(all(p['free']['ts'] > m['close_ts'] for p in pages), 'freed after the VMA closed')
 frees = [e for e in ev if e['type'] == 'page_free' and e.get('stack')]

@@ -101,7 +101,7 @@ TEST(CoreDecode, RejectsStackLenBeyondDepth) {
 }
 
 TEST(CoreDecode, RejectsUnknownTypes) {
-    for (uint32_t type : {0u, 8u, 29u, 46u, 64u, 0xffffffffu}) {
+    for (uint32_t type : {0u, 8u, 29u, 47u, 64u, 0xffffffffu}) {
         Event e = sample(0);
         e.type = type;
         std::string why;
@@ -148,8 +148,8 @@ TEST(CoreDecode, TypeNamesRoundTrip) {
         EXPECT_EQ(event_type_from_name(name), t);
     }
     // + the mapping modes' six (events.h 50..55), a driver page's allocation
-    // (59), the driver VMA, page and pfn map (60..63)
-    EXPECT_EQ(known, 40u);
+    // (59), the driver VMA, page and pfn map (60..63), a pfn map's PTE (46)
+    EXPECT_EQ(known, 41u);
     EXPECT_FALSE(event_type_from_name("nope"));
     EXPECT_EQ(event_type_name(1000), "unknown");
 }

@@ -76,7 +76,10 @@ StreamBuilder fault_story(uint32_t pages, bool read_first, bool with_mode_event 
     return b;
 }
 
-// Mode pfn: alloc + remap_pfn_range + kex_page_insert; nothing at the zap.
+constexpr uint64_t kSpecialBit = 1ULL << 9; // _PAGE_SPECIAL
+
+// Mode pfn: alloc + remap_pfn_range + kex_page_insert; at the zap only
+// vm_normal_page, given the special PTE.
 StreamBuilder pfn_story(uint32_t pages, bool free_before_close = false) {
     StreamBuilder b;
     b.phase(KEX_PHASE_MMAP_BEGIN, 0, pages);
@@ -100,6 +103,11 @@ StreamBuilder pfn_story(uint32_t pages, bool free_before_close = false) {
     b.phase(KEX_PHASE_WRITE_END, kStart, pages);
     b.phase(KEX_PHASE_MUNMAP_BEGIN, kStart, pages);
     b.window(KEX_EV_UNMAP_REGION, kStart, kStart + pages * kPageSize);
+    for (uint32_t i = 0; i < pages; ++i) { // the zap asks vm_normal_page: special, dirty
+        Event& l = b.page(KEX_EV_PTE_LOOKUP, kPfn0 + i, i, 1, 0);
+        l.addr = kStart + i * kPageSize;
+        l.arg0 = StreamBuilder::pte_for(kPfn0 + i, true) | kSpecialBit;
+    }
     if (free_before_close)
         for (uint32_t i = 0; i < pages; ++i) {
             b.kex_free(kPfn0 + i, i, KEX_FREE_AT_CLOSE, 1, 0);
@@ -204,8 +212,26 @@ TEST(CoreModes, PfnModeHasNoRmapInsertNorZapAndThatIsFine) {
         EXPECT_NE(p.remap_ts, 0u);
         EXPECT_EQ(p.zap_context, ZapContext::none);
         EXPECT_EQ(refcount_trail(p), (std::vector<int32_t>{1, 0}));
+        // the PTE is the one the zap gave vm_normal_page
+        EXPECT_EQ(p.pte_source, PteSource::pte_lookup);
+        EXPECT_EQ(p.pte_addr, 0u);
+        EXPECT_TRUE(decode_pte(p.pte).special);
+        EXPECT_TRUE(decode_pte(p.pte).dirty);
+        EXPECT_EQ(decode_pte(p.pte).pfn, p.pfn);
+        EXPECT_EQ(pte_flags(p.pte), "P RW U A D NX S");
     }
     EXPECT_EQ(r.incomplete_pages(), 0u);
+}
+
+TEST(CoreModes, PfnModeWithANormalPteIsAnAnomaly) {
+    StreamBuilder b = pfn_story(1);
+    for (Event& e : b.events)
+        if (e.type == KEX_EV_PTE_LOOKUP)
+            e.arg0 &= ~kSpecialBit;
+    Report r = run(b);
+    EXPECT_NE(anomalies(r).find("mode pfn, but its PTE 0x80000000"), std::string::npos)
+        << anomalies(r);
+    EXPECT_NE(anomalies(r).find(" is not special"), std::string::npos) << anomalies(r);
 }
 
 TEST(CoreModes, PfnModeFreedBeforeCloseIsFreedWhileMapped) {

@@ -130,6 +130,8 @@ TEST(TracerPlanKernels, EachKernelWithKprobesGetsItsNames) {
                   std::string(e.kernel) == "7.2" ? "remap_pfn_range_track" : "remap_pfn_range");
         EXPECT_TRUE(p.enabled[KEX_P_REMAP_PFN] && p.enabled[KEX_P_REMAP_PFN_RET]);
         EXPECT_EQ(step(p, "pfn fault insert").resolved, "vmf_insert_pfn_prot");
+        EXPECT_EQ(step(p, "pfn PTE").resolved, "vm_normal_page");
+        EXPECT_TRUE(p.enabled[KEX_P_PTE_LOOKUP]);
         EXPECT_TRUE(step(p, "kex tracepoints").available);
         EXPECT_TRUE(step(p, "kex modes").available);
         EXPECT_TRUE(p.enabled[KEX_P_KEX_FAULT] && p.enabled[KEX_P_KEX_BATCH] &&

@@ -509,6 +509,15 @@ void plan_unmap_steps(ProbePlan& plan, const Ksyms& ks, const KernelFacts& facts
                       {"remap_pfn_range", pfn_note}},
                      {KEX_P_REMAP_PFN, KEX_P_REMAP_PFN_RET});
 
+    plan_kprobe_step(plan, ks, facts, "pfn PTE",
+                     {{"vm_normal_page",
+                       [](ProbeConfig&, const CloneName&) {
+                           return std::string("mode pfn: the PTE (by value, PARM3) the zap, a "
+                                              "write fault or a page-table walker found; special "
+                                              "PTEs stop there");
+                       }}},
+                     {KEX_P_PTE_LOOKUP});
+
     plan_kprobe_step(plan, ks, facts, "pfn fault insert",
                      {{"vmf_insert_pfn_prot",
                        [](ProbeConfig&, const CloneName&) {

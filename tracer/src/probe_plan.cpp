@@ -80,6 +80,7 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
      "fentry__insert_pfn"},
     {KEX_P_INSERT_PFN_RET, "kretprobe__insert_pfn", ProbeKind::kretprobe, nullptr, "insert_pfn_ret",
      "fexit__insert_pfn"},
+    {KEX_P_PTE_LOOKUP, "kprobe__pte_lookup", ProbeKind::kprobe, nullptr, "pte_lookup"},
 }};
 
 } // namespace

@@ -156,6 +156,7 @@ bool Correlator::State::dispatch(Rec& ev, bool traced_pid) {
     case KEX_EV_PAGE_FREE_BATCHED:
     case KEX_EV_RMAP_REMOVE:
     case KEX_EV_SET_DIRTY:
+    case KEX_EV_PTE_LOOKUP:
         return on_page_event(ev, traced_pid);
     case KEX_EV_DRIVER_ALLOC: // the allocating task's pid: not a traced-process event
         return on_driver_alloc(ev);

@@ -46,6 +46,7 @@ constexpr TypeName kTypeNames[] = {
     {KEX_EV_EXIT_MMAP_RET, "exit_mmap_ret"},
     {KEX_EV_RMAP_REMOVE, "rmap_remove"},
     {KEX_EV_SET_DIRTY, "set_dirty"},
+    {KEX_EV_PTE_LOOKUP, "pte_lookup"},
     {KEX_EV_KEX_MMAP_MODE, "kex_mmap_mode"},
     {KEX_EV_KEX_BATCH, "kex_batch"},
     {KEX_EV_KEX_FAULT, "kex_fault"},
@@ -264,6 +265,7 @@ PteBits decode_pte(uint64_t pte) {
     b.user = pte & (1ULL << 2);
     b.accessed = pte & (1ULL << 5);
     b.dirty = pte & (1ULL << 6);
+    b.special = pte & (1ULL << 9);
     b.nx = pte & (1ULL << 63);
     return b;
 }
@@ -278,6 +280,8 @@ std::string pte_flags(uint64_t pte) {
     s += b.accessed ? " A" : " -";
     s += b.dirty ? " D" : " -";
     s += b.nx ? " NX" : "  -";
+    if (b.special)
+        s += " S";
     return s;
 }
 

@@ -539,6 +539,19 @@ bool Correlator::State::apply_unmap_step(uint32_t life, Rec& ev, uint8_t flags) 
         add_step(life, StepKind::page_free_batched, ev, 0, flags);
         r.pages[life].free_batched = true;
         return true;
+    case KEX_EV_PTE_LOOKUP: {
+        // a pfn map's PTE, never read back after remap_pfn_range wrote it:
+        // the first one vm_normal_page was given is the page's
+        add_step(life, StepKind::pte_lookup, ev, ev.arg0, flags);
+        PageLife& p = r.pages[life];
+        if (p.pte_source == PteSource::none) {
+            p.pte = ev.arg0;
+            p.pte_addr = 0;
+            p.pte_source = PteSource::pte_lookup;
+        }
+        check_pte(life, ev.ts, ev.arg0);
+        return true;
+    }
     default:
         return false;
     }

@@ -45,8 +45,24 @@ std::string_view step_kind_name(StepKind k) {
         return "page_free";
     case StepKind::page_free_batched:
         return "page_free_batched";
+    case StepKind::pte_lookup:
+        return "pte_lookup";
     }
     return "unknown";
+}
+
+std::string_view pte_source_name(PteSource s) {
+    switch (s) {
+    case PteSource::insert_ret:
+        return "insert_ret";
+    case PteSource::do_set_pte_ret:
+        return "do_set_pte_ret";
+    case PteSource::pte_lookup:
+        return "pte_lookup";
+    case PteSource::none:
+        break;
+    }
+    return "none";
 }
 
 std::string milestone_names(uint16_t mask) {

@@ -182,6 +182,15 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
                             " saw the page (its PTE should be special, without rmap)");
                 break;
             }
+    // ... and every PTE vm_normal_page was given for it is special.
+    if (p.mode == MapMode::pfn)
+        for (const Step& s : p.steps)
+            if (s.kind == StepKind::pte_lookup && !decode_pte(s.value).special) {
+                anomaly(s.ts, life,
+                        name() + ": mode pfn, but its PTE " + hex(s.value) +
+                            " is not special (vm_normal_page would take it for a page)");
+                break;
+            }
 
     // Freed while still mapped: the classic driver bug (use after free).
     // Mode pfn has no zap to see: mapped until its VMA closed.

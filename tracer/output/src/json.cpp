@@ -71,8 +71,8 @@ json pte_json(const PageLife& p) {
     const PteBits b = decode_pte(p.pte);
     return {
         {"value", hex(p.pte)},
-        {"address", hex(p.pte_addr)},
-        {"source", p.pte_source == PteSource::insert_ret ? "insert_ret" : "do_set_pte_ret"},
+        {"address", p.pte_addr ? json(hex(p.pte_addr)) : json(nullptr)},
+        {"source", pte_source_name(p.pte_source)},
         {"pfn", b.pfn},
         {"present", b.present},
         {"rw", b.rw},
@@ -80,6 +80,7 @@ json pte_json(const PageLife& p) {
         {"accessed", b.accessed},
         {"dirty", b.dirty},
         {"nx", b.nx},
+        {"special", b.special},
         {"flags", pte_flags(p.pte)},
     };
 }

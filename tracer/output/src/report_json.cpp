@@ -236,14 +236,19 @@ void write_pte(Pretty& w, const PageLife& p) {
     const PteBits b = decode_pte(p.pte);
     w.begin_object();
     w.key("accessed").boolean(b.accessed);
-    w.key("address").hex(p.pte_addr);
+    w.key("address");
+    if (p.pte_addr)
+        w.hex(p.pte_addr);
+    else
+        w.null(); // given by value (pte_lookup): where it lives was not read
     w.key("dirty").boolean(b.dirty);
     w.key("flags").str(pte_flags(p.pte));
     w.key("nx").boolean(b.nx);
     w.key("pfn").u64(b.pfn);
     w.key("present").boolean(b.present);
     w.key("rw").boolean(b.rw);
-    w.key("source").str(p.pte_source == PteSource::insert_ret ? "insert_ret" : "do_set_pte_ret");
+    w.key("source").str(pte_source_name(p.pte_source));
+    w.key("special").boolean(b.special);
     w.key("user").boolean(b.user);
     w.key("value").hex(p.pte);
     w.end_object();

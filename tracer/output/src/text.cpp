@@ -44,6 +44,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace kextrace {
 
@@ -114,10 +115,11 @@ void render_probes(const Report& r, const RunInfo& run, std::ostream& out) {
                 out << "             " << p.reason << '\n';
         }
     }
-    std::size_t via_insert = 0, via_fault = 0;
+    std::size_t via_insert = 0, via_fault = 0, via_lookup = 0;
     for (const PageLife& p : r.pages) {
         via_insert += p.pte_source == PteSource::insert_ret;
         via_fault += p.pte_source == PteSource::do_set_pte_ret;
+        via_lookup += p.pte_source == PteSource::pte_lookup;
     }
     if (!run.set_pte_observed.empty()) {
         out << "  set_pte_at: " << run.set_pte_observed << '\n';
@@ -127,6 +129,10 @@ void render_probes(const Report& r, const RunInfo& run, std::ostream& out) {
         out << fmt::format("    (insert_page_into_pte_locked: {} pages, do_set_pte: {} pages)\n",
                            via_insert, via_fault);
     }
+    if (via_lookup)
+        out << fmt::format("  pfn maps: remap_pfn_range writes their PTEs in inline helpers; {} "
+                           "pages' PTEs are the ones vm_normal_page was given (zap, write fault)\n",
+                           via_lookup);
     out << "  " << losses_line(r.losses) << '\n';
     if (r.losses.pfn_unknown())
         out << "  " << pfn_unknown_line(r.losses) << '\n';
@@ -260,7 +266,8 @@ std::size_t index_width(const Report& r) {
     return w;
 }
 
-void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::ostream& out) {
+void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::size_t bw,
+                std::ostream& out) {
     std::string ins = "-";
     if (const Step* s = find_step(p, StepKind::insert_ret))
         ins = (s->ret() == 0 ? std::string("ok") : std::to_string(s->ret())) + " " +
@@ -276,7 +283,7 @@ void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::ostream
         << cell(p.uaddr ? hex(p.uaddr) : "-", 14) << ' '
         << cell(p.alloc_before_trace ? "unseen" : delta(r.first_ts, p.alloc_ts), 7) << ' '
         << cell(ins, 10) << ' ' << cell(rm ? delta(p.alloc_ts, rm->ts) : "-", 7) << ' '
-        << cell(p.pte ? hex(p.pte) : "-", 18) << ' ' << cell(p.pte ? pte_flags(p.pte) : "-", 13)
+        << cell(p.pte ? hex(p.pte) : "-", 18) << ' ' << cell(p.pte ? pte_flags(p.pte) : "-", bw)
         << ' ' << fw << '\n';
 }
 
@@ -377,11 +384,16 @@ void render_pages(const Report& r, const TextOptions& o, std::ostream& out) {
     out << fmt::format("pages, insert side: {} lives, policy {}, mode {} (times since alloc; "
                        "alloc@ since the start)\n",
                        r.pages.size(), policies(r), modes(r));
-    const std::size_t iw = index_width(r);
+    const std::size_t iw = index_width(r); // the bits column: 15 with a special PTE's " S"
+    const std::size_t bw = std::any_of(r.pages.begin(), r.pages.end(),
+                                       [](const PageLife& p) { return decode_pte(p.pte).special; })
+                               ? 15
+                               : 13;
     out << "  " << rcell("#", iw) << ' ' << cell("pfn", 9) << ' ' << cell("user address", 14) << ' '
         << cell("alloc@", 7) << ' ' << cell("insert", 10) << ' ' << cell("rmap", 7) << ' '
-        << cell("PTE", 18) << ' ' << cell("bits", 13) << ' ' << "write\n";
-    rows(shown, r.pages.size(), out, [&](std::size_t i) { insert_row(r, r.pages[i], iw, out); });
+        << cell("PTE", 18) << ' ' << cell("bits", bw) << ' ' << "write\n";
+    rows(shown, r.pages.size(), out,
+         [&](std::size_t i) { insert_row(r, r.pages[i], iw, bw, out); });
     if (std::any_of(r.pages.begin(), r.pages.end(),
                     [](const PageLife& p) { return p.alloc_before_trace; }))
         out << "  alloc@ unseen: a driver's page allocated before its first insert or fault, not "
@@ -553,8 +565,11 @@ void render_text(const Report& r, const RunInfo& run, std::ostream& out,
     // the refcount story is checked where kex's policy defines it; another
     // driver's pages have no expected story (the text shows each one's)
     std::size_t clean_trail = 0, expected = 0, no_fault = 0, dirty = 0;
+    std::set<std::string> wanted; // the expected stories, by policy and mode
     for (const PageLife& p : r.pages) {
         const auto want = expected_refcount_trail(p.policy, p.mode);
+        if (!want.empty())
+            wanted.insert(detail::trail(want));
         expected += !want.empty();
         clean_trail += !want.empty() && refcount_trail(p) == want;
         no_fault += p.first_write == FirstWrite::no_fault;
@@ -569,8 +584,10 @@ void render_text(const Report& r, const RunInfo& run, std::ostream& out,
                      : "";
     out << fmt::format("         refcount {} {}/{}{}; first write without fault {}/{}; "
                        "zap dirty {}/{}\n",
-                       detail::trail(expected_refcount_trail(Policy::drop)), clean_trail, expected,
-                       others, no_fault, n, dirty, n);
+                       wanted.size() == 1 ? *wanted.begin()
+                       : wanted.empty()   ? detail::trail(expected_refcount_trail(Policy::drop))
+                                          : std::string("as its policy and mode expect"),
+                       clean_trail, expected, others, no_fault, n, dirty, n);
     out << fmt::format("         orphan events {}; other allocations {}; filtered events {}{}\n",
                        r.orphans, r.other_allocations, r.filtered,
                        r.unfollowed_driver_pages

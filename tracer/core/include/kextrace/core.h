@@ -130,10 +130,12 @@ struct PteBits {
     bool user = false;     // bit 2
     bool accessed = false; // bit 5
     bool dirty = false;    // bit 6
+    bool special = false;  // bit 9 (_PAGE_SPECIAL): no struct page behind it for the mm
     bool nx = false;       // bit 63
 };
 PteBits decode_pte(uint64_t pte);
-// Fixed-width flags, one column per bit, '-' when clear: "P RW U A - NX".
+// Fixed-width flags, one column per bit, '-' when clear: "P RW U A - NX";
+// " S" appended for a special PTE (a pfn map's).
 std::string pte_flags(uint64_t pte);
 
 // ---------------------------------------------------------------------------
@@ -173,8 +175,10 @@ enum class StepKind : uint8_t {
     kex_free,          // kex:kex_page_free; value = enum kex_free_reason; stack
     page_free,         // kmem:mm_page_free; value = order; stack
     page_free_batched, // kmem:mm_page_free_batched
+    pte_lookup,        // vm_normal_page on a pfn map's PTE (mode pfn); value = the PTE it was
+                       // given: the zap's, a write fault's or a page-table walker's
 };
-inline constexpr std::size_t kStepKinds = 14;
+inline constexpr std::size_t kStepKinds = 15;
 std::string_view step_kind_name(StepKind k); // "kex_alloc", ...
 
 inline constexpr uint8_t kStepViaInsertRet = 1 << 0;   // pte_set from insert_ret arg0
@@ -239,7 +243,10 @@ enum class ZapContext : uint8_t {
 };
 std::string_view zap_context_name(ZapContext z); // "-", "munmap", "exit", "other"
 
-enum class PteSource : uint8_t { none, insert_ret, do_set_pte_ret };
+// Where the page's PTE was read: after it was written (the insert's or the
+// fault path's return), or, for a pfn map, where vm_normal_page was given it.
+enum class PteSource : uint8_t { none, insert_ret, do_set_pte_ret, pte_lookup };
+std::string_view pte_source_name(PteSource s); // "insert_ret", "do_set_pte_ret", "pte_lookup"
 
 // One life of one page: from its allocation to its final free. A pfn reused
 // after a free starts a new life.
