@@ -1,6 +1,6 @@
 // The timeline's builder (docs/timeline.md): the Report's tracks and events,
 // sent to a Sink that writes them as Trace Event Format JSON
-// (timeline_json.cpp) or another format. Events are
+// (timeline_json.cpp) or Perfetto protobuf (perfetto.cpp). Events are
 // collected per track, sorted (ts, longest first), checked for nesting, then
 // sent on; only one track's events are held at a time.
 // Its building blocks (events, args, the sink, step names) are in

@@ -126,7 +126,7 @@ struct Flow {
 };
 
 // Where the builder (timeline.cpp) sends the timeline: the Trace Event
-// Format JSON (timeline_json.cpp), or another format.
+// Format JSON (timeline_json.cpp) or Perfetto's protobuf (perfetto.cpp).
 // Calls come in this order: begin, process..., thread..., then per track its
 // events (sorted, nested) and end_track, counters (per process, in time
 // order) between the rig tracks and the page tracks, and finish.
