@@ -72,7 +72,7 @@ struct TrackDesc {
 
 struct Annotation {
     std::string name;
-    char kind = '?'; // u i b s j(son)
+    char kind = '?'; // u i b p(ointer) s j(son)
     uint64_t v = 0;
     std::string s;
 };
@@ -154,6 +154,12 @@ inline Annotation annotation(std::string_view s, Interned& tabs) {
             break;
         case 6:
             a.kind = 's', a.s = f.bytes;
+            break;
+        case 7:
+            a.kind = 'p', a.v = f.v;
+            break;
+        case 17:
+            a.kind = 's', a.s = tabs[29].at(f.v);
             break;
         case 9:
             a.kind = 'j', a.s = f.bytes;

@@ -2,11 +2,11 @@
 // (docs/timeline.md, "Perfetto protobuf"): the Sink that writes what the
 // builder (timeline.cpp) sends as TracePackets of TrackDescriptors and
 // TrackEvents on one packet sequence. Field numbers are those of Perfetto's
-// published protos (protos/perfetto/trace/...); names, categories and
-// annotation keys are interned, so a big run costs a fraction of the JSON.
+// published protos (protos/perfetto/trace/...); names, categories,
+// annotation keys and string values (stacks too) are interned, so a big run
+// costs a fraction of the JSON.
 #include <kextrace/timeline.h>
 
-#include "format.h"
 #include "proto_writer.h"
 #include "timeline_parts.h"
 
@@ -44,12 +44,13 @@ constexpr uint32_t debug_annotations = 4, category_iids = 3, type = 9, name_iid 
 constexpr uint64_t slice_begin = 1, slice_end = 2, instant = 3, counter = 4;
 } // namespace event
 namespace annotation {
-constexpr uint32_t name_iid = 1, bool_value = 2, uint_value = 3, int_value = 4, string_value = 6,
-                   legacy_json_value = 9;
+constexpr uint32_t name_iid = 1, bool_value = 2, uint_value = 3, int_value = 4, pointer_value = 7,
+                   legacy_json_value = 9, string_value_iid = 17;
 }
 namespace interned {
-// InternedData's tables; each entry is {iid = 1, name = 2}
-constexpr uint32_t event_categories = 1, event_names = 2, debug_annotation_names = 3;
+// InternedData's tables; each entry is {iid = 1, name (or str) = 2}
+constexpr uint32_t event_categories = 1, event_names = 2, debug_annotation_names = 3,
+                   debug_annotation_string_values = 29;
 constexpr uint32_t iid = 1, name = 2;
 } // namespace interned
 
@@ -107,9 +108,14 @@ class PerfettoSink final : public Sink {
         const uint64_t name = intern(names_, e.name, interned::event_names);
         const uint64_t cat = intern(cats_, e.cat, interned::event_categories);
         keys_.clear();
-        for (uint32_t i = 0; i < e.args_len; ++i)
-            keys_.push_back(
-                intern(keys_tab_, t.args[e.args_off + i].key, interned::debug_annotation_names));
+        values_.clear();
+        for (uint32_t i = 0; i < e.args_len; ++i) {
+            const Arg& a = t.args[e.args_off + i];
+            keys_.push_back(intern(keys_tab_, a.key, interned::debug_annotation_names));
+            const bool text = a.kind == ArgKind::str || a.kind == ArgKind::json;
+            values_.push_back(
+                text ? intern(strings_, t.text(a), interned::debug_annotation_string_values) : 0);
+        }
         const std::size_t pk = packet_begin(e.ts, packet::needs_incremental_state);
         if (!pending_.empty())
             w_.bytes(packet::interned_data, pending_);
@@ -119,7 +125,7 @@ class PerfettoSink final : public Sink {
         w_.varint(event::name_iid, name);
         w_.varint(event::category_iids, cat);
         for (uint32_t i = 0; i < e.args_len; ++i)
-            annotation(t, t.args[e.args_off + i], keys_[i]);
+            annotation(t.args[e.args_off + i], keys_[i], values_[i]);
         if (f.id)
             w_.fixed64(f.out ? event::flow_ids : event::terminating_flow_ids, f.id);
         w_.end(te);
@@ -199,7 +205,9 @@ class PerfettoSink final : public Sink {
         return iid;
     }
 
-    void annotation(const Track& t, const Arg& a, uint64_t key_iid) {
+    // One arg: numbers as varints, 0x-numbers as pointers (shown in hex),
+    // strings and stacks (their JSON text) by their interned iid.
+    void annotation(const Arg& a, uint64_t key_iid, uint64_t string_iid) {
         const std::size_t m = w_.begin(event::debug_annotations);
         w_.varint(annotation::name_iid, key_iid);
         switch (a.kind) {
@@ -213,16 +221,14 @@ class PerfettoSink final : public Sink {
             w_.varint(annotation::bool_value, a.v != 0);
             break;
         case ArgKind::hex:
-            w_.bytes(annotation::string_value, detail::hex(a.v));
+            w_.varint(annotation::pointer_value, a.v);
             break;
         case ArgKind::null:
             w_.bytes(annotation::legacy_json_value, "null");
             break;
         case ArgKind::str:
-            w_.bytes(annotation::string_value, t.text(a));
-            break;
         case ArgKind::json:
-            w_.bytes(annotation::legacy_json_value, t.text(a));
+            w_.varint(annotation::string_value_iid, string_iid);
             break;
         }
         w_.end(m);
@@ -283,9 +289,9 @@ class PerfettoSink final : public Sink {
     std::unordered_map<std::string, uint64_t> counter_uuid_;
     uint64_t last_key_ = 0, last_uuid_ = 0;
     std::vector<uint64_t> open_; // end ts of the current track's open slices
-    InternTable names_, cats_, keys_tab_;
+    InternTable names_, cats_, keys_tab_, strings_;
     std::string pending_;
-    std::vector<uint64_t> keys_;
+    std::vector<uint64_t> keys_, values_; // this event's annotation name and string iids
 };
 
 } // namespace
