@@ -147,19 +147,11 @@ class PerfettoSink final : public Sink {
     }
 
     void counter(uint32_t pid, uint64_t ts, std::string_view name, int64_t v) override {
-        auto [it, added] = counter_uuid_.try_emplace(std::string(name) + '/' + std::to_string(pid));
-        if (added) {
-            it->second = next_uuid_++;
-            descriptor(it->second, [&](Writer& w) {
-                w.bytes(track::name, name);
-                w.varint(track::parent_uuid, parent_of(pid));
-                w.bytes(track::counter, {}); // an empty CounterDescriptor
-            });
-        }
+        const uint64_t uuid = counter_uuid(pid, name);
         const std::size_t pk = packet_begin(ts, packet::needs_incremental_state);
         const std::size_t te = w_.begin(packet::track_event);
         w_.varint(event::type, event::counter);
-        w_.varint(event::track_uuid, it->second);
+        w_.varint(event::track_uuid, uuid);
         w_.sint(event::counter_value, v);
         w_.end(te);
         packet_end(pk);
@@ -177,6 +169,21 @@ class PerfettoSink final : public Sink {
     uint64_t parent_of(uint32_t pid) const {
         auto it = process_uuid_.find(pid);
         return it == process_uuid_.end() ? 0 : it->second;
+    }
+
+    // The counter track name of pid, declared when first used (a few per process).
+    uint64_t counter_uuid(uint32_t pid, std::string_view name) {
+        for (const CounterTrack& c : counters_)
+            if (c.pid == pid && c.name == name)
+                return c.uuid;
+        const uint64_t uuid = next_uuid_++;
+        counters_.push_back({pid, std::string(name), uuid});
+        descriptor(uuid, [&](Writer& w) {
+            w.bytes(track::name, name);
+            w.varint(track::parent_uuid, parent_of(pid));
+            w.bytes(track::counter, {}); // an empty CounterDescriptor
+        });
+        return uuid;
     }
 
     uint64_t uuid_of(const Track& t) {
@@ -286,7 +293,12 @@ class PerfettoSink final : public Sink {
     uint64_t next_uuid_ = 1;
     std::unordered_map<uint32_t, uint64_t> process_uuid_;
     std::unordered_map<uint64_t, uint64_t> thread_uuid_;
-    std::unordered_map<std::string, uint64_t> counter_uuid_;
+    struct CounterTrack {
+        uint32_t pid;
+        std::string name;
+        uint64_t uuid;
+    };
+    std::vector<CounterTrack> counters_;
     uint64_t last_key_ = 0, last_uuid_ = 0;
     std::vector<uint64_t> open_; // end ts of the current track's open slices
     InternTable names_, cats_, keys_tab_, strings_;

@@ -12,15 +12,20 @@ namespace kextrace::detail::proto {
 
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2 };
 
-inline void put_varint(std::string& out, uint64_t v) {
-    char tmp[10];
-    int n = 0;
+// v as a varint into tmp (10 bytes at most); returns its length.
+inline std::size_t varint_bytes(uint64_t v, char* tmp) {
+    std::size_t n = 0;
     while (v >= 0x80) {
         tmp[n++] = static_cast<char>((v & 0x7f) | 0x80);
         v >>= 7;
     }
     tmp[n++] = static_cast<char>(v);
-    out.append(tmp, n);
+    return n;
+}
+
+inline void put_varint(std::string& out, uint64_t v) {
+    char tmp[10];
+    out.append(tmp, varint_bytes(v, tmp));
 }
 
 class Writer {
@@ -57,9 +62,9 @@ class Writer {
             out_[mark - 1] = static_cast<char>(len);
             return;
         }
-        std::string v;
-        put_varint(v, len);
-        out_.replace(mark - 1, 1, v);
+        char tmp[10];
+        const std::size_t n = varint_bytes(len, tmp);
+        out_.replace(mark - 1, 1, tmp, n);
     }
 
   private:
