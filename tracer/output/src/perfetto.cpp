@@ -1,4 +1,4 @@
-// write_perfetto_trace: the timeline in Perfetto's own protobuf trace format
+// perfetto_sink (for write_perfetto_trace): the timeline in Perfetto's own protobuf trace format
 // (docs/timeline.md, "Perfetto protobuf"): the Sink that writes what the
 // builder (timeline.cpp) sends as TracePackets of TrackDescriptors and
 // TrackEvents on one packet sequence. Field numbers are those of Perfetto's
@@ -10,6 +10,7 @@
 #include "proto_writer.h"
 #include "timeline_parts.h"
 
+#include <memory>
 #include <string_view>
 #include <unordered_map>
 
@@ -308,34 +309,8 @@ class PerfettoSink final : public Sink {
 
 } // namespace
 
-TimelineStats write_perfetto_trace(const Report& report, const RunInfo& run,
-                                   const Symbolizer& symbolize, std::ostream& out,
-                                   const TimelineOptions& opts) {
-    PerfettoSink sink(out);
-    return build_timeline(report, run, symbolize, sink, opts);
-}
-
-TimelineFormat timeline_format_of(std::string_view path) {
-    for (std::string_view ext : {".pftrace", ".perfetto-trace"})
-        if (path.size() > ext.size() && path.ends_with(ext))
-            return TimelineFormat::perfetto;
-    return TimelineFormat::json;
-}
-
-std::optional<TimelineFormat> parse_timeline_format(std::string_view name) {
-    if (name == "json")
-        return TimelineFormat::json;
-    if (name == "perfetto")
-        return TimelineFormat::perfetto;
-    return std::nullopt;
-}
-
-TimelineStats write_timeline_as(TimelineFormat format, const Report& report, const RunInfo& run,
-                                const Symbolizer& symbolize, std::ostream& out,
-                                const TimelineOptions& opts) {
-    if (format == TimelineFormat::perfetto)
-        return write_perfetto_trace(report, run, symbolize, out, opts);
-    return write_trace_events(report, run, symbolize, out, opts);
+std::unique_ptr<Sink> detail::timeline::perfetto_sink(std::ostream& out) {
+    return std::make_unique<PerfettoSink>(out);
 }
 
 } // namespace kextrace

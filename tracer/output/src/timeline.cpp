@@ -1,6 +1,7 @@
 // The timeline's builder (docs/timeline.md): the Report's tracks and events,
 // sent to a Sink that writes them as Trace Event Format JSON
-// (timeline_json.cpp) or Perfetto protobuf (perfetto.cpp). Events are
+// (timeline_json.cpp) or Perfetto protobuf (perfetto.cpp); the public
+// writers of both formats (kextrace/timeline.h). Events are
 // collected per track, sorted (ts, longest first), checked for nesting, then
 // sent on; only one track's events are held at a time.
 // Its building blocks (events, args, the sink, step names) are in
@@ -13,6 +14,7 @@
 #include "timeline_parts.h"
 
 #include <algorithm>
+#include <memory>
 #include <sstream>
 #include <string_view>
 #include <unordered_map>
@@ -511,14 +513,40 @@ class Builder {
 
 } // namespace
 
-namespace detail::timeline {
+TimelineStats write_trace_events(const Report& report, const RunInfo& run,
+                                 const Symbolizer& symbolize, std::ostream& out,
+                                 const TimelineOptions& opts) {
+    return write_timeline_as(TimelineFormat::json, report, run, symbolize, out, opts);
+}
 
-TimelineStats build_timeline(const Report& report, const RunInfo& run, const Symbolizer& symbolize,
-                             Sink& out, const TimelineOptions& opts) {
-    Builder b(report, run, symbolize, out, opts);
+TimelineStats write_perfetto_trace(const Report& report, const RunInfo& run,
+                                   const Symbolizer& symbolize, std::ostream& out,
+                                   const TimelineOptions& opts) {
+    return write_timeline_as(TimelineFormat::perfetto, report, run, symbolize, out, opts);
+}
+
+TimelineStats write_timeline_as(TimelineFormat format, const Report& report, const RunInfo& run,
+                                const Symbolizer& symbolize, std::ostream& out,
+                                const TimelineOptions& opts) {
+    const std::unique_ptr<Sink> sink =
+        format == TimelineFormat::perfetto ? perfetto_sink(out) : json_sink(out);
+    Builder b(report, run, symbolize, *sink, opts);
     return b.run();
 }
 
-} // namespace detail::timeline
+TimelineFormat timeline_format_of(std::string_view path) {
+    for (std::string_view ext : {".pftrace", ".perfetto-trace"})
+        if (path.size() > ext.size() && path.ends_with(ext))
+            return TimelineFormat::perfetto;
+    return TimelineFormat::json;
+}
+
+std::optional<TimelineFormat> parse_timeline_format(std::string_view name) {
+    if (name == "json")
+        return TimelineFormat::json;
+    if (name == "perfetto")
+        return TimelineFormat::perfetto;
+    return std::nullopt;
+}
 
 } // namespace kextrace

@@ -1,10 +1,11 @@
-// write_trace_events: the timeline as Trace Event Format JSON, streamed
+// json_sink (for write_trace_events): the timeline as Trace Event Format JSON, streamed
 // (docs/timeline.md): the Sink that writes what the builder (timeline.cpp)
 // sends, event by event, into a buffer flushed in large chunks.
 #include <kextrace/timeline.h>
 
 #include "timeline_parts.h"
 
+#include <memory>
 #include <sstream>
 
 namespace kextrace {
@@ -26,26 +27,13 @@ class JsonSink final : public Sink {
     }
 
     void process(uint32_t pid, const std::string& name, uint64_t sort_index) override {
-        begin_event('M', "process_name", pid, pid);
-        w_.raw(",\"args\":{\"name\":");
-        w_.str(name);
-        w_.raw("}}");
-        begin_event('M', "process_sort_index", pid, pid);
-        w_.raw(",\"args\":{\"sort_index\":");
-        w_.u64(sort_index);
-        w_.raw("}}");
+        name_and_sort("process_name", "process_sort_index", pid, pid, name,
+                      static_cast<int64_t>(sort_index));
     }
 
     void thread(uint32_t pid, uint32_t tid, const std::string& name, int64_t sort_index,
                 bool) override {
-        begin_event('M', "thread_name", pid, tid);
-        w_.raw(",\"args\":{\"name\":");
-        w_.str(name);
-        w_.raw("}}");
-        begin_event('M', "thread_sort_index", pid, tid);
-        w_.raw(",\"args\":{\"sort_index\":");
-        w_.i64(sort_index);
-        w_.raw("}}");
+        name_and_sort("thread_name", "thread_sort_index", pid, tid, name, sort_index);
     }
 
     void event(const Track& t, const Ev& e, const Flow& f) override {
@@ -106,6 +94,19 @@ class JsonSink final : public Sink {
         w_.u64(tid);
     }
 
+    // The two M events that name a process or thread and order it.
+    void name_and_sort(std::string_view name_event, std::string_view sort_event, uint32_t pid,
+                       uint32_t tid, const std::string& name, int64_t sort_index) {
+        begin_event('M', name_event, pid, tid);
+        w_.raw(",\"args\":{\"name\":");
+        w_.str(name);
+        w_.raw("}}");
+        begin_event('M', sort_event, pid, tid);
+        w_.raw(",\"args\":{\"sort_index\":");
+        w_.i64(sort_index);
+        w_.raw("}}");
+    }
+
     void arg(const Track& t, const Arg& a, bool first) {
         if (!first)
             w_.ch(',');
@@ -143,11 +144,8 @@ class JsonSink final : public Sink {
 
 } // namespace
 
-TimelineStats write_trace_events(const Report& report, const RunInfo& run,
-                                 const Symbolizer& symbolize, std::ostream& out,
-                                 const TimelineOptions& opts) {
-    JsonSink sink(out);
-    return build_timeline(report, run, symbolize, sink, opts);
+std::unique_ptr<Sink> detail::timeline::json_sink(std::ostream& out) {
+    return std::make_unique<JsonSink>(out);
 }
 
 json to_trace_events(const Report& report, const RunInfo& run, const Symbolizer& symbolize,

@@ -12,6 +12,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -145,9 +146,10 @@ class Sink {
     virtual uint64_t finish() = 0;
 };
 
-// The builder (timeline.cpp): the report's tracks and events into out.
-TimelineStats build_timeline(const Report& report, const RunInfo& run, const Symbolizer& symbolize,
-                             Sink& out, const TimelineOptions& opts);
+// The sinks: Trace Event Format JSON (timeline_json.cpp), Perfetto
+// protobuf (perfetto.cpp), both onto out.
+std::unique_ptr<Sink> json_sink(std::ostream& out);
+std::unique_ptr<Sink> perfetto_sink(std::ostream& out);
 
 // The real function names the probes attached to, for step names.
 struct StepNames {
