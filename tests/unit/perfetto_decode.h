@@ -137,35 +137,24 @@ inline void intern(Interned& tabs, std::string_view s) {
 }
 
 inline Annotation annotation(std::string_view s, Interned& tabs) {
+    // DebugAnnotation: name_iid 1; values bool 2, uint 3, int 4, pointer 7
+    // (varints), string 6, legacy JSON 9, interned string 17
+    static const std::map<uint32_t, char> scalar = {{2, 'b'}, {3, 'u'}, {4, 'i'}, {7, 'p'}};
     Annotation a;
     for (const Field& f : fields(s)) {
-        switch (f.num) {
-        case 1:
+        if (f.num == 1) {
             a.name = tabs[3].at(f.v);
-            break;
-        case 2:
-            a.kind = 'b', a.v = f.v;
-            break;
-        case 3:
-            a.kind = 'u', a.v = f.v;
-            break;
-        case 4:
-            a.kind = 'i', a.v = f.v;
-            break;
-        case 6:
-            a.kind = 's', a.s = f.bytes;
-            break;
-        case 7:
-            a.kind = 'p', a.v = f.v;
-            break;
-        case 17:
-            a.kind = 's', a.s = tabs[29].at(f.v);
-            break;
-        case 9:
-            a.kind = 'j', a.s = f.bytes;
-            break;
-        default:
-            throw std::runtime_error("unexpected annotation field");
+        } else if (scalar.count(f.num)) {
+            a.kind = scalar.at(f.num);
+            a.v = f.v;
+        } else if (f.num == 6 || f.num == 9) {
+            a.kind = f.num == 6 ? 's' : 'j';
+            a.s = f.bytes;
+        } else if (f.num == 17) {
+            a.kind = 's';
+            a.s = tabs[29].at(f.v);
+        } else {
+            throw std::runtime_error("unexpected annotation field " + std::to_string(f.num));
         }
     }
     return a;
