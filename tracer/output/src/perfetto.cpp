@@ -105,7 +105,7 @@ class PerfettoSink final : public Sink {
             slice_end(uuid, open_.back());
             open_.pop_back();
         }
-        pending_ = {};
+        pending_.clear();
         const uint64_t name = intern(names_, e.name, interned::event_names);
         const uint64_t cat = intern(cats_, e.cat, interned::event_categories);
         keys_.clear();
