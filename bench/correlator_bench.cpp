@@ -273,7 +273,7 @@ class CountingBuf : public std::streambuf {
 };
 
 // One export of a report of state.range(0) events per iteration, its bytes
-// counted (not kept).
+// counted (not kept); counter file_bytes: one export's size.
 template <class Write> void export_report(benchmark::State& state, Write write) {
     const Report& r = report_of(std::size_t(state.range(0)));
     const RunInfo run = run_info();
@@ -286,11 +286,20 @@ template <class Write> void export_report(benchmark::State& state, Write write) 
     }
     state.SetBytesProcessed(int64_t(bytes));
     state.counters["pages"] = double(r.pages.size());
+    state.counters["file_bytes"] = double(bytes) / double(std::max<int64_t>(state.iterations(), 1));
 }
 
 void BM_ExportTimeline(benchmark::State& state) {
     export_report(state, [](std::ostream& out, const Report& r, const RunInfo& run) {
         TimelineStats st = write_trace_events(r, run, symbolize, out);
+        benchmark::DoNotOptimize(st.events);
+    });
+}
+
+// The same timeline as Perfetto protobuf (TrackEvent), for the size beside the JSON's.
+void BM_ExportPerfetto(benchmark::State& state) {
+    export_report(state, [](std::ostream& out, const Report& r, const RunInfo& run) {
+        TimelineStats st = write_perfetto_trace(r, run, symbolize, out);
         benchmark::DoNotOptimize(st.events);
     });
 }
@@ -357,6 +366,10 @@ int main(int argc, char** argv) {
     // export writers on the smallest size's report (1e6 events by default)
     int64_t e = ns.front();
     benchmark::RegisterBenchmark("export/timeline_json", BM_ExportTimeline)
+        ->Arg(e)
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(3);
+    benchmark::RegisterBenchmark("export/timeline_perfetto", BM_ExportPerfetto)
         ->Arg(e)
         ->Unit(benchmark::kMillisecond)
         ->Iterations(3);

@@ -16,9 +16,10 @@ summarised, so load from other work on the machine cancels within a pair.
 """
 import json
 import os
-import statistics
 import sys
 import time
+
+from bench_stats import fmt_r, fmt_s, med, spread, verdict
 
 TARGETS = {
     "ratio_65536": 1.3,
@@ -27,39 +28,6 @@ TARGETS = {
     "bytes_per_page": 256,
     "export_MBps": 100,
 }
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def spread(xs):
-    xs = sorted(x for x in xs if x is not None)
-    if not xs:
-        return None
-    q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
-    return {"median": statistics.median(xs), "min": xs[0], "max": xs[-1],
-            "q1": q[0], "q3": q[2], "n": len(xs)}
-
-
-def fmt_s(sp, scale=1e-9, unit="s", digits=3):
-    if not sp:
-        return "n/a"
-    f = f"{{:.{digits}f}}"
-    return (f"{f.format(sp['median'] * scale)} {unit} "
-            f"({f.format(sp['min'] * scale)}..{f.format(sp['max'] * scale)})")
-
-
-def fmt_r(sp, digits=2):
-    if not sp:
-        return "n/a"
-    f = f"{{:.{digits}f}}"
-    return f"{f.format(sp['median'])} ({f.format(sp['min'])}..{f.format(sp['max'])})"
-
-
-def verdict(ok):
-    return "met" if ok else "MISSED"
 
 
 def read_jsonl(path):
@@ -220,7 +188,8 @@ def correlator(raw):
     for name, bs in groups.items():
         d = {"repetitions": len(bs)}
         for key in ("items_per_second", "bytes_per_second", "real_time", "cpu_time",
-                    "peak_B_per_page", "report_B_per_page", "pages", "events", "complete_pages"):
+                    "peak_B_per_page", "report_B_per_page", "pages", "events", "complete_pages",
+                    "file_bytes"):
             vals = [b.get(key) for b in bs if b.get(key) is not None]
             if vals:
                 d[key] = spread(vals)
@@ -485,7 +454,28 @@ def md_engine(co):
         rb = f"{d['report_B_per_page']['median']:.0f}" if "report_B_per_page" in d else ""
         L.append(f"| {name} | {d['repetitions']} | {rate} | {wall} | {pb} | {rb} |")
     L.append("")
+    L.extend(md_timeline_sizes(cb))
     return L
+
+
+def md_timeline_sizes(cb):
+    """The timeline's size as JSON and as Perfetto protobuf, for the same report."""
+    def by_kind(kind):
+        return {n.split("/")[2]: d for n, d in cb.items()
+                if n.startswith(f"export/timeline_{kind}/") and "file_bytes" in d}
+    js, pf = by_kind("json"), by_kind("perfetto")
+    rows = []
+    for events in sorted(set(js) & set(pf), key=int):
+        j, p = js[events]["file_bytes"]["median"], pf[events]["file_bytes"]["median"]
+        pages = js[events].get("pages", {}).get("median", 0)
+        rows.append(f"| {int(events):,} events, {pages:,.0f} pages | {j:,.0f} B | {p:,.0f} B "
+                    f"| {p / j:.2f} ({j / p:.1f}x smaller) |")
+    if not rows:
+        return []
+    return ["The timeline of the same report in both formats (`--export FILE.json`, "
+            "`--export FILE.pftrace`):", "",
+            "| report | JSON | Perfetto protobuf | protobuf / JSON |", "|---|---|---|---|",
+            *rows, ""]
 
 
 def md_notes(meta):
@@ -522,7 +512,7 @@ def check_smoke(path):
         names = {b.get("run_name", b["name"]).split("/")[0] + "/" + b.get("run_name", b["name"]).split("/")[1]
                  for b in raw.get("benchmarks", [])}
         for want in ("correlate/buffer_all", "correlate/window_1ms", "export/timeline_json",
-                     "export/jsonl", "export/report_json"):
+                     "export/timeline_perfetto", "export/jsonl", "export/report_json"):
             if want not in names:
                 problems.append(f"no {want} result")
     else:

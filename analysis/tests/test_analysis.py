@@ -5,7 +5,8 @@ on 6.1.0-56-amd64, mmap_test /dev/kex 8 --no-wait, ref_policy=drop; the
 
   /usr/bin/python3 -m unittest discover -s analysis/tests -v
 Set KEXTRACE_VALIDATE to build/bin/kextrace-validate-trace to also check that
-the sample's JSONL replays into a valid timeline (done by ctest).
+the sample's JSONL replays into a valid timeline, and into a Perfetto
+protobuf one with a track per page (done by ctest).
 """
 
 import json
@@ -257,6 +258,52 @@ class ReplayTest(Base):
         names = set(v["thread_names"].values())
         for p in self.report["pages"]:
             self.assertIn(f"page {p['index']} pfn {p['pfn']:#x}", names)
+
+    def test_replay_to_perfetto(self):
+        """--export FILE.pftrace: Perfetto protobuf, a track per page of the run."""
+        kextrace = os.path.join(os.path.dirname(os.environ["KEXTRACE_VALIDATE"]), "kextrace")
+        out = os.path.join(self.tmp, "timeline.pftrace")
+        subprocess.run([kextrace, "report", EVENTS, "--export", out],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out, "rb") as f:
+            data = f.read()
+        packets = list(proto_fields(data))
+        self.assertTrue(packets and all(n == 1 and isinstance(v, bytes) for n, v in packets))
+        # TracePacket.track_descriptor (60): its name (2) or thread's (4) thread_name (5)
+        names = []
+        for _, pk in packets:
+            for n, desc in proto_fields(pk):
+                if n == 60:
+                    names += [v.decode() for m, v in proto_fields(desc) if m == 2]
+        for p in self.report["pages"]:
+            self.assertIn(f"page {p['index']} pfn {p['pfn']:#x}", names)
+        self.assertLess(len(data), os.path.getsize(EVENTS))
+
+
+def proto_fields(buf):
+    """(field number, int or bytes) of one protobuf message, by the wire format."""
+    def varint(i):
+        v = shift = 0
+        while True:
+            b = buf[i]
+            v |= (b & 0x7F) << shift
+            i, shift = i + 1, shift + 7
+            if b < 0x80:
+                return v, i
+    i = 0
+    while i < len(buf):
+        tag, i = varint(i)
+        wire = tag & 7
+        if wire == 0:
+            v, i = varint(i)
+        elif wire == 1:
+            v, i = int.from_bytes(buf[i:i + 8], "little"), i + 8
+        elif wire == 2:
+            n, i = varint(i)
+            v, i = buf[i:i + n], i + n
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield tag >> 3, v
 
 
 if __name__ == "__main__":

@@ -99,7 +99,8 @@ check() { # check "EXPECTED" WORD...
 check "--leaks " kextrace --le
 check "auto perf tracefs " kextrace --kprobe-mode ""
 check "report " kextrace rep
-check "--export " kextrace report run.jsonl --ex
+check "--export --export-format " kextrace report run.jsonl --ex
+check "json perfetto " kextrace report run.jsonl --export-format ""
 check "--stacks --stats " kextrace --st
 check "--json --jsonl " kextrace --jso
 check "batch fault insert pfn " mmap_test /dev/kex 8 --mode ""

@@ -419,7 +419,8 @@ void write_trace_files(const Options& opt, Streams& streams, const Report& repor
             throw FatalError("--jsonl: " + st.error().message);
     }
     if (!opt.export_path.empty()) {
-        auto st = write_timeline(opt.export_path, report, run, sym).take_or_die("--export");
+        auto st = write_timeline(opt.export_path, report, run, sym, opt.export_format)
+                      .take_or_die("--export");
         spdlog::info("timeline {}: {} events, {} tracks, {} flow arrows, {} bytes", opt.export_path,
                      st.events, st.tracks, st.flow_arrows, st.bytes);
     }

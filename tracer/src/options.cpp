@@ -118,10 +118,17 @@ void add_output_options(CLI::App& app, Options& o) {
                    "(replay it with: kextrace report FILE)")
         ->type_name("FILE")
         ->group(g);
-    app.add_option(
-           "--export", o.export_path,
-           "write a Trace Event Format timeline (ui.perfetto.dev, chrome://tracing) to FILE")
+    app.add_option("--export", o.export_path,
+                   "write a timeline (ui.perfetto.dev, chrome://tracing) to FILE: Perfetto "
+                   "protobuf if FILE ends in .pftrace or .perfetto-trace, else Trace Event "
+                   "Format JSON")
         ->type_name("FILE")
+        ->group(g);
+    app.add_option("--export-format", o.export_format,
+                   "the --export timeline's format whatever FILE's name: json (Trace Event "
+                   "Format) or perfetto (protobuf, for runs too big for JSON viewers)")
+        ->type_name("FORMAT")
+        ->check(CLI::IsMember({"json", "perfetto"}))
         ->group(g);
     app.add_flag("--full", o.full, "print every page row")->group(g);
     app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page")->group(g);

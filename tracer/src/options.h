@@ -22,7 +22,8 @@ struct Options {
     std::string stats_path;           // --stats FILE
     std::string events_path;          // --events FILE: every decoded record, JSON lines
     std::string jsonl_path;           // --jsonl FILE: raw events + header, for `kextrace report`
-    std::string export_path;          // --export FILE: Trace Event Format timeline
+    std::string export_path;          // --export FILE: the timeline
+    std::string export_format;        // --export-format: json | perfetto ("": by FILE's name)
     bool verbose = false;             // -v
     bool accept_loss = false;
     bool fault_all_pages = false;     // --fault-probe-all-pages

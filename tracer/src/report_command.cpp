@@ -13,7 +13,7 @@
 namespace kextrace {
 
 int report_main(int argc, char** argv) {
-    std::string input, json_path, export_path;
+    std::string input, json_path, export_path, export_format;
     TextOptions topts;
     CLI::App app{"kextrace report: correlate a --jsonl event file again, offline (no kernel, no "
                  "root), and print the same report as the live trace",
@@ -21,7 +21,11 @@ int report_main(int argc, char** argv) {
     app.add_option("FILE", input, "events file written by kextrace --jsonl")->required();
     app.add_option("--json", json_path, "also write the report as JSON to FILE (atomically)");
     app.add_option("--export", export_path,
-                   "also write a Trace Event Format timeline (Perfetto, chrome://tracing) to FILE");
+                   "also write a timeline (Perfetto, chrome://tracing) to FILE: Perfetto protobuf "
+                   "if FILE ends in .pftrace or .perfetto-trace, else Trace Event Format JSON");
+    app.add_option("--export-format", export_format,
+                   "the --export timeline's format whatever FILE's name: json or perfetto")
+        ->check(CLI::IsMember({"json", "perfetto"}));
     app.add_flag("--full", topts.full, "print every page row");
     app.add_flag("--stacks", topts.stacks, "print the kernel stacks of the first page");
     try {
@@ -37,7 +41,8 @@ int report_main(int argc, char** argv) {
         if (!json_path.empty())
             write_report_json_atomically(json_path, r.report, r.header.run, sym);
         if (!export_path.empty()) {
-            auto st = write_timeline(export_path, r.report, r.header.run, sym).take_or_die();
+            auto st = write_timeline(export_path, r.report, r.header.run, sym, export_format)
+                          .take_or_die();
             fmt::print(stderr, "kextrace: timeline {}: {} events, {} tracks, {} flow arrows\n",
                        export_path, st.events, st.tracks, st.flow_arrows);
         }

@@ -82,11 +82,16 @@ void write_report_json_atomically(const std::string& path, const Report& report,
 }
 
 Result<TimelineStats> write_timeline(const std::string& path, const Report& report,
-                                     const RunInfo& run, const Symbolizer& symbolize) {
+                                     const RunInfo& run, const Symbolizer& symbolize,
+                                     const std::string& format) {
+    const std::optional<TimelineFormat> fmt =
+        format.empty() ? timeline_format_of(path) : parse_timeline_format(format);
+    if (!fmt)
+        return Error{"unknown timeline format \"" + format + "\" (json or perfetto)"};
     auto f = AtomicFile::create(path);
     if (!f)
         return f.error();
-    TimelineStats st = write_trace_events(report, run, symbolize, f->stream());
+    TimelineStats st = write_timeline_as(*fmt, report, run, symbolize, f->stream());
     if (auto c = f->commit(); !c)
         return c.error();
     return st;

@@ -56,9 +56,11 @@ void write_report_json_atomically(const std::string& path, const Report& report,
                                   const Symbolizer& symbolize,
                                   const nlohmann::json& extra = nlohmann::json::object());
 
-// --export: the Trace Event Format timeline, atomically.
+// --export: the timeline, atomically, in format ("": by the file name,
+// timeline_format_of; else "json" or "perfetto").
 Result<TimelineStats> write_timeline(const std::string& path, const Report& report,
-                                     const RunInfo& run, const Symbolizer& symbolize);
+                                     const RunInfo& run, const Symbolizer& symbolize,
+                                     const std::string& format = "");
 
 // --jsonl: events are appended while the trace runs (to "<path>.events.tmp.<pid>"),
 // commit() writes the header (which needs the losses, known only at the end)

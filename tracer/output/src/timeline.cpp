@@ -1,8 +1,10 @@
-// write_trace_events: the Report as a Trace Event Format timeline, streamed
-// (docs/timeline.md). Events are collected per track, sorted (ts, longest
-// first), checked for nesting, then written straight to the stream; only one
-// track's events are held at a time.
-// Its building blocks (writer, events, args, step names) are in
+// The timeline's builder (docs/timeline.md): the Report's tracks and events,
+// sent to a Sink that writes them as Trace Event Format JSON
+// (timeline_json.cpp) or Perfetto protobuf (perfetto.cpp); the public
+// writers of both formats (kextrace/timeline.h). Events are
+// collected per track, sorted (ts, longest first), checked for nesting, then
+// sent on; only one track's events are held at a time.
+// Its building blocks (events, args, the sink, step names) are in
 // timeline_parts.h.
 #include <kextrace/owner.h>
 #include <kextrace/status_json.h>
@@ -12,6 +14,7 @@
 #include "timeline_parts.h"
 
 #include <algorithm>
+#include <memory>
 #include <sstream>
 #include <string_view>
 #include <unordered_map>
@@ -24,24 +27,20 @@ namespace {
 
 using namespace detail::timeline;
 
-class Exporter {
+class Builder {
   public:
-    Exporter(const Report& r, const RunInfo& run, const Symbolizer& sym, std::ostream& out,
-             const TimelineOptions& opts)
-        : r_(r), run_(run), sym_(sym), opts_(opts), w_(out), names_(run) {}
+    Builder(const Report& r, const RunInfo& run, const Symbolizer& sym, Sink& out,
+            const TimelineOptions& opts)
+        : r_(r), run_(run), sym_(sym), opts_(opts), out_(out), names_(run) {}
 
     TimelineStats run() {
-        w_.raw("{\"displayTimeUnit\":\"ns\",\"metadata\":");
-        w_.raw(metadata().dump(-1, ' ', false, json::error_handler_t::replace));
-        w_.raw(",\"traceEvents\":[");
+        out_.begin(metadata());
         metadata_events();
         rig_tracks();
         if (opts_.counters)
             counters();
         page_tracks();
-        w_.raw("\n]}\n");
-        w_.flush();
-        stats_.bytes = w_.bytes();
+        stats_.bytes = out_.finish();
         return stats_;
     }
 
@@ -56,21 +55,6 @@ class Exporter {
         return 0;
     }
     uint32_t owner_of(const PageLife& p) const { return p.owner ? p.owner : default_pid(); }
-
-    // Separator and the common fields of one event.
-    void begin_event(char ph, std::string_view name, uint32_t pid, uint32_t tid) {
-        w_.raw(first_ ? "\n{" : ",\n{");
-        first_ = false;
-        w_.raw("\"ph\":\"");
-        w_.ch(ph);
-        w_.raw("\",\"name\":");
-        w_.str(name);
-        w_.raw(",\"pid\":");
-        w_.u64(pid);
-        w_.raw(",\"tid\":");
-        w_.u64(tid);
-        ++stats_.events;
-    }
 
     json metadata() const {
         std::size_t complete = r_.pages.size() - r_.incomplete_pages();
@@ -120,17 +104,11 @@ class Exporter {
             std::string name = i == 0 && !run_.command_line.empty()
                                    ? run_.command_line + " (pid " + std::to_string(pid) + ")"
                                    : "pid " + std::to_string(pid);
-            begin_event('M', "process_name", pid, pid);
-            w_.raw(",\"args\":{\"name\":");
-            w_.str(name);
-            w_.raw("}}");
-            begin_event('M', "process_sort_index", pid, pid);
-            w_.raw(",\"args\":{\"sort_index\":");
-            w_.u64(i);
-            w_.raw("}}");
+            out_.process(pid, name, i);
+            stats_.events += 2; // process_name, process_sort_index
         }
         for (const auto& [pid, tid] : rig_track_ids()) {
-            thread_meta(pid, tid, "rig " + std::to_string(tid) + " (phases, kex mmap)", -1);
+            thread_meta(pid, tid, "rig " + std::to_string(tid) + " (phases, kex mmap)", -1, false);
             ++stats_.tracks;
         }
         for (std::size_t i = 0; i < r_.pages.size(); ++i) {
@@ -138,21 +116,15 @@ class Exporter {
             std::string name = "page " +
                                (p.index == kNoIndex ? std::string("?") : std::to_string(p.index)) +
                                " pfn " + detail::hex(p.pfn);
-            thread_meta(owner_of(p), page_tid(i), name, static_cast<int64_t>(i));
+            thread_meta(owner_of(p), page_tid(i), name, static_cast<int64_t>(i), true);
         }
         stats_.page_tracks = r_.pages.size();
         stats_.tracks += r_.pages.size();
     }
 
-    void thread_meta(uint32_t pid, uint32_t tid, const std::string& name, int64_t sort) {
-        begin_event('M', "thread_name", pid, tid);
-        w_.raw(",\"args\":{\"name\":");
-        w_.str(name);
-        w_.raw("}}");
-        begin_event('M', "thread_sort_index", pid, tid);
-        w_.raw(",\"args\":{\"sort_index\":");
-        w_.i64(sort);
-        w_.raw("}}");
+    void thread_meta(uint32_t pid, uint32_t tid, const std::string& name, int64_t sort, bool page) {
+        out_.thread(pid, tid, name, sort, page);
+        stats_.events += 2; // thread_name, thread_sort_index
     }
 
     static uint32_t page_tid(std::size_t life) {
@@ -187,7 +159,7 @@ class Exporter {
                     continue;
                 const uint64_t end = ph.end ? ph.end : std::max(ph.start, r_.last_ts);
                 Ev& e = add(ph.start, end - ph.start, 'X', ph.name, "rig");
-                Args a(track_.arena);
+                Args a(track_);
                 a.b("closed", ph.closed)
                     .hex("addr", ph.addr)
                     .u("pages", ph.arg1)
@@ -205,7 +177,7 @@ class Exporter {
                 }
                 const uint64_t dur = m.done_ts > m.ts ? m.done_ts - m.ts : 0;
                 Ev& e = add(m.ts, dur, 'X', "kex_mmap", "kex");
-                Args a(track_.arena);
+                Args a(track_);
                 a.u("mapping", i)
                     .hex("vm_start", m.vm_start)
                     .hex("vm_end", m.vm_end)
@@ -218,7 +190,7 @@ class Exporter {
                 a.end(e);
                 if (m.close_ts) {
                     Ev& c = add(m.close_ts, 0, 'i', "kex_vma_close", "kex");
-                    Args ca(track_.arena);
+                    Args ca(track_);
                     ca.u("mapping", i).hex("vm_start", m.vm_start).hex("vm_end", m.vm_end);
                     ca.end(c);
                 }
@@ -235,7 +207,7 @@ class Exporter {
     void driver_vma(std::size_t i, const Mapping& m) {
         const DriverOwner o = mapping_owner(r_, m, sym_);
         Ev& e = add(m.ts, 0, 'i', "driver_vma", "driver");
-        Args a(track_.arena);
+        Args a(track_);
         a.u("mapping", i)
             .hex("vm_start", m.vm_start)
             .hex("vm_end", m.vm_end)
@@ -254,7 +226,7 @@ class Exporter {
 
     void anomaly(const Anomaly& an) {
         Ev& e = add(an.ts, 0, 'i', "anomaly", "anomaly");
-        Args a(track_.arena);
+        Args a(track_);
         a.text("message", an.message);
         a.end(e);
     }
@@ -369,7 +341,7 @@ class Exporter {
         Ev& e = add(in.ts, ret.ts - in.ts, 'X', names_.of(StepKind::insert),
                     names_.cat_of(StepKind::insert));
         e.flow = true;
-        Args a(track_.arena);
+        Args a(track_);
         common_args(a, in);
         if (in.value)
             a.hex("addr", in.value);
@@ -387,7 +359,7 @@ class Exporter {
     void point_step(const PageLife& p, const Step& s) {
         Ev& e = add(s.ts, 0, 'X', names_.of(s.kind), names_.cat_of(s.kind));
         e.flow = true;
-        Args a(track_.arena);
+        Args a(track_);
         common_args(a, s);
         switch (s.kind) {
         case StepKind::kmem_alloc:
@@ -458,30 +430,15 @@ class Exporter {
         if (n_chain >= 2)
             stats_.flow_arrows += n_chain - 1;
         for (const Ev& e : evs) {
-            begin_event(e.ph, e.name, track_.pid, track_.tid);
-            w_.raw(",\"cat\":\"");
-            w_.raw(e.cat);
-            w_.raw("\",\"ts\":");
-            w_.us(e.ts);
-            if (e.ph == 'X') {
-                w_.raw(",\"dur\":");
-                w_.us(e.dur);
-            } else {
-                w_.raw(",\"s\":\"t\"");
-            }
+            Flow f;
             if (n_chain >= 2 && e.flow && e.ph == 'X') {
-                w_.raw(",\"bind_id\":");
-                w_.u64(flow_id);
-                if (chain > 0)
-                    w_.raw(",\"flow_in\":true");
-                if (chain + 1 < n_chain)
-                    w_.raw(",\"flow_out\":true");
+                f = {flow_id, chain > 0, chain + 1 < n_chain};
                 ++chain;
             }
-            w_.raw(",\"args\":");
-            w_.raw(std::string_view(track_.arena).substr(e.args_off, e.args_len));
-            w_.ch('}');
+            out_.event(track_, e, f);
         }
+        out_.end_track(track_);
+        stats_.events += evs.size();
     }
 
     // "kex pages allocated" and "kex pages mapped", per owner process.
@@ -539,24 +496,19 @@ class Exporter {
     }
 
     void counter(uint32_t pid, uint64_t ts, std::string_view name, int64_t v) {
-        begin_event('C', name, pid, pid);
-        w_.raw(",\"cat\":\"kex\",\"ts\":");
-        w_.us(ts);
-        w_.raw(",\"args\":{\"pages\":");
-        w_.i64(v);
-        w_.raw("}}");
+        out_.counter(pid, ts, name, v);
+        ++stats_.events;
     }
 
     const Report& r_;
     const RunInfo& run_;
     const Symbolizer& sym_;
     TimelineOptions opts_;
-    Writer w_;
+    Sink& out_;
     StepNames names_;
     TimelineStats stats_;
     Track track_;
     std::vector<std::string> stack_cache_;
-    bool first_ = true;
 };
 
 } // namespace
@@ -564,15 +516,37 @@ class Exporter {
 TimelineStats write_trace_events(const Report& report, const RunInfo& run,
                                  const Symbolizer& symbolize, std::ostream& out,
                                  const TimelineOptions& opts) {
-    Exporter x(report, run, symbolize, out, opts);
-    return x.run();
+    return write_timeline_as(TimelineFormat::json, report, run, symbolize, out, opts);
 }
 
-json to_trace_events(const Report& report, const RunInfo& run, const Symbolizer& symbolize,
-                     const TimelineOptions& opts) {
-    std::ostringstream s;
-    write_trace_events(report, run, symbolize, s, opts);
-    return json::parse(s.str());
+TimelineStats write_perfetto_trace(const Report& report, const RunInfo& run,
+                                   const Symbolizer& symbolize, std::ostream& out,
+                                   const TimelineOptions& opts) {
+    return write_timeline_as(TimelineFormat::perfetto, report, run, symbolize, out, opts);
+}
+
+TimelineStats write_timeline_as(TimelineFormat format, const Report& report, const RunInfo& run,
+                                const Symbolizer& symbolize, std::ostream& out,
+                                const TimelineOptions& opts) {
+    const std::unique_ptr<Sink> sink =
+        format == TimelineFormat::perfetto ? perfetto_sink(out) : json_sink(out);
+    Builder b(report, run, symbolize, *sink, opts);
+    return b.run();
+}
+
+TimelineFormat timeline_format_of(std::string_view path) {
+    for (std::string_view ext : {".pftrace", ".perfetto-trace"})
+        if (path.size() > ext.size() && path.ends_with(ext))
+            return TimelineFormat::perfetto;
+    return TimelineFormat::json;
+}
+
+std::optional<TimelineFormat> parse_timeline_format(std::string_view name) {
+    if (name == "json")
+        return TimelineFormat::json;
+    if (name == "perfetto")
+        return TimelineFormat::perfetto;
+    return std::nullopt;
 }
 
 } // namespace kextrace

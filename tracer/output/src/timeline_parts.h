@@ -1,15 +1,18 @@
-// The timeline's building blocks (timeline.cpp): its JSON writer, one event
-// and one track before they are written, the args builder, and the step
-// names the probes really attached to.
+// The timeline's building blocks: its JSON writer, one event and one track
+// before they are written, the args builder, the sink the builder
+// (timeline.cpp) sends them to, and the step names the probes really
+// attached to.
 #pragma once
 
 #include <kextrace/output.h>
+#include <kextrace/timeline.h>
 
 #include "json_buffer.h"
 
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -32,8 +35,26 @@ class Writer : public detail::JsonBuffer {
     }
 };
 
-// One event of a track before it is written. Args are JSON object text in
-// the track's arena.
+// One argument of an event, typed, so that each output format writes it its
+// own way. Strings (and a stack's JSON text) are in the track's arena.
+enum class ArgKind : uint8_t {
+    u,    // unsigned integer
+    i,    // signed integer
+    b,    // boolean
+    hex,  // an unsigned integer shown as the string "0x..."
+    null, // no value (a count the BPF side could not read, an unknown addr)
+    str,  // a string
+    json, // JSON text (a symbolized stack: an array of strings)
+};
+struct Arg {
+    std::string_view key; // a literal
+    ArgKind kind = ArgKind::u;
+    uint64_t v = 0;
+    uint32_t off = 0, len = 0; // str/json: the text in the arena
+};
+
+// One event of a track before it is written; its args are
+// track.args[args_off, args_off + args_len).
 struct Ev {
     uint64_t ts = 0;
     uint64_t dur = 0;
@@ -50,92 +71,85 @@ struct Track {
     uint32_t pid = 0;
     uint32_t tid = 0;
     std::vector<Ev> events;
+    std::vector<Arg> args;
     std::string arena;
     void clear() {
         events.clear();
+        args.clear();
         arena.clear();
+    }
+    std::string_view text(const Arg& a) const {
+        return std::string_view(arena).substr(a.off, a.len);
     }
 };
 
-// Builds one event's args object in the track arena: begin(), field()..., end().
+// Builds one event's args in the track: Args a(track); a.u(...)...; a.end(ev).
 class Args {
   public:
-    explicit Args(std::string& arena) : a_(arena), off_(arena.size()) { a_.push_back('{'); }
-    Args& key(std::string_view k) {
-        if (a_.size() > off_ + 1)
-            a_.push_back(',');
-        a_.push_back('"');
-        a_.append(k);
-        a_.append("\":");
-        return *this;
-    }
-    Args& u(std::string_view k, uint64_t v) {
-        key(k);
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        a_.append(tmp, r.ptr);
-        return *this;
-    }
-    Args& i(std::string_view k, int64_t v) {
-        key(k);
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        a_.append(tmp, r.ptr);
-        return *this;
-    }
-    Args& count(std::string_view k, int32_t v) {
-        if (v == kNoCount)
-            return key(k), a_.append("null"), *this;
-        return i(k, v);
-    }
-    Args& b(std::string_view k, bool v) {
-        key(k);
-        a_.append(v ? "true" : "false");
-        return *this;
-    }
-    Args& hex(std::string_view k, uint64_t v) {
-        key(k);
-        a_.append("\"0x");
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v, 16);
-        a_.append(tmp, r.ptr);
-        a_.push_back('"');
-        return *this;
-    }
-    Args& null(std::string_view k) {
-        key(k);
-        a_.append("null");
-        return *this;
-    }
-    // s must be plain ASCII without quotes or backslashes (our own words).
-    Args& word(std::string_view k, std::string_view s) {
-        key(k);
-        a_.push_back('"');
-        a_.append(s);
-        a_.push_back('"');
-        return *this;
-    }
-    Args& text(std::string_view k, std::string_view s) {
-        key(k);
-        a_.append(nlohmann::json(std::string(s))
-                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-        return *this;
-    }
+    explicit Args(Track& t) : t_(t), off_(t.args.size()) {}
+    Args& u(std::string_view k, uint64_t v) { return add(k, ArgKind::u, v); }
+    Args& i(std::string_view k, int64_t v) { return add(k, ArgKind::i, static_cast<uint64_t>(v)); }
+    Args& count(std::string_view k, int32_t v) { return v == kNoCount ? null(k) : i(k, v); }
+    Args& b(std::string_view k, bool v) { return add(k, ArgKind::b, v); }
+    Args& hex(std::string_view k, uint64_t v) { return add(k, ArgKind::hex, v); }
+    Args& null(std::string_view k) { return add(k, ArgKind::null, 0); }
+    // our own words and any other text: escaped by the writer as needed
+    Args& word(std::string_view k, std::string_view s) { return text(k, s); }
+    Args& text(std::string_view k, std::string_view s) { return add_text(k, ArgKind::str, s); }
     Args& raw(std::string_view k, std::string_view json_text) {
-        key(k);
-        a_.append(json_text);
-        return *this;
+        return add_text(k, ArgKind::json, json_text);
     }
     void end(Ev& e) {
-        a_.push_back('}');
         e.args_off = static_cast<uint32_t>(off_);
-        e.args_len = static_cast<uint32_t>(a_.size() - off_);
+        e.args_len = static_cast<uint32_t>(t_.args.size() - off_);
     }
 
   private:
-    std::string& a_;
+    Args& add(std::string_view k, ArgKind kind, uint64_t v) {
+        t_.args.push_back({k, kind, v, 0, 0});
+        return *this;
+    }
+    Args& add_text(std::string_view k, ArgKind kind, std::string_view s) {
+        t_.args.push_back(
+            {k, kind, 0, static_cast<uint32_t>(t_.arena.size()), static_cast<uint32_t>(s.size())});
+        t_.arena.append(s);
+        return *this;
+    }
+    Track& t_;
     std::size_t off_;
 };
+
+// A flow-chain position of one event: id 0 = not on a chain.
+struct Flow {
+    uint64_t id = 0;
+    bool in = false;  // continues the chain from the previous event
+    bool out = false; // the chain goes on to a next event
+};
+
+// Where the builder (timeline.cpp) sends the timeline: the Trace Event
+// Format JSON (timeline_json.cpp) or Perfetto's protobuf (perfetto.cpp).
+// Calls come in this order: begin, process..., thread..., then per track its
+// events (sorted, nested) and end_track, counters (per process, in time
+// order) between the rig tracks and the page tracks, and finish.
+class Sink {
+  public:
+    virtual ~Sink() = default;
+    virtual void begin(const nlohmann::json& metadata) = 0;
+    virtual void process(uint32_t pid, const std::string& name, uint64_t sort_index) = 0;
+    // page: a page's track (tid = kPageTidBase + life), else a rig thread
+    virtual void thread(uint32_t pid, uint32_t tid, const std::string& name, int64_t sort_index,
+                        bool page) = 0;
+    virtual void event(const Track& t, const Ev& e, const Flow& f) = 0;
+    virtual void end_track(const Track& t) = 0;
+    virtual void counter(uint32_t pid, uint64_t ts, std::string_view name, int64_t v) = 0;
+    // Flushes; returns the bytes written.
+    virtual uint64_t finish() = 0;
+};
+
+// The sinks: Trace Event Format JSON (timeline_json.cpp), Perfetto
+// protobuf (perfetto.cpp), both onto out.
+std::unique_ptr<Sink> json_sink(std::ostream& out);
+std::unique_ptr<Sink> perfetto_sink(std::ostream& out);
 
 // The real function names the probes attached to, for step names.
 struct StepNames {

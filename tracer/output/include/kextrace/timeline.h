@@ -29,8 +29,10 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kextrace {
@@ -63,6 +65,28 @@ TimelineStats write_trace_events(const Report& report, const RunInfo& run,
 // The same, parsed back into a DOM (for tests and small reports).
 nlohmann::json to_trace_events(const Report& report, const RunInfo& run,
                                const Symbolizer& symbolize, const TimelineOptions& opts = {});
+
+// The same timeline in Perfetto's own protobuf trace format (TrackEvent,
+// docs/timeline.md): a process track per pid, the rig's threads as thread
+// tracks, each page a named child track of its owner's process track, the
+// counters as counter tracks; the same slices, instants, flows (flow_ids)
+// and args (debug annotations), timestamps in ns. For runs too big for the
+// JSON viewers. TimelineStats counts as for the JSON (events: the JSON's
+// traceEvents entries); bytes are the protobuf's.
+TimelineStats write_perfetto_trace(const Report& report, const RunInfo& run,
+                                   const Symbolizer& symbolize, std::ostream& out,
+                                   const TimelineOptions& opts = {});
+
+enum class TimelineFormat { json, perfetto };
+// By the file name: ".pftrace" and ".perfetto-trace" are Perfetto protobuf,
+// anything else Trace Event Format JSON.
+TimelineFormat timeline_format_of(std::string_view path);
+// "json" or "perfetto"; nullopt for anything else.
+std::optional<TimelineFormat> parse_timeline_format(std::string_view name);
+// write_trace_events or write_perfetto_trace.
+TimelineStats write_timeline_as(TimelineFormat format, const Report& report, const RunInfo& run,
+                                const Symbolizer& symbolize, std::ostream& out,
+                                const TimelineOptions& opts = {});
 
 // ---------------------------------------------------------------------------
 // Validation: the Trace Event Format rules the viewers depend on.

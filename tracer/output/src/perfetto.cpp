@@ -1,0 +1,316 @@
+// perfetto_sink (for write_perfetto_trace): the timeline in Perfetto's own protobuf trace format
+// (docs/timeline.md, "Perfetto protobuf"): the Sink that writes what the
+// builder (timeline.cpp) sends as TracePackets of TrackDescriptors and
+// TrackEvents on one packet sequence. Field numbers are those of Perfetto's
+// published protos (protos/perfetto/trace/...); names, categories,
+// annotation keys and string values (stacks too) are interned, so a big run
+// costs a fraction of the JSON.
+#include <kextrace/timeline.h>
+
+#include "proto_writer.h"
+#include "timeline_parts.h"
+
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+
+namespace kextrace {
+
+namespace {
+
+using namespace detail::timeline;
+using detail::proto::Writer;
+
+// Field numbers, from Perfetto's .proto files.
+namespace trace {
+constexpr uint32_t packet = 1;
+}
+namespace packet {
+constexpr uint32_t timestamp = 8, sequence_id = 10, track_event = 11, interned_data = 12,
+                   sequence_flags = 13, track_descriptor = 60;
+constexpr uint64_t incremental_state_cleared = 1, needs_incremental_state = 2;
+} // namespace packet
+namespace track {
+constexpr uint32_t uuid = 1, name = 2, process = 3, thread = 4, parent_uuid = 5, counter = 8;
+}
+namespace process_desc {
+constexpr uint32_t pid = 1, process_name = 6;
+}
+namespace thread_desc {
+constexpr uint32_t pid = 1, tid = 2, thread_name = 5;
+}
+namespace event {
+constexpr uint32_t debug_annotations = 4, category_iids = 3, type = 9, name_iid = 10,
+                   track_uuid = 11, counter_value = 30, flow_ids = 47, terminating_flow_ids = 48;
+constexpr uint64_t slice_begin = 1, slice_end = 2, instant = 3, counter = 4;
+} // namespace event
+namespace annotation {
+constexpr uint32_t name_iid = 1, bool_value = 2, uint_value = 3, int_value = 4, pointer_value = 7,
+                   legacy_json_value = 9, string_value_iid = 17;
+}
+namespace interned {
+// InternedData's tables; each entry is {iid = 1, name (or str) = 2}
+constexpr uint32_t event_categories = 1, event_names = 2, debug_annotation_names = 3,
+                   debug_annotation_string_values = 29;
+constexpr uint32_t iid = 1, name = 2;
+} // namespace interned
+
+constexpr uint32_t kSequence = 1; // trusted_packet_sequence_id of every packet
+
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using InternTable = std::unordered_map<std::string, uint64_t, StringHash, std::equal_to<>>;
+
+class PerfettoSink final : public Sink {
+  public:
+    explicit PerfettoSink(std::ostream& out) : out_(out) { buf_.reserve(kChunk + 64 * 1024); }
+
+    void begin(const nlohmann::json&) override {}
+
+    void process(uint32_t pid, const std::string& name, uint64_t) override {
+        const uint64_t uuid = next_uuid_++;
+        process_uuid_[pid] = uuid;
+        descriptor(uuid, [&](Writer& w) {
+            const std::size_t p = w.begin(track::process);
+            w.varint(process_desc::pid, pid);
+            w.bytes(process_desc::process_name, name);
+            w.end(p);
+        });
+    }
+
+    void thread(uint32_t pid, uint32_t tid, const std::string& name, int64_t, bool page) override {
+        const uint64_t uuid = next_uuid_++;
+        thread_uuid_[key(pid, tid)] = uuid;
+        descriptor(uuid, [&](Writer& w) {
+            if (page) { // a named child track of the owner's process track
+                w.bytes(track::name, name);
+                w.varint(track::parent_uuid, parent_of(pid));
+                return;
+            }
+            const std::size_t t = w.begin(track::thread);
+            w.varint(thread_desc::pid, pid);
+            w.varint(thread_desc::tid, tid);
+            w.bytes(thread_desc::thread_name, name);
+            w.end(t);
+        });
+    }
+
+    void event(const Track& t, const Ev& e, const Flow& f) override {
+        const uint64_t uuid = uuid_of(t);
+        // slices that ended before this event starts
+        while (!open_.empty() &&
+               (open_.back() < e.ts || (open_.back() == e.ts && e.dur > 0 && e.ph == 'X'))) {
+            slice_end(uuid, open_.back());
+            open_.pop_back();
+        }
+        pending_.clear();
+        const uint64_t name = intern(names_, e.name, interned::event_names);
+        const uint64_t cat = intern(cats_, e.cat, interned::event_categories);
+        keys_.clear();
+        values_.clear();
+        for (uint32_t i = 0; i < e.args_len; ++i) {
+            const Arg& a = t.args[e.args_off + i];
+            keys_.push_back(intern(keys_tab_, a.key, interned::debug_annotation_names));
+            const bool text = a.kind == ArgKind::str || a.kind == ArgKind::json;
+            values_.push_back(
+                text ? intern(strings_, t.text(a), interned::debug_annotation_string_values) : 0);
+        }
+        const std::size_t pk = packet_begin(e.ts, packet::needs_incremental_state);
+        if (!pending_.empty())
+            w_.bytes(packet::interned_data, pending_);
+        const std::size_t te = w_.begin(packet::track_event);
+        w_.varint(event::type, e.ph == 'X' ? event::slice_begin : event::instant);
+        w_.varint(event::track_uuid, uuid);
+        w_.varint(event::name_iid, name);
+        w_.varint(event::category_iids, cat);
+        for (uint32_t i = 0; i < e.args_len; ++i)
+            annotation(t.args[e.args_off + i], keys_[i], values_[i]);
+        if (f.id)
+            w_.fixed64(f.out ? event::flow_ids : event::terminating_flow_ids, f.id);
+        w_.end(te);
+        packet_end(pk);
+        if (e.ph != 'X')
+            return;
+        if (e.dur == 0)
+            slice_end(uuid, e.ts);
+        else
+            open_.push_back(e.ts + e.dur);
+    }
+
+    void end_track(const Track& t) override {
+        const uint64_t uuid = uuid_of(t);
+        while (!open_.empty()) {
+            slice_end(uuid, open_.back());
+            open_.pop_back();
+        }
+    }
+
+    void counter(uint32_t pid, uint64_t ts, std::string_view name, int64_t v) override {
+        const uint64_t uuid = counter_uuid(pid, name);
+        const std::size_t pk = packet_begin(ts, packet::needs_incremental_state);
+        const std::size_t te = w_.begin(packet::track_event);
+        w_.varint(event::type, event::counter);
+        w_.varint(event::track_uuid, uuid);
+        w_.sint(event::counter_value, v);
+        w_.end(te);
+        packet_end(pk);
+    }
+
+    uint64_t finish() override {
+        flush();
+        out_.flush();
+        return bytes_;
+    }
+
+  private:
+    static uint64_t key(uint32_t pid, uint32_t tid) { return (uint64_t{pid} << 32) | tid; }
+
+    uint64_t parent_of(uint32_t pid) const {
+        auto it = process_uuid_.find(pid);
+        return it == process_uuid_.end() ? 0 : it->second;
+    }
+
+    // The counter track name of pid, declared when first used (a few per process).
+    uint64_t counter_uuid(uint32_t pid, std::string_view name) {
+        for (const CounterTrack& c : counters_)
+            if (c.pid == pid && c.name == name)
+                return c.uuid;
+        const uint64_t uuid = next_uuid_++;
+        counters_.push_back({pid, std::string(name), uuid});
+        descriptor(uuid, [&](Writer& w) {
+            w.bytes(track::name, name);
+            w.varint(track::parent_uuid, parent_of(pid));
+            w.bytes(track::counter, {}); // an empty CounterDescriptor
+        });
+        return uuid;
+    }
+
+    uint64_t uuid_of(const Track& t) {
+        const uint64_t k = key(t.pid, t.tid);
+        if (k != last_key_ || !last_uuid_) {
+            auto it = thread_uuid_.find(k);
+            last_key_ = k;
+            last_uuid_ = it == thread_uuid_.end() ? 0 : it->second;
+        }
+        return last_uuid_;
+    }
+
+    // The iid of s in table; a new entry goes to pending_ (this packet's
+    // InternedData) under field.
+    uint64_t intern(InternTable& table, std::string_view s, uint32_t field) {
+        auto it = table.find(s);
+        if (it != table.end())
+            return it->second;
+        const uint64_t iid = table.size() + 1;
+        table.emplace(std::string(s), iid);
+        Writer p(pending_);
+        const std::size_t m = p.begin(field);
+        p.varint(interned::iid, iid);
+        p.bytes(interned::name, s);
+        p.end(m);
+        return iid;
+    }
+
+    // One arg: numbers as varints, 0x-numbers as pointers (shown in hex),
+    // strings and stacks (their JSON text) by their interned iid.
+    void annotation(const Arg& a, uint64_t key_iid, uint64_t string_iid) {
+        const std::size_t m = w_.begin(event::debug_annotations);
+        w_.varint(annotation::name_iid, key_iid);
+        switch (a.kind) {
+        case ArgKind::u:
+            w_.varint(annotation::uint_value, a.v);
+            break;
+        case ArgKind::i:
+            w_.varint(annotation::int_value, a.v);
+            break;
+        case ArgKind::b:
+            w_.varint(annotation::bool_value, a.v != 0);
+            break;
+        case ArgKind::hex:
+            w_.varint(annotation::pointer_value, a.v);
+            break;
+        case ArgKind::null:
+            w_.bytes(annotation::legacy_json_value, "null");
+            break;
+        case ArgKind::str:
+        case ArgKind::json:
+            w_.varint(annotation::string_value_iid, string_iid);
+            break;
+        }
+        w_.end(m);
+    }
+
+    std::size_t packet_begin(uint64_t ts, uint64_t flags) {
+        const std::size_t m = w_.begin(trace::packet);
+        w_.varint(packet::sequence_id, kSequence);
+        if (first_packet_) {
+            flags |= packet::incremental_state_cleared;
+            first_packet_ = false;
+        }
+        if (flags)
+            w_.varint(packet::sequence_flags, flags);
+        if (ts)
+            w_.varint(packet::timestamp, ts);
+        return m;
+    }
+    void packet_end(std::size_t mark) {
+        w_.end(mark);
+        if (buf_.size() >= kChunk)
+            flush();
+    }
+
+    template <class Body> void descriptor(uint64_t uuid, Body&& body) {
+        const std::size_t pk = packet_begin(0, 0);
+        const std::size_t d = w_.begin(packet::track_descriptor);
+        w_.varint(track::uuid, uuid);
+        body(w_);
+        w_.end(d);
+        packet_end(pk);
+    }
+
+    void slice_end(uint64_t uuid, uint64_t ts) {
+        const std::size_t pk = packet_begin(ts, packet::needs_incremental_state);
+        const std::size_t te = w_.begin(packet::track_event);
+        w_.varint(event::type, event::slice_end);
+        w_.varint(event::track_uuid, uuid);
+        w_.end(te);
+        packet_end(pk);
+    }
+
+    void flush() {
+        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+        bytes_ += buf_.size();
+        buf_.clear();
+    }
+
+    static constexpr std::size_t kChunk = 1 << 20;
+    std::ostream& out_;
+    std::string buf_;
+    Writer w_{buf_};
+    uint64_t bytes_ = 0;
+    bool first_packet_ = true;
+    uint64_t next_uuid_ = 1;
+    std::unordered_map<uint32_t, uint64_t> process_uuid_;
+    std::unordered_map<uint64_t, uint64_t> thread_uuid_;
+    struct CounterTrack {
+        uint32_t pid;
+        std::string name;
+        uint64_t uuid;
+    };
+    std::vector<CounterTrack> counters_;
+    uint64_t last_key_ = 0, last_uuid_ = 0;
+    std::vector<uint64_t> open_; // end ts of the current track's open slices
+    InternTable names_, cats_, keys_tab_, strings_;
+    std::string pending_;
+    std::vector<uint64_t> keys_, values_; // this event's annotation name and string iids
+};
+
+} // namespace
+
+std::unique_ptr<Sink> detail::timeline::perfetto_sink(std::ostream& out) {
+    return std::make_unique<PerfettoSink>(out);
+}
+
+} // namespace kextrace
