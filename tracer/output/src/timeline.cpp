@@ -284,6 +284,8 @@ class Builder {
             .b("accessed", bits.accessed)
             .b("dirty", bits.dirty)
             .b("nx", bits.nx);
+        if (bits.special)
+            a.b("special", true);
         if (pte == p.pte && p.pte_addr)
             a.hex("pte_address", p.pte_addr);
         if (flags & kStepViaInsertRet)
@@ -384,6 +386,10 @@ class Builder {
             break;
         case StepKind::pte_set:
             pte_args(a, p, s.value, s.flags);
+            break;
+        case StepKind::pte_lookup:
+            pte_args(a, p, s.value, s.flags);
+            a.word("observed", "given to vm_normal_page, by value (a pfn map's PTE)");
             break;
         case StepKind::user_fault:
             a.u("error_code", s.value).b("in_write_phase", (s.flags & kStepInWritePhase) != 0);
