@@ -43,7 +43,7 @@ STEP_PROBE = {
     "kmem_alloc": "alloc", "insert": "insert", "insert_ret": "insert", "rmap_add": "rmap add",
     "pte_set": "pte set", "do_set_pte": "fault install", "rmap_remove": "zap (rmap remove)",
     "set_dirty": "dirty at zap", "page_free": "free", "page_free_batched": "free batched",
-    "user_fault": "user faults",
+    "user_fault": "user faults", "pte_lookup": "pfn PTE",
 }
 KERNEL_STEPS = [  # probe report step, what it is
     ("insert", "the insert (PTE written, reference taken)"),
@@ -52,6 +52,7 @@ KERNEL_STEPS = [  # probe report step, what it is
     ("pte set", "where the PTE value is read"),
     ("fault install", "the fault path's PTE install"),
     ("pfn map", "the pfn map"),
+    ("pfn PTE", "a pfn map's PTE, given to the page lookup at the zap"),
     ("zap (rmap remove)", "zap: rmap remove"),
     ("dirty at zap", "zap: dirty bit to the page"),
     ("unmap (munmap)", "munmap's unmap"),
@@ -165,7 +166,10 @@ def pte_when(r, page):
     st = pte_install(page)
     if st is None:
         if page.get("remap_pfn_ts"):
-            return "at mmap (remap_pfn_range; the PTE value is not read)"
+            seen = page["pte"] and page["pte"]["source"] == "pte_lookup"
+            return "at mmap (remap_pfn_range" + (
+                "; its value read where the zap gave it to vm_normal_page)" if seen
+                else "; the PTE value is not read)")
         return "no PTE event"
     write = kr.phase(r, "write")
     t0 = mmap_ts(r, page)
@@ -199,6 +203,10 @@ def dirty_source(page):
     pte = page["pte"]
     if pte is None:
         return "no PTE read (pfn map)"
+    if pte["source"] == "pte_lookup":  # a pfn map's: read at the zap only
+        return ("the MMU: dirty at the zap, no fault" if pte["dirty"]
+                and page["first_write"]["kind"] == "no_fault" else
+                "dirty at the zap" if pte["dirty"] else "never dirty")
     if pte["dirty"]:
         return "the fault path: the PTE was installed dirty"
     if page["zap"]["dirty"]:
@@ -283,11 +291,10 @@ def section_modes(k):
     row("mapcount after each step (page 0)", lambda r: counts_story(first(r), "mapcount"))
     row("the first fault on the page", lambda r: same(r["pages"], first_fault))
     row("PTE appeared", lambda r: same(r["pages"], lambda p: pte_when(r, p)))
-    row("PTE at install (page 0)", lambda r: (
-        f"`{first(r)['pte']['value']}` {first(r)['pte']['flags']}" if first(r)["pte"]
-        else "not read: no event carries a pfn map's PTE"))
-    row("PTE bits at install", lambda r: same(r["pages"], lambda p: p["pte"]["flags"]
-                                              if p["pte"] else "not read"))
+    row("PTE at install (page 0)", lambda r: pte_text(first(r)))
+    row("PTE bits at install", lambda r: same(r["pages"], lambda p: (
+        p["pte"]["flags"] + (" at the zap" if p["pte"]["source"] == "pte_lookup" else ""))
+        if p["pte"] else "not read"))
     row("first write", lambda r: same(r["pages"], first_write))
     row("Dirty came from", lambda r: same(r["pages"], dirty_source))
     row("rmap (mapcount)", lambda r: same(r["pages"], lambda p: f"max {p['max_mapcount']}"))
@@ -335,6 +342,14 @@ def seed_fault_text(k):
     return out + [""]
 
 
+def pte_text(page):
+    pte = page["pte"]
+    if not pte:
+        return "not read: no event carries a pfn map's PTE"
+    at = " (at the zap, given to `vm_normal_page`)" if pte["source"] == "pte_lookup" else ""
+    return f"`{pte['value']}` {pte['flags']}{at}"
+
+
 def pfn_text(k):
     r = k.get("pfn")
     if not r:
@@ -342,13 +357,22 @@ def pfn_text(k):
     n = len(r["pages"])
     no_rmap = [p for p in r["pages"] if not kr.steps(p, "rmap_add")]
     trail = same(r["pages"], lambda p: "→".join(map(str, p["refcount_trail"])))
+    looked = [p for p in r["pages"] if p["pte"] and p["pte"]["source"] == "pte_lookup"]
+    special = [p for p in looked if p["pte"]["special"]]
+    if looked:
+        pte = (f"{len(special)}/{n} pages' PTEs were special (bit 9, `_PAGE_SPECIAL`: "
+               f"{same(looked, lambda p: p['pte']['flags'])}) when the munmap's zap gave "
+               f"them to `{fn(r, 'pte_lookup')}`, which returns no page "
+               "for a special PTE: nothing after it on the zap path saw the page. "
+               "`remap_pfn_range` wrote them at mmap in inline helpers (not read there).")
+    else:
+        pte = ("kextrace read no PTE of this pfn map (no `pte_lookup` event in the run), so "
+               "its special bit is not shown here; `remap_pfn_range` writes `pte_mkspecial` "
+               "PTEs in a `VM_PFNMAP | VM_IO` VMA *(source)*.")
     return ["### pfn: special PTEs, no rmap, no reference", "",
             f"{len(no_rmap)}/{n} pages had no rmap add and no rmap remove; their refcount "
             f"trail is {trail}: only kex's own reference, dropped at close; the mapping "
-            f"took none ({mode_calls(r)}). The zap saw nothing to put. kextrace does not "
-            "read the PTE of a pfn map (no traced event carries it), so its special bit "
-            "is not shown here; `remap_pfn_range` writes `pte_mkspecial` PTEs in a "
-            "`VM_PFNMAP | VM_IO` VMA *(source)*.", ""]
+            f"took none ({mode_calls(r)}). The zap put nothing. {pte}", ""]
 
 
 def batch_text(k):

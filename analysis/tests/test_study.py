@@ -72,8 +72,28 @@ class StudyTest(unittest.TestCase):
         self.assertEqual(row(self.md, "refcount trail (all pages)")[4], "1→0 (8/8 pages)")
         self.assertEqual(row(self.md, "rmap (mapcount)")[4], "max 0 (8/8 pages)")
         self.assertIn("8/8 pages had no rmap add and no rmap remove", self.md)
-        # what kextrace cannot show is said
-        self.assertIn("not read: no event carries a pfn map's PTE", self.md)
+
+    def test_pfn_ptes_are_special(self):
+        # the zap's vm_normal_page was given special PTEs, written to by the rig
+        self.assertEqual(row(self.md, "PTE bits at install")[4],
+                         "P RW U A D NX S at the zap (8/8 pages)")
+        self.assertIn("8/8 pages' PTEs were special (bit 9, `_PAGE_SPECIAL`: P RW U A D NX S "
+                      "(8/8 pages)) when the munmap's zap gave them to `vm_normal_page`", self.md)
+        self.assertTrue(row(self.md, "PTE at install (page 0)")[4].endswith(
+            " P RW U A D NX S (at the zap, given to `vm_normal_page`)"))
+        self.assertEqual(row(self.md, "Dirty came from")[4],
+                         "the MMU: dirty at the zap, no fault (8/8 pages)")
+        self.assertEqual(row(self.md, "a pfn map's PTE, given to the page lookup at the zap"),
+                         ["`vm_normal_page`"] * 3)
+
+    def test_a_pfn_run_without_its_pte_says_so(self):
+        # a run without the pte_lookup events: what kextrace could not show is said
+        k = study.load_runs(DATA)["6.1"]
+        for p in k["pfn"]["pages"]:
+            p["pte"] = None
+        self.assertEqual(study.pte_text(k["pfn"]["pages"][0]),
+                         "not read: no event carries a pfn map's PTE")
+        self.assertIn("kextrace read no PTE of this pfn map", "".join(study.pfn_text(k)))
 
     def test_batch_makes_fewer_calls_than_pages(self):
         calls = row(self.md, "driver calls")
