@@ -20,6 +20,8 @@
 
 #include <kextrace/core.h>
 
+#include "rec_buffer.h"
+
 #include <tsl/robin_map.h>
 #include <tsl/robin_set.h>
 
@@ -91,7 +93,7 @@ struct PendingAlloc {
 
 // An event as the correlator keeps it while it waits for the reorder window:
 // Event's fields, its stack already interned (Report::stacks), trivially
-// copyable (the buffer grows and sorts by memcpy, no vector per record).
+// copyable (the buffer stores it by memcpy, no vector per record).
 struct Rec {
     uint64_t ts;
     uint64_t pfn;
@@ -195,9 +197,9 @@ struct Correlator::State {
         uint64_t ts;
         uint32_t idx;
     };
-    std::vector<Rec> buffer;
-    std::vector<Rec> rest; // reused by flush_until
-    std::vector<Key> keys; // reused by flush_until
+    ChunkedBuffer<Rec> buffer;
+    ChunkedBuffer<Rec> rest; // reused by flush_until
+    std::vector<Key> keys;   // reused by flush_until
     std::size_t next_flush = kFlushBatch;
     uint64_t max_ts = 0;
     uint64_t watermark = 0; // ts of the last processed event
