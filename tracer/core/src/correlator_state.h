@@ -20,7 +20,7 @@
 
 #include <kextrace/core.h>
 
-#include "rec_buffer.h"
+#include "chunked.h"
 
 #include <tsl/robin_map.h>
 #include <tsl/robin_set.h>
@@ -40,6 +40,7 @@ namespace corr {
 constexpr std::size_t kFlushBatch = 1024;   // buffered events before a windowed flush
 constexpr std::size_t kRadixMin = 1 << 16;  // fewer keys than this: std::sort
 constexpr std::size_t kMaxOrphanNotes = 16; // orphans described in anomalies
+constexpr uint32_t kLifeRoom = 12;          // steps a life has room for before it grows
 constexpr uint64_t kPageMask = ~(kPageSize - 1);
 
 inline std::string hex(uint64_t v) {
@@ -226,6 +227,8 @@ struct Correlator::State {
     FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
     std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
 
+    Slab<Step> step_room; // lent to the lives as they open, until pack_steps()
+
     FlatMap<uint64_t, uint32_t> stack_ids;                 // content hash -> Report::stacks
     std::vector<std::shared_ptr<const VmaInfo>> vma_infos; // see Rec
     // Other drivers' VMAs (tgid, vm_start) and pages the driver filter left out.
@@ -362,6 +365,9 @@ struct Correlator::State {
     }
 
     void finalize();
+    // Every life's steps into Report::step_arena, life after life: the lives
+    // stop borrowing step_room (freed with it).
+    void pack_steps();
     void report_unfinished_calls();
     void infer_mapping_modes();
 

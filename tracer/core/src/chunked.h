@@ -1,10 +1,15 @@
-// rec_buffer.h - the reorder buffer's storage: records in fixed-size chunks.
+// chunked.h - storage in fixed-size chunks that never move.
 //
+// ChunkedBuffer, the reorder buffer's records.
 // A std::vector of records doubles as it grows: every doubling copies all the
 // records so far and touches fresh pages for twice as many (buffer_all holds
 // the whole stream: 80 B an event). Chunks never move: a push writes its
 // record once, and the memory touched is what is held. clear() keeps the
 // chunks for the next fill (the windowed flush refills two buffers in turn).
+//
+// Slab, the room the correlator lends each life for its steps: runs of slots
+// taken one after the other, never given back one by one (all at once, with
+// the slab), instead of a heap block a life.
 #pragma once
 
 #include <algorithm>
@@ -55,6 +60,26 @@ template <class T, std::size_t kChunkBits = 12> class ChunkedBuffer {
   private:
     std::vector<std::unique_ptr<T[]>> chunks_;
     std::size_t size_ = 0;
+};
+
+template <class T, std::size_t kChunk = 4096> class Slab {
+    static_assert(std::is_trivially_copyable_v<T>);
+
+  public:
+    // n contiguous uninitialised slots (n <= kChunk).
+    T* take(std::size_t n) {
+        if (chunks_.empty() || used_ + n > kChunk) {
+            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+            used_ = 0;
+        }
+        T* p = chunks_.back().get() + used_;
+        used_ += n;
+        return p;
+    }
+
+  private:
+    std::vector<std::unique_ptr<T[]>> chunks_;
+    std::size_t used_ = 0;
 };
 
 } // namespace kextrace::corr
