@@ -7,33 +7,25 @@
 
 #include <gtest/gtest.h>
 
+#include "leak_streams.h"
+
 #include <sstream>
 
 using namespace kextrace;
 
 namespace {
 
-// A run where the pages of pfn in leaky keep a reference, and those in lost
-// miss their zap (inconclusive or unbalanced ledgers).
+// A run where the pages of pfn in leaky keep kex's reference, and those in
+// lost miss their zap (unbalanced ledgers).
 Report run(uint32_t pages, std::initializer_list<uint64_t> leaky,
            std::initializer_list<uint64_t> lost = {}) {
     StreamBuilder b;
     b.story({.pages = pages});
-    for (uint64_t pfn : leaky) {
-        b.drop_if([&](const Event& e) {
-            return e.pfn == pfn && (e.type == KEX_EV_KEX_PAGE_FREE || e.type == KEX_EV_PAGE_FREE ||
-                                    e.type == KEX_EV_PAGE_FREE_BATCHED);
-        });
-        for (Event& e : b.events)
-            if (e.pfn == pfn && (e.type == KEX_EV_SET_DIRTY || e.type == KEX_EV_RMAP_REMOVE))
-                ++e.refcount;
-    }
+    for (uint64_t pfn : leaky)
+        test::noput(b, pfn);
     for (uint64_t pfn : lost)
-        b.drop_if([&](const Event& e) { return e.pfn == pfn && e.type == KEX_EV_RMAP_REMOVE; });
-    Correlator c;
-    for (const Event& e : b.events)
-        c.feed(e);
-    return c.finish();
+        b.drop_if([&](const Event& e) { return test::of(e, pfn, {KEX_EV_RMAP_REMOVE}); });
+    return test::correlate(b.events);
 }
 
 // Names that need escaping, non-ASCII and invalid UTF-8, and none at all.
