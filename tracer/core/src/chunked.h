@@ -9,7 +9,7 @@
 //
 // Slab, the room the correlator lends each life for its steps: runs of slots
 // taken one after the other, never given back one by one (all at once, with
-// the slab), instead of a heap block a life.
+// the slab, which the finished Report keeps), instead of a heap block a life.
 #pragma once
 
 #include <algorithm>

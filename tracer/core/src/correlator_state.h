@@ -227,7 +227,7 @@ struct Correlator::State {
     FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
     std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
 
-    Slab<Step> step_room; // lent to the lives as they open, until pack_steps()
+    Slab<Step> step_room; // lent to the lives as they open; the report's at finalize()
 
     FlatMap<uint64_t, uint32_t> stack_ids;                 // content hash -> Report::stacks
     std::vector<std::shared_ptr<const VmaInfo>> vma_infos; // see Rec
@@ -365,9 +365,6 @@ struct Correlator::State {
     }
 
     void finalize();
-    // Every life's steps into Report::step_arena, life after life: the lives
-    // stop borrowing step_room (freed with it).
-    void pack_steps();
     void report_unfinished_calls();
     void infer_mapping_modes();
 

@@ -6,21 +6,6 @@ namespace kextrace {
 
 // --- finish --------------------------------------------------------------------
 
-void Correlator::State::pack_steps() {
-    std::size_t n = 0;
-    for (const PageLife& p : r.pages)
-        n += p.steps.size();
-    r.step_arena.clear();
-    r.step_arena.reserve(n); // no reallocation below: the views stay valid
-    for (PageLife& p : r.pages) {
-        const std::size_t at = r.step_arena.size();
-        r.step_arena.insert(r.step_arena.end(), p.steps.begin(), p.steps.end());
-        const auto size = static_cast<uint32_t>(p.steps.size());
-        p.steps.borrow(r.step_arena.data() + at, size, size);
-    }
-    step_room = {};
-}
-
 void Correlator::State::finalize() {
     flush_all();
     // Nothing more will claim a pending allocation.
@@ -43,7 +28,8 @@ void Correlator::State::finalize() {
     infer_mapping_modes();
     for (uint32_t i = 0; i < r.pages.size(); ++i)
         finish_life(i, writes);
-    pack_steps();
+    // The lives' room goes with the report (no copy: the chunks never move).
+    r.step_arena = std::make_shared<Slab<Step>>(std::exchange(step_room, {}));
 
     for (std::size_t i = 0; i < r.mappings.size(); ++i) {
         const Mapping& m = r.mappings[i];

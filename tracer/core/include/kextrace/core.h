@@ -198,8 +198,8 @@ struct Step {
 
 // A life's steps: contiguous, in order, with a vector's interface. Their
 // room is the list's own heap block, or borrowed: the correlator lends each
-// life room in one arena, and a finished Report's lives view its step_arena,
-// life after life, instead of holding a heap block each. A list that outgrows
+// life room for 12 steps in one arena, which the Report it finishes keeps
+// (Report::step_arena), instead of a heap block a life. A list that outgrows
 // borrowed room moves into a block of its own; a copy always owns its steps.
 // Borrowed room is valid as long as its arena: move a Report whole, not its
 // lives out of it.
@@ -457,9 +457,10 @@ struct Anomaly {
 };
 
 struct Report {
-    // Every life's steps, life after life: PageLife::steps views its part.
-    // Declared first, destroyed last.
-    std::vector<Step> step_arena;
+    // The arena the lives' steps borrow their room from (PageLife::steps),
+    // shared by copies of the report (whose lives own their steps). Declared
+    // first, destroyed last.
+    std::shared_ptr<const void> step_arena;
     std::vector<Phase> phases;                 // start order
     std::vector<PageLife> pages;               // alloc order
     std::vector<Mapping> mappings;             // kex_mmap order
