@@ -439,11 +439,8 @@ void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& l
     j["probe_counters"] = probe_counters_json(plan, loader.results(), c.probe_stats, c.missed);
     if (!opt.stats_path.empty())
         write_json_atomically(opt.stats_path, stats_json(j, report, run, losses));
-    if (!opt.json_path.empty()) {
-        if (leaks)
-            j["leaks"] = leaks_json(*leaks, report, sym);
-        write_report_json_atomically(opt.json_path, report, run, sym, j);
-    }
+    if (!opt.json_path.empty()) // the leaks streamed: no tree of every page's verdict
+        write_report_json_atomically(opt.json_path, report, run, sym, j, leaks ? &*leaks : nullptr);
 }
 
 // What ended the trace, on stderr, and kextrace's exit status.

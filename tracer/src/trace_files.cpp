@@ -76,9 +76,11 @@ void write_json_atomically(const std::string& path, const nlohmann::json& j) {
 }
 
 void write_report_json_atomically(const std::string& path, const Report& report, const RunInfo& run,
-                                  const Symbolizer& symbolize, const nlohmann::json& extra) {
-    write_document_atomically(
-        path, [&](std::ostream& out) { write_report_json(out, report, run, symbolize, extra); });
+                                  const Symbolizer& symbolize, const nlohmann::json& extra,
+                                  const LeakReport* leaks) {
+    write_document_atomically(path, [&](std::ostream& out) {
+        write_report_json(out, report, run, symbolize, extra, leaks);
+    });
 }
 
 Result<TimelineStats> write_timeline(const std::string& path, const Report& report,

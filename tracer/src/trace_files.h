@@ -51,10 +51,11 @@ class AtomicFile {
 void write_json_atomically(const std::string& path, const nlohmann::json& j);
 
 // --json: the report, streamed (write_report_json, with extra's top-level
-// sections), atomically. Throws FatalError.
+// sections and, when given, the leaks section), atomically. Throws FatalError.
 void write_report_json_atomically(const std::string& path, const Report& report, const RunInfo& run,
                                   const Symbolizer& symbolize,
-                                  const nlohmann::json& extra = nlohmann::json::object());
+                                  const nlohmann::json& extra = nlohmann::json::object(),
+                                  const LeakReport* leaks = nullptr);
 
 // --export: the timeline, atomically, in format ("": by the file name,
 // timeline_format_of; else "json" or "perfetto").

@@ -79,12 +79,16 @@ void Correlator::State::flush_until(uint64_t limit) {
         rest.push_back(buffer[keys[i].idx]);
     buffer.swap(rest);
     rest.clear();
+    if (buffer.empty() && limit == UINT64_MAX) { // finish(): nothing more to hold
+        buffer = {};
+        rest = {};
+        keys = {};
+    }
 }
 
 void Correlator::State::reserve_lives() {
     std::size_t allocs = 0;
-    for (const Rec& e : buffer)
-        allocs += e.type == KEX_EV_KEX_PAGE_ALLOC;
+    buffer.for_each([&](const Rec& e) { allocs += e.type == KEX_EV_KEX_PAGE_ALLOC; });
     const std::size_t need = r.pages.size() + allocs;
     if (need <= r.pages.capacity())
         return;

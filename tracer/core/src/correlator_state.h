@@ -20,6 +20,8 @@
 
 #include <kextrace/core.h>
 
+#include "chunked.h"
+
 #include <tsl/robin_map.h>
 #include <tsl/robin_set.h>
 
@@ -38,6 +40,7 @@ namespace corr {
 constexpr std::size_t kFlushBatch = 1024;   // buffered events before a windowed flush
 constexpr std::size_t kRadixMin = 1 << 16;  // fewer keys than this: std::sort
 constexpr std::size_t kMaxOrphanNotes = 16; // orphans described in anomalies
+constexpr uint32_t kLifeRoom = 12;          // steps a life has room for before it grows
 constexpr uint64_t kPageMask = ~(kPageSize - 1);
 
 inline std::string hex(uint64_t v) {
@@ -91,7 +94,7 @@ struct PendingAlloc {
 
 // An event as the correlator keeps it while it waits for the reorder window:
 // Event's fields, its stack already interned (Report::stacks), trivially
-// copyable (the buffer grows and sorts by memcpy, no vector per record).
+// copyable (the buffer stores it by memcpy, no vector per record).
 struct Rec {
     uint64_t ts;
     uint64_t pfn;
@@ -195,9 +198,9 @@ struct Correlator::State {
         uint64_t ts;
         uint32_t idx;
     };
-    std::vector<Rec> buffer;
-    std::vector<Rec> rest; // reused by flush_until
-    std::vector<Key> keys; // reused by flush_until
+    ChunkedBuffer<Rec> buffer;
+    ChunkedBuffer<Rec> rest; // reused by flush_until
+    std::vector<Key> keys;   // reused by flush_until
     std::size_t next_flush = kFlushBatch;
     uint64_t max_ts = 0;
     uint64_t watermark = 0; // ts of the last processed event
@@ -223,6 +226,8 @@ struct Correlator::State {
     FlatMap<uint32_t, uint64_t> insert_calls;                        // tid -> pfn
     FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
     std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
+
+    Slab<Step> step_room; // lent to the lives as they open; the report's at finalize()
 
     FlatMap<uint64_t, uint32_t> stack_ids;                 // content hash -> Report::stacks
     std::vector<std::shared_ptr<const VmaInfo>> vma_infos; // see Rec

@@ -63,7 +63,7 @@ uint32_t Correlator::State::open_life(uint64_t pfn, uint32_t owner, uint32_t tid
     PageLife& p = r.pages.emplace_back();
     p.pfn = pfn;
     p.owner = owner;
-    p.steps.reserve(12);
+    p.steps.borrow(step_room.take(kLifeRoom), 0, kLifeRoom);
     if (auto w = mmap_windows.find(tid); w != mmap_windows.end()) {
         p.mapping = static_cast<int32_t>(w->second);
         Mapping& m = r.mappings[w->second];

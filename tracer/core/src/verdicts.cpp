@@ -28,6 +28,8 @@ void Correlator::State::finalize() {
     infer_mapping_modes();
     for (uint32_t i = 0; i < r.pages.size(); ++i)
         finish_life(i, writes);
+    // The lives' room goes with the report (no copy: the chunks never move).
+    r.step_arena = std::make_shared<Slab<Step>>(std::exchange(step_room, {}));
 
     for (std::size_t i = 0; i < r.mappings.size(); ++i) {
         const Mapping& m = r.mappings[i];

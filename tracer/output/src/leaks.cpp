@@ -22,9 +22,12 @@
 #include <kextrace/output.h>
 
 #include "format.h"
+#include "pretty_json.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <map>
 
 namespace kextrace {
@@ -235,7 +238,128 @@ void write_findings(const LeakReport& l, const Report& r, std::ostream& out,
     }
 }
 
+// The same document as leaks_json's tree, streamed: members in key (byte) order.
+void write_last_event(detail::Pretty& w, const PageVerdict& v, const Step& s) {
+    w.begin_object();
+    w.key("kind").str(step_kind_name(s.kind));
+    w.key("mapcount").count(v.last_mapcount);
+    w.key("refcount").count(v.last_refcount);
+    w.key("ts").u64(s.ts);
+    w.end_object();
+}
+
+void write_changes(detail::Pretty& w, const PageVerdict& v, const PageLife& p) {
+    w.begin_array();
+    for (const RefChange& c : v.changes) {
+        w.elem().begin_object();
+        w.key("at").str(step_kind_name(c.kind));
+        w.key("delta").i64(c.delta);
+        w.key("from");
+        c.from_step == kNoStep ? w.null() : w.str(step_kind_name(p.steps[c.from_step].kind));
+        w.key("inferred").boolean(c.inferred);
+        w.key("open").i64(c.open);
+        w.key("site").str(ref_site_key(c.site));
+        w.key("stack").u64(c.stack_id);
+        w.key("step").u64(c.step);
+        w.key("ts").u64(c.ts);
+        w.end_object();
+    }
+    w.end_array();
+}
+
+void write_ledger(detail::Pretty& w, const PageVerdict& v) {
+    w.begin_array();
+    for (const LedgerLine& line : v.ledger) {
+        w.elem().begin_object();
+        w.key("at").str(step_kind_name(line.kind));
+        w.key("dropped").i64(line.dropped);
+        w.key("site").str(ref_site_key(line.site));
+        w.key("stack").u64(line.stack_id);
+        w.key("taken").i64(line.taken);
+        w.end_object();
+    }
+    w.end_array();
+}
+
+void write_never_dropped(detail::Pretty& w, const PageVerdict& v, const PageLife& p,
+                         const Report& r, const Symbolizer& symbolize) {
+    w.begin_array();
+    for (uint32_t i : v.never_dropped) {
+        const RefChange& c = v.changes[i];
+        w.elem().begin_object();
+        w.key("at").str(step_kind_name(c.kind));
+        w.key("frames").begin_array();
+        for (uint64_t a : r.stack(c.stack_id))
+            w.elem().str(symbol(symbolize, a));
+        w.end_array();
+        w.key("references").i64(c.open);
+        w.key("site").str(ref_site_key(c.site));
+        w.key("stack").u64(c.stack_id);
+        w.key("ts").u64(c.ts);
+        w.key("where").str(change_where(p, c));
+        w.end_object();
+    }
+    w.end_array();
+}
+
+void write_verdict(detail::Pretty& w, const PageVerdict& v, const Report& r,
+                   const Symbolizer& symbolize) {
+    const PageLife& p = r.pages[v.life];
+    const bool details = v.verdict != Verdict::freed || !v.balanced;
+    w.begin_object();
+    w.key("balanced").boolean(v.balanced);
+    if (details)
+        write_changes(w.key("changes"), v, p);
+    w.key("holder");
+    v.holder.empty() ? w.null() : w.str(v.holder);
+    w.key("index");
+    p.index == kNoIndex ? w.null() : w.u64(p.index);
+    if (!p.steps.empty())
+        write_last_event(w.key("last_event"), v, p.steps[v.last_step]);
+    if (details)
+        write_ledger(w.key("ledger"), v);
+    w.key("life").u64(v.life);
+    w.key("mapcount").count(v.mapcount);
+    if (details)
+        write_never_dropped(w.key("never_dropped"), v, p, r, symbolize);
+    w.key("owner").u64(p.owner);
+    w.key("pfn").u64(p.pfn);
+    w.key("reason").str(v.reason);
+    w.key("refcount").count(v.refcount);
+    w.key("verdict").str(verdict_key(v.verdict));
+    w.end_object();
+}
+
 } // namespace
+
+namespace detail {
+
+void write_leaks_json(Pretty& w, const LeakReport& l, const Report& r,
+                      const Symbolizer& symbolize) {
+    // counts' keys (verdict_key) in byte order
+    std::array<std::size_t, kVerdicts> order{};
+    for (std::size_t v = 0; v < kVerdicts; ++v)
+        order[v] = v;
+    std::sort(order.begin(), order.end(), [](std::size_t a, std::size_t b) {
+        return verdict_key(static_cast<Verdict>(a)) < verdict_key(static_cast<Verdict>(b));
+    });
+    w.begin_object();
+    w.key("bugs").u64(l.bugs());
+    w.key("counts").begin_object();
+    for (std::size_t v : order)
+        w.key(verdict_key(static_cast<Verdict>(v))).u64(l.counts[v]);
+    w.end_object();
+    w.key("device_closed").boolean(l.device_closed);
+    w.key("events_lost").u64(l.events_lost);
+    w.key("orphans").u64(l.orphans);
+    w.key("pages").begin_array();
+    for (const PageVerdict& v : l.pages)
+        write_verdict(w.elem(), v, r, symbolize);
+    w.end_array();
+    w.end_object();
+}
+
+} // namespace detail
 
 void render_leaks_text(const LeakReport& l, const Report& r, std::ostream& out,
                        const Symbolizer& symbolize, const TextOptions& opts) {

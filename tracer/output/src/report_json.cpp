@@ -13,7 +13,7 @@
 #include <kextrace/owner.h>
 
 #include "format.h"
-#include "json_buffer.h"
+#include "pretty_json.h"
 
 #include <algorithm>
 #include <array>
@@ -30,101 +30,7 @@ using nlohmann::json;
 
 namespace {
 
-// Pretty-printed JSON into a buffer, flushed to the stream in large chunks.
-// Containers are opened and closed explicitly; members and elements are
-// started with key() / elem(), which write the separator and indentation.
-class Pretty : public detail::JsonBuffer {
-  public:
-    using JsonBuffer::JsonBuffer;
-
-    void begin_object() { open('{'); }
-    void end_object() { close('}'); }
-    void begin_array() { open('['); }
-    void end_array() { close(']'); }
-
-    // Starts the next member of the current object (k: plain ASCII, our own words).
-    Pretty& key(std::string_view k) {
-        next();
-        buf_.push_back('"');
-        buf_.append(k);
-        buf_.append("\": ", 3);
-        return *this;
-    }
-    // ... with any key, escaped as nlohmann escapes keys.
-    Pretty& any_key(std::string_view k) {
-        next();
-        str(k);
-        buf_.append(": ", 2);
-        return *this;
-    }
-    // Starts the next element of the current array.
-    Pretty& elem() {
-        next();
-        return *this;
-    }
-
-    // Any value, as dump(2) writes it at this depth: its own dump, each line
-    // after the first indented by the current depth (a dump has no raw newline
-    // but those between its lines: newlines in strings are escaped).
-    void value(const json& v) {
-        const std::string text = v.dump(2, ' ', false, json::error_handler_t::replace);
-        std::size_t from = 0;
-        for (std::size_t nl; (nl = text.find('\n', from)) != std::string::npos; from = nl + 1) {
-            buf_.append(text, from, nl + 1 - from);
-            indent();
-        }
-        buf_.append(text, from, std::string::npos);
-    }
-
-    template <class T> void array_of(const std::vector<T>& v) {
-        begin_array();
-        for (const T& x : v) {
-            elem();
-            if constexpr (std::is_signed_v<T>)
-                i64(x);
-            else
-                u64(x);
-        }
-        end_array();
-    }
-
-  private:
-    static constexpr std::string_view kSpaces = "                                                "
-                                                "                                                ";
-
-    void open(char c) {
-        buf_.push_back(c);
-        ++depth_;
-        first_ = true;
-    }
-    void close(char c) {
-        --depth_;
-        if (!first_) { // not empty: the bracket on a line of its own
-            buf_.push_back('\n');
-            indent();
-        }
-        buf_.push_back(c);
-        first_ = false; // the enclosing container has this one
-        flush_if_full();
-    }
-    void next() {
-        if (first_)
-            buf_.push_back('\n');
-        else
-            buf_.append(",\n", 2);
-        first_ = false;
-        indent();
-    }
-    void indent() {
-        std::size_t n = 2 * depth_;
-        for (; n > kSpaces.size(); n -= kSpaces.size())
-            buf_.append(kSpaces);
-        buf_.append(kSpaces.data(), n);
-    }
-
-    std::size_t depth_ = 0;
-    bool first_ = true; // the current container has no member yet
-};
+using detail::Pretty;
 
 // Event type slots in the order of their names (the keys of a counts object).
 // Names can repeat ("unknown" for every unnamed slot): there the tree keeps
@@ -504,7 +410,8 @@ void write_summary(Pretty& w, const Report& r, const Tally& t) {
 } // namespace
 
 uint64_t write_report_json(std::ostream& out, const Report& r, const RunInfo& run,
-                           const Symbolizer& symbolize, const json& extra) {
+                           const Symbolizer& symbolize, const json& extra,
+                           const LeakReport* leaks) {
     if (!extra.is_null() && !extra.is_object())
         throw std::invalid_argument("write_report_json: extra must be a JSON object");
     Pretty w(out);
@@ -531,6 +438,8 @@ uint64_t write_report_json(std::ostream& out, const Report& r, const RunInfo& ru
     section("anomalies", [&] { write_anomalies(w, r); });
     section("anomalies_dropped", [&] { w.u64(r.anomalies_dropped); });
     section("counts", [&] { type_counts(w, r.counts); });
+    if (leaks)
+        section("leaks", [&] { detail::write_leaks_json(w, *leaks, r, symbolize); });
     section("losses", [&] { write_losses(w, r); });
     section("mappings", [&] { write_mappings(w, r, symbolize); });
     section("pages", [&] {

@@ -28,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kextrace {
@@ -199,6 +200,77 @@ struct Step {
     int64_t ret() const { return static_cast<int64_t>(value); }
 };
 
+// A life's steps: contiguous, in order, with a vector's interface. Their
+// room is the list's own heap block, or borrowed: the correlator lends each
+// life room for 12 steps in one arena, which the Report it finishes keeps
+// (Report::step_arena), instead of a heap block a life. A list that outgrows
+// borrowed room moves into a block of its own; a copy always owns its steps.
+// Borrowed room is valid as long as its arena: move a Report whole, not its
+// lives out of it.
+class StepList {
+  public:
+    StepList() = default;
+    StepList(const StepList& o) { copy_from(o.data_, o.size_); }
+    StepList(StepList&& o) noexcept
+        : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)),
+          cap_(std::exchange(o.cap_, 0)) {}
+    StepList& operator=(const StepList& o) {
+        if (this != &o) {
+            StepList tmp(o);
+            swap(tmp);
+        }
+        return *this;
+    }
+    StepList& operator=(StepList&& o) noexcept {
+        StepList tmp(std::move(o));
+        swap(tmp);
+        return *this;
+    }
+    ~StepList() { release(); }
+
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    std::size_t capacity() const { return cap_ & ~kBorrowed; }
+    Step* data() { return data_; }
+    const Step* data() const { return data_; }
+    Step* begin() { return data_; }
+    Step* end() { return data_ + size_; }
+    const Step* begin() const { return data_; }
+    const Step* end() const { return data_ + size_; }
+    Step& operator[](std::size_t i) { return data_[i]; }
+    const Step& operator[](std::size_t i) const { return data_[i]; }
+    Step& front() { return data_[0]; }
+    const Step& front() const { return data_[0]; }
+    Step& back() { return data_[size_ - 1]; }
+    const Step& back() const { return data_[size_ - 1]; }
+
+    void reserve(std::size_t n);
+    void push_back(const Step& s);
+    Step* insert(const Step* pos, const Step& s);
+    void clear() { release(); }
+    void swap(StepList& o) noexcept {
+        std::swap(data_, o.data_);
+        std::swap(size_, o.size_);
+        std::swap(cap_, o.cap_);
+    }
+
+    // True while the room is borrowed (an arena's), not the list's own.
+    bool borrowed() const { return cap_ & kBorrowed; }
+    // Takes room for cap steps owned elsewhere, the first size of them the
+    // list's steps (an arena that outlives the list); what it owned is freed.
+    void borrow(Step* room, uint32_t size, uint32_t cap);
+
+  private:
+    static constexpr uint32_t kBorrowed = 1u << 31;
+    void copy_from(const Step* p, uint32_t n);
+    void grow(std::size_t min_cap);
+    void release();
+
+    Step* data_ = nullptr;
+    uint32_t size_ = 0;
+    uint32_t cap_ = 0; // | kBorrowed: the room is not ours
+};
+
 // Milestones of a page's story; a mask of them says what was seen / expected /
 // missing. drop: alloc→insert→rmap→pte→kex_insert→kex free→zap→free,
 // refcount 1→2→1→0. keep: the same steps, kex free after the zap (at close).
@@ -258,7 +330,7 @@ struct PageLife {
     int32_t mapping = -1;      // index into Report::mappings, -1 = none
     Policy policy = Policy::unknown;
     MapMode mode = MapMode::unknown; // its mapping's, or inferred from the page's events
-    std::vector<Step> steps;         // time order
+    StepList steps;                  // time order
 
     // Summary of the steps.
     uint64_t alloc_ts = 0; // first alloc step (kmem or kex)
@@ -392,6 +464,10 @@ struct Anomaly {
 };
 
 struct Report {
+    // The arena the lives' steps borrow their room from (PageLife::steps),
+    // shared by copies of the report (whose lives own their steps). Declared
+    // first, destroyed last.
+    std::shared_ptr<const void> step_arena;
     std::vector<Phase> phases;                 // start order
     std::vector<PageLife> pages;               // alloc order
     std::vector<Mapping> mappings;             // kex_mmap order

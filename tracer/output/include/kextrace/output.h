@@ -66,12 +66,15 @@ nlohmann::json to_json(const Report& report, const RunInfo& run, const Symbolize
 // (no trailing newline) without building the tree of the pages and steps.
 // extra (an object, or null) holds further top-level sections ("leaks",
 // "probe_counters", ...), placed at their sorted positions; a name of the
-// report's replaces that section. Returns the bytes written; stream errors
-// are left in out's state. to_json stays the reference (the unit tests
-// compare the two).
+// report's replaces that section. leaks, when given, is the "leaks" section,
+// streamed: the bytes of extra["leaks"] = leaks_json(*leaks, report,
+// symbolize) without the tree of every page's verdict (a "leaks" in extra
+// replaces it). Returns the bytes written; stream errors are left in out's
+// state. to_json stays the reference (the unit tests compare the two).
 uint64_t write_report_json(std::ostream& out, const Report& report, const RunInfo& run,
                            const Symbolizer& symbolize,
-                           const nlohmann::json& extra = nlohmann::json::object());
+                           const nlohmann::json& extra = nlohmann::json::object(),
+                           const LeakReport* leaks = nullptr);
 
 // kextrace --leaks: the verdict table (every page when few or opts.full,
 // else those not freed), then each leaked / freed-while-mapped finding

@@ -1,0 +1,85 @@
+// chunked.h - storage in fixed-size chunks that never move.
+//
+// ChunkedBuffer, the reorder buffer's records.
+// A std::vector of records doubles as it grows: every doubling copies all the
+// records so far and touches fresh pages for twice as many (buffer_all holds
+// the whole stream: 80 B an event). Chunks never move: a push writes its
+// record once, and the memory touched is what is held. clear() keeps the
+// chunks for the next fill (the windowed flush refills two buffers in turn).
+//
+// Slab, the room the correlator lends each life for its steps: runs of slots
+// taken one after the other, never given back one by one (all at once, with
+// the slab, which the finished Report keeps), instead of a heap block a life.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace kextrace::corr {
+
+template <class T, std::size_t kChunkBits = 12> class ChunkedBuffer {
+    static_assert(std::is_trivially_copyable_v<T>);
+
+  public:
+    static constexpr std::size_t kChunk = std::size_t{1} << kChunkBits;
+
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+
+    void push_back(const T& v) {
+        const std::size_t c = size_ >> kChunkBits;
+        if (c == chunks_.size())
+            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+        chunks_[c][size_ & (kChunk - 1)] = v;
+        ++size_;
+    }
+
+    T& operator[](std::size_t i) { return chunks_[i >> kChunkBits][i & (kChunk - 1)]; }
+    const T& operator[](std::size_t i) const { return chunks_[i >> kChunkBits][i & (kChunk - 1)]; }
+
+    // Calls f on every element, in order.
+    template <class F> void for_each(F&& f) const {
+        for (std::size_t c = 0; c * kChunk < size_; ++c) {
+            const std::size_t n = std::min(kChunk, size_ - c * kChunk);
+            for (std::size_t i = 0; i < n; ++i)
+                f(chunks_[c][i]);
+        }
+    }
+
+    // Empty, its chunks kept for reuse.
+    void clear() { size_ = 0; }
+    void swap(ChunkedBuffer& o) noexcept {
+        chunks_.swap(o.chunks_);
+        std::swap(size_, o.size_);
+    }
+
+  private:
+    std::vector<std::unique_ptr<T[]>> chunks_;
+    std::size_t size_ = 0;
+};
+
+template <class T, std::size_t kChunk = 4096> class Slab {
+    static_assert(std::is_trivially_copyable_v<T>);
+
+  public:
+    // n contiguous uninitialised slots (n <= kChunk).
+    T* take(std::size_t n) {
+        if (chunks_.empty() || used_ + n > kChunk) {
+            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+            used_ = 0;
+        }
+        T* p = chunks_.back().get() + used_;
+        used_ += n;
+        return p;
+    }
+
+  private:
+    std::vector<std::unique_ptr<T[]>> chunks_;
+    std::size_t used_ = 0;
+};
+
+} // namespace kextrace::corr
