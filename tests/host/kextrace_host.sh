@@ -42,7 +42,7 @@ run() {
 show() { sed 's/^/    /' "$1" >&2; }
 
 kprobe_steps=("insert" "batch insert" "rmap add" "pte set" "fault install" "zap (rmap remove)"
-	"dirty at zap" "unmap (munmap)" "exit unmap" "pfn map" "pfn fault insert")
+	"dirty at zap" "unmap (munmap)" "exit unmap" "pfn map" "pfn PTE" "pfn fault insert")
 tp_steps=("alloc" "free" "free batched" "syscalls" "fork" "exit" "reap" "user faults")
 kex_steps=("kex tracepoints" "kex modes")
 
