@@ -130,16 +130,23 @@ std::string step_mechanism(const ProbePlan& plan, const PlanStep& step, bool tra
     return fmt::format("{}", fmt::join(kinds, " + "));
 }
 
-std::set<std::string> parse_traceable_functions(std::string_view text) {
-    std::set<std::string> out;
+std::map<std::string, unsigned> count_traceable_functions(std::string_view text) {
+    std::map<std::string, unsigned> out;
     for (std::string_view line : Lines(text)) {
         if (line.empty() || line.front() == '#')
             continue;
         std::size_t sp = line.find_first_of(" \t");
         if (sp != std::string_view::npos && line.substr(sp).find('[') != std::string_view::npos)
             continue; // a module's function
-        out.emplace(line.substr(0, sp));
+        out[std::string(line.substr(0, sp))]++;
     }
+    return out;
+}
+
+std::set<std::string> parse_traceable_functions(std::string_view text) {
+    std::set<std::string> out;
+    for (auto& [name, n] : count_traceable_functions(text))
+        out.insert(out.end(), name);
     return out;
 }
 

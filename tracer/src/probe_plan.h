@@ -21,6 +21,7 @@ extern "C" {
 
 #include <array>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -78,6 +79,9 @@ struct KernelFacts {
 
 // Function names of an available_filter_functions file ("name" or "name [mod]").
 std::set<std::string> parse_traceable_functions(std::string_view text);
+// The same, vmlinux's only, with how often each name is listed (static
+// functions of several files share a name; "name [mod]" lines are skipped).
+std::map<std::string, unsigned> count_traceable_functions(std::string_view text);
 
 struct PlanOptions {
     // Override of the insert clone's (pte, page) argument positions.
