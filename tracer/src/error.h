@@ -49,6 +49,12 @@ template <class T> class Result {
             throw FatalError(context.empty() ? error().message : context + ": " + error().message);
         return std::move(value());
     }
+    // The value, or a FatalError with the message and exit status.
+    T take_or_die_with(int status) && {
+        if (!ok())
+            throw FatalError(error().message, status);
+        return std::move(value());
+    }
 
   private:
     std::variant<T, Error> v_;

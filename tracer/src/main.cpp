@@ -6,6 +6,7 @@
 #include "driver_filter.h"
 #include "environment.h"
 #include "events_writer.h"
+#include "follow_plan.h"
 #include "ksyms.h"
 #include "leak_context.h"
 #include "loader.h"
@@ -97,7 +98,7 @@ Host inspect_host(const Options& opt) {
         if (auto st = check_privileges(); !st)
             throw FatalError(st.error().message);
         if (auto st = check_btf(); !st)
-            throw FatalError(st.error().message);
+            throw FatalError(st.error().message, opt.follow ? 2 : 1);
     }
     Ksyms ksyms = Ksyms::load(opt.kallsyms).take_or_die("kallsyms");
     if (ksyms.addresses_hidden())
@@ -126,13 +127,24 @@ ProbePlan make_plan(const Options& opt, const Host& host) {
     return plan_probes(host.ksyms, host.facts, popts);
 }
 
+// --follow: the functions to follow on this kernel (exit 2 without BTF).
+std::optional<FollowSet> follow_set(const Options& opt, const FollowOptions& fo,
+                                    const ProbePlan& plan, const Host& host) {
+    if (!opt.follow)
+        return std::nullopt;
+    return discover_follow(fo, plan, host.tracefs).take_or_die_with(2);
+}
+
 // --plan
-int print_plan(const KernelFacts& facts, const ProbePlan& plan) {
+int print_plan(const KernelFacts& facts, const ProbePlan& plan, const FollowOptions& fo,
+               const std::optional<FollowSet>& follow) {
     std::cout << fmt::format("kextrace probe plan for {}:\n", facts.release);
     if (!facts.kprobes)
         std::cout << fmt::format("kprobe steps are unobservable here: {}\n",
                                  facts.no_kprobes_reason);
     print_probe_table(std::cout, probe_statuses(plan, nullptr, nullptr));
+    if (follow)
+        print_follow_plan(std::cout, fo, *follow);
     return 0;
 }
 
@@ -478,8 +490,10 @@ int run(const Options& opt) {
     const DriverFilter filter = driver_filter(opt, host.ksyms);
     const Symbolizer sym = [&host](uint64_t a) { return host.ksyms.symbolize(a); };
     ProbePlan probes = make_plan(opt, host);
+    const FollowOptions fo{.globs = opt.follow_globs, .exclude = opt.follow_exclude};
+    const std::optional<FollowSet> follow = follow_set(opt, fo, probes, host);
     if (opt.plan_only)
-        return print_plan(host.facts, probes);
+        return print_plan(host.facts, probes, fo, follow);
     if (!opt.command.empty() && resolve_on_path(opt.command.front()).empty()) {
         fmt::print(stderr, "kextrace: cannot run '{}': command not found\n", opt.command.front());
         return kExitCannotRun;

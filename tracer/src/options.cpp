@@ -30,6 +30,10 @@ bool check_options(Options& o, const std::string& insert_args, const std::string
                            "--driver or --file\n");
         return false;
     }
+    if (!o.follow_exclude.empty() && !o.follow) {
+        fmt::print(stderr, "kextrace: --follow-exclude goes with --follow\n");
+        return false;
+    }
     if ((o.ringbuf_mb & (o.ringbuf_mb - 1)) != 0) {
         fmt::print(stderr, "kextrace: --ringbuf-mb must be a power of 2\n");
         return false;
@@ -143,6 +147,19 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
     const char* g = "Probes";
     app.add_flag("--plan", o.plan_only, "print which probe observes each step here, then exit")
         ->group(g);
+    app.add_option("--follow", o.follow_globs,
+                   "also follow every tracked page through every kernel function with a "
+                   "struct page * or struct folio * argument (from the kernel's BTF), or only "
+                   "those matching GLOB; --plan lists them and what was left out and why")
+        ->expected(0, 1)
+        ->type_name("[GLOB]")
+        ->allow_extra_args(false)
+        ->group(g);
+    app.add_option("--follow-exclude", o.follow_exclude,
+                   "with --follow: leave out the functions matching GLOB; repeat for more")
+        ->type_name("GLOB")
+        ->allow_extra_args(false)
+        ->group(g);
     app.add_flag_callback(
            "--no-stacks", [&o] { o.stacks = false; }, "do not capture kernel stacks")
         ->group(g);
@@ -230,6 +247,8 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         return std::nullopt;
     }
     o.settle = std::chrono::milliseconds(raw.settle_ms);
+    o.follow = app.count("--follow") > 0;
+    std::erase(o.follow_globs, std::string()); // a bare --follow: every function
     if (o.leaks && raw.settle->count() == 0)
         o.settle = std::chrono::milliseconds(1000); // frees deferred past the exit, the release
     if (!check_options(o, raw.insert_args, app.help())) {

@@ -26,16 +26,19 @@ struct Options {
     std::string export_format;        // --export-format: json | perfetto ("": by FILE's name)
     bool verbose = false;             // -v
     bool accept_loss = false;
-    bool fault_all_pages = false;     // --fault-probe-all-pages
-    bool kex_only = false;            // --kex-only: no other driver's pages
-    std::vector<std::string> drivers; // --driver NAME: only these drivers' mappings
-    std::vector<std::string> files;   // --file PATH: only mappings of these files
-    bool stacks = true;               // --no-stacks clears it
-    bool full = false;                // --full: every page row
-    bool show_stacks = false;         // --stacks: print the first page's stacks
-    bool plan_only = false;           // --plan: print the probe plan and exit
-    bool leaks = false;               // --leaks: per-page leak verdicts, exit 4 on a leak
-    bool all = false;                 // --all (with --leaks): every process, until stopped
+    bool fault_all_pages = false;            // --fault-probe-all-pages
+    bool kex_only = false;                   // --kex-only: no other driver's pages
+    std::vector<std::string> drivers;        // --driver NAME: only these drivers' mappings
+    std::vector<std::string> files;          // --file PATH: only mappings of these files
+    bool stacks = true;                      // --no-stacks clears it
+    bool full = false;                       // --full: every page row
+    bool show_stacks = false;                // --stacks: print the first page's stacks
+    bool plan_only = false;                  // --plan: print the probe plan and exit
+    bool follow = false;                     // --follow [GLOB]: every function a page passes
+    std::vector<std::string> follow_globs;   // its GLOBs (none: every function)
+    std::vector<std::string> follow_exclude; // --follow-exclude GLOB...
+    bool leaks = false;                      // --leaks: per-page leak verdicts, exit 4 on a leak
+    bool all = false;                        // --all (with --leaks): every process, until stopped
     std::chrono::milliseconds settle{150};
     std::string kallsyms = "/proc/kallsyms";
     std::string kprobe_mode = "auto"; // auto | tracefs | perf

@@ -1,0 +1,76 @@
+// follow_plan.cpp - see follow_plan.h.
+#include "follow_plan.h"
+
+#include "environment.h"
+#include "text_file.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace kextrace {
+
+std::map<std::string, std::string> trampoline_functions(const ProbePlan& plan) {
+    std::map<std::string, std::string> out;
+    for (const auto& step : plan.steps)
+        for (uint32_t id : step.probes)
+            if (id < KEX_P_COUNT && plan.enabled[id] && is_trampoline(plan.kind[id]))
+                out.emplace(plan.target[id], step.step);
+    return out;
+}
+
+Result<FollowSet> discover_follow(const FollowOptions& fo, const ProbePlan& plan,
+                                  const std::optional<Tracefs>& tracefs) {
+    auto btf = load_follow_btf(fo.btf_path);
+    if (!btf)
+        return btf.error();
+    FollowFilter f;
+    f.globs = fo.globs;
+    f.exclude = fo.exclude;
+    f.blacklist = read_kprobe_blacklist(fo.blacklist_path);
+    if (tracefs)
+        if (auto text = read_text_file(tracefs->root() + "/available_filter_functions"))
+            f.traceable = count_traceable_functions(*text);
+    f.watched = trampoline_functions(plan);
+    return select_follow(follow_candidates(btf->get()), f);
+}
+
+namespace {
+
+std::string args_text(const FollowFunc& fn) {
+    std::vector<std::string> parts;
+    for (const auto& a : fn.args)
+        parts.push_back(fmt::format("arg{} {}", a.reg, follow_arg_kind_name(a.kind)));
+    return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+} // namespace
+
+void print_follow_plan(std::ostream& out, const FollowOptions& fo, const FollowSet& s) {
+    std::size_t folios = 0;
+    for (const auto& fn : s.chosen)
+        for (const auto& a : fn.args)
+            if (a.kind == FollowArgKind::folio) {
+                folios++;
+                break;
+            }
+    out << fmt::format("follow: {} functions take a struct page * or struct folio * in BTF\n",
+                       s.candidates);
+    if (!fo.globs.empty())
+        out << fmt::format("  {} not matching {}\n", s.not_matched, fmt::join(fo.globs, " "));
+    out << fmt::format("  chosen {} ({} with a page, {} with a folio)\n", s.chosen.size(),
+                       s.chosen.size() - folios, folios);
+    for (const auto& fn : s.chosen)
+        out << fmt::format("    {:<40} {}\n", fn.name, args_text(fn));
+    out << fmt::format("  left out {}{}\n", s.left_out.size(), s.left_out.empty() ? "" : ":");
+    for (std::size_t i = 0; i < s.left_out.size();) {
+        std::size_t j = i;
+        std::vector<std::string_view> names;
+        for (; j < s.left_out.size() && s.left_out[j].reason == s.left_out[i].reason; j++)
+            names.push_back(s.left_out[j].name);
+        out << fmt::format("    {} ({}): {}\n", s.left_out[i].reason, names.size(),
+                           fmt::join(names, ", "));
+        i = j;
+    }
+}
+
+} // namespace kextrace
