@@ -89,6 +89,18 @@ enum kex_event_type {
 	KEX_EV_REMAP_PFN_RET	= 55,	/* its return: pfn, addr, ret */
 
 	/*
+	 * kextrace --follow: a tracked page passed one of the functions with a
+	 * struct page * / struct folio * argument (kprobe.multi, else kprobes).
+	 * No stack: one record per call, thousands of functions. Below
+	 * KEX_LOSS_SLOTS like every type (losses and produced are per type).
+	 */
+	KEX_EV_FOLLOW		= 56,	/* pfn = the tracked page's, arg0 = KEX_FOLLOW_ARG0(func, reg,
+					 * folio): func = index into the attached list, reg = the
+					 * argument (1-6) that held it, folio = 1 for a folio;
+					 * arg1 = the struct page * / struct folio * passed;
+					 * refcount, mapcount of the tracked page */
+
+	/*
 	 * Any driver's pages, not only kex's: a page some driver inserts into a
 	 * traced process's page table (vm_insert_page(s), remap_vmalloc_range,
 	 * ... -> insert_page_into_pte_locked), or hands back from its
@@ -127,6 +139,13 @@ enum kex_event_type {
 					 * arg1 = the block's first pfn, ret = its order; pid, tid
 					 * and cpu the allocating task's; stack = the allocation's */
 };
+
+/* KEX_EV_FOLLOW's arg0 */
+#define KEX_FOLLOW_ARG0(func, reg, folio) \
+	((__u64)(func) | (__u64)(reg) << 32 | (__u64)(folio) << 40)
+#define KEX_FOLLOW_FUNC(arg0)	((__u32)(arg0))
+#define KEX_FOLLOW_REG(arg0)	((__u32)((arg0) >> 32) & 0xff)
+#define KEX_FOLLOW_FOLIO(arg0)	((__u32)((arg0) >> 40) & 1)
 
 /* The kex_map_mode values of kex:kex_mmap_mode (module/kex_uapi.h). */
 enum kex_map_mode_ev {

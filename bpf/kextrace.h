@@ -59,6 +59,8 @@ enum kex_probe_id {
 	KEX_P_INSERT_PFN	= 38,	/* kprobe vmf_insert_pfn_prot: a driver's pfn at a fault */
 	KEX_P_INSERT_PFN_RET	= 39,
 	KEX_P_PTE_LOOKUP	= 40,	/* kprobe vm_normal_page: a kex pfn map's PTE (mode pfn) */
+	KEX_P_FOLLOW		= 41,	/* --follow: kprobe.multi (or kprobes) on every function
+					 * with a page or folio argument, cookie = KEX_FOLLOW_COOKIE */
 	KEX_P_COUNT
 };
 
@@ -69,6 +71,26 @@ enum kex_probe_id {
  * stashes nothing for it.
  */
 #define KEX_FEXIT(id)		(1ULL << (id))
+
+/*
+ * --follow's BPF cookie per attached function: its index in the attached
+ * list (the record's func), and which register arguments (bit n-1 for
+ * argument n) hold a struct page * and which a struct folio *.
+ */
+#define KEX_FOLLOW_COOKIE(func, pages, folios) \
+	((__u64)(func) | (__u64)(pages) << 32 | (__u64)(folios) << 40)
+#define KEX_FOLLOW_PAGES(cookie)	((__u32)((cookie) >> 32) & 0x3f)
+#define KEX_FOLLOW_FOLIOS(cookie)	((__u32)((cookie) >> 40) & 0x3f)
+/* pages of a large folio looked up one by one, at most (PMD order) */
+#define KEX_FOLLOW_FOLIO_SCAN	512
+
+/* --follow's own counters (map follow_stats, per-CPU, summed by user space) */
+struct kex_follow_stats {
+	__u64 nested;		/* a tracked page's call seen inside another follow run on
+				 * this CPU: not recorded (a loss) */
+	__u64 folio_partial;	/* a folio larger than KEX_FOLLOW_FOLIO_SCAN pages: only its
+				 * first pages were looked up */
+};
 
 /* Per probe, summed over CPUs by user space (map probe_stats, per-CPU array). */
 struct kex_probe_stats {

@@ -148,8 +148,9 @@ TEST(CoreDecode, TypeNamesRoundTrip) {
         EXPECT_EQ(event_type_from_name(name), t);
     }
     // + the mapping modes' six (events.h 50..55), a driver page's allocation
-    // (59), the driver VMA, page and pfn map (60..63), a pfn map's PTE (46)
-    EXPECT_EQ(known, 41u);
+    // (59), the driver VMA, page and pfn map (60..63), a pfn map's PTE (46),
+    // --follow's call (56)
+    EXPECT_EQ(known, 42u);
     EXPECT_FALSE(event_type_from_name("nope"));
     EXPECT_EQ(event_type_name(1000), "unknown");
 }

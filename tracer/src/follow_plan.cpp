@@ -4,6 +4,8 @@
 #include "environment.h"
 #include "text_file.h"
 
+#include <iostream>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -71,6 +73,17 @@ void print_follow_plan(std::ostream& out, const FollowOptions& fo, const FollowS
                            fmt::join(names, ", "));
         i = j;
     }
+}
+
+FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set) {
+    FollowAttach a = loader.attach_follow(set).take_or_die_with(2);
+    std::cerr << fmt::format("kextrace: follow: {} of {} functions via {} ({} link{}) in {} ms{}\n",
+                             a.attached_count, a.functions.size(), a.mechanism, a.links,
+                             a.links == 1 ? "" : "s", a.took.count() / 1000,
+                             a.why_not_multi.empty() ? "" : " (" + a.why_not_multi + ")");
+    for (const auto& [name, why] : a.failed)
+        std::cerr << fmt::format("kextrace: follow: {} not attached: {}\n", name, why);
+    return a;
 }
 
 } // namespace kextrace

@@ -115,6 +115,9 @@ Status Loader::configure(const ProbePlan& plan) {
                 return Error{fmt::format("{} target {}: {}", probe_kind_name(plan.kind[id]),
                                          plan.target[id], errstr(err))};
     }
+    // --follow's programs: loaded only when asked (follow_attach.cpp)
+    bpf_program__set_autoload(skel_->progs.follow_multi, opts_.follow);
+    bpf_program__set_autoload(skel_->progs.follow_kprobe, opts_.follow);
     return Ok{};
 }
 
@@ -372,6 +375,7 @@ void Loader::detach(const std::function<void()>& before_frees) {
         return id == KEX_P_KEX_PAGE_ALLOC || id == KEX_P_MM_PAGE_ALLOC || id == KEX_P_KEX_FAULT ||
                id == KEX_P_KEX_MMAP || id == KEX_P_KEX_MMAP_MODE;
     });
+    follow_links_.clear();
     detach_if(
         [](uint32_t id) { return id != KEX_P_MM_PAGE_FREE && id != KEX_P_MM_PAGE_FREE_BATCHED; });
     kprobes_.clear(); // after their links: a tracefs kprobe in use cannot be removed

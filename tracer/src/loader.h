@@ -17,6 +17,7 @@
 #pragma once
 
 #include "error.h"
+#include "follow_discovery.h"
 #include "probe_plan.h"
 #include "record_queue.h"
 #include "ring_drain.h"
@@ -57,6 +58,21 @@ struct LoaderOptions {
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;
     uint32_t max_traced = KEX_MAX_TRACED; // thread groups in the traced map at once
+    bool follow = false;                  // load the --follow programs (attach_follow)
+};
+
+// How --follow attached (follow_attach.cpp):
+//   follow: 1630 of 1630 functions via kprobe.multi in 0.41 s
+struct FollowAttach {
+    std::string mechanism;              // "kprobe.multi" or "kprobe"
+    std::string why_not_multi;          // when mechanism is "kprobe"
+    std::vector<std::string> functions; // the record's func id -> name (FollowSet::chosen)
+    std::vector<bool> attached;         // per func id
+    std::size_t attached_count = 0;
+    std::size_t links = 0;
+    std::chrono::microseconds took{};
+    // functions that did not attach, and the error
+    std::vector<std::pair<std::string, std::string>> failed;
 };
 
 // What happened to one probe id at attach time.
@@ -93,6 +109,11 @@ class Loader {
     // fatal. Pages become tracked only once all of them are attached.
     void attach(const ProbePlan& plan);
     const std::array<AttachResult, KEX_P_COUNT>& results() const { return results_; }
+    // --follow: one entry probe per chosen function (kprobe.multi, else a
+    // kprobe each), cookie = KEX_FOLLOW_COOKIE; owned like every link. An
+    // error when none attached; the ones that failed are listed.
+    Result<FollowAttach> attach_follow(const FollowSet& set);
+    kex_follow_stats read_follow_stats() const;
 
     Status trace_tgid(uint32_t tgid);
     // on_sample gets every record (a stack record cut to its stack_len), on
@@ -149,6 +170,8 @@ class Loader {
     Result<bpf_link*> attach_kprobe(uint32_t id, bpf_program* prog, const std::string& target,
                                     bool ret);
     Status attach_usdt(uint32_t id, bpf_program* prog, const std::string& binary);
+    void attach_follow_multi(std::vector<const char*>& syms, const std::vector<__u64>& cookies,
+                             std::size_t begin, std::size_t end, FollowAttach& out);
 
     LoaderOptions opts_;
     struct SkelDeleter {
@@ -158,6 +181,7 @@ class Loader {
     std::vector<std::unique_ptr<TracefsKprobe>> kprobes_;
     std::vector<LinkPtr> links_;
     std::vector<uint32_t> link_probes_; // links_[i] is probe link_probes_[i]'s
+    std::vector<LinkPtr> follow_links_; // --follow's, detached with the other probes
     std::array<AttachResult, KEX_P_COUNT> results_{};
     std::unique_ptr<RingDrain> ring_; // last: its thread joined, its ring freed first
 };

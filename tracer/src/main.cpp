@@ -132,6 +132,8 @@ std::optional<FollowSet> follow_set(const Options& opt, const FollowOptions& fo,
                                     const ProbePlan& plan, const Host& host) {
     if (!opt.follow)
         return std::nullopt;
+    if (!opt.plan_only && !host.facts.kprobes)
+        throw FatalError("--follow needs kprobes: " + host.facts.no_kprobes_reason, 2);
     return discover_follow(fo, plan, host.tracefs).take_or_die_with(2);
 }
 
@@ -191,6 +193,7 @@ LoaderOptions loader_options(const Options& opt, const std::optional<Tracefs>& t
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
     lopts.max_pages = opt.max_pages;
     lopts.max_traced = opt.debug_max_traced;
+    lopts.follow = opt.follow;
     return lopts;
 }
 
@@ -232,9 +235,13 @@ Targets seed_targets(const Options& opt, Loader& loader) {
 }
 
 // Attaches the plan and says on stderr what is traced and how.
-void attach_probes(const Options& opt, const KernelFacts& facts, const ProbePlan& plan,
-                   Loader& loader) {
+std::optional<FollowAttach> attach_probes(const Options& opt, const KernelFacts& facts,
+                                          const ProbePlan& plan,
+                                          const std::optional<FollowSet>& follow, Loader& loader) {
     install_stop_handlers();
+    std::optional<FollowAttach> followed;
+    if (follow)
+        followed = attach_follow_or_die(loader, *follow);
     loader.attach(plan);
     auto startup = probe_statuses(plan, &loader.results(), nullptr);
     std::cerr << fmt::format("kextrace: {} on {}, kprobes via {}\n",
@@ -247,6 +254,7 @@ void attach_probes(const Options& opt, const KernelFacts& facts, const ProbePlan
         std::cerr << fmt::format("kextrace: kprobe steps are unobservable here: {}\n",
                                  facts.no_kprobes_reason);
     print_probe_table(std::cerr, startup);
+    return followed;
 }
 
 // --- the trace ----------------------------------------------------------------------
@@ -510,7 +518,8 @@ int run(const Options& opt) {
         !st)
         throw FatalError(st.error().message);
     Targets targets = seed_targets(opt, *loader);
-    attach_probes(opt, host.facts, probes, *loader);
+    const std::optional<FollowAttach> followed =
+        attach_probes(opt, host.facts, probes, follow, *loader);
 
     const CorrelatorOptions copts = correlator_options(probes, targets, *loader, filter, sym);
     intake.emplace(copts, host.ksyms, probes, streams);

@@ -81,6 +81,8 @@ const std::array<ProbeSpec, KEX_P_COUNT> kSpecs = {{
     {KEX_P_INSERT_PFN_RET, "kretprobe__insert_pfn", ProbeKind::kretprobe, nullptr, "insert_pfn_ret",
      "fexit__insert_pfn"},
     {KEX_P_PTE_LOOKUP, "kprobe__pte_lookup", ProbeKind::kprobe, nullptr, "pte_lookup"},
+    // never in the plan: --follow attaches it (or follow_multi) itself, follow_attach.cpp
+    {KEX_P_FOLLOW, "follow_kprobe", ProbeKind::kprobe, nullptr, "follow"},
 }};
 
 } // namespace

@@ -58,6 +58,7 @@ constexpr TypeName kTypeNames[] = {
     {KEX_EV_DRIVER_PFNMAP, "driver_pfnmap"},
     {KEX_EV_DRIVER_PFNMAP_RET, "driver_pfnmap_ret"},
     {KEX_EV_DRIVER_ALLOC, "driver_alloc"},
+    {KEX_EV_FOLLOW, "follow"},
 };
 
 // type value -> index into kTypeNames + 1 (0 = unknown); built at compile time.
