@@ -521,7 +521,9 @@ int run(const Options& opt) {
     const std::optional<FollowAttach> followed =
         attach_probes(opt, host.facts, probes, follow, *loader);
 
-    const CorrelatorOptions copts = correlator_options(probes, targets, *loader, filter, sym);
+    CorrelatorOptions copts = correlator_options(probes, targets, *loader, filter, sym);
+    if (followed)
+        copts.follow_functions = followed->functions;
     intake.emplace(copts, host.ksyms, probes, streams);
     std::optional<SessionResult> res = trace(opt, *loader, targets, streams);
     if (!res)

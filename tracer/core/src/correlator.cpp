@@ -164,6 +164,8 @@ bool Correlator::State::dispatch(Rec& ev, bool traced_pid) {
         return on_page_event(ev, traced_pid);
     case KEX_EV_DRIVER_ALLOC: // the allocating task's pid: not a traced-process event
         return on_driver_alloc(ev);
+    case KEX_EV_FOLLOW: // whoever runs it, like the page events
+        return on_follow(ev);
     case KEX_EV_UNMAP_REGION_RET:
     case KEX_EV_EXIT_MMAP_RET:
         return unmap_windows.erase(ev.tid) > 0 || traced_pid;

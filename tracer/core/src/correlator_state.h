@@ -181,6 +181,7 @@ struct Correlator::State {
         all = opts.roots.empty();
         traced.insert(opts.roots.begin(), opts.roots.end());
         r.stacks.emplace_back();
+        r.follow_functions = opts.follow_functions;
         if (opts.reserve_pages) {
             r.pages.reserve(opts.reserve_pages);
             open_by_pfn.reserve(opts.reserve_pages);
@@ -340,6 +341,8 @@ struct Correlator::State {
     uint64_t page_event_pfn(const Rec& ev);
     uint32_t open_life_from_pending(uint64_t pfn, const Rec& ev);
     bool on_page_event(Rec& ev, bool traced_pid);
+    // --follow: a followed call joins the page's life (follow.cpp)
+    bool on_follow(Rec& ev);
 
     void check_pte(uint32_t life, uint64_t ts, uint64_t pte);
 

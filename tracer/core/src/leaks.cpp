@@ -115,8 +115,10 @@ bool insert_path(StepKind prev, StepKind next) {
 bool counted(const Step& s) {
     // Negative refcounts are no page's: treat as unread (and never trust
     // counts from a step that arrived after the free that closed the life).
+    // --follow's readings are left out: the ledger books its changes at the
+    // curated steps, the same with or without --follow.
     return s.refcount != kNoCount && s.refcount >= 0 && !(s.flags & kStepAfterFree) &&
-           s.kind != StepKind::page_free_batched;
+           s.kind != StepKind::page_free_batched && s.kind != StepKind::followed;
 }
 
 std::string fmt_ns(uint64_t ns) {

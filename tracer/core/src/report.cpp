@@ -47,6 +47,8 @@ std::string_view step_kind_name(StepKind k) {
         return "page_free_batched";
     case StepKind::pte_lookup:
         return "pte_lookup";
+    case StepKind::followed:
+        return "followed";
     }
     return "unknown";
 }
@@ -112,11 +114,12 @@ std::string_view zap_context_name(ZapContext z) {
 
 namespace {
 
+// The curated steps' readings only: the same trail with or without --follow.
 template <typename Get> std::vector<int32_t> trail(const PageLife& p, Get get) {
     std::vector<int32_t> t;
     for (const Step& s : p.steps) {
         const int32_t v = get(s);
-        if (v == kNoCount)
+        if (v == kNoCount || s.kind == StepKind::followed)
             continue;
         if (t.empty() || t.back() != v)
             t.push_back(v);

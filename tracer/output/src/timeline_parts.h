@@ -186,6 +186,7 @@ struct StepNames {
         set(StepKind::page_free, "kmem:mm_page_free", "free");
         set(StepKind::page_free_batched, "kmem:mm_page_free_batched", "free");
         set(StepKind::pte_lookup, resolved("pfn PTE", "vm_normal_page"), "unmap");
+        set(StepKind::followed, "followed call (--follow)", "follow");
     }
     std::string_view of(StepKind k) const { return name[static_cast<std::size_t>(k)]; }
     std::string_view cat_of(StepKind k) const { return cat[static_cast<std::size_t>(k)]; }

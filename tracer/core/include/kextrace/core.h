@@ -178,8 +178,10 @@ enum class StepKind : uint8_t {
     page_free_batched, // kmem:mm_page_free_batched
     pte_lookup,        // vm_normal_page on a pfn map's PTE (mode pfn); value = the PTE it was
                        // given: the zap's, a write fault's or a page-table walker's
+    followed,          // --follow: the page passed a function; value = KEX_EV_FOLLOW's arg0
+                       // (function id into Report::follow_functions, argument, folio)
 };
-inline constexpr std::size_t kStepKinds = 15;
+inline constexpr std::size_t kStepKinds = 16;
 std::string_view step_kind_name(StepKind k); // "kex_alloc", ...
 
 inline constexpr uint8_t kStepViaInsertRet = 1 << 0;   // pte_set from insert_ret arg0
@@ -488,6 +490,10 @@ struct Report {
     uint64_t first_ts = 0;
     uint64_t last_ts = 0;
     std::vector<uint32_t> tgids; // the traced processes (empty: all)
+    // --follow: the followed functions by id (StepKind::followed), and the
+    // calls on a tracked pfn outside any life (kextrace/follow.h)
+    std::vector<std::string> follow_functions;
+    uint64_t follow_unmatched = 0;
 
     std::vector<std::vector<uint64_t>> stacks; // [0] is the empty stack
 
@@ -509,6 +515,8 @@ struct CorrelatorOptions {
     // asked once per VMA; empty: every one. A VMA left out is not reported and
     // its pages' events are filtered (Report::unfollowed_driver_pages).
     std::function<bool(const VmaInfo&)> follow_driver_vma{};
+    // --follow: the name of each function id of KEX_EV_FOLLOW (Report::follow_functions)
+    std::vector<std::string> follow_functions{};
 };
 
 // What the correlator still holds; all zero after finish().
