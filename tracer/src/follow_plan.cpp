@@ -4,6 +4,8 @@
 #include "environment.h"
 #include "text_file.h"
 
+#include <kextrace/follow_output.h>
+
 #include <iostream>
 
 #include <fmt/format.h>
@@ -17,6 +19,15 @@ std::map<std::string, std::string> trampoline_functions(const ProbePlan& plan) {
         for (uint32_t id : step.probes)
             if (id < KEX_P_COUNT && plan.enabled[id] && is_trampoline(plan.kind[id]))
                 out.emplace(plan.target[id], step.step);
+    return out;
+}
+
+std::set<std::string> curated_functions(const ProbePlan& plan) {
+    std::set<std::string> out;
+    for (uint32_t id = 0; id < KEX_P_COUNT; id++)
+        if (plan.enabled[id] && plan.kind[id] != ProbeKind::tracepoint &&
+            plan.kind[id] != ProbeKind::tp_btf && plan.kind[id] != ProbeKind::usdt)
+            out.insert(plan.target[id]);
     return out;
 }
 
@@ -84,6 +95,39 @@ FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set) {
     for (const auto& [name, why] : a.failed)
         std::cerr << fmt::format("kextrace: follow: {} not attached: {}\n", name, why);
     return a;
+}
+
+void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
+                         const FollowAttach& attach, const kex_follow_stats& stats, bool full) {
+    out << fmt::format("\nfollow: {} functions via {} (attached in {} ms)\n", attach.attached_count,
+                       attach.mechanism, attach.took.count() / 1000);
+    if (stats.nested || stats.folio_partial)
+        out << fmt::format("follow: {} calls of tracked pages not recorded (inside another "
+                           "probe's run on their CPU), {} folios only partly looked up\n",
+                           stats.nested, stats.folio_partial);
+    render_follow_text(report, follow_summary(report, curated_functions(plan)), out, full);
+}
+
+nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, const FollowSet& set,
+                                  const FollowAttach& attach, const kex_follow_stats& stats) {
+    nlohmann::json j = follow_json(report, follow_summary(report, curated_functions(plan)));
+    nlohmann::json left = nlohmann::json::array();
+    for (const auto& l : set.left_out)
+        left.push_back({{"function", l.name}, {"reason", l.reason}});
+    for (const auto& [name, why] : attach.failed)
+        left.push_back({{"function", name}, {"reason", "attach failed: " + why}});
+    j["attach"] = {{"mechanism", attach.mechanism},
+                   {"why_not_multi", attach.why_not_multi.empty()
+                                         ? nlohmann::json()
+                                         : nlohmann::json(attach.why_not_multi)},
+                   {"attached", attach.attached_count},
+                   {"links", attach.links},
+                   {"us", attach.took.count()}};
+    j["left_out"] = std::move(left);
+    j["not_matched"] = set.not_matched;
+    j["nested_dropped"] = stats.nested;
+    j["folios_partly_scanned"] = stats.folio_partial;
+    return j;
 }
 
 } // namespace kextrace

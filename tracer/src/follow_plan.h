@@ -8,8 +8,13 @@
 #include "probe_plan.h"
 #include "tracefs.h"
 
+#include <kextrace/follow.h>
+
+#include <nlohmann/json.hpp>
+
 #include <optional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +29,8 @@ struct FollowOptions {
 
 // The functions the curated plan watches with a BPF trampoline, by step.
 std::map<std::string, std::string> trampoline_functions(const ProbePlan& plan);
+// Every function the curated plan attaches to (kprobes and trampolines).
+std::set<std::string> curated_functions(const ProbePlan& plan);
 
 // The follow set of this kernel; an error (no BTF) names what is missing.
 Result<FollowSet> discover_follow(const FollowOptions& fo, const ProbePlan& plan,
@@ -44,5 +51,13 @@ void print_follow_plan(std::ostream& out, const FollowOptions& fo, const FollowS
 //   kextrace: follow: 1630 of 1630 functions via kprobe.multi (1 link) in 412 ms
 // exit 2 when none could be attached.
 FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set);
+
+// The text report's --follow part (kextrace/follow_output.h) and the JSON
+// "follow" section: the report's paths and common path, with how the
+// functions were chosen and attached and what the BPF side dropped.
+void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
+                         const FollowAttach& attach, const kex_follow_stats& stats, bool full);
+nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, const FollowSet& set,
+                                  const FollowAttach& attach, const kex_follow_stats& stats);
 
 } // namespace kextrace

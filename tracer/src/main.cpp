@@ -362,6 +362,7 @@ struct Counters {
     std::array<uint64_t, KEX_LOSS_SLOTS> produced{};
     std::array<kex_probe_stats, KEX_P_COUNT> probe_stats{};
     std::array<uint64_t, KEX_TRACK_SLOTS> tracking{};
+    kex_follow_stats follow{}; // --follow's drops
 };
 
 Counters detach_and_count(const Options& opt, Loader& loader) {
@@ -383,6 +384,7 @@ Counters detach_and_count(const Options& opt, Loader& loader) {
     c.produced = loader.read_produced();
     c.probe_stats = loader.read_probe_stats();
     c.tracking = loader.read_tracking();
+    c.follow = loader.read_follow_stats();
     spdlog::debug("traced map: {} thread groups left", loader.traced_entries());
     return c;
 }
@@ -405,13 +407,22 @@ RunInfo run_info(const Options& opt, const KernelFacts& facts, const ProbePlan& 
     return run;
 }
 
+// --follow through the run: what was chosen and how it attached.
+struct Followed {
+    const FollowSet& set;
+    const FollowAttach& attach;
+};
+
 // Standard output: the report, and with --leaks the verdicts (returned).
 std::optional<LeakReport> print_report(const Options& opt, const Report& report, const RunInfo& run,
-                                       const Symbolizer& sym, const Counters& counters) {
+                                       const Symbolizer& sym, const Counters& counters,
+                                       const ProbePlan& plan, const std::optional<Followed>& fol) {
     TextOptions topts;
     topts.full = opt.full;
     topts.stacks = opt.show_stacks;
     render_text(report, run, std::cout, sym, topts);
+    if (fol)
+        print_follow_report(std::cout, report, plan, fol->attach, counters.follow, opt.full);
     std::optional<LeakReport> leaks;
     if (opt.leaks) {
         LeakOptions lo = counters.machine ? *counters.machine : leak_context(report);
@@ -450,10 +461,13 @@ void write_trace_files(const Options& opt, Streams& streams, const Report& repor
 void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& loader,
                       const Counters& c, const Intake& intake, const Report& report,
                       const RunInfo& run, const Losses& losses,
-                      const std::optional<LeakReport>& leaks, const Symbolizer& sym) {
+                      const std::optional<LeakReport>& leaks, const Symbolizer& sym,
+                      const std::optional<Followed>& fol) {
     if (opt.json_path.empty() && opt.stats_path.empty())
         return;
     nlohmann::json j = nlohmann::json::object();
+    if (fol)
+        j["follow"] = follow_report_json(report, plan, fol->set, fol->attach, c.follow);
     j["ring_accounting"] = ring_accounting_json(
         RingCounts{c.produced, intake.received, c.losses, loader.queue_stats()});
     j["probe_counters"] = probe_counters_json(plan, loader.results(), c.probe_stats, c.missed);
@@ -522,8 +536,11 @@ int run(const Options& opt) {
         attach_probes(opt, host.facts, probes, follow, *loader);
 
     CorrelatorOptions copts = correlator_options(probes, targets, *loader, filter, sym);
-    if (followed)
+    std::optional<Followed> fol;
+    if (followed) {
         copts.follow_functions = followed->functions;
+        fol.emplace(Followed{*follow, *followed});
+    }
     intake.emplace(copts, host.ksyms, probes, streams);
     std::optional<SessionResult> res = trace(opt, *loader, targets, streams);
     if (!res)
@@ -542,13 +559,13 @@ int run(const Options& opt) {
     Report report = intake->correlator.finish();
 
     RunInfo run = run_info(opt, host.facts, probes, *loader, counters);
-    std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters);
+    std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters, probes, fol);
     write_trace_files(opt, streams, report, run, losses, copts, sym);
     std::cout.flush();
     if (!std::cout) // e.g. `kextrace ... | head -1`: SIGPIPE is ignored, the write failed
         throw FatalError(fmt::format("writing the report to standard output: {}",
                                      errno ? std::strerror(errno) : "write error"));
-    write_json_files(opt, probes, *loader, counters, *intake, report, run, losses, leaks, sym);
+    write_json_files(opt, probes, *loader, counters, *intake, report, run, losses, leaks, sym, fol);
     return exit_status(opt, *res, leaks, losses);
 }
 

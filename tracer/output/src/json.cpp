@@ -56,6 +56,8 @@ json step_value(const Step& s) {
         return s.value;
     case StepKind::kex_free:
         return std::string(detail::kex_free_reason_name(static_cast<uint32_t>(s.value)));
+    case StepKind::followed: // the function's id in the "follow" section
+        return KEX_FOLLOW_FUNC(s.value);
     default:
         return s.value;
     }

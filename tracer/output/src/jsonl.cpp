@@ -339,6 +339,8 @@ std::string jsonl_header_line(const JsonlHeader& h) {
         {"events", h.events},
         {"symbols", std::move(symbols)},
     };
+    if (!h.correlator.follow_functions.empty()) // --follow: the followed steps' names
+        j["correlator"]["follow_functions"] = h.correlator.follow_functions;
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -367,6 +369,7 @@ std::optional<std::string> parse_header_correlator(const json& j, CorrelatorOpti
     co.reorder_window_ns = corr.value("reorder_window_ns", co.reorder_window_ns);
     co.alloc_attach_ns = corr.value("alloc_attach_ns", co.alloc_attach_ns);
     co.max_anomalies = corr.value("max_anomalies", co.max_anomalies);
+    co.follow_functions = corr.value("follow_functions", std::vector<std::string>{});
     if (!corr.contains("expected"))
         return std::nullopt;
     co.expected = 0;

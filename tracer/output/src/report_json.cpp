@@ -104,6 +104,8 @@ void step_value(Pretty& w, const Step& s) {
         return w.hex(s.value);
     case StepKind::kex_free:
         return w.str(detail::kex_free_reason_name(static_cast<uint32_t>(s.value)));
+    case StepKind::followed: // the function's id in the "follow" section
+        return w.u64(KEX_FOLLOW_FUNC(s.value));
     default: // user_fault: the error code
         return w.u64(s.value);
     }

@@ -358,8 +358,17 @@ class Builder {
         a.end(e);
     }
 
+    // A followed call (--follow) is named after its function, on the page's track.
+    std::string_view step_name(const Step& s) const {
+        if (s.kind != StepKind::followed)
+            return names_.of(s.kind);
+        const uint32_t f = KEX_FOLLOW_FUNC(s.value);
+        return f < r_.follow_functions.size() ? std::string_view(r_.follow_functions[f])
+                                              : names_.of(s.kind);
+    }
+
     void point_step(const PageLife& p, const Step& s) {
-        Ev& e = add(s.ts, 0, 'X', names_.of(s.kind), names_.cat_of(s.kind));
+        Ev& e = add(s.ts, 0, 'X', step_name(s), names_.cat_of(s.kind));
         e.flow = true;
         Args a(track_);
         common_args(a, s);
@@ -401,6 +410,10 @@ class Builder {
             break;
         case StepKind::kex_free:
             a.word("reason", detail::kex_free_reason_name(static_cast<uint32_t>(s.value)));
+            break;
+        case StepKind::followed:
+            a.u("arg", KEX_FOLLOW_REG(s.value))
+                .word("passed_as", KEX_FOLLOW_FOLIO(s.value) ? "folio" : "page");
             break;
         default:
             break;
