@@ -25,7 +25,7 @@ struct {
  * Per CPU: 1 while a follow program runs. The kernel already keeps kprobe
  * programs from nesting on a CPU (bpf_prog_active); this guard also covers
  * a run entered from a trampoline program's helpers, and counts what it
- * drops instead of losing it silently.
+ * drops as lost KEX_EV_FOLLOW records instead of losing them silently.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -151,6 +151,10 @@ static __always_inline bool follow_arg(struct pt_regs *ctx, __u64 cookie,
 		return false;
 	count_match(KEX_P_FOLLOW);
 	if (nested) {
+		/* a record that could not be sent: a loss of its type, like a
+		 * full ring (produced = received + lost), and why, apart */
+		count_produced(KEX_EV_FOLLOW);
+		count_loss(KEX_EV_FOLLOW);
 		st = bpf_map_lookup_elem(&follow_stats, &zero);
 		if (st)
 			st->nested++;

@@ -87,7 +87,7 @@ enum kex_probe_id {
 /* --follow's own counters (map follow_stats, per-CPU, summed by user space) */
 struct kex_follow_stats {
 	__u64 nested;		/* a tracked page's call seen inside another follow run on
-				 * this CPU: not recorded (a loss) */
+				 * this CPU: not recorded (also in losses[KEX_EV_FOLLOW]) */
 	__u64 folio_partial;	/* a folio larger than KEX_FOLLOW_FOLIO_SCAN pages: only its
 				 * first pages were looked up */
 };
