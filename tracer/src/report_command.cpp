@@ -3,6 +3,7 @@
 
 #include "trace_files.h"
 
+#include <kextrace/follow_output.h>
 #include <kextrace/output.h>
 
 #include <CLI/CLI.hpp>
@@ -37,9 +38,16 @@ int report_main(int argc, char** argv) {
         Replay r = replay_jsonl(input).take_or_die();
         const Symbolizer sym = symbolizer_of(r.header);
         render_text(r.report, r.header.run, std::cout, sym, topts);
+        nlohmann::json extra = nlohmann::json::object();
+        if (!r.report.follow_functions.empty()) { // a --follow run
+            const FollowSummary fs = follow_summary(r.report, curated_functions_of(r.header.run));
+            std::cout << '\n';
+            render_follow_text(r.report, fs, std::cout, topts.full);
+            extra["follow"] = follow_json(r.report, fs);
+        }
         std::cout.flush();
         if (!json_path.empty())
-            write_report_json_atomically(json_path, r.report, r.header.run, sym);
+            write_report_json_atomically(json_path, r.report, r.header.run, sym, extra);
         if (!export_path.empty()) {
             auto st = write_timeline(export_path, r.report, r.header.run, sym, export_format)
                           .take_or_die();

@@ -52,6 +52,25 @@ void render_follow_text(const Report& r, const FollowSummary& s, std::ostream& o
         render_page_path(r, r.pages[i], i, out);
 }
 
+std::set<std::string> curated_functions_of(const RunInfo& run) {
+    std::set<std::string> out;
+    for (const ProbeStatus& p : run.probes) {
+        if (!p.attached)
+            continue;
+        // "a", or "a, b" where a step has several; tracepoints ("sys:name") never match
+        std::size_t i = 0;
+        while (i < p.resolved.size()) {
+            std::size_t j = p.resolved.find_first_of(", ", i);
+            if (j == std::string::npos)
+                j = p.resolved.size();
+            if (j > i)
+                out.insert(p.resolved.substr(i, j - i));
+            i = j + 1;
+        }
+    }
+    return out;
+}
+
 nlohmann::json follow_json(const Report& r, const FollowSummary& s) {
     nlohmann::json path = nlohmann::json::array();
     for (const auto& f : s.path)

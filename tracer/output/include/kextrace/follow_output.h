@@ -3,10 +3,13 @@
 #pragma once
 
 #include <kextrace/follow.h>
+#include <kextrace/output.h>
 
 #include <nlohmann/json.hpp>
 
 #include <ostream>
+#include <set>
+#include <string>
 
 namespace kextrace {
 
@@ -22,6 +25,10 @@ namespace kextrace {
 //     +1.20us   vm_insert_page             arg3 page   ref 1 map 0
 void render_follow_text(const Report& report, const FollowSummary& summary, std::ostream& out,
                         bool full);
+
+// The functions the run's probes attached to (ProbeStatus::resolved), for a
+// replay that has no probe plan: the common path's "curated" marks.
+std::set<std::string> curated_functions_of(const RunInfo& run);
 
 // The "follow" section of the JSON report (docs/json-schema.md): the
 // functions by id (a followed step's "value"), the common path, the
