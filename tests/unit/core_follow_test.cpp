@@ -6,61 +6,16 @@
 #include <kextrace/follow.h>
 #include <kextrace/stream_builder.h>
 
+#include "follow_streams.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 using namespace kextrace;
+using namespace kextrace::follow_test;
 
 namespace {
-
-constexpr uint64_t kPfn0 = 0x1000;
-enum Func : uint32_t { vm_insert_page, rmap_add_fn, folio_put, only_page0 };
-const std::vector<std::string> kNames = {"vm_insert_page", "folio_add_file_rmap_ptes",
-                                         "__folio_put", "only_page0"};
-
-Event follow_at(uint64_t ts, uint64_t pfn, uint32_t func, bool folio = true) {
-    Event e;
-    e.ts = ts;
-    e.type = KEX_EV_FOLLOW;
-    e.pid = e.tid = 100;
-    e.pfn = pfn;
-    e.arg0 = KEX_FOLLOW_ARG0(func, folio ? 1 : 3, folio ? 1 : 0);
-    e.arg1 = 0xffffea0000040000 + pfn * 64;
-    e.refcount = 2;
-    e.mapcount = 1;
-    return e;
-}
-
-uint64_t ts_of(const StreamBuilder& b, uint32_t type, uint64_t pfn) {
-    for (const auto& e : b.events)
-        if (e.type == type && e.pfn == pfn)
-            return e.ts;
-    ADD_FAILURE() << "no event " << type << " for pfn " << pfn;
-    return 0;
-}
-
-// Two pages: each passes vm_insert_page before its insert, the rmap
-// function after its rmap add, __folio_put before its free; page 0 also
-// passes only_page0; one call is on a pfn no life has.
-StreamBuilder followed_story() {
-    StreamBuilder b;
-    b.story({.pages = 2, .pfn0 = kPfn0});
-    std::vector<Event> extra;
-    for (uint64_t pfn : {kPfn0, kPfn0 + 1}) {
-        extra.push_back(follow_at(ts_of(b, KEX_EV_INSERT, pfn) - 1, pfn, vm_insert_page, false));
-        extra.push_back(follow_at(ts_of(b, KEX_EV_RMAP_ADD, pfn) + 1, pfn, rmap_add_fn));
-        extra.push_back(follow_at(ts_of(b, KEX_EV_PAGE_FREE, pfn) - 1, pfn, folio_put));
-    }
-    extra.push_back(follow_at(ts_of(b, KEX_EV_RMAP_ADD, kPfn0) + 2, kPfn0, only_page0));
-    extra.push_back(follow_at(ts_of(b, KEX_EV_RMAP_ADD, kPfn0) + 3, 0x7777, only_page0));
-    b.events.insert(b.events.end(), extra.begin(), extra.end());
-    return b;
-}
-
-Report run(const StreamBuilder& b) {
-    return correlate(b, {.roots = {100}, .follow_functions = kNames});
-}
 
 // The kinds of a life's steps, followed ones by their function's name.
 std::vector<std::string> path_of(const Report& r, const PageLife& p) {
@@ -78,7 +33,7 @@ std::size_t pos(const std::vector<std::string>& v, const std::string& what) {
 } // namespace
 
 TEST(CoreFollow, FollowedCallsJoinTheLifeInTimeOrder) {
-    Report r = run(followed_story());
+    Report r = followed_report();
     ASSERT_EQ(r.pages.size(), 2u);
     for (const PageLife& p : r.pages) {
         auto path = path_of(r, p);
@@ -93,7 +48,7 @@ TEST(CoreFollow, FollowedCallsJoinTheLifeInTimeOrder) {
 }
 
 TEST(CoreFollow, FollowedStepKeepsItsArgumentAndCounts) {
-    Report r = run(followed_story());
+    Report r = followed_report();
     const PageLife& p = r.pages[0];
     auto it = std::find_if(p.steps.begin(), p.steps.end(),
                            [](const Step& s) { return s.kind == StepKind::followed; });
@@ -107,7 +62,7 @@ TEST(CoreFollow, FollowedStepKeepsItsArgumentAndCounts) {
 }
 
 TEST(CoreFollow, CommonPathCountsPagesAndNamesTheUnwatched) {
-    Report r = run(followed_story());
+    Report r = followed_report();
     FollowSummary s = follow_summary(r, {"folio_add_file_rmap_ptes"});
     EXPECT_EQ((std::vector<uint64_t>{s.lives, s.followed_lives, s.calls, s.unmatched}),
               (std::vector<uint64_t>{2, 2, 7, 1}));
