@@ -122,11 +122,18 @@ Result<FollowAttach> Loader::attach_follow(const FollowSet& set) {
     return out;
 }
 
-kex_follow_stats Loader::read_follow_stats() const {
-    kex_follow_stats sum{};
+FollowCounts Loader::read_follow_stats() const {
+    FollowCounts sum;
     int ncpu = libbpf_num_possible_cpus();
     if (!skel_ || ncpu <= 0 || bpf_map__fd(skel_->maps.follow_stats) < 0)
         return sum;
+    for (bpf_program* prog : {skel_->progs.follow_multi, skel_->progs.follow_kprobe}) {
+        bpf_prog_info info{};
+        uint32_t len = sizeof(info);
+        if (bpf_program__fd(prog) >= 0 &&
+            bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+            sum.missed += info.recursion_misses;
+    }
     std::vector<kex_follow_stats> per(ncpu);
     uint32_t key = 0;
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.follow_stats), &key, per.data()) != 0)

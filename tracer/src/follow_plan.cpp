@@ -98,18 +98,22 @@ FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set) {
 }
 
 void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
-                         const FollowAttach& attach, const kex_follow_stats& stats, bool full) {
+                         const FollowAttach& attach, const FollowCounts& stats, bool full) {
     out << fmt::format("\nfollow: {} functions via {} (attached in {} ms)\n", attach.attached_count,
                        attach.mechanism, attach.took.count() / 1000);
     if (stats.nested || stats.folio_partial)
         out << fmt::format("follow: {} calls of tracked pages not recorded (inside another "
                            "probe's run on their CPU), {} folios only partly looked up\n",
                            stats.nested, stats.folio_partial);
+    if (stats.missed)
+        out << fmt::format("follow: {} runs skipped by the kernel (inside another BPF "
+                           "program on their CPU; pages unknown)\n",
+                           stats.missed);
     render_follow_text(report, follow_summary(report, curated_functions(plan)), out, full);
 }
 
 nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, const FollowSet& set,
-                                  const FollowAttach& attach, const kex_follow_stats& stats) {
+                                  const FollowAttach& attach, const FollowCounts& stats) {
     nlohmann::json j = follow_json(report, follow_summary(report, curated_functions(plan)));
     nlohmann::json left = nlohmann::json::array();
     for (const auto& l : set.left_out)
@@ -127,6 +131,7 @@ nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, c
     j["not_matched"] = set.not_matched;
     j["nested_dropped"] = stats.nested;
     j["folios_partly_scanned"] = stats.folio_partial;
+    j["missed"] = stats.missed;
     return j;
 }
 

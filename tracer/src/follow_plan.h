@@ -56,8 +56,8 @@ FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set);
 // "follow" section: the report's paths and common path, with how the
 // functions were chosen and attached and what the BPF side dropped.
 void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
-                         const FollowAttach& attach, const kex_follow_stats& stats, bool full);
+                         const FollowAttach& attach, const FollowCounts& stats, bool full);
 nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, const FollowSet& set,
-                                  const FollowAttach& attach, const kex_follow_stats& stats);
+                                  const FollowAttach& attach, const FollowCounts& stats);
 
 } // namespace kextrace

@@ -75,6 +75,16 @@ struct FollowAttach {
     std::vector<std::pair<std::string, std::string>> failed;
 };
 
+// What --follow's BPF side counted (follow_stats, summed over CPUs) and
+// the runs the kernel skipped (the programs' recursion_misses: a followed
+// function called inside another BPF program on its CPU; counted by
+// kernels from 6.7 on, 6.1 counts none).
+struct FollowCounts {
+    uint64_t nested = 0;        // kex_follow_stats.nested: lost follow records
+    uint64_t folio_partial = 0; // kex_follow_stats.folio_partial
+    uint64_t missed = 0;
+};
+
 // What happened to one probe id at attach time.
 struct AttachResult {
     bool planned = false;
@@ -113,7 +123,7 @@ class Loader {
     // kprobe each), cookie = KEX_FOLLOW_COOKIE; owned like every link. An
     // error when none attached; the ones that failed are listed.
     Result<FollowAttach> attach_follow(const FollowSet& set);
-    kex_follow_stats read_follow_stats() const;
+    FollowCounts read_follow_stats() const;
 
     Status trace_tgid(uint32_t tgid);
     // on_sample gets every record (a stack record cut to its stack_len), on

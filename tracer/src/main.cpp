@@ -362,7 +362,7 @@ struct Counters {
     std::array<uint64_t, KEX_LOSS_SLOTS> produced{};
     std::array<kex_probe_stats, KEX_P_COUNT> probe_stats{};
     std::array<uint64_t, KEX_TRACK_SLOTS> tracking{};
-    kex_follow_stats follow{}; // --follow's drops
+    FollowCounts follow{}; // --follow's drops and misses
 };
 
 Counters detach_and_count(const Options& opt, Loader& loader) {
