@@ -65,6 +65,23 @@ void Loader::attach_follow_multi(std::vector<const char*>& syms, const std::vect
     attach_follow_multi(syms, cookies, mid, end, out);
 }
 
+// A kprobe per function (perf PMU, or tracefs where the kernel has no PMU).
+void Loader::attach_follow_singles(std::vector<const char*>& syms,
+                                   const std::vector<__u64>& cookies, FollowAttach& out) {
+    raise_nofile(2 * syms.size());
+    for (std::size_t i = 0; i < syms.size(); i++) {
+        LIBBPF_OPTS(bpf_kprobe_opts, kopts, .bpf_cookie = cookies[i]);
+        bpf_link* l = bpf_program__attach_kprobe_opts(skel_->progs.follow_kprobe, syms[i], &kopts);
+        if (!l) {
+            out.failed.emplace_back(syms[i], errstr(errno));
+            continue;
+        }
+        follow_links_.emplace_back(l);
+        out.attached[i] = true;
+        out.attached_count++;
+    }
+}
+
 Result<FollowAttach> Loader::attach_follow(const FollowSet& set) {
     FollowAttach out;
     std::vector<const char*> syms;
@@ -80,36 +97,31 @@ Result<FollowAttach> Loader::attach_follow(const FollowSet& set) {
         return Error{"--follow: no function to follow (see --follow ... --plan)"};
 
     auto t0 = std::chrono::steady_clock::now();
-    // the feature check: one function alone; EOPNOTSUPP is a kernel without fprobe
+    // the feature check: one function alone; EOPNOTSUPP is a kernel without
+    // fprobe, another error that function's own
     LIBBPF_OPTS(bpf_kprobe_multi_opts, probe, .syms = syms.data(), .cookies = cookies.data(),
                 .cnt = 1);
     bpf_link* first =
         bpf_program__attach_kprobe_multi_opts(skel_->progs.follow_multi, nullptr, &probe);
     int err = first ? 0 : errno;
-    if (first) {
-        follow_links_.emplace_back(first);
+    if (first || err != EOPNOTSUPP) {
         out.mechanism = "kprobe.multi";
-        out.attached[0] = true;
-        out.attached_count = 1;
+        if (first) {
+            follow_links_.emplace_back(first);
+            out.attached[0] = true;
+            out.attached_count = 1;
+        } else {
+            out.failed.emplace_back(syms[0], errstr(err));
+        }
         if (syms.size() > 1)
             attach_follow_multi(syms, cookies, 1, syms.size(), out);
-    } else {
+    }
+    if (out.attached_count == 0) { // no kprobe.multi here, whatever the kernel said
         out.mechanism = "kprobe";
         out.why_not_multi = fmt::format("kprobe.multi refused: {}{}", errstr(err),
                                         err == EOPNOTSUPP ? " (no fprobe: CONFIG_FPROBE off)" : "");
-        raise_nofile(2 * syms.size());
-        for (std::size_t i = 0; i < syms.size(); i++) {
-            LIBBPF_OPTS(bpf_kprobe_opts, kopts, .bpf_cookie = cookies[i]);
-            bpf_link* l =
-                bpf_program__attach_kprobe_opts(skel_->progs.follow_kprobe, syms[i], &kopts);
-            if (!l) {
-                out.failed.emplace_back(syms[i], errstr(errno));
-                continue;
-            }
-            follow_links_.emplace_back(l);
-            out.attached[i] = true;
-            out.attached_count++;
-        }
+        out.failed.clear();
+        attach_follow_singles(syms, cookies, out);
     }
     out.took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - t0);

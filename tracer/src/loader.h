@@ -180,6 +180,8 @@ class Loader {
     Result<bpf_link*> attach_kprobe(uint32_t id, bpf_program* prog, const std::string& target,
                                     bool ret);
     Status attach_usdt(uint32_t id, bpf_program* prog, const std::string& binary);
+    void attach_follow_singles(std::vector<const char*>& syms, const std::vector<__u64>& cookies,
+                               FollowAttach& out);
     void attach_follow_multi(std::vector<const char*>& syms, const std::vector<__u64>& cookies,
                              std::size_t begin, std::size_t end, FollowAttach& out);
 
