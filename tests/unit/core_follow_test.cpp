@@ -67,12 +67,28 @@ TEST(CoreFollow, CommonPathCountsPagesAndNamesTheUnwatched) {
     EXPECT_EQ((std::vector<uint64_t>{s.lives, s.followed_lives, s.calls, s.unmatched}),
               (std::vector<uint64_t>{2, 2, 7, 1}));
     // every page's functions first, in path order; then page 0's own
-    std::vector<std::string> names;
+    std::vector<std::string> names, steps;
     std::vector<uint64_t> pages;
     for (const auto& f : s.path) {
+        if (f.step) { // the curated steps are on the path too, in order
+            EXPECT_TRUE(f.curated && f.pages == 2) << f.name;
+            steps.push_back(f.name);
+            continue;
+        }
         names.push_back(f.name + (f.curated ? " (curated)" : ""));
         pages.push_back(f.pages);
     }
+    auto at = [&](const std::string& n) {
+        for (std::size_t i = 0; i < s.path.size(); i++)
+            if (s.path[i].name == n)
+                return i;
+        return s.path.size();
+    };
+    EXPECT_LT(at("kex_alloc"), at("vm_insert_page"));
+    EXPECT_LT(at("vm_insert_page"), at("insert"));
+    EXPECT_LT(at("rmap_remove"), at("__folio_put"));
+    EXPECT_LT(at("__folio_put"), at("page_free"));
+    EXPECT_EQ(steps.size(), 12u);
     EXPECT_EQ(names,
               (std::vector<std::string>{"vm_insert_page", "folio_add_file_rmap_ptes (curated)",
                                         "__folio_put", "only_page0"}));

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <sstream>
 
 using namespace kextrace;
@@ -35,7 +36,8 @@ TEST(OutputFollow, TextGivesTheCommonPathAndWithFullEachPath) {
     for (const char* want :
          {"followed: 7 calls on 2 of 2 pages (1 outside any page life)", "2/2    vm_insert_page\n",
           "2/2    folio_add_file_rmap_ptes  (the plan watches it)", "1/2    only_page0",
-          "every page passed, not watched by the plan: vm_insert_page, __folio_put\n"})
+          "every page passed, not watched by the plan: vm_insert_page, __folio_put\n",
+          "2/2    [rmap_remove]  (curated step)\n"})
         EXPECT_TRUE(has(brief, want)) << want << "\n" << brief;
     EXPECT_FALSE(has(brief, "followed paths:"));
 
@@ -55,9 +57,15 @@ TEST(OutputFollow, JsonSection) {
     EXPECT_EQ(j["functions"], nlohmann::json(kNames));
     EXPECT_EQ(j["calls"], 7);
     EXPECT_EQ(j["unmatched"], 1);
-    EXPECT_EQ(j["common_path"][0]["function"], "vm_insert_page");
-    EXPECT_EQ(j["common_path"][0]["pages"], 2);
-    EXPECT_EQ(j["common_path"][1]["curated"], true);
+    std::map<std::string, nlohmann::json> by_name;
+    for (const auto& f : j["common_path"])
+        by_name[f["function"].is_null() ? "[" + f["step"].get<std::string>() + "]"
+                                        : f["function"].get<std::string>()] = f;
+    EXPECT_EQ(by_name["vm_insert_page"]["pages"], 2);
+    EXPECT_EQ(by_name["vm_insert_page"]["id"], vm_insert_page);
+    EXPECT_EQ(by_name["folio_add_file_rmap_ptes"]["curated"], true);
+    EXPECT_EQ(by_name["[insert]"]["id"], nullptr);
+    EXPECT_EQ(by_name["[insert]"]["pages"], 2);
     EXPECT_EQ(j["every_page_unwatched"],
               nlohmann::json(std::vector<std::string>{"vm_insert_page", "__folio_put"}));
     // a followed step's value is its function's id in "functions"

@@ -39,20 +39,22 @@ std::string followed_name(const Report& r, uint32_t func) {
 
 namespace {
 
-// One life's followed functions: first position (0..1 in its path) and calls.
+// One life's functions and steps: first position (0..1 in its path) and calls.
 struct LifeVisit {
     double first = 0;
     uint64_t calls = 0;
 };
 
-std::map<uint32_t, LifeVisit> visits_of(const PageLife& p) {
+std::map<uint32_t, LifeVisit> visits_of(const PageLife& p, bool* followed) {
     std::map<uint32_t, LifeVisit> out;
     const std::size_t n = p.steps.size();
     for (std::size_t i = 0; i < n; i++) {
         const Step& s = p.steps[i];
-        if (s.kind != StepKind::followed)
-            continue;
-        auto [it, fresh] = out.try_emplace(followed_call(s).func);
+        const bool call = s.kind == StepKind::followed;
+        *followed = *followed || call;
+        const uint32_t key =
+            call ? followed_call(s).func : kStepEntry | static_cast<uint32_t>(s.kind);
+        auto [it, fresh] = out.try_emplace(key);
         if (fresh)
             it->second.first = n > 1 ? static_cast<double>(i) / static_cast<double>(n - 1) : 0;
         it->second.calls++;
@@ -68,22 +70,27 @@ FollowSummary follow_summary(const Report& r, const std::set<std::string>& curat
     sum.unmatched = r.follow_unmatched;
     std::map<uint32_t, FollowedFunction> by_func;
     for (const PageLife& p : r.pages) {
-        auto visits = visits_of(p);
-        if (!visits.empty())
-            sum.followed_lives++;
+        bool followed = false;
+        auto visits = visits_of(p, &followed);
+        sum.followed_lives += followed;
         for (const auto& [func, v] : visits) {
             FollowedFunction& f = by_func[func];
             f.func = func;
             f.pages++;
             f.calls += v.calls;
             f.position += v.first;
-            sum.calls += v.calls;
+            if (!(func & kStepEntry))
+                sum.calls += v.calls;
         }
     }
+    if (!sum.followed_lives) // no --follow here: no path
+        return sum;
     for (auto& [func, f] : by_func) {
-        f.name = followed_name(r, func);
+        f.step = func & kStepEntry;
+        f.name = f.step ? std::string(step_kind_name(static_cast<StepKind>(func & 0xff)))
+                        : followed_name(r, func);
         f.position /= static_cast<double>(f.pages);
-        f.curated = curated.contains(f.name);
+        f.curated = f.step || curated.contains(f.name);
         sum.path.push_back(std::move(f));
     }
     std::stable_sort(sum.path.begin(), sum.path.end(), [](const auto& a, const auto& b) {

@@ -35,10 +35,13 @@ void render_follow_text(const Report& r, const FollowSummary& s, std::ostream& o
     out << fmt::format("followed: {} calls on {} of {} pages ({} outside any page life)\n", s.calls,
                        s.followed_lives, s.lives, s.unmatched);
     if (!s.path.empty())
-        out << "common path (pages that passed each function):\n";
+        out << "common path (pages that passed each function, or [curated step]):\n";
     for (const auto& f : s.path)
-        out << fmt::format("  {:>4}/{:<4} {}{}\n", f.pages, s.lives, f.name,
-                           f.curated ? "  (the plan watches it)" : "");
+        out << fmt::format("  {:>4}/{:<4} {}{}\n", f.pages, s.lives,
+                           f.step ? "[" + f.name + "]" : f.name,
+                           f.step      ? "  (curated step)"
+                           : f.curated ? "  (the plan watches it)"
+                                       : "");
     if (!s.every_page_unwatched.empty()) {
         out << "every page passed, not watched by the plan:";
         for (std::size_t i = 0; i < s.every_page_unwatched.size(); i++)
@@ -74,8 +77,9 @@ std::set<std::string> curated_functions_of(const RunInfo& run) {
 nlohmann::json follow_json(const Report& r, const FollowSummary& s) {
     nlohmann::json path = nlohmann::json::array();
     for (const auto& f : s.path)
-        path.push_back({{"function", f.name},
-                        {"id", f.func},
+        path.push_back({{"function", f.step ? nullptr : nlohmann::json(f.name)},
+                        {"step", f.step ? nlohmann::json(f.name) : nullptr},
+                        {"id", f.step ? nullptr : nlohmann::json(f.func)},
                         {"pages", f.pages},
                         {"calls", f.calls},
                         {"curated", f.curated}});

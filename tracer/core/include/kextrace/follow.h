@@ -28,19 +28,24 @@ FollowedCall followed_call(const Step& s);
 // The function's name, "#N" when the report has no name for it.
 std::string followed_name(const Report& r, uint32_t func);
 
+// One entry of the common path: a followed function, or one of the curated
+// plan's steps (step: its StepKind's name), so that the path is whole on a
+// kernel where a step's function cannot be followed (6.1's insert clone).
 struct FollowedFunction {
-    uint32_t func = 0;
+    uint32_t func = 0; // the function's id; for a step, kStepEntry | its StepKind
     std::string name;
     uint64_t pages = 0;   // lives that passed it at least once
-    uint64_t calls = 0;   // followed steps
+    uint64_t calls = 0;   // followed steps (steps of that kind)
     double position = 0;  // mean relative position of its first call in a life's path (0..1)
-    bool curated = false; // the curated plan watches it too
+    bool curated = false; // the curated plan watches it too (always, for a step)
+    bool step = false;    // a curated step, not a followed function
 };
+inline constexpr uint32_t kStepEntry = 1u << 31;
 
 struct FollowSummary {
     uint64_t lives = 0;          // every life of the report
     uint64_t followed_lives = 0; // lives with at least one followed call
-    uint64_t calls = 0;          // followed steps in all
+    uint64_t calls = 0;          // followed steps in all (curated steps not counted)
     uint64_t unmatched = 0;      // Report::follow_unmatched
     // most pages first, then in path order (position)
     std::vector<FollowedFunction> path;

@@ -15,7 +15,8 @@ namespace kextrace {
 
 // The text section:
 //   followed: 412 calls on 8 of 8 pages (0 outside any page life)
-//   common path (pages that passed each function):
+//   common path (pages that passed each function, or [curated step]):
+//     8/8  [kex_alloc]  (curated step)
 //     8/8  vm_insert_page
 //     8/8  folio_add_file_rmap_ptes  (the plan watches it)
 //   every page passed, not watched by the plan: vm_insert_page, __folio_put
