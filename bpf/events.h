@@ -95,9 +95,11 @@ enum kex_event_type {
 	 * KEX_LOSS_SLOTS like every type (losses and produced are per type).
 	 */
 	KEX_EV_FOLLOW		= 56,	/* pfn = the tracked page's, arg0 = KEX_FOLLOW_ARG0(func, reg,
-					 * folio): func = index into the attached list, reg = the
-					 * argument (1-6) that held it, folio = 1 for a folio;
-					 * arg1 = the struct page * / struct folio * passed;
+					 * kind): func = index into the attached list, reg = the
+					 * argument (1-6) that held it, kind = enum
+					 * kex_follow_kind: how it was passed;
+					 * arg1 = the struct page * / struct folio * passed (of a
+					 * batch or an array: the entry);
 					 * refcount, mapcount of the tracked page */
 
 	/*
@@ -141,11 +143,17 @@ enum kex_event_type {
 };
 
 /* KEX_EV_FOLLOW's arg0 */
-#define KEX_FOLLOW_ARG0(func, reg, folio) \
-	((__u64)(func) | (__u64)(reg) << 32 | (__u64)(folio) << 40)
+enum kex_follow_kind {
+	KEX_FOLLOW_K_PAGE	= 0,	/* a struct page * */
+	KEX_FOLLOW_K_FOLIO	= 1,	/* a struct folio * (any of its pages) */
+	KEX_FOLLOW_K_BATCH	= 2,	/* one of a struct folio_batch *'s folios */
+	KEX_FOLLOW_K_ARRAY	= 3,	/* one entry of a page array, length in the next argument */
+};
+#define KEX_FOLLOW_ARG0(func, reg, kind) \
+	((__u64)(func) | (__u64)(reg) << 32 | (__u64)(kind) << 40)
 #define KEX_FOLLOW_FUNC(arg0)	((__u32)(arg0))
 #define KEX_FOLLOW_REG(arg0)	((__u32)((arg0) >> 32) & 0xff)
-#define KEX_FOLLOW_FOLIO(arg0)	((__u32)((arg0) >> 40) & 1)
+#define KEX_FOLLOW_KIND(arg0)	((__u32)((arg0) >> 40) & 0xff)
 
 /* The kex_map_mode values of kex:kex_mmap_mode (module/kex_uapi.h). */
 enum kex_map_mode_ev {

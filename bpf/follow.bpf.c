@@ -8,9 +8,10 @@
  * function, fprobe) and follow_kprobe (a kprobe per function, where the
  * kernel has no fprobe: 6.1). Either way the BPF cookie of the function
  * says its index in the attached list and which register arguments hold a
- * page or a folio (KEX_FOLLOW_COOKIE). Everything else is dropped at once:
- * a tracked page is one in the "pages" map (kex's, or a driver's adopted
- * page); a folio matches when any of its pages is.
+ * page, a folio, a folio_batch or an array of pages (KEX_FOLLOW_COOKIE).
+ * Everything else is dropped at once: a tracked page is one in the "pages"
+ * map (kex's, or a driver's adopted page); a folio matches when any of its
+ * pages is; a batch or an array, one record per tracked entry.
  */
 #include "kextrace.bpf.h"
 
@@ -41,6 +42,11 @@ struct folio___61 {
 	unsigned char _folio_order;
 } __attribute__((preserve_access_index));
 
+/* page->flags up to 6.17: an unsigned long (6.18 wraps it in memdesc_flags_t) */
+struct page___flagsword {
+	unsigned long flags;
+} __attribute__((preserve_access_index));
+
 /* the pages of a large folio (1 if it is not one) */
 static __always_inline __u32 folio_pages(__u64 folio)
 {
@@ -50,8 +56,12 @@ static __always_inline __u32 folio_pages(__u64 folio)
 	__u8 order = 0;
 	int head = bpf_core_enum_value(enum pageflags, PG_head);
 
-	/* page->flags is an unsigned long, or (6.18) a struct holding one */
-	bpf_core_read(&flags, sizeof(flags), &f->flags);
+	/* page->flags is an unsigned long, or (6.18) a struct holding one:
+	 * CO-RE matches a field only with its own type, so two reads */
+	if (bpf_core_field_exists(((struct page___flagsword *)0)->flags))
+		flags = BPF_CORE_READ((struct page___flagsword *)folio, flags);
+	else
+		bpf_core_read(&flags, sizeof(flags), &((struct page *)folio)->flags);
 	if (!(flags & (1ULL << head)))
 		return 1;
 	/* 6.1 has both fields, and the order in _folio_order; later kernels
@@ -115,7 +125,7 @@ static __always_inline struct kex_page_info *folio_tracked(__u64 folio,
 	return kex_page(s.page);
 }
 
-static __always_inline void follow_emit(__u64 cookie, __u32 reg, bool folio,
+static __always_inline void follow_emit(__u64 cookie, __u32 reg, __u32 kind,
 					__u64 ptr, __u64 page,
 					struct kex_page_info *pi)
 {
@@ -124,31 +134,29 @@ static __always_inline void follow_emit(__u64 cookie, __u32 reg, bool folio,
 	if (!e)
 		return;
 	e->pfn = pi->pfn;
-	e->arg0 = KEX_FOLLOW_ARG0((__u32)cookie, reg, folio);
+	e->arg0 = KEX_FOLLOW_ARG0((__u32)cookie, reg, kind);
 	e->arg1 = ptr;
 	page_counts(e, page);
 	submit(e);
 }
 
-/* argument reg (1-6), if the cookie says it holds a tracked page or folio */
-static __always_inline bool follow_arg(struct pt_regs *ctx, __u64 cookie,
-				       __u8 reg, bool nested)
+/*
+ * A tracked page met in argument reg: a record, or (inside another follow
+ * run on this CPU) a counted loss. *seen is the last page recorded for this
+ * call: copy(dst, src) of two pages is two records, but a folio and its own
+ * page passed side by side (folio_add_file_rmap_ptes(folio, page, ...)) are
+ * one call on one page, one record.
+ */
+static __always_inline void follow_found(__u64 cookie, __u32 reg, __u32 kind,
+					 __u64 ptr, __u64 page,
+					 struct kex_page_info *pi, bool nested,
+					 __u64 *seen)
 {
-	__u32 bit = 1U << (reg - 1);
-	bool folio = KEX_FOLLOW_FOLIOS(cookie) & bit;
 	struct kex_follow_stats *st;
-	struct kex_page_info *pi;
-	__u64 ptr, page;
 
-	if (!((KEX_FOLLOW_PAGES(cookie) | KEX_FOLLOW_FOLIOS(cookie)) & bit))
-		return false;
-	ptr = kprobe_arg(ctx, reg);
-	if (!ptr)
-		return false;
-	page = ptr;
-	pi = folio ? folio_tracked(ptr, &page) : kex_page(ptr);
-	if (!pi)
-		return false;
+	if (*seen == page)
+		return;
+	*seen = page;
 	count_match(KEX_P_FOLLOW);
 	if (nested) {
 		/* a record that could not be sent: a loss of its type, like a
@@ -158,16 +166,110 @@ static __always_inline bool follow_arg(struct pt_regs *ctx, __u64 cookie,
 		st = bpf_map_lookup_elem(&follow_stats, &zero);
 		if (st)
 			st->nested++;
-		return true;
+		return;
 	}
-	follow_emit(cookie, reg, folio, ptr, page, pi);
-	return true;
+	follow_emit(cookie, reg, kind, ptr, page, pi);
+}
+
+/* one entry of a batch or an array: the state bpf_loop carries */
+struct follow_scan {
+	__u64 cookie;
+	__u64 base;	/* &folios[0] / &pages[0] */
+	__u64 seen;
+	__u32 reg;
+	__u32 kind;
+	bool nested;
+};
+
+static long follow_scan_one(__u32 i, void *data)
+{
+	struct follow_scan *s = data;
+	struct kex_page_info *pi;
+	__u64 ptr = 0, page;
+
+	bpf_probe_read_kernel(&ptr, sizeof(ptr), (void *)(s->base + i * 8));
+	/* an encoded_page keeps flags in its low bits (struct page is 8-byte
+	 * aligned, more): mask them; a count entry after
+	 * ENCODED_PAGE_BIT_NR_PAGES_NEXT is a small number, never a page */
+	ptr &= ~7ULL;
+	if (!ptr)
+		return 0;
+	page = ptr;
+	pi = s->kind == KEX_FOLLOW_K_BATCH ? folio_tracked(ptr, &page) :
+					     kex_page(ptr);
+	if (pi)
+		follow_found(s->cookie, s->reg, s->kind, ptr, page, pi,
+			     s->nested, &s->seen);
+	return 0;
+}
+
+/* argument reg (1-6), if the cookie says it holds a tracked page or folio,
+ * or a batch or an array of them */
+static __always_inline void follow_arg(struct pt_regs *ctx, __u64 cookie,
+				       __u8 reg, bool nested, __u64 *seen)
+{
+	__u32 bit = 1U << (reg - 1);
+	struct follow_scan s = { .cookie = cookie, .reg = reg,
+				 .nested = nested };
+	struct kex_follow_stats *st;
+	struct kex_page_info *pi;
+	__u64 ptr, page, n = 0;
+
+	if (!((KEX_FOLLOW_PAGES(cookie) | KEX_FOLLOW_FOLIOS(cookie) |
+	       KEX_FOLLOW_BATCHES(cookie) | KEX_FOLLOW_ARRAYS(cookie)) & bit))
+		return;
+	ptr = kprobe_arg(ctx, reg);
+	if (!ptr)
+		return;
+	if (KEX_FOLLOW_PAGES(cookie) & bit) {
+		pi = kex_page(ptr);
+		if (pi)
+			follow_found(cookie, reg, KEX_FOLLOW_K_PAGE, ptr, ptr,
+				     pi, nested, seen);
+		return;
+	}
+	if (KEX_FOLLOW_FOLIOS(cookie) & bit) {
+		pi = folio_tracked(ptr, &page);
+		if (pi)
+			follow_found(cookie, reg, KEX_FOLLOW_K_FOLIO, ptr, page,
+				     pi, nested, seen);
+		return;
+	}
+	if (KEX_FOLLOW_BATCHES(cookie) & bit) {
+		struct folio_batch *fb = (void *)ptr;
+
+		n = BPF_CORE_READ(fb, nr);
+		s.base = (__u64)&fb->folios[0];
+		s.kind = KEX_FOLLOW_K_BATCH;
+		if (n > KEX_FOLLOW_BATCH_SCAN) {
+			n = KEX_FOLLOW_BATCH_SCAN;
+			st = bpf_map_lookup_elem(&follow_stats, &zero);
+			if (st)
+				st->array_partial++;
+		}
+	} else {
+		/* the length is the next argument (int, unsigned int, long:
+		 * discovery keeps an array only when it is in a register) */
+		n = (__u32)kprobe_arg(ctx, reg + 1);
+		s.base = ptr;
+		s.kind = KEX_FOLLOW_K_ARRAY;
+		if (n > KEX_FOLLOW_ARRAY_SCAN) {
+			n = KEX_FOLLOW_ARRAY_SCAN;
+			st = bpf_map_lookup_elem(&follow_stats, &zero);
+			if (st)
+				st->array_partial++;
+		}
+	}
+	s.seen = *seen;
+	bpf_loop(n, follow_scan_one, &s, 0);
+	*seen = s.seen;
 }
 
 static __always_inline int follow_body(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 *busy = bpf_map_lookup_elem(&follow_busy, &zero);
+	__u64 seen = 0;
 	bool nested;
 
 	count_hit(KEX_P_FOLLOW);
@@ -176,12 +278,12 @@ static __always_inline int follow_body(struct pt_regs *ctx)
 	nested = *busy;
 	*busy = 1;
 	/* one record per tracked page passed: copy(dst, src) of two is two */
-	follow_arg(ctx, cookie, 1, nested);
-	follow_arg(ctx, cookie, 2, nested);
-	follow_arg(ctx, cookie, 3, nested);
-	follow_arg(ctx, cookie, 4, nested);
-	follow_arg(ctx, cookie, 5, nested);
-	follow_arg(ctx, cookie, 6, nested);
+	follow_arg(ctx, cookie, 1, nested, &seen);
+	follow_arg(ctx, cookie, 2, nested, &seen);
+	follow_arg(ctx, cookie, 3, nested, &seen);
+	follow_arg(ctx, cookie, 4, nested, &seen);
+	follow_arg(ctx, cookie, 5, nested, &seen);
+	follow_arg(ctx, cookie, 6, nested, &seen);
 	if (!nested)
 		*busy = 0;
 	return 0;

@@ -75,14 +75,24 @@ enum kex_probe_id {
 /*
  * --follow's BPF cookie per attached function: its index in the attached
  * list (the record's func), and which register arguments (bit n-1 for
- * argument n) hold a struct page * and which a struct folio *.
+ * argument n) hold a struct page *, a struct folio *, a struct folio_batch *
+ * (nr and folios[], read whole), and an array of page pointers (struct
+ * page **, struct folio **, struct encoded_page ** or a union of them)
+ * whose length is the next argument.
  */
-#define KEX_FOLLOW_COOKIE(func, pages, folios) \
-	((__u64)(func) | (__u64)(pages) << 32 | (__u64)(folios) << 40)
+#define KEX_FOLLOW_COOKIE(func, pages, folios, batches, arrays) \
+	((__u64)(func) | (__u64)(pages) << 32 | (__u64)(folios) << 40 | \
+	 (__u64)(batches) << 48 | (__u64)(arrays) << 56)
 #define KEX_FOLLOW_PAGES(cookie)	((__u32)((cookie) >> 32) & 0x3f)
 #define KEX_FOLLOW_FOLIOS(cookie)	((__u32)((cookie) >> 40) & 0x3f)
+#define KEX_FOLLOW_BATCHES(cookie)	((__u32)((cookie) >> 48) & 0x3f)
+#define KEX_FOLLOW_ARRAYS(cookie)	((__u32)((cookie) >> 56) & 0x3f)
 /* pages of a large folio looked up one by one, at most (PMD order) */
 #define KEX_FOLLOW_FOLIO_SCAN	512
+/* entries of a page array looked up, at most (a TLB gather batch: ~510) */
+#define KEX_FOLLOW_ARRAY_SCAN	512
+/* a folio_batch's folios[] (PAGEVEC_SIZE, 31 on 6.1 to 7.2) */
+#define KEX_FOLLOW_BATCH_SCAN	32
 
 /* --follow's own counters (map follow_stats, per-CPU, summed by user space) */
 struct kex_follow_stats {
@@ -90,6 +100,8 @@ struct kex_follow_stats {
 				 * this CPU: not recorded (also in losses[KEX_EV_FOLLOW]) */
 	__u64 folio_partial;	/* a folio larger than KEX_FOLLOW_FOLIO_SCAN pages: only its
 				 * first pages were looked up */
+	__u64 array_partial;	/* a page array longer than KEX_FOLLOW_ARRAY_SCAN (or a
+				 * batch past KEX_FOLLOW_BATCH_SCAN): only its first entries */
 };
 
 /* Per probe, summed over CPUs by user space (map probe_stats, per-CPU array). */

@@ -56,7 +56,9 @@ TEST(CoreFollow, FollowedStepKeepsItsArgumentAndCounts) {
     FollowedCall c = followed_call(*it);
     EXPECT_EQ(c.func, vm_insert_page);
     EXPECT_EQ(c.reg, 3u);
-    EXPECT_FALSE(c.folio);
+    EXPECT_EQ(c.kind, static_cast<uint32_t>(KEX_FOLLOW_K_PAGE));
+    EXPECT_EQ(followed_kind_name(c.kind), "page");
+    EXPECT_EQ(followed_kind_name(KEX_FOLLOW_K_BATCH), "folio_batch");
     EXPECT_EQ(it->refcount, 2);
     EXPECT_EQ(followed_name(r, 9), "#9");
 }

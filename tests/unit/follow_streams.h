@@ -25,7 +25,7 @@ inline Event follow_at(uint64_t ts, uint64_t pfn, uint32_t func, bool folio = tr
     e.type = KEX_EV_FOLLOW;
     e.pid = e.tid = 100;
     e.pfn = pfn;
-    e.arg0 = KEX_FOLLOW_ARG0(func, folio ? 1 : 3, folio ? 1 : 0);
+    e.arg0 = KEX_FOLLOW_ARG0(func, folio ? 1 : 3, folio ? KEX_FOLLOW_K_FOLIO : KEX_FOLLOW_K_PAGE);
     e.arg1 = 0xffffea0000040000 + pfn * 64;
     e.refcount = 2;
     e.mapcount = 1;

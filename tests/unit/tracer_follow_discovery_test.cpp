@@ -95,6 +95,42 @@ TEST(FollowDiscovery, FindsPageAndFolioArgumentsThroughModifiers) {
     EXPECT_TRUE(c.unusable.empty());
 }
 
+TEST(FollowDiscovery, FindsBatchesAndArraysWithTheirLength) {
+    TinyBtf t;
+    btf* b = t.b_.get();
+    int fbatch = btf__add_struct(b, "folio_batch", 256);
+    btf__add_field(b, "nr", t.int_, 0, 0);
+    int encoded = btf__add_fwd(b, "encoded_page", BTF_FWD_STRUCT);
+    int page_pp = btf__add_ptr(b, t.page_ptr_);
+    int folio_pp = btf__add_ptr(b, t.folio_ptr_);
+    int enc_pp = btf__add_ptr(b, btf__add_ptr(b, encoded));
+    // release_pages(release_pages_arg, int): a union of array pointers by value
+    int arg_union = btf__add_union(b, nullptr, 8);
+    btf__add_field(b, "pages", page_pp, 0, 0);
+    btf__add_field(b, "folios", folio_pp, 0, 0);
+    btf__add_field(b, "encoded_pages", enc_pp, 0, 0);
+    int release_arg = btf__add_typedef(b, "release_pages_arg", arg_union);
+    t.func("free_unref_folios", {btf__add_ptr(b, fbatch)});
+    t.func("release_pages", {release_arg, t.int_});
+    t.func("free_pages_and_swap_cache", {enc_pp, t.int_});
+    t.func("put_folios", {t.int_, folio_pp, t.long_});
+    t.func("no_length", {page_pp, t.page_ptr_}); // an array with no length after it
+    t.func("length_on_stack", {t.int_, t.int_, t.int_, t.int_, t.int_, page_pp, t.int_});
+    t.func("other_ptrptr", {btf__add_ptr(b, btf__add_ptr(b, t.int_)), t.int_});
+
+    FollowCandidates c = follow_candidates(t.get());
+    constexpr FollowArgKind B = FollowArgKind::batch, A = FollowArgKind::array;
+    EXPECT_EQ(args_of(c, "free_unref_folios"), (std::vector<FollowArg>{{1, B}}));
+    EXPECT_EQ(args_of(c, "release_pages"), (std::vector<FollowArg>{{1, A}}));
+    EXPECT_EQ(args_of(c, "free_pages_and_swap_cache"), (std::vector<FollowArg>{{1, A}}));
+    EXPECT_EQ(args_of(c, "put_folios"), (std::vector<FollowArg>{{2, A}}));
+    EXPECT_EQ(args_of(c, "no_length"), (std::vector<FollowArg>{{2, P}}));
+    EXPECT_TRUE(args_of(c, "length_on_stack").empty());
+    EXPECT_TRUE(args_of(c, "other_ptrptr").empty());
+    EXPECT_EQ(follow_arg_kind_name(B), "folio_batch");
+    EXPECT_EQ(follow_arg_kind_name(A), "page array");
+}
+
 TEST(FollowDiscovery, CountsRegistersNotParameters) {
     TinyBtf t;
     // a 16-byte struct takes two registers, a 24-byte one none (stack)

@@ -22,10 +22,10 @@ namespace kextrace {
 namespace {
 
 __u64 follow_cookie(uint32_t func, const FollowFunc& fn) {
-    uint32_t pages = 0, folios = 0;
+    uint32_t masks[4] = {}; // by FollowArgKind: page, folio, batch, array
     for (const auto& a : fn.args)
-        (a.kind == FollowArgKind::folio ? folios : pages) |= 1u << (a.reg - 1);
-    return KEX_FOLLOW_COOKIE(func, pages, folios);
+        masks[static_cast<unsigned>(a.kind)] |= 1u << (a.reg - 1);
+    return KEX_FOLLOW_COOKIE(func, masks[0], masks[1], masks[2], masks[3]);
 }
 
 // Single kprobes take a perf event and a link fd each: raise the soft limit

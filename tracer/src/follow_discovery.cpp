@@ -22,20 +22,61 @@ const btf_type* peel(const btf* b, uint32_t id) {
     return t;
 }
 
-// page or folio when type id is a pointer to struct page / struct folio.
-std::optional<FollowArgKind> page_pointer(const btf* b, uint32_t id) {
+// The name of the struct (or forward-declared struct) id is, after peeling.
+std::string_view struct_name(const btf* b, uint32_t id) {
+    const btf_type* s = peel(b, id);
+    if (!s || !(btf_is_struct(s) || (btf_is_fwd(s) && !btf_kflag(s))))
+        return {};
+    return btf__name_by_offset(b, s->name_off);
+}
+
+// An array of pages: a pointer to a pointer to struct page, folio or
+// encoded_page (whose low bits carry flags).
+bool page_array_pointer(const btf* b, uint32_t id) {
     const btf_type* t = peel(b, id);
     if (!t || !btf_is_ptr(t))
+        return false;
+    const btf_type* inner = peel(b, t->type);
+    if (!inner || !btf_is_ptr(inner))
+        return false;
+    std::string_view n = struct_name(b, inner->type);
+    return n == "page" || n == "folio" || n == "encoded_page";
+}
+
+// How a parameter of type id holds pages, if it does (before the length
+// check of an array, done by the caller).
+std::optional<FollowArgKind> page_holder(const btf* b, uint32_t id) {
+    const btf_type* t = peel(b, id);
+    if (!t)
         return std::nullopt;
-    const btf_type* s = peel(b, t->type);
-    if (!s || !(btf_is_struct(s) || (btf_is_fwd(s) && !btf_kflag(s))))
+    if (btf_is_ptr(t)) {
+        std::string_view n = struct_name(b, t->type);
+        if (n == "page")
+            return FollowArgKind::page;
+        if (n == "folio")
+            return FollowArgKind::folio;
+        if (n == "folio_batch")
+            return FollowArgKind::batch;
+        if (page_array_pointer(b, id))
+            return FollowArgKind::array;
         return std::nullopt;
-    std::string_view name = btf__name_by_offset(b, s->name_off);
-    if (name == "page")
-        return FollowArgKind::page;
-    if (name == "folio")
-        return FollowArgKind::folio;
+    }
+    // release_pages(release_pages_arg, int): a transparent union of page
+    // array pointers, passed by value in one register
+    if (btf_is_union(t) && btf_vlen(t) > 0 && t->size == 8) {
+        const btf_member* m = btf_members(t);
+        for (unsigned i = 0; i < btf_vlen(t); i++)
+            if (!page_array_pointer(b, m[i].type))
+                return std::nullopt;
+        return FollowArgKind::array;
+    }
     return std::nullopt;
+}
+
+// An array's length: an integer (int, unsigned int, long, ...).
+bool is_integer(const btf* b, uint32_t id) {
+    const btf_type* t = peel(b, id);
+    return t && btf_is_int(t) && t->size >= 4;
 }
 
 // How many of the six argument registers a parameter of this type takes
@@ -61,7 +102,13 @@ bool page_args(const btf* b, const btf_type* proto, std::vector<FollowArg>* out,
         unsigned n = registers_of(b, p[i].type);
         if (reg + n > kFollowMaxArg)
             n = 0; // the whole argument goes on the stack
-        if (auto kind = page_pointer(b, p[i].type)) {
+        auto kind = page_holder(b, p[i].type);
+        // an array needs its length in the next register
+        if (kind == FollowArgKind::array &&
+            !(n == 1 && reg + 2 <= kFollowMaxArg && i + 1 < btf_vlen(proto) && p[i + 1].type != 0 &&
+              is_integer(b, p[i + 1].type)))
+            kind.reset();
+        if (kind) {
             if (n == 0)
                 on_stack = true;
             else
@@ -134,7 +181,16 @@ std::string why_left_out(const FollowFilter& f, const std::string& name) {
 } // namespace
 
 std::string_view follow_arg_kind_name(FollowArgKind k) {
-    return k == FollowArgKind::folio ? "folio" : "page";
+    switch (k) {
+    case FollowArgKind::folio:
+        return "folio";
+    case FollowArgKind::batch:
+        return "folio_batch";
+    case FollowArgKind::array:
+        return "page array";
+    default:
+        return "page";
+    }
 }
 
 FollowCandidates follow_candidates(const btf* b) {

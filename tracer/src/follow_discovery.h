@@ -1,6 +1,7 @@
 // follow_discovery.h - which kernel functions --follow watches: every
 // function of the kernel's BTF that takes a struct page * or struct folio *
-// in a register argument, narrowed by the user's globs, minus what cannot be
+// (or a folio_batch, or an array of pages with its length) in a register
+// argument, narrowed by the user's globs, minus what cannot be
 // probed safely (kprobe blacklist, notrace, ambiguous names, the tracer's own
 // paths, what the curated plan watches with a BPF trampoline). Every
 // function left out says why.
@@ -35,13 +36,21 @@ namespace kextrace {
 // in a later one is on the stack, which the BPF side does not read.
 inline constexpr unsigned kFollowMaxArg = 6;
 
-enum class FollowArgKind : uint8_t { page, folio };
-std::string_view follow_arg_kind_name(FollowArgKind k); // "page", "folio"
+// How an argument holds pages (the values of enum kex_follow_kind):
+//   page   struct page *
+//   folio  struct folio *
+//   batch  struct folio_batch * (its nr and folios[] say which)
+//   array  struct page ** / struct folio ** / struct encoded_page **, or a
+//          union of such pointers (release_pages_arg), its length in the
+//          very next argument, an integer in a register
+enum class FollowArgKind : uint8_t { page, folio, batch, array };
+std::string_view
+follow_arg_kind_name(FollowArgKind k); // "page", "folio", "folio_batch", "page array"
 
 // One argument of a followed function that holds a page or a folio.
 struct FollowArg {
-    uint8_t reg;        // 1-based register argument (a 16-byte struct before it takes two)
-    FollowArgKind kind; // struct page * or struct folio *
+    uint8_t reg; // 1-based register argument (a 16-byte struct before it takes two)
+    FollowArgKind kind;
     bool operator==(const FollowArg&) const = default;
 };
 

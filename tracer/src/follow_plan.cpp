@@ -8,6 +8,8 @@
 
 #include <iostream>
 
+#include <set>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -59,19 +61,23 @@ std::string args_text(const FollowFunc& fn) {
 } // namespace
 
 void print_follow_plan(std::ostream& out, const FollowOptions& fo, const FollowSet& s) {
-    std::size_t folios = 0;
-    for (const auto& fn : s.chosen)
+    // functions by how they hold pages (one function can hold two ways)
+    std::size_t by_kind[4] = {};
+    for (const auto& fn : s.chosen) {
+        std::set<FollowArgKind> kinds;
         for (const auto& a : fn.args)
-            if (a.kind == FollowArgKind::folio) {
-                folios++;
-                break;
-            }
-    out << fmt::format("follow: {} functions take a struct page * or struct folio * in BTF\n",
+            kinds.insert(a.kind);
+        for (FollowArgKind k : kinds)
+            by_kind[static_cast<unsigned>(k)]++;
+    }
+    out << fmt::format("follow: {} functions take a struct page *, a struct folio *, a "
+                       "folio_batch or an array of pages in BTF\n",
                        s.candidates);
     if (!fo.globs.empty())
         out << fmt::format("  {} not matching {}\n", s.not_matched, fmt::join(fo.globs, " "));
-    out << fmt::format("  chosen {} ({} with a page, {} with a folio)\n", s.chosen.size(),
-                       s.chosen.size() - folios, folios);
+    out << fmt::format(
+        "  chosen {} (with a page {}, a folio {}, a folio_batch {}, a page array {})\n",
+        s.chosen.size(), by_kind[0], by_kind[1], by_kind[2], by_kind[3]);
     for (const auto& fn : s.chosen)
         out << fmt::format("    {:<40} {}\n", fn.name, args_text(fn));
     out << fmt::format("  left out {}{}\n", s.left_out.size(), s.left_out.empty() ? "" : ":");

@@ -21,16 +21,26 @@ namespace kextrace {
 
 namespace {
 
-int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
-    char buf[1024];
-    int n = std::vsnprintf(buf, sizeof(buf), format, args);
-    std::string_view msg(buf, n > 0 ? std::min<std::size_t>(n, sizeof(buf) - 1) : 0);
+// Whole messages: a verifier log runs to megabytes, and its end says why a
+// program was refused. Warnings are expected for optional probes: debug too.
+int libbpf_print(enum libbpf_print_level, const char* format, va_list args) {
+    va_list again;
+    va_copy(again, args);
+    char small[1024];
+    int n = std::vsnprintf(small, sizeof(small), format, args);
+    std::string big;
+    std::string_view msg;
+    if (n >= static_cast<int>(sizeof(small))) {
+        big.resize(static_cast<std::size_t>(n) + 1);
+        std::vsnprintf(big.data(), big.size(), format, again);
+        msg = std::string_view(big.data(), static_cast<std::size_t>(n));
+    } else {
+        msg = std::string_view(small, n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    va_end(again);
     while (!msg.empty() && msg.back() == '\n')
         msg.remove_suffix(1);
-    if (level == LIBBPF_WARN)
-        spdlog::debug("libbpf: {}", msg); // warnings are expected for optional probes
-    else
-        spdlog::debug("libbpf: {}", msg);
+    spdlog::debug("libbpf: {}", msg);
     return n;
 }
 

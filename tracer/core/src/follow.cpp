@@ -30,7 +30,20 @@ bool Correlator::State::on_follow(Rec& ev) {
 }
 
 FollowedCall followed_call(const Step& s) {
-    return {KEX_FOLLOW_FUNC(s.value), KEX_FOLLOW_REG(s.value), KEX_FOLLOW_FOLIO(s.value) != 0};
+    return {KEX_FOLLOW_FUNC(s.value), KEX_FOLLOW_REG(s.value), KEX_FOLLOW_KIND(s.value)};
+}
+
+std::string_view followed_kind_name(uint32_t kind) {
+    switch (kind) {
+    case KEX_FOLLOW_K_FOLIO:
+        return "folio";
+    case KEX_FOLLOW_K_BATCH:
+        return "folio_batch";
+    case KEX_FOLLOW_K_ARRAY:
+        return "page array";
+    default:
+        return "page";
+    }
 }
 
 std::string followed_name(const Report& r, uint32_t func) {

@@ -21,7 +21,7 @@ void render_page_path(const Report& r, const PageLife& p, std::size_t life, std:
         if (s.kind == StepKind::followed) {
             FollowedCall c = followed_call(s);
             what = followed_name(r, c.func);
-            arg = fmt::format("arg{} {}", c.reg, c.folio ? "folio" : "page");
+            arg = fmt::format("arg{} {}", c.reg, followed_kind_name(c.kind));
         }
         out << fmt::format("    {:<10} {:<34} {:<12} ref {} map {}\n",
                            detail::delta(p.alloc_ts, s.ts), what, arg, count_cell(s.refcount),

@@ -6,6 +6,7 @@
 // sent on; only one track's events are held at a time.
 // Its building blocks (events, args, the sink, step names) are in
 // timeline_parts.h.
+#include <kextrace/follow.h>
 #include <kextrace/owner.h>
 #include <kextrace/status_json.h>
 #include <kextrace/timeline.h>
@@ -413,7 +414,7 @@ class Builder {
             break;
         case StepKind::followed:
             a.u("arg", KEX_FOLLOW_REG(s.value))
-                .word("passed_as", KEX_FOLLOW_FOLIO(s.value) ? "folio" : "page");
+                .word("passed_as", followed_kind_name(KEX_FOLLOW_KIND(s.value)));
             break;
         default:
             break;

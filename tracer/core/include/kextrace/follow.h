@@ -21,10 +21,12 @@ namespace kextrace {
 // A followed step's function, argument and kind (its Step::value).
 struct FollowedCall {
     uint32_t func = 0;
-    uint32_t reg = 0;   // 1-6: the argument that held the page or folio
-    bool folio = false; // a struct folio * (else a struct page *)
+    uint32_t reg = 0;  // 1-6: the argument that held the page or folio
+    uint32_t kind = 0; // enum kex_follow_kind: page, folio, folio_batch entry, array entry
 };
 FollowedCall followed_call(const Step& s);
+// "page", "folio", "folio_batch", "page array"
+std::string_view followed_kind_name(uint32_t kind);
 // The function's name, "#N" when the report has no name for it.
 std::string followed_name(const Report& r, uint32_t func);
 
