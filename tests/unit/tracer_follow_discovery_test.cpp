@@ -117,6 +117,10 @@ TEST(FollowDiscovery, FindsBatchesAndArraysWithTheirLength) {
     t.func("no_length", {page_pp, t.page_ptr_}); // an array with no length after it
     t.func("length_on_stack", {t.int_, t.int_, t.int_, t.int_, t.int_, page_pp, t.int_});
     t.func("other_ptrptr", {btf__add_ptr(b, btf__add_ptr(b, t.int_)), t.int_});
+    // the kernels' BTF: pahole keeps the transparent union without members
+    int bare = btf__add_typedef(b, "release_pages_arg", btf__add_union(b, nullptr, 8));
+    t.func("release_pages_bare", {bare, t.int_});
+    t.func("other_union", {btf__add_union(b, "u", 8), t.int_});
 
     FollowCandidates c = follow_candidates(t.get());
     constexpr FollowArgKind B = FollowArgKind::batch, A = FollowArgKind::array;
@@ -127,6 +131,8 @@ TEST(FollowDiscovery, FindsBatchesAndArraysWithTheirLength) {
     EXPECT_EQ(args_of(c, "no_length"), (std::vector<FollowArg>{{2, P}}));
     EXPECT_TRUE(args_of(c, "length_on_stack").empty());
     EXPECT_TRUE(args_of(c, "other_ptrptr").empty());
+    EXPECT_EQ(args_of(c, "release_pages_bare"), (std::vector<FollowArg>{{1, A}}));
+    EXPECT_TRUE(args_of(c, "other_union").empty());
     EXPECT_EQ(follow_arg_kind_name(B), "folio_batch");
     EXPECT_EQ(follow_arg_kind_name(A), "page array");
 }

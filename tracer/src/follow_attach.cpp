@@ -5,6 +5,7 @@
 // Links are owned by the Loader (follow_links_), so nothing stays attached
 // on any exit path.
 #include "loader.h"
+#include "session.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -70,6 +71,10 @@ void Loader::attach_follow_singles(std::vector<const char*>& syms,
                                    const std::vector<__u64>& cookies, FollowAttach& out) {
     raise_nofile(2 * syms.size());
     for (std::size_t i = 0; i < syms.size(); i++) {
+        if (stop_requested()) { // Ctrl-C: the rest is not attached, the run ends
+            out.interrupted = true;
+            return;
+        }
         LIBBPF_OPTS(bpf_kprobe_opts, kopts, .bpf_cookie = cookies[i]);
         bpf_link* l = bpf_program__attach_kprobe_opts(skel_->progs.follow_kprobe, syms[i], &kopts);
         if (!l) {
@@ -126,7 +131,7 @@ Result<FollowAttach> Loader::attach_follow(const FollowSet& set) {
     out.took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - t0);
     out.links = follow_links_.size();
-    if (out.attached_count == 0)
+    if (out.attached_count == 0 && !out.interrupted)
         return Error{fmt::format("--follow: no function could be attached ({}; {}: {})",
                                  out.why_not_multi.empty() ? out.mechanism : out.why_not_multi,
                                  out.failed.empty() ? "" : out.failed.front().first,
@@ -136,6 +141,7 @@ Result<FollowAttach> Loader::attach_follow(const FollowSet& set) {
 
 FollowCounts Loader::read_follow_stats() const {
     FollowCounts sum;
+    sum.detach = follow_detach_;
     int ncpu = libbpf_num_possible_cpus();
     if (!skel_ || ncpu <= 0 || bpf_map__fd(skel_->maps.follow_stats) < 0)
         return sum;
@@ -153,6 +159,7 @@ FollowCounts Loader::read_follow_stats() const {
     for (const auto& p : per) {
         sum.nested += p.nested;
         sum.folio_partial += p.folio_partial;
+        sum.array_partial += p.array_partial;
     }
     return sum;
 }

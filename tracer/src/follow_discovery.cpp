@@ -46,6 +46,13 @@ bool page_array_pointer(const btf* b, uint32_t id) {
 // How a parameter of type id holds pages, if it does (before the length
 // check of an array, done by the caller).
 std::optional<FollowArgKind> page_holder(const btf* b, uint32_t id) {
+    // release_pages_arg by name: pahole drops the members of a transparent
+    // union (vlen 0 in the kernels' BTF), so its type says nothing more
+    for (const btf_type* q = btf__type_by_id(b, id); q && (btf_is_mod(q) || btf_is_typedef(q));
+         q = btf__type_by_id(b, q->type))
+        if (btf_is_typedef(q) &&
+            std::string_view(btf__name_by_offset(b, q->name_off)) == "release_pages_arg")
+            return FollowArgKind::array;
     const btf_type* t = peel(b, id);
     if (!t)
         return std::nullopt;

@@ -98,6 +98,8 @@ FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set) {
                              a.attached_count, a.functions.size(), a.mechanism, a.links,
                              a.links == 1 ? "" : "s", a.took.count() / 1000,
                              a.why_not_multi.empty() ? "" : " (" + a.why_not_multi + ")");
+    if (a.interrupted)
+        std::cerr << "kextrace: follow: attach stopped by a signal\n";
     for (const auto& [name, why] : a.failed)
         std::cerr << fmt::format("kextrace: follow: {} not attached: {}\n", name, why);
     return a;
@@ -105,12 +107,14 @@ FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set) {
 
 void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
                          const FollowAttach& attach, const FollowCounts& stats, bool full) {
-    out << fmt::format("\nfollow: {} functions via {} (attached in {} ms)\n", attach.attached_count,
-                       attach.mechanism, attach.took.count() / 1000);
-    if (stats.nested || stats.folio_partial)
+    out << fmt::format("\nfollow: {} functions via {} (attached in {} ms, detached in {} ms)\n",
+                       attach.attached_count, attach.mechanism, attach.took.count() / 1000,
+                       stats.detach.count() / 1000);
+    if (stats.nested || stats.folio_partial || stats.array_partial)
         out << fmt::format("follow: {} calls of tracked pages not recorded (inside another "
-                           "probe's run on their CPU), {} folios only partly looked up\n",
-                           stats.nested, stats.folio_partial);
+                           "probe's run on their CPU), {} folios and {} page arrays or "
+                           "batches only partly looked up\n",
+                           stats.nested, stats.folio_partial, stats.array_partial);
     if (stats.missed)
         out << fmt::format("follow: {} runs skipped by the kernel (inside another BPF "
                            "program on their CPU; pages unknown)\n",
@@ -132,11 +136,13 @@ nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, c
                                          : nlohmann::json(attach.why_not_multi)},
                    {"attached", attach.attached_count},
                    {"links", attach.links},
-                   {"us", attach.took.count()}};
+                   {"us", attach.took.count()},
+                   {"detach_us", stats.detach.count()}};
     j["left_out"] = std::move(left);
     j["not_matched"] = set.not_matched;
     j["nested_dropped"] = stats.nested;
     j["folios_partly_scanned"] = stats.folio_partial;
+    j["arrays_partly_scanned"] = stats.array_partial;
     j["missed"] = stats.missed;
     return j;
 }

@@ -71,6 +71,7 @@ struct FollowAttach {
     std::size_t attached_count = 0;
     std::size_t links = 0;
     std::chrono::microseconds took{};
+    bool interrupted = false; // a stop signal ended the attach early
     // functions that did not attach, and the error
     std::vector<std::pair<std::string, std::string>> failed;
 };
@@ -82,7 +83,9 @@ struct FollowAttach {
 struct FollowCounts {
     uint64_t nested = 0;        // kex_follow_stats.nested: lost follow records
     uint64_t folio_partial = 0; // kex_follow_stats.folio_partial
+    uint64_t array_partial = 0; // kex_follow_stats.array_partial
     uint64_t missed = 0;
+    std::chrono::microseconds detach{}; // the follow links' detach (0 before it)
 };
 
 // What happened to one probe id at attach time.
@@ -192,8 +195,9 @@ class Loader {
     std::unique_ptr<::kextrace_bpf, SkelDeleter> skel_;
     std::vector<std::unique_ptr<TracefsKprobe>> kprobes_;
     std::vector<LinkPtr> links_;
-    std::vector<uint32_t> link_probes_; // links_[i] is probe link_probes_[i]'s
-    std::vector<LinkPtr> follow_links_; // --follow's, detached with the other probes
+    std::vector<uint32_t> link_probes_;         // links_[i] is probe link_probes_[i]'s
+    std::vector<LinkPtr> follow_links_;         // --follow's, detached with the other probes
+    std::chrono::microseconds follow_detach_{}; // how long their detach took
     std::array<AttachResult, KEX_P_COUNT> results_{};
     std::unique_ptr<RingDrain> ring_; // last: its thread joined, its ring freed first
 };

@@ -238,7 +238,6 @@ Targets seed_targets(const Options& opt, Loader& loader) {
 std::optional<FollowAttach> attach_probes(const Options& opt, const KernelFacts& facts,
                                           const ProbePlan& plan,
                                           const std::optional<FollowSet>& follow, Loader& loader) {
-    install_stop_handlers();
     std::optional<FollowAttach> followed;
     if (follow)
         followed = attach_follow_or_die(loader, *follow);
@@ -336,6 +335,13 @@ std::optional<SessionResult> trace(const Options& opt, Loader& loader, Targets& 
     // a failed --events write ends the trace: its stream is incomplete from there on
     sopts.abort = [&streams] { return streams.events && streams.events->failed(); };
     Session session(loader, sopts);
+    if (stop_requested()) { // while attaching: the held command is killed unreleased
+        fmt::print(stderr, "kextrace: stopped by signal {} while attaching\n", stop_signal());
+        SessionResult r;
+        r.interrupted = true;
+        r.signal = stop_signal();
+        return r;
+    }
     if (targets.child) {
         if (auto rel = targets.child->release(); !rel) {
             fmt::print(stderr, "kextrace: cannot run '{}': {}\n", opt.command.front(),
@@ -508,6 +514,10 @@ int exit_status(const Options& opt, const SessionResult& res,
 
 int run(const Options& opt) {
     ignore_sigpipe(); // write errors are reported, not a silent death with probes attached
+    // From the start: a Ctrl-C while the BPF object loads or --follow's
+    // probes attach (seconds of single kprobes on 6.1) ends the run cleanly
+    // (the probes detached, exit 130), and the command never runs.
+    install_stop_handlers();
     Host host = inspect_host(opt);
     const DriverFilter filter = driver_filter(opt, host.ksyms);
     const Symbolizer sym = [&host](uint64_t a) { return host.ksyms.symbolize(a); };
