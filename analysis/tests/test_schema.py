@@ -38,7 +38,7 @@ class SchemaTest(unittest.TestCase):
                 for e in self.validator.iter_errors(report)]
 
     def test_real_runs_are_valid(self):
-        self.assertEqual(len(RUNS), 19)  # drop-8, 6 runs x 3 kernels
+        self.assertEqual(len(RUNS), 22)  # drop-8, 7 runs x 3 kernels
         for path in RUNS:
             with self.subTest(run=os.path.relpath(path, HERE)):
                 self.assertEqual(self.errors(load(path)), [])

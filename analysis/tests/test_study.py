@@ -48,7 +48,7 @@ class StudyTest(unittest.TestCase):
     def test_kernels_in_version_order_with_wall_time(self):
         self.assertEqual([k["release"] for k in self.runs.values()],
                          ["6.1.0-57-amd64", "6.12.118+deb12-amd64", "7.2.13+deb14-amd64"])
-        self.assertIn("18 traced runs on 3 guest kernels", self.md)
+        self.assertIn("21 traced runs on 3 guest kernels", self.md)
         self.assertIn("0 events lost in all", self.md)
         self.assertIn("`scripts/study` took 321 s", self.md)
 
@@ -130,6 +130,25 @@ class StudyTest(unittest.TestCase):
         self.assertTrue(cells[1].startswith("8/8 before the mmap, by `packet_set_ring"))
         self.assertIn("8/8 after the zap", cells[3])
         self.assertIn("`packet_release`", cells[3])
+
+    def test_the_path_discovered(self):
+        md = self.md.split("## 4. The path, discovered")[1].split("## 5.")[0]
+        for n, k in self.runs.items():
+            f = k["follow"]["follow"]
+            self.assertEqual(f["followed_pages"], 8, n)
+            self.assertEqual(k["follow"]["losses"]["total"], 0, n)
+        # 6.1 has no fprobe: single kprobes, and says why
+        self.assertRegex(md, r"\| `6\.1\.0-57-amd64` \| \d+ via kprobe \(kprobe.multi refused: .*CONFIG_FPROBE")
+        self.assertRegex(md, r"\| `7\.2\.13\+deb14-amd64` \| \d+ via kprobe.multi \|")
+        # after the zap, the free path of each kernel, in order, on every page
+        rows = {line.split("|")[1].strip(): line for line in md.splitlines()
+                if line.startswith("| `") and "→" in line}
+        self.assertRegex(rows["`6.1.0-57-amd64`"],
+                         r"`free_pages_and_swap_cache`.*`release_pages`.*\| `free_unref_page_list` \|")
+        for k in ("`6.12.118+deb12-amd64`", "`7.2.13+deb14-amd64`"):
+            self.assertRegex(rows[k], r"`free_pages_and_swap_cache`.*`folios_put_refs`.*`free_unref_folios`")
+        # the curated steps sit among the discovered functions
+        self.assertRegex(md, r"\[rmap_add\] → `folio_add_file_rmap_ptes`")
 
     def test_pictures_and_self_contained_html(self):
         with open(os.path.join(self.tmp, "pte-appearance.data.json")) as f:
