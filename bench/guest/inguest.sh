@@ -21,7 +21,7 @@ set -u
 out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
-profile_pages=65536 profile_reps=1
+profile_pages=65536 profile_reps=1 follow_pages=1024 follow_reps=3
 only=overhead,loss,modes,profile bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -39,6 +39,8 @@ while [ $# -gt 0 ]; do
 	--mode-limit) mode_limit=$2; shift 2 ;;
 	--profile-pages) profile_pages=$2; shift 2 ;;
 	--profile-reps) profile_reps=$2; shift 2 ;;
+	--follow-pages) follow_pages=$2; shift 2 ;;
+	--follow-reps) follow_reps=$2; shift 2 ;;
 	*) echo "inguest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -266,6 +268,37 @@ if has overhead; then
 			run_kextrace "$pages" "$rep" overhead
 			run_bpftrace "$pages" "$rep"
 		done
+	done
+fi
+
+# --- 5. --follow: untraced, curated, --follow, interleaved ---------------------------
+# The --follow run's own JSON: functions attached and how, attach and detach
+# times, followed calls, and its program's runs (the follow probe's hits).
+follow_kextrace() { # pages rep
+	local pages=$1 rep=$2 f=$kb/r.json j=$kb/follow.json t0 t1 rc extra
+	rm -f "$f" "$j"
+	t0=$(kexbench now)
+	kextrace --usdt "$rig" --follow --json "$j" -- kexbench run --t0 "$t0" --label follow --out "$f" \
+		-- "$rig" /dev/kex "$pages" --no-wait >"$kb/kt.out" 2>"$kb/kt.err"
+	rc=$?
+	t1=$(kexbench now)
+	read -r _ ev lost <<<"$(kextrace_counts "$kb/kt.out")"
+	[ $rc = 0 ] || log "kextrace --follow exit $rc: $(tail -3 "$kb/kt.err" | tr '\n' ' ')"
+	extra=$(python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1])); f = j["follow"]; a = f["attach"]
+print(json.dumps({"mechanism": a["mechanism"], "functions": a["attached"], "attach_us": a["us"],
+                  "detach_us": a["detach_us"], "calls": f["calls"],
+                  "prog_runs": f["runs"], "matched": f["matched"]}))' "$j" 2>/dev/null || echo null)
+	record follow follow "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "${ev:-null}" "${lost:-null}" ",\"exit\":$rc,\"follow\":$extra"
+}
+if has follow; then
+	run_untraced 64 0 warmup
+	for rep in $(seq 1 "$follow_reps"); do
+		log "follow $follow_pages pages, rep $rep/$follow_reps"
+		run_untraced "$follow_pages" "$rep" follow
+		run_kextrace "$follow_pages" "$rep" follow
+		follow_kextrace "$follow_pages" "$rep"
 	done
 fi
 

@@ -64,7 +64,7 @@ case_kex_path() {
 		expect_match "$err" "kextrace: follow: ([0-9]+) of \\1 functions via kprobe.multi \\([0-9]+ links?\\) in [0-9]+ ms" \
 			"the attach line: every function in kprobe.multi links"
 	fi
-	expect_match "$(cat "$CASE_TMP/out.txt")" "follow: [0-9]+ functions via .* \\(attached in [0-9]+ ms, detached in [0-9]+ ms\\)" \
+	expect_match "$(cat "$CASE_TMP/out.txt")" "follow: [0-9]+ functions via .* \\(attached in [0-9]+ ms, detached in [0-9]+ ms\\), [0-9]+ program runs" \
 		"attach and detach times in the report"
 	expect_match "$(cat "$CASE_TMP/out.txt")" "followed paths:" "--full prints each page's path"
 	pyjson "$CASE_TMP/out.json" "

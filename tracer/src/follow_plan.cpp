@@ -107,9 +107,10 @@ FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set) {
 
 void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
                          const FollowAttach& attach, const FollowCounts& stats, bool full) {
-    out << fmt::format("\nfollow: {} functions via {} (attached in {} ms, detached in {} ms)\n",
+    out << fmt::format("\nfollow: {} functions via {} (attached in {} ms, detached in {} ms), "
+                       "{} program runs, {} on tracked pages\n",
                        attach.attached_count, attach.mechanism, attach.took.count() / 1000,
-                       stats.detach.count() / 1000);
+                       stats.detach.count() / 1000, stats.runs, stats.matched);
     if (stats.nested || stats.folio_partial || stats.array_partial)
         out << fmt::format("follow: {} calls of tracked pages not recorded (inside another "
                            "probe's run on their CPU), {} folios and {} page arrays or "
@@ -144,6 +145,8 @@ nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, c
     j["folios_partly_scanned"] = stats.folio_partial;
     j["arrays_partly_scanned"] = stats.array_partial;
     j["missed"] = stats.missed;
+    j["runs"] = stats.runs;
+    j["matched"] = stats.matched;
     return j;
 }
 

@@ -86,6 +86,8 @@ struct FollowCounts {
     uint64_t array_partial = 0; // kex_follow_stats.array_partial
     uint64_t missed = 0;
     std::chrono::microseconds detach{}; // the follow links' detach (0 before it)
+    uint64_t runs = 0;                  // the follow programs' runs (probe_stats of KEX_P_FOLLOW)
+    uint64_t matched = 0;               // of them, tracked pages met
 };
 
 // What happened to one probe id at attach time.

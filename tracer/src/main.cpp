@@ -391,6 +391,8 @@ Counters detach_and_count(const Options& opt, Loader& loader) {
     c.probe_stats = loader.read_probe_stats();
     c.tracking = loader.read_tracking();
     c.follow = loader.read_follow_stats();
+    c.follow.runs = c.probe_stats[KEX_P_FOLLOW].hits;
+    c.follow.matched = c.probe_stats[KEX_P_FOLLOW].matched;
     spdlog::debug("traced map: {} thread groups left", loader.traced_entries());
     return c;
 }
