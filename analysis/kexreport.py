@@ -125,3 +125,15 @@ def parse_smaps(text, vma_start=None, name_contains=None):
 def smaps_dirty_kb(entry):
     """What pmap -x prints as Dirty: Shared_Dirty + Private_Dirty (kB)."""
     return entry.get("Shared_Dirty", 0) + entry.get("Private_Dirty", 0)
+
+
+def cell(s):
+    """Text for a Markdown table cell."""
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def table(head, rows):
+    """A Markdown table: the head's row, the rule, one row per list of cells."""
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return out

@@ -26,6 +26,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kexreport as kr  # noqa: E402
+from kexreport import cell  # noqa: E402
 import plot  # noqa: E402
 
 
@@ -57,11 +58,6 @@ def chain(frames, n=8):
     """'a ← b ← c' (callee first), at most n frames."""
     shown = frames[:n]
     return " ← ".join(f"`{f}`" for f in shown) + (" ← …" if len(frames) > n else "")
-
-
-def cell(s):
-    """Text for a Markdown table cell."""
-    return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def count_txt(v):

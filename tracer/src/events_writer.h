@@ -9,6 +9,10 @@
 
 #include "error.h"
 
+#include <kextrace/core.h>
+
+#include <nlohmann/json.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,5 +51,9 @@ class EventsWriter {
     std::optional<Error> error_;
     uint64_t lines_ = 0;
 };
+
+class Ksyms;
+// One --events line: the record's fields, type and probe by name, stack symbolized.
+nlohmann::json event_json(const Event& ev, const Ksyms& ksyms);
 
 } // namespace kextrace

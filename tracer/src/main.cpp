@@ -51,32 +51,6 @@ void setup_logging(bool verbose) {
     route_libbpf_logs();
 }
 
-// One --events line: the record's fields, type and probe by name, stack symbolized.
-nlohmann::json event_json(const Event& ev, const Ksyms& ksyms) {
-    nlohmann::json j = {
-        {"ts", ev.ts},
-        {"type", event_type_name(ev.type)},
-        {"cpu", ev.cpu},
-        {"pid", ev.pid},
-        {"tid", ev.tid},
-        {"pfn", ev.pfn == KEX_NO_PFN ? nlohmann::json() : nlohmann::json(ev.pfn)},
-        {"addr", ev.addr},
-        {"arg0", ev.arg0},
-        {"arg1", ev.arg1},
-        {"ret", ev.ret},
-        {"refcount", ev.refcount == KEX_NO_COUNT ? nlohmann::json() : nlohmann::json(ev.refcount)},
-        {"mapcount", ev.mapcount == KEX_NO_COUNT ? nlohmann::json() : nlohmann::json(ev.mapcount)},
-        {"probe", ev.probe < KEX_P_COUNT ? probe_spec(ev.probe).short_name : "?"}};
-    if (!ev.stack.empty()) {
-        auto& st = j["stack"] = nlohmann::json::array();
-        for (uint64_t a : ev.stack) {
-            std::string s = ksyms.symbolize(a);
-            st.push_back(s.empty() ? fmt::format("{:#x}", a) : s);
-        }
-    }
-    return j;
-}
-
 std::string join_command(const std::vector<std::string>& argv) {
     std::string s;
     for (const auto& a : argv)
