@@ -33,9 +33,12 @@ cd "$top"
 mkdir -p build
 stage=$(mktemp -d "$top/build/bench-stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-# KEXBENCH_BUILD: another build tree's binaries (default build/); kex.ko from build/module.
+# KEXBENCH_BUILD: another build tree's binaries (default build/); kex.ko built for
+# the guest's kernel (build/module for 6.1, build/module-K for the others).
 b=${KEXBENCH_BUILD:-build}
-for f in $b/bin/kextrace $b/bin/mmap_test $b/bin/kexbench build/module/kex.ko; do
+ko=build/module/kex.ko
+[ "$kernel" = 6.1 ] || ko=build/module-$kernel/kex.ko
+for f in $b/bin/kextrace $b/bin/mmap_test $b/bin/kexbench $ko; do
 	for try in 1 2 3 4 5 6; do
 		[ -s "$f" ] && cp "$f" "$stage/" && break
 		sleep 5 # being relinked right now
