@@ -385,12 +385,7 @@ void Loader::detach(const std::function<void()>& before_frees) {
         return id == KEX_P_KEX_PAGE_ALLOC || id == KEX_P_MM_PAGE_ALLOC || id == KEX_P_KEX_FAULT ||
                id == KEX_P_KEX_MMAP || id == KEX_P_KEX_MMAP_MODE;
     });
-    if (!follow_links_.empty()) {
-        auto t0 = std::chrono::steady_clock::now();
-        follow_links_.clear();
-        follow_detach_ = std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::steady_clock::now() - t0);
-    }
+    detach_follow();
     detach_if(
         [](uint32_t id) { return id != KEX_P_MM_PAGE_FREE && id != KEX_P_MM_PAGE_FREE_BATCHED; });
     kprobes_.clear(); // after their links: a tracefs kprobe in use cannot be removed

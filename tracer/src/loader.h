@@ -187,6 +187,8 @@ class Loader {
     Status attach_usdt(uint32_t id, bpf_program* prog, const std::string& binary);
     void attach_follow_singles(std::vector<const char*>& syms, const std::vector<__u64>& cookies,
                                FollowAttach& out);
+    // --follow's links released, timed into follow_detach_ (follow_attach.cpp)
+    void detach_follow();
     void attach_follow_multi(std::vector<const char*>& syms, const std::vector<__u64>& cookies,
                              std::size_t begin, std::size_t end, FollowAttach& out);
 
