@@ -213,7 +213,7 @@ static __always_inline void follow_arg(struct pt_regs *ctx, __u64 cookie,
 				 .nested = nested };
 	struct kex_follow_stats *st;
 	struct kex_page_info *pi;
-	__u64 ptr, page, n = 0;
+	__u64 ptr, page, n = 0, limit;
 
 	if (!((KEX_FOLLOW_PAGES(cookie) | KEX_FOLLOW_FOLIOS(cookie) |
 	       KEX_FOLLOW_BATCHES(cookie) | KEX_FOLLOW_ARRAYS(cookie)) & bit))
@@ -241,24 +241,20 @@ static __always_inline void follow_arg(struct pt_regs *ctx, __u64 cookie,
 		n = BPF_CORE_READ(fb, nr);
 		s.base = (__u64)&fb->folios[0];
 		s.kind = KEX_FOLLOW_K_BATCH;
-		if (n > KEX_FOLLOW_BATCH_SCAN) {
-			n = KEX_FOLLOW_BATCH_SCAN;
-			st = bpf_map_lookup_elem(&follow_stats, &zero);
-			if (st)
-				st->array_partial++;
-		}
+		limit = KEX_FOLLOW_BATCH_SCAN;
 	} else {
 		/* the length is the next argument (int, unsigned int, long:
 		 * discovery keeps an array only when it is in a register) */
 		n = (__u32)kprobe_arg(ctx, reg + 1);
 		s.base = ptr;
 		s.kind = KEX_FOLLOW_K_ARRAY;
-		if (n > KEX_FOLLOW_ARRAY_SCAN) {
-			n = KEX_FOLLOW_ARRAY_SCAN;
-			st = bpf_map_lookup_elem(&follow_stats, &zero);
-			if (st)
-				st->array_partial++;
-		}
+		limit = KEX_FOLLOW_ARRAY_SCAN;
+	}
+	if (n > limit) {
+		n = limit;
+		st = bpf_map_lookup_elem(&follow_stats, &zero);
+		if (st)
+			st->array_partial++;
 	}
 	s.seen = *seen;
 	bpf_loop(n, follow_scan_one, &s, 0);
