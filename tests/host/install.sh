@@ -20,6 +20,7 @@ want="bin/kextrace-report bin/mmap_test sbin/kextrace
 share/bash-completion/completions/kextrace share/bash-completion/completions/mmap_test
 share/kextrace/analysis/kexreport.py share/kextrace/analysis/plot.py
 share/kextrace/analysis/report.py share/kextrace/analysis/study.py
+share/kextrace/analysis/study_follow.py
 share/man/man1/kextrace-report.1 share/man/man1/mmap_test.1 share/man/man8/kextrace.8"
 got=$(cd "$prefix" && find . -type f | sed 's|^\./||' | sort)
 if [ "$got" = "$(tr ' ' '\n' <<<"$want" | sed '/^$/d' | sort)" ]; then
