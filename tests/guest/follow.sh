@@ -28,7 +28,9 @@ follow_armed() {
 follow_nothing_left() {
 	expect_eq "$(follow_armed)" "$1" "ftrace sites armed after kextrace exited (enabled_functions)"
 	expect_eq "$(awk '/kextrace\//' /sys/kernel/tracing/kprobe_events | wc -l)" 0 "tracefs kprobes removed"
-	expect_eq "$(bpftool link show 2>/dev/null | grep -c -E 'kprobe_multi|perf_event' || :)" 0 \
+	local links
+	links=$(bpftool link show) || fail "bpftool link show failed"
+	expect_eq "$(grep -c -E 'kprobe_multi|perf_event' <<<"$links" || :)" 0 \
 		"BPF links (kprobe_multi, perf_event) left"
 }
 
