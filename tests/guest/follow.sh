@@ -11,6 +11,7 @@
 #   sigint       Ctrl-C while the probes attach or run: exit 130, a report,
 #                nothing attached after
 #   narrow_glob  --follow '*rmap*' attaches only matching functions
+#   with_leaks   --follow --leaks: the same verdicts (8 freed) and the paths
 #   plan         --follow --plan lists chosen and left-out functions, with
 #                reasons, and attaches nothing
 
@@ -151,6 +152,20 @@ ok(f['not_matched'] > 0, 'the others counted as not matched')
 common = {c['function']: c['pages'] for c in f['common_path'] if c['function']}
 for w in (probe['rmap add'], probe['zap (rmap remove)']):
     ok(common.get(w) == 8, f'{w} on every page path ({common.get(w)})')
+"
+}
+
+case_with_leaks() {
+	local rc=0
+	kex_load
+	kextrace --follow --leaks --json "$CASE_TMP/out.json" \
+		-- mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
+	expect_eq "$rc" 0 "kextrace --follow --leaks: exit status"
+	pyjson "$CASE_TMP/out.json" "
+c = j['leaks']['counts']
+ok(c['freed'] == 8 and c['leaked'] == 0 and j['leaks']['bugs'] == 0, f'8 freed, nothing leaked: {c}')
+ok(j['leaks']['events_lost'] == 0, 'no events lost')
+ok(j['follow']['followed_pages'] == 8, 'every page followed beside the leak verdicts')
 "
 }
 
