@@ -74,7 +74,8 @@ TEST(FollowPlan, ReportSaysAttachDetachRunsAndWhatWasLeftOut) {
     c.matched = 24576;
 
     std::ostringstream out;
-    print_follow_report(out, r, ProbePlan{}, a, c, false);
+    const FollowSummary summary = follow_summary(r, curated_functions(ProbePlan{}));
+    print_follow_report(out, r, summary, a, c, false);
     const std::string s = out.str();
     EXPECT_NE(s.find("follow: 3 functions via kprobe (attached in 9021 ms, detached in 43848 ms), "
                      "215231 program runs, 24576 on tracked pages"),
@@ -86,7 +87,7 @@ TEST(FollowPlan, ReportSaysAttachDetachRunsAndWhatWasLeftOut) {
         << s;
     EXPECT_NE(s.find("4 runs skipped by the kernel"), std::string::npos) << s;
 
-    const nlohmann::json j = follow_report_json(r, ProbePlan{}, set, a, c);
+    const nlohmann::json j = follow_report_json(r, summary, set, a, c);
     EXPECT_EQ(j["attach"]["mechanism"], "kprobe");
     EXPECT_EQ(j["attach"]["why_not_multi"], a.why_not_multi);
     EXPECT_EQ(j["attach"]["attached"], 3);

@@ -105,7 +105,7 @@ FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set) {
     return a;
 }
 
-void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
+void print_follow_report(std::ostream& out, const Report& report, const FollowSummary& summary,
                          const FollowAttach& attach, const FollowCounts& stats, bool full) {
     out << fmt::format("\nfollow: {} functions via {} (attached in {} ms, detached in {} ms), "
                        "{} program runs, {} on tracked pages\n",
@@ -120,12 +120,13 @@ void print_follow_report(std::ostream& out, const Report& report, const ProbePla
         out << fmt::format("follow: {} runs skipped by the kernel (inside another BPF "
                            "program on their CPU; pages unknown)\n",
                            stats.missed);
-    render_follow_text(report, follow_summary(report, curated_functions(plan)), out, full);
+    render_follow_text(report, summary, out, full);
 }
 
-nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, const FollowSet& set,
-                                  const FollowAttach& attach, const FollowCounts& stats) {
-    nlohmann::json j = follow_json(report, follow_summary(report, curated_functions(plan)));
+nlohmann::json follow_report_json(const Report& report, const FollowSummary& summary,
+                                  const FollowSet& set, const FollowAttach& attach,
+                                  const FollowCounts& stats) {
+    nlohmann::json j = follow_json(report, summary);
     nlohmann::json left = nlohmann::json::array();
     for (const auto& l : set.left_out)
         left.push_back({{"function", l.name}, {"reason", l.reason}});

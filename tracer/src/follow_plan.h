@@ -53,11 +53,13 @@ void print_follow_plan(std::ostream& out, const FollowOptions& fo, const FollowS
 FollowAttach attach_follow_or_die(Loader& loader, const FollowSet& set);
 
 // The text report's --follow part (kextrace/follow_output.h) and the JSON
-// "follow" section: the report's paths and common path, with how the
+// "follow" section: the report's paths and common path (summary: computed
+// once, follow_summary(report, curated_functions(plan))), with how the
 // functions were chosen and attached and what the BPF side dropped.
-void print_follow_report(std::ostream& out, const Report& report, const ProbePlan& plan,
+void print_follow_report(std::ostream& out, const Report& report, const FollowSummary& summary,
                          const FollowAttach& attach, const FollowCounts& stats, bool full);
-nlohmann::json follow_report_json(const Report& report, const ProbePlan& plan, const FollowSet& set,
-                                  const FollowAttach& attach, const FollowCounts& stats);
+nlohmann::json follow_report_json(const Report& report, const FollowSummary& summary,
+                                  const FollowSet& set, const FollowAttach& attach,
+                                  const FollowCounts& stats);
 
 } // namespace kextrace

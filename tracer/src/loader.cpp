@@ -24,6 +24,8 @@ namespace {
 // Whole messages: a verifier log runs to megabytes, and its end says why a
 // program was refused. Warnings are expected for optional probes: debug too.
 int libbpf_print(enum libbpf_print_level, const char* format, va_list args) {
+    if (!spdlog::should_log(spdlog::level::debug)) // not -v: a refused program's log unformatted
+        return 0;
     va_list again;
     va_copy(again, args);
     char small[1024];

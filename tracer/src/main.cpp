@@ -393,18 +393,20 @@ RunInfo run_info(const Options& opt, const KernelFacts& facts, const ProbePlan& 
 struct Followed {
     const FollowSet& set;
     const FollowAttach& attach;
+    FollowSummary summary{}; // the report's common path, once it is made
 };
 
 // Standard output: the report, and with --leaks the verdicts (returned).
 std::optional<LeakReport> print_report(const Options& opt, const Report& report, const RunInfo& run,
                                        const Symbolizer& sym, const Counters& counters,
-                                       const ProbePlan& plan, const std::optional<Followed>& fol) {
+                                       const std::optional<Followed>& fol) {
     TextOptions topts;
     topts.full = opt.full;
     topts.stacks = opt.show_stacks;
     render_text(report, run, std::cout, sym, topts);
     if (fol)
-        print_follow_report(std::cout, report, plan, fol->attach, counters.follow, opt.full);
+        print_follow_report(std::cout, report, fol->summary, fol->attach, counters.follow,
+                            opt.full);
     std::optional<LeakReport> leaks;
     if (opt.leaks) {
         LeakOptions lo = counters.machine ? *counters.machine : leak_context(report);
@@ -449,7 +451,7 @@ void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& l
         return;
     nlohmann::json j = nlohmann::json::object();
     if (fol)
-        j["follow"] = follow_report_json(report, plan, fol->set, fol->attach, c.follow);
+        j["follow"] = follow_report_json(report, fol->summary, fol->set, fol->attach, c.follow);
     j["ring_accounting"] = ring_accounting_json(
         RingCounts{c.produced, intake.received, c.losses, loader.queue_stats()});
     j["probe_counters"] = probe_counters_json(plan, loader.results(), c.probe_stats, c.missed);
@@ -543,9 +545,11 @@ int run(const Options& opt) {
     losses.map_full = counters.tracking;
     intake->correlator.set_losses(losses);
     Report report = intake->correlator.finish();
+    if (fol)
+        fol->summary = follow_summary(report, curated_functions(probes));
 
     RunInfo run = run_info(opt, host.facts, probes, *loader, counters);
-    std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters, probes, fol);
+    std::optional<LeakReport> leaks = print_report(opt, report, run, sym, counters, fol);
     write_trace_files(opt, streams, report, run, losses, copts, sym);
     std::cout.flush();
     if (!std::cout) // e.g. `kextrace ... | head -1`: SIGPIPE is ignored, the write failed
