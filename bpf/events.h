@@ -193,9 +193,18 @@ struct kex_event {
 	__s64 ret;		/* return value where the type has one */
 	__s32 refcount;		/* page->_refcount at the event, or KEX_NO_COUNT */
 	__s32 mapcount;		/* page->_mapcount + 1 at the event, or KEX_NO_COUNT */
-	__u32 probe;		/* index of the probe that produced it (probe report) */
-	__u32 stack_len;	/* kernel return addresses following this struct */
+	__u16 probe;		/* index of the probe that produced it (probe report) */
+	__u16 stack_len;	/* kernel return addresses following this struct */
+	__u32 stack_site;	/* --stacks=sites: the call site of its stack, 0: none */
 };
+
+/*
+ * A stack site (--stacks=sites): a record with stack_len > 0 and a site
+ * defines the site's stack; a record with a site and no stack ran under
+ * that stack, defined by an earlier record of the same ring buffer (the
+ * ring keeps reservation order, and a site is named only after its defining
+ * record was reserved).
+ */
 
 #define KEX_EVENT_SIZE(stack_len) \
 	(sizeof(struct kex_event) + (stack_len) * sizeof(__u64))
@@ -264,6 +273,8 @@ enum kex_track_slot {
 	KEX_TRACK_INSERT_SITES	= 13,	/* a vm_insert_page(s) call's address not remembered */
 	KEX_TRACK_DRIVER_ALLOCS	= 14,	/* an allocation of a traced process not remembered:
 					 * a driver page from it reads "allocation unseen" */
+	KEX_TRACK_STACK_SITES	= 15,	/* a stack site not remembered: its stack is
+					 * walked again (nothing is lost, it costs) */
 	KEX_TRACK_COUNT
 };
 

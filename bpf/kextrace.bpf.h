@@ -69,6 +69,11 @@ const volatile __u8 unmap_mode __weak = KEX_UNMAP_REGION_61;
 const volatile bool fault_all_pages __weak = false;
 const volatile bool capture_stacks __weak = true;
 /*
+ * --stacks=sites (the default): a record's stack is walked once per call
+ * site (stack_sites) and later records of the site name it instead
+ */
+const volatile bool stack_by_site __weak = true;
+/*
  * follow the pages any driver inserts into a traced process's page table,
  * not only kex's (off: --kex-only)
  */
@@ -209,6 +214,45 @@ struct {
 	__type(value, struct pending_alloc);
 } pending_allocs SEC(".maps") __weak;
 
+/*
+ * Stack sites (--stacks=sites): a call site's key -> the site number its
+ * first record's stack defined (KEX_STACK_INFO). The key is what fixes the
+ * kernel call chain without walking it: the probe and record type, where
+ * the program's frame sits in the task's stack (the sum of the frames
+ * below it), and the user-space entry (system call number or exception
+ * error code, user instruction pointer) the chain started from. A site
+ * forgotten (LRU) is walked again under a new number.
+ */
+struct kex_site_key {
+	__u64 user_ip;
+	__u64 entry;
+	__u32 depth;
+	__u32 probe;
+	__u32 type;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KEX_MAX_STACK_SITES);
+	__type(key, struct kex_site_key);
+	__type(value, __u32);
+} stack_sites SEC(".maps") __weak;
+
+/*
+ * Site numbers: each CPU gives out seq * stack_site_cpus + cpu + 1 from its
+ * own counter (no atomics: the programs do not migrate), so no two CPUs
+ * give out the same number; 2^32 / CPUs sites before one comes round again.
+ */
+const volatile __u32 stack_site_cpus __weak = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} stack_site_seq SEC(".maps") __weak;
+
 /* entry state a kretprobe needs: which page, where its PTE lives */
 struct pte_call {
 	__u64 page;
@@ -310,6 +354,7 @@ static __always_inline void fill(struct kex_event *e, __u32 type, __u32 probe)
 	e->mapcount = KEX_NO_COUNT;
 	e->probe = probe;
 	e->stack_len = 0;
+	e->stack_site = 0;
 }
 
 /* a plain record */
@@ -347,21 +392,70 @@ static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
 	return r;
 }
 
+/*
+ * The current call site's key (struct kex_site_key); false where there is
+ * none: not on the task's own stack (interrupts, softirqs on the IRQ stack).
+ */
+static __always_inline bool site_key(struct kex_site_key *k, __u32 type,
+				     __u32 probe)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+	void *here = k;
+	__u64 sp = 0, base;
+
+	/* the address of this frame as a number (root may read pointers) */
+	bpf_probe_read_kernel(&sp, sizeof(sp), &here);
+	base = (__u64)BPF_CORE_READ(t, stack);
+	if (sp - base >= KEX_MAX_THREAD_SIZE)
+		return false;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	k->user_ip = BPF_CORE_READ(regs, ip);
+	k->entry = BPF_CORE_READ(regs, orig_ax);
+	k->depth = sp - base;
+	k->probe = probe;
+	k->type = type;
+	k->pad = 0;
+	return true;
+}
+
 /* ... with the current kernel stack in it, skip frames skipped */
 static __always_inline struct kex_event *
 reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 {
+	struct kex_site_key key;
 	struct kex_event_stack *r;
+	struct kex_event *e;
+	bool keyed = false;
+	__u32 *site, *seq, n_site, zero = 0;
 	long n;
 
 	if (!capture_stacks)
 		return reserve(type, probe);
+	if (stack_by_site) {
+		keyed = site_key(&key, type, probe);
+		site = keyed ? bpf_map_lookup_elem(&stack_sites, &key) : NULL;
+		if (site) {
+			n_site = *site;
+			e = reserve(type, probe);
+			if (e)
+				e->stack_site = n_site;
+			return e;
+		}
+	}
 	r = reserve_stack_room(type, probe);
 	if (!r)
 		return NULL;
 	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack),
 			  skip & BPF_F_SKIP_FIELD_MASK);
 	r->ev.stack_len = n > 0 ? n / sizeof(__u64) : 0;
+	seq = keyed && n > 0 ? bpf_map_lookup_elem(&stack_site_seq, &zero) : NULL;
+	if (seq) {
+		n_site = ++*seq * stack_site_cpus + r->ev.cpu + 1;
+		if (n_site && !track_update(&stack_sites, &key, &n_site,
+					    KEX_TRACK_STACK_SITES))
+			r->ev.stack_site = n_site;
+	}
 	return &r->ev;
 }
 

@@ -118,6 +118,56 @@ case_noput_keep() {
 	expect_module_leaked 1
 }
 
+# --stacks sites (the default) against --stacks all on the same injected
+# leak (noput on pages 1 and 5, module loaded once, so the same addresses):
+# every page's every step, ledger line and never-dropped reference names the
+# same frames; sites walked each call site's stack once and gave the
+# other records that stack (none unresolved), all walked none by site.
+case_stacks_sites_match_all() {
+	local rc
+	kex_load inject_noput=1,5 verbose=0
+	leaks_run rc --stacks all -- mmap_test /dev/kex 8 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks --stacks all exit status"
+	mv "$CASE_TMP/out.json" "$CASE_TMP/all.json"
+	leaks_run rc -- mmap_test /dev/kex 8 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks (--stacks sites) exit status"
+	python3 - "$CASE_TMP/all.json" "$CASE_TMP/out.json" <<'PY'
+import json, sys
+sys.path.insert(0, "tests/guest")
+from jcheck import ok, done
+A, S = (json.load(open(f)) for f in sys.argv[1:3])
+def frames(j, sid):
+    return [f["sym"] for f in j["stacks"][sid]] if sid else []
+def per_page(j):
+    out = {}
+    for p in j["pages"]:
+        out[p["index"]] = [(s["kind"], frames(j, s.get("stack", 0))) for s in p["steps"]
+                           if s["kind"] != "followed"]
+    for v in j["leaks"]["pages"]:
+        out[v["index"]] += [("ledger " + l["site"], frames(j, l["stack"])) for l in v.get("ledger", [])]
+        out[v["index"]] += [("never dropped " + n["site"], n["frames"]) for n in v.get("never_dropped", [])]
+    return out
+a, s = per_page(A), per_page(S)
+ok(sorted(a) == list(range(8)) and sorted(s) == list(range(8)), f"8 pages each: {sorted(a)} {sorted(s)}")
+with_stack = sum(1 for p in a.values() for _, f in p if f)
+ok(with_stack >= 8 * 4, f"--stacks all: {with_stack} steps and ledger lines with a stack")
+for i in sorted(a):
+    diff = [(x, y) for x, y in zip(a[i], s.get(i, [])) if x != y]
+    ok(len(a[i]) == len(s.get(i, [])) and not diff,
+       f"page {i}: the same {len(a[i])} steps and ledger lines, frame for frame {diff[:1]}")
+for i in (1, 5):
+    nd = [f for k, f in s[i] if k.startswith("never dropped")]
+    ok(len(nd) == 1 and any(x.endswith("[kex]") for x in nd[0]), f"page {i}: the leak's stack, in kex")
+sa, ss = A["ring_accounting"]["stacks"], S["ring_accounting"]["stacks"]
+ok(sa["mode"] == "all" and sa["walked"] == 0 and sa["reused"] == 0, f"all: no sites {sa}")
+ok(ss["mode"] == "sites" and ss["unresolved"] == 0, f"sites: none unresolved {ss}")
+ok(0 < ss["walked"] < ss["reused"], f"sites: each site walked once, more records reused it {ss}")
+ok(S["losses"]["total"] == 0 and A["losses"]["total"] == 0, "nothing lost in either run")
+done()
+PY
+	expect_module_leaked 4
+}
+
 # --all: the leaks of untraced processes, found after SIGINT.
 case_all_finds_leaks() {
 	local rc

@@ -92,6 +92,8 @@ Status Loader::configure(const ProbePlan& plan) {
     std::copy(c.core_faults.begin(), c.core_faults.end(), ro->core_faults);
     ro->fault_all_pages = opts_.fault_all_pages;
     ro->capture_stacks = opts_.stacks;
+    ro->stack_by_site = opts_.stack_by_site;
+    ro->stack_site_cpus = static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1));
     ro->trace_all = opts_.trace_all;
     ro->wakeup_bytes = opts_.ringbuf_bytes / 4;
 

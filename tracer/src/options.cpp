@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 namespace kextrace {
 
 namespace {
@@ -135,7 +137,8 @@ void add_output_options(CLI::App& app, Options& o) {
         ->check(CLI::IsMember({"json", "perfetto"}))
         ->group(g);
     app.add_flag("--full", o.full, "print every page row")->group(g);
-    app.add_flag("--stacks", o.show_stacks, "print the kernel stacks of the first page")->group(g);
+    app.add_flag("--show-stacks", o.show_stacks, "print the kernel stacks of the first page")
+        ->group(g);
     app.add_flag("--accept-loss", o.accept_loss,
                  "exit with the command's status even if events were lost")
         ->group(g);
@@ -160,8 +163,20 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
         ->type_name("GLOB")
         ->allow_extra_args(false)
         ->group(g);
+    using Stacks = Options::StackMode;
+    const std::map<std::string, Stacks> stack_modes = {
+        {"all", Stacks::all}, {"sites", Stacks::sites}, {"none", Stacks::none}};
+    auto* stacks =
+        app.add_option("--stacks", o.stack_mode,
+                       "kernel stacks: sites (default: walked once per call site, the site's "
+                       "later records name that stack), all (walked at every record), none")
+            ->type_name("MODE")
+            ->transform(CLI::CheckedTransformer(stack_modes))
+            ->group(g);
     app.add_flag_callback(
-           "--no-stacks", [&o] { o.stacks = false; }, "do not capture kernel stacks")
+           "--no-stacks", [&o] { o.stack_mode = Stacks::none; },
+           "do not capture kernel stacks (--stacks none)")
+        ->excludes(stacks)
         ->group(g);
     app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
                  "report do_set_pte / set_pte_range for every page the traced processes fault "
@@ -201,6 +216,18 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
 }
 
 } // namespace
+
+std::string_view stack_mode_name(Options::StackMode m) {
+    switch (m) {
+    case Options::StackMode::all:
+        return "all";
+    case Options::StackMode::none:
+        return "none";
+    case Options::StackMode::sites:
+        break;
+    }
+    return "sites";
+}
 
 std::string version_text() {
     return fmt::format("kextrace {} (built with libbpf {}.{}, running libbpf {})", KEXTRACE_VERSION,

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,9 +31,13 @@ struct Options {
     bool kex_only = false;                   // --kex-only: no other driver's pages
     std::vector<std::string> drivers;        // --driver NAME: only these drivers' mappings
     std::vector<std::string> files;          // --file PATH: only mappings of these files
-    bool stacks = true;                      // --no-stacks clears it
+    // --stacks MODE: every stack-carrying record walks its stack (all), a call
+    // site's first record walks it and the rest name it (sites), or none
+    // (--no-stacks)
+    enum class StackMode { all, sites, none };
+    StackMode stack_mode = StackMode::sites;
     bool full = false;                       // --full: every page row
-    bool show_stacks = false;                // --stacks: print the first page's stacks
+    bool show_stacks = false;                // --show-stacks: print the first page's stacks
     bool plan_only = false;                  // --plan: print the probe plan and exit
     bool follow = false;                     // --follow [GLOB]: every function a page passes
     std::vector<std::string> follow_globs;   // its GLOBs (none: every function)
@@ -55,5 +60,7 @@ struct Options {
 std::optional<Options> parse_options(int argc, char** argv, int* exit_code);
 // "kextrace 0.1 (built with libbpf 1.1, running libbpf v1.1)": --version.
 std::string version_text();
+// "all", "sites", "none"
+std::string_view stack_mode_name(Options::StackMode m);
 
 } // namespace kextrace

@@ -28,7 +28,7 @@ int report_main(int argc, char** argv) {
                    "the --export timeline's format whatever FILE's name: json or perfetto")
         ->check(CLI::IsMember({"json", "perfetto"}));
     app.add_flag("--full", topts.full, "print every page row");
-    app.add_flag("--stacks", topts.stacks, "print the kernel stacks of the first page");
+    app.add_flag("--show-stacks", topts.stacks, "print the kernel stacks of the first page");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

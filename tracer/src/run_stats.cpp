@@ -26,6 +26,12 @@ json ring_accounting_json(const RingCounts& c) {
     acct["exact"] = exact;
     // records copied off the ring, waiting to be decoded: the most at once
     acct["queue"] = {{"peak_records", c.queue.peak_records}, {"peak_bytes", c.queue.peak_bytes}};
+    // --stacks sites: records that walked their stack (a site's first) and
+    // records given their site's stack; unresolved ones are also undecodable
+    acct["stacks"] = {{"mode", c.stacks},
+                      {"walked", c.sites.walked},
+                      {"reused", c.sites.reused},
+                      {"unresolved", c.sites.unresolved}};
     return acct;
 }
 

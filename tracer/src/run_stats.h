@@ -10,12 +10,14 @@
 
 #include <kextrace/core.h>
 #include <kextrace/output.h>
+#include <kextrace/stack_sites.h>
 
 #include <nlohmann/json.hpp>
 
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
 namespace kextrace {
 
@@ -24,9 +26,12 @@ struct RingCounts {
     std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records handed to the sample function
     std::array<uint64_t, KEX_LOSS_SLOTS> lost{};     // BPF "losses" map
     RecordQueue::Stats queue;
+    std::string_view stacks;   // --stacks: all, sites, none
+    StackSites::Stats sites{}; // with sites: stacks walked and named
 };
 
-// {"produced", "received", "lost", "exact", "per_type": {type: {...}}, "queue"}
+// {"produced", "received", "lost", "exact", "per_type": {type: {...}}, "queue",
+//  "stacks": {"mode", "walked", "reused", "unresolved"}}
 nlohmann::json ring_accounting_json(const RingCounts& c);
 
 // {probe: {"mechanism", "hits", "matched", "emitted", "missed"}} for the planned probes.

@@ -89,6 +89,7 @@ constexpr std::array<std::string_view, KEX_TRACK_COUNT> kTrackNames = {
     "remap_calls",  "pfn_unknown",   "driver_vmas", "insert_sites", "driver_allocs",
 };
 static_assert(KEX_TRACK_COUNT <= KEX_TRACK_SLOTS);
+static_assert(sizeof(kex_event) == 80, "struct kex_event: the record header both sides share");
 } // namespace
 
 std::string_view track_slot_name(uint32_t slot) {
@@ -120,16 +121,16 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
                     std::to_string(sizeof(kex_event)) + "-byte header");
     kex_event raw;
     std::memcpy(&raw, rec.data(), sizeof(raw));
-    if (raw.stack_len > KEX_STACK_DEPTH)
-        return fail("stack_len " + std::to_string(raw.stack_len) + " > " +
-                    std::to_string(KEX_STACK_DEPTH));
+    const uint32_t len = raw.stack_len;
+    if (len > KEX_STACK_DEPTH)
+        return fail("stack_len " + std::to_string(len) + " > " + std::to_string(KEX_STACK_DEPTH));
     if (!is_known_event_type(raw.type))
         return fail("unknown event type " + std::to_string(raw.type));
     const std::size_t payload = KEX_PAYLOAD_SIZE(raw.type);
-    if (rec.size() != KEX_RECORD_SIZE(raw.type, raw.stack_len))
+    if (rec.size() != KEX_RECORD_SIZE(raw.type, len))
         return fail("record of " + std::to_string(rec.size()) + " bytes, stack_len " +
-                    std::to_string(raw.stack_len) + " needs " +
-                    std::to_string(KEX_RECORD_SIZE(raw.type, raw.stack_len)));
+                    std::to_string(len) + " needs " +
+                    std::to_string(KEX_RECORD_SIZE(raw.type, len)));
 
     Event ev;
     ev.ts = raw.ts;
@@ -145,6 +146,7 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
     ev.refcount = raw.refcount;
     ev.mapcount = raw.mapcount;
     ev.probe = raw.probe;
+    ev.stack_site = raw.stack_site;
     if (raw.type == KEX_EV_DRIVER_VMA) {
         kex_vma_info vi;
         std::memcpy(&vi, rec.data() + sizeof(kex_event), sizeof(vi));
@@ -162,10 +164,10 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
             v->name.emplace_back(vi.name[i], strnlen(vi.name[i], KEX_NAME_LEN));
         ev.vma = std::move(v);
     }
-    if (raw.stack_len) {
-        ev.stack.resize(raw.stack_len);
+    if (len) {
+        ev.stack.resize(len);
         std::memcpy(ev.stack.data(), rec.data() + sizeof(kex_event) + payload,
-                    raw.stack_len * sizeof(uint64_t));
+                    len * sizeof(uint64_t));
     }
     return ev;
 }
@@ -173,7 +175,8 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
 std::span<const std::byte> trim_record(std::span<const std::byte> sample) {
     if (sample.size() < sizeof(kex_event))
         return sample;
-    uint32_t type, len;
+    uint32_t type;
+    uint16_t len;
     std::memcpy(&type, sample.data() + offsetof(kex_event, type), sizeof(type));
     std::memcpy(&len, sample.data() + offsetof(kex_event, stack_len), sizeof(len));
     if (len <= KEX_STACK_DEPTH && sample.size() > KEX_RECORD_SIZE(type, len))
@@ -228,8 +231,9 @@ std::vector<std::byte> encode_event(const Event& ev) {
     raw.ret = ev.ret;
     raw.refcount = ev.refcount;
     raw.mapcount = ev.mapcount;
-    raw.probe = ev.probe;
-    raw.stack_len = static_cast<uint32_t>(n);
+    raw.probe = static_cast<uint16_t>(ev.probe);
+    raw.stack_len = static_cast<uint16_t>(n);
+    raw.stack_site = ev.stack_site;
     const std::size_t payload = KEX_PAYLOAD_SIZE(ev.type);
     std::vector<std::byte> out(KEX_RECORD_SIZE(ev.type, n));
     std::memcpy(out.data(), &raw, sizeof(raw));

@@ -90,6 +90,7 @@ struct Event {
     int32_t refcount = KEX_NO_COUNT;
     int32_t mapcount = KEX_NO_COUNT;
     uint32_t probe = 0;
+    uint32_t stack_site = 0;            // --stacks sites: the stack's call site, 0 = none
     std::vector<uint64_t> stack;        // kernel return addresses, innermost first
     std::shared_ptr<const VmaInfo> vma; // KEX_EV_DRIVER_VMA only
 };
