@@ -43,6 +43,10 @@ def read_jsonl(path):
 
 # --- guest: overhead -----------------------------------------------------------
 
+# the kextrace configurations of the guest runs, as the summary names them
+KEXTRACE_CFG = {"kextrace": "sites (default)", "kextrace_stacks_all": "all",
+                "kextrace_no_stacks": "none"}
+
 def overhead(records):
     res = {}
     sizes = sorted({r["pages"] for r in records if r.get("bench") == "overhead"})
@@ -54,21 +58,22 @@ def overhead(records):
             by.setdefault(r["cfg"], {})[r["rep"]] = r
         wall = {c: [by[c][k]["run"].get("wall_ns") for k in by[c]] for c in by}
         d = {"pages": pages, "repetitions": len(reps), "wall_ns": {c: spread(v) for c, v in wall.items()}}
-        ratios = {"kextrace": [], "bpftrace": []}
+        tracers = ["kextrace", "bpftrace"] + sorted(c for c in by if c.startswith("kextrace_"))
+        ratios = {c: [] for c in tracers}
         ovr = []
         for k in reps:
             u = by.get("untraced", {}).get(k, {}).get("run", {}).get("wall_ns")
+            for c in tracers:
+                t = by.get(c, {}).get(k, {}).get("run", {}).get("wall_ns")
+                if u and t:
+                    ratios[c].append(t / u)
             kt = by.get("kextrace", {}).get(k, {}).get("run", {}).get("wall_ns")
             bt = by.get("bpftrace", {}).get(k, {}).get("run", {}).get("wall_ns")
-            if u and kt:
-                ratios["kextrace"].append(kt / u)
-            if u and bt:
-                ratios["bpftrace"].append(bt / u)
             if u and kt and bt and bt > u:
                 ovr.append((kt - u) / (bt - u))
         d["traced_over_untraced"] = {c: spread(v) for c, v in ratios.items()}
         d["kextrace_overhead_over_bpftrace_overhead"] = spread(ovr)
-        for c in ("kextrace", "bpftrace"):
+        for c in tracers:
             cs = by.get(c, {}).values()
             d.setdefault("startup_ns", {})[c] = spread([r["run"].get("startup_ns") for r in cs])
             # after the command exited: drain, settle, correlate, report (kextrace)
@@ -305,12 +310,27 @@ def md_overhead(ov):
                  f"{fmt_r(d['traced_over_untraced']['bpftrace'])} | "
                  f"{fmt_r(d['kextrace_overhead_over_bpftrace_overhead'])} |")
     L.append("")
+    L.append("kextrace by `--stacks` (in the same repetitions, after the default run): `sites` (the "
+             "default: a call site's stack walked once), `all` (walked at every stack record), "
+             "`none` (`--no-stacks`).")
+    L.append("")
+    L.append("| pages | --stacks | workload | traced/untraced |")
+    L.append("|---|---|---|---|")
+    for p in sorted(ov, key=int):
+        d = ov[p]
+        for c in sorted((c for c in d["traced_over_untraced"] if c.startswith("kextrace")),
+                        key=lambda c: (c != "kextrace", c)):
+            L.append(f"| {p} | {KEXTRACE_CFG.get(c, c)} | {fmt_s(d['wall_ns'].get(c))} | "
+                     f"{fmt_r(d['traced_over_untraced'][c])} |")
+    L.append("")
     L.append("| pages | tracer | start-up (launch to command start) | after the command exited | "
              "events | lost | failed runs |")
     L.append("|---|---|---|---|---|---|---|")
     for p in sorted(ov, key=int):
         d = ov[p]
-        for c in ("kextrace", "bpftrace"):
+        for c in sorted(d["startup_ns"], key=lambda c: (c == "bpftrace", c)):
+            if c == "untraced":
+                continue
             L.append(f"| {p} | {c} | {fmt_s(d['startup_ns'].get(c))} | {fmt_s(d['after_exit_ns'].get(c))} | "
                      f"{d['events'].get(c)} | {d['lost'].get(c)} | {d['failed_runs'].get(c)} |")
     L.append("")
@@ -324,8 +344,8 @@ def md_profile(pf):
     L.append("")
     L.append(f"`mmap_test --no-wait` at {pf['pages']} pages, once untraced and under kextrace with "
              "the kernel's BPF run statistics on (`kernel.bpf_stats_enabled`: run count and time "
-             "spent inside each kextrace program, read with bpftool while it runs), with stacks "
-             "(the default) and with `--no-stacks`. The statistics themselves cost two clock reads "
+             "spent inside each kextrace program, read with bpftool while it runs), by `--stacks`: "
+             "sites (the default), all, none (`--no-stacks`). The statistics themselves cost two clock reads "
              "per program run, so these runs are not the overhead figures of section 1. "
              f"Untraced: {fmt_s(pf.get('untraced_wall_ns'))}.")
     L.append("")
@@ -338,7 +358,7 @@ def md_profile(pf):
         ovh = f"{d['overhead_ns'] * 1e-9:.3f} s" if d.get("overhead_ns") is not None else "n/a"
         share = (f" ({bt['median'] / d['overhead_ns'] * 100:.0f}% of the overhead)"
                  if bt and d.get("overhead_ns") else "")
-        L.append(f"| {cfg.replace('kextrace_', '--').replace('_', '-') if cfg != 'kextrace' else 'default (stacks)'} | "
+        L.append(f"| {KEXTRACE_CFG.get(cfg, cfg)} | "
                  f"{fmt_s(d.get('wall_ns'))} | {d.get('over_untraced', 0):.2f} | {ovh} | "
                  f"{fmt_s(bt)}{share} | {int(bc['median']) if bc else 'n/a'} | {per} | "
                  f"{d.get('events')} | {d.get('lost')} |")

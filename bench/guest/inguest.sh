@@ -3,11 +3,12 @@
 # one guest boot by bench/guest.sh. Writes JSON lines to OUT_DIR/guest-raw.jsonl
 # (one object per measurement; bench/summarize.py reduces them).
 #
-#   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace / bpftrace
+#   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace (--stacks sites,
+#                                                 all, none) / bpftrace
 #   --loss-pages 65536 --loss-loops 4             loss: default ring, then forced overload
 #   --mode-pages 4096 --mode-reps 3               per-page mapping cost by mode
 #   --profile-pages 65536 --profile-reps 1        where kextrace's overhead goes: the kernel's
-#                                                 own BPF run statistics per program, stacks on/off
+#                                                 own BPF run statistics per program, by --stacks
 #   --only overhead,loss,modes,profile            which benchmarks (default: all)
 #   --loss-runs "default_1 default_2 overload"   which loss runs (default: all three)
 #   --mode-limit N                                only the first N modes mmap_test lists
@@ -98,7 +99,7 @@ run_kextrace() { # pages rep [bench] [extra kextrace options...]
 	t1=$(kexbench now)
 	read -r _ ev lost <<<"$(kextrace_counts "$kb/kt.out")"
 	[ $rc = 0 ] || log "kextrace exit $rc: $(tail -3 "$kb/kt.err" | tr '\n' ' ')"
-	record "$bench" kextrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "${ev:-null}" "${lost:-null}" ",\"exit\":$rc"
+	record "$bench" "${cfg:-kextrace}" "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "${ev:-null}" "${lost:-null}" ",\"exit\":$rc"
 }
 
 run_bpftrace() { # pages rep
@@ -253,6 +254,7 @@ if has profile; then
 		log "profile $profile_pages pages, rep $rep/$profile_reps"
 		run_untraced "$profile_pages" "$rep" profile
 		profile_run kextrace "$profile_pages" "$rep"
+		profile_run kextrace_stacks_all "$profile_pages" "$rep" --stacks all
 		profile_run kextrace_no_stacks "$profile_pages" "$rep" --no-stacks
 	done
 fi
@@ -266,6 +268,8 @@ if has overhead; then
 			log "overhead $pages pages, rep $rep/$reps"
 			run_untraced "$pages" "$rep"
 			run_kextrace "$pages" "$rep" overhead
+			cfg=kextrace_stacks_all run_kextrace "$pages" "$rep" overhead --stacks all
+			cfg=kextrace_no_stacks run_kextrace "$pages" "$rep" overhead --no-stacks
 			run_bpftrace "$pages" "$rep"
 		done
 	done

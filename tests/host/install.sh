@@ -103,6 +103,7 @@ check "report " kextrace rep
 check "--export --export-format " kextrace report run.jsonl --ex
 check "json perfetto " kextrace report run.jsonl --export-format ""
 check "--stacks --stats " kextrace --st
+check "all none sites " kextrace --stacks ""
 check "--json --jsonl " kextrace --jso
 check "batch fault insert pfn " mmap_test /dev/kex 8 --mode ""
 check "--hold-after-write " mmap_test /dev/kex 8 --ho
