@@ -1,6 +1,6 @@
 // stack_sites.h - StackSites: the stacks of --stacks=sites records.
 //
-// Under --stacks=sites (bpf/events.h, KEX_STACK_INFO) the BPF side walks a
+// Under --stacks=sites (bpf/events.h, kex_event.stack_site) the BPF side walks a
 // call site's kernel stack once: that record carries the stack and defines
 // the site's number; later records of the site carry no stack, only the
 // number. StackSites gives every record its stack back, in the order the
