@@ -55,7 +55,7 @@ struct LoaderOptions {
     bool driver_pages = true; // other drivers' inserted pages too (not --kex-only)
     bool stacks = true;
     bool stack_by_site = true; // a call site's stack walked once (--stacks sites)
-    bool trace_all = false; // kex's tracepoints for every process (kextrace --all)
+    bool trace_all = false;    // kex's tracepoints for every process (kextrace --all)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;
     uint32_t max_traced = KEX_MAX_TRACED; // thread groups in the traced map at once

@@ -27,10 +27,10 @@ struct Options {
     std::string export_format;        // --export-format: json | perfetto ("": by FILE's name)
     bool verbose = false;             // -v
     bool accept_loss = false;
-    bool fault_all_pages = false;            // --fault-probe-all-pages
-    bool kex_only = false;                   // --kex-only: no other driver's pages
-    std::vector<std::string> drivers;        // --driver NAME: only these drivers' mappings
-    std::vector<std::string> files;          // --file PATH: only mappings of these files
+    bool fault_all_pages = false;     // --fault-probe-all-pages
+    bool kex_only = false;            // --kex-only: no other driver's pages
+    std::vector<std::string> drivers; // --driver NAME: only these drivers' mappings
+    std::vector<std::string> files;   // --file PATH: only mappings of these files
     // --stacks MODE: every stack-carrying record walks its stack (all), a call
     // site's first record walks it and the rest name it (sites), or none
     // (--no-stacks)

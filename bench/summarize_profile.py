@@ -1,0 +1,94 @@
+"""bench/summarize_profile.py: bench/summarize.py's profile figures (section
+1b): the kernel's BPF run statistics of every kextrace program, per
+kextrace configuration (--stacks sites, all, none), beside an untraced run."""
+
+from bench_stats import fmt_s, med, spread
+
+# the kextrace configurations of the guest runs, as the summary names them
+KEXTRACE_CFG = {"kextrace": "sites (default)", "kextrace_stacks_all": "all",
+                "kextrace_no_stacks": "none"}
+
+
+def profile(records):
+    rs = [r for r in records if r.get("bench") == "profile"]
+    if not rs:
+        return {}
+    by = {}
+    for r in rs:
+        by.setdefault(r["cfg"], []).append(r)
+    unt = spread([r["run"].get("wall_ns") for r in by.get("untraced", []) if r.get("run")])
+    res = {"pages": rs[0]["pages"], "untraced_wall_ns": unt, "configs": {}}
+    for cfg, runs in by.items():
+        if cfg == "untraced":
+            continue
+        ok = [r for r in runs if r.get("run") and isinstance(r.get("bpf"), dict)]
+        d = {"repetitions": len(runs), "failed_runs": len(runs) - len(ok)}
+        d["wall_ns"] = spread([r["run"].get("wall_ns") for r in ok])
+        d["bpf_run_time_ns"] = spread([r["bpf"]["run_time_ns"] for r in ok])
+        d["bpf_run_cnt"] = spread([r["bpf"]["run_cnt"] for r in ok])
+        d["events"] = med([r.get("events") for r in ok])
+        d["lost"] = max([r.get("lost") or 0 for r in ok], default=None)
+        if unt and d["wall_ns"]:
+            d["over_untraced"] = d["wall_ns"]["median"] / unt["median"]
+            d["overhead_ns"] = d["wall_ns"]["median"] - unt["median"]
+        progs = {}
+        for r in ok:
+            for name, p in r["bpf"]["programs"].items():
+                q = progs.setdefault(name, {"run_cnt": [], "run_time_ns": []})
+                q["run_cnt"].append(p["run_cnt"])
+                q["run_time_ns"].append(p["run_time_ns"])
+        d["programs"] = {n: {"run_cnt": med(q["run_cnt"]), "run_time_ns": med(q["run_time_ns"]),
+                             "ns_per_run": med([t / c for t, c in zip(q["run_time_ns"], q["run_cnt"]) if c])}
+                         for n, q in progs.items()}
+        res["configs"][cfg] = d
+    return res
+
+
+def md_profile(pf):
+    """Section 1b: where kextrace's overhead goes, per BPF program."""
+    L = []
+    L.append("## 1b. Where kextrace's overhead goes (software-emulated guest)")
+    L.append("")
+    L.append(f"`mmap_test --no-wait` at {pf['pages']} pages, once untraced and under kextrace with "
+             "the kernel's BPF run statistics on (`kernel.bpf_stats_enabled`: run count and time "
+             "spent inside each kextrace program, read with bpftool while it runs), by `--stacks`: "
+             "sites (the default), all, none (`--no-stacks`). The statistics themselves cost two clock reads "
+             "per program run, so these runs are not the overhead figures of section 1. "
+             f"Untraced: {fmt_s(pf.get('untraced_wall_ns'))}.")
+    L.append("")
+    L.append("| kextrace | workload | traced/untraced | overhead | time inside BPF programs | "
+             "program runs | mean per run | events | lost |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for cfg, d in sorted(pf["configs"].items()):
+        bt, bc = d.get("bpf_run_time_ns"), d.get("bpf_run_cnt")
+        per = f"{bt['median'] / bc['median'] / 1e3:.1f} us" if bt and bc and bc["median"] else "n/a"
+        ovh = f"{d['overhead_ns'] * 1e-9:.3f} s" if d.get("overhead_ns") is not None else "n/a"
+        share = (f" ({bt['median'] / d['overhead_ns'] * 100:.0f}% of the overhead)"
+                 if bt and d.get("overhead_ns") else "")
+        L.append(f"| {KEXTRACE_CFG.get(cfg, cfg)} | "
+                 f"{fmt_s(d.get('wall_ns'))} | {d.get('over_untraced', 0):.2f} | {ovh} | "
+                 f"{fmt_s(bt)}{share} | {int(bc['median']) if bc else 'n/a'} | {per} | "
+                 f"{d.get('events')} | {d.get('lost')} |")
+    L.append("")
+    cfgs = sorted(pf["configs"])
+    names = sorted({n for c in cfgs for n in pf["configs"][c]["programs"]},
+                   key=lambda n: -max(pf["configs"][c]["programs"].get(n, {}).get("run_time_ns") or 0
+                                      for c in cfgs))
+    L.append("Per program (median over repetitions; runs include calls the program filters out, "
+             "e.g. every process's file rmaps):")
+    L.append("")
+    L.append("| program | " + " | ".join(f"{c}: runs, time, per run" for c in cfgs) + " |")
+    L.append("|---|" + "---|" * len(cfgs))
+    for n in names:
+        cells = []
+        for c in cfgs:
+            p = pf["configs"][c]["programs"].get(n)
+            if not p or not p["run_cnt"]:
+                cells.append("-")
+                continue
+            cells.append(f"{int(p['run_cnt'])}, {p['run_time_ns'] / 1e6:.1f} ms, "
+                         f"{(p['ns_per_run'] or 0) / 1e3:.1f} us")
+        if any(x != "-" for x in cells):
+            L.append(f"| {n} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
