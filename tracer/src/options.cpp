@@ -8,8 +8,6 @@
 
 #include <fmt/format.h>
 
-#include <map>
-
 namespace kextrace {
 
 namespace {
@@ -56,6 +54,7 @@ struct RawOptions {
     int settle_ms = 0;
     CLI::Option* settle = nullptr;
     std::string insert_args;
+    std::string stacks = "sites"; // --stacks MODE
 };
 
 // What to trace, and for how long.
@@ -163,18 +162,15 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
         ->type_name("GLOB")
         ->allow_extra_args(false)
         ->group(g);
-    using Stacks = Options::StackMode;
-    const std::map<std::string, Stacks> stack_modes = {
-        {"all", Stacks::all}, {"sites", Stacks::sites}, {"none", Stacks::none}};
     auto* stacks =
-        app.add_option("--stacks", o.stack_mode,
+        app.add_option("--stacks", raw.stacks,
                        "kernel stacks: sites (default: walked once per call site, the site's "
                        "later records name that stack), all (walked at every record), none")
             ->type_name("MODE")
-            ->transform(CLI::CheckedTransformer(stack_modes))
+            ->check(CLI::IsMember({"sites", "all", "none"}))
             ->group(g);
     app.add_flag_callback(
-           "--no-stacks", [&o] { o.stack_mode = Stacks::none; },
+           "--no-stacks", [&raw] { raw.stacks = "none"; },
            "do not capture kernel stacks (--stacks none)")
         ->excludes(stacks)
         ->group(g);
@@ -274,6 +270,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         return std::nullopt;
     }
     o.settle = std::chrono::milliseconds(raw.settle_ms);
+    o.stack_mode = raw.stacks == "all"    ? Options::StackMode::all
+                   : raw.stacks == "none" ? Options::StackMode::none
+                                          : Options::StackMode::sites;
     o.follow = app.count("--follow") > 0;
     std::erase(o.follow_globs, std::string()); // a bare --follow: every function
     if (o.leaks && raw.settle->count() == 0)
