@@ -18,15 +18,17 @@ struct kex_event_stack {
  * first record's stack defined (kex_event.stack_site). The key is what
  * fixes the kernel call chain without walking all of it: the probe and
  * record type, the user-space entry (system call number or exception error
- * code, user instruction pointer) the chain started from, and where the
- * program's frame sits in the task's stack (the sum of the frames below
- * it). Where the program runs on a stack of its own (the JIT's private
- * stack, 6.13 on, or an IRQ stack) that depth is unknown; its innermost
- * KEX_SITE_FRAMES frames stand in (a short walk: a walk costs by the frame).
- * A site forgotten (LRU) is walked again under a new number.
+ * code, user instruction pointer) the chain started from, and how deep in
+ * the task's stack the probe fired (the sum of the frames below it): the
+ * program's own frame, or where it runs on a stack of its own (the JIT's
+ * private stack, 6.13 on), its context (a kprobe's registers, a
+ * trampoline's arguments: on the task's stack). A classic tracepoint's
+ * context is a per-CPU buffer: under a private stack, and on an IRQ stack,
+ * the depth is unknown and the record walks its stack as with
+ * --stacks=all (a shorter walk as the key was measured: it costs as much
+ * as the whole walk). A site forgotten (LRU) is walked again under a new
+ * number.
  */
-#define KEX_SITE_FRAMES 6
-
 struct kex_site_key {
 	__u64 user_ip;
 	__u64 entry;
@@ -34,7 +36,6 @@ struct kex_site_key {
 	__u32 probe;
 	__u32 type;
 	__u32 pad;
-	__u64 frames[KEX_SITE_FRAMES];
 };
 
 struct {
@@ -80,22 +81,22 @@ static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
 
 /* The current call site's key (struct kex_site_key); false if it has none. */
 static __always_inline bool site_key(void *ctx, struct kex_site_key *k,
-				     __u32 type, __u32 probe, __u64 skip)
+				     __u32 type, __u32 probe)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct pt_regs *regs;
-	void *here = k;
+	void *here = k, *c = ctx;
 	__u64 sp = 0, base;
 
 	__builtin_memset(k, 0, sizeof(*k));
-	/* the address of this frame as a number (root may read pointers) */
+	/* addresses as numbers (root may read pointers) */
 	bpf_probe_read_kernel(&sp, sizeof(sp), &here);
 	base = (__u64)BPF_CORE_READ(t, stack);
-	if (sp - base < KEX_MAX_THREAD_SIZE)
-		k->depth = sp - base;
-	else if (bpf_get_stack(ctx, k->frames, sizeof(k->frames),
-			       skip & BPF_F_SKIP_FIELD_MASK) <= 0)
+	if (sp - base >= KEX_MAX_THREAD_SIZE)
+		bpf_probe_read_kernel(&sp, sizeof(sp), &c);
+	if (sp - base >= KEX_MAX_THREAD_SIZE)
 		return false;
+	k->depth = sp - base;
 	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	k->user_ip = BPF_CORE_READ(regs, ip);
 	k->entry = BPF_CORE_READ(regs, orig_ax);
@@ -118,7 +119,7 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 	if (!capture_stacks)
 		return reserve(type, probe);
 	if (stack_by_site) {
-		keyed = site_key(ctx, &key, type, probe, skip);
+		keyed = site_key(ctx, &key, type, probe);
 		site = keyed ? bpf_map_lookup_elem(&stack_sites, &key) : NULL;
 		if (site) {
 			n_site = *site;
