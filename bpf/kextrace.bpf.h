@@ -69,10 +69,10 @@ const volatile __u8 unmap_mode __weak = KEX_UNMAP_REGION_61;
 const volatile bool fault_all_pages __weak = false;
 const volatile bool capture_stacks __weak = true;
 /*
- * --stacks=sites (the default): a record's stack is walked once per call
- * site (stack_sites) and later records of the site name it instead
+ * --stacks=sites: a record's stack is walked once per call site
+ * (stack_sites) and later records of the site name it instead
  */
-const volatile bool stack_by_site __weak = true;
+const volatile bool stack_by_site __weak = false;
 /*
  * follow the pages any driver inserts into a traced process's page table,
  * not only kex's (off: --kex-only)

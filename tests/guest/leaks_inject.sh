@@ -118,20 +118,24 @@ case_noput_keep() {
 	expect_module_leaked 1
 }
 
-# --stacks sites (the default) against --stacks all on the same injected
-# leak (noput on pages 1 and 5, module loaded once, so the same addresses):
-# every page's every step, ledger line and never-dropped reference names the
-# same frames (a BPF trampoline's, made anew per run, by place, not by
-# address); sites walked each call site's stack once and gave the
-# other records that stack (none unresolved), all walked none by site.
+# --stacks sites against --stacks all (the default) on the same injected
+# leak (noput on pages 1 and 5 of 1024, module loaded once, so the same
+# addresses; 1024 pages so that the zap frees in batches): every page's
+# every step and ledger line has a stack of the same functions in both
+# (a BPF trampoline's frame, made anew per run, by place, not address), and
+# the leaked references' stacks are the same frames; where sites shows
+# another offset, it is a sibling call site of the same function at the
+# same depth (free_pages_and_swap_cache's two, on 6.12 and 7.2), which the
+# man page and README state. sites walked each call site once and gave the
+# other records that stack (none unresolved); all walked none by site.
 case_stacks_sites_match_all() {
 	local rc
 	kex_load inject_noput=1,5 verbose=0
-	leaks_run rc --stacks all -- mmap_test /dev/kex 8 --no-wait
+	leaks_run rc --stacks all -- mmap_test /dev/kex 1024 --no-wait
 	expect_eq "$rc" 4 "kextrace --leaks --stacks all exit status"
 	mv "$CASE_TMP/out.json" "$CASE_TMP/all.json"
-	leaks_run rc -- mmap_test /dev/kex 8 --no-wait
-	expect_eq "$rc" 4 "kextrace --leaks (--stacks sites) exit status"
+	leaks_run rc --stacks sites -- mmap_test /dev/kex 1024 --no-wait
+	expect_eq "$rc" 4 "kextrace --leaks --stacks sites exit status"
 	python3 - "$CASE_TMP/all.json" "$CASE_TMP/out.json" <<'PY'
 import json, re, sys
 sys.path.insert(0, "tests/guest")
@@ -142,6 +146,8 @@ A, S = (json.load(open(f)) for f in sys.argv[1:3])
 # ("sym+0x39cebcb9"): the same frame, not the same address
 def norm(f):
     return "<trampoline>" if re.search(r"\+0x[0-9a-f]{6,}( |$)", f) else f
+def func(f):
+    return f.split("+")[0]
 def frames(j, sid):
     return [norm(f["sym"]) for f in j["stacks"][sid]] if sid else []
 def per_page(j):
@@ -155,16 +161,23 @@ def per_page(j):
                             for n in v.get("never_dropped", [])]
     return out
 a, s = per_page(A), per_page(S)
-ok(sorted(a) == list(range(8)) and sorted(s) == list(range(8)), f"8 pages each: {sorted(a)} {sorted(s)}")
+N = 1024
+ok(sorted(a) == list(range(N)) and sorted(s) == list(range(N)), f"{N} pages each")
 with_stack = sum(1 for p in a.values() for _, f in p if f)
-ok(with_stack >= 8 * 4, f"--stacks all: {with_stack} steps and ledger lines with a stack")
+ok(with_stack >= N * 4, f"--stacks all: {with_stack} steps and ledger lines with a stack")
+differ, offsets = [], 0
 for i in sorted(a):
-    diff = [(x, y) for x, y in zip(a[i], s.get(i, [])) if x != y]
-    ok(len(a[i]) == len(s.get(i, [])) and not diff,
-       f"page {i}: the same {len(a[i])} steps and ledger lines, frame for frame {diff[:1]}")
+    fa = [(k, [func(x) for x in f]) for k, f in a[i]]
+    fs = [(k, [func(x) for x in f]) for k, f in s.get(i, [])]
+    if fa != fs:
+        differ.append((i, [(x, y) for x, y in zip(fa, fs) if x != y][:1]))
+    offsets += sum(1 for x, y in zip(a[i], s.get(i, [])) if x != y)
+ok(not differ, f"every page: the same steps and ledger lines, function for function: {len(differ)} differ {differ[:2]}")
+print(f"(steps whose frames differ in an offset only: {offsets})")
 for i in (1, 5):
     nd = [f for k, f in s[i] if k.startswith("never dropped")]
     ok(len(nd) == 1 and any(x.endswith("[kex]") for x in nd[0]), f"page {i}: the leak's stack, in kex")
+    ok(nd == [f for k, f in a[i] if k.startswith("never dropped")], f"page {i}: the leak's stack, frame for frame")
 sa, ss = A["ring_accounting"]["stacks"], S["ring_accounting"]["stacks"]
 ok(sa["mode"] == "all" and sa["walked"] == 0 and sa["reused"] == 0, f"all: no sites {sa}")
 ok(ss["mode"] == "sites" and ss["unresolved"] == 0, f"sites: none unresolved {ss}")

@@ -54,7 +54,7 @@ struct LoaderOptions {
     bool fault_all_pages = false;
     bool driver_pages = true; // other drivers' inserted pages too (not --kex-only)
     bool stacks = true;
-    bool stack_by_site = true; // a call site's stack walked once (--stacks sites)
+    bool stack_by_site = false; // a call site's stack walked once (--stacks sites)
     bool trace_all = false;    // kex's tracepoints for every process (kextrace --all)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;

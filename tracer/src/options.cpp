@@ -54,7 +54,7 @@ struct RawOptions {
     int settle_ms = 0;
     CLI::Option* settle = nullptr;
     std::string insert_args;
-    std::string stacks = "sites"; // --stacks MODE
+    std::string stacks = "all"; // --stacks MODE
 };
 
 // What to trace, and for how long.
@@ -164,10 +164,13 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
         ->group(g);
     auto* stacks =
         app.add_option("--stacks", raw.stacks,
-                       "kernel stacks: sites (default: walked once per call site, the site's "
-                       "later records name that stack), all (walked at every record), none")
+                       "kernel stacks: all (default: every stack record walks its own), "
+                       "sites (a call site's stack walked once and named by its later records: "
+                       "about half the cost, but a site is keyed by depth, so a sibling call "
+                       "site of one function at the same depth shows the first one's offset), "
+                       "none")
             ->type_name("MODE")
-            ->check(CLI::IsMember({"sites", "all", "none"}))
+            ->check(CLI::IsMember({"all", "sites", "none"}))
             ->group(g);
     app.add_flag_callback(
            "--no-stacks", [&raw] { raw.stacks = "none"; },
@@ -215,14 +218,14 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
 
 std::string_view stack_mode_name(Options::StackMode m) {
     switch (m) {
-    case Options::StackMode::all:
-        return "all";
+    case Options::StackMode::sites:
+        return "sites";
     case Options::StackMode::none:
         return "none";
-    case Options::StackMode::sites:
+    case Options::StackMode::all:
         break;
     }
-    return "sites";
+    return "all";
 }
 
 std::string version_text() {
@@ -270,9 +273,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         return std::nullopt;
     }
     o.settle = std::chrono::milliseconds(raw.settle_ms);
-    o.stack_mode = raw.stacks == "all"    ? Options::StackMode::all
+    o.stack_mode = raw.stacks == "sites"  ? Options::StackMode::sites
                    : raw.stacks == "none" ? Options::StackMode::none
-                                          : Options::StackMode::sites;
+                                          : Options::StackMode::all;
     o.follow = app.count("--follow") > 0;
     std::erase(o.follow_globs, std::string()); // a bare --follow: every function
     if (o.leaks && raw.settle->count() == 0)
