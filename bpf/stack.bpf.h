@@ -38,12 +38,48 @@ struct kex_site_key {
 	__u32 pad;
 };
 
+/*
+ * A site's chain, checked before a record reuses it: each return address of
+ * the walk and the word of the task's stack above the key's marker (the
+ * program's frame or context) it was found in. Same depth, and the same
+ * return address in every one of those words, is the same chain (an
+ * unwinder reads nothing else), so a sibling call site of one function at
+ * the same depth no longer passes for the first one. The first address
+ * (a kprobe's or a trampoline's own function) may be in no word: the probe
+ * fixes it.
+ */
+#define KEX_SITE_WINDOW	1024		/* words above the marker searched (8 KiB) */
+#define KEX_SLOT_NONE	0xffff
+
+#define KEX_SITE_ADDRS	32		/* >= KEX_STACK_DEPTH, a power of two (index masks) */
+_Static_assert(KEX_STACK_DEPTH <= KEX_SITE_ADDRS, "a walk's addresses fit a site");
+
+struct kex_site {
+	__u32 site;
+	__u32 n;			/* <= KEX_STACK_DEPTH */
+	__u16 slot[KEX_SITE_ADDRS];
+	__u64 ret[KEX_SITE_ADDRS];
+};
+
+struct kex_stack_window {
+	__u64 words[KEX_SITE_WINDOW];
+	__u64 stack[KEX_SITE_ADDRS];	/* the walk whose slots are searched */
+	struct kex_site site;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, KEX_MAX_STACK_SITES);
 	__type(key, struct kex_site_key);
-	__type(value, __u32);
+	__type(value, struct kex_site);
 } stack_sites SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kex_stack_window);
+} stack_window SEC(".maps") __weak;
 
 /*
  * Site numbers: each CPU gives out seq * stack_site_cpus + cpu + 1 from its
@@ -81,11 +117,12 @@ static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
 
 /* The current call site's key (struct kex_site_key); false if it has none. */
 static __always_inline bool site_key(void *ctx, struct kex_site_key *k,
-				     __u32 type, __u32 probe)
+				     __u32 type, __u32 probe, __u64 *marker,
+				     __u64 *top)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct pt_regs *regs;
-	void *here = k, *c = ctx;
+	void *here = k, *c = ctx, *r;
 	__u64 sp = 0, base;
 
 	__builtin_memset(k, 0, sizeof(*k));
@@ -98,6 +135,11 @@ static __always_inline bool site_key(void *ctx, struct kex_site_key *k,
 		return false;
 	k->depth = sp - base;
 	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	/* the stack's top: the user registers are its last bytes (x86-64) */
+	r = regs;
+	bpf_probe_read_kernel(top, sizeof(*top), &r);
+	*top += sizeof(struct pt_regs);
+	*marker = sp;
 	k->user_ip = BPF_CORE_READ(regs, ip);
 	k->entry = BPF_CORE_READ(regs, orig_ax);
 	k->probe = probe;
@@ -105,24 +147,111 @@ static __always_inline bool site_key(void *ctx, struct kex_site_key *k,
 	return true;
 }
 
+/* the words of the task's stack from marker up to top (at most the window) */
+static __always_inline struct kex_stack_window *read_window(__u64 marker,
+							    __u64 top, __u32 *nwords)
+{
+	__u32 zero = 0;
+	struct kex_stack_window *w = bpf_map_lookup_elem(&stack_window, &zero);
+	__u64 len = top - marker;
+
+	if (!w || top <= marker)
+		return NULL;
+	if (len > sizeof(w->words))
+		len = sizeof(w->words);
+	if (bpf_probe_read_kernel(w->words, len, (void *)marker))
+		return NULL;
+	*nwords = len / sizeof(__u64);
+	return w;
+}
+
+/* does the stack above marker still hold site s's chain? */
+static __always_inline bool site_holds(const struct kex_site *s,
+				       const struct kex_stack_window *w,
+				       __u32 nwords)
+{
+	__u32 i, slot;
+
+	for (i = 0; i < KEX_STACK_DEPTH && i < s->n; i++) {
+		slot = s->slot[i];
+		if (slot == KEX_SLOT_NONE)
+			continue;
+		if (slot >= nwords || slot >= KEX_SITE_WINDOW ||
+		    w->words[slot & (KEX_SITE_WINDOW - 1)] != s->ret[i & (KEX_SITE_ADDRS - 1)])
+			return false;
+	}
+	return true;
+}
+
+struct slot_search {
+	__u32 j;	/* the next address of the walk to find */
+	__u32 n;
+	__u32 nwords;
+};
+
+/* bpf_loop body: is word k the next return address? (1: stop) */
+static long find_slot(__u32 k, void *data)
+{
+	struct slot_search *c = data;
+	struct kex_stack_window *w;
+	__u32 zero = 0, j = c->j;
+
+	w = bpf_map_lookup_elem(&stack_window, &zero);
+	/* nwords <= KEX_SITE_WINDOW, n <= KEX_STACK_DEPTH: the masks bound
+	 * the indexes for the verifier */
+	if (!w || k >= c->nwords || j >= c->n)
+		return 1;
+	k &= KEX_SITE_WINDOW - 1;
+	j &= KEX_SITE_ADDRS - 1;
+	if (w->words[k] == w->stack[j]) {
+		w->site.slot[j] = k;
+		w->site.ret[j] = w->stack[j];
+		c->j = j + 1;
+	}
+	return 0;
+}
+
+/* the site of w->stack (n addresses), if each was found above the marker */
+static __always_inline bool make_site(struct kex_stack_window *w, __u32 nwords,
+				      __u32 n)
+{
+	struct slot_search c = { .j = 0, .n = n, .nwords = nwords };
+
+	if (n == 0 || n > KEX_STACK_DEPTH)
+		return false;
+	w->site.n = n;
+	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
+	if (c.j >= n)
+		return true;
+	/* a kprobe's or a trampoline's function is not a return address */
+	w->site.slot[0] = KEX_SLOT_NONE;
+	w->site.ret[0] = w->stack[0];
+	c.j = 1;
+	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
+	return c.j >= n;
+}
+
 /* ... with the current kernel stack in it, skip frames skipped */
 static __always_inline struct kex_event *
 reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 {
+	struct kex_stack_window *w = NULL;
 	struct kex_site_key key;
 	struct kex_event_stack *r;
+	struct kex_site *site;
 	struct kex_event *e;
-	bool keyed = false;
-	__u32 *site, *seq, n_site, zero = 0;
+	__u64 marker = 0, top = 0;
+	__u32 *seq, n_site, nwords = 0, zero = 0;
 	long n;
 
 	if (!capture_stacks)
 		return reserve(type, probe);
-	if (stack_by_site) {
-		keyed = site_key(ctx, &key, type, probe);
-		site = keyed ? bpf_map_lookup_elem(&stack_sites, &key) : NULL;
-		if (site) {
-			n_site = *site;
+	if (stack_by_site && site_key(ctx, &key, type, probe, &marker, &top))
+		w = read_window(marker, top, &nwords);
+	if (w) {
+		site = bpf_map_lookup_elem(&stack_sites, &key);
+		if (site && site_holds(site, w, nwords)) {
+			n_site = site->site;
 			e = reserve(type, probe);
 			if (e)
 				e->stack_site = n_site;
@@ -134,11 +263,15 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		return NULL;
 	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack),
 			  skip & BPF_F_SKIP_FIELD_MASK);
-	r->ev.stack_len = n > 0 ? n / sizeof(__u64) : 0;
-	seq = keyed && n > 0 ? bpf_map_lookup_elem(&stack_site_seq, &zero) : NULL;
-	if (seq) {
+	n = n > 0 ? n / sizeof(__u64) : 0;
+	r->ev.stack_len = n;
+	seq = w ? bpf_map_lookup_elem(&stack_site_seq, &zero) : NULL;
+	if (seq)
+		__builtin_memcpy(w->stack, r->stack, sizeof(r->stack));
+	if (seq && make_site(w, nwords, n)) {
 		n_site = ++*seq * stack_site_cpus + r->ev.cpu + 1;
-		if (n_site && !track_update(&stack_sites, &key, &n_site,
+		w->site.site = n_site;
+		if (n_site && !track_update(&stack_sites, &key, &w->site,
 					    KEX_TRACK_STACK_SITES))
 			r->ev.stack_site = n_site;
 	}
