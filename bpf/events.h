@@ -203,8 +203,11 @@ struct kex_event {
  * defines the site's stack; a record with a site and no stack ran under
  * that stack, defined by an earlier record of the same ring buffer (the
  * ring keeps reservation order, and a site is named only after its defining
- * record was reserved).
+ * record was reserved). Site numbers have 31 bits: KEX_SITE_CHECK marks a
+ * record that reused the site and walked anyway (kextrace
+ * --debug-stack-check), its stack the walk's, to compare with the site's.
  */
+#define KEX_SITE_CHECK	(1U << 31)
 
 #define KEX_EVENT_SIZE(stack_len) \
 	(sizeof(struct kex_event) + (stack_len) * sizeof(__u64))

@@ -73,6 +73,8 @@ const volatile bool capture_stacks __weak = true;
  * (stack_sites) and later records of the site name it instead
  */
 const volatile bool stack_by_site __weak = false;
+/* ... and a record that reuses a site walks too (tests: the two compared) */
+const volatile bool stack_site_check __weak = false;
 /*
  * follow the pages any driver inserts into a traced process's page table,
  * not only kex's (off: --kex-only)

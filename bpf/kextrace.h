@@ -151,7 +151,6 @@ enum kex_unmap_mode {
 #define KEX_MAX_DRIVER_VMAS	4096		/* driver VMAs remembered as reported (LRU) */
 #define KEX_MAX_DRIVER_ALLOCS	(1 << 14)	/* live allocations of traced processes remembered */
 #define KEX_MAX_STACK_SITES	4096		/* stack call sites remembered (LRU) */
-#define KEX_MAX_THREAD_SIZE	(1 << 16)	/* bound of a task's stack (THREAD_SIZE: 16 KiB, 32 with KASAN) */
 #define KEX_ALLOC_MAX_ORDER	10		/* the largest buddy block looked up (MAX_ORDER) */
 #define KEX_CORE_FAULTS		32		/* core fault handlers (core_faults) */
 #define KEX_NO_INDEX		0xffffffffU	/* kex_page_info.index unknown */

@@ -64,6 +64,7 @@ struct kex_site {
 struct kex_stack_window {
 	__u64 words[KEX_SITE_WINDOW];
 	__u64 stack[KEX_SITE_ADDRS];	/* the walk whose slots are searched */
+	__u8 seen[KEX_SITE_ADDRS];	/* words found holding each of its addresses */
 	struct kex_site site;
 };
 
@@ -127,18 +128,19 @@ static __always_inline bool site_key(void *ctx, struct kex_site_key *k,
 
 	__builtin_memset(k, 0, sizeof(*k));
 	/* addresses as numbers (root may read pointers) */
-	bpf_probe_read_kernel(&sp, sizeof(sp), &here);
 	base = (__u64)BPF_CORE_READ(t, stack);
-	if (sp - base >= KEX_MAX_THREAD_SIZE)
-		bpf_probe_read_kernel(&sp, sizeof(sp), &c);
-	if (sp - base >= KEX_MAX_THREAD_SIZE)
-		return false;
-	k->depth = sp - base;
 	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	/* the stack's top: the user registers are its last bytes (x86-64) */
 	r = regs;
 	bpf_probe_read_kernel(top, sizeof(*top), &r);
 	*top += sizeof(struct pt_regs);
+	/* exactly the task's stack: a private BPF stack may lie near it */
+	bpf_probe_read_kernel(&sp, sizeof(sp), &here);
+	if (sp < base || sp >= *top)
+		bpf_probe_read_kernel(&sp, sizeof(sp), &c);
+	if (sp < base || sp >= *top)
+		return false;
+	k->depth = sp - base;
 	*marker = sp;
 	k->user_ip = BPF_CORE_READ(regs, ip);
 	k->entry = BPF_CORE_READ(regs, orig_ax);
@@ -184,51 +186,62 @@ static __always_inline bool site_holds(const struct kex_site *s,
 }
 
 struct slot_search {
-	__u32 j;	/* the next address of the walk to find */
 	__u32 n;
 	__u32 nwords;
 };
 
-/* bpf_loop body: is word k the next return address? (1: stop) */
+/* bpf_loop body: which addresses of the walk does word k hold? (1: stop) */
 static long find_slot(__u32 k, void *data)
 {
 	struct slot_search *c = data;
 	struct kex_stack_window *w;
-	__u32 zero = 0, j = c->j;
+	__u32 zero = 0, i;
+	__u64 word;
 
 	w = bpf_map_lookup_elem(&stack_window, &zero);
-	/* nwords <= KEX_SITE_WINDOW, n <= KEX_STACK_DEPTH: the masks bound
-	 * the indexes for the verifier */
-	if (!w || k >= c->nwords || j >= c->n)
+	if (!w || k >= c->nwords)
 		return 1;
-	k &= KEX_SITE_WINDOW - 1;
-	j &= KEX_SITE_ADDRS - 1;
-	if (w->words[k] == w->stack[j]) {
-		w->site.slot[j] = k;
-		w->site.ret[j] = w->stack[j];
-		c->j = j + 1;
+	/* nwords <= KEX_SITE_WINDOW: the mask bounds the index for the verifier */
+	word = w->words[k & (KEX_SITE_WINDOW - 1)];
+	for (i = 0; i < KEX_SITE_ADDRS && i < c->n; i++) {
+		if (word == w->stack[i]) {
+			w->site.slot[i] = k;
+			w->seen[i]++;
+		}
 	}
 	return 0;
 }
 
-/* the site of w->stack (n addresses), if each was found above the marker */
+/*
+ * The site of w->stack (n addresses): each found in exactly one word above
+ * the marker, in order, so that the word is its return slot and not a
+ * stale copy in some frame's uninitialised locals (seen on 7.2: a copy of
+ * free_pages_and_swap_cache's other call site in folios_put_refs's frame).
+ * Otherwise the site is not kept and its records walk.
+ */
 static __always_inline bool make_site(struct kex_stack_window *w, __u32 nwords,
 				      __u32 n)
 {
-	struct slot_search c = { .j = 0, .n = n, .nwords = nwords };
+	struct slot_search c = { .n = n, .nwords = nwords };
+	__u32 i, last = 0;
 
 	if (n == 0 || n > KEX_STACK_DEPTH)
 		return false;
+	__builtin_memset(w->seen, 0, sizeof(w->seen));
+	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
 	w->site.n = n;
-	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
-	if (c.j >= n)
-		return true;
-	/* a kprobe's or a trampoline's function is not a return address */
-	w->site.slot[0] = KEX_SLOT_NONE;
-	w->site.ret[0] = w->stack[0];
-	c.j = 1;
-	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
-	return c.j >= n;
+	for (i = 0; i < KEX_SITE_ADDRS && i < n; i++) {
+		w->site.ret[i] = w->stack[i];
+		/* a kprobe's or a trampoline's own function is no return address */
+		if (i == 0 && w->seen[0] == 0) {
+			w->site.slot[0] = KEX_SLOT_NONE;
+			continue;
+		}
+		if (w->seen[i] != 1 || (i > 0 && w->site.slot[i] <= last))
+			return false;
+		last = w->site.slot[i];
+	}
+	return true;
 }
 
 /* ... with the current kernel stack in it, skip frames skipped */
@@ -241,7 +254,7 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 	struct kex_site *site;
 	struct kex_event *e;
 	__u64 marker = 0, top = 0;
-	__u32 *seq, n_site, nwords = 0, zero = 0;
+	__u32 *seq, n_site, nwords = 0, zero = 0, check = 0;
 	long n;
 
 	if (!capture_stacks)
@@ -252,10 +265,14 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		site = bpf_map_lookup_elem(&stack_sites, &key);
 		if (site && site_holds(site, w, nwords)) {
 			n_site = site->site;
-			e = reserve(type, probe);
-			if (e)
-				e->stack_site = n_site;
-			return e;
+			if (stack_site_check) {
+				check = n_site | KEX_SITE_CHECK;
+			} else {
+				e = reserve(type, probe);
+				if (e)
+					e->stack_site = n_site;
+				return e;
+			}
 		}
 	}
 	r = reserve_stack_room(type, probe);
@@ -265,11 +282,15 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 			  skip & BPF_F_SKIP_FIELD_MASK);
 	n = n > 0 ? n / sizeof(__u64) : 0;
 	r->ev.stack_len = n;
+	if (check) {
+		r->ev.stack_site = check;
+		return &r->ev;
+	}
 	seq = w ? bpf_map_lookup_elem(&stack_site_seq, &zero) : NULL;
 	if (seq)
 		__builtin_memcpy(w->stack, r->stack, sizeof(r->stack));
 	if (seq && make_site(w, nwords, n)) {
-		n_site = ++*seq * stack_site_cpus + r->ev.cpu + 1;
+		n_site = (++*seq * stack_site_cpus + r->ev.cpu + 1) & ~KEX_SITE_CHECK;
 		w->site.site = n_site;
 		if (n_site && !track_update(&stack_sites, &key, &w->site,
 					    KEX_TRACK_STACK_SITES))

@@ -74,3 +74,20 @@ TEST(StackSites, TheSiteSurvivesEncodeAndDecode) {
     EXPECT_TRUE(back->stack.empty());
     EXPECT_EQ(trim_record({bytes.data(), bytes.size()}).size(), bytes.size());
 }
+
+TEST(StackSites, ACheckRecordIsComparedWithItsSite) {
+    StackSites s;
+    Event def = rec(9, {1, 2, 3});
+    s.resolve(def);
+    Event same = rec(9 | KEX_SITE_CHECK, {1, 2, 3});
+    Event other = rec(9 | KEX_SITE_CHECK, {1, 4, 3});
+    EXPECT_TRUE(s.resolve(same));
+    EXPECT_TRUE(s.resolve(other));
+    EXPECT_EQ(same.stack_site, 9u);
+    EXPECT_EQ(other.stack, (std::vector<uint64_t>{1, 4, 3})); // the walk, the truth
+    EXPECT_EQ(s.stats().checked, 2u);
+    EXPECT_EQ(s.stats().mismatched, 1u);
+    Event unknown = rec(4 | KEX_SITE_CHECK, {1});
+    EXPECT_FALSE(s.resolve(unknown));
+    EXPECT_EQ(s.stats().unresolved, 1u);
+}

@@ -93,6 +93,7 @@ Status Loader::configure(const ProbePlan& plan) {
     ro->fault_all_pages = opts_.fault_all_pages;
     ro->capture_stacks = opts_.stacks;
     ro->stack_by_site = opts_.stack_by_site;
+    ro->stack_site_check = opts_.stack_site_check;
     ro->stack_site_cpus = static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1));
     ro->trace_all = opts_.trace_all;
     ro->wakeup_bytes = opts_.ringbuf_bytes / 4;

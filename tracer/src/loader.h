@@ -54,8 +54,9 @@ struct LoaderOptions {
     bool fault_all_pages = false;
     bool driver_pages = true; // other drivers' inserted pages too (not --kex-only)
     bool stacks = true;
-    bool stack_by_site = false; // a call site's stack walked once (--stacks sites)
-    bool trace_all = false;    // kex's tracepoints for every process (kextrace --all)
+    bool stack_by_site = false;    // a call site's stack walked once (--stacks sites)
+    bool stack_site_check = false; // ... and walked again where reused, to compare
+    bool trace_all = false;        // kex's tracepoints for every process (kextrace --all)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;
     uint32_t max_traced = KEX_MAX_TRACED; // thread groups in the traced map at once

@@ -164,6 +164,7 @@ LoaderOptions loader_options(const Options& opt, const std::optional<Tracefs>& t
     lopts.driver_pages = !opt.kex_only;
     lopts.stacks = opt.stack_mode != Options::StackMode::none;
     lopts.stack_by_site = opt.stack_mode == Options::StackMode::sites;
+    lopts.stack_site_check = opt.debug_stack_check;
     lopts.trace_all = opt.all;
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
     lopts.max_pages = opt.max_pages;

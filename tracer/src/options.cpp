@@ -207,6 +207,9 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
     app.add_option("--debug-queue-limit-kb", o.debug_queue_limit_kb)
         ->check(CLI::Range(0u, 1u << 20))
         ->group("");
+    // Hidden, for tests: with --stacks sites, every record that reuses a site
+    // walks too, and user space counts where the two differ.
+    app.add_flag("--debug-stack-check", o.debug_stack_check)->group("");
     // Hidden, for tests: the traced map's size (thread groups alive at once),
     // small enough that only pruning at exit keeps it from filling.
     app.add_option("--debug-max-traced", o.debug_max_traced)

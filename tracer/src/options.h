@@ -53,6 +53,7 @@ struct Options {
     unsigned max_pages = 1u << 18;
     unsigned debug_max_traced = KEX_MAX_TRACED; // hidden: the BPF traced map's size
     unsigned debug_queue_limit_kb = 0; // hidden: the drain thread waits past this (0: unbounded)
+    bool debug_stack_check = false;    // hidden: sites' reused stacks walked too, compared
 };
 
 // Parses argv. Returns nullopt after printing help / a usage error; *exit_code

@@ -28,10 +28,9 @@ json ring_accounting_json(const RingCounts& c) {
     acct["queue"] = {{"peak_records", c.queue.peak_records}, {"peak_bytes", c.queue.peak_bytes}};
     // --stacks sites: records that walked their stack (a site's first) and
     // records given their site's stack; unresolved ones are also undecodable
-    acct["stacks"] = {{"mode", c.stacks},
-                      {"walked", c.sites.walked},
-                      {"reused", c.sites.reused},
-                      {"unresolved", c.sites.unresolved}};
+    acct["stacks"] = {{"mode", c.stacks},           {"walked", c.sites.walked},
+                      {"reused", c.sites.reused},   {"unresolved", c.sites.unresolved},
+                      {"checked", c.sites.checked}, {"mismatched", c.sites.mismatched}};
     return acct;
 }
 

@@ -6,6 +6,18 @@ namespace kextrace {
 bool StackSites::resolve(Event& ev) {
     if (!ev.stack_site)
         return true;
+    if (ev.stack_site & KEX_SITE_CHECK) {
+        ev.stack_site &= ~KEX_SITE_CHECK;
+        auto it = stacks_.find(ev.stack_site);
+        if (it == stacks_.end()) {
+            ++stats_.unresolved;
+            return false;
+        }
+        ++stats_.checked;
+        if (it->second != ev.stack)
+            ++stats_.mismatched;
+        return true;
+    }
     if (!ev.stack.empty()) {
         // A site number given out again (the BPF side forgot the site, or
         // its counter wrapped) names the newer stack from here on.

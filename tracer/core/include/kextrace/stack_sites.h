@@ -23,10 +23,13 @@ class StackSites {
         uint64_t walked = 0;     // records that carried a stack they defined a site with
         uint64_t reused = 0;     // records given their site's stack
         uint64_t unresolved = 0; // records naming a site no earlier record defined
+        uint64_t checked = 0;    // KEX_SITE_CHECK records: reused a site, walked anyway
+        uint64_t mismatched = 0; // ... whose walk differs from the site's stack
     };
 
     // Records a defining record's stack, or gives a using record its site's
-    // stack. False for a site nobody defined (its record keeps no stack).
+    // stack. False for a site nobody defined (its record keeps no stack). A
+    // check record (KEX_SITE_CHECK) keeps its walked stack and is compared.
     bool resolve(Event& ev);
     const Stats& stats() const { return stats_; }
     std::size_t sites() const { return stacks_.size(); }
