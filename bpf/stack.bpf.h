@@ -259,11 +259,12 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 
 	if (!capture_stacks)
 		return reserve(type, probe);
-	if (stack_by_site && site_key(ctx, &key, type, probe, &marker, &top))
-		w = read_window(marker, top, &nwords);
-	if (w) {
+	if (stack_by_site && site_key(ctx, &key, type, probe, &marker, &top)) {
 		site = bpf_map_lookup_elem(&stack_sites, &key);
-		if (site && site_holds(site, w, nwords)) {
+		/* site 0: a chain that cannot be checked here; walk, as all */
+		if (!site || site->site)
+			w = read_window(marker, top, &nwords);
+		if (w && site && site_holds(site, w, nwords)) {
 			n_site = site->site;
 			if (stack_site_check) {
 				check = n_site | KEX_SITE_CHECK;
@@ -289,13 +290,15 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 	seq = w ? bpf_map_lookup_elem(&stack_site_seq, &zero) : NULL;
 	if (seq)
 		__builtin_memcpy(w->stack, r->stack, sizeof(r->stack));
-	if (seq && make_site(w, nwords, n)) {
+	if (!seq)
+		return &r->ev;
+	/* a chain whose slots are not unique is remembered as site 0 */
+	n_site = 0;
+	if (make_site(w, nwords, n))
 		n_site = (++*seq * stack_site_cpus + r->ev.cpu + 1) & ~KEX_SITE_CHECK;
-		w->site.site = n_site;
-		if (n_site && !track_update(&stack_sites, &key, &w->site,
-					    KEX_TRACK_STACK_SITES))
-			r->ev.stack_site = n_site;
-	}
+	w->site.site = n_site;
+	if (!track_update(&stack_sites, &key, &w->site, KEX_TRACK_STACK_SITES))
+		r->ev.stack_site = n_site;
 	return &r->ev;
 }
 

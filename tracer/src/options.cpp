@@ -165,10 +165,8 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
     auto* stacks =
         app.add_option("--stacks", raw.stacks,
                        "kernel stacks: all (default: every stack record walks its own), "
-                       "sites (a call site's stack walked once and named by its later records: "
-                       "about half the cost, but a site is keyed by depth, so a sibling call "
-                       "site of one function at the same depth shows the first one's offset), "
-                       "none")
+                       "sites (a call site's stack walked once; its later records name it "
+                       "where the task's stack still holds the same return addresses), none")
             ->type_name("MODE")
             ->check(CLI::IsMember({"all", "sites", "none"}))
             ->group(g);
