@@ -6,19 +6,9 @@ namespace kextrace {
 bool StackSites::resolve(Event& ev) {
     if (!ev.stack_site)
         return true;
-    if (ev.stack_site & KEX_SITE_CHECK) {
-        ev.stack_site &= ~KEX_SITE_CHECK;
-        auto it = stacks_.find(ev.stack_site);
-        if (it == stacks_.end()) {
-            ++stats_.unresolved;
-            return false;
-        }
-        ++stats_.checked;
-        if (it->second != ev.stack)
-            ++stats_.mismatched;
-        return true;
-    }
-    if (!ev.stack.empty()) {
+    const bool check = ev.stack_site & KEX_SITE_CHECK;
+    ev.stack_site &= ~KEX_SITE_CHECK;
+    if (!check && !ev.stack.empty()) {
         // A site number given out again (the BPF side forgot the site, or
         // its counter wrapped) names the newer stack from here on.
         stacks_[ev.stack_site] = ev.stack;
@@ -30,8 +20,13 @@ bool StackSites::resolve(Event& ev) {
         ++stats_.unresolved;
         return false;
     }
-    ev.stack = it->second;
-    ++stats_.reused;
+    if (check) { // the record keeps its own walk, compared with the site's
+        ++stats_.checked;
+        stats_.mismatched += it->second != ev.stack;
+    } else {
+        ev.stack = it->second;
+        ++stats_.reused;
+    }
     return true;
 }
 
