@@ -284,7 +284,8 @@ int kprobe__pte_lookup(struct pt_regs *ctx)
 	if (!fi)
 		return 0;
 	count_match(KEX_P_PTE_LOOKUP);
-	e = reserve_stack(ctx, KEX_EV_PTE_LOOKUP, KEX_P_PTE_LOOKUP);
+	e = reserve_stack_skip(ctx, KEX_EV_PTE_LOOKUP, KEX_P_PTE_LOOKUP,
+			       KEX_STACK_AT_ENTRY);
 	if (!e)
 		return 0;
 	e->pfn = pfn;

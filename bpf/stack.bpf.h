@@ -46,7 +46,9 @@ struct kex_site_key {
  * unwinder reads nothing else), so a sibling call site of one function at
  * the same depth no longer passes for the first one. The first address
  * (a kprobe's or a trampoline's own function) may be in no word: the probe
- * fixes it.
+ * fixes it. A kretprobe's function returns through arch_rethook_trampoline:
+ * its return slot holds the trampoline, and the real address is read from
+ * the task's rethook list (rethook_ret).
  */
 #define KEX_SITE_WINDOW	1024		/* words above the marker searched (8 KiB) */
 #define KEX_SLOT_NONE	0xffff
@@ -95,6 +97,50 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } stack_site_seq SEC(".maps") __weak;
+
+/*
+ * A kretprobe (kextrace's own on 6.1's unmap_region, or anyone's) replaces
+ * its function's return address with arch_rethook_trampoline (kallsyms;
+ * 0: absent) and keeps the real one in a rethook node on the task's list,
+ * with the slot's address as its frame (x86 arch_rethook_prepare). The
+ * unwinder reads the real one back; so do stack sites.
+ */
+const volatile __u64 rethook_trampoline __weak = 0;
+
+struct rethook_node___kex {
+	struct llist_node llist;
+	unsigned long ret_addr;
+	unsigned long frame;
+} __attribute__((preserve_access_index));
+
+struct task_struct___kex_rh {
+	struct llist_head rethooks;
+} __attribute__((preserve_access_index));
+
+#define KEX_RETHOOK_DEPTH 8	/* kretprobed calls nested on one task's stack */
+
+/* the stack word at addr, with a kretprobe's trampoline read back */
+static __always_inline __u64 stack_word(__u64 word, __u64 addr)
+{
+	struct task_struct___kex_rh *t;
+	struct rethook_node___kex *n;
+	struct llist_node *p;
+	__u32 i;
+
+	if (!rethook_trampoline || word != rethook_trampoline)
+		return word;
+	t = (void *)bpf_get_current_task();
+	if (!bpf_core_field_exists(t->rethooks))
+		return 0;
+	p = BPF_CORE_READ(t, rethooks.first);
+	for (i = 0; i < KEX_RETHOOK_DEPTH && p; i++) {
+		n = (void *)p - bpf_core_field_offset(struct rethook_node___kex, llist);
+		if (BPF_CORE_READ(n, frame) == addr)
+			return BPF_CORE_READ(n, ret_addr);
+		p = BPF_CORE_READ(p, next);
+	}
+	return 0;	/* a stale copy of the trampoline: no return slot */
+}
 
 /*
  * A record with room for a kernel stack. The reserved size must be a
@@ -170,22 +216,27 @@ static __always_inline struct kex_stack_window *read_window(__u64 marker,
 /* does the stack above marker still hold site s's chain? */
 static __always_inline bool site_holds(const struct kex_site *s,
 				       const struct kex_stack_window *w,
-				       __u32 nwords)
+				       __u64 marker, __u32 nwords)
 {
 	__u32 i, slot;
+	__u64 word;
 
 	for (i = 0; i < KEX_STACK_DEPTH && i < s->n; i++) {
 		slot = s->slot[i];
 		if (slot == KEX_SLOT_NONE)
 			continue;
-		if (slot >= nwords || slot >= KEX_SITE_WINDOW ||
-		    w->words[slot & (KEX_SITE_WINDOW - 1)] != s->ret[i & (KEX_SITE_ADDRS - 1)])
+		if (slot >= nwords || slot >= KEX_SITE_WINDOW)
+			return false;
+		word = stack_word(w->words[slot & (KEX_SITE_WINDOW - 1)],
+				  marker + slot * sizeof(__u64));
+		if (word != s->ret[i & (KEX_SITE_ADDRS - 1)])
 			return false;
 	}
 	return true;
 }
 
 struct slot_search {
+	__u64 marker;
 	__u32 n;
 	__u32 nwords;
 };
@@ -202,7 +253,8 @@ static long find_slot(__u32 k, void *data)
 	if (!w || k >= c->nwords)
 		return 1;
 	/* nwords <= KEX_SITE_WINDOW: the mask bounds the index for the verifier */
-	word = w->words[k & (KEX_SITE_WINDOW - 1)];
+	word = stack_word(w->words[k & (KEX_SITE_WINDOW - 1)],
+			  c->marker + k * sizeof(__u64));
 	for (i = 0; i < KEX_SITE_ADDRS && i < c->n; i++) {
 		if (word == w->stack[i]) {
 			w->site.slot[i] = k;
@@ -217,12 +269,15 @@ static long find_slot(__u32 k, void *data)
  * the marker, in order, so that the word is its return slot and not a
  * stale copy in some frame's uninitialised locals (seen on 7.2: a copy of
  * free_pages_and_swap_cache's other call site in folios_put_refs's frame).
+ * A stack that starts at a probed function's entry (at_entry: a kprobe's,
+ * a trampoline's) starts with an address the probe fixes, in no return
+ * slot or in several (a kprobe's int3 frame): not looked for.
  * Otherwise the site is not kept and its records walk.
  */
-static __always_inline bool make_site(struct kex_stack_window *w, __u32 nwords,
-				      __u32 n)
+static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
+				      __u32 nwords, __u32 n, bool at_entry)
 {
-	struct slot_search c = { .n = n, .nwords = nwords };
+	struct slot_search c = { .marker = marker, .n = n, .nwords = nwords };
 	__u32 i, last = 0;
 
 	if (n == 0 || n > KEX_STACK_DEPTH)
@@ -232,8 +287,7 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u32 nwords,
 	w->site.n = n;
 	for (i = 0; i < KEX_SITE_ADDRS && i < n; i++) {
 		w->site.ret[i] = w->stack[i];
-		/* a kprobe's or a trampoline's own function is no return address */
-		if (i == 0 && w->seen[0] == 0) {
+		if (i == 0 && (at_entry || w->seen[0] == 0)) {
 			w->site.slot[0] = KEX_SLOT_NONE;
 			continue;
 		}
@@ -244,7 +298,13 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u32 nwords,
 	return true;
 }
 
-/* ... with the current kernel stack in it, skip frames skipped */
+/*
+ * ... with the current kernel stack in it, skip frames skipped (the low
+ * byte: bpf_get_stack's); KEX_STACK_AT_ENTRY: the program is a kprobe's or
+ * a trampoline's at a function's entry (make_site).
+ */
+#define KEX_STACK_AT_ENTRY (1ULL << 32)
+
 static __always_inline struct kex_event *
 reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 {
@@ -264,7 +324,7 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		/* site 0: a chain that cannot be checked here; walk, as all */
 		if (!site || site->site)
 			w = read_window(marker, top, &nwords);
-		if (w && site && site_holds(site, w, nwords)) {
+		if (w && site && site_holds(site, w, marker, nwords)) {
 			n_site = site->site;
 			if (stack_site_check) {
 				check = n_site | KEX_SITE_CHECK;
@@ -288,13 +348,12 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		return &r->ev;
 	}
 	seq = w ? bpf_map_lookup_elem(&stack_site_seq, &zero) : NULL;
-	if (seq)
-		__builtin_memcpy(w->stack, r->stack, sizeof(r->stack));
 	if (!seq)
 		return &r->ev;
+	__builtin_memcpy(w->stack, r->stack, sizeof(r->stack));
 	/* a chain whose slots are not unique is remembered as site 0 */
 	n_site = 0;
-	if (make_site(w, nwords, n))
+	if (make_site(w, marker, nwords, n, skip & KEX_STACK_AT_ENTRY))
 		n_site = (++*seq * stack_site_cpus + r->ev.cpu + 1) & ~KEX_SITE_CHECK;
 	w->site.site = n_site;
 	if (!track_update(&stack_sites, &key, &w->site, KEX_TRACK_STACK_SITES))
@@ -316,10 +375,10 @@ static __always_inline struct kex_event *reserve_stack(void *ctx, __u32 type,
  */
 #define KEX_TRAMP_STACK_SKIP 2
 
-/* bpf_get_stack's skip for an entry program (entry_arg) */
+/* reserve_stack_skip()'s skip for an entry program (entry_arg) */
 static __always_inline __u64 stack_skip(bool tramp)
 {
-	return tramp ? KEX_TRAMP_STACK_SKIP : 0;
+	return KEX_STACK_AT_ENTRY | (tramp ? KEX_TRAMP_STACK_SKIP : 0);
 }
 
 #endif /* KEXTRACE_STACK_BPF_H */

@@ -94,6 +94,7 @@ Status Loader::configure(const ProbePlan& plan) {
     ro->capture_stacks = opts_.stacks;
     ro->stack_by_site = opts_.stack_by_site;
     ro->stack_site_check = opts_.stack_site_check;
+    ro->rethook_trampoline = c.rethook_trampoline;
     ro->stack_site_cpus = static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1));
     ro->trace_all = opts_.trace_all;
     ro->wakeup_bytes = opts_.ringbuf_bytes / 4;

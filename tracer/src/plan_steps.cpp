@@ -569,6 +569,8 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
 
     if (const Ksym* v = ks.find("vmemmap_base"); v && !v->is_text())
         plan.config.vmemmap_base_addr = v->addr;
+    if (const Ksym* t = ks.find("arch_rethook_trampoline"); t && t->is_text())
+        plan.config.rethook_trampoline = t->addr;
 
     plan_kex_steps(plan, facts);
     plan_insert_steps(plan, ks, facts, opts);

@@ -101,7 +101,11 @@ struct ProbeConfig {
     uint8_t set_pte_addr_arg = 3;
     uint8_t unmap_mode = KEX_UNMAP_REGION_61;
     uint64_t vmemmap_base_addr = 0; // kallsyms address of vmemmap_base, 0 = absent
-    uint64_t fexit_probes = 0;      // KEX_FEXIT(id) of the returns attached as fexit
+    // The return trampoline a kretprobe writes over its function's return
+    // address (arch_rethook_trampoline), 0 = absent: stack sites read the
+    // real address from the task's rethook list instead.
+    uint64_t rethook_trampoline = 0;
+    uint64_t fexit_probes = 0; // KEX_FEXIT(id) of the returns attached as fexit
     // The kernel's own vm_ops->fault handlers (page cache, shmem, the vdso,
     // ...), 0-terminated: a fault through any other one maps a driver's page.
     std::array<uint64_t, KEX_CORE_FAULTS> core_faults{};
