@@ -6,6 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <array>
+
 #include <fmt/format.h>
 
 namespace kextrace {
@@ -34,6 +37,10 @@ bool check_options(Options& o, const std::string& insert_args, const std::string
         fmt::print(stderr, "kextrace: --follow-exclude goes with --follow\n");
         return false;
     }
+    if (o.debug_stack_check && o.stack_mode != Options::StackMode::sites) {
+        fmt::print(stderr, "kextrace: --debug-stack-check checks --stacks sites: add it\n");
+        return false;
+    }
     if ((o.ringbuf_mb & (o.ringbuf_mb - 1)) != 0) {
         fmt::print(stderr, "kextrace: --ringbuf-mb must be a power of 2\n");
         return false;
@@ -50,6 +57,20 @@ bool check_options(Options& o, const std::string& insert_args, const std::string
 }
 
 // What --settle and --insert-args give before they become Options fields.
+// --stacks's modes: the one place their names are spelled
+constexpr std::array<std::pair<std::string_view, Options::StackMode>, 3> kStackModes{{
+    {"all", Options::StackMode::all},
+    {"sites", Options::StackMode::sites},
+    {"none", Options::StackMode::none},
+}};
+
+std::vector<std::string> stack_mode_names() {
+    std::vector<std::string> names;
+    for (const auto& [name, mode] : kStackModes)
+        names.emplace_back(name);
+    return names;
+}
+
 struct RawOptions {
     int settle_ms = 0;
     CLI::Option* settle = nullptr;
@@ -168,7 +189,7 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
                        "sites (a call site's stack walked once; its later records name it "
                        "where the task's stack still holds the same return addresses), none")
             ->type_name("MODE")
-            ->check(CLI::IsMember({"all", "sites", "none"}))
+            ->check(CLI::IsMember(stack_mode_names()))
             ->group(g);
     app.add_flag_callback(
            "--no-stacks", [&raw] { raw.stacks = "none"; },
@@ -218,15 +239,8 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
 } // namespace
 
 std::string_view stack_mode_name(Options::StackMode m) {
-    switch (m) {
-    case Options::StackMode::sites:
-        return "sites";
-    case Options::StackMode::none:
-        return "none";
-    case Options::StackMode::all:
-        break;
-    }
-    return "all";
+    auto it = std::ranges::find(kStackModes, m, &decltype(kStackModes)::value_type::second);
+    return it->first;
 }
 
 std::string version_text() {
@@ -274,9 +288,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         return std::nullopt;
     }
     o.settle = std::chrono::milliseconds(raw.settle_ms);
-    o.stack_mode = raw.stacks == "sites"  ? Options::StackMode::sites
-                   : raw.stacks == "none" ? Options::StackMode::none
-                                          : Options::StackMode::all;
+    o.stack_mode = std::ranges::find(kStackModes, raw.stacks,
+                                     &decltype(kStackModes)::value_type::first)
+                       ->second; // IsMember checked it
     o.follow = app.count("--follow") > 0;
     std::erase(o.follow_globs, std::string()); // a bare --follow: every function
     if (o.leaks && raw.settle->count() == 0)
