@@ -80,7 +80,7 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 		bpf_map_delete_elem(&pending_allocs, &tid);
 	}
 
-	e = reserve_stack(ctx, KEX_EV_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_ALLOC);
+	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_ALLOC);
 	if (!e)
 		return 0;
 	e->pfn = pfn;
@@ -103,7 +103,7 @@ int tp__kex_page_insert(struct kex_tp_page_insert *ctx)
 	if (!fi)
 		return 0;
 	count_match(KEX_P_KEX_PAGE_INSERT);
-	e = reserve_stack(ctx, KEX_EV_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_INSERT);
+	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_INSERT);
 	if (!e)
 		return 0;
 	e->pfn = pfn;
@@ -127,7 +127,7 @@ int tp__kex_page_free(struct kex_tp_page_free *ctx)
 	if (!fi || fi->freed)
 		return 0;
 	count_match(KEX_P_KEX_PAGE_FREE);
-	e = reserve_stack(ctx, KEX_EV_KEX_PAGE_FREE, KEX_P_KEX_PAGE_FREE);
+	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_FREE, KEX_P_KEX_PAGE_FREE);
 	if (!e)
 		return 0;
 	e->pfn = pfn;
@@ -231,7 +231,7 @@ int tp__kex_fault(struct kex_tp_fault *ctx)
 	if (!kex_traced())
 		return 0;
 	count_match(KEX_P_KEX_FAULT);
-	e = reserve_stack(ctx, KEX_EV_KEX_FAULT, KEX_P_KEX_FAULT);
+	e = reserve_stack_tp(ctx, KEX_EV_KEX_FAULT, KEX_P_KEX_FAULT);
 	if (!e)
 		return 0;
 	e->pfn = pfn;

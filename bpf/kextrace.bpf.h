@@ -331,7 +331,7 @@ static __always_inline struct kex_event *reserve(__u32 type, __u32 probe)
 	return e;
 }
 
-/* records with a kernel stack: reserve_stack(), reserve_stack_skip() */
+/* records with a kernel stack: reserve_stack_skip(), reserve_stack_tp() */
 #include "stack.bpf.h"
 
 static __always_inline void submit(struct kex_event *e)

@@ -52,7 +52,7 @@ int tp__mm_page_free(struct trace_event_raw_mm_page_free *ctx)
 	}
 	count_match(KEX_P_MM_PAGE_FREE);
 	fi->freed = 1;
-	e = reserve_stack(ctx, KEX_EV_PAGE_FREE, KEX_P_MM_PAGE_FREE);
+	e = reserve_stack_tp(ctx, KEX_EV_PAGE_FREE, KEX_P_MM_PAGE_FREE);
 	if (e) {
 		e->pfn = pfn;
 		e->arg0 = ctx->order;

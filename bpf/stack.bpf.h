@@ -22,9 +22,9 @@ struct kex_event_stack {
  * the task's stack the probe fired (the sum of the frames below it): the
  * program's own frame, or where it runs on a stack of its own (the JIT's
  * private stack, 6.13 on), its context (a kprobe's registers, a
- * trampoline's arguments: on the task's stack). A classic tracepoint's
- * context is a per-CPU buffer: under a private stack, and on an IRQ stack,
- * the depth is unknown and the record walks its stack as with
+ * trampoline's arguments: on the task's stack), or a classic tracepoint's
+ * registers (its context is a per-CPU buffer that points at them). On an
+ * IRQ stack the depth is unknown and the record walks its stack as with
  * --stacks=all (a shorter walk as the key was measured: it costs as much
  * as the whole walk). A site forgotten (LRU) is walked again under a new
  * number.
@@ -162,13 +162,18 @@ static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
 	return r;
 }
 
-/* The current call site's key (struct kex_site_key); false if it has none. */
-static __always_inline bool site_key(void *ctx, struct kex_site_key *k,
+/*
+ * The current call site's key (struct kex_site_key); false if it has none.
+ * tp: ctx is a classic tracepoint's, whose first word perf_trace_run_bpf_submit
+ * set to the registers the tracepoint fired with: their sp is the frame of
+ * the tracepoint's perf_trace_* handler, on the task's stack.
+ */
+static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
 				     __u32 type, __u32 probe, __u64 *marker,
 				     __u64 *top)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct pt_regs *regs;
+	struct pt_regs *regs, *tp_regs = NULL;
 	void *here = k, *c = ctx, *r;
 	__u64 sp = 0, base;
 
@@ -184,6 +189,10 @@ static __always_inline bool site_key(void *ctx, struct kex_site_key *k,
 	bpf_probe_read_kernel(&sp, sizeof(sp), &here);
 	if (sp < base || sp >= *top)
 		bpf_probe_read_kernel(&sp, sizeof(sp), &c);
+	if ((sp < base || sp >= *top) && tp) {
+		bpf_probe_read_kernel(&tp_regs, sizeof(tp_regs), ctx);
+		sp = BPF_CORE_READ(tp_regs, sp);
+	}
 	if (sp < base || sp >= *top)
 		return false;
 	k->depth = sp - base;
@@ -301,9 +310,11 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 /*
  * ... with the current kernel stack in it, skip frames skipped (the low
  * byte: bpf_get_stack's); KEX_STACK_AT_ENTRY: the program is a kprobe's or
- * a trampoline's at a function's entry (make_site).
+ * a trampoline's at a function's entry (make_site); KEX_STACK_TP: ctx is a
+ * classic tracepoint's (site_key).
  */
 #define KEX_STACK_AT_ENTRY (1ULL << 32)
+#define KEX_STACK_TP (1ULL << 33)
 
 static __always_inline struct kex_event *
 reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
@@ -319,7 +330,8 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 
 	if (!capture_stacks)
 		return reserve(type, probe);
-	if (stack_by_site && site_key(ctx, &key, type, probe, &marker, &top)) {
+	if (stack_by_site && site_key(ctx, skip & KEX_STACK_TP, &key, type, probe,
+				      &marker, &top)) {
 		site = bpf_map_lookup_elem(&stack_sites, &key);
 		/* site 0: a chain that cannot be checked here; walk, as all */
 		if (!site || site->site)
@@ -361,10 +373,11 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 	return &r->ev;
 }
 
-static __always_inline struct kex_event *reserve_stack(void *ctx, __u32 type,
-						       __u32 probe)
+/* ... for a classic tracepoint's program */
+static __always_inline struct kex_event *reserve_stack_tp(void *ctx, __u32 type,
+							  __u32 probe)
 {
-	return reserve_stack_skip(ctx, type, probe, 0);
+	return reserve_stack_skip(ctx, type, probe, KEX_STACK_TP);
 }
 
 /*
