@@ -204,9 +204,12 @@ static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
 	return true;
 }
 
-/* the words of the task's stack from marker up to top (at most the window) */
-static __always_inline struct kex_stack_window *read_window(__u64 marker,
-							    __u64 top, __u32 *nwords)
+/*
+ * The words of the task's stack from marker up to top, at most span (a kept
+ * site's checks read up to its last slot, not the window).
+ */
+static __always_inline struct kex_stack_window *
+read_window(__u64 marker, __u64 top, __u32 span, __u32 *nwords)
 {
 	__u32 zero = 0;
 	struct kex_stack_window *w = bpf_map_lookup_elem(&stack_window, &zero);
@@ -214,12 +217,26 @@ static __always_inline struct kex_stack_window *read_window(__u64 marker,
 
 	if (!w || top <= marker)
 		return NULL;
+	if (len > (__u64)span * sizeof(__u64))
+		len = (__u64)span * sizeof(__u64);
 	if (len > sizeof(w->words))
 		len = sizeof(w->words);
 	if (bpf_probe_read_kernel(w->words, len, (void *)marker))
 		return NULL;
 	*nwords = len / sizeof(__u64);
 	return w;
+}
+
+/* the words above the marker a site's check reads: up to its last slot */
+static __always_inline __u32 site_span(const struct kex_site *s)
+{
+	__u32 last;
+
+	if (s->n == 0)
+		return 0;
+	/* slots ascend; only the first may be KEX_SLOT_NONE */
+	last = s->slot[(s->n - 1) & (KEX_SITE_ADDRS - 1)];
+	return last == KEX_SLOT_NONE ? 0 : last + 1;
 }
 
 /* does the stack above marker still hold site s's chain? */
@@ -334,9 +351,9 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 				      &marker, &top)) {
 		site = bpf_map_lookup_elem(&stack_sites, &key);
 		/* site 0: a chain that cannot be checked here; walk, as all */
-		if (!site || site->site)
-			w = read_window(marker, top, &nwords);
-		if (w && site && site_holds(site, w, marker, nwords)) {
+		if (site && site->site)
+			w = read_window(marker, top, site_span(site), &nwords);
+		if (w && site_holds(site, w, marker, nwords)) {
 			n_site = site->site;
 			if (stack_site_check) {
 				check = n_site | KEX_SITE_CHECK;
@@ -347,6 +364,9 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 				return e;
 			}
 		}
+		/* a new site's walk is searched for in the whole window */
+		if (!check && (!site || site->site))
+			w = read_window(marker, top, KEX_SITE_WINDOW, &nwords);
 	}
 	r = reserve_stack_room(type, probe);
 	if (!r)
