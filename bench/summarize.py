@@ -273,9 +273,9 @@ def md_overhead(ov):
                  f"{fmt_r(d['traced_over_untraced']['bpftrace'])} | "
                  f"{fmt_r(d['kextrace_overhead_over_bpftrace_overhead'])} |")
     L.append("")
-    L.append("kextrace by `--stacks` (in the same repetitions, after the default run): `all` (the "
-             "default: walked at every stack record), `sites` (a call site's stack walked once), "
-             "`none` (`--no-stacks`).")
+    L.append("kextrace by `--stacks` (in the same repetitions, after the default run; the default "
+             "is `sites` since 2026-12-05, `all` before): `sites` (a call site's stack walked "
+             "once), `all` (walked at every stack record), `none` (`--no-stacks`).")
     L.append("")
     L.append("| pages | --stacks | workload | traced/untraced |")
     L.append("|---|---|---|---|")

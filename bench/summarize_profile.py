@@ -1,12 +1,13 @@
 """bench/summarize_profile.py: bench/summarize.py's profile figures (section
 1b): the kernel's BPF run statistics of every kextrace program, per
-kextrace configuration (--stacks all, sites, none), beside an untraced run."""
+kextrace configuration (the default, --stacks all, sites, none), beside an untraced run."""
 
 from bench_stats import fmt_s, med, spread
 
 # the kextrace configurations of the guest runs, as the summary names them
-KEXTRACE_CFG = {"kextrace": "all (default)", "kextrace_stacks_sites": "sites",
-                "kextrace_no_stacks": "none"}
+# (the default: --stacks all before 2026-12-05, sites since)
+KEXTRACE_CFG = {"kextrace": "default", "kextrace_stacks_all": "all",
+                "kextrace_stacks_sites": "sites", "kextrace_no_stacks": "none"}
 
 
 def profile(records):
@@ -51,8 +52,9 @@ def md_profile(pf):
     L.append("")
     L.append(f"`mmap_test --no-wait` at {pf['pages']} pages, once untraced and under kextrace with "
              "the kernel's BPF run statistics on (`kernel.bpf_stats_enabled`: run count and time "
-             "spent inside each kextrace program, read with bpftool while it runs), by `--stacks`: "
-             "all (the default), sites, none (`--no-stacks`). The statistics themselves cost two clock reads "
+             "spent inside each kextrace program, read with bpftool while it runs), at the "
+             "default settings (`--stacks sites` since 2026-12-05, `all` before) and by `--stacks`: "
+             "all, none (`--no-stacks`). The statistics themselves cost two clock reads "
              "per program run, so these runs are not the overhead figures of section 1. "
              f"Untraced: {fmt_s(pf.get('untraced_wall_ns'))}.")
     L.append("")

@@ -3,8 +3,8 @@
 # one guest boot by bench/guest.sh. Writes JSON lines to OUT_DIR/guest-raw.jsonl
 # (one object per measurement; bench/summarize.py reduces them).
 #
-#   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace (--stacks all,
-#                                                 sites, none) / bpftrace
+#   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace (default:
+#                                                 --stacks sites; all; none) / bpftrace
 #   --loss-pages 65536 --loss-loops 4             loss: default ring, then forced overload
 #   --mode-pages 4096 --mode-reps 3               per-page mapping cost by mode
 #   --profile-pages 65536 --profile-reps 1        where kextrace's overhead goes: the kernel's
@@ -254,7 +254,7 @@ if has profile; then
 		log "profile $profile_pages pages, rep $rep/$profile_reps"
 		run_untraced "$profile_pages" "$rep" profile
 		profile_run kextrace "$profile_pages" "$rep"
-		profile_run kextrace_stacks_sites "$profile_pages" "$rep" --stacks sites
+		profile_run kextrace_stacks_all "$profile_pages" "$rep" --stacks all
 		profile_run kextrace_no_stacks "$profile_pages" "$rep" --no-stacks
 	done
 fi
@@ -268,7 +268,7 @@ if has overhead; then
 			log "overhead $pages pages, rep $rep/$reps"
 			run_untraced "$pages" "$rep"
 			run_kextrace "$pages" "$rep" overhead
-			cfg=kextrace_stacks_sites run_kextrace "$pages" "$rep" overhead --stacks sites
+			cfg=kextrace_stacks_all run_kextrace "$pages" "$rep" overhead --stacks all
 			cfg=kextrace_no_stacks run_kextrace "$pages" "$rep" overhead --no-stacks
 			run_bpftrace "$pages" "$rep"
 		done

@@ -75,7 +75,7 @@ struct RawOptions {
     int settle_ms = 0;
     CLI::Option* settle = nullptr;
     std::string insert_args;
-    std::string stacks = "all"; // --stacks MODE
+    std::string stacks = "sites"; // --stacks MODE
 };
 
 // What to trace, and for how long.
@@ -185,9 +185,9 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
         ->group(g);
     auto* stacks =
         app.add_option("--stacks", raw.stacks,
-                       "kernel stacks: all (default: every stack record walks its own), "
-                       "sites (a call site's stack walked once; its later records name it "
-                       "where the task's stack still holds the same return addresses), none")
+                       "kernel stacks: sites (default: a call site's stack walked once; its "
+                       "later records name it where the task's stack still holds the same "
+                       "return addresses), all (every stack record walks its own), none")
             ->type_name("MODE")
             ->check(CLI::IsMember(stack_mode_names()))
             ->group(g);

@@ -35,7 +35,7 @@ struct Options {
     // site's first record walks it and the rest name it (sites), or none
     // (--no-stacks)
     enum class StackMode { all, sites, none };
-    StackMode stack_mode = StackMode::all;
+    StackMode stack_mode = StackMode::sites;
     bool full = false;                       // --full: every page row
     bool show_stacks = false;                // --show-stacks: print the first page's stacks
     bool plan_only = false;                  // --plan: print the probe plan and exit
