@@ -48,7 +48,7 @@ struct kex_site_key {
  * (a kprobe's or a trampoline's own function) may be in no word: the probe
  * fixes it. A kretprobe's function returns through arch_rethook_trampoline:
  * its return slot holds the trampoline, and the real address is read from
- * the task's rethook list (rethook_ret).
+ * the task's rethook list (stack_word).
  */
 #define KEX_SITE_WINDOW	1024		/* words above the marker searched (8 KiB) */
 #define KEX_SLOT_NONE	0xffff
