@@ -44,8 +44,10 @@ ok(q['peak_bytes'] <= 2 * 256 * 1024, 'the queue limit held the drain thread (pe
 # into its queue while the consumer is blocked, so nothing is lost with a
 # 1 MiB ring, and every record it copied reaches the report. The rig runs 24
 # times with 64 pages and a pause of 0.3 s between runs: together they
-# produce more than twice what the ring holds (the queue's peak says so), so
-# a drain thread that waited for the stalled consumer must lose events. One
+# produce about twice what the ring holds (with --stacks sites, the default,
+# a record whose site is known carries no stack: 2.0-2.2 MB in all). The
+# queue's peak must exceed the ring: that much waited at once, so a drain
+# thread that waited for the stalled consumer must have lost events. One
 # run of 1024 pages tested the scheduler, not us: its mmap writes all its
 # records in one burst inside one system call, and whether the drain
 # thread's vCPU runs during that burst is up to the host (under CI's load it
@@ -67,7 +69,7 @@ a = j['ring_accounting']
 print('ring accounting:', {k: a[k] for k in ('produced', 'received', 'lost', 'exact', 'queue')})
 ok(a['lost'] == 0, 'nothing lost')
 ok(a['exact'] and a['produced'] == a['received'], 'produced %d = received %d' % (a['produced'], a['received']))
-ok(a['queue']['peak_bytes'] > 2 << 20, 'more than twice the ring waited in the queue (%d bytes at most)' % a['queue']['peak_bytes'])
+ok(a['queue']['peak_bytes'] > 1 << 20, 'more than the ring (1 MiB) waited in the queue (%d bytes at most)' % a['queue']['peak_bytes'])
 ok(j['summary']['pages'] == 1536, 'every page reported (%d)' % j['summary']['pages'])
 "
 	kex_balanced
