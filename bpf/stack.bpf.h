@@ -67,7 +67,8 @@ struct kex_stack_window {
 	__u64 words[KEX_SITE_WINDOW];
 	__u64 stack[KEX_SITE_ADDRS];	/* the walk whose slots are searched */
 	__u8 seen[KEX_SITE_ADDRS];	/* words found holding each of its addresses */
-	struct kex_site site;
+	struct kex_site site;		/* a new site, made from stack */
+	struct kex_site check;		/* a kept site, copied to be checked */
 };
 
 struct {
@@ -239,26 +240,53 @@ static __always_inline __u32 site_span(const struct kex_site *s)
 	return last == KEX_SLOT_NONE ? 0 : last + 1;
 }
 
-/* does the stack above marker still hold site s's chain? */
-static __always_inline bool site_holds(const struct kex_site *s,
-				       const struct kex_stack_window *w,
-				       __u64 marker, __u32 nwords)
+struct site_check {
+	__u64 marker;
+	__u32 nwords;
+	__u32 held;
+};
+
+/*
+ * bpf_loop body: does slot i of the site being checked (w->check) still
+ * hold its return address? (1: stop.) A loop body is verified once, where
+ * an unrolled check of 24 slots, each maybe through the rethook list, cost
+ * the verifier ~33,000 instructions in every program with a stack.
+ */
+static long check_slot(__u32 i, void *data)
 {
-	__u32 i, slot;
+	struct site_check *c = data;
+	struct kex_stack_window *w;
+	__u32 zero = 0, slot;
 	__u64 word;
 
-	for (i = 0; i < KEX_STACK_DEPTH && i < s->n; i++) {
-		slot = s->slot[i];
-		if (slot == KEX_SLOT_NONE)
-			continue;
-		if (slot >= nwords || slot >= KEX_SITE_WINDOW)
-			return false;
-		word = stack_word(w->words[slot & (KEX_SITE_WINDOW - 1)],
-				  marker + slot * sizeof(__u64));
-		if (word != s->ret[i & (KEX_SITE_ADDRS - 1)])
-			return false;
+	w = bpf_map_lookup_elem(&stack_window, &zero);
+	if (!w || i >= w->check.n)
+		return 1;
+	slot = w->check.slot[i & (KEX_SITE_ADDRS - 1)];
+	if (slot == KEX_SLOT_NONE)
+		return 0;
+	word = slot < c->nwords ?
+		stack_word(w->words[slot & (KEX_SITE_WINDOW - 1)],
+			   c->marker + slot * sizeof(__u64)) : 0;
+	if (slot >= c->nwords || word != w->check.ret[i & (KEX_SITE_ADDRS - 1)]) {
+		c->held = 0;
+		return 1;
 	}
-	return true;
+	return 0;
+}
+
+/* does the stack above marker still hold site s's chain? */
+static __always_inline bool site_holds(const struct kex_site *s,
+				       struct kex_stack_window *w,
+				       __u64 marker, __u32 nwords)
+{
+	struct site_check c = { .marker = marker, .nwords = nwords, .held = 1 };
+
+	if (s->n > KEX_STACK_DEPTH)
+		return false;
+	w->check = *s;
+	bpf_loop(KEX_STACK_DEPTH, check_slot, &c, 0);
+	return c.held;
 }
 
 struct slot_search {
@@ -290,6 +318,36 @@ static long find_slot(__u32 k, void *data)
 	return 0;
 }
 
+struct site_order {
+	__u32 last;
+	__u32 n;
+	bool at_entry;
+	bool kept;
+};
+
+/* bpf_loop body: address i of a new site: its one slot, above the last (1: stop) */
+static long order_slot(__u32 i, void *data)
+{
+	struct site_order *c = data;
+	struct kex_stack_window *w;
+	__u32 zero = 0, k = i & (KEX_SITE_ADDRS - 1);
+
+	w = bpf_map_lookup_elem(&stack_window, &zero);
+	if (!w || i >= c->n)
+		return 1;
+	w->site.ret[k] = w->stack[k];
+	if (i == 0 && (c->at_entry || w->seen[0] == 0)) {
+		w->site.slot[0] = KEX_SLOT_NONE;
+		return 0;
+	}
+	if (w->seen[k] != 1 || (i > 0 && w->site.slot[k] <= c->last)) {
+		c->kept = false;
+		return 1;
+	}
+	c->last = w->site.slot[k];
+	return 0;
+}
+
 /*
  * The site of w->stack (n addresses): each found in exactly one word above
  * the marker, in order, so that the word is its return slot and not a
@@ -304,24 +362,15 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 				      __u32 nwords, __u32 n, bool at_entry)
 {
 	struct slot_search c = { .marker = marker, .n = n, .nwords = nwords };
-	__u32 i, last = 0;
+	struct site_order o = { .n = n, .at_entry = at_entry, .kept = true };
 
 	if (n == 0 || n > KEX_STACK_DEPTH)
 		return false;
 	__builtin_memset(w->seen, 0, sizeof(w->seen));
 	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
 	w->site.n = n;
-	for (i = 0; i < KEX_SITE_ADDRS && i < n; i++) {
-		w->site.ret[i] = w->stack[i];
-		if (i == 0 && (at_entry || w->seen[0] == 0)) {
-			w->site.slot[0] = KEX_SLOT_NONE;
-			continue;
-		}
-		if (w->seen[i] != 1 || (i > 0 && w->site.slot[i] <= last))
-			return false;
-		last = w->site.slot[i];
-	}
-	return true;
+	bpf_loop(KEX_STACK_DEPTH, order_slot, &o, 0);
+	return o.kept;
 }
 
 /*
