@@ -15,8 +15,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <sys/resource.h>
-#include <system_error>
-#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -24,8 +22,6 @@
 namespace kextrace {
 
 namespace {
-
-constexpr std::size_t kFollowDetachThreads = 16;
 
 __u64 follow_cookie(uint32_t func, const FollowFunc& fn) {
     uint32_t masks[4] = {}; // by FollowArgKind: page, folio, batch, array
@@ -144,27 +140,12 @@ Result<FollowAttach> Loader::attach_follow(const FollowSet& set) {
     return out;
 }
 
-// Each single kprobe's release waits for an RCU grace period: on 6.1 under
-// emulation, 529 of them took 42-48 s one after the other. Released from
-// several threads, the waits overlap. A kprobe.multi link is one release.
+// A kprobe.multi link is one release; single kprobes, many (release_links).
 void Loader::detach_follow() {
     if (follow_links_.empty())
         return;
     auto t0 = std::chrono::steady_clock::now();
-    const std::size_t n = follow_links_.size();
-    const std::size_t workers = std::min<std::size_t>(kFollowDetachThreads, n / 32);
-    if (workers > 1) {
-        try {
-            std::vector<std::jthread> pool;
-            for (std::size_t w = 0; w < workers; w++)
-                pool.emplace_back([this, w, workers, n] {
-                    for (std::size_t i = w; i < n; i += workers)
-                        follow_links_[i].reset();
-                });
-        } catch (const std::system_error& e) { // no thread: the rest one by one, below
-            spdlog::debug("follow: detach threads: {}", e.what());
-        }
-    }
+    release_links(follow_links_, [](std::size_t) { return true; });
     follow_links_.clear();
     follow_detach_ = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - t0);

@@ -11,6 +11,8 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstring>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -373,6 +375,29 @@ void Loader::read_trampoline_missed(MissedCounts& into) const {
     }
 }
 
+void release_links(std::vector<LinkPtr>& links, const std::function<bool(std::size_t)>& which) {
+    constexpr std::size_t kThreads = 16;
+    std::vector<LinkPtr*> todo;
+    for (std::size_t i = 0; i < links.size(); ++i)
+        if (links[i] && which(i))
+            todo.push_back(&links[i]);
+    const std::size_t workers = std::min(kThreads, todo.size());
+    if (workers > 1) {
+        try {
+            std::vector<std::jthread> pool;
+            for (std::size_t w = 0; w < workers; w++)
+                pool.emplace_back([&todo, w, workers] {
+                    for (std::size_t i = w; i < todo.size(); i += workers)
+                        todo[i]->reset();
+                });
+        } catch (const std::system_error& e) { // no thread: the rest one by one, below
+            spdlog::debug("detach threads: {}", e.what());
+        }
+    }
+    for (LinkPtr* l : todo)
+        l->reset();
+}
+
 void Loader::detach(const std::function<void()>& before_frees) {
     // Each detach waits for an RCU grace period: under load in the TCG guest
     // they took seconds together (the last event of each probe says when it
@@ -381,10 +406,12 @@ void Loader::detach(const std::function<void()>& before_frees) {
     if (skel_ && skel_->bss)
         skel_->bss->tracking_armed = false; // no new page life from here on
     link_probes_.resize(links_.size(), KEX_P_COUNT);
+    // USDT links one by one: libbpf's USDT manager (spec ids) is not thread-safe
     auto detach_if = [this](auto&& pred) {
         for (std::size_t i = 0; i < links_.size(); ++i)
-            if (links_[i] && pred(link_probes_[i]))
+            if (links_[i] && link_probes_[i] == KEX_P_USDT && pred(link_probes_[i]))
                 links_[i].reset();
+        release_links(links_, [&](std::size_t i) { return pred(link_probes_[i]); });
     };
     // No new page lives (nor faults on pages whose life the trace missed).
     detach_if([](uint32_t id) {
@@ -397,6 +424,7 @@ void Loader::detach(const std::function<void()>& before_frees) {
     kprobes_.clear(); // after their links: a tracefs kprobe in use cannot be removed
     if (before_frees)
         before_frees();
+    detach_if([](uint32_t) { return true; });
     links_.clear();
     link_probes_.clear();
 }
