@@ -205,6 +205,22 @@ static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
 	return true;
 }
 
+/* this CPU's scratch window (struct kex_stack_window) */
+static __always_inline struct kex_stack_window *stack_window_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stack_window, &zero);
+}
+
+/* a bpf_loop's context over the window's words above marker */
+struct window_loop {
+	__u64 marker;
+	__u32 nwords;
+	__u32 n;	/* find_slot: the walk's addresses */
+	__u32 held;	/* check_slot: 0 once a slot differs */
+};
+
 /*
  * The words of the task's stack from marker up to top, at most span (a kept
  * site's checks read up to its last slot, not the window).
@@ -212,8 +228,7 @@ static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
 static __always_inline struct kex_stack_window *
 read_window(__u64 marker, __u64 top, __u32 span, __u32 *nwords)
 {
-	__u32 zero = 0;
-	struct kex_stack_window *w = bpf_map_lookup_elem(&stack_window, &zero);
+	struct kex_stack_window *w = stack_window_get();
 	__u64 len = top - marker;
 
 	if (!w || top <= marker)
@@ -240,12 +255,6 @@ static __always_inline __u32 site_span(const struct kex_site *s)
 	return last == KEX_SLOT_NONE ? 0 : last + 1;
 }
 
-struct site_check {
-	__u64 marker;
-	__u32 nwords;
-	__u32 held;
-};
-
 /*
  * bpf_loop body: does slot i of the site being checked (w->check) still
  * hold its return address? (1: stop.) A loop body is verified once, where
@@ -254,12 +263,11 @@ struct site_check {
  */
 static long check_slot(__u32 i, void *data)
 {
-	struct site_check *c = data;
-	struct kex_stack_window *w;
-	__u32 zero = 0, slot;
+	struct kex_stack_window *w = stack_window_get();
+	struct window_loop *c = data;
 	__u64 word;
+	__u32 slot;
 
-	w = bpf_map_lookup_elem(&stack_window, &zero);
 	if (!w || i >= w->check.n)
 		return 1;
 	slot = w->check.slot[i & (KEX_SITE_ADDRS - 1)];
@@ -280,7 +288,7 @@ static __always_inline bool site_holds(const struct kex_site *s,
 				       struct kex_stack_window *w,
 				       __u64 marker, __u32 nwords)
 {
-	struct site_check c = { .marker = marker, .nwords = nwords, .held = 1 };
+	struct window_loop c = { .marker = marker, .nwords = nwords, .held = 1 };
 
 	if (s->n > KEX_STACK_DEPTH)
 		return false;
@@ -289,21 +297,14 @@ static __always_inline bool site_holds(const struct kex_site *s,
 	return c.held;
 }
 
-struct slot_search {
-	__u64 marker;
-	__u32 n;
-	__u32 nwords;
-};
-
 /* bpf_loop body: which addresses of the walk does word k hold? (1: stop) */
 static long find_slot(__u32 k, void *data)
 {
-	struct slot_search *c = data;
-	struct kex_stack_window *w;
-	__u32 zero = 0, i;
+	struct kex_stack_window *w = stack_window_get();
+	struct window_loop *c = data;
 	__u64 word;
+	__u32 i;
 
-	w = bpf_map_lookup_elem(&stack_window, &zero);
 	if (!w || k >= c->nwords)
 		return 1;
 	/* nwords <= KEX_SITE_WINDOW: the mask bounds the index for the verifier */
@@ -328,11 +329,10 @@ struct site_order {
 /* bpf_loop body: address i of a new site: its one slot, above the last (1: stop) */
 static long order_slot(__u32 i, void *data)
 {
+	struct kex_stack_window *w = stack_window_get();
 	struct site_order *c = data;
-	struct kex_stack_window *w;
-	__u32 zero = 0, k = i & (KEX_SITE_ADDRS - 1);
+	__u32 k = i & (KEX_SITE_ADDRS - 1);
 
-	w = bpf_map_lookup_elem(&stack_window, &zero);
 	if (!w || i >= c->n)
 		return 1;
 	w->site.ret[k] = w->stack[k];
@@ -361,7 +361,7 @@ static long order_slot(__u32 i, void *data)
 static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 				      __u32 nwords, __u32 n, bool at_entry)
 {
-	struct slot_search c = { .marker = marker, .n = n, .nwords = nwords };
+	struct window_loop c = { .marker = marker, .n = n, .nwords = nwords };
 	struct site_order o = { .n = n, .at_entry = at_entry, .kept = true };
 
 	if (n == 0 || n > KEX_STACK_DEPTH)
