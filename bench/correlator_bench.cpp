@@ -19,6 +19,7 @@
 // Sizes: KEXBENCH_EVENTS="1000000,10000000" (default); the ctest smoke run
 // sets KEXBENCH_EVENTS=20000.
 #include <kextrace/core.h>
+#include <kextrace/heap.h>
 #include <kextrace/jsonl.h>
 #include <kextrace/output.h>
 #include <kextrace/stream_builder.h>
@@ -352,6 +353,7 @@ std::vector<int64_t> sizes() {
 } // namespace
 
 int main(int argc, char** argv) {
+    kextrace::keep_freed_heap(); // as kextrace does
     auto ns = sizes();
     for (int64_t n : ns) {
         benchmark::RegisterBenchmark("correlate/buffer_all", BM_Correlate, uint64_t(0))

@@ -21,6 +21,7 @@
 #include "tramp_stack.h"
 
 #include <kextrace/core.h>
+#include <kextrace/heap.h>
 #include <kextrace/leaks.h>
 #include <kextrace/output.h>
 
@@ -573,6 +574,7 @@ int run(const Options& opt) {
 } // namespace kextrace
 
 int main(int argc, char** argv) {
+    kextrace::keep_freed_heap();
     if (argc > 1 && std::strcmp(argv[1], "report") == 0)
         return kextrace::report_main(argc - 1, argv + 1);
     int code = 0;
