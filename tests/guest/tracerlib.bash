@@ -80,9 +80,25 @@ bpftrace_start() {
 	fail "bpftrace did not start"
 }
 
+# SIGINT, then its exit status; a bpftrace still running 60 s later (seen
+# once on 6.12, in epoll_wait) is reported with its signal masks and its
+# threads' kernel stacks, killed, and the case fails.
 bpftrace_stop() {
-	local rc=0
+	local rc=0 i t
 	kill -INT "$bt_pid"
+	for i in $(seq 600); do
+		kill -0 "$bt_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$bt_pid" 2>/dev/null; then
+		# diagnostics only: it may end while they are read
+		grep -E '^(State|Sig(Q|Pnd|Blk|Ign|Cgt)|ShdPnd)' "/proc/$bt_pid/status" || echo "(ended)"
+		for t in /proc/"$bt_pid"/task/*; do
+			echo "--- thread ${t##*/}: $(cat "$t/comm" "$t/stack" 2>&1)"
+		done
+		kill -9 "$bt_pid" 2>/dev/null || echo "(ended before the kill)"
+		fail "bpftrace still running 60 s after SIGINT"
+	fi
 	wait "$bt_pid" || rc=$?
 	expect_eq "$rc" 0 "bpftrace exit status after SIGINT"
 }
