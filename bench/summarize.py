@@ -212,10 +212,12 @@ def md_targets(ov, ls, co):
     big = ov.get("65536") or (ov[max(ov, key=int)] if ov else None)
     if big:
         r = big["traced_over_untraced"]["kextrace"]
-        L.append(f"| kextrace traced/untraced, {big['pages']} pages (guest), default settings | <= {TARGETS['ratio_65536']} | {fmt_r(r)} | "
+        L.append(f"| kextrace traced/untraced, {big['pages']} pages (guest), default settings | "
+                 f"<= {TARGETS['ratio_65536']} | {fmt_r(r)} | "
                  f"{verdict(r and r['median'] <= TARGETS['ratio_65536'])} |")
         o = big["kextrace_overhead_over_bpftrace_overhead"]
-        L.append(f"| kextrace overhead / bpftrace overhead, {big['pages']} pages | <= {TARGETS['overhead_vs_bpftrace']} | {fmt_r(o)} | "
+        L.append(f"| kextrace overhead / bpftrace overhead, {big['pages']} pages | "
+                 f"<= {TARGETS['overhead_vs_bpftrace']} | {fmt_r(o)} | "
                  f"{verdict(o and o['median'] <= TARGETS['overhead_vs_bpftrace'])} |")
     dflt = [l for l in ls if l["name"].startswith("default")]
     if dflt:
