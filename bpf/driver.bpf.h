@@ -258,7 +258,7 @@ static __always_inline void report_driver_vma(void *ctx, __u64 skip,
 	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack),
 			  skip & BPF_F_SKIP_FIELD_MASK);
 	r->ev.stack_len = n > 0 ? n / sizeof(__u64) : 0;
-	submit(&r->ev);
+	submit_ring(&r->ev);
 }
 
 /*

@@ -137,6 +137,17 @@ enum kex_event_type {
 	 * it the allocation was not seen (it came before the trace, from a
 	 * process not traced, or from a path without the tracepoint).
 	 */
+	/*
+	 * kextrace --watch: a page's records kept in BPF (map "lives") and
+	 * sent together once, when the page is freed, instead of one by one.
+	 * struct kex_life: this header, then arg0 records of the page, each a
+	 * struct kex_event as it would have been sent alone (never one with a
+	 * stack: those go out alone and name a site the life's records use).
+	 * A life with more than KEX_LIFE_STEPS records sends the rest alone.
+	 */
+	KEX_EV_LIFE		= 58,	/* pfn, arg0 = records that follow, arg1 = KEX_LIFE_*,
+					 * ret = records it kept or tried to (> arg0: the rest
+					 * went alone) */
 	KEX_EV_DRIVER_ALLOC	= 59,	/* pfn = the adopted page's, arg0 = ts of the allocation,
 					 * arg1 = the block's first pfn, ret = its order; pid, tid
 					 * and cpu the allocating task's; stack = the allocation's */
@@ -239,6 +250,22 @@ struct kex_vma_info {
 #define KEX_VMA_NAME_ROOT	(1U << 0)	/* the walk reached the root: name is the whole path */
 #define KEX_VMA_BY_FAULT	(1U << 1)	/* its first page came from vm_ops->fault, not an insert */
 #define KEX_VMA_PFNMAP		(1U << 2)	/* reported at a pfn mapping (KEX_EV_DRIVER_PFNMAP) */
+
+/*
+ * A KEX_EV_LIFE record (kextrace --watch); only the first arg0 steps are sent.
+ * A power of two: an index masked with KEX_LIFE_STEPS - 1 is in bounds.
+ */
+#define KEX_LIFE_STEPS		16
+
+struct kex_life {
+	struct kex_event head;
+	struct kex_event steps[KEX_LIFE_STEPS];
+};
+
+#define KEX_LIFE_FREED		(1U << 0)	/* sent at the page's free */
+#define KEX_LIFE_OPEN		(1U << 1)	/* read from the map once the trace ended: not freed */
+
+#define KEX_LIFE_SIZE(steps)	(sizeof(struct kex_event) * (1 + (steps)))
 
 /* The bytes a record of type with stack_len stack entries takes. */
 #define KEX_PAYLOAD_SIZE(type) \

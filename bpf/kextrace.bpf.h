@@ -104,6 +104,13 @@ const volatile bool trace_all __weak = false;
 const volatile __u64 vmemmap_base_addr __weak = 0;
 /* return probes attached as fexit: KEX_FEXIT(probe id) bits */
 const volatile __u64 fexit_probes __weak = 0;
+/*
+ * kextrace --watch: a tracked page's records (no stack) are kept in "lives"
+ * and sent as one KEX_EV_LIFE record at its free; user space reads the
+ * lives left once the trace ended. Records are then built per CPU
+ * ("scratch") and copied to where they go at submit().
+ */
+const volatile bool watch_lives __weak = false;
 /* force a wakeup once this many bytes wait in the ring buffer */
 const volatile __u64 wakeup_bytes __weak = 1 << 20;
 
@@ -184,6 +191,11 @@ struct {
 	__type(key, __u64);
 	__type(value, struct kex_pfn_info);
 } pfns SEC(".maps") __weak;
+
+struct kex_event_stack {
+	struct kex_event ev;
+	__u64 stack[KEX_STACK_DEPTH];
+};
 
 /* tid -> 1 between kex:kex_mmap and kex:kex_mmap_done */
 struct {
@@ -316,34 +328,76 @@ static __always_inline void fill(struct kex_event *e, __u32 type, __u32 probe)
 	e->stack_site = 0;
 }
 
+static __always_inline __u64 ring_flags(void)
+{
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void count_emitted(__u32 probe)
+{
+	struct kex_probe_stats *s = stats(probe);
+
+	if (s)
+		s->emitted++;
+}
+
+/* --watch: page lives kept in BPF, records built per CPU */
+#include "watch.bpf.h"
+
+/*
+ * Room for a record and a stack: the ring buffer's, or with --watch a scratch
+ * record that submit() copies. Counted as produced; NULL (counted lost) when
+ * there is no room.
+ */
+static __always_inline struct kex_event_stack *reserve_room(__u32 type, __u32 size)
+{
+	struct kex_event_stack *r;
+
+	count_produced(type);
+	if (watch_lives)
+		r = scratch_get();
+	else if (size == sizeof(struct kex_event))
+		r = bpf_ringbuf_reserve(&events, sizeof(struct kex_event), 0);
+	else
+		r = bpf_ringbuf_reserve(&events, sizeof(struct kex_event_stack), 0);
+	if (!r)
+		count_loss(type);
+	return r;
+}
+
 /* a plain record */
 static __always_inline struct kex_event *reserve(__u32 type, __u32 probe)
 {
-	struct kex_event *e;
+	struct kex_event_stack *r = reserve_room(type, sizeof(struct kex_event));
 
-	count_produced(type);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_loss(type);
+	if (!r)
 		return NULL;
-	}
-	fill(e, type, probe);
-	return e;
+	fill(&r->ev, type, probe);
+	return &r->ev;
 }
 
 /* records with a kernel stack: reserve_stack_skip(), reserve_stack_tp() */
 #include "stack.bpf.h"
 
+/* A record reserved in the ring buffer itself (bpf_ringbuf_reserve) goes out. */
+static __always_inline void submit_ring(struct kex_event *e)
+{
+	count_emitted(e->probe);
+	bpf_ringbuf_submit(e, ring_flags());
+}
+
+/* The record from reserve() or reserve_stack*() goes out (or into its life). */
 static __always_inline void submit(struct kex_event *e)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	struct kex_probe_stats *s = stats(e->probe);
-
-	if (s)
-		s->emitted++;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	if (!watch_lives) {
+		submit_ring(e);
+		return;
+	}
+	if (!life_record(e) || !life_add(e))
+		output(e);
+	scratch_put();
 }
 
 static __always_inline bool current_traced(void)

@@ -8,11 +8,6 @@
 #ifndef KEXTRACE_STACK_BPF_H
 #define KEXTRACE_STACK_BPF_H
 
-struct kex_event_stack {
-	struct kex_event ev;
-	__u64 stack[KEX_STACK_DEPTH];
-};
-
 /*
  * Stack sites (--stacks=sites): a call site's key -> the site number its
  * first record's stack defined (kex_event.stack_site). The key is what
@@ -151,14 +146,10 @@ static __always_inline __u64 stack_word(__u64 word, __u64 addr)
 static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
 							      __u32 probe)
 {
-	struct kex_event_stack *r;
+	struct kex_event_stack *r = reserve_room(type, sizeof(*r));
 
-	count_produced(type);
-	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_loss(type);
+	if (!r)
 		return NULL;
-	}
 	fill(&r->ev, type, probe);
 	return r;
 }

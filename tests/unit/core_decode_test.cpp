@@ -135,6 +135,41 @@ TEST(CoreDecode, SurvivesGarbage) {
     EXPECT_GT(accepted, 0u); // some plausible ones got through
 }
 
+// --watch: a life record is its header and arg0 records, each decodable.
+TEST(CoreDecode, TakesALifeRecordApart) {
+    std::vector<std::byte> rec(KEX_LIFE_SIZE(3));
+    kex_event head{};
+    head.type = KEX_EV_LIFE;
+    head.pfn = 0x1a2b3;
+    head.arg0 = 3;
+    head.arg1 = KEX_LIFE_FREED;
+    std::memcpy(rec.data(), &head, sizeof(head));
+    for (uint32_t i = 0; i < 3; ++i) {
+        Event e = sample(0);
+        e.ts += i;
+        const auto one = encode_event(e);
+        std::memcpy(rec.data() + (i + 1) * sizeof(kex_event), one.data(), one.size());
+    }
+    std::string why;
+    const auto parts = life_records(bytes(rec), &why);
+    ASSERT_TRUE(parts) << why;
+    ASSERT_EQ(parts->size(), 3u);
+    for (uint32_t i = 0; i < 3; ++i) {
+        const auto ev = decode_event((*parts)[i], &why);
+        ASSERT_TRUE(ev) << why;
+        EXPECT_EQ(ev->ts, sample(0).ts + i);
+        EXPECT_EQ(ev->pfn, 0x1a2b3u);
+    }
+    // the header is no record of its own, and a length that does not fit is refused
+    EXPECT_FALSE(decode_event(bytes(rec).first(sizeof(kex_event)), &why));
+    EXPECT_FALSE(life_records(bytes(rec).first(KEX_LIFE_SIZE(2)), &why));
+    EXPECT_NE(why.find("with 3 records"), std::string::npos) << why;
+    head.arg0 = KEX_LIFE_STEPS + 1;
+    std::memcpy(rec.data(), &head, sizeof(head));
+    EXPECT_FALSE(life_records(bytes(rec), &why));
+    EXPECT_FALSE(life_records(bytes(rec).first(10), &why));
+}
+
 TEST(CoreDecode, TypeNamesRoundTrip) {
     std::size_t known = 0;
     for (uint32_t t = 0; t < kTypeSlots; ++t) {
@@ -149,8 +184,8 @@ TEST(CoreDecode, TypeNamesRoundTrip) {
     }
     // + the mapping modes' six (events.h 50..55), a driver page's allocation
     // (59), the driver VMA, page and pfn map (60..63), a pfn map's PTE (46),
-    // --follow's call (56)
-    EXPECT_EQ(known, 42u);
+    // --follow's call (56), --watch's page life (58)
+    EXPECT_EQ(known, 43u);
     EXPECT_FALSE(event_type_from_name("nope"));
     EXPECT_EQ(event_type_name(1000), "unknown");
 }

@@ -105,9 +105,11 @@ Status Loader::configure(const ProbePlan& plan) {
         return Error{fmt::format("ring buffer size {}: {}", opts_.ringbuf_bytes, errstr(err))};
     if (int err = bpf_map__set_max_entries(skel_->maps.traced, opts_.max_traced))
         return Error{fmt::format("traced map size {}: {}", opts_.max_traced, errstr(err))};
-    for (bpf_map* m : {skel_->maps.pages, skel_->maps.pfns})
-        if (int err = bpf_map__set_max_entries(m, opts_.max_pages))
-            return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
+    ro->watch_lives = opts_.watch;
+    for (bpf_map* m : {skel_->maps.pages, skel_->maps.pfns, skel_->maps.lives})
+        if (m != skel_->maps.lives || opts_.watch)
+            if (int err = bpf_map__set_max_entries(m, opts_.max_pages))
+                return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
 
     for (uint32_t id = 0; id < KEX_P_COUNT; id++) {
         const ProbeSpec& spec = probe_spec(id);
@@ -310,6 +312,31 @@ uint32_t Loader::traced_entries() const {
         key = next;
         prev = &key;
     }
+    return n;
+}
+
+Result<std::size_t> Loader::read_open_lives(const SampleFn& on_sample) const {
+    int fd = bpf_map__fd(skel_->maps.lives);
+    uint64_t key = 0, next = 0;
+    const uint64_t* prev = nullptr;
+    std::size_t n = 0;
+    kex_life life{};
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(fd, &key, &life))
+            return Error{fmt::format("reading the page lives: pfn {:#x}: {}", key, errstr(errno))};
+        const uint64_t steps = std::min<uint64_t>(life.head.arg0, KEX_LIFE_STEPS);
+        life.head.type = KEX_EV_LIFE;
+        life.head.pfn = key;
+        life.head.ret = static_cast<int64_t>(life.head.arg0);
+        life.head.arg0 = steps;
+        life.head.arg1 = KEX_LIFE_OPEN;
+        on_sample(std::span(reinterpret_cast<const std::byte*>(&life), KEX_LIFE_SIZE(steps)));
+        n++;
+    }
+    if (errno != ENOENT)
+        return Error{fmt::format("reading the page lives: {}", errstr(errno))};
     return n;
 }
 

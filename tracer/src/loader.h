@@ -57,6 +57,7 @@ struct LoaderOptions {
     bool stack_by_site = false;    // a call site's stack walked once (--stacks sites)
     bool stack_site_check = false; // ... and walked again where reused, to compare
     bool trace_all = false;        // kex's tracepoints for every process (kextrace --all)
+    bool watch = false;            // a page's records kept in BPF until its free (--watch)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;
     uint32_t max_traced = KEX_MAX_TRACED; // thread groups in the traced map at once
@@ -170,6 +171,10 @@ class Loader {
     // Per event type: records the BPF programs tried to send (map "produced",
     // summed over CPUs); produced = received + losses when nothing else drops.
     std::array<uint64_t, KEX_LOSS_SLOTS> read_produced() const;
+    // --watch, once everything is detached: every life still in the BPF map
+    // (a page not freed) to on_sample as a KEX_EV_LIFE record flagged
+    // KEX_LIFE_OPEN. Returns how many; an error if the map cannot be read.
+    Result<std::size_t> read_open_lives(const SampleFn& on_sample) const;
     std::array<kex_probe_stats, KEX_P_COUNT> read_probe_stats() const;
     // Runs the kernel skipped, per probe id: a kprobe's from kprobe_profile
     // (tracefs mode: read before detach, which forgets them; perf mode does

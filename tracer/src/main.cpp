@@ -7,6 +7,7 @@
 #include "environment.h"
 #include "events_writer.h"
 #include "follow_plan.h"
+#include "intake.h"
 #include "ksyms.h"
 #include "leak_context.h"
 #include "loader.h"
@@ -125,12 +126,6 @@ int print_plan(const KernelFacts& facts, const ProbePlan& plan, const FollowOpti
     return 0;
 }
 
-// The streams written while the trace runs (--jsonl, --events).
-struct Streams {
-    std::optional<JsonlWriter> jsonl;
-    std::optional<EventsWriter> events;
-};
-
 // Output files first: an unwritable one fails before anything is loaded or attached.
 Streams open_outputs(const Options& opt, const ProbePlan& plan) {
     Streams out;
@@ -167,6 +162,7 @@ LoaderOptions loader_options(const Options& opt, const std::optional<Tracefs>& t
     lopts.stack_by_site = opt.stack_mode == Options::StackMode::sites;
     lopts.stack_site_check = opt.debug_stack_check;
     lopts.trace_all = opt.all;
+    lopts.watch = opt.watch;
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
     lopts.max_pages = opt.max_pages;
     lopts.max_traced = opt.debug_max_traced;
@@ -234,50 +230,6 @@ std::optional<FollowAttach> attach_probes(const Options& opt, const KernelFacts&
 }
 
 // --- the trace ----------------------------------------------------------------------
-
-// Records -> typed events -> the correlator (and the --events / --jsonl streams).
-class Intake {
-  public:
-    Intake(const CorrelatorOptions& copts, const Ksyms& ksyms, const ProbePlan& attached,
-           Streams& streams)
-        : correlator(copts), ksyms_(ksyms), tramp_(attached, ksyms), streams_(streams) {}
-
-    int take(std::span<const std::byte> rec) {
-        rec = trim_record(rec);
-        if (rec.size() >= sizeof(kex_event)) {
-            uint32_t type;
-            std::memcpy(&type, rec.data() + offsetof(kex_event, type), sizeof(type));
-            ++received[type < KEX_LOSS_SLOTS ? type : 0];
-        }
-        std::string why;
-        if (auto ev = decode_event(rec, &why)) {
-            // a record naming a stack site nobody defined lost its stack:
-            // counted with the undecodable (the ring keeps definers first)
-            if (!sites.resolve(*ev) && decode_errors++ < 5)
-                spdlog::warn("a {} record names stack site {}, which no earlier record defined: "
-                             "its stack is lost",
-                             event_type_name(ev->type), ev->stack_site);
-            tramp_.complete(*ev);
-            if (streams_.events && !streams_.events->failed())
-                streams_.events->write_line(event_json(*ev, ksyms_).dump());
-            if (streams_.jsonl)
-                streams_.jsonl->add(*ev);
-            correlator.feed(std::move(*ev));
-        } else if (decode_errors++ < 5)
-            spdlog::warn("undecodable record ({} bytes): {}", rec.size(), why);
-        return 0;
-    }
-
-    Correlator correlator;
-    StackSites sites; // --stacks sites: every record's stack back
-    uint64_t decode_errors = 0;
-    std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records per type, for ring_accounting
-
-  private:
-    const Ksyms& ksyms_;
-    TrampStacks tramp_;
-    Streams& streams_;
-};
 
 // --driver / --file, checked against this machine: a bad value ends the run
 // (exit 2) before anything is attached.
@@ -355,7 +307,7 @@ struct Counters {
     FollowCounts follow{}; // --follow's drops and misses
 };
 
-Counters detach_and_count(const Options& opt, Loader& loader) {
+Counters detach_and_count(const Options& opt, Loader& loader, Intake& intake) {
     Counters c;
     // kprobe_profile forgets a probe once it is removed: its misses first.
     loader.read_kprobe_missed(c.missed);
@@ -369,6 +321,13 @@ Counters detach_and_count(const Options& opt, Loader& loader) {
         }
     });
     loader.drain();
+    if (opt.watch) { // the pages not freed: their records are still in the kernel
+        auto open = loader.read_open_lives(
+            [&intake](std::span<const std::byte> rec) { return intake.take(rec); });
+        if (!open)
+            throw FatalError(open.error().message + ": the pages not freed are missing");
+        spdlog::debug("--watch: {} page lives not freed", *open);
+    }
     loader.read_trampoline_missed(c.missed);
     c.losses = loader.read_losses();
     c.produced = loader.read_produced();
@@ -462,9 +421,9 @@ void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& l
     nlohmann::json j = nlohmann::json::object();
     if (fol)
         j["follow"] = follow_report_json(report, fol->summary, fol->set, fol->attach, c.follow);
-    j["ring_accounting"] =
-        ring_accounting_json(RingCounts{c.produced, intake.received, c.losses, loader.queue_stats(),
-                                        stack_mode_name(opt.stack_mode), intake.sites.stats()});
+    j["ring_accounting"] = ring_accounting_json(
+        RingCounts{c.produced, intake.received, intake.ring_records, c.losses, loader.queue_stats(),
+                   stack_mode_name(opt.stack_mode), intake.sites.stats()});
     j["probe_counters"] = probe_counters_json(plan, loader.results(), c.probe_stats, c.missed);
     if (!opt.stats_path.empty())
         write_json_atomically(opt.stats_path, stats_json(j, report, run, losses));
@@ -545,7 +504,7 @@ int run(const Options& opt) {
     if (!res)
         return kExitCannotRun;
 
-    const Counters counters = detach_and_count(opt, *loader);
+    const Counters counters = detach_and_count(opt, *loader, *intake);
     if (streams.events)
         if (auto st = streams.events->close(); !st)
             throw FatalError(st.error().message +

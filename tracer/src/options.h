@@ -44,6 +44,7 @@ struct Options {
     std::vector<std::string> follow_exclude; // --follow-exclude GLOB...
     bool leaks = false;                      // --leaks: per-page leak verdicts, exit 4 on a leak
     bool all = false;                        // --all (with --leaks): every process, until stopped
+    bool watch = false; // --watch: a page's records kept in BPF, sent once at its free
     std::chrono::milliseconds settle{150};
     std::string kallsyms = "/proc/kallsyms";
     std::string kprobe_mode = "auto"; // auto | tracefs | perf

@@ -24,6 +24,7 @@ json ring_accounting_json(const RingCounts& c) {
         acct["lost"] = acct["lost"].get<uint64_t>() + c.lost[t];
     }
     acct["exact"] = exact;
+    acct["ring_records"] = c.ring_records;
     // records copied off the ring, waiting to be decoded: the most at once
     acct["queue"] = {{"peak_records", c.queue.peak_records}, {"peak_bytes", c.queue.peak_bytes}};
     // --stacks sites: records that walked their stack (a site's first) and

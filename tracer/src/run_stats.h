@@ -24,13 +24,14 @@ namespace kextrace {
 struct RingCounts {
     std::array<uint64_t, KEX_LOSS_SLOTS> produced{}; // BPF "produced" map
     std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records handed to the sample function
-    std::array<uint64_t, KEX_LOSS_SLOTS> lost{};     // BPF "losses" map
+    uint64_t ring_records = 0; // ring-buffer samples (--watch: a life of records is one)
+    std::array<uint64_t, KEX_LOSS_SLOTS> lost{}; // BPF "losses" map
     RecordQueue::Stats queue;
     std::string_view stacks;   // --stacks: all, sites, none
     StackSites::Stats sites{}; // with sites: stacks walked and named
 };
 
-// {"produced", "received", "lost", "exact", "per_type": {type: {...}}, "queue",
+// {"produced", "received", "lost", "exact", "ring_records", "per_type": {type: {...}}, "queue",
 //  "stacks": {"mode", "walked", "reused", "unresolved"}}
 nlohmann::json ring_accounting_json(const RingCounts& c);
 

@@ -58,6 +58,7 @@ constexpr TypeName kTypeNames[] = {
     {KEX_EV_DRIVER_PFNMAP, "driver_pfnmap"},
     {KEX_EV_DRIVER_PFNMAP_RET, "driver_pfnmap_ret"},
     {KEX_EV_DRIVER_ALLOC, "driver_alloc"},
+    {KEX_EV_LIFE, "life"},
     {KEX_EV_FOLLOW, "follow"},
 };
 
@@ -126,6 +127,8 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
         return fail("stack_len " + std::to_string(len) + " > " + std::to_string(KEX_STACK_DEPTH));
     if (!is_known_event_type(raw.type))
         return fail("unknown event type " + std::to_string(raw.type));
+    if (raw.type == KEX_EV_LIFE)
+        return fail("a life record carries records: life_records() takes it apart");
     const std::size_t payload = KEX_PAYLOAD_SIZE(raw.type);
     if (rec.size() != KEX_RECORD_SIZE(raw.type, len))
         return fail("record of " + std::to_string(rec.size()) + " bytes, stack_len " +
@@ -172,6 +175,30 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
     return ev;
 }
 
+std::optional<std::vector<std::span<const std::byte>>> life_records(std::span<const std::byte> rec,
+                                                                    std::string* why) {
+    auto fail = [why](std::string msg) {
+        if (why)
+            *why = std::move(msg);
+        return std::nullopt;
+    };
+    kex_event head;
+    if (rec.size() < sizeof(head))
+        return fail("life record of " + std::to_string(rec.size()) +
+                    " bytes, shorter than its header");
+    std::memcpy(&head, rec.data(), sizeof(head));
+    if (head.type != KEX_EV_LIFE)
+        return fail("type " + std::to_string(head.type) + " is not a life record");
+    if (head.arg0 > KEX_LIFE_STEPS || rec.size() != KEX_LIFE_SIZE(head.arg0))
+        return fail("life record of " + std::to_string(rec.size()) + " bytes with " +
+                    std::to_string(head.arg0) + " records");
+    std::vector<std::span<const std::byte>> out;
+    out.reserve(head.arg0);
+    for (uint64_t i = 1; i <= head.arg0; ++i)
+        out.push_back(rec.subspan(i * sizeof(kex_event), sizeof(kex_event)));
+    return out;
+}
+
 std::span<const std::byte> trim_record(std::span<const std::byte> sample) {
     if (sample.size() < sizeof(kex_event))
         return sample;
@@ -179,6 +206,8 @@ std::span<const std::byte> trim_record(std::span<const std::byte> sample) {
     uint16_t len;
     std::memcpy(&type, sample.data() + offsetof(kex_event, type), sizeof(type));
     std::memcpy(&len, sample.data() + offsetof(kex_event, stack_len), sizeof(len));
+    if (type == KEX_EV_LIFE) // its records follow it: see life_records()
+        return sample;
     if (len <= KEX_STACK_DEPTH && sample.size() > KEX_RECORD_SIZE(type, len))
         return sample.first(KEX_RECORD_SIZE(type, len));
     return sample;

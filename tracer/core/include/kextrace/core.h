@@ -118,6 +118,12 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
 // the sample is too short to say.
 std::span<const std::byte> trim_record(std::span<const std::byte> sample);
 
+// The records a KEX_EV_LIFE record carries (kextrace --watch), each one as
+// decode_event takes it: its header's arg0 struct kex_event records after the
+// header. nullopt (and why) when rec is not a whole life record.
+std::optional<std::vector<std::span<const std::byte>>> life_records(std::span<const std::byte> rec,
+                                                                    std::string* why = nullptr);
+
 // The record decode_event accepts for ev (stack truncated to KEX_STACK_DEPTH).
 // For tests, replay and fuzzing.
 std::vector<std::byte> encode_event(const Event& ev);
