@@ -7,7 +7,8 @@ from bench_stats import fmt_s, med, spread
 # the kextrace configurations of the guest runs, as the summary names them
 # (the default: --stacks all before 2026-12-05, sites since)
 KEXTRACE_CFG = {"kextrace": "default", "kextrace_stacks_all": "all",
-                "kextrace_stacks_sites": "sites", "kextrace_no_stacks": "none"}
+                "kextrace_stacks_sites": "sites", "kextrace_no_stacks": "none",
+                "kextrace_watch": "--leaks --watch"}
 
 
 def profile(records):

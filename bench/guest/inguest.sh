@@ -256,6 +256,7 @@ if has profile; then
 		profile_run kextrace "$profile_pages" "$rep"
 		profile_run kextrace_stacks_all "$profile_pages" "$rep" --stacks all
 		profile_run kextrace_no_stacks "$profile_pages" "$rep" --no-stacks
+		profile_run kextrace_watch "$profile_pages" "$rep" --leaks --watch
 	done
 fi
 
@@ -270,6 +271,7 @@ if has overhead; then
 			run_kextrace "$pages" "$rep" overhead
 			cfg=kextrace_stacks_all run_kextrace "$pages" "$rep" overhead --stacks all
 			cfg=kextrace_no_stacks run_kextrace "$pages" "$rep" overhead --no-stacks
+			cfg=kextrace_watch run_kextrace "$pages" "$rep" overhead --leaks --watch
 			run_bpftrace "$pages" "$rep"
 		done
 	done

@@ -297,5 +297,5 @@ leaked = {v["index"] for v in W["leaks"]["pages"] if v["verdict"] == "leaked"}
 ok(leaked == {1, 3, 5}, f"pages 1, 3 and 5 leaked: {sorted(leaked)}")
 done()
 PY
-	expect_module_leaked 12
+	expect_module_leaked 18
 }
