@@ -146,6 +146,7 @@ enum kex_unmap_mode {
 };
 
 #define KEX_MAX_PAGES_DEFAULT	(1 << 18)	/* live kex pages tracked at once */
+#define KEX_WATCH_LIVES_MAX	(1 << 16)	/* --watch: page lives kept in BPF at once */
 #define KEX_MAX_TRACED		(1 << 15)	/* traced thread groups alive at once */
 #define KEX_MAX_TASKS		1024		/* threads inside a traced call at once */
 #define KEX_MAX_DRIVER_VMAS	4096		/* driver VMAs remembered as reported (LRU) */

@@ -18,13 +18,13 @@
 
 /*
  * --watch: pfn -> the page's records so far (head.arg0 counts every one,
- * the first KEX_LIFE_STEPS are kept). Sized by the loader (1 without
- * --watch); allocated per page, not preallocated: a life takes 1,360 bytes.
+ * the first KEX_LIFE_STEPS are kept). Sized by the loader: 1 without
+ * --watch, else --max-pages up to KEX_WATCH_LIVES_MAX; preallocated, 1,360
+ * bytes a life (an allocating update cost 40 us a page under emulation).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct kex_life);
 } lives SEC(".maps") __weak;

@@ -106,10 +106,13 @@ Status Loader::configure(const ProbePlan& plan) {
     if (int err = bpf_map__set_max_entries(skel_->maps.traced, opts_.max_traced))
         return Error{fmt::format("traced map size {}: {}", opts_.max_traced, errstr(err))};
     ro->watch_lives = opts_.watch;
-    for (bpf_map* m : {skel_->maps.pages, skel_->maps.pfns, skel_->maps.lives})
-        if (m != skel_->maps.lives || opts_.watch)
-            if (int err = bpf_map__set_max_entries(m, opts_.max_pages))
-                return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
+    for (bpf_map* m : {skel_->maps.pages, skel_->maps.pfns})
+        if (int err = bpf_map__set_max_entries(m, opts_.max_pages))
+            return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
+    if (opts_.watch)
+        if (int err = bpf_map__set_max_entries(skel_->maps.lives, watch_lives(opts_.max_pages)))
+            return Error{fmt::format("page lives map size {}: {}", watch_lives(opts_.max_pages),
+                                     errstr(err))};
 
     for (uint32_t id = 0; id < KEX_P_COUNT; id++) {
         const ProbeSpec& spec = probe_spec(id);

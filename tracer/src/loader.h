@@ -48,6 +48,12 @@ enum class KprobeMode {
     perf,    // libbpf's perf kprobe PMU: no per-probe missed counts on 6.1
 };
 
+// --watch: the page lives kept in BPF at once (preallocated, 1,360 bytes
+// each); a page beyond them sends its records one by one.
+constexpr uint32_t watch_lives(uint32_t max_pages) {
+    return max_pages < KEX_WATCH_LIVES_MAX ? max_pages : KEX_WATCH_LIVES_MAX;
+}
+
 struct LoaderOptions {
     KprobeMode kprobe_mode = KprobeMode::tracefs;
     std::optional<Tracefs> tracefs;
