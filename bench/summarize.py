@@ -283,10 +283,10 @@ def md_overhead(ov):
                  f"{fmt_r(d['traced_over_untraced']['bpftrace'])} | "
                  f"{fmt_r(d['kextrace_overhead_over_bpftrace_overhead'])} |")
     L.append("")
-    L.append("kextrace by `--stacks` (in the same repetitions, after the default run; the default "
-             "is `sites` since 2026-12-05, `all` before): `sites` (a call site's stack walked "
-             "once), `all` (walked at every stack record), `none` (`--no-stacks`); and "
-             "`--leaks --watch` (a page's records kept in BPF and sent once, at its free).")
+    L.append("kextrace by configuration (in the same repetitions, after the default run; the "
+             "default is `--stacks sites` since 2026-12-05, `all` before): `none` "
+             "(`--no-stacks`), `--leaks --watch` (a page's records kept in BPF and sent once, at "
+             "its free; since 2026-12-05, in place of `--stacks all`, which section 1b profiles).")
     L.append("")
     L.append("| pages | configuration | workload | traced/untraced |")
     L.append("|---|---|---|---|")

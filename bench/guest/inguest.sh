@@ -269,7 +269,6 @@ if has overhead; then
 			log "overhead $pages pages, rep $rep/$reps"
 			run_untraced "$pages" "$rep"
 			run_kextrace "$pages" "$rep" overhead
-			cfg=kextrace_stacks_all run_kextrace "$pages" "$rep" overhead --stacks all
 			cfg=kextrace_no_stacks run_kextrace "$pages" "$rep" overhead --no-stacks
 			cfg=kextrace_watch run_kextrace "$pages" "$rep" overhead --leaks --watch
 			run_bpftrace "$pages" "$rep"
