@@ -126,9 +126,11 @@ run_bpftrace() { # pages rep
 		[ "$(date +%s)" -lt $t_end ] || { drained=false; break; }
 		sleep 2
 	done
-	# SIGINT every second until it ends: bpftrace 0.17 misses one handled
-	# outside its epoll_wait (tests/guest/tracerlib.bash, bpftrace_stop)
-	for i in $(seq 60); do kill -INT $bpid 2>/dev/null || break; sleep 1; done
+	# SIGINT, then SIGTERM every second until it ends: bpftrace 0.17 misses a
+	# signal handled outside its epoll_wait, and a second SIGINT kills it
+	# while it prints its maps (tests/guest/tracerlib.bash, bpftrace_stop)
+	kill -INT $bpid
+	for i in $(seq 60); do sleep 1; kill -TERM $bpid 2>/dev/null || break; done
 	kill -KILL $bpid 2>/dev/null && drained=killed
 	wait $bpid
 	rc=$?

@@ -80,18 +80,21 @@ bpftrace_start() {
 	fail "bpftrace did not start"
 }
 
-# SIGINT (again every second), then its exit status; a bpftrace still
-# running 60 s later is reported with its signal masks and its threads'
-# kernel stacks, killed, and the case fails.
+# SIGINT, then SIGTERM every second until it ends, then its exit status; a
+# bpftrace still running 60 s later is reported with its signal masks and
+# its threads' kernel stacks, killed, and the case fails.
 bpftrace_stop() {
 	local rc=0 i t
-	# SIGINT again every second until it ends: bpftrace 0.17's poll loop
-	# returns only when epoll_wait is interrupted; a SIGINT handled while it
-	# was outside epoll_wait sets its exit flag and is never looked at again
-	# (seen in CI: SIGINT caught, none pending, blocked in epoll_wait). A
-	# second SIGINT interrupts the wait and finds the flag set.
+	# bpftrace 0.17's poll loop returns only when epoll_wait is interrupted;
+	# a signal handled while it was outside epoll_wait sets its exit flag and
+	# is never looked at again (seen in CI: SIGINT caught, none pending,
+	# blocked in epoll_wait). Another signal interrupts the wait and finds
+	# the flag set. The repeats are SIGTERM: bpftrace resets SIGINT to its
+	# default once its loop has returned (a second SIGINT while it prints
+	# its maps kills it, exit 130: seen in CI), SIGTERM keeps the handler.
+	kill -INT "$bt_pid"
 	for i in $(seq 600); do
-		((i % 10 != 1)) || kill -INT "$bt_pid" 2>/dev/null || break
+		((i % 10 != 0)) || kill -TERM "$bt_pid" 2>/dev/null || break
 		kill -0 "$bt_pid" 2>/dev/null || break
 		sleep 0.1
 	done
