@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <random>
+#include <set>
 
 using namespace kextrace;
 
@@ -188,6 +189,20 @@ TEST(CoreDecode, TypeNamesRoundTrip) {
     EXPECT_EQ(known, 43u);
     EXPECT_FALSE(event_type_from_name("nope"));
     EXPECT_EQ(event_type_name(1000), "unknown");
+}
+
+// Every tracking slot has its own name (the JSON's map_full keys, read back
+// by the JSONL reader): a slot without one would print as "" and fail to read.
+TEST(CoreDecode, TrackSlotNamesRoundTrip) {
+    std::set<std::string_view> seen;
+    for (uint32_t m = 0; m < KEX_TRACK_COUNT; ++m) {
+        const auto name = track_slot_name(m);
+        EXPECT_FALSE(name.empty()) << "slot " << m;
+        EXPECT_TRUE(seen.insert(name).second) << name;
+        EXPECT_EQ(track_slot_from_name(name), m);
+    }
+    EXPECT_EQ(track_slot_name(KEX_TRACK_STACK_SITES), "stack_sites");
+    EXPECT_EQ(track_slot_name(KEX_TRACK_COUNT), "");
 }
 
 TEST(CorePte, DecodesBitsAndPfn) {

@@ -85,9 +85,10 @@ std::string_view event_type_name(uint32_t type) {
 
 namespace {
 constexpr std::array<std::string_view, KEX_TRACK_COUNT> kTrackNames = {
-    "traced",       "pages",         "pfns",        "mmap_window",  "pending_allocs",
-    "insert_calls", "set_pte_calls", "mmap_calls",  "in_unmap",     "in_exit_mmap",
-    "remap_calls",  "pfn_unknown",   "driver_vmas", "insert_sites", "driver_allocs",
+    "traced",         "pages",        "pfns",          "mmap_window",
+    "pending_allocs", "insert_calls", "set_pte_calls", "mmap_calls",
+    "in_unmap",       "in_exit_mmap", "remap_calls",   "pfn_unknown",
+    "driver_vmas",    "insert_sites", "driver_allocs", "stack_sites",
 };
 static_assert(KEX_TRACK_COUNT <= KEX_TRACK_SLOTS);
 static_assert(sizeof(kex_event) == 80, "struct kex_event: the record header both sides share");
