@@ -2,26 +2,37 @@
 #include "intake.h"
 
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include <spdlog/spdlog.h>
 
 namespace kextrace {
 
+namespace {
+
+// A record's header, when it is long enough to have one (decode_event says
+// what else may be wrong with it).
+std::optional<kex_event> head_of(std::span<const std::byte> rec) {
+    if (rec.size() < sizeof(kex_event))
+        return std::nullopt;
+    kex_event head;
+    std::memcpy(&head, rec.data(), sizeof(head));
+    return head;
+}
+
+} // namespace
+
 int Intake::take(std::span<const std::byte> rec) {
     rec = trim_record(rec);
-    if (rec.size() >= sizeof(kex_event)) {
-        kex_event head;
-        std::memcpy(&head, rec.data(), sizeof(head));
-        if (head.type == KEX_EV_LIFE) {
-            // a life read from the map after the trace did not come through the ring
-            if (!(head.arg1 & KEX_LIFE_OPEN)) {
-                ++ring_records;
-                ++received[KEX_EV_LIFE];
-            }
-            take_life(rec);
-            return 0;
+    if (auto head = head_of(rec); head && head->type == KEX_EV_LIFE) {
+        // a life read from the map after the trace did not come through the ring
+        if (!(head->arg1 & KEX_LIFE_OPEN)) {
+            ++ring_records;
+            ++received[KEX_EV_LIFE];
         }
+        take_life(rec);
+        return 0;
     }
     ++ring_records;
     take_record(rec);
@@ -29,11 +40,8 @@ int Intake::take(std::span<const std::byte> rec) {
 }
 
 void Intake::take_record(std::span<const std::byte> rec) {
-    if (rec.size() >= sizeof(kex_event)) {
-        uint32_t type;
-        std::memcpy(&type, rec.data() + offsetof(kex_event, type), sizeof(type));
-        ++received[type < KEX_LOSS_SLOTS ? type : 0];
-    }
+    if (auto head = head_of(rec))
+        ++received[head->type < KEX_LOSS_SLOTS ? head->type : 0];
     std::string why;
     if (auto ev = decode_event(rec, &why)) {
         // a record naming a stack site nobody defined lost its stack:
