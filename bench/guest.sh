@@ -45,7 +45,9 @@ for f in $b/bin/kextrace $b/bin/mmap_test $b/bin/kexbench $ko; do
 	done
 	[ -s "$stage/$(basename "$f")" ] || { echo "bench/guest.sh: $f missing: build first (ninja -C build)" >&2; exit 1; }
 done
-scripts/vm --kernel "$kernel" --cpus 2 --mem 2048 --timeout "$timeout" -- \
+# 4 GiB: at 65,536 pages bpftrace (maps for BPFTRACE_MAP_KEYS_MAX keys, and
+# its output in /tmp) beside kex's 256 MiB ran 2 GiB out: the OOM killer ended it
+scripts/vm --kernel "$kernel" --cpus 2 --mem 4096 --timeout "$timeout" -- \
 	bench/guest/inguest.sh "$out" --bin "$stage" "${args[@]}"
 raw=$out/guest-raw.jsonl
 [ -s "$raw" ] || { echo "bench/guest.sh: no results in $raw" >&2; exit 1; }

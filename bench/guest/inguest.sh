@@ -129,7 +129,7 @@ run_bpftrace() { # pages rep
 	# SIGINT, then SIGTERM every second until it ends: bpftrace 0.17 misses a
 	# signal handled outside its epoll_wait, and a second SIGINT kills it
 	# while it prints its maps (tests/guest/tracerlib.bash, bpftrace_stop)
-	kill -INT $bpid
+	kill -INT $bpid 2>/dev/null
 	for i in $(seq 60); do sleep 1; kill -TERM $bpid 2>/dev/null || break; done
 	kill -KILL $bpid 2>/dev/null && drained=killed
 	wait $bpid
@@ -138,7 +138,12 @@ run_bpftrace() { # pages rep
 	# record lines start with a timestamp; stack frames are indented lines
 	ev=$(grep -c '^[0-9]' "$kb/bt.out")
 	lost=$(sed -n 's/.*Lost \([0-9]*\) events.*/\1/p' "$kb/bt.out" "$kb/bt.err" | awk '{s += $1} END {print s + 0}')
-	[ $rc = 0 ] || log "bpftrace exit $rc: $(grep -v '^$' "$kb/bt.err" | tail -3 | tr '\n' ' ')"
+	if [ $rc != 0 ]; then
+		log "bpftrace exit $rc: $(grep -v '^$' "$kb/bt.err" | tail -3 | tr '\n' ' ')"
+		# who ended it, when it was not us (the OOM killer's line)
+		[ $rc != 137 ] || [ $drained = killed ] ||
+			log "$(dmesg | grep -iE 'out of memory|killed process' | tail -2 | tr '\n' ' ')"
+	fi
 	record overhead bpftrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc,\"drained\":\"$drained\""
 }
 
