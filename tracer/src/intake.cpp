@@ -1,31 +1,15 @@
 // intake.cpp - see intake.h.
 #include "intake.h"
 
-#include <cstring>
-#include <optional>
 #include <string>
 
 #include <spdlog/spdlog.h>
 
 namespace kextrace {
 
-namespace {
-
-// A record's header, when it is long enough to have one (decode_event says
-// what else may be wrong with it).
-std::optional<kex_event> head_of(std::span<const std::byte> rec) {
-    if (rec.size() < sizeof(kex_event))
-        return std::nullopt;
-    kex_event head;
-    std::memcpy(&head, rec.data(), sizeof(head));
-    return head;
-}
-
-} // namespace
-
 int Intake::take(std::span<const std::byte> rec) {
     rec = trim_record(rec);
-    if (auto head = head_of(rec); head && head->type == KEX_EV_LIFE) {
+    if (auto head = record_header(rec); head && head->type == KEX_EV_LIFE) {
         // a life read from the map after the trace did not come through the ring
         if (!(head->arg1 & KEX_LIFE_OPEN)) {
             ++ring_records;
@@ -40,7 +24,7 @@ int Intake::take(std::span<const std::byte> rec) {
 }
 
 void Intake::take_record(std::span<const std::byte> rec) {
-    if (auto head = head_of(rec))
+    if (auto head = record_header(rec))
         ++received[head->type < KEX_LOSS_SLOTS ? head->type : 0];
     std::string why;
     if (auto ev = decode_event(rec, &why)) {

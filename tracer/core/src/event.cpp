@@ -183,32 +183,35 @@ std::optional<std::vector<std::span<const std::byte>>> life_records(std::span<co
             *why = std::move(msg);
         return std::nullopt;
     };
-    kex_event head;
-    if (rec.size() < sizeof(head))
+    const auto head = record_header(rec);
+    if (!head)
         return fail("life record of " + std::to_string(rec.size()) +
                     " bytes, shorter than its header");
-    std::memcpy(&head, rec.data(), sizeof(head));
-    if (head.type != KEX_EV_LIFE)
-        return fail("type " + std::to_string(head.type) + " is not a life record");
-    if (head.arg0 > KEX_LIFE_STEPS || rec.size() != KEX_LIFE_SIZE(head.arg0))
+    if (head->type != KEX_EV_LIFE)
+        return fail("type " + std::to_string(head->type) + " is not a life record");
+    if (head->arg0 > KEX_LIFE_STEPS || rec.size() != KEX_LIFE_SIZE(head->arg0))
         return fail("life record of " + std::to_string(rec.size()) + " bytes with " +
-                    std::to_string(head.arg0) + " records");
+                    std::to_string(head->arg0) + " records");
     std::vector<std::span<const std::byte>> out;
-    out.reserve(head.arg0);
-    for (uint64_t i = 1; i <= head.arg0; ++i)
+    out.reserve(head->arg0);
+    for (uint64_t i = 1; i <= head->arg0; ++i)
         out.push_back(rec.subspan(i * sizeof(kex_event), sizeof(kex_event)));
     return out;
 }
 
+std::optional<kex_event> record_header(std::span<const std::byte> rec) {
+    if (rec.size() < sizeof(kex_event))
+        return std::nullopt;
+    kex_event head;
+    std::memcpy(&head, rec.data(), sizeof(head));
+    return head;
+}
+
 std::span<const std::byte> trim_record(std::span<const std::byte> sample) {
-    if (sample.size() < sizeof(kex_event))
+    const auto head = record_header(sample);
+    if (!head || head->type == KEX_EV_LIFE) // a life's records follow it: see life_records()
         return sample;
-    uint32_t type;
-    uint16_t len;
-    std::memcpy(&type, sample.data() + offsetof(kex_event, type), sizeof(type));
-    std::memcpy(&len, sample.data() + offsetof(kex_event, stack_len), sizeof(len));
-    if (type == KEX_EV_LIFE) // its records follow it: see life_records()
-        return sample;
+    const uint32_t type = head->type, len = head->stack_len;
     if (len <= KEX_STACK_DEPTH && sample.size() > KEX_RECORD_SIZE(type, len))
         return sample.first(KEX_RECORD_SIZE(type, len));
     return sample;

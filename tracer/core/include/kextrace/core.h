@@ -113,6 +113,10 @@ std::optional<uint32_t> event_type_from_name(std::string_view name);
 // returns nullopt and, if why != nullptr, a one-line reason.
 std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* why = nullptr);
 
+// A record's header (struct kex_event) copied out, when the bytes are long
+// enough to hold one; decode_event says what else may be wrong with them.
+std::optional<kex_event> record_header(std::span<const std::byte> rec);
+
 // The bytes of a ring-buffer sample that belong to its record: samples are
 // reserved at full stack depth, only stack_len entries count. Unchanged when
 // the sample is too short to say.
