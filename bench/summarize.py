@@ -31,7 +31,7 @@ TARGETS = {
     "overhead_vs_bpftrace": 0.15,
     "events_per_s": 10e6,
     "bytes_per_page": 256,
-    "export_MBps": 100,
+    "export_MBps": 1000, # "exports stay >= 1 GB/s" (the first round's bound was 100 MB/s)
 }
 
 
@@ -74,8 +74,8 @@ def overhead(records):
                 ovr.append((kt - u) / (bt - u))
         d["traced_over_untraced"] = {c: spread(v) for c, v in ratios.items()}
         d["kextrace_overhead_over_bpftrace_overhead"] = spread(ovr)
-        for c in tracers:
-            cs = by.get(c, {}).values()
+        for c in (c for c in tracers if c in by):
+            cs = by[c].values()
             d.setdefault("startup_ns", {})[c] = spread([r["run"].get("startup_ns") for r in cs])
             # after the command exited: drain, settle, correlate, report (kextrace)
             d.setdefault("after_exit_ns", {})[c] = spread([
@@ -253,7 +253,7 @@ def md_targets(ov, ls, co):
     for name, d in sorted(cb.items()):
         if name.startswith("export/") and "bytes_per_second" in d:
             b = d["bytes_per_second"]
-            L.append(f"| export {name.split('/')[1]} | >= 100 MB/s | "
+            L.append(f"| export {name.split('/')[1]} | >= {TARGETS['export_MBps']} MB/s | "
                      f"{b['median'] / 1e6:.0f} ({b['min'] / 1e6:.0f}..{b['max'] / 1e6:.0f}) MB/s | "
                      f"{verdict(b['median'] >= TARGETS['export_MBps'] * 1e6)} |")
     L.append("| no ring-buffer wakeup per event | BPF_RB_NO_WAKEUP + periodic drain | "
@@ -270,7 +270,10 @@ def md_overhead(ov):
     L.append("")
     L.append("Workload time = `kexbench run`'s fork-to-reap of mmap_test (so a tracer's start-up, "
              "which happens before it releases the command, and its work after the command exited "
-             "are not in it; both are reported apart). Order per repetition: untraced, kextrace, bpftrace.")
+             "are not in it; both are reported apart). Order per repetition: untraced, kextrace, bpftrace. "
+             "bpftrace runs only at the sizes `scripts/bench` names (`--bpftrace-pages`: the target's "
+             "65,536; its start-up under emulation, 40-50 s of compiling and attaching, is most of a run "
+             "at 4,096 pages); n/a where it did not run.")
     L.append("")
     L.append("| pages | reps | untraced | kextrace | bpftrace | kextrace/untraced | bpftrace/untraced | "
              "kextrace ovh / bpftrace ovh |")

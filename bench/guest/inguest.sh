@@ -5,6 +5,7 @@
 #
 #   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace (default:
 #                                                 --stacks sites; all; none) / bpftrace
+#   --bpftrace-pages "65536"                      the overhead sizes bpftrace runs at (default: all)
 #   --loss-pages 65536 --loss-loops 4             loss: default ring, then forced overload
 #   --mode-pages 4096 --mode-reps 3               per-page mapping cost by mode
 #   --profile-pages 65536 --profile-reps 1        where kextrace's overhead goes: the kernel's
@@ -23,11 +24,13 @@ out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
 profile_pages=65536 profile_reps=1 follow_pages=1024 follow_reps=3
+bpftrace_pages=
 only=overhead,loss,modes,profile bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
 while [ $# -gt 0 ]; do
 	case $1 in
 	--overhead-pages) overhead_pages=$2; shift 2 ;;
 	--reps) reps=$2; shift 2 ;;
+	--bpftrace-pages) bpftrace_pages=$2; shift 2 ;;
 	--loss-pages) loss_pages=$2; shift 2 ;;
 	--loss-loops) loss_loops=$2; shift 2 ;;
 	--mode-pages) mode_pages=$2; shift 2 ;;
@@ -279,7 +282,9 @@ if has overhead; then
 			run_kextrace "$pages" "$rep" overhead
 			cfg=kextrace_no_stacks run_kextrace "$pages" "$rep" overhead --no-stacks
 			cfg=kextrace_watch run_kextrace "$pages" "$rep" overhead --leaks --watch
-			run_bpftrace "$pages" "$rep"
+			case " ${bpftrace_pages:-$overhead_pages} " in
+			*" $pages "*) run_bpftrace "$pages" "$rep" ;;
+			esac
 		done
 	done
 fi
