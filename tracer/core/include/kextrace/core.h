@@ -336,50 +336,54 @@ std::string_view pte_source_name(PteSource s); // "insert_ret", "do_set_pte_ret"
 // One life of one page: from its allocation to its final free. A pfn reused
 // after a free starts a new life.
 struct PageLife {
+    // Fields by size, widest first: 160 bytes, no padding (bench/: bytes a page).
     uint64_t pfn = KEX_NO_PFN;
-    uint64_t uaddr = 0;        // user address, 0 = never inserted
-    uint32_t index = kNoIndex; // kex's page index (kex_page_alloc arg0)
-    uint32_t owner = 0;        // tgid that mapped it
-    int32_t mapping = -1;      // index into Report::mappings, -1 = none
-    Policy policy = Policy::unknown;
-    MapMode mode = MapMode::unknown; // its mapping's, or inferred from the page's events
-    StepList steps;                  // time order
+    uint64_t uaddr = 0; // user address, 0 = never inserted
+    StepList steps;     // time order
 
     // Summary of the steps.
-    uint64_t alloc_ts = 0; // first alloc step (kmem or kex)
-    uint64_t pte = 0;      // PTE value read back, 0 = not observed
-    uint64_t pte_addr = 0; // kernel address of the PTE
-    PteSource pte_source = PteSource::none;
-    int64_t insert_ret = 0; // insert return value (0 = ok, -16 = -EBUSY)
-    FirstWrite first_write = FirstWrite::unknown;
+    uint64_t alloc_ts = 0;       // first alloc step (kmem or kex)
+    uint64_t pte = 0;            // PTE value read back, 0 = not observed
+    uint64_t pte_addr = 0;       // kernel address of the PTE
+    int64_t insert_ret = 0;      // insert return value (0 = ok, -16 = -EBUSY)
     uint64_t first_write_ts = 0; // the fault's ts, 0 without a fault
     uint64_t fault_error_code = 0;
-    ZapContext zap_context = ZapContext::none;
     uint64_t zap_ts = 0;
-    bool zap_dirty = false;                // set_page_dirty at the zap: the MMU had set D
+    uint64_t free_ts = 0;  // kmem:mm_page_free, 0 = not freed
+    uint64_t remap_ts = 0; // remap_pfn_range of it (mode pfn), 0 = not seen
+    int64_t remap_ret = 0; // its return value
+
+    uint32_t index = kNoIndex;             // kex's page index (kex_page_alloc arg0)
+    uint32_t owner = 0;                    // tgid that mapped it
+    int32_t mapping = -1;                  // index into Report::mappings, -1 = none
     uint32_t kex_free_reason = UINT32_MAX; // enum kex_free_reason, UINT32_MAX = none
-    uint64_t free_ts = 0;                  // kmem:mm_page_free, 0 = not freed
-    bool free_batched = false;             // mm_page_free_batched followed (release_pages path)
-    bool open_at_end = false;              // no page_free before finish()
     uint32_t kex_faults = 0;               // kex:kex_fault handing this page out (mode fault)
     uint32_t kex_fault_flags = 0;          // the first one's KEX_FAULT_* flags
-    uint64_t remap_ts = 0;                 // remap_pfn_range of it (mode pfn), 0 = not seen
-    int64_t remap_ret = 0;                 // its return value
-    bool by_fault = false;                 // another driver's page, adopted at a fault
-                                           // (vm_ops->fault), not an insert
-    bool alloc_before_trace = false;       // another driver's page: the life starts at its
-                                           // insert (KEX_EV_DRIVER_PAGE), its allocation unseen
-                                           // (false once KEX_EV_DRIVER_ALLOC linked it: then
-                                           // its first step is that kmem_alloc)
+    uint32_t anomalies = 0;                // entries in Report::anomalies about this life
 
     uint16_t seen = 0;         // Milestone mask
     uint16_t expected = 0;     // Milestone mask for this page's policy / outcome
     uint16_t missing = 0;      // expected & ~seen
     uint16_t missing_lost = 0; // subset of missing whose event types had losses
-    uint32_t anomalies = 0;    // entries in Report::anomalies about this life
+
+    Policy policy = Policy::unknown;
+    MapMode mode = MapMode::unknown; // its mapping's, or inferred from the page's events
+    PteSource pte_source = PteSource::none;
+    FirstWrite first_write = FirstWrite::unknown;
+    ZapContext zap_context = ZapContext::none;
+    bool zap_dirty = false;          // set_page_dirty at the zap: the MMU had set D
+    bool free_batched = false;       // mm_page_free_batched followed (release_pages path)
+    bool open_at_end = false;        // no page_free before finish()
+    bool by_fault = false;           // another driver's page, adopted at a fault
+                                     // (vm_ops->fault), not an insert
+    bool alloc_before_trace = false; // another driver's page: the life starts at its
+                                     // insert (KEX_EV_DRIVER_PAGE), its allocation unseen
+                                     // (false once KEX_EV_DRIVER_ALLOC linked it: then
+                                     // its first step is that kmem_alloc)
 
     bool complete() const { return missing == 0; }
 };
+static_assert(sizeof(void*) != 8 || sizeof(PageLife) == 160, "PageLife grew: keep it packed");
 
 // Refcounts / mapcounts observed along the steps, consecutive duplicates and
 // unknowns dropped: {1, 2, 1, 0}.
