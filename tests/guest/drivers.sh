@@ -47,6 +47,12 @@
 #                  trace (its process outlives the traced shell): 4 pages
 #                  unmapped, not freed, "held by af_packet: socket:[N]
 #                  open", exit 0 (not a leak)
+#   max_allocs     a ring of 100 pages allocated before its mmap with room
+#                  for 64 remembered allocations (--max-allocs 64): exit 3,
+#                  the loss counted as driver_allocs map full and the message
+#                  naming --max-allocs, every page still followed, those not
+#                  remembered "unseen"; with --max-allocs 4096: 0 lost, every
+#                  allocation linked
 #   filters        --driver af_packet follows them; --file of another socket
 #                  leaves all 8 out (counted, no orphan); --driver of a
 #                  module that is not loaded exits 2 listing the loaded ones
@@ -349,6 +355,31 @@ case_held_by_driver() {
 L = j['leaks']
 ok(L['counts']['held'] == 4 and L['bugs'] == 0, f\"4 held, no bug: {L['counts']}\")
 ok(all(p['holder'] == 'af_packet: socket:[$ino] open' for p in L['pages']), 'each held by the socket: ' + str({p['holder'] for p in L['pages']}))
+"
+}
+
+case_max_allocs() {
+	no_kex
+	local rc=0
+	kextrace --max-allocs 64 --json "$CASE_TMP/small.json" -- python3 tests/guest/ring.py rx 2 100 \
+		>"$CASE_TMP/small.txt" 2>"$CASE_TMP/small.err" || rc=$?
+	[ $rc = 3 ] || { cat "$CASE_TMP/small.err"; fail "kextrace --max-allocs 64 exited $rc, expected 3 (events lost)"; }
+	grep -E "events lost: the trace is incomplete \(larger (.*, )?--max-allocs, or --accept-loss\)" "$CASE_TMP/small.err" ||
+		{ cat "$CASE_TMP/small.err"; fail "the loss message does not name --max-allocs"; }
+	python3 tests/guest/jcheck.py "$CASE_TMP/small.json" "
+pages = j['pages']
+full = j['losses']['map_full'].get('driver_allocs', 0)
+unseen = [p for p in pages if p['alloc_before_trace']]
+ok(len(pages) == 100, f'{len(pages)} page lives, expected 100: every page followed')
+ok(full >= 100 - 64, f'driver_allocs map full {full} times, at least 36')
+ok(len(unseen) >= 36 and len(unseen) <= full, f'{len(unseen)} lives with their allocation unseen, one a failed update at most')
+"
+	drivers_trace big --max-allocs 4096 -- python3 tests/guest/ring.py rx 2 100
+	python3 tests/guest/jcheck.py "$CASE_TMP/big.json" "
+pages = j['pages']
+ok(len(pages) == 100, f'{len(pages)} page lives, expected 100')
+ok(j['losses']['total'] == 0, f\"nothing lost: {j['losses']}\")
+ok(not any(p['alloc_before_trace'] for p in pages), 'every allocation linked')
 "
 }
 

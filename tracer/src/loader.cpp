@@ -109,6 +109,8 @@ Status Loader::configure(const ProbePlan& plan) {
     for (bpf_map* m : {skel_->maps.pages, skel_->maps.pfns})
         if (int err = bpf_map__set_max_entries(m, opts_.max_pages))
             return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
+    if (int err = bpf_map__set_max_entries(skel_->maps.driver_allocs, opts_.max_allocs))
+        return Error{fmt::format("allocations map size {}: {}", opts_.max_allocs, errstr(err))};
     if (opts_.watch)
         if (int err = bpf_map__set_max_entries(skel_->maps.lives, watch_lives(opts_.max_pages)))
             return Error{fmt::format("page lives map size {}: {}", watch_lives(opts_.max_pages),

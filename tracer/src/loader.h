@@ -66,8 +66,9 @@ struct LoaderOptions {
     bool watch = false;            // a page's records kept in BPF until its free (--watch)
     uint32_t ringbuf_bytes = KEX_RINGBUF_DEFAULT;
     uint32_t max_pages = KEX_MAX_PAGES_DEFAULT;
-    uint32_t max_traced = KEX_MAX_TRACED; // thread groups in the traced map at once
-    bool follow = false;                  // load the --follow programs (attach_follow)
+    uint32_t max_allocs = KEX_MAX_DRIVER_ALLOCS; // driver_allocs: allocations awaiting a mapping
+    uint32_t max_traced = KEX_MAX_TRACED;        // thread groups in the traced map at once
+    bool follow = false;                         // load the --follow programs (attach_follow)
 };
 
 // How --follow attached (follow_attach.cpp):

@@ -26,6 +26,7 @@
 #include <kextrace/leaks.h>
 #include <kextrace/output.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -165,6 +167,7 @@ LoaderOptions loader_options(const Options& opt, const std::optional<Tracefs>& t
     lopts.watch = opt.watch;
     lopts.ringbuf_bytes = opt.ringbuf_mb << 20;
     lopts.max_pages = opt.max_pages;
+    lopts.max_allocs = opt.max_allocs;
     lopts.max_traced = opt.debug_max_traced;
     lopts.follow = opt.follow;
     return lopts;
@@ -432,6 +435,23 @@ void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& l
 }
 
 // What ended the trace, on stderr, and kextrace's exit status.
+// What would have kept what was lost: the options that size the ring and the
+// maps that filled ("larger --ringbuf-mb, or --accept-loss").
+std::string loss_remedy(const Losses& l) {
+    std::vector<std::string_view> opts;
+    const bool ring = l.ring || std::any_of(l.per_type.begin(), l.per_type.end(),
+                                            [](uint64_t n) { return n != 0; });
+    if (ring)
+        opts.push_back("--ringbuf-mb");
+    if (l.map_full[KEX_TRACK_PAGES] || l.map_full[KEX_TRACK_PFNS])
+        opts.push_back("--max-pages");
+    if (l.map_full[KEX_TRACK_DRIVER_ALLOCS])
+        opts.push_back("--max-allocs");
+    std::string s =
+        opts.empty() ? std::string() : fmt::format("larger {}, or ", fmt::join(opts, ", "));
+    return s + "--accept-loss";
+}
+
 int exit_status(const Options& opt, const SessionResult& res,
                 const std::optional<LeakReport>& leaks, const Losses& losses) {
     if (res.wait_status)
@@ -447,10 +467,8 @@ int exit_status(const Options& opt, const SessionResult& res,
     }
     uint64_t lost = losses.total();
     if (lost && !opt.accept_loss) {
-        fmt::print(stderr,
-                   "kextrace: {} events lost: the trace is incomplete (larger --ringbuf-mb, or "
-                   "--accept-loss)\n",
-                   lost);
+        fmt::print(stderr, "kextrace: {} events lost: the trace is incomplete ({})\n", lost,
+                   loss_remedy(losses));
         return kExitLoss;
     }
     if (leaks)

@@ -225,6 +225,13 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
         ->group(g);
     app.add_option("--max-pages", o.max_pages, "pages tracked at once (kex's and other drivers')")
         ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 24))
+        ->group(g);
+    app.add_option("--max-allocs", o.max_allocs,
+                   "allocations of the traced processes remembered until a driver maps them "
+                   "(a driver buffer allocated before its mmap: one a page; 224 bytes each)")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 22))
         ->group(g);
     // Hidden, for tests: the ring's drain thread waits while KB of records wait
     // to be decoded, so a stalled consumer makes the ring overflow (events lost).
