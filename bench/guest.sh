@@ -3,7 +3,8 @@
 # boots one guest (scripts/vm, qemu TCG unless --accel is given to it) and
 # runs bench/guest/inguest.sh there: tracer overhead (untraced / kextrace /
 # bpftrace, interleaved), where kextrace's overhead goes (the kernel's BPF run
-# statistics per program, stacks on and off), loss (sustained and forced
+# statistics per program, stacks on and off), the overhead on another driver's
+# pages (an AF_PACKET ring), loss (sustained and forced
 # overload, with the ring accounting), per-page mapping cost by mode. Raw results: DIR/guest-raw.jsonl.
 #   --smoke   tiny sizes, 1 repetition: the ctest smoke run (about 120 s alone,
 #             twice that beside another guest; the guest's limit is 560 s,
@@ -23,7 +24,8 @@ while [ $# -gt 0 ]; do
 done
 if [ $smoke = 1 ]; then
 	args=(--overhead-pages 64 --reps 1 --loss-pages 256 --loss-loops 2 --loss-runs overload
-		--mode-pages 64 --mode-reps 1 --mode-limit 1 --profile-pages 64 --profile-reps 1 "${args[@]}")
+		--mode-pages 64 --mode-reps 1 --mode-limit 1 --profile-pages 64 --profile-reps 1
+		--driver-pages 64 --driver-reps 1 "${args[@]}")
 	timeout=560
 fi
 mkdir -p "$out"

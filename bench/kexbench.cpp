@@ -14,9 +14,19 @@
 //       LOOPS times: mmap PAGES pages of DEVICE (MAP_SHARED), write one byte
 //       per page, munmap. One JSON line: the loops' wall time and pages/s. The
 //       event source of the loss benchmark (no exec per round).
+//   kexbench ring PAGES
+//       Another driver's pages (the any-driver overhead): an AF_PACKET RX ring
+//       (TPACKET_V2) of PAGES one-page blocks, as tests/guest/ring.py sets it
+//       up: net/packet allocates the pages at setsockopt, packet_mmap inserts
+//       them with vm_insert_page; one byte written a page (past the frame
+//       header), munmap, close (which frees them). Needs CAP_NET_RAW.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,7 +57,8 @@ uint64_t tv_us(const timeval& tv) {
         stderr,
         "usage: kexbench now\n"
         "       kexbench run [--t0 NS] [--out FILE] [--label L] [--hold FILE] -- CMD ARGS...\n"
-        "       kexbench loop DEVICE PAGES LOOPS [--out FILE]\n");
+        "       kexbench loop DEVICE PAGES LOOPS [--out FILE]\n"
+        "       kexbench ring PAGES\n");
     std::exit(2);
 }
 
@@ -165,6 +176,47 @@ int cmd_loop(int argc, char** argv) {
     return 0;
 }
 
+int cmd_ring(int argc, char** argv) {
+    if (argc != 1)
+        usage();
+    const unsigned pages = static_cast<unsigned>(std::strtoul(argv[0], nullptr, 10));
+    const auto psz = static_cast<unsigned>(sysconf(_SC_PAGESIZE));
+    if (!pages) {
+        std::fprintf(stderr, "kexbench: ring: PAGES must be a positive number\n");
+        return 2;
+    }
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (fd < 0) {
+        std::perror("kexbench: ring: socket(AF_PACKET)");
+        return 1;
+    }
+    int version = TPACKET_V2;
+    // two frames a block: the block is one page, so each is a page-sized pg_vec entry
+    tpacket_req req{psz, pages, psz / 2, pages * 2};
+    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) != 0 ||
+        setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) {
+        std::fprintf(stderr, "kexbench: ring: a ring of %u pages: %s\n", pages,
+                     std::strerror(errno));
+        close(fd);
+        return 1;
+    }
+    const size_t len = size_t{pages} * psz;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        std::fprintf(stderr, "kexbench: ring: mmap: %s\n", std::strerror(errno));
+        close(fd);
+        return 1;
+    }
+    auto* c = static_cast<volatile char*>(p);
+    for (size_t pg = 0; pg < pages; pg++)
+        c[pg * psz + psz - 1] = 0x5a; // the kernel wrote the frame headers
+    int rc = munmap(p, len) != 0;
+    if (rc)
+        std::perror("kexbench: ring: munmap");
+    close(fd);
+    return rc;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -179,5 +231,7 @@ int main(int argc, char** argv) {
         return cmd_run(argc - 2, argv + 2);
     if (cmd == "loop")
         return cmd_loop(argc - 2, argv + 2);
+    if (cmd == "ring")
+        return cmd_ring(argc - 2, argv + 2);
     usage();
 }

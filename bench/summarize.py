@@ -48,11 +48,12 @@ def read_jsonl(path):
 # --- guest: overhead -----------------------------------------------------------
 
 
-def overhead(records):
+def overhead(records, bench="overhead"):
+    """Section 1 (bench "overhead": the rig on kex) and 1c ("driver": an AF_PACKET ring)."""
     res = {}
-    sizes = sorted({r["pages"] for r in records if r.get("bench") == "overhead"})
+    sizes = sorted({r["pages"] for r in records if r.get("bench") == bench})
     for pages in sizes:
-        rs = [r for r in records if r.get("bench") == "overhead" and r["pages"] == pages]
+        rs = [r for r in records if r.get("bench") == bench and r["pages"] == pages]
         reps = sorted({r["rep"] for r in rs})
         by = {}
         for r in rs:
@@ -83,6 +84,7 @@ def overhead(records):
                 for r in cs if r["run"].get("wall_ns") and r["run"].get("startup_ns") is not None])
             d.setdefault("events", {})[c] = med([r.get("events") for r in cs])
             d.setdefault("lost", {})[c] = max([r.get("lost") or 0 for r in cs], default=None)
+            d.setdefault("page_lives", {})[c] = med([r.get("page_lives") for r in cs])
             d.setdefault("failed_runs", {})[c] = sum(1 for r in cs if r.get("exit", 0) != 0
                                                       or r["run"].get("status", 0) != 0)
         d["startup_ns"]["untraced"] = spread([r["run"].get("startup_ns") for r in by.get("untraced", {}).values()])
@@ -314,6 +316,31 @@ def md_overhead(ov):
     return L
 
 
+def md_driver(dv):
+    """Section 1c: the same on another driver's pages."""
+    L = ["## 1c. Another driver's pages: an AF_PACKET ring (software-emulated guest)", ""]
+    L.append("`kexbench ring N`: an AF_PACKET RX ring (TPACKET_V2) of N one-page blocks, the pages "
+             "net/packet allocates at setsockopt and `packet_mmap` inserts with `vm_insert_page`; "
+             "one byte written a page, munmap, close (which frees them). Workload time as in "
+             "section 1 (fork to reap, set-up and close included); kextrace follows these pages as "
+             "any driver's (kex is loaded, idle). Interleaved per repetition. 8,192 pages: a ring "
+             "allocated before its mmap holds one remembered allocation a page until then, and "
+             "`--max-allocs` (16,384 by default) bounds them.")
+    L.append("")
+    L.append("| pages | reps | configuration | workload | traced/untraced | page lives | events | lost | failed runs |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for p in sorted(dv, key=int):
+        d = dv[p]
+        L.append(f"| {p} | {d['repetitions']} | untraced | {fmt_s(d['wall_ns'].get('untraced'))} | | | | | |")
+        for c in sorted((c for c in d["traced_over_untraced"] if c.startswith("kextrace") and c in d["events"]),
+                        key=lambda c: (c != "kextrace", c)):
+            L.append(f"| {p} | {d['repetitions']} | {KEXTRACE_CFG.get(c, c)} | {fmt_s(d['wall_ns'].get(c))} | "
+                     f"{fmt_r(d['traced_over_untraced'][c])} | {d['page_lives'].get(c)} | "
+                     f"{d['events'].get(c)} | {d['lost'].get(c)} | {d['failed_runs'].get(c)} |")
+    L.append("")
+    return L
+
+
 def md_loss(ls):
     """Section 2: loss and its accounting."""
     L = []
@@ -438,12 +465,14 @@ def md_notes(meta):
     return L
 
 
-def summary_md(env, ov, ls, md, co, meta, pf=None, fo=None):
+def summary_md(env, ov, ls, md, co, meta, pf=None, fo=None, dv=None):
     parts = [md_header(env, meta), md_targets(ov, ls, co)]
     if ov:
         parts.append(md_overhead(ov))
     if pf:
         parts.append(md_profile(pf))
+    if dv:
+        parts.append(md_driver(dv))
     if ls:
         parts.append(md_loss(ls))
     if md:
@@ -475,6 +504,17 @@ def check_smoke(path):
             for r in rs:
                 if r.get("exit", 0) != 0 or r["run"].get("status") != 0 or not r["run"].get("wall_ns"):
                     problems.append(f"overhead: {c} run failed: {json.dumps(r)}")
+        # another driver's pages: every run followed the whole ring (N lives at least)
+        dr = [r for r in recs if r.get("bench") == "driver"]
+        for c in ("untraced", "kextrace", "kextrace_no_stacks", "kextrace_watch"):
+            if not any(r["cfg"] == c for r in dr):
+                problems.append(f"driver: no {c} run")
+        for r in dr:
+            if r.get("exit", 0) != 0 or r["run"].get("status") != 0 or not r["run"].get("wall_ns"):
+                problems.append(f"driver: {r['cfg']} run failed: {json.dumps(r)}")
+            elif r["cfg"] != "untraced" and (r.get("page_lives") or 0) < r["pages"]:
+                problems.append(f"driver: {r['cfg']}: {r.get('page_lives')} page lives for a "
+                                f"ring of {r['pages']} pages")
         ls = [r for r in recs if r.get("bench") == "loss"]
         if not ls:
             problems.append("loss: no runs")
@@ -513,22 +553,23 @@ def main(argv):
     notes_file = os.path.join(d, "notes.md")
     meta = {"host": os.uname().nodename, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "notes": open(notes_file).read() if os.path.exists(notes_file) else ""}
-    env, ov, ls, md, co, pf, fo = {}, {}, [], {}, {}, {}, {}
+    env, ov, ls, md, co, pf, fo, dv = {}, {}, [], {}, {}, {}, {}, {}
     graw = os.path.join(d, "guest-raw.jsonl")
     if os.path.exists(graw):
         recs = read_jsonl(graw)
         env = next((r for r in recs if r.get("bench") == "env"), {})
         ov, ls, md, pf, fo = overhead(recs), loss(recs), modes(recs), profile(recs), follow(recs)
+        dv = overhead(recs, "driver")
         json.dump({"follow": fo}, open(os.path.join(d, "follow.json"), "w"), indent=1)
         json.dump({"env": env, "profile": pf}, open(os.path.join(d, "profile.json"), "w"), indent=1)
-        json.dump({"env": env, "overhead": ov}, open(os.path.join(d, "overhead.json"), "w"), indent=1)
+        json.dump({"env": env, "overhead": ov, "driver": dv}, open(os.path.join(d, "overhead.json"), "w"), indent=1)
         json.dump({"env": env, "loss": ls}, open(os.path.join(d, "loss.json"), "w"), indent=1)
         json.dump({"env": env, "modes": md}, open(os.path.join(d, "modes.json"), "w"), indent=1)
     craw = os.path.join(d, "correlator-raw.json")
     if os.path.exists(craw):
         co = correlator(json.load(open(craw)))
         json.dump(co, open(os.path.join(d, "correlator.json"), "w"), indent=1)
-    md_text = summary_md(env, ov, ls, md, co, meta, pf, fo)
+    md_text = summary_md(env, ov, ls, md, co, meta, pf, fo, dv)
     with open(os.path.join(d, "summary.md"), "w") as f:
         f.write(md_text + "\n")
     print(md_text)

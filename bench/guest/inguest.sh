@@ -6,11 +6,14 @@
 #   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace (default:
 #                                                 --stacks sites; all; none) / bpftrace
 #   --bpftrace-pages "65536"                      the overhead sizes bpftrace runs at (default: all)
+#   --driver-pages 8192 --driver-reps 3          another driver's pages: untraced / kextrace
+#                                                 (default; none; --leaks --watch) on an AF_PACKET
+#                                                 ring of N pages (kexbench ring)
 #   --loss-pages 65536 --loss-loops 4             loss: default ring, then forced overload
 #   --mode-pages 4096 --mode-reps 3               per-page mapping cost by mode
 #   --profile-pages 65536 --profile-reps 1        where kextrace's overhead goes: the kernel's
 #                                                 own BPF run statistics per program, by --stacks
-#   --only overhead,loss,modes,profile            which benchmarks (default: all)
+#   --only overhead,driver,loss,modes,profile     which benchmarks (default: all)
 #   --loss-runs "default_1 default_2 overload"   which loss runs (default: all three)
 #   --mode-limit N                                only the first N modes mmap_test lists
 #   --bt-drain S  after the workload, wait up to S s for bpftrace to print what it holds (120)
@@ -23,9 +26,9 @@ set -u
 out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
-profile_pages=65536 profile_reps=1 follow_pages=1024 follow_reps=3
+profile_pages=65536 profile_reps=1 follow_pages=1024 follow_reps=3 driver_pages=8192 driver_reps=3
 bpftrace_pages=
-only=overhead,loss,modes,profile bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
+only=overhead,driver,loss,modes,profile bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
 while [ $# -gt 0 ]; do
 	case $1 in
 	--overhead-pages) overhead_pages=$2; shift 2 ;;
@@ -45,6 +48,8 @@ while [ $# -gt 0 ]; do
 	--profile-reps) profile_reps=$2; shift 2 ;;
 	--follow-pages) follow_pages=$2; shift 2 ;;
 	--follow-reps) follow_reps=$2; shift 2 ;;
+	--driver-pages) driver_pages=$2; shift 2 ;;
+	--driver-reps) driver_reps=$2; shift 2 ;;
 	*) echo "inguest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -83,26 +88,38 @@ record() { # bench cfg pages rep kexbench_line total_ns events lost [extra]
 		"$1" "$2" "$3" "$4" "$6" "${7:-null}" "${8:-null}" "${9:-}" "$line")"
 }
 
+# The workload of a bench's run, in W: the rig on kex, or (bench "driver")
+# kexbench's AF_PACKET ring, another driver's pages.
+workload() { # bench pages
+	if [ "$1" = driver ]; then
+		W=("$kb/kexbench" ring "$2")
+	else
+		W=("$rig" /dev/kex "$2" --no-wait)
+	fi
+}
+
 run_untraced() { # pages rep [bench]
-	local f=$kb/r.json t0
+	local f=$kb/r.json t0 W
 	rm -f "$f"
+	workload "${3:-overhead}" "$1"
 	t0=$(kexbench now)
-	kexbench run --t0 "$t0" --label untraced --out "$f" -- "$rig" /dev/kex "$1" --no-wait >/dev/null
+	kexbench run --t0 "$t0" --label untraced --out "$f" -- "${W[@]}" >/dev/null
 	record "${3:-overhead}" untraced "$1" "$2" "$(cat "$f" 2>/dev/null)" "$(($(kexbench now) - t0))"
 }
 
 run_kextrace() { # pages rep [bench] [extra kextrace options...]
-	local pages=$1 rep=$2 bench=${3:-overhead} f=$kb/r.json t0 t1 c rc
+	local pages=$1 rep=$2 bench=${3:-overhead} f=$kb/r.json t0 t1 rc W lives ev lost
 	shift 3 2>/dev/null || shift $#
 	rm -f "$f"
+	workload "$bench" "$pages"
 	t0=$(kexbench now)
 	kextrace --usdt "$rig" "$@" -- kexbench run --t0 "$t0" --label kextrace --out "$f" \
-		-- "$rig" /dev/kex "$pages" --no-wait >"$kb/kt.out" 2>"$kb/kt.err"
+		-- "${W[@]}" >"$kb/kt.out" 2>"$kb/kt.err"
 	rc=$?
 	t1=$(kexbench now)
-	read -r _ ev lost <<<"$(kextrace_counts "$kb/kt.out")"
+	read -r lives ev lost <<<"$(kextrace_counts "$kb/kt.out")"
 	[ $rc = 0 ] || log "kextrace exit $rc: $(tail -3 "$kb/kt.err" | tr '\n' ' ')"
-	record "$bench" "${cfg:-kextrace}" "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "${ev:-null}" "${lost:-null}" ",\"exit\":$rc"
+	record "$bench" "${cfg:-kextrace}" "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "${ev:-null}" "${lost:-null}" ",\"exit\":$rc,\"page_lives\":${lives:-null}"
 }
 
 run_bpftrace() { # pages rep
@@ -286,6 +303,19 @@ if has overhead; then
 			*" $pages "*) run_bpftrace "$pages" "$rep" ;;
 			esac
 		done
+	done
+fi
+
+# --- 1c. another driver's pages: an AF_PACKET ring, as section 1 -----------------
+# (kex stays loaded: its pages are not in these runs; bpftrace's script is kex's)
+if has driver; then
+	run_untraced 64 0 warmup
+	for rep in $(seq 1 "$driver_reps"); do
+		log "driver $driver_pages pages, rep $rep/$driver_reps"
+		run_untraced "$driver_pages" "$rep" driver
+		run_kextrace "$driver_pages" "$rep" driver
+		cfg=kextrace_no_stacks run_kextrace "$driver_pages" "$rep" driver --no-stacks
+		cfg=kextrace_watch run_kextrace "$driver_pages" "$rep" driver --leaks --watch
 	done
 fi
 
