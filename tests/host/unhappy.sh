@@ -7,7 +7,7 @@
 # Needs root (as scripts/test runs); exits 0 when every case passed.
 set -uo pipefail
 bin=${1:?usage: unhappy.sh BINDIR}
-kt=$bin/kextrace
+kt=$(cd "$bin" && pwd)/kextrace
 [ "$(id -u)" = 0 ] || { echo "unhappy.sh: needs root (scripts/test runs as root)" >&2; exit 1; }
 tmp=$(mktemp -d /tmp/kextrace-unhappy.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -52,6 +52,14 @@ before=$(ours)
 expect unknown_option 2 'unknown option --bogus' "$kt" --bogus -- true
 expect bad_value 2 'ringbuf-mb' "$kt" --ringbuf-mb 3 -- true
 expect bad_range 2 'ringbuf-mb' "$kt" --ringbuf-mb 0 -- true
+expect bad_max_pages 2 'max-pages: Value 0 not in range' "$kt" --max-pages 0 -- true
+expect bad_max_allocs 2 'max-allocs: Value 0 not in range' "$kt" --max-allocs 0 -- true
+# an output FILE forgotten: the next argument is not taken for it (no file "--")
+cd "$tmp" || exit 1
+expect file_is_option 2 "--stats: '--' is an option, not a FILE" "$kt" --stats -- true
+cd "$OLDPWD" || exit 1
+if [ -e "$tmp/--" ]; then bad "file_is_option: a file named -- was written"; else ok "file_is_option: no file named --"; fi
+expect json_is_option 2 "--json: '--leaks' is an option, not a FILE" "$kt" --json --leaks -- true
 expect bad_insert_args 2 'insert-args wants PTE,PAGE' "$kt" --insert-args 9,1 -- true
 expect all_without_leaks 2 '--all goes with --leaks' "$kt" --all
 expect report_without_file 2 'FILE is required' "$kt" report

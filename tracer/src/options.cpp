@@ -124,31 +124,47 @@ void add_target_options(CLI::App& app, Options& o, RawOptions& raw) {
         ->group(g);
 }
 
+// An output FILE that is an option itself: `--json -- CMD` would write the
+// report to a file named "--" and run CMD. Refused; ./-x names such a file.
+const CLI::Validator kFileNotOption(
+    [](std::string& v) -> std::string {
+        if (v.size() > 1 && v[0] == '-')
+            return "'" + v + "' is an option, not a FILE: give the file name first (./" + v +
+                   " for a file named so)";
+        return {};
+    },
+    "", "file, not an option");
+
 // What to write, and where.
 void add_output_options(CLI::App& app, Options& o) {
     const char* g = "Output";
     app.add_option("--json", o.json_path, "also write the report as JSON to FILE (atomically)")
         ->type_name("FILE")
+        ->check(kFileNotOption)
         ->group(g);
     app.add_option("--stats", o.stats_path,
                    "also write the run's counters as JSON to FILE (atomically): ring accounting "
                    "and probe counters, as in --json, without the pages (small for any run)")
         ->type_name("FILE")
+        ->check(kFileNotOption)
         ->group(g);
     app.add_option("--events", o.events_path,
                    "write every decoded record to FILE, one JSON object per line")
         ->type_name("FILE")
+        ->check(kFileNotOption)
         ->group(g);
     app.add_option("--jsonl", o.jsonl_path,
                    "write every raw event to FILE, one JSON object per line after a header "
                    "(replay it with: kextrace report FILE)")
         ->type_name("FILE")
+        ->check(kFileNotOption)
         ->group(g);
     app.add_option("--export", o.export_path,
                    "write a timeline (ui.perfetto.dev, chrome://tracing) to FILE: Perfetto "
                    "protobuf if FILE ends in .pftrace or .perfetto-trace, else Trace Event "
                    "Format JSON")
         ->type_name("FILE")
+        ->check(kFileNotOption)
         ->group(g);
     app.add_option("--export-format", o.export_format,
                    "the --export timeline's format whatever FILE's name: json (Trace Event "
