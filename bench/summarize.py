@@ -265,6 +265,12 @@ def md_targets(ov, ls, co):
     return L
 
 
+def kextrace_cfgs(d):
+    """The kextrace configurations that ran at one size, the default first."""
+    return sorted((c for c in d["traced_over_untraced"] if c.startswith("kextrace") and c in d["events"]),
+                  key=lambda c: (c != "kextrace", c))
+
+
 def md_overhead(ov):
     """Section 1: the tracers' overhead on the rig."""
     L = []
@@ -297,8 +303,7 @@ def md_overhead(ov):
     L.append("|---|---|---|---|")
     for p in sorted(ov, key=int):
         d = ov[p]
-        for c in sorted((c for c in d["traced_over_untraced"] if c.startswith("kextrace")),
-                        key=lambda c: (c != "kextrace", c)):
+        for c in kextrace_cfgs(d):
             L.append(f"| {p} | {KEXTRACE_CFG.get(c, c)} | {fmt_s(d['wall_ns'].get(c))} | "
                      f"{fmt_r(d['traced_over_untraced'][c])} |")
     L.append("")
@@ -332,8 +337,7 @@ def md_driver(dv):
     for p in sorted(dv, key=int):
         d = dv[p]
         L.append(f"| {p} | {d['repetitions']} | untraced | {fmt_s(d['wall_ns'].get('untraced'))} | | | | | |")
-        for c in sorted((c for c in d["traced_over_untraced"] if c.startswith("kextrace") and c in d["events"]),
-                        key=lambda c: (c != "kextrace", c)):
+        for c in kextrace_cfgs(d):
             L.append(f"| {p} | {d['repetitions']} | {KEXTRACE_CFG.get(c, c)} | {fmt_s(d['wall_ns'].get(c))} | "
                      f"{fmt_r(d['traced_over_untraced'][c])} | {d['page_lives'].get(c)} | "
                      f"{d['events'].get(c)} | {d['lost'].get(c)} | {d['failed_runs'].get(c)} |")

@@ -235,6 +235,11 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
                    "PTE,PAGE: argument positions (1-6) of insert_page_into_pte_locked's clone")
         ->type_name("PTE,PAGE")
         ->group(g);
+}
+
+// The sizes of the ring and the BPF maps (in the help's Probes group too).
+void add_size_options(CLI::App& app, Options& o) {
+    const char* g = "Probes";
     app.add_option("--ringbuf-mb", o.ringbuf_mb, "ring buffer size in MiB (power of 2)")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1024u))
@@ -296,6 +301,7 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     add_target_options(app, o, raw);
     add_output_options(app, o);
     add_probe_options(app, o, raw);
+    add_size_options(app, o);
     app.prefix_command(); // everything from the first positional (or "--") on is CMD
 
     try {
