@@ -23,6 +23,8 @@
 # Every binary is copied to /tmp first: others may rebuild build/ while this runs
 # (bench/guest.sh snapshots them on the machine before the boot, too).
 set -u
+# on the machine itself it would truncate the results and fail at insmod
+[ -n "${KEX_GUEST:-}" ] || { echo "inguest.sh: runs inside a guest: bench/guest.sh boots one" >&2; exit 2; }
 out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
