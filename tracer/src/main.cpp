@@ -434,7 +434,6 @@ void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& l
         write_report_json_atomically(opt.json_path, report, run, sym, j, leaks ? &*leaks : nullptr);
 }
 
-// What ended the trace, on stderr, and kextrace's exit status.
 // What would have kept what was lost: the options that size the ring and the
 // maps that filled ("larger --ringbuf-mb, or --accept-loss").
 std::string loss_remedy(const Losses& l) {
@@ -452,6 +451,7 @@ std::string loss_remedy(const Losses& l) {
     return s + "--accept-loss";
 }
 
+// What ended the trace, on stderr, and kextrace's exit status.
 int exit_status(const Options& opt, const SessionResult& res,
                 const std::optional<LeakReport>& leaks, const Losses& losses) {
     if (res.wait_status)

@@ -51,7 +51,7 @@ struct Options {
     std::string usdt_binary;          // --usdt
     std::optional<std::pair<int, int>> insert_args;
     unsigned ringbuf_mb = 16;
-    unsigned max_pages = 1u << 18;
+    unsigned max_pages = KEX_MAX_PAGES_DEFAULT;
     unsigned max_allocs = KEX_MAX_DRIVER_ALLOCS; // allocations remembered until a driver maps them
     unsigned debug_max_traced = KEX_MAX_TRACED;  // hidden: the BPF traced map's size
     unsigned debug_queue_limit_kb = 0; // hidden: the drain thread waits past this (0: unbounded)
