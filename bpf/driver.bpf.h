@@ -212,19 +212,18 @@ static __always_inline void report_driver_vma(void *ctx, __u64 skip,
 	struct kex_vma_record *r;
 	struct inode *inode;
 	struct file *f;
+	__u32 mark;
 	long n;
 
 	seen = bpf_map_lookup_elem(&driver_vmas, &key);
 	if (seen && *seen == start)
 		return;
 	track_update(&driver_vmas, &key, &start, KEX_TRACK_DRIVER_VMAS);
-	count_produced(KEX_EV_DRIVER_VMA);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_loss(KEX_EV_DRIVER_VMA);
+	mark = ring_reserved(r, KEX_EV_DRIVER_VMA, probe);
+	if (!r)
 		return;
-	}
-	fill(&r->ev, KEX_EV_DRIVER_VMA, probe);
+	fill(&r->ev, KEX_EV_DRIVER_VMA, mark);
 	__builtin_memset(&r->vi, 0, sizeof(r->vi));
 	r->ev.addr = start;
 	r->ev.arg0 = BPF_CORE_READ(vma, vm_end);

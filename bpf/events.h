@@ -273,7 +273,7 @@ struct kex_life {
 #define KEX_RECORD_SIZE(type, stack_len) \
 	(KEX_EVENT_SIZE(stack_len) + KEX_PAYLOAD_SIZE(type))
 
-/* Loss counters, one per event type, in the BPF map "losses" (array). */
+/* Event type slots of the loss and produced counters (kex_counters, kextrace.h). */
 #define KEX_LOSS_SLOTS		64
 
 /*

@@ -34,8 +34,9 @@ static __always_inline int set_pte_entry(void *ctx, bool tramp)
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_SET_PTE);
+	cnt = count_hit(KEX_P_SET_PTE);
 	pi = kex_page(page);
 	if (!pi)
 		pi = adopt_fault_page(ctx, tramp, vmf, page);
@@ -45,7 +46,7 @@ static __always_inline int set_pte_entry(void *ctx, bool tramp)
 		call.pfn = page_to_pfn(page);
 	else
 		return 0;
-	count_match(KEX_P_SET_PTE);
+	count_match(cnt, KEX_P_SET_PTE);
 	call.page = page;
 	call.pte = (__u64)BPF_CORE_READ(vmf, pte);
 	call.addr = entry_arg(ctx, tramp, set_pte_addr_arg);
@@ -103,8 +104,9 @@ int fexit__set_pte(void *ctx)
 	struct pte_call call = {};
 	struct vm_fault *vmf;
 	__u64 arg = 0;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_SET_PTE_RET);
+	cnt = count_hit(KEX_P_SET_PTE_RET);
 	bpf_get_func_arg(ctx, set_pte_page_arg - 1, &call.page);
 	pi = kex_page(call.page);
 	if (pi)
@@ -113,7 +115,7 @@ int fexit__set_pte(void *ctx)
 		call.pfn = page_to_pfn(call.page);
 	else
 		return 0;
-	count_match(KEX_P_SET_PTE_RET);
+	count_match(cnt, KEX_P_SET_PTE_RET);
 	bpf_get_func_arg(ctx, 0, &arg);
 	vmf = (struct vm_fault *)arg;
 	call.pte = (__u64)BPF_CORE_READ(vmf, pte);

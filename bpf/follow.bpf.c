@@ -157,7 +157,7 @@ static __always_inline void follow_found(__u64 cookie, __u32 reg, __u32 kind,
 	if (*seen == page)
 		return;
 	*seen = page;
-	count_match(KEX_P_FOLLOW);
+	count_match(counters_get(), KEX_P_FOLLOW);
 	if (nested) {
 		/* a record that could not be sent: a loss of its type, like a
 		 * full ring (produced = received + lost), and why, apart */

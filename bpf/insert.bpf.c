@@ -63,14 +63,15 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_INSERT);
+	cnt = count_hit(KEX_P_INSERT);
 	pi = kex_page(page);
 	if (!pi)
 		pi = adopt_inserted_page(ctx, tramp, page);
 	if (!pi)
 		return 0;
-	count_match(KEX_P_INSERT);
+	count_match(cnt, KEX_P_INSERT);
 	if (!ret_is_fexit(KEX_P_INSERT_RET)) {
 		call.page = page;
 		call.pte = pte;
@@ -103,12 +104,13 @@ int kprobe__vm_insert_page(struct pt_regs *ctx)
 {
 	struct kex_insert_site site = {};
 	__u32 tid = current_tid();
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_VM_INSERT_PAGE);
+	cnt = count_hit(KEX_P_VM_INSERT_PAGE);
 	site.page = PT_REGS_PARM3_CORE(ctx);
 	if (kex_page(site.page) || !driver_traced())
 		return 0;
-	count_match(KEX_P_VM_INSERT_PAGE);
+	count_match(cnt, KEX_P_VM_INSERT_PAGE);
 	site.vma = PT_REGS_PARM1_CORE(ctx);
 	site.addr = PT_REGS_PARM2_CORE(ctx);
 	track_update(&insert_sites, &tid, &site, KEX_TRACK_INSERT_SITES);
@@ -150,14 +152,15 @@ int fexit__insert_page(void *ctx)
 {
 	__u64 page = 0, pte = 0, ret = 0;
 	struct kex_page_info *pi;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_INSERT_RET);
+	cnt = count_hit(KEX_P_INSERT_RET);
 	bpf_get_func_arg(ctx, insert_page_arg - 1, &page);
 	bpf_get_func_arg(ctx, insert_pte_arg - 1, &pte);
 	pi = kex_page(page);
 	if (!pi)
 		return 0;
-	count_match(KEX_P_INSERT_RET);
+	count_match(cnt, KEX_P_INSERT_RET);
 	bpf_get_func_ret(ctx, &ret);
 	insert_return(page, pte, pi->pfn, (int)ret);
 	return 0;
@@ -170,12 +173,13 @@ static __always_inline int page_event(struct pt_regs *ctx, __u8 arg,
 	__u64 page = kprobe_arg(ctx, arg);
 	struct kex_page_info *pi;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(probe);
+	cnt = count_hit(probe);
 	pi = kex_page(page);
 	if (!pi)
 		return 0;
-	count_match(probe);
+	count_match(cnt, probe);
 	e = reserve(type, probe);
 	if (!e)
 		return 0;

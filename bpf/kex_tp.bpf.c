@@ -7,11 +7,12 @@ int tp__kex_mmap(struct kex_tp_mmap *ctx)
 {
 	__u32 tid = current_tid();
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_MMAP);
+	cnt = count_hit(KEX_P_KEX_MMAP);
 	if (!kex_traced())
 		return 0;
-	count_match(KEX_P_KEX_MMAP);
+	count_match(cnt, KEX_P_KEX_MMAP);
 	track_update(&mmap_window, &tid, &one, KEX_TRACK_MMAP_WINDOW);
 	e = reserve(KEX_EV_KEX_MMAP, KEX_P_KEX_MMAP);
 	if (!e)
@@ -51,11 +52,12 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 	struct pending_alloc *pa;
 	struct kex_event *e;
 	__u64 page = ctx->page, pfn = ctx->pfn;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_PAGE_ALLOC);
+	cnt = count_hit(KEX_P_KEX_PAGE_ALLOC);
 	if (!kex_traced() || !tracking_armed)
 		return 0;
-	count_match(KEX_P_KEX_PAGE_ALLOC);
+	count_match(cnt, KEX_P_KEX_PAGE_ALLOC);
 	pi.pfn = pfn;
 	pi.index = ctx->index;
 	pi.tgid = bpf_get_current_pid_tgid() >> 32;
@@ -97,12 +99,13 @@ int tp__kex_page_insert(struct kex_tp_page_insert *ctx)
 	__u64 pfn = ctx->pfn;
 	struct kex_pfn_info *fi;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_PAGE_INSERT);
+	cnt = count_hit(KEX_P_KEX_PAGE_INSERT);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi)
 		return 0;
-	count_match(KEX_P_KEX_PAGE_INSERT);
+	count_match(cnt, KEX_P_KEX_PAGE_INSERT);
 	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_INSERT);
 	if (!e)
 		return 0;
@@ -121,12 +124,13 @@ int tp__kex_page_free(struct kex_tp_page_free *ctx)
 	__u64 pfn = ctx->pfn;
 	struct kex_pfn_info *fi;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_PAGE_FREE);
+	cnt = count_hit(KEX_P_KEX_PAGE_FREE);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi || fi->freed)
 		return 0;
-	count_match(KEX_P_KEX_PAGE_FREE);
+	count_match(cnt, KEX_P_KEX_PAGE_FREE);
 	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_FREE, KEX_P_KEX_PAGE_FREE);
 	if (!e)
 		return 0;
@@ -141,10 +145,12 @@ int tp__kex_page_free(struct kex_tp_page_free *ctx)
 static __always_inline int vma_event(__u64 start, __u64 end, __u32 type,
 				     __u32 probe)
 {
-	count_hit(probe);
+	struct kex_counters *cnt;
+
+	cnt = count_hit(probe);
 	if (!kex_traced())
 		return 0;
-	count_match(probe);
+	count_match(cnt, probe);
 	return emit_range(type, probe, start, end);
 }
 
@@ -166,11 +172,12 @@ SEC("tp/kex/kex_release")
 int tp__kex_release(struct kex_tp_release *ctx)
 {
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_RELEASE);
+	cnt = count_hit(KEX_P_KEX_RELEASE);
 	if (!kex_traced())
 		return 0;
-	count_match(KEX_P_KEX_RELEASE);
+	count_match(cnt, KEX_P_KEX_RELEASE);
 	e = reserve(KEX_EV_KEX_RELEASE, KEX_P_KEX_RELEASE);
 	if (!e)
 		return 0;
@@ -184,11 +191,12 @@ SEC("tp/kex/kex_mmap_mode")
 int tp__kex_mmap_mode(struct kex_tp_mmap_mode *ctx)
 {
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_MMAP_MODE);
+	cnt = count_hit(KEX_P_KEX_MMAP_MODE);
 	if (!kex_traced())
 		return 0;
-	count_match(KEX_P_KEX_MMAP_MODE);
+	count_match(cnt, KEX_P_KEX_MMAP_MODE);
 	e = reserve(KEX_EV_KEX_MMAP_MODE, KEX_P_KEX_MMAP_MODE);
 	if (!e)
 		return 0;
@@ -203,11 +211,12 @@ SEC("tp/kex/kex_batch")
 int tp__kex_batch(struct kex_tp_batch *ctx)
 {
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_BATCH);
+	cnt = count_hit(KEX_P_KEX_BATCH);
 	if (!kex_traced())
 		return 0;
-	count_match(KEX_P_KEX_BATCH);
+	count_match(cnt, KEX_P_KEX_BATCH);
 	e = reserve(KEX_EV_KEX_BATCH, KEX_P_KEX_BATCH);
 	if (!e)
 		return 0;
@@ -226,11 +235,12 @@ int tp__kex_fault(struct kex_tp_fault *ctx)
 	__u64 pfn = ctx->pfn;
 	struct kex_pfn_info *fi;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_KEX_FAULT);
+	cnt = count_hit(KEX_P_KEX_FAULT);
 	if (!kex_traced())
 		return 0;
-	count_match(KEX_P_KEX_FAULT);
+	count_match(cnt, KEX_P_KEX_FAULT);
 	e = reserve_stack_tp(ctx, KEX_EV_KEX_FAULT, KEX_P_KEX_FAULT);
 	if (!e)
 		return 0;

@@ -25,8 +25,8 @@
  *
  * Records go through one ring buffer with reserve/submit and no wakeup
  * (user space drains it periodically) unless it is filling up; a failed
- * reserve counts in "losses" under the record's event type, a failed update
- * of a map the trace depends on in "tracking" (events.h).
+ * reserve counts as lost under the record's event type (counters.bpf.h), a
+ * failed update of a map the trace depends on in "tracking" (events.h).
  *
  * Function returns: an fexit program (BPF trampoline, the arguments at hand)
  * where the kernel's BTF has the function, a kretprobe where it does not
@@ -131,14 +131,6 @@ struct {
 	__uint(max_entries, KEX_RINGBUF_DEFAULT);
 } events SEC(".maps") __weak;
 
-/* per event type: records dropped because the ring buffer was full */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KEX_LOSS_SLOTS);
-	__type(key, __u32);
-	__type(value, __u64);
-} losses SEC(".maps") __weak;
-
 /* per enum kex_track_slot: failed map updates, pfns not computable */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -146,24 +138,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } tracking SEC(".maps") __weak;
-
-/*
- * per event type: records the programs tried to send (every reserve), so
- * that produced = received by user space + losses, type by type
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, KEX_LOSS_SLOTS);
-	__type(key, __u32);
-	__type(value, __u64);
-} produced SEC(".maps") __weak;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, KEX_MAX_PROBES);
-	__type(key, __u32);
-	__type(value, struct kex_probe_stats);
-} probe_stats SEC(".maps") __weak;
 
 /*
  * traced thread groups: tgid -> the leader's start_time (ns), 0 when user
@@ -241,35 +215,8 @@ struct pte_call {
 
 static const __u32 one = 1;
 
-static __always_inline struct kex_probe_stats *stats(__u32 probe)
-{
-	return bpf_map_lookup_elem(&probe_stats, &probe);
-}
-
-static __always_inline void count_hit(__u32 probe)
-{
-	struct kex_probe_stats *s = stats(probe);
-
-	if (s)
-		s->hits++;
-}
-
-static __always_inline void count_match(__u32 probe)
-{
-	struct kex_probe_stats *s = stats(probe);
-
-	if (s)
-		s->matched++;
-}
-
-static __always_inline void count_loss(__u32 type)
-{
-	__u32 slot = type < KEX_LOSS_SLOTS ? type : 0;
-	__u64 *n = bpf_map_lookup_elem(&losses, &slot);
-
-	if (n)
-		__sync_fetch_and_add(n, 1);
-}
+/* count_hit(), count_match(), ring_reserved() ... */
+#include "counters.bpf.h"
 
 static __always_inline void count_tracking(__u32 slot)
 {
@@ -298,15 +245,6 @@ static __always_inline bool ret_is_fexit(__u32 probe)
 	return fexit_probes & KEX_FEXIT(probe);
 }
 
-static __always_inline void count_produced(__u32 type)
-{
-	__u32 slot = type < KEX_LOSS_SLOTS ? type : 0;
-	__u64 *n = bpf_map_lookup_elem(&produced, &slot);
-
-	if (n)
-		(*n)++;
-}
-
 static __always_inline void fill(struct kex_event *e, __u32 type, __u32 probe)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -328,64 +266,60 @@ static __always_inline void fill(struct kex_event *e, __u32 type, __u32 probe)
 	e->stack_site = 0;
 }
 
-static __always_inline __u64 ring_flags(void)
-{
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
-}
-
-static __always_inline void count_emitted(__u32 probe)
-{
-	struct kex_probe_stats *s = stats(probe);
-
-	if (s)
-		s->emitted++;
-}
-
 /* --watch: page lives kept in BPF, records built per CPU */
 #include "watch.bpf.h"
 
 /*
- * Room for a record and a stack: the ring buffer's, or with --watch a scratch
- * record that submit() copies. Counted as produced; NULL (counted lost) when
- * there is no room.
+ * Room for a record and a stack, filled with the common header: the ring
+ * buffer's, or with --watch a scratch record that submit() copies. Counted as
+ * produced; NULL (counted lost) when there is no room.
  */
-static __always_inline struct kex_event_stack *reserve_room(__u32 type, __u32 size)
+static __always_inline struct kex_event_stack *reserve_room(__u32 type, __u32 probe,
+							    __u32 size)
 {
 	struct kex_event_stack *r;
 
-	count_produced(type);
-	if (watch_lives)
+	if (watch_lives) {
+		count_produced(type);
 		r = scratch_get();
-	else if (size == sizeof(struct kex_event))
-		r = bpf_ringbuf_reserve(&events, sizeof(struct kex_event), 0);
-	else
-		r = bpf_ringbuf_reserve(&events, sizeof(struct kex_event_stack), 0);
-	if (!r)
-		count_loss(type);
+		if (!r)
+			count_loss(type);
+	} else {
+		if (size == sizeof(struct kex_event))
+			r = bpf_ringbuf_reserve(&events, sizeof(struct kex_event), 0);
+		else
+			r = bpf_ringbuf_reserve(&events, sizeof(struct kex_event_stack), 0);
+		probe = ring_reserved(r, type, probe);
+	}
+	if (r)
+		fill(&r->ev, type, probe);
 	return r;
 }
 
 /* a plain record */
 static __always_inline struct kex_event *reserve(__u32 type, __u32 probe)
 {
-	struct kex_event_stack *r = reserve_room(type, sizeof(struct kex_event));
+	struct kex_event_stack *r = reserve_room(type, probe, sizeof(struct kex_event));
 
-	if (!r)
-		return NULL;
-	fill(&r->ev, type, probe);
-	return &r->ev;
+	return r ? &r->ev : NULL;
 }
 
 /* records with a kernel stack: reserve_stack_skip(), reserve_stack_tp() */
 #include "stack.bpf.h"
 
-/* A record reserved in the ring buffer itself (bpf_ringbuf_reserve) goes out. */
+/*
+ * A record reserved in the ring buffer itself (reserve_room(), counted there)
+ * goes out, waking the reader when ring_reserved() said so.
+ */
 static __always_inline void submit_ring(struct kex_event *e)
 {
-	count_emitted(e->probe);
-	bpf_ringbuf_submit(e, ring_flags());
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (e->probe & KEX_PROBE_WAKE) {
+		e->probe &= ~KEX_PROBE_WAKE;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	bpf_ringbuf_submit(e, flags);
 }
 
 /* The record from reserve() or reserve_stack*() goes out (or into its life). */
@@ -453,12 +387,13 @@ static __always_inline int emit_bare(__u32 type, __u32 probe)
 static __always_inline void *call_returns(void *calls, __u32 *tid, __u32 probe)
 {
 	void *call;
+	struct kex_counters *cnt;
 
 	*tid = current_tid();
-	count_hit(probe);
+	cnt = count_hit(probe);
 	call = bpf_map_lookup_elem(calls, tid);
 	if (call)
-		count_match(probe);
+		count_match(cnt, probe);
 	return call;
 }
 
@@ -473,16 +408,30 @@ static __always_inline bool window_closes(void *window, __u32 probe)
 	return true;
 }
 
-/* the page's reference and map counts, as the kernel sees them right now */
+/*
+ * The page's reference and map counts, as the kernel sees them right now:
+ * one read where _refcount follows _mapcount (6.1 to 7.2), a helper call
+ * less a record.
+ */
 static __always_inline void page_counts(struct kex_event *e, __u64 page)
 {
 	struct page *pg = (struct page *)page;
+	__u32 map_off;
+	__s32 both[2];
 
 	if (!page)
 		return;
-	e->refcount = BPF_CORE_READ(pg, _refcount.counter);
-	if (bpf_core_field_exists(pg->_mapcount))
+	if (bpf_core_field_exists(pg->_mapcount)) {
+		map_off = bpf_core_field_offset(pg->_mapcount);
+		if (bpf_core_field_offset(pg->_refcount) == map_off + sizeof(__s32) &&
+		    !bpf_probe_read_kernel(both, sizeof(both), (void *)page + map_off)) {
+			e->mapcount = both[0] + 1;
+			e->refcount = both[1];
+			return;
+		}
 		e->mapcount = BPF_CORE_READ(pg, _mapcount.counter) + 1;
+	}
+	e->refcount = BPF_CORE_READ(pg, _refcount.counter);
 }
 
 /*

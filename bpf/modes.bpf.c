@@ -29,8 +29,9 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
 	__u32 tid = current_tid();
 	__u64 num = 0, nump = PT_REGS_PARM4_CORE(ctx);
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_VM_INSERT_PAGES);
+	cnt = count_hit(KEX_P_VM_INSERT_PAGES);
 	if (!bpf_map_lookup_elem(&mmap_window, &tid)) {
 		/* another driver's batch: where its inserts go (insert_uaddr) */
 		struct kex_insert_site site = {};
@@ -42,7 +43,7 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
 		track_update(&insert_sites, &tid, &site, KEX_TRACK_INSERT_SITES);
 		return 0;
 	}
-	count_match(KEX_P_VM_INSERT_PAGES);
+	count_match(cnt, KEX_P_VM_INSERT_PAGES);
 	if (nump)
 		bpf_probe_read_kernel(&num, sizeof(num), (void *)nump);
 	e = reserve(KEX_EV_VM_INSERT_PAGES, KEX_P_VM_INSERT_PAGES);
@@ -61,14 +62,15 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
  * it mapped (driver_pfnmap_return).
  */
 static __always_inline void driver_pfnmap(void *ctx, bool tramp, __u64 pfn,
-					  __u32 probe, __u64 bytes, bool at_fault)
+					  struct kex_counters *cnt, __u32 probe,
+					  __u64 bytes, bool at_fault)
 {
 	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
 
-	count_match(probe);
+	count_match(cnt, probe);
 	report_driver_vma(ctx, stack_skip(tramp), vma, probe);
 	call.pfn = pfn;
 	call.addr = entry_arg(ctx, tramp, 2);
@@ -111,16 +113,17 @@ static __always_inline int remap_pfn_entry(void *ctx, bool tramp)
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_REMAP_PFN);
+	cnt = count_hit(KEX_P_REMAP_PFN);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi) {
 		if (driver_traced())
-			driver_pfnmap(ctx, tramp, pfn, KEX_P_REMAP_PFN,
+			driver_pfnmap(ctx, tramp, pfn, cnt, KEX_P_REMAP_PFN,
 				      entry_arg(ctx, tramp, 4), false);
 		return 0;
 	}
-	count_match(KEX_P_REMAP_PFN);
+	count_match(cnt, KEX_P_REMAP_PFN);
 	call.page = fi->page;
 	call.pfn = pfn;
 	call.addr = entry_arg(ctx, tramp, 2);
@@ -179,13 +182,14 @@ int fexit__remap_pfn(void *ctx)
 {
 	__u64 pfn = 0, addr = 0, ret = 0;
 	struct kex_pfn_info *fi;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_REMAP_PFN_RET);
+	cnt = count_hit(KEX_P_REMAP_PFN_RET);
 	bpf_get_func_arg(ctx, 2, &pfn);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi && !driver_traced())
 		return 0;
-	count_match(KEX_P_REMAP_PFN_RET);
+	count_match(cnt, KEX_P_REMAP_PFN_RET);
 	bpf_get_func_arg(ctx, 1, &addr);
 	bpf_get_func_ret(ctx, &ret);
 	if (fi)
@@ -210,11 +214,13 @@ static __always_inline bool driver_pfn_insert(struct vm_area_struct *vma)
 
 static __always_inline int insert_pfn_entry(void *ctx, bool tramp)
 {
-	count_hit(KEX_P_INSERT_PFN);
+	struct kex_counters *cnt;
+
+	cnt = count_hit(KEX_P_INSERT_PFN);
 	if (!driver_pfn_insert((void *)entry_arg(ctx, tramp, 1)))
 		return 0;
-	driver_pfnmap(ctx, tramp, entry_arg(ctx, tramp, 3), KEX_P_INSERT_PFN,
-		      KEX_PFN_BYTES, true);
+	driver_pfnmap(ctx, tramp, entry_arg(ctx, tramp, 3), cnt,
+		      KEX_P_INSERT_PFN, KEX_PFN_BYTES, true);
 	return 0;
 }
 
@@ -240,13 +246,14 @@ SEC("fexit/vmf_insert_pfn_prot")
 int fexit__insert_pfn(void *ctx)
 {
 	__u64 vma = 0, pfn = 0, addr = 0, ret = 0;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_INSERT_PFN_RET);
+	cnt = count_hit(KEX_P_INSERT_PFN_RET);
 	bpf_get_func_arg(ctx, 0, &vma);
 	/* the entry's filter: no return for a call it did not report */
 	if (!driver_pfn_insert((void *)vma))
 		return 0;
-	count_match(KEX_P_INSERT_PFN_RET);
+	count_match(cnt, KEX_P_INSERT_PFN_RET);
 	bpf_get_func_arg(ctx, 1, &addr);
 	bpf_get_func_arg(ctx, 2, &pfn);
 	bpf_get_func_ret(ctx, &ret);
@@ -276,14 +283,15 @@ int kprobe__pte_lookup(struct pt_regs *ctx)
 	__u64 pfn = (pte & KEX_PTE_PFN_MASK) >> 12;
 	struct kex_pfn_info *fi;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_PTE_LOOKUP);
+	cnt = count_hit(KEX_P_PTE_LOOKUP);
 	if (!(BPF_CORE_READ(vma, vm_flags) & KEX_VM_PFNMAP))
 		return 0;
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi)
 		return 0;
-	count_match(KEX_P_PTE_LOOKUP);
+	count_match(cnt, KEX_P_PTE_LOOKUP);
 	e = reserve_stack_skip(ctx, KEX_EV_PTE_LOOKUP, KEX_P_PTE_LOOKUP,
 			       KEX_STACK_AT_ENTRY);
 	if (!e)

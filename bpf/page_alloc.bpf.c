@@ -16,15 +16,16 @@ int tp__mm_page_alloc(struct trace_event_raw_mm_page_alloc *ctx)
 {
 	__u32 tid = current_tid();
 	struct pending_alloc pa = {};
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_MM_PAGE_ALLOC);
+	cnt = count_hit(KEX_P_MM_PAGE_ALLOC);
 	if (!bpf_map_lookup_elem(&mmap_window, &tid)) {
 		remember_alloc(ctx);
 		return 0;
 	}
 	if (ctx->order != 0)
 		return 0;
-	count_match(KEX_P_MM_PAGE_ALLOC);
+	count_match(cnt, KEX_P_MM_PAGE_ALLOC);
 	pa.ts = bpf_ktime_get_ns();
 	pa.pfn = ctx->pfn;
 	pa.cpu = bpf_get_smp_processor_id();
@@ -39,8 +40,9 @@ int tp__mm_page_free(struct trace_event_raw_mm_page_free *ctx)
 	__u64 pfn = ctx->pfn;
 	struct kex_pfn_info *fi;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_MM_PAGE_FREE);
+	cnt = count_hit(KEX_P_MM_PAGE_FREE);
 	forget_alloc(pfn);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi)
@@ -50,7 +52,7 @@ int tp__mm_page_free(struct trace_event_raw_mm_page_free *ctx)
 		bpf_map_delete_elem(&pfns, &pfn);
 		return 0;
 	}
-	count_match(KEX_P_MM_PAGE_FREE);
+	count_match(cnt, KEX_P_MM_PAGE_FREE);
 	fi->freed = 1;
 	e = reserve_stack_tp(ctx, KEX_EV_PAGE_FREE, KEX_P_MM_PAGE_FREE);
 	if (e) {
@@ -71,12 +73,13 @@ int tp__mm_page_free_batched(struct trace_event_raw_mm_page_free_batched *ctx)
 	__u64 pfn = ctx->pfn;
 	struct kex_pfn_info *fi;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_MM_PAGE_FREE_BATCHED);
+	cnt = count_hit(KEX_P_MM_PAGE_FREE_BATCHED);
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi || !fi->freed)
 		return 0;
-	count_match(KEX_P_MM_PAGE_FREE_BATCHED);
+	count_match(cnt, KEX_P_MM_PAGE_FREE_BATCHED);
 	e = reserve(KEX_EV_PAGE_FREE_BATCHED, KEX_P_MM_PAGE_FREE_BATCHED);
 	if (e) {
 		e->pfn = pfn;

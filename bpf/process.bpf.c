@@ -23,11 +23,12 @@ int tp__sys_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 tid = current_tid();
 	struct mmap_call call = {};
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_SYS_ENTER_MMAP);
+	cnt = count_hit(KEX_P_SYS_ENTER_MMAP);
 	if (!current_traced())
 		return 0;
-	count_match(KEX_P_SYS_ENTER_MMAP);
+	count_match(cnt, KEX_P_SYS_ENTER_MMAP);
 	call.len = ctx->args[1];
 	call.fd = ctx->args[4];
 	track_update(&mmap_calls, &tid, &call, KEX_TRACK_MMAP_CALLS);
@@ -40,12 +41,13 @@ int tp__sys_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 	__u32 tid = current_tid();
 	struct mmap_call *call;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_SYS_EXIT_MMAP);
+	cnt = count_hit(KEX_P_SYS_EXIT_MMAP);
 	call = bpf_map_lookup_elem(&mmap_calls, &tid);
 	if (!call)
 		return 0;
-	count_match(KEX_P_SYS_EXIT_MMAP);
+	count_match(cnt, KEX_P_SYS_EXIT_MMAP);
 	e = reserve(KEX_EV_SYS_MMAP, KEX_P_SYS_EXIT_MMAP);
 	if (e) {
 		e->addr = ctx->ret;
@@ -62,11 +64,12 @@ SEC("tp/syscalls/sys_enter_munmap")
 int tp__sys_enter_munmap(struct trace_event_raw_sys_enter *ctx)
 {
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_SYS_ENTER_MUNMAP);
+	cnt = count_hit(KEX_P_SYS_ENTER_MUNMAP);
 	if (!current_traced())
 		return 0;
-	count_match(KEX_P_SYS_ENTER_MUNMAP);
+	count_match(cnt, KEX_P_SYS_ENTER_MUNMAP);
 	e = reserve(KEX_EV_SYS_MUNMAP, KEX_P_SYS_ENTER_MUNMAP);
 	if (!e)
 		return 0;
@@ -80,11 +83,12 @@ SEC("tp/syscalls/sys_exit_munmap")
 int tp__sys_exit_munmap(struct trace_event_raw_sys_exit *ctx)
 {
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_SYS_EXIT_MUNMAP);
+	cnt = count_hit(KEX_P_SYS_EXIT_MUNMAP);
 	if (!current_traced())
 		return 0;
-	count_match(KEX_P_SYS_EXIT_MUNMAP);
+	count_match(cnt, KEX_P_SYS_EXIT_MUNMAP);
 	e = reserve(KEX_EV_SYS_MUNMAP_RET, KEX_P_SYS_EXIT_MUNMAP);
 	if (!e)
 		return 0;
@@ -105,11 +109,12 @@ int BPF_PROG(tp__sched_process_fork, struct task_struct *parent,
 	__u32 ptgid = parent->tgid, ctgid = child->tgid;
 	__u64 start = child->start_time;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_PROC_FORK);
+	cnt = count_hit(KEX_P_PROC_FORK);
 	if (ptgid == ctgid || !bpf_map_lookup_elem(&traced, &ptgid))
 		return 0;
-	count_match(KEX_P_PROC_FORK);
+	count_match(cnt, KEX_P_PROC_FORK);
 	track_update(&traced, &ctgid, &start, KEX_TRACK_TRACED);
 	e = reserve(KEX_EV_PROC_FORK, KEX_P_PROC_FORK);
 	if (!e)
@@ -132,14 +137,15 @@ int BPF_PROG(tp__sched_process_free, struct task_struct *p)
 {
 	__u32 tgid = p->tgid;
 	__u64 *start;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_PROC_FREE);
+	cnt = count_hit(KEX_P_PROC_FREE);
 	if (p->pid != tgid)
 		return 0;
 	start = bpf_map_lookup_elem(&traced, &tgid);
 	if (!start || (*start && *start != p->start_time))
 		return 0;
-	count_match(KEX_P_PROC_FREE);
+	count_match(cnt, KEX_P_PROC_FREE);
 	bpf_map_delete_elem(&traced, &tgid);
 	return 0;
 }
@@ -151,11 +157,12 @@ int tp__sched_process_exit(void *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct task_struct *task;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_PROC_EXIT);
+	cnt = count_hit(KEX_P_PROC_EXIT);
 	if ((__u32)id != id >> 32 || !current_traced())
 		return 0;
-	count_match(KEX_P_PROC_EXIT);
+	count_match(cnt, KEX_P_PROC_EXIT);
 	e = reserve(KEX_EV_PROC_EXIT, KEX_P_PROC_EXIT);
 	if (!e)
 		return 0;
@@ -169,11 +176,12 @@ SEC("tp/exceptions/page_fault_user")
 int tp__page_fault_user(struct kex_tp_x86_fault *ctx)
 {
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_USER_FAULT);
+	cnt = count_hit(KEX_P_USER_FAULT);
 	if (!current_traced())
 		return 0;
-	count_match(KEX_P_USER_FAULT);
+	count_match(cnt, KEX_P_USER_FAULT);
 	e = reserve(KEX_EV_USER_FAULT, KEX_P_USER_FAULT);
 	if (!e)
 		return 0;
@@ -195,11 +203,12 @@ int usdt__rig_phase(struct pt_regs *ctx)
 	__u64 phase = bpf_usdt_cookie(ctx);
 	long a0 = 0, a1 = 0;
 	struct kex_event *e;
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_USDT);
+	cnt = count_hit(KEX_P_USDT);
 	if (!current_traced())
 		return 0;
-	count_match(KEX_P_USDT);
+	count_match(cnt, KEX_P_USDT);
 	if (bpf_usdt_arg_cnt(ctx) > 0)
 		bpf_usdt_arg(ctx, 0, &a0);
 	if (bpf_usdt_arg_cnt(ctx) > 1)

@@ -146,12 +146,7 @@ static __always_inline __u64 stack_word(__u64 word, __u64 addr)
 static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
 							      __u32 probe)
 {
-	struct kex_event_stack *r = reserve_room(type, sizeof(*r));
-
-	if (!r)
-		return NULL;
-	fill(&r->ev, type, probe);
-	return r;
+	return reserve_room(type, probe, sizeof(struct kex_event_stack));
 }
 
 /*

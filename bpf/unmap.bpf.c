@@ -31,11 +31,12 @@ static __always_inline int unmap_entry(void *ctx, bool tramp)
 {
 	__u64 start = 0, end = 0;
 	__u32 tid = current_tid();
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_UNMAP);
+	cnt = count_hit(KEX_P_UNMAP);
 	if (!unmap_wanted(tid))
 		return 0;
-	count_match(KEX_P_UNMAP);
+	count_match(cnt, KEX_P_UNMAP);
 	if (unmap_mode == KEX_UNMAP_REGION_61 && !tramp) {
 		/* 7 arguments (so never a trampoline): end is the first one
 		 * on the stack */
@@ -73,21 +74,24 @@ int kretprobe__unmap(struct pt_regs *ctx)
 SEC("fexit/unmap_region")
 int fexit__unmap(void *ctx)
 {
-	count_hit(KEX_P_UNMAP_RET);
+	struct kex_counters *cnt;
+
+	cnt = count_hit(KEX_P_UNMAP_RET);
 	if (!unmap_wanted(current_tid()))
 		return 0;
-	count_match(KEX_P_UNMAP_RET);
+	count_match(cnt, KEX_P_UNMAP_RET);
 	return emit_bare(KEX_EV_UNMAP_REGION_RET, KEX_P_UNMAP_RET);
 }
 
 static __always_inline int exit_mmap_entry(void *ctx, bool tramp)
 {
 	__u32 tid = current_tid();
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_EXIT_MMAP);
+	cnt = count_hit(KEX_P_EXIT_MMAP);
 	if (!current_traced())
 		return 0;
-	count_match(KEX_P_EXIT_MMAP);
+	count_match(cnt, KEX_P_EXIT_MMAP);
 	/* also the unmap_vmas filter (KEX_UNMAP_VMAS), whatever the return is */
 	track_update(&in_exit_mmap, &tid, &one, KEX_TRACK_IN_EXIT_MMAP);
 	return emit_bare(KEX_EV_EXIT_MMAP, KEX_P_EXIT_MMAP);
@@ -108,11 +112,12 @@ SEC("fexit/exit_mmap")
 int fexit__exit_mmap(void *ctx)
 {
 	__u32 tid = current_tid();
+	struct kex_counters *cnt;
 
-	count_hit(KEX_P_EXIT_MMAP_RET);
+	cnt = count_hit(KEX_P_EXIT_MMAP_RET);
 	if (!current_traced())
 		return 0;
-	count_match(KEX_P_EXIT_MMAP_RET);
+	count_match(cnt, KEX_P_EXIT_MMAP_RET);
 	bpf_map_delete_elem(&in_exit_mmap, &tid);
 	return emit_bare(KEX_EV_EXIT_MMAP_RET, KEX_P_EXIT_MMAP_RET);
 }

@@ -300,10 +300,6 @@ template <std::size_t N> std::array<uint64_t, N> read_counters(const bpf_map* m)
 }
 } // namespace
 
-std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_losses() const {
-    return read_counters<KEX_LOSS_SLOTS>(skel_->maps.losses);
-}
-
 std::array<uint64_t, KEX_TRACK_SLOTS> Loader::read_tracking() const {
     return read_counters<KEX_TRACK_SLOTS>(skel_->maps.tracking);
 }
@@ -345,36 +341,26 @@ Result<std::size_t> Loader::read_open_lives(const SampleFn& on_sample) const {
     return n;
 }
 
-std::array<uint64_t, KEX_LOSS_SLOTS> Loader::read_produced() const {
-    std::array<uint64_t, KEX_LOSS_SLOTS> out{};
-    int ncpu = libbpf_num_possible_cpus();
+Result<ProgramCounters> Loader::read_program_counters() const {
+    const int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0)
-        return out;
-    std::vector<uint64_t> per_cpu(ncpu);
-    for (uint32_t i = 0; i < KEX_LOSS_SLOTS; i++) {
-        if (bpf_map__lookup_elem(skel_->maps.produced, &i, sizeof(i), per_cpu.data(),
-                                 per_cpu.size() * sizeof(uint64_t), 0))
-            continue;
-        for (uint64_t v : per_cpu)
-            out[i] += v;
-    }
-    return out;
-}
-
-std::array<kex_probe_stats, KEX_P_COUNT> Loader::read_probe_stats() const {
-    std::array<kex_probe_stats, KEX_P_COUNT> out{};
-    int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0)
-        return out;
-    std::vector<kex_probe_stats> per_cpu(ncpu);
-    for (uint32_t i = 0; i < KEX_P_COUNT; i++) {
-        if (bpf_map__lookup_elem(skel_->maps.probe_stats, &i, sizeof(i), per_cpu.data(),
-                                 per_cpu.size() * sizeof(kex_probe_stats), 0))
-            continue;
-        for (const auto& s : per_cpu) {
-            out[i].hits += s.hits;
-            out[i].matched += s.matched;
-            out[i].emitted += s.emitted;
+        return Error{
+            fmt::format("reading the BPF counters: the number of CPUs: {}", errstr(-ncpu))};
+    std::vector<kex_counters> per_cpu(ncpu);
+    const uint32_t zero = 0;
+    if (bpf_map__lookup_elem(skel_->maps.counters, &zero, sizeof(zero), per_cpu.data(),
+                             per_cpu.size() * sizeof(kex_counters), 0))
+        return Error{fmt::format("reading the BPF counters: {}", errstr(errno))};
+    ProgramCounters out;
+    for (const kex_counters& c : per_cpu) {
+        for (uint32_t i = 0; i < KEX_LOSS_SLOTS; i++) {
+            out.produced[i] += c.produced[i];
+            out.lost[i] += c.lost[i];
+        }
+        for (uint32_t i = 0; i < KEX_P_COUNT; i++) {
+            out.probes[i].hits += c.probe[i].hits;
+            out.probes[i].matched += c.probe[i].matched;
+            out.probes[i].emitted += c.probe[i].emitted;
         }
     }
     return out;

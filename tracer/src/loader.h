@@ -96,8 +96,18 @@ struct FollowCounts {
     uint64_t array_partial = 0; // kex_follow_stats.array_partial
     uint64_t missed = 0;
     std::chrono::microseconds detach{}; // the follow links' detach (0 before it)
-    uint64_t runs = 0;                  // the follow programs' runs (probe_stats of KEX_P_FOLLOW)
+    uint64_t runs = 0;                  // the follow programs' runs (hits of KEX_P_FOLLOW)
     uint64_t matched = 0;               // of them, tracked pages met
+};
+
+// The BPF programs' counters (struct kex_counters), summed over CPUs:
+// per event type, the records the programs tried to send and those that
+// found no room (produced = received + lost when nothing else drops); per
+// probe, runs, filter passes and records sent.
+struct ProgramCounters {
+    std::array<uint64_t, KEX_LOSS_SLOTS> produced{};
+    std::array<uint64_t, KEX_LOSS_SLOTS> lost{};
+    std::array<kex_probe_stats, KEX_P_COUNT> probes{};
 };
 
 // What happened to one probe id at attach time.
@@ -170,19 +180,17 @@ class Loader {
     int drain(int poll_ms = 0);
     RecordQueue::Stats queue_stats() const;
 
-    std::array<uint64_t, KEX_LOSS_SLOTS> read_losses() const;
     // Per enum kex_track_slot: failed map updates (and pfns not computable).
     std::array<uint64_t, KEX_TRACK_SLOTS> read_tracking() const;
     // Thread groups in the BPF "traced" map right now.
     uint32_t traced_entries() const;
-    // Per event type: records the BPF programs tried to send (map "produced",
-    // summed over CPUs); produced = received + losses when nothing else drops.
-    std::array<uint64_t, KEX_LOSS_SLOTS> read_produced() const;
+    // The programs' counters (map "counters", summed over CPUs); an error if
+    // the map cannot be read.
+    Result<ProgramCounters> read_program_counters() const;
     // --watch, once everything is detached: every life still in the BPF map
     // (a page not freed) to on_sample as a KEX_EV_LIFE record flagged
     // KEX_LIFE_OPEN. Returns how many; an error if the map cannot be read.
     Result<std::size_t> read_open_lives(const SampleFn& on_sample) const;
-    std::array<kex_probe_stats, KEX_P_COUNT> read_probe_stats() const;
     // Runs the kernel skipped, per probe id: a kprobe's from kprobe_profile
     // (tracefs mode: read before detach, which forgets them; perf mode does
     // not tell), a trampoline program's recursion misses (read after detach,

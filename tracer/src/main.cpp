@@ -332,9 +332,12 @@ Counters detach_and_count(const Options& opt, Loader& loader, Intake& intake) {
         spdlog::debug("--watch: {} page lives not freed", *open);
     }
     loader.read_trampoline_missed(c.missed);
-    c.losses = loader.read_losses();
-    c.produced = loader.read_produced();
-    c.probe_stats = loader.read_probe_stats();
+    auto counted = loader.read_program_counters();
+    if (!counted)
+        throw FatalError(counted.error().message + ": the run's losses are unknown");
+    c.losses = counted->lost;
+    c.produced = counted->produced;
+    c.probe_stats = counted->probes;
     c.tracking = loader.read_tracking();
     c.follow = loader.read_follow_stats();
     c.follow.runs = c.probe_stats[KEX_P_FOLLOW].hits;

@@ -22,10 +22,10 @@
 namespace kextrace {
 
 struct RingCounts {
-    std::array<uint64_t, KEX_LOSS_SLOTS> produced{}; // BPF "produced" map
+    std::array<uint64_t, KEX_LOSS_SLOTS> produced{}; // BPF kex_counters.produced
     std::array<uint64_t, KEX_LOSS_SLOTS> received{}; // records handed to the sample function
     uint64_t ring_records = 0; // ring-buffer samples (--watch: a life of records is one)
-    std::array<uint64_t, KEX_LOSS_SLOTS> lost{}; // BPF "losses" map
+    std::array<uint64_t, KEX_LOSS_SLOTS> lost{}; // BPF kex_counters.lost
     RecordQueue::Stats queue;
     std::string_view stacks;   // --stacks: all, sites, none
     StackSites::Stats sites{}; // with sites: stacks walked and named

@@ -461,7 +461,7 @@ struct Phase {
 // Losses the caller knows about; the correlator uses them to say why a page's
 // story has a hole.
 struct Losses {
-    std::array<uint64_t, kTypeSlots> per_type{}; // the BPF "losses" map
+    std::array<uint64_t, kTypeSlots> per_type{}; // the BPF kex_counters.lost
     uint64_t ring = 0;                           // ring-buffer records dropped without a type
     uint64_t decode_errors = 0;                  // records decode_event rejected
     // The BPF "tracking" map: per map, updates that failed (full, no memory),
