@@ -9,16 +9,23 @@
 #   --smoke   tiny sizes, 1 repetition: the ctest smoke run (about 120 s alone,
 #             twice that beside another guest; the guest's limit is 560 s,
 #             inside ctest's 600)
+#   --icount SHIFT  the guest's clock counts instructions (scripts/vm
+#             --icount): figures repeat to about 1% whatever the host does;
+#             the summary names the clock
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$top/bench/results kernel=6.1 smoke=0 timeout=1500
-args=()
+args=() vm_args=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) smoke=1; shift ;;
 	--out) out=$2; shift 2 ;;
 	--kernel) kernel=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
+	--icount)
+		vm_args+=(--icount "$2")
+		args+=(--clock "instructions x 2^$2 ns (scripts/vm --icount $2)")
+		shift 2 ;;
 	*) args+=("$1"); shift ;;
 	esac
 done
@@ -49,7 +56,7 @@ for f in $b/bin/kextrace $b/bin/mmap_test $b/bin/kexbench $ko; do
 done
 # 4 GiB: at 65,536 pages bpftrace (maps for BPFTRACE_MAP_KEYS_MAX keys, and
 # its output in /tmp) beside kex's 256 MiB ran 2 GiB out: the OOM killer ended it
-scripts/vm --kernel "$kernel" --cpus 2 --mem 4096 --timeout "$timeout" -- \
+scripts/vm --kernel "$kernel" --cpus 2 --mem 4096 --timeout "$timeout" "${vm_args[@]}" -- \
 	bench/guest/inguest.sh "$out" --bin "$stage" "${args[@]}"
 raw=$out/guest-raw.jsonl
 [ -s "$raw" ] || { echo "bench/guest.sh: no results in $raw" >&2; exit 1; }

@@ -18,6 +18,8 @@
 #   --mode-limit N                                only the first N modes mmap_test lists
 #   --bt-drain S  after the workload, wait up to S s for bpftrace to print what it holds (120)
 #   --append      add to guest-raw.jsonl instead of starting it afresh
+#   --clock DESC  how the guest's clock runs, for the summary (default: wall clock;
+#                 bench/guest.sh --icount)
 #   --bin DIR     kextrace, mmap_test, kexbench and kex.ko (default: build/bin, build/module)
 #
 # Every binary is copied to /tmp first: others may rebuild build/ while this runs
@@ -29,7 +31,7 @@ out=${1:?usage: inguest.sh OUT_DIR [options]}
 shift
 overhead_pages="4096 65536" reps=5 loss_pages=65536 loss_loops=4 mode_pages=4096 mode_reps=3
 profile_pages=65536 profile_reps=1 follow_pages=1024 follow_reps=3 driver_pages=8192 driver_reps=3
-bpftrace_pages=
+bpftrace_pages= clock="wall clock"
 only=overhead,driver,loss,modes,profile bt_drain=120 append=0 bin= loss_runs="default_1 default_2 overload" mode_limit=99
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -52,6 +54,7 @@ while [ $# -gt 0 ]; do
 	--follow-reps) follow_reps=$2; shift 2 ;;
 	--driver-pages) driver_pages=$2; shift 2 ;;
 	--driver-reps) driver_reps=$2; shift 2 ;;
+	--clock) clock=$2; shift 2 ;;
 	*) echo "inguest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -74,8 +77,8 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 emit() { printf '%s\n' "$1" >>"$raw"; }
 # verbose=0: kex's per-page pr_info would be console printing, not mapping
 insmod "$kb/kex.ko" verbose=0 || { log "insmod failed"; exit 1; }
-emit "$(printf '{"bench":"env","kernel":"%s","cpus":%s,"mem_kb":%s,"guest":"qemu TCG (software-emulated)","bpftrace":"%s","kex_params":"verbose=0"}' \
-	"$(uname -r)" "$(nproc)" "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" "$(bpftrace --version 2>/dev/null | head -1)")"
+emit "$(printf '{"bench":"env","kernel":"%s","cpus":%s,"mem_kb":%s,"guest":"qemu TCG (software-emulated), %s","bpftrace":"%s","kex_params":"verbose=0"}' \
+	"$(uname -r)" "$(nproc)" "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" "$clock" "$(bpftrace --version 2>/dev/null | head -1)")"
 
 # "kextrace: kernel K, N page lives, E events, L lost" -> "N E L"
 kextrace_counts() {
