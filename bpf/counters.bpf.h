@@ -45,7 +45,7 @@ static __always_inline __u32 type_slot(__u32 type)
 
 /*
  * A program run: counted under its probe; returns this CPU's counters for
- * count_match(cnt, ) and the rest of the run, so that a run looks them up once.
+ * count_match() and the rest of the run, so that a run looks them up once.
  */
 static __always_inline struct kex_counters *count_hit(__u32 probe)
 {
