@@ -51,15 +51,28 @@ struct kex_site_key {
 #define KEX_SITE_ADDRS	32		/* >= KEX_STACK_DEPTH, a power of two (index masks) */
 _Static_assert(KEX_STACK_DEPTH <= KEX_SITE_ADDRS, "a walk's addresses fit a site");
 
+/*
+ * A check reads only the words its slots are in: runs of slots at most
+ * KEX_SEG_GAP words apart are one read (a read costs about as much as
+ * copying 13 words more, measured under the instruction clock), at most
+ * KEX_SITE_SEGS reads (the last run takes in the rest).
+ */
+#define KEX_SITE_SEGS	8		/* a power of two (index masks) */
+#define KEX_SEG_GAP	16
+
 struct kex_site {
 	__u32 site;
 	__u32 n;			/* <= KEX_STACK_DEPTH */
+	__u32 nseg;			/* <= KEX_SITE_SEGS */
+	__u16 seg_off[KEX_SITE_SEGS];	/* first word of each read */
+	__u16 seg_len[KEX_SITE_SEGS];	/* its words */
 	__u16 slot[KEX_SITE_ADDRS];
 	__u64 ret[KEX_SITE_ADDRS];
 };
 
 struct kex_stack_window {
-	__u64 words[KEX_SITE_WINDOW];
+	/* twice the window: a read of up to a window's words at any word of it */
+	__u64 words[2 * KEX_SITE_WINDOW];
 	__u64 stack[KEX_SITE_ADDRS];	/* the walk whose slots are searched */
 	__u8 seen[KEX_SITE_ADDRS];	/* words found holding each of its addresses */
 	struct kex_site site;		/* a new site, made from stack */
@@ -165,7 +178,12 @@ static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
 	__u64 sp = 0, base;
 
 	__builtin_memset(k, 0, sizeof(*k));
-	/* addresses as numbers (root may read pointers) */
+	/*
+	 * Addresses as numbers (root may read pointers): through a helper, as a
+	 * plain load of t->stack is a pointer on 7.2 (untrusted memory). The
+	 * user registers' fields are numbers: plain loads through the BTF
+	 * pointer, no helper call (a call costs about as much as the rest).
+	 */
 	base = (__u64)BPF_CORE_READ(t, stack);
 	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	/* the stack's top: the user registers are its last bytes (x86-64) */
@@ -184,8 +202,8 @@ static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
 		return false;
 	k->depth = sp - base;
 	*marker = sp;
-	k->user_ip = BPF_CORE_READ(regs, ip);
-	k->entry = BPF_CORE_READ(regs, orig_ax);
+	k->user_ip = regs->ip;
+	k->entry = regs->orig_ax;
 	k->probe = probe;
 	k->type = type;
 	return true;
@@ -201,44 +219,65 @@ static __always_inline struct kex_stack_window *stack_window_get(void)
 
 /* a bpf_loop's context over the window's words above marker */
 struct window_loop {
+	struct kex_stack_window *w;	/* the caller's window: no lookup an iteration */
 	__u64 marker;
 	__u32 nwords;
 	__u32 n;	/* find_slot: the walk's addresses */
 	__u32 held;	/* check_slot: 0 once a slot differs */
 };
 
-/*
- * The words of the task's stack from marker up to top, at most span (a kept
- * site's checks read up to its last slot, not the window).
- */
+/* the words of the task's stack from marker up to top, at most a window */
 static __always_inline struct kex_stack_window *
-read_window(__u64 marker, __u64 top, __u32 span, __u32 *nwords)
+read_window(__u64 marker, __u64 top, __u32 *nwords)
 {
 	struct kex_stack_window *w = stack_window_get();
 	__u64 len = top - marker;
 
 	if (!w || top <= marker)
 		return NULL;
-	if (len > (__u64)span * sizeof(__u64))
-		len = (__u64)span * sizeof(__u64);
-	if (len > sizeof(w->words))
-		len = sizeof(w->words);
+	if (len > KEX_SITE_WINDOW * sizeof(__u64))
+		len = KEX_SITE_WINDOW * sizeof(__u64);
 	if (bpf_probe_read_kernel(w->words, len, (void *)marker))
 		return NULL;
 	*nwords = len / sizeof(__u64);
 	return w;
 }
 
-/* the words above the marker a site's check reads: up to its last slot */
-static __always_inline __u32 site_span(const struct kex_site *s)
+/*
+ * The words of the task's stack that site s's slots are in (its runs,
+ * struct kex_site), at their places in the window; a run past the stack's
+ * top is cut there (its slots then fail the check).
+ */
+static __always_inline struct kex_stack_window *
+read_site_words(const struct kex_site *s, __u64 marker, __u64 top, __u32 *nwords)
 {
-	__u32 last;
+	struct kex_stack_window *w = stack_window_get();
+	__u64 off, len, nw;	/* 64-bit: no zero-extending copy loses a bound */
+	__u32 i;
 
-	if (s->n == 0)
-		return 0;
-	/* slots ascend; only the first may be KEX_SLOT_NONE */
-	last = s->slot[(s->n - 1) & (KEX_SITE_ADDRS - 1)];
-	return last == KEX_SLOT_NONE ? 0 : last + 1;
+	if (!w || top <= marker)
+		return NULL;
+	nw = (top - marker) / sizeof(__u64) > KEX_SITE_WINDOW ?
+		KEX_SITE_WINDOW : (top - marker) / sizeof(__u64);
+	for (i = 0; i < KEX_SITE_SEGS; i++) {
+		if (i >= s->nseg)
+			break;
+		off = s->seg_off[i];
+		len = s->seg_len[i];
+		if (off >= nw)
+			break;
+		if (len > nw - off)
+			len = nw - off;
+		/* both bounded for the verifier: off + len <= 2 windows */
+		off &= KEX_SITE_WINDOW - 1;
+		if (len > KEX_SITE_WINDOW)
+			len = KEX_SITE_WINDOW;
+		if (bpf_probe_read_kernel(&w->words[off], len * sizeof(__u64),
+					  (void *)(marker + off * sizeof(__u64))))
+			return NULL;
+	}
+	*nwords = nw;
+	return w;
 }
 
 /*
@@ -249,8 +288,8 @@ static __always_inline __u32 site_span(const struct kex_site *s)
  */
 static long check_slot(__u32 i, void *data)
 {
-	struct kex_stack_window *w = stack_window_get();
 	struct window_loop *c = data;
+	struct kex_stack_window *w = c->w;
 	__u64 word;
 	__u32 slot;
 
@@ -274,7 +313,8 @@ static __always_inline bool site_holds(const struct kex_site *s,
 				       struct kex_stack_window *w,
 				       __u64 marker, __u32 nwords)
 {
-	struct window_loop c = { .marker = marker, .nwords = nwords, .held = 1 };
+	struct window_loop c = { .w = w, .marker = marker, .nwords = nwords,
+				 .held = 1 };
 
 	if (s->n > KEX_STACK_DEPTH)
 		return false;
@@ -286,8 +326,8 @@ static __always_inline bool site_holds(const struct kex_site *s,
 /* bpf_loop body: which addresses of the walk does word k hold? (1: stop) */
 static long find_slot(__u32 k, void *data)
 {
-	struct kex_stack_window *w = stack_window_get();
 	struct window_loop *c = data;
+	struct kex_stack_window *w = c->w;
 	__u64 word;
 	__u32 i;
 
@@ -334,6 +374,30 @@ static long order_slot(__u32 i, void *data)
 	return 0;
 }
 
+/* bpf_loop body: slot i of a new site joins its last read or starts one (1: stop) */
+static long seg_slot(__u32 i, void *data)
+{
+	struct kex_stack_window *w = stack_window_get();
+	__u32 slot, k, *end = data;
+
+	if (!w || i >= w->site.n)
+		return 1;
+	slot = w->site.slot[i & (KEX_SITE_ADDRS - 1)];
+	if (slot == KEX_SLOT_NONE)
+		return 0;
+	k = w->site.nseg;
+	if (k > 0 && (slot <= *end + KEX_SEG_GAP || k == KEX_SITE_SEGS)) {
+		k = (k - 1) & (KEX_SITE_SEGS - 1);
+		w->site.seg_len[k] = slot + 1 - w->site.seg_off[k];
+	} else if (k < KEX_SITE_SEGS) {
+		w->site.seg_off[k] = slot;
+		w->site.seg_len[k] = 1;
+		w->site.nseg = k + 1;
+	}
+	*end = slot;
+	return 0;
+}
+
 /*
  * The site of w->stack (n addresses): each found in exactly one word above
  * the marker, in order, so that the word is its return slot and not a
@@ -347,8 +411,10 @@ static long order_slot(__u32 i, void *data)
 static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 				      __u32 nwords, __u32 n, bool at_entry)
 {
-	struct window_loop c = { .marker = marker, .n = n, .nwords = nwords };
+	struct window_loop c = { .w = w, .marker = marker, .n = n,
+				 .nwords = nwords };
 	struct site_order o = { .n = n, .at_entry = at_entry, .kept = true };
+	__u32 end = 0;
 
 	if (n == 0 || n > KEX_STACK_DEPTH)
 		return false;
@@ -356,7 +422,11 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
 	w->site.n = n;
 	bpf_loop(KEX_STACK_DEPTH, order_slot, &o, 0);
-	return o.kept;
+	if (!o.kept)
+		return false;
+	w->site.nseg = 0;
+	bpf_loop(KEX_STACK_DEPTH, seg_slot, &end, 0);
+	return true;
 }
 
 /*
@@ -387,7 +457,7 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		site = bpf_map_lookup_elem(&stack_sites, &key);
 		/* site 0: a chain that cannot be checked here; walk, as all */
 		if (site && site->site)
-			w = read_window(marker, top, site_span(site), &nwords);
+			w = read_site_words(site, marker, top, &nwords);
 		if (w && site_holds(site, w, marker, nwords)) {
 			n_site = site->site;
 			if (stack_site_check) {
@@ -401,7 +471,7 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		}
 		/* a new site's walk is searched for in the whole window */
 		if (!check && (!site || site->site))
-			w = read_window(marker, top, KEX_SITE_WINDOW, &nwords);
+			w = read_window(marker, top, &nwords);
 	}
 	r = reserve_stack_room(type, probe);
 	if (!r)
