@@ -60,7 +60,7 @@ def overhead(records, bench="overhead"):
             by.setdefault(r["cfg"], {})[r["rep"]] = r
         wall = {c: [by[c][k]["run"].get("wall_ns") for k in by[c]] for c in by}
         d = {"pages": pages, "repetitions": len(reps), "wall_ns": {c: spread(v) for c, v in wall.items()}}
-        tracers = ["kextrace", "bpftrace"] + sorted(c for c in by if c.startswith("kextrace_"))
+        tracers = ["kextrace", "bpftrace", "hooks"] + sorted(c for c in by if c.startswith("kextrace_"))
         ratios = {c: [] for c in tracers}
         ovr = []
         for k in reps:
@@ -223,6 +223,13 @@ def md_targets(ov, ls, co):
             L.append(f"| kextrace --leaks --watch traced/untraced, {big['pages']} pages (guest) | "
                      f"<= {TARGETS['watch_ratio_65536']} | {fmt_r(w)} | "
                      f"{verdict(w['median'] <= TARGETS['watch_ratio_65536'])} |")
+        h = big["traced_over_untraced"].get("hooks")
+        if h and r:
+            L.append(f"| (the floor) kextrace's hooks alone, every program empty (bench/hooks.bt), "
+                     f"{big['pages']} pages | none: no tracer on these hooks goes below it | "
+                     f"{fmt_r(h)} | the 2.0 target leaves kextrace's programs "
+                     f"{TARGETS['ratio_65536'] - h['median']:.2f} of the untraced time; they take "
+                     f"{r['median'] - h['median']:.2f} |")
         o = big["kextrace_overhead_over_bpftrace_overhead"]
         L.append(f"| kextrace overhead / bpftrace overhead, {big['pages']} pages | "
                  f"<= {TARGETS['overhead_vs_bpftrace']} | {fmt_r(o)} | "
@@ -278,7 +285,9 @@ def md_overhead(ov):
     L.append("")
     L.append("Workload time = `kexbench run`'s fork-to-reap of mmap_test (so a tracer's start-up, "
              "which happens before it releases the command, and its work after the command exited "
-             "are not in it; both are reported apart). Order per repetition: untraced, kextrace, bpftrace. "
+             "are not in it; both are reported apart). Order per repetition: untraced, kextrace, bpftrace, then, at bpftrace's sizes, the "
+             "hooks alone (bench/hooks.bt: every hook kextrace attaches, each program empty, "
+             "loaded by bpftrace: the floor no tracer on them goes below). "
              "bpftrace runs only at the sizes `scripts/bench` names (`--bpftrace-pages`: the target's "
              "65,536; its start-up under emulation, 40-50 s of compiling and attaching, is most of a run "
              "at 4,096 pages); n/a where it did not run.")
@@ -306,6 +315,9 @@ def md_overhead(ov):
         for c in kextrace_cfgs(d):
             L.append(f"| {p} | {KEXTRACE_CFG.get(c, c)} | {fmt_s(d['wall_ns'].get(c))} | "
                      f"{fmt_r(d['traced_over_untraced'][c])} |")
+        if d["traced_over_untraced"].get("hooks"):
+            L.append(f"| {p} | the hooks alone: bench/hooks.bt, bpftrace, every program empty | "
+                     f"{fmt_s(d['wall_ns'].get('hooks'))} | {fmt_r(d['traced_over_untraced']['hooks'])} |")
     L.append("")
     L.append("| pages | tracer | start-up (launch to command start) | after the command exited | "
              "events | lost | failed runs |")
@@ -501,7 +513,7 @@ def check_smoke(path):
     else:
         recs = read_jsonl(path)
         ov = [r for r in recs if r.get("bench") == "overhead"]
-        for c in ("untraced", "kextrace", "bpftrace"):
+        for c in ("untraced", "kextrace", "bpftrace", "hooks"):
             rs = [r for r in ov if r["cfg"] == c]
             if not rs:
                 problems.append(f"overhead: no {c} run")

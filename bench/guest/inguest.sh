@@ -4,8 +4,11 @@
 # (one object per measurement; bench/summarize.py reduces them).
 #
 #   --overhead-pages "4096 65536"  --reps 5      overhead: untraced / kextrace (default:
-#                                                 --stacks sites; all; none) / bpftrace
-#   --bpftrace-pages "65536"                      the overhead sizes bpftrace runs at (default: all)
+#                                                 --stacks sites; none; --leaks --watch) /
+#                                                 bpftrace (bench/kex.bt) / kextrace's hooks
+#                                                 with empty programs (bench/hooks.bt)
+#   --bpftrace-pages "65536"                      the overhead sizes both bpftrace runs are at
+#                                                 (default: all)
 #   --driver-pages 8192 --driver-reps 3          another driver's pages: untraced / kextrace
 #                                                 (default; none; --leaks --watch) on an AF_PACKET
 #                                                 ring of N pages (kexbench ring)
@@ -70,6 +73,7 @@ for b in kextrace mmap_test kexbench kex.ko; do
 	cp "$src" "$kb/$b" || { echo "inguest.sh: no $src" >&2; exit 1; }
 done
 sed "s|@RIG@|$kb/mmap_test|" "$top/bench/kex.bt" >"$kb/kex.bt"
+cp "$top/bench/hooks.bt" "$kb/hooks.bt"
 export PATH=$kb:$PATH
 rig=$kb/mmap_test
 
@@ -127,14 +131,18 @@ run_kextrace() { # pages rep [bench] [extra kextrace options...]
 	record "$bench" "${cfg:-kextrace}" "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "${ev:-null}" "${lost:-null}" ",\"exit\":$rc,\"page_lives\":${lives:-null}"
 }
 
-run_bpftrace() { # pages rep
-	local pages=$1 rep=$2 f=$kb/r.json go=$kb/go t0 t1 ev lost rc kpid bpid i
+# bench/kex.bt (label bpftrace, the traced process as $1), or bench/hooks.bt
+# (label hooks: kextrace's hooks, every program empty)
+run_bpftrace() { # pages rep [label]
+	local pages=$1 rep=$2 cfg=${3:-bpftrace} f=$kb/r.json go=$kb/go t0 t1 ev lost rc kpid bpid i
+	local args=()
 	rm -f "$f" "$go"
 	t0=$(kexbench now)
-	kexbench run --hold "$go" --t0 "$t0" --label bpftrace --out "$f" -- "$rig" /dev/kex "$pages" --no-wait >/dev/null &
+	kexbench run --hold "$go" --t0 "$t0" --label "$cfg" --out "$f" -- "$rig" /dev/kex "$pages" --no-wait >/dev/null &
 	kpid=$!
+	if [ "$cfg" = hooks ]; then args=("$kb/hooks.bt"); else args=("$kb/kex.bt" "$kpid"); fi
 	BPFTRACE_MAP_KEYS_MAX=1048576 BPFTRACE_PERF_RB_PAGES=2048 \
-		bpftrace "$kb/kex.bt" "$kpid" >"$kb/bt.out" 2>"$kb/bt.err" &
+		bpftrace "${args[@]}" >"$kb/bt.out" 2>"$kb/bt.err" &
 	bpid=$!
 	for i in $(seq 6000); do # BEGIN runs once every probe is attached
 		grep -q '^READY' "$kb/bt.out" 2>/dev/null && break
@@ -164,12 +172,12 @@ run_bpftrace() { # pages rep
 	ev=$(grep -c '^[0-9]' "$kb/bt.out")
 	lost=$(sed -n 's/.*Lost \([0-9]*\) events.*/\1/p' "$kb/bt.out" "$kb/bt.err" | awk '{s += $1} END {print s + 0}')
 	if [ $rc != 0 ]; then
-		log "bpftrace exit $rc: $(grep -v '^$' "$kb/bt.err" | tail -3 | tr '\n' ' ')"
+		log "$cfg: bpftrace exit $rc: $(grep -v '^$' "$kb/bt.err" | tail -3 | tr '\n' ' ')"
 		# who ended it, when it was not us (the OOM killer's line)
 		[ $rc != 137 ] || [ $drained = killed ] ||
 			log "$(dmesg | grep -iE 'out of memory|killed process' | tail -2 | tr '\n' ' ')"
 	fi
-	record overhead bpftrace "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc,\"drained\":\"$drained\""
+	record overhead "$cfg" "$pages" "$rep" "$(cat "$f" 2>/dev/null)" "$((t1 - t0))" "$ev" "$lost" ",\"exit\":$rc,\"drained\":\"$drained\""
 }
 
 has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
@@ -305,7 +313,7 @@ if has overhead; then
 			cfg=kextrace_no_stacks run_kextrace "$pages" "$rep" overhead --no-stacks
 			cfg=kextrace_watch run_kextrace "$pages" "$rep" overhead --leaks --watch
 			case " ${bpftrace_pages:-$overhead_pages} " in
-			*" $pages "*) run_bpftrace "$pages" "$rep" ;;
+			*" $pages "*) run_bpftrace "$pages" "$rep"; run_bpftrace "$pages" "$rep" hooks ;;
 			esac
 		done
 	done
