@@ -10,6 +10,8 @@
 #include "proto_writer.h"
 #include "timeline_parts.h"
 
+#include <array>
+#include <cstring>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
@@ -19,6 +21,8 @@ namespace kextrace {
 namespace {
 
 using namespace detail::timeline;
+using detail::OutBuffer;
+using detail::proto::StringWriter;
 using detail::proto::Writer;
 
 // Field numbers, from Perfetto's .proto files.
@@ -63,9 +67,48 @@ struct StringHash {
 };
 using InternTable = std::unordered_map<std::string, uint64_t, StringHash, std::equal_to<>>;
 
+// One interning table: string -> iid, with a small cache in front keyed by
+// where the string is (names, categories, keys and most values are the
+// builder's literals and tables, at the same address every time): a hit
+// compares the bytes with the table's copy, so text at a reused address (a
+// track's arena) is never taken for what was there before.
+class Interner {
+  public:
+    // The iid of s; added: s is new (its iid is table size).
+    uint64_t find(std::string_view s, bool& added) {
+        Slot& slot = slots_[slot_of(s)];
+        if (slot.p == s.data() && slot.len == s.size() && slot.key &&
+            std::memcmp(slot.key->data(), s.data(), s.size()) == 0) {
+            added = false;
+            return slot.iid;
+        }
+        auto it = table_.find(s);
+        added = it == table_.end();
+        if (added)
+            it = table_.emplace(std::string(s), table_.size() + 1).first;
+        slot = {s.data(), s.size(), &it->first, it->second};
+        return it->second;
+    }
+
+  private:
+    struct Slot {
+        const char* p = nullptr;
+        std::size_t len = 0;
+        const std::string* key = nullptr; // the table's copy (nodes do not move)
+        uint64_t iid = 0;
+    };
+    static std::size_t slot_of(std::string_view s) {
+        const auto a = reinterpret_cast<std::uintptr_t>(s.data());
+        return ((a >> 3) ^ (a >> 11) ^ s.size()) % kSlots;
+    }
+    static constexpr std::size_t kSlots = 256;
+    std::array<Slot, kSlots> slots_{};
+    InternTable table_;
+};
+
 class PerfettoSink final : public Sink {
   public:
-    explicit PerfettoSink(std::ostream& out) : out_(out) { buf_.reserve(kChunk + 64 * 1024); }
+    explicit PerfettoSink(std::ostream& out) : out_(out), buf_(out) {}
 
     void begin(const nlohmann::json&) override {}
 
@@ -82,7 +125,14 @@ class PerfettoSink final : public Sink {
 
     void thread(uint32_t pid, uint32_t tid, const std::string& name, int64_t, bool page) override {
         const uint64_t uuid = next_uuid_++;
-        thread_uuid_[key(pid, tid)] = uuid;
+        if (page && tid >= kPageTidBase) {
+            const std::size_t life = tid - kPageTidBase;
+            if (page_uuid_.size() <= life)
+                page_uuid_.resize(life + 1, 0);
+            page_uuid_[life] = uuid;
+        } else {
+            thread_uuid_[key(pid, tid)] = uuid;
+        }
         descriptor(uuid, [&](Writer& w) {
             if (page) { // a named child track of the owner's process track
                 w.bytes(track::name, name);
@@ -159,17 +209,21 @@ class PerfettoSink final : public Sink {
     }
 
     uint64_t finish() override {
-        flush();
+        buf_.flush();
         out_.flush();
-        return bytes_;
+        return buf_.bytes();
     }
 
   private:
     static uint64_t key(uint32_t pid, uint32_t tid) { return (uint64_t{pid} << 32) | tid; }
 
-    uint64_t parent_of(uint32_t pid) const {
-        auto it = process_uuid_.find(pid);
-        return it == process_uuid_.end() ? 0 : it->second;
+    uint64_t parent_of(uint32_t pid) {
+        if (pid != parent_pid_ || !parent_uuid_) {
+            auto it = process_uuid_.find(pid);
+            parent_pid_ = pid;
+            parent_uuid_ = it == process_uuid_.end() ? 0 : it->second;
+        }
+        return parent_uuid_;
     }
 
     // The counter track name of pid, declared when first used (a few per process).
@@ -188,6 +242,9 @@ class PerfettoSink final : public Sink {
     }
 
     uint64_t uuid_of(const Track& t) {
+        if (t.tid >= kPageTidBase && t.tid - kPageTidBase < page_uuid_.size() &&
+            page_uuid_[t.tid - kPageTidBase])
+            return page_uuid_[t.tid - kPageTidBase];
         const uint64_t k = key(t.pid, t.tid);
         if (k != last_key_ || !last_uuid_) {
             auto it = thread_uuid_.find(k);
@@ -199,13 +256,12 @@ class PerfettoSink final : public Sink {
 
     // The iid of s in table; a new entry goes to pending_ (this packet's
     // InternedData) under field.
-    uint64_t intern(InternTable& table, std::string_view s, uint32_t field) {
-        auto it = table.find(s);
-        if (it != table.end())
-            return it->second;
-        const uint64_t iid = table.size() + 1;
-        table.emplace(std::string(s), iid);
-        Writer p(pending_);
+    uint64_t intern(Interner& table, std::string_view s, uint32_t field) {
+        bool added = false;
+        const uint64_t iid = table.find(s, added);
+        if (!added)
+            return iid;
+        StringWriter p(pending_);
         const std::size_t m = p.begin(field);
         p.varint(interned::iid, iid);
         p.bytes(interned::name, s);
@@ -257,8 +313,7 @@ class PerfettoSink final : public Sink {
     }
     void packet_end(std::size_t mark) {
         w_.end(mark);
-        if (buf_.size() >= kChunk)
-            flush();
+        buf_.flush_if_full();
     }
 
     template <class Body> void descriptor(uint64_t uuid, Body&& body) {
@@ -279,21 +334,16 @@ class PerfettoSink final : public Sink {
         packet_end(pk);
     }
 
-    void flush() {
-        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-        bytes_ += buf_.size();
-        buf_.clear();
-    }
-
-    static constexpr std::size_t kChunk = 1 << 20;
     std::ostream& out_;
-    std::string buf_;
+    OutBuffer buf_;
     Writer w_{buf_};
-    uint64_t bytes_ = 0;
     bool first_packet_ = true;
     uint64_t next_uuid_ = 1;
     std::unordered_map<uint32_t, uint64_t> process_uuid_;
-    std::unordered_map<uint64_t, uint64_t> thread_uuid_;
+    std::unordered_map<uint64_t, uint64_t> thread_uuid_; // rig threads
+    std::vector<uint64_t> page_uuid_;                   // page tracks, by life
+    uint32_t parent_pid_ = 0;
+    uint64_t parent_uuid_ = 0;
     struct CounterTrack {
         uint32_t pid;
         std::string name;
@@ -302,7 +352,7 @@ class PerfettoSink final : public Sink {
     std::vector<CounterTrack> counters_;
     uint64_t last_key_ = 0, last_uuid_ = 0;
     std::vector<uint64_t> open_; // end ts of the current track's open slices
-    InternTable names_, cats_, keys_tab_, strings_;
+    Interner names_, cats_, keys_tab_, strings_;
     std::string pending_;
     std::vector<uint64_t> keys_, values_; // this event's annotation name and string iids
 };

@@ -1,10 +1,17 @@
 // proto_writer.h - the few pieces of the protobuf wire format the Perfetto
 // export (perfetto.cpp) needs: varint, fixed64 and length-delimited fields
-// appended to a byte string, and nested messages whose length is patched in
+// appended to a byte buffer, and nested messages whose length is patched in
 // when they end (no generated code, no libprotobuf).
+//
+// Each field reserves its worst case once and writes through a local pointer
+// (a tag and a varint: 20 bytes); a nested message reserves one length byte,
+// and only one that ends up 128 bytes or longer moves its body up.
 #pragma once
 
+#include "out_buffer.h"
+
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -12,64 +19,103 @@ namespace kextrace::detail::proto {
 
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2 };
 
-// v as a varint into tmp (10 bytes at most); returns its length.
-inline std::size_t varint_bytes(uint64_t v, char* tmp) {
-    std::size_t n = 0;
+// v as a varint at p; returns the end.
+inline char* put_varint(char* p, uint64_t v) {
     while (v >= 0x80) {
-        tmp[n++] = static_cast<char>((v & 0x7f) | 0x80);
+        *p++ = static_cast<char>((v & 0x7f) | 0x80);
         v >>= 7;
     }
-    tmp[n++] = static_cast<char>(v);
-    return n;
+    *p++ = static_cast<char>(v);
+    return p;
 }
 
-inline void put_varint(std::string& out, uint64_t v) {
-    char tmp[10];
-    out.append(tmp, varint_bytes(v, tmp));
-}
-
-class Writer {
+// A std::string as a Writer's buffer (a packet's InternedData, built aside).
+class StringBytes {
   public:
-    explicit Writer(std::string& out) : out_(out) {}
+    explicit StringBytes(std::string& s) : s_(s) {}
+    void room(std::size_t n) { s_.reserve(s_.size() + n); }
+    void append(const char* p, std::size_t n) { s_.append(p, n); }
+    std::size_t size() const { return s_.size(); }
+    char& operator[](std::size_t i) { return s_[i]; }
+    void open_gap(std::size_t at, std::size_t n) { s_.insert(at, n, '\0'); }
+    // a field's bytes, written into tmp first
+    template <class Put> void put_with(Put&& put) {
+        char tmp[24];
+        s_.append(tmp, static_cast<std::size_t>(put(tmp) - tmp));
+    }
+
+  private:
+    std::string& s_;
+};
+
+// An OutBuffer as a Writer's buffer: fields written in place.
+class BufferBytes {
+  public:
+    explicit BufferBytes(OutBuffer& b) : b_(b) {}
+    void room(std::size_t n) { b_.room(n); }
+    void append(const char* p, std::size_t n) { b_.append(p, n); }
+    std::size_t size() const { return b_.size(); }
+    char& operator[](std::size_t i) { return b_[i]; }
+    void open_gap(std::size_t at, std::size_t n) { b_.open_gap(at, n); }
+    template <class Put> void put_with(Put&& put) {
+        b_.room(24);
+        b_.commit(put(b_.cursor()));
+    }
+
+  private:
+    OutBuffer& b_;
+};
+
+template <class Bytes> class BasicWriter {
+  public:
+    template <class Target> explicit BasicWriter(Target& out) : out_(out) {}
 
     void varint(uint32_t field, uint64_t v) {
-        tag(field, kVarint);
-        put_varint(out_, v);
+        out_.put_with([&](char* p) { return put_varint(put_varint(p, tag(field, kVarint)), v); });
     }
     // int32/int64 fields: two's complement as a 64-bit varint
     void sint(uint32_t field, int64_t v) { varint(field, static_cast<uint64_t>(v)); }
     void fixed64(uint32_t field, uint64_t v) {
-        tag(field, kFixed64);
-        for (int i = 0; i < 8; ++i)
-            out_.push_back(static_cast<char>(v >> (8 * i)));
+        out_.put_with([&](char* p) {
+            p = put_varint(p, tag(field, kFixed64));
+            for (int i = 0; i < 8; ++i)
+                *p++ = static_cast<char>(v >> (8 * i));
+            return p;
+        });
     }
     void bytes(uint32_t field, std::string_view s) {
-        tag(field, kLen);
-        put_varint(out_, s.size());
-        out_.append(s);
+        out_.put_with([&](char* p) { return put_varint(put_varint(p, tag(field, kLen)), s.size()); });
+        out_.append(s.data(), s.size());
     }
 
     // A nested message: begin() returns a mark for end(), which writes its
-    // length (one byte reserved; moved up when the length needs more).
+    // length (one byte reserved; the body moved up when the length needs more).
     std::size_t begin(uint32_t field) {
-        tag(field, kLen);
-        out_.push_back('\0');
+        out_.put_with([&](char* p) {
+            p = put_varint(p, tag(field, kLen));
+            *p++ = '\0';
+            return p;
+        });
         return out_.size();
     }
     void end(std::size_t mark) {
         const uint64_t len = out_.size() - mark;
-        if (len < 0x80) {
+        if (len < 0x80) [[likely]] {
             out_[mark - 1] = static_cast<char>(len);
             return;
         }
         char tmp[10];
-        const std::size_t n = varint_bytes(len, tmp);
-        out_.replace(mark - 1, 1, tmp, n);
+        const auto n = static_cast<std::size_t>(put_varint(tmp, len) - tmp);
+        out_.open_gap(mark, n - 1);
+        std::memcpy(&out_[mark - 1], tmp, n);
     }
 
   private:
-    void tag(uint32_t field, WireType t) { put_varint(out_, (uint64_t{field} << 3) | t); }
-    std::string& out_;
+    static constexpr uint64_t tag(uint32_t field, WireType t) { return (uint64_t{field} << 3) | t; }
+    Bytes out_;
 };
+
+using Writer = BasicWriter<BufferBytes>;
+using StringWriter = BasicWriter<StringBytes>;
 
 } // namespace kextrace::detail::proto

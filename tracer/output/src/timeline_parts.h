@@ -36,7 +36,8 @@ class Writer : public detail::JsonBuffer {
 };
 
 // One argument of an event, typed, so that each output format writes it its
-// own way. Strings (and a stack's JSON text) are in the track's arena.
+// own way. Strings are in the track's arena, or (our own words, a stack's
+// JSON text) where they already are, for the whole write.
 enum class ArgKind : uint8_t {
     u,    // unsigned integer
     i,    // signed integer
@@ -51,6 +52,7 @@ struct Arg {
     ArgKind kind = ArgKind::u;
     uint64_t v = 0;
     uint32_t off = 0, len = 0; // str/json: the text in the arena
+    const char* at = nullptr;  // ... or [at, at + len), not copied
 };
 
 // One event of a track before it is written; its args are
@@ -79,7 +81,7 @@ struct Track {
         arena.clear();
     }
     std::string_view text(const Arg& a) const {
-        return std::string_view(arena).substr(a.off, a.len);
+        return a.at ? std::string_view(a.at, a.len) : std::string_view(arena).substr(a.off, a.len);
     }
 };
 
@@ -93,11 +95,13 @@ class Args {
     Args& b(std::string_view k, bool v) { return add(k, ArgKind::b, v); }
     Args& hex(std::string_view k, uint64_t v) { return add(k, ArgKind::hex, v); }
     Args& null(std::string_view k) { return add(k, ArgKind::null, 0); }
-    // our own words and any other text: escaped by the writer as needed
-    Args& word(std::string_view k, std::string_view s) { return text(k, s); }
+    // Our own words (literals, names that outlive the write: not copied) and
+    // any other text (copied): escaped by the writer as needed.
+    Args& word(std::string_view k, std::string_view s) { return add_ref(k, ArgKind::str, s); }
     Args& text(std::string_view k, std::string_view s) { return add_text(k, ArgKind::str, s); }
+    // JSON text that outlives the write (the builder's stack cache): not copied.
     Args& raw(std::string_view k, std::string_view json_text) {
-        return add_text(k, ArgKind::json, json_text);
+        return add_ref(k, ArgKind::json, json_text);
     }
     void end(Ev& e) {
         e.args_off = static_cast<uint32_t>(off_);
@@ -113,6 +117,10 @@ class Args {
         t_.args.push_back(
             {k, kind, 0, static_cast<uint32_t>(t_.arena.size()), static_cast<uint32_t>(s.size())});
         t_.arena.append(s);
+        return *this;
+    }
+    Args& add_ref(std::string_view k, ArgKind kind, std::string_view s) {
+        t_.args.push_back({k, kind, 0, 0, static_cast<uint32_t>(s.size()), s.data()});
         return *this;
     }
     Track& t_;
