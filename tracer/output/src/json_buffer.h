@@ -1,11 +1,13 @@
-// json_buffer.h - JSON text into a buffer, flushed to a stream in large
-// chunks: the scalar writers the streaming exports share (the timeline, the
+// json_buffer.h - JSON text into a buffer (OutBuffer), flushed to a stream in
+// large chunks: the scalar writers the streaming exports share (the timeline, the
 // report JSON). Numbers by std::to_chars; strings that need escaping (or are
 // not plain ASCII) through nlohmann's serializer, so escapes and the U+FFFD
 // replacement of invalid UTF-8 are exactly nlohmann::json's.
 #pragma once
 
 #include <kextrace/core.h>
+
+#include "out_buffer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -19,35 +21,31 @@ namespace kextrace::detail {
 
 class JsonBuffer {
   public:
-    explicit JsonBuffer(std::ostream& out) : out_(out) { buf_.reserve(kChunk + 64 * 1024); }
+    explicit JsonBuffer(std::ostream& out) : buf_(out) {}
     JsonBuffer(const JsonBuffer&) = delete;
     JsonBuffer& operator=(const JsonBuffer&) = delete;
 
     void raw(std::string_view s) {
         buf_.append(s);
-        flush_if_full();
+        buf_.flush_if_full();
     }
     void ch(char c) { buf_.push_back(c); }
-    void u64(uint64_t v) {
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        buf_.append(tmp, r.ptr);
-    }
-    void i64(int64_t v) {
-        char tmp[24];
-        auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-        buf_.append(tmp, r.ptr);
-    }
+    void u64(uint64_t v) { number(v); }
+    void i64(int64_t v) { number(v); }
     void boolean(bool v) { v ? buf_.append("true", 4) : buf_.append("false", 5); }
     void null() { buf_.append("null", 4); }
     // a count the BPF side could not read (KEX_NO_COUNT) is null
     void count(int32_t v) { v == kNoCount ? null() : i64(v); }
     // detail::hex as a JSON string: "0x1f".
     void hex(uint64_t v) {
-        char tmp[24] = {'"', '0', 'x'};
-        auto r = std::to_chars(tmp + 3, tmp + sizeof(tmp) - 1, v, 16);
-        *r.ptr++ = '"';
-        buf_.append(tmp, r.ptr);
+        buf_.room(24);
+        char* p = buf_.cursor();
+        p[0] = '"';
+        p[1] = '0';
+        p[2] = 'x';
+        p = std::to_chars(p + 3, p + 23, v, 16).ptr;
+        *p++ = '"';
+        buf_.commit(p);
     }
     void str(std::string_view s) {
         for (unsigned char c : s)
@@ -56,29 +54,24 @@ class JsonBuffer {
                                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
                 return;
             }
-        buf_.push_back('"');
-        buf_.append(s);
-        buf_.push_back('"');
+        buf_.room(s.size() + 2);
+        buf_.put('"');
+        buf_.put(s.data(), s.size());
+        buf_.put('"');
     }
 
-    void flush() {
-        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-        bytes_ += buf_.size();
-        buf_.clear();
-    }
-    uint64_t bytes() const { return bytes_ + buf_.size(); }
+    void flush() { buf_.flush(); }
+    uint64_t bytes() const { return buf_.bytes(); }
 
   protected:
-    void flush_if_full() {
-        if (buf_.size() >= kChunk)
-            flush();
-    }
-    std::string buf_;
+    void flush_if_full() { buf_.flush_if_full(); }
+    OutBuffer buf_;
 
   private:
-    static constexpr std::size_t kChunk = 1 << 20;
-    std::ostream& out_;
-    uint64_t bytes_ = 0;
+    template <class Int> void number(Int v) {
+        buf_.room(24);
+        buf_.commit(std::to_chars(buf_.cursor(), buf_.cursor() + 24, v).ptr);
+    }
 };
 
 } // namespace kextrace::detail

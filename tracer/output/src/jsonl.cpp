@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,31 +20,43 @@ using nlohmann::json;
 
 namespace {
 
-void put_u64(std::string& out, uint64_t v) {
-    char tmp[24];
-    auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-    out.append(tmp, r.ptr);
-}
+// One line's fields, written through a pointer into room the caller
+// reserved (a field's worst case: 21 bytes, a literal its own size): no
+// per-piece size check or call, one append per line.
+class Cursor {
+  public:
+    explicit Cursor(char* p) : p_(p) {}
+    char* end() const { return p_; }
+    template <std::size_t N> Cursor& lit(const char (&s)[N]) {
+        std::memcpy(p_, s, N - 1);
+        p_ += N - 1;
+        return *this;
+    }
+    Cursor& ch(char c) {
+        *p_++ = c;
+        return *this;
+    }
+    template <class Int> Cursor& num(Int v) {
+        p_ = std::to_chars(p_, p_ + 20, v).ptr;
+        return *this;
+    }
+    Cursor& hex(uint64_t v) {
+        p_[0] = '"';
+        p_[1] = '0';
+        p_[2] = 'x';
+        p_ = std::to_chars(p_ + 3, p_ + 19, v, 16).ptr;
+        *p_++ = '"';
+        return *this;
+    }
+    Cursor& count(int32_t v) { return v == kNoCount ? lit("null") : num(v); }
 
-void put_i64(std::string& out, int64_t v) {
-    char tmp[24];
-    auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
-    out.append(tmp, r.ptr);
-}
+  private:
+    char* p_;
+};
 
 void put_hex(std::string& out, uint64_t v) {
     char tmp[24];
-    auto r = std::to_chars(tmp, tmp + sizeof(tmp), v, 16);
-    out.append("\"0x");
-    out.append(tmp, r.ptr);
-    out.push_back('"');
-}
-
-void put_count(std::string& out, int32_t v) {
-    if (v == kNoCount)
-        out.append("null");
-    else
-        put_i64(out, v);
+    out.append(tmp, Cursor(tmp).hex(v).end());
 }
 
 std::string hex(uint64_t v) {
@@ -159,61 +172,47 @@ constexpr uint16_t kMilestoneBits = 9;
 void append_jsonl_event(std::string& o, const Event& ev) {
     o.append("{\"type\":\"");
     o.append(event_type_name(ev.type));
-    o.append("\",\"ts\":");
-    put_u64(o, ev.ts);
-    o.append(",\"pid\":");
-    put_u64(o, ev.pid);
-    o.append(",\"tid\":");
-    put_u64(o, ev.tid);
-    o.append(",\"cpu\":");
-    put_u64(o, ev.cpu);
-    o.append(",\"pfn\":");
-    if (ev.pfn == kNoPfn)
-        o.append("null");
-    else
-        put_u64(o, ev.pfn);
-    o.append(",\"addr\":");
-    put_hex(o, ev.addr);
-    o.append(",\"arg0\":");
-    put_hex(o, ev.arg0);
-    o.append(",\"arg1\":");
-    put_hex(o, ev.arg1);
-    o.append(",\"ret\":");
-    put_i64(o, ev.ret);
-    o.append(",\"refcount\":");
-    put_count(o, ev.refcount);
-    o.append(",\"mapcount\":");
-    put_count(o, ev.mapcount);
-    o.append(",\"probe\":");
-    put_u64(o, ev.probe);
-    o.append(",\"stack\":[");
+    char line[512]; // the fixed fields' worst case: under 400 bytes
+    Cursor c(line);
+    c.lit("\",\"ts\":").num(ev.ts);
+    c.lit(",\"pid\":").num(ev.pid);
+    c.lit(",\"tid\":").num(ev.tid);
+    c.lit(",\"cpu\":").num(ev.cpu);
+    c.lit(",\"pfn\":");
+    ev.pfn == kNoPfn ? c.lit("null") : c.num(ev.pfn);
+    c.lit(",\"addr\":").hex(ev.addr);
+    c.lit(",\"arg0\":").hex(ev.arg0);
+    c.lit(",\"arg1\":").hex(ev.arg1);
+    c.lit(",\"ret\":").num(ev.ret);
+    c.lit(",\"refcount\":").count(ev.refcount);
+    c.lit(",\"mapcount\":").count(ev.mapcount);
+    c.lit(",\"probe\":").num(ev.probe);
+    c.lit(",\"stack\":[");
     for (std::size_t i = 0; i < ev.stack.size(); ++i) {
+        if (c.end() - line > static_cast<std::ptrdiff_t>(sizeof(line) - 32)) {
+            o.append(line, c.end());
+            c = Cursor(line);
+        }
         if (i)
-            o.push_back(',');
-        put_hex(o, ev.stack[i]);
+            c.ch(',');
+        c.hex(ev.stack[i]);
     }
-    o.push_back(']');
+    c.ch(']');
+    o.append(line, c.end());
     if (ev.vma) {
         const VmaInfo& v = *ev.vma;
         json name = v.name;
-        o.append(",\"vma\":{\"vma\":");
-        put_hex(o, v.vma);
-        o.append(",\"f_op\":");
-        put_hex(o, v.f_op);
-        o.append(",\"mmap\":");
-        put_hex(o, v.mmap);
-        o.append(",\"vm_ops\":");
-        put_hex(o, v.vm_ops);
-        o.append(",\"fault\":");
-        put_hex(o, v.fault);
-        o.append(",\"ino\":");
-        put_u64(o, v.ino);
-        o.append(",\"magic\":");
-        put_u64(o, v.magic);
-        o.append(",\"rdev\":");
-        put_u64(o, v.rdev);
-        o.append(",\"flags\":");
-        put_u64(o, v.flags);
+        Cursor d(line);
+        d.lit(",\"vma\":{\"vma\":").hex(v.vma);
+        d.lit(",\"f_op\":").hex(v.f_op);
+        d.lit(",\"mmap\":").hex(v.mmap);
+        d.lit(",\"vm_ops\":").hex(v.vm_ops);
+        d.lit(",\"fault\":").hex(v.fault);
+        d.lit(",\"ino\":").num(v.ino);
+        d.lit(",\"magic\":").num(v.magic);
+        d.lit(",\"rdev\":").num(v.rdev);
+        d.lit(",\"flags\":").num(v.flags);
+        o.append(line, d.end());
         o.append(",\"name\":");
         o.append(name.dump());
         o.push_back('}');

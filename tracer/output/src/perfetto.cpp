@@ -69,16 +69,20 @@ using InternTable = std::unordered_map<std::string, uint64_t, StringHash, std::e
 
 // One interning table: string -> iid, with a small cache in front keyed by
 // where the string is (names, categories, keys and most values are the
-// builder's literals and tables, at the same address every time): a hit
-// compares the bytes with the table's copy, so text at a reused address (a
-// track's arena) is never taken for what was there before.
+// builder's literals and tables, at the same address every time). Event
+// names, categories and arg keys live as long as the write (timeline_parts.h),
+// so their address is enough (by_address); a value's hit compares the bytes
+// with the table's copy, so text at a reused address (a track's arena) is
+// never taken for what was there before.
 class Interner {
   public:
+    explicit Interner(bool by_address) : by_address_(by_address) {}
+
     // The iid of s; added: s is new (its iid is table size).
     uint64_t find(std::string_view s, bool& added) {
         Slot& slot = slots_[slot_of(s)];
         if (slot.p == s.data() && slot.len == s.size() && slot.key &&
-            std::memcmp(slot.key->data(), s.data(), s.size()) == 0) {
+            (by_address_ || std::memcmp(slot.key->data(), s.data(), s.size()) == 0)) {
             added = false;
             return slot.iid;
         }
@@ -102,6 +106,7 @@ class Interner {
         return ((a >> 3) ^ (a >> 11) ^ s.size()) % kSlots;
     }
     static constexpr std::size_t kSlots = 256;
+    bool by_address_;
     std::array<Slot, kSlots> slots_{};
     InternTable table_;
 };
@@ -352,7 +357,7 @@ class PerfettoSink final : public Sink {
     std::vector<CounterTrack> counters_;
     uint64_t last_key_ = 0, last_uuid_ = 0;
     std::vector<uint64_t> open_; // end ts of the current track's open slices
-    Interner names_, cats_, keys_tab_, strings_;
+    Interner names_{true}, cats_{true}, keys_tab_{true}, strings_{false};
     std::string pending_;
     std::vector<uint64_t> keys_, values_; // this event's annotation name and string iids
 };

@@ -57,10 +57,10 @@ class Pretty : public detail::JsonBuffer {
         const std::string text = v.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
         std::size_t from = 0;
         for (std::size_t nl; (nl = text.find('\n', from)) != std::string::npos; from = nl + 1) {
-            buf_.append(text, from, nl + 1 - from);
+            buf_.append(text.data() + from, nl + 1 - from);
             indent();
         }
-        buf_.append(text, from, std::string::npos);
+        buf_.append(std::string_view(text).substr(from));
     }
 
     template <class T> void array_of(const std::vector<T>& v) {

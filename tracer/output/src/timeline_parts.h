@@ -26,12 +26,14 @@ class Writer : public detail::JsonBuffer {
     using JsonBuffer::JsonBuffer;
     // ns as microseconds with three decimals: exact, no double rounding.
     void us(uint64_t ns) {
-        u64(ns / 1000);
+        buf_.room(32);
+        char* p = std::to_chars(buf_.cursor(), buf_.cursor() + 24, ns / 1000).ptr;
         const unsigned frac = static_cast<unsigned>(ns % 1000);
-        const char d[4] = {'.', static_cast<char>('0' + frac / 100),
-                           static_cast<char>('0' + frac / 10 % 10),
-                           static_cast<char>('0' + frac % 10)};
-        buf_.append(d, 4);
+        p[0] = '.';
+        p[1] = static_cast<char>('0' + frac / 100);
+        p[2] = static_cast<char>('0' + frac / 10 % 10);
+        p[3] = static_cast<char>('0' + frac % 10);
+        buf_.commit(p + 4);
     }
 };
 
@@ -48,7 +50,7 @@ enum class ArgKind : uint8_t {
     json, // JSON text (a symbolized stack: an array of strings)
 };
 struct Arg {
-    std::string_view key; // a literal
+    std::string_view key; // a literal (the Perfetto sink interns it by address)
     ArgKind kind = ArgKind::u;
     uint64_t v = 0;
     uint32_t off = 0, len = 0; // str/json: the text in the arena
@@ -61,6 +63,8 @@ struct Ev {
     uint64_t ts = 0;
     uint64_t dur = 0;
     char ph = 'X'; // 'X' or 'i'
+    // literals or the builder's and the report's own names, alive for the
+    // whole write (the Perfetto sink interns them by address)
     std::string_view name;
     std::string_view cat;
     uint32_t args_off = 0;
