@@ -346,7 +346,7 @@ class PerfettoSink final : public Sink {
     uint64_t next_uuid_ = 1;
     std::unordered_map<uint32_t, uint64_t> process_uuid_;
     std::unordered_map<uint64_t, uint64_t> thread_uuid_; // rig threads
-    std::vector<uint64_t> page_uuid_;                   // page tracks, by life
+    std::vector<uint64_t> page_uuid_;                    // page tracks, by life
     uint32_t parent_pid_ = 0;
     uint64_t parent_uuid_ = 0;
     struct CounterTrack {

@@ -84,7 +84,8 @@ template <class Bytes> class BasicWriter {
         });
     }
     void bytes(uint32_t field, std::string_view s) {
-        out_.put_with([&](char* p) { return put_varint(put_varint(p, tag(field, kLen)), s.size()); });
+        out_.put_with(
+            [&](char* p) { return put_varint(put_varint(p, tag(field, kLen)), s.size()); });
         out_.append(s.data(), s.size());
     }
 
