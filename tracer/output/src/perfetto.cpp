@@ -22,6 +22,8 @@ namespace {
 
 using namespace detail::timeline;
 using detail::OutBuffer;
+using detail::proto::put_field;
+using detail::proto::put_short_bytes;
 using detail::proto::StringWriter;
 using detail::proto::Writer;
 
@@ -176,10 +178,12 @@ class PerfettoSink final : public Sink {
         if (!pending_.empty())
             w_.bytes(packet::interned_data, pending_);
         const std::size_t te = w_.begin(packet::track_event);
-        w_.varint(event::type, e.ph == 'X' ? event::slice_begin : event::instant);
-        w_.varint(event::track_uuid, uuid);
-        w_.varint(event::name_iid, name);
-        w_.varint(event::category_iids, cat);
+        w_.fields(4 * kField, [&](char* p) {
+            p = put_field(p, event::type, e.ph == 'X' ? event::slice_begin : event::instant);
+            p = put_field(p, event::track_uuid, uuid);
+            p = put_field(p, event::name_iid, name);
+            return put_field(p, event::category_iids, cat);
+        });
         for (uint32_t i = 0; i < e.args_len; ++i)
             annotation(t.args[e.args_off + i], keys_[i], values_[i]);
         if (f.id)
@@ -276,44 +280,51 @@ class PerfettoSink final : public Sink {
 
     // One arg: numbers as varints, 0x-numbers as pointers (shown in hex),
     // strings and stacks (their JSON text) by their interned iid.
+    // (One message of at most 2 + 2 fields: its length fits the reserved byte.)
     void annotation(const Arg& a, uint64_t key_iid, uint64_t string_iid) {
-        const std::size_t m = w_.begin(event::debug_annotations);
-        w_.varint(annotation::name_iid, key_iid);
-        switch (a.kind) {
-        case ArgKind::u:
-            w_.varint(annotation::uint_value, a.v);
-            break;
-        case ArgKind::i:
-            w_.varint(annotation::int_value, a.v);
-            break;
-        case ArgKind::b:
-            w_.varint(annotation::bool_value, a.v != 0);
-            break;
-        case ArgKind::hex:
-            w_.varint(annotation::pointer_value, a.v);
-            break;
-        case ArgKind::null:
-            w_.bytes(annotation::legacy_json_value, "null");
-            break;
-        case ArgKind::str:
-        case ArgKind::json:
-            w_.varint(annotation::string_value_iid, string_iid);
-            break;
-        }
-        w_.end(m);
+        w_.fields(2 + 2 * kField, [&](char* p) {
+            p = detail::proto::put_varint(
+                p, detail::proto::tag(event::debug_annotations, detail::proto::kLen));
+            char* const len = p++;
+            p = put_field(p, annotation::name_iid, key_iid);
+            switch (a.kind) {
+            case ArgKind::u:
+                p = put_field(p, annotation::uint_value, a.v);
+                break;
+            case ArgKind::i:
+                p = put_field(p, annotation::int_value, a.v);
+                break;
+            case ArgKind::b:
+                p = put_field(p, annotation::bool_value, a.v != 0);
+                break;
+            case ArgKind::hex:
+                p = put_field(p, annotation::pointer_value, a.v);
+                break;
+            case ArgKind::null:
+                p = put_short_bytes(p, annotation::legacy_json_value, "null");
+                break;
+            case ArgKind::str:
+            case ArgKind::json:
+                p = put_field(p, annotation::string_value_iid, string_iid);
+                break;
+            }
+            *len = static_cast<char>(p - len - 1);
+            return p;
+        });
     }
 
     std::size_t packet_begin(uint64_t ts, uint64_t flags) {
         const std::size_t m = w_.begin(trace::packet);
-        w_.varint(packet::sequence_id, kSequence);
         if (first_packet_) {
             flags |= packet::incremental_state_cleared;
             first_packet_ = false;
         }
-        if (flags)
-            w_.varint(packet::sequence_flags, flags);
-        if (ts)
-            w_.varint(packet::timestamp, ts);
+        w_.fields(3 * kField, [&](char* p) {
+            p = put_field(p, packet::sequence_id, kSequence);
+            if (flags)
+                p = put_field(p, packet::sequence_flags, flags);
+            return ts ? put_field(p, packet::timestamp, ts) : p;
+        });
         return m;
     }
     void packet_end(std::size_t mark) {
@@ -333,12 +344,14 @@ class PerfettoSink final : public Sink {
     void slice_end(uint64_t uuid, uint64_t ts) {
         const std::size_t pk = packet_begin(ts, packet::needs_incremental_state);
         const std::size_t te = w_.begin(packet::track_event);
-        w_.varint(event::type, event::slice_end);
-        w_.varint(event::track_uuid, uuid);
+        w_.fields(2 * kField, [&](char* p) {
+            return put_field(put_field(p, event::type, event::slice_end), event::track_uuid, uuid);
+        });
         w_.end(te);
         packet_end(pk);
     }
 
+    static constexpr std::size_t kField = 24; // a tag and a varint, at most
     std::ostream& out_;
     OutBuffer buf_;
     Writer w_{buf_};

@@ -29,6 +29,22 @@ inline char* put_varint(char* p, uint64_t v) {
     return p;
 }
 
+constexpr uint64_t tag(uint32_t field, WireType t) {
+    return (uint64_t{field} << 3) | t;
+}
+
+// Fields written at p, for BasicWriter::fields(): each returns the end.
+inline char* put_field(char* p, uint32_t field, uint64_t v) {
+    return put_varint(put_varint(p, tag(field, kVarint)), v);
+}
+// A short length-delimited field (s: under 128 bytes).
+inline char* put_short_bytes(char* p, uint32_t field, std::string_view s) {
+    p = put_varint(p, tag(field, kLen));
+    *p++ = static_cast<char>(s.size());
+    std::memcpy(p, s.data(), s.size());
+    return p + s.size();
+}
+
 // A std::string as a Writer's buffer (a packet's InternedData, built aside).
 class StringBytes {
   public:
@@ -38,10 +54,11 @@ class StringBytes {
     std::size_t size() const { return s_.size(); }
     char& operator[](std::size_t i) { return s_[i]; }
     void open_gap(std::size_t at, std::size_t n) { s_.insert(at, n, '\0'); }
-    // a field's bytes, written into tmp first
-    template <class Put> void put_with(Put&& put) {
-        char tmp[24];
-        s_.append(tmp, static_cast<std::size_t>(put(tmp) - tmp));
+    // at most max bytes, written by put(p) (returns the end)
+    template <class Put> void put_with(std::size_t max, Put&& put) {
+        const std::size_t at = s_.size();
+        s_.resize(at + max);
+        s_.resize(static_cast<std::size_t>(put(s_.data() + at) - s_.data()));
     }
 
   private:
@@ -57,8 +74,8 @@ class BufferBytes {
     std::size_t size() const { return b_.size(); }
     char& operator[](std::size_t i) { return b_[i]; }
     void open_gap(std::size_t at, std::size_t n) { b_.open_gap(at, n); }
-    template <class Put> void put_with(Put&& put) {
-        b_.room(24);
+    template <class Put> void put_with(std::size_t max, Put&& put) {
+        b_.room(max);
         b_.commit(put(b_.cursor()));
     }
 
@@ -71,12 +88,12 @@ template <class Bytes> class BasicWriter {
     template <class Target> explicit BasicWriter(Target& out) : out_(out) {}
 
     void varint(uint32_t field, uint64_t v) {
-        out_.put_with([&](char* p) { return put_varint(put_varint(p, tag(field, kVarint)), v); });
+        out_.put_with(kField, [&](char* p) { return put_field(p, field, v); });
     }
     // int32/int64 fields: two's complement as a 64-bit varint
     void sint(uint32_t field, int64_t v) { varint(field, static_cast<uint64_t>(v)); }
     void fixed64(uint32_t field, uint64_t v) {
-        out_.put_with([&](char* p) {
+        out_.put_with(kField, [&](char* p) {
             p = put_varint(p, tag(field, kFixed64));
             for (int i = 0; i < 8; ++i)
                 *p++ = static_cast<char>(v >> (8 * i));
@@ -85,14 +102,18 @@ template <class Bytes> class BasicWriter {
     }
     void bytes(uint32_t field, std::string_view s) {
         out_.put_with(
-            [&](char* p) { return put_varint(put_varint(p, tag(field, kLen)), s.size()); });
+            kField, [&](char* p) { return put_varint(put_varint(p, tag(field, kLen)), s.size()); });
         out_.append(s.data(), s.size());
     }
+
+    // Several fields at once: put(p) writes at most max bytes (put_field(),
+    // put_short_bytes()...) and returns the end; one check for all of them.
+    template <class Put> void fields(std::size_t max, Put&& put) { out_.put_with(max, put); }
 
     // A nested message: begin() returns a mark for end(), which writes its
     // length (one byte reserved; the body moved up when the length needs more).
     std::size_t begin(uint32_t field) {
-        out_.put_with([&](char* p) {
+        out_.put_with(kField, [&](char* p) {
             p = put_varint(p, tag(field, kLen));
             *p++ = '\0';
             return p;
@@ -112,7 +133,7 @@ template <class Bytes> class BasicWriter {
     }
 
   private:
-    static constexpr uint64_t tag(uint32_t field, WireType t) { return (uint64_t{field} << 3) | t; }
+    static constexpr std::size_t kField = 24; // a tag and a varint (or fixed64), at most
     Bytes out_;
 };
 
