@@ -81,13 +81,17 @@ class Interner {
     explicit Interner(bool by_address) : by_address_(by_address) {}
 
     // The iid of s; added: s is new (its iid is table size).
-    uint64_t find(std::string_view s, bool& added) {
-        Slot& slot = slots_[slot_of(s)];
+    // The iid of s if the cache has it (inlined: the usual case), else 0.
+    uint64_t cached(std::string_view s) const {
+        const Slot& slot = slots_[slot_of(s)];
         if (slot.p == s.data() && slot.len == s.size() && slot.key &&
-            (by_address_ || std::memcmp(slot.key->data(), s.data(), s.size()) == 0)) {
-            added = false;
+            (by_address_ || std::memcmp(slot.key->data(), s.data(), s.size()) == 0))
             return slot.iid;
-        }
+        return 0;
+    }
+    // The iid of s from the table (added when new), cached.
+    [[gnu::noinline]] uint64_t find(std::string_view s, bool& added) {
+        Slot& slot = slots_[slot_of(s)];
         auto it = table_.find(s);
         added = it == table_.end();
         if (added)
@@ -266,6 +270,11 @@ class PerfettoSink final : public Sink {
     // The iid of s in table; a new entry goes to pending_ (this packet's
     // InternedData) under field.
     uint64_t intern(Interner& table, std::string_view s, uint32_t field) {
+        if (const uint64_t iid = table.cached(s))
+            return iid;
+        return intern_slow(table, s, field);
+    }
+    [[gnu::noinline]] uint64_t intern_slow(Interner& table, std::string_view s, uint32_t field) {
         bool added = false;
         const uint64_t iid = table.find(s, added);
         if (!added)

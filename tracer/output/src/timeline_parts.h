@@ -114,17 +114,24 @@ class Args {
 
   private:
     Args& add(std::string_view k, ArgKind kind, uint64_t v) {
-        t_.args.push_back({k, kind, v, 0, 0});
+        push({k, kind, v, 0, 0});
         return *this;
     }
+    // vector::push_back, its common case inlined (GCC calls the whole of it
+    // out of line here: a call an arg, ~10 an event).
+    void push(const Arg& a) {
+        auto& v = t_.args;
+        if (v.size() == v.capacity()) [[unlikely]]
+            v.reserve(v.empty() ? 64 : 2 * v.capacity());
+        v.push_back(a);
+    }
     Args& add_text(std::string_view k, ArgKind kind, std::string_view s) {
-        t_.args.push_back(
-            {k, kind, 0, static_cast<uint32_t>(t_.arena.size()), static_cast<uint32_t>(s.size())});
+        push({k, kind, 0, static_cast<uint32_t>(t_.arena.size()), static_cast<uint32_t>(s.size())});
         t_.arena.append(s);
         return *this;
     }
     Args& add_ref(std::string_view k, ArgKind kind, std::string_view s) {
-        t_.args.push_back({k, kind, 0, 0, static_cast<uint32_t>(s.size()), s.data()});
+        push({k, kind, 0, 0, static_cast<uint32_t>(s.size()), s.data()});
         return *this;
     }
     Track& t_;
