@@ -25,7 +25,7 @@ class JsonBuffer {
     JsonBuffer(const JsonBuffer&) = delete;
     JsonBuffer& operator=(const JsonBuffer&) = delete;
 
-    void raw(std::string_view s) {
+    [[gnu::always_inline]] void raw(std::string_view s) {
         buf_.append(s);
         buf_.flush_if_full();
     }

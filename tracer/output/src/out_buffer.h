@@ -22,18 +22,20 @@ class OutBuffer {
     OutBuffer(const OutBuffer&) = delete;
     OutBuffer& operator=(const OutBuffer&) = delete;
 
+    // Always inlined (GCC otherwise calls them out of line from the many
+    // writers, and a literal's copy becomes a memcpy call of unknown size).
     // Room for n more bytes (the buffer grows when a record is larger than it).
-    void room(std::size_t n) {
+    [[gnu::always_inline]] void room(std::size_t n) {
         if (cap_ - size_ < n) [[unlikely]]
             grow(n);
     }
-    void append(const char* s, std::size_t n) {
+    [[gnu::always_inline]] void append(const char* s, std::size_t n) {
         room(n);
         std::memcpy(data_.get() + size_, s, n);
         size_ += n;
     }
-    void append(std::string_view s) { append(s.data(), s.size()); }
-    void push_back(char c) {
+    [[gnu::always_inline]] void append(std::string_view s) { append(s.data(), s.size()); }
+    [[gnu::always_inline]] void push_back(char c) {
         room(1);
         data_[size_++] = c;
     }
@@ -73,7 +75,7 @@ class OutBuffer {
     uint64_t bytes() const { return written_ + size_; }
 
   private:
-    void grow(std::size_t n) {
+    [[gnu::noinline]] void grow(std::size_t n) {
         std::size_t cap = cap_ * 2;
         while (cap - size_ < n)
             cap *= 2;
