@@ -389,12 +389,13 @@ TEST(CoreLeaks, CountsAfterFollowTheLedgerUnderKeepAndBugs) {
 
 TEST(CoreLeaks, CountsAfterAreUnknownBeforeTheFirstReading) {
     PageLife p;
-    p.steps.push_back({});
-    p.steps[0].kind = StepKind::insert;
-    p.steps.push_back({});
-    p.steps[1].kind = StepKind::rmap_add;
-    p.steps[1].refcount = 2;
-    p.steps[1].mapcount = 0;
+    Step insert, rmap;
+    insert.kind = StepKind::insert;
+    rmap.kind = StepKind::rmap_add;
+    rmap.refcount = 2;
+    rmap.mapcount = 0;
+    p.steps.push_back(insert);
+    p.steps.push_back(rmap);
     const std::vector<CountsAfter> after = counts_after_steps(p);
     EXPECT_EQ(after[0].refcount, kNoCount);
     EXPECT_EQ(after[0].mapcount, kNoCount);

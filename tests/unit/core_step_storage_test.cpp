@@ -1,4 +1,4 @@
-// Where the steps live: StepList's own or borrowed room, the Report's step
+// How the steps are kept: StepList's encoding, its own or borrowed room, the Report's step
 // arena, and the correlator's chunked storage (reorder buffer, step slab).
 #include <kextrace/core.h>
 #include <kextrace/stream_builder.h>
@@ -8,6 +8,8 @@
 #include "../../tracer/core/src/chunked.h"
 
 #include <algorithm>
+#include <map>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -35,57 +37,107 @@ TEST(StepList, GrowsInItsOwnBlock) {
     StepList l;
     EXPECT_TRUE(l.empty());
     for (uint64_t i = 0; i < 1000; ++i)
-        l.push_back(step(i));
+        l.push_back(step(1'000'000 + i));
     ASSERT_EQ(l.size(), 1000u);
     EXPECT_FALSE(l.borrowed());
-    for (uint64_t i = 0; i < 1000; ++i)
-        EXPECT_EQ(l[i].ts, i);
+    EXPECT_GE(l.capacity(), l.bytes());
+    for (uint64_t i = 0; i < 1000; i += 37)
+        EXPECT_EQ(l[i].ts, 1'000'000 + i);
+    uint64_t want = 1'000'000;
+    for (const Step& s : l)
+        EXPECT_EQ(s.ts, want++);
     l.push_back(l.front()); // an element of its own, across a growth
-    EXPECT_EQ(l.back().ts, 0u);
-    l.insert(l.begin(), step(7));
+    EXPECT_EQ(l.back().ts, 1'000'000u);
+    l.insert(l.begin(), step(7)); // before the first: every time re-based
     EXPECT_EQ(l.front().ts, 7u);
-    EXPECT_EQ(l[1].ts, 0u);
+    EXPECT_EQ(l[1].ts, 1'000'000u);
+    EXPECT_EQ(l.back().ts, 1'000'000u);
     EXPECT_EQ(l.size(), 1002u);
 }
 
-TEST(StepList, OutgrowsBorrowedRoomWithoutTouchingIt) {
-    std::vector<Step> arena(4);
+// Any value of every field comes back as it went in, whatever the order of
+// the times (before the first step's, equal, far after).
+TEST(StepList, RoundTripsAnyStep) {
+    std::mt19937_64 rng(16);
+    const std::vector<int32_t> counts = {KEX_NO_COUNT, -2, -1, 0, 1, 13, 14, INT32_MAX, -77};
+    const std::vector<uint64_t> values = {
+        0, 1, 127, 128, 0x7f1234567000, 0x8000000123456867, static_cast<uint64_t>(-16), UINT64_MAX};
+    std::vector<Step> want;
+    for (int i = 0; i < 2000; ++i) {
+        Step s;
+        s.ts = i % 97 == 0 ? rng() : 5'000'000'000 + rng() % 10'000'000'000;
+        s.kind = static_cast<StepKind>(i % 53 == 0 ? 200 : rng() % kStepKinds);
+        s.flags = static_cast<uint8_t>(i % 3 ? 0 : rng());
+        s.refcount = counts[rng() % counts.size()];
+        s.mapcount = counts[rng() % counts.size()];
+        s.stack_id = i % 5 ? 0 : static_cast<uint32_t>(rng() >> (rng() % 33));
+        s.value = i % 4 ? values[rng() % values.size()] : rng();
+        want.push_back(s);
+    }
     StepList l;
-    l.borrow(arena.data(), 0, 3);
-    l.push_back(step(1));
-    l.push_back(step(2));
-    l.push_back(step(3));
+    for (const Step& s : want)
+        l.push_back(s);
+    EXPECT_EQ(l.to_vector(), want);
+    StepList a;
+    a.assign(want);
+    EXPECT_EQ(a.to_vector(), want);
+    EXPECT_EQ(a.bytes(), l.bytes());
+    a.assign({});
+    EXPECT_TRUE(a.empty());
+}
+
+TEST(StepList, OutgrowsBorrowedRoomWithoutTouchingIt) {
+    std::vector<std::byte> arena(64, std::byte{0xaa});
+    StepList l;
+    l.borrow(arena.data(), 40);
     EXPECT_TRUE(l.borrowed());
-    EXPECT_EQ(l.data(), arena.data());
-    EXPECT_EQ(arena[2].ts, 3u);
-    l.push_back(step(4)); // full: moves out
-    EXPECT_FALSE(l.borrowed());
-    EXPECT_NE(l.data(), arena.data());
-    EXPECT_EQ(times(l), (std::vector<uint64_t>{1, 2, 3, 4}));
-    EXPECT_EQ(arena[3].ts, 0u); // the slot after its room untouched
+    EXPECT_EQ(l.capacity(), 40 - StepList::kRoomHeader);
+    std::vector<uint64_t> want;
+    while (l.borrowed()) {
+        want.push_back(1'000'000 + 100 * want.size());
+        l.push_back(step(want.back()));
+        if (l.borrowed())
+            EXPECT_EQ(l.data(), arena.data() + StepList::kRoomHeader);
+    }
+    EXPECT_GT(want.size(), 3u);
+    EXPECT_NE(l.data(), arena.data() + StepList::kRoomHeader); // full: moved out
+    EXPECT_EQ(times(l), want);
+    for (std::size_t i = 40; i < arena.size(); ++i)
+        EXPECT_EQ(arena[i], std::byte{0xaa}); // the bytes after its room untouched
 }
 
 TEST(StepList, InsertIntoAFullViewMovesOut) {
-    std::vector<Step> arena = {step(2), step(3)};
+    std::vector<std::byte> arena(16);
     StepList l;
-    l.borrow(arena.data(), 2, 2);
-    l.insert(l.begin(), step(1));
-    EXPECT_EQ(times(l), (std::vector<uint64_t>{1, 2, 3}));
-    EXPECT_EQ(arena[0].ts, 2u);
-    EXPECT_EQ(arena[1].ts, 3u);
+    l.borrow(arena.data(), arena.size());
+    l.push_back(step(2));
+    l.push_back(step(3));
+    ASSERT_TRUE(l.borrowed());
+    l.insert(l.begin(), step(1'000'000'000'000)); // re-based: more bytes than the room
+    EXPECT_FALSE(l.borrowed());
+    EXPECT_EQ(times(l), (std::vector<uint64_t>{1'000'000'000'000, 2, 3}));
+    l.insert(l.end(), step(4));
+    EXPECT_EQ(times(l), (std::vector<uint64_t>{1'000'000'000'000, 2, 3, 4}));
+    auto third = l.begin();
+    ++third;
+    ++third;
+    l.insert(third, step(5));
+    EXPECT_EQ(times(l), (std::vector<uint64_t>{1'000'000'000'000, 2, 5, 3, 4}));
 }
 
 TEST(StepList, CopiesOwnMovesKeepTheView) {
-    std::vector<Step> arena = {step(1), step(2)};
+    std::vector<std::byte> arena(64);
     StepList view;
-    view.borrow(arena.data(), 2, 2);
+    view.borrow(arena.data(), arena.size());
+    view.push_back(step(1));
+    view.push_back(step(2));
     StepList copy = view;
     EXPECT_FALSE(copy.borrowed());
-    copy[0].ts = 9;
-    EXPECT_EQ(arena[0].ts, 1u);
+    copy.assign(std::vector<Step>{step(9), step(2)});
+    EXPECT_EQ(times(view), (std::vector<uint64_t>{1, 2}));
     StepList moved = std::move(view);
     EXPECT_TRUE(moved.borrowed());
-    EXPECT_EQ(moved.data(), arena.data());
+    EXPECT_EQ(moved.data(), arena.data() + StepList::kRoomHeader);
     EXPECT_TRUE(view.empty()); // NOLINT(bugprone-use-after-move): moved-from is empty
     copy = moved;
     EXPECT_EQ(times(copy), (std::vector<uint64_t>{1, 2}));
@@ -93,7 +145,9 @@ TEST(StepList, CopiesOwnMovesKeepTheView) {
     EXPECT_TRUE(copy.empty());
     moved.clear();
     EXPECT_TRUE(moved.empty());
-    EXPECT_EQ(arena[1].ts, 2u);
+    StepList again;
+    again.borrow(arena.data(), arena.size());
+    EXPECT_TRUE(again.empty());
 }
 
 TEST(StepArena, AFinishedReportsLivesBorrowItsArena) {
@@ -105,13 +159,15 @@ TEST(StepArena, AFinishedReportsLivesBorrowItsArena) {
     Report r = c.finish();
     ASSERT_EQ(r.pages.size(), 50u);
     EXPECT_TRUE(r.step_arena);
-    std::set<const Step*> rooms;
+    std::map<const std::byte*, const std::byte*> rooms; // start -> end
     for (const PageLife& p : r.pages) {
-        EXPECT_TRUE(p.steps.borrowed());
+        EXPECT_TRUE(p.steps.borrowed()); // a whole life fits in the room it was lent
         EXPECT_EQ(p.steps.size(), r.pages[0].steps.size());
-        for (const Step& s : p.steps)
-            EXPECT_TRUE(rooms.insert(&s).second); // no two lives share a slot
+        rooms[p.steps.data()] = p.steps.data() + p.steps.capacity();
     }
+    ASSERT_EQ(rooms.size(), r.pages.size());
+    for (auto it = rooms.begin(); std::next(it) != rooms.end(); ++it)
+        EXPECT_LE(it->second, std::next(it)->first); // no two lives share a byte
 
     // Moving the report keeps the views valid; a copy owns its steps.
     const std::vector<uint64_t> first = times(r.pages[0].steps);
@@ -119,7 +175,9 @@ TEST(StepArena, AFinishedReportsLivesBorrowItsArena) {
     EXPECT_EQ(times(moved.pages[0].steps), first);
     Report copy = moved;
     EXPECT_FALSE(copy.pages[0].steps.borrowed());
-    copy.pages[0].steps[0].ts += 1;
+    std::vector<Step> steps = copy.pages[0].steps.to_vector();
+    steps[0].ts += 1;
+    copy.pages[0].steps.assign(steps);
     EXPECT_EQ(times(moved.pages[0].steps), first);
     // ... and outlives the original
     moved = Report();

@@ -120,8 +120,10 @@ TEST(OutputReportJson, AnomaliesAndAFault) {
     r.pages[0].pfn = UINT64_MAX;
     r.pages[0].pte_addr = UINT64_MAX;
     r.pages[1].index = kNoIndex;
-    r.pages[1].steps.front().ts = r.pages[1].alloc_ts - 5; // dt < 0
-    r.pages[1].steps.back().flags = 0xff;
+    std::vector<Step> steps = r.pages[1].steps.to_vector();
+    steps.front().ts = r.pages[1].alloc_ts - 5; // dt < 0
+    steps.back().flags = 0xff;
+    r.pages[1].steps.assign(steps);
     r.phases.front().end = 0; // still open: duration_ns wraps (unsigned)
     r.phases.front().name = "ph\xffse";
     r.last_ts = UINT64_MAX;

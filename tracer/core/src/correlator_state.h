@@ -40,7 +40,7 @@ namespace corr {
 constexpr std::size_t kFlushBatch = 1024;   // buffered events before a windowed flush
 constexpr std::size_t kRadixMin = 1 << 16;  // fewer keys than this: std::sort
 constexpr std::size_t kMaxOrphanNotes = 16; // orphans described in anomalies
-constexpr uint32_t kLifeRoom = 12;          // steps a life has room for before it grows
+constexpr std::size_t kLifeRoom = 84; // bytes lent a life for its steps (about 12) before it grows
 constexpr uint64_t kPageMask = ~(kPageSize - 1);
 
 inline std::string hex(uint64_t v) {
@@ -228,7 +228,8 @@ struct Correlator::State {
     FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
     std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
 
-    Slab<Step> step_room; // lent to the lives as they open; the report's at finalize()
+    // lent to the lives as they open; the report's at finalize()
+    Slab<std::byte, std::size_t{1} << 17> step_room;
 
     FlatMap<uint64_t, uint32_t> stack_ids;                 // content hash -> Report::stacks
     std::vector<std::shared_ptr<const VmaInfo>> vma_infos; // see Rec
@@ -269,7 +270,7 @@ struct Correlator::State {
 
     uint32_t intern_stack(std::vector<uint64_t>& st);
 
-    Step& add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value, uint8_t flags = 0);
+    void add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value, uint8_t flags = 0);
 
     uint32_t open_life(uint64_t pfn, uint32_t owner, uint32_t tid);
 

@@ -61,8 +61,8 @@ struct LifeVisit {
 std::map<uint32_t, LifeVisit> visits_of(const PageLife& p, bool* followed) {
     std::map<uint32_t, LifeVisit> out;
     const std::size_t n = p.steps.size();
-    for (std::size_t i = 0; i < n; i++) {
-        const Step& s = p.steps[i];
+    std::size_t i = 0;
+    for (const Step& s : p.steps) {
         const bool call = s.kind == StepKind::followed;
         *followed = *followed || call;
         const uint32_t key =
@@ -71,6 +71,7 @@ std::map<uint32_t, LifeVisit> visits_of(const PageLife& p, bool* followed) {
         if (fresh)
             it->second.first = n > 1 ? static_cast<double>(i) / static_cast<double>(n - 1) : 0;
         it->second.calls++;
+        ++i;
     }
     return out;
 }

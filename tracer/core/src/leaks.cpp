@@ -136,7 +136,7 @@ std::string fmt_ns(uint64_t ns) {
 
 class LedgerBuilder {
   public:
-    LedgerBuilder(const PageLife& p, PageVerdict& v) : p_(p), v_(v) {}
+    LedgerBuilder(const PageLife& p, PageVerdict& v) : steps_(p.steps.to_vector()), v_(v) {}
 
     void book(RefSite site, int32_t delta, uint32_t step, uint32_t stack_id, bool inferred,
               uint32_t from_step = kNoStep) {
@@ -144,8 +144,8 @@ class LedgerBuilder {
         c.site = site;
         c.delta = delta;
         c.step = step;
-        c.kind = p_.steps[step].kind;
-        c.ts = p_.steps[step].ts;
+        c.kind = steps_[step].kind;
+        c.ts = steps_[step].ts;
         c.stack_id = stack_id;
         c.inferred = inferred;
         c.open = delta > 0 ? delta : 0;
@@ -161,9 +161,9 @@ class LedgerBuilder {
         std::optional<uint32_t> prev;
         std::optional<Pending> pending;
         bool insert_accounted = false;
-        const auto n = static_cast<uint32_t>(p_.steps.size());
+        const auto n = static_cast<uint32_t>(steps_.size());
         for (uint32_t i = 0; i < n; ++i) {
-            const Step& s = p_.steps[i];
+            const Step& s = steps_[i];
             const bool is_free = s.kind == StepKind::page_free;
             if (is_free)
                 map_before_free_ = map;
@@ -212,17 +212,18 @@ class LedgerBuilder {
 
     int32_t map_before_free() const { return map_before_free_; }
     int32_t final_map() const { return final_map_; }
+    const std::vector<Step>& steps() const { return steps_; }
 
   private:
-    uint32_t stack_of(uint32_t step) const { return p_.steps[step].stack_id; }
+    uint32_t stack_of(uint32_t step) const { return steps_[step].stack_id; }
 
     void first_reading(uint32_t i, int32_t count) {
         if (count <= 0)
             return;
         // The allocation's reference, booked at kex_page_alloc (kex's mmap stack).
         uint32_t at = i;
-        for (uint32_t k = 0; k < p_.steps.size(); ++k)
-            if (p_.steps[k].kind == StepKind::kex_alloc) {
+        for (uint32_t k = 0; k < steps_.size(); ++k)
+            if (steps_[k].kind == StepKind::kex_alloc) {
                 at = k;
                 break;
             }
@@ -233,8 +234,8 @@ class LedgerBuilder {
 
     void interval(uint32_t prev, uint32_t next, int32_t d, const std::optional<Pending>& pending,
                   bool& insert_accounted) {
-        const Step& P = p_.steps[prev];
-        const Step& N = p_.steps[next];
+        const Step& P = steps_[prev];
+        const Step& N = steps_[next];
         // A copied PTE (fork): mapcount and refcount rise with no event.
         if (P.mapcount != kNoCount && N.mapcount != kNoCount && N.mapcount > P.mapcount &&
             !insert_path(P.kind, N.kind)) {
@@ -277,7 +278,7 @@ class LedgerBuilder {
                  false, prev);
     }
 
-    const PageLife& p_;
+    const std::vector<Step> steps_; // the life's, decoded once
     PageVerdict& v_;
     int32_t map_before_free_ = kNoCount;
     int32_t final_map_ = kNoCount;
@@ -357,7 +358,7 @@ std::string site_list(const PageLife& p, const PageVerdict& v) {
 struct LifeFacts {
     bool global_loss = false;     // records lost or undecodable, or a failed map update
     bool lost = false;            // ... or events of this page's missing milestones lost
-    const Step* free = nullptr;   // its mm_page_free, if seen
+    std::optional<Step> free;     // its mm_page_free, if seen
     bool mapped = false;          // mapped before its free, by the correlator's account
     bool zap_before_free = false; // an rmap remove before its free
     bool insert_failed = false;
@@ -370,7 +371,7 @@ LifeFacts life_facts(const Report& report, const PageLife& p) {
     f.lost = f.global_loss || p.missing_lost;
     for (const Step& s : p.steps)
         if (s.kind == StepKind::page_free) {
-            f.free = &s;
+            f.free = s;
             break;
         }
     // Mapped by the correlator's account, for lives with no mapcount readings.
@@ -495,10 +496,11 @@ std::vector<CountsAfter> counts_after_steps(const PageLife& p) {
     PageVerdict v;
     LedgerBuilder lb(p, v);
     lb.run();
-    const auto n = static_cast<uint32_t>(p.steps.size());
+    const std::vector<Step>& steps = lb.steps();
+    const auto n = static_cast<uint32_t>(steps.size());
     uint32_t first = n; // the first reading: the allocation's reference exists from there
     for (uint32_t i = 0; i < n && first == n; ++i)
-        if (counted(p.steps[i]))
+        if (counted(steps[i]))
             first = i;
     std::vector<int64_t> delta(n, 0);
     for (const RefChange& c : v.changes)
@@ -508,7 +510,7 @@ std::vector<CountsAfter> counts_after_steps(const PageLife& p) {
     int64_t ref = 0;
     int32_t map = kNoCount;
     for (uint32_t i = 0; i < n; ++i) {
-        const Step& s = p.steps[i];
+        const Step& s = steps[i];
         ref += delta[i];
         if (i >= first)
             out[i].refcount = sat32(ref);

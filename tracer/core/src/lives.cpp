@@ -43,8 +43,8 @@ uint32_t Correlator::State::intern_stack(std::vector<uint64_t>& st) {
     return it->second;
 }
 
-Step& Correlator::State::add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value,
-                                  uint8_t flags) {
+void Correlator::State::add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value,
+                                 uint8_t flags) {
     Step s;
     s.ts = ev.ts;
     s.value = value;
@@ -53,9 +53,7 @@ Step& Correlator::State::add_step(uint32_t life, StepKind kind, Rec& ev, uint64_
     s.stack_id = ev.stack_id;
     s.kind = kind;
     s.flags = static_cast<uint8_t>(flags | (late ? kStepLate : 0));
-    auto& steps = r.pages[life].steps;
-    steps.push_back(s);
-    return steps.back();
+    r.pages[life].steps.push_back(s);
 }
 
 uint32_t Correlator::State::open_life(uint64_t pfn, uint32_t owner, uint32_t tid) {
@@ -63,7 +61,7 @@ uint32_t Correlator::State::open_life(uint64_t pfn, uint32_t owner, uint32_t tid
     PageLife& p = r.pages.emplace_back();
     p.pfn = pfn;
     p.owner = owner;
-    p.steps.borrow(step_room.take(kLifeRoom), 0, kLifeRoom);
+    p.steps.borrow(step_room.take(kLifeRoom), kLifeRoom);
     if (auto w = mmap_windows.find(tid); w != mmap_windows.end()) {
         p.mapping = static_cast<int32_t>(w->second);
         Mapping& m = r.mappings[w->second];

@@ -1,80 +1,267 @@
-// step_list.cpp - StepList's storage (kextrace/core.h): a block of its own,
-// or a view into a Report's step arena.
-#include <kextrace/core.h>
+// step_list.cpp - StepList's encoding and storage (kextrace/steps.h): a block
+// of its own, or a room in a Report's step arena.
+#include <kextrace/steps.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <type_traits>
 
 namespace kextrace {
 
+namespace {
+
+// The header byte: the kind's low bits, then which parts follow.
+constexpr uint8_t kKindBits = 0x0f;
+constexpr uint8_t kHasFlags = 1 << 4;
+constexpr uint8_t kHasStack = 1 << 5;
+constexpr uint8_t kHasValue = 1 << 6;
+constexpr uint8_t kHasExt = 1 << 7;
+// The extension byte, when kHasExt: what is rare.
+constexpr uint8_t kExtBefore = 1 << 0;    // the time is before the first step's
+constexpr uint8_t kExtKind = 1 << 1;      // the whole kind follows (a value over 15)
+constexpr uint8_t kExtWideCount = 1 << 2; // the counts as two varints, not one byte
+
+constexpr uint8_t kNoCountNibble = 15;
+
+std::byte* put_varint(std::byte* p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = static_cast<std::byte>(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = static_cast<std::byte>(v);
+    return p;
+}
+
+uint64_t get_varint(const std::byte*& p) {
+    uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        const auto b = static_cast<uint8_t>(*p++);
+        v |= uint64_t{b & 0x7fu} << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+}
+
+uint64_t zigzag(int64_t v) {
+    return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t unzigzag(uint64_t v) {
+    return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+// A count in a nibble: -1..13 and unknown; 16 when it does not fit.
+uint8_t count_nibble(int32_t c) {
+    if (c == KEX_NO_COUNT)
+        return kNoCountNibble;
+    return c >= -1 && c <= 13 ? static_cast<uint8_t>(c + 1) : 16;
+}
+int32_t nibble_count(uint8_t n) {
+    return n == kNoCountNibble ? KEX_NO_COUNT : static_cast<int32_t>(n) - 1;
+}
+
+// The value as stored: a PTE's NX bit (63) moved to bit 0, a return value
+// zigzagged, so that the common ones take few varint bytes. A bijection.
+uint64_t pack_value(StepKind k, uint64_t v) {
+    switch (k) {
+    case StepKind::pte_set:
+    case StepKind::pte_lookup:
+        return std::rotl(v, 1);
+    case StepKind::insert_ret:
+    case StepKind::kex_insert:
+        return zigzag(static_cast<int64_t>(v));
+    default:
+        return v;
+    }
+}
+uint64_t unpack_value(StepKind k, uint64_t v) {
+    switch (k) {
+    case StepKind::pte_set:
+    case StepKind::pte_lookup:
+        return std::rotr(v, 1);
+    case StepKind::insert_ret:
+    case StepKind::kex_insert:
+        return static_cast<uint64_t>(unzigzag(v));
+    default:
+        return v;
+    }
+}
+
+uint32_t load_cap(const std::byte* data) {
+    uint32_t cap;
+    std::memcpy(&cap, data - StepList::kRoomHeader, sizeof cap);
+    return cap;
+}
+
+} // namespace
+
 static_assert(std::is_trivially_copyable_v<Step> && std::is_trivially_destructible_v<Step>);
 
+std::byte* StepList::encode(std::byte* out, const Step& s, uint64_t base) {
+    const auto kind = static_cast<uint8_t>(s.kind);
+    const uint8_t rc = count_nibble(s.refcount), mc = count_nibble(s.mapcount);
+    uint8_t ext = 0;
+    if (s.ts < base)
+        ext |= kExtBefore;
+    if (kind > kKindBits)
+        ext |= kExtKind;
+    if (rc > kNoCountNibble || mc > kNoCountNibble)
+        ext |= kExtWideCount;
+    std::byte* p = out + 1;
+    uint8_t head = kind & kKindBits;
+    if (ext) {
+        head |= kHasExt;
+        *p++ = static_cast<std::byte>(ext);
+    }
+    if (s.flags) {
+        head |= kHasFlags;
+        *p++ = static_cast<std::byte>(s.flags);
+    }
+    if (ext & kExtKind)
+        *p++ = static_cast<std::byte>(kind);
+    p = put_varint(p, s.ts < base ? base - s.ts : s.ts - base);
+    if (ext & kExtWideCount) {
+        p = put_varint(p, zigzag(s.refcount));
+        p = put_varint(p, zigzag(s.mapcount));
+    } else {
+        *p++ = static_cast<std::byte>(rc | mc << 4);
+    }
+    if (s.stack_id) {
+        head |= kHasStack;
+        p = put_varint(p, s.stack_id);
+    }
+    if (s.value) {
+        head |= kHasValue;
+        p = put_varint(p, pack_value(s.kind, s.value));
+    }
+    *out = static_cast<std::byte>(head);
+    return p;
+}
+
+const std::byte* StepList::decode(const std::byte* p, uint64_t base, Step& out) {
+    const auto head = static_cast<uint8_t>(*p++);
+    const uint8_t ext = head & kHasExt ? static_cast<uint8_t>(*p++) : 0;
+    out.flags = head & kHasFlags ? static_cast<uint8_t>(*p++) : 0;
+    out.kind =
+        static_cast<StepKind>(ext & kExtKind ? static_cast<uint8_t>(*p++) : head & kKindBits);
+    const uint64_t dt = get_varint(p);
+    out.ts = ext & kExtBefore ? base - dt : base + dt;
+    if (ext & kExtWideCount) {
+        out.refcount = static_cast<int32_t>(unzigzag(get_varint(p)));
+        out.mapcount = static_cast<int32_t>(unzigzag(get_varint(p)));
+    } else {
+        const auto c = static_cast<uint8_t>(*p++);
+        out.refcount = nibble_count(c & 0x0f);
+        out.mapcount = nibble_count(c >> 4);
+    }
+    out.stack_id = head & kHasStack ? static_cast<uint32_t>(get_varint(p)) : 0;
+    out.value = head & kHasValue ? unpack_value(out.kind, get_varint(p)) : 0;
+    return p;
+}
+
+// The first step's time: the base of the others'.
+uint64_t StepList::base() const {
+    Step first;
+    decode(data_, 0, first);
+    return first.ts;
+}
+
+std::size_t StepList::capacity() const {
+    return data_ ? load_cap(data_) : 0;
+}
+
+Step StepList::operator[](std::size_t i) const {
+    auto it = begin();
+    while (i--)
+        ++it;
+    return *it;
+}
+
+std::vector<Step> StepList::to_vector() const {
+    std::vector<Step> v;
+    v.reserve(size());
+    for (const Step& s : *this)
+        v.push_back(s);
+    return v;
+}
+
 void StepList::release() {
-    if (cap_ && !borrowed())
-        std::allocator<Step>().deallocate(data_, cap_);
+    if (data_ && !borrowed())
+        std::allocator<std::byte>().deallocate(data_ - kRoomHeader, kRoomHeader + capacity());
     data_ = nullptr;
-    size_ = cap_ = 0;
+    count_ = used_ = 0;
 }
 
-void StepList::copy_from(const Step* p, uint32_t n) {
-    if (!n)
+void StepList::copy_from(const StepList& o) {
+    if (o.empty())
         return;
-    data_ = std::allocator<Step>().allocate(n);
-    cap_ = n;
-    size_ = n;
-    std::memcpy(static_cast<void*>(data_), p, n * sizeof(Step));
+    grow(o.used_);
+    std::memcpy(data_, o.data_, o.used_);
+    used_ = o.used_;
+    count_ = static_cast<uint32_t>(o.size());
 }
 
-void StepList::borrow(Step* room, uint32_t size, uint32_t cap) {
+void StepList::borrow(std::byte* room, std::size_t room_bytes) {
     release();
-    if (!cap)
+    if (room_bytes <= kRoomHeader)
         return;
-    data_ = room;
-    size_ = size;
-    cap_ = cap | kBorrowed;
+    const auto cap = static_cast<uint32_t>(room_bytes - kRoomHeader);
+    std::memcpy(room, &cap, sizeof cap);
+    data_ = room + kRoomHeader;
+    count_ = kBorrowed;
 }
 
-// Room for min_cap steps; when there is too little, in a block of the
-// list's own (out of borrowed room).
-void StepList::grow(std::size_t min_cap) {
-    if (min_cap <= capacity())
+// Room for min_bytes; when there is too little, in a block of the list's
+// own (out of borrowed room).
+void StepList::grow(std::size_t min_bytes) {
+    if (min_bytes <= capacity())
         return;
-    const auto cap = static_cast<uint32_t>(std::max(min_cap, 2 * capacity()));
-    Step* p = std::allocator<Step>().allocate(cap);
-    if (size_)
-        std::memcpy(static_cast<void*>(p), data_, size_ * sizeof(Step));
-    const uint32_t n = size_;
+    const auto cap = static_cast<uint32_t>(std::max(min_bytes, 2 * capacity()));
+    std::byte* block = std::allocator<std::byte>().allocate(kRoomHeader + cap);
+    std::memcpy(block, &cap, sizeof cap);
+    if (used_)
+        std::memcpy(block + kRoomHeader, data_, used_);
+    const uint32_t n = static_cast<uint32_t>(size()), used = used_;
     release();
-    data_ = p;
-    size_ = n;
-    cap_ = cap;
+    data_ = block + kRoomHeader;
+    count_ = n;
+    used_ = used;
 }
 
-void StepList::reserve(std::size_t n) {
-    grow(std::max<std::size_t>(n, size_));
+void StepList::append(const Step& s, uint64_t base) {
+    std::byte buf[kMaxStepBytes];
+    const auto n = static_cast<uint32_t>(encode(buf, s, base) - buf);
+    if (used_ + n > capacity())
+        grow(std::max<std::size_t>(used_ + n, 64));
+    std::memcpy(data_ + used_, buf, n);
+    used_ += n;
+    ++count_;
 }
 
 void StepList::push_back(const Step& s) {
-    if (size_ == capacity()) {
-        const Step copy = s; // s may be one of ours
-        grow(std::max<std::size_t>(size_ + 1, 4));
-        data_[size_++] = copy;
-        return;
-    }
-    data_[size_++] = s;
+    append(s, empty() ? 0 : base());
 }
 
-Step* StepList::insert(const Step* pos, const Step& s) {
-    const auto at = static_cast<std::size_t>(pos - data_);
-    const Step copy = s;
-    if (size_ == capacity())
-        grow(std::max<std::size_t>(size_ + 1, 4));
-    std::memmove(static_cast<void*>(data_ + at + 1), data_ + at, (size_ - at) * sizeof(Step));
-    data_[at] = copy;
-    ++size_;
-    return data_ + at;
+void StepList::insert(const const_iterator& pos, const Step& s) {
+    if (pos == end()) {
+        push_back(s);
+        return;
+    }
+    std::vector<Step> v = to_vector();
+    v.insert(v.end() - pos.left_, s);
+    assign(v);
+}
+
+void StepList::assign(std::span<const Step> steps) {
+    const uint32_t borrowed_flag = count_ & kBorrowed;
+    used_ = 0;
+    count_ = borrowed_flag;
+    if (steps.empty())
+        return;
+    append(steps.front(), 0);
+    for (const Step& s : steps.subspan(1))
+        append(s, steps.front().ts);
 }
 
 } // namespace kextrace

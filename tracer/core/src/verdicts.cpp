@@ -29,7 +29,7 @@ void Correlator::State::finalize() {
     for (uint32_t i = 0; i < r.pages.size(); ++i)
         finish_life(i, writes);
     // The lives' room goes with the report (no copy: the chunks never move).
-    r.step_arena = std::make_shared<Slab<Step>>(std::exchange(step_room, {}));
+    r.step_arena = std::make_shared<decltype(step_room)>(std::exchange(step_room, {}));
 
     for (std::size_t i = 0; i < r.mappings.size(); ++i) {
         const Mapping& m = r.mappings[i];
@@ -98,10 +98,12 @@ void Correlator::State::infer_mapping_modes() {
 // A life's steps in time order, its allocation time, policy and mode, and
 // the times its verdict needs.
 Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p) {
-    if (!std::is_sorted(p.steps.begin(), p.steps.end(),
-                        [](const Step& a, const Step& b) { return a.ts < b.ts; }))
-        std::stable_sort(p.steps.begin(), p.steps.end(),
-                         [](const Step& a, const Step& b) { return a.ts < b.ts; });
+    auto by_ts = [](const Step& a, const Step& b) { return a.ts < b.ts; };
+    if (!std::is_sorted(p.steps.begin(), p.steps.end(), by_ts)) {
+        std::vector<Step> v = p.steps.to_vector();
+        std::stable_sort(v.begin(), v.end(), by_ts);
+        p.steps.assign(v);
+    }
     if (!p.alloc_ts && !p.steps.empty())
         p.alloc_ts = p.steps.front().ts;
 

@@ -90,16 +90,17 @@ json pte_json(const PageLife& p) {
 json page_json(const PageLife& p, std::size_t life) {
     json steps = json::array();
     const std::vector<CountsAfter> after = counts_after_steps(p);
-    for (std::size_t i = 0; i < p.steps.size(); ++i) {
-        const Step& s = p.steps[i];
+    auto a = after.begin();
+    for (const Step& s : p.steps) {
+        const CountsAfter& now = *a++;
         json j = {
             {"kind", step_kind_name(s.kind)},
             {"ts", s.ts},
             {"dt", static_cast<int64_t>(s.ts - p.alloc_ts)},
             {"refcount", count(s.refcount)},
             {"mapcount", count(s.mapcount)},
-            {"refcount_after", count(after[i].refcount)},
-            {"mapcount_after", count(after[i].mapcount)},
+            {"refcount_after", count(now.refcount)},
+            {"mapcount_after", count(now.mapcount)},
             {"value", step_value(s)},
         };
         if (s.flags)

@@ -165,8 +165,9 @@ void write_pte(Pretty& w, const PageLife& p) {
 void write_steps(Pretty& w, const PageLife& p) {
     w.begin_array();
     const std::vector<CountsAfter> after = counts_after_steps(p);
-    for (std::size_t i = 0; i < p.steps.size(); ++i) {
-        const Step& s = p.steps[i];
+    auto a = after.begin();
+    for (const Step& s : p.steps) {
+        const CountsAfter& now = *a++;
         w.elem().begin_object();
         w.key("dt").i64(static_cast<int64_t>(s.ts - p.alloc_ts));
         if (s.flags) {
@@ -175,9 +176,9 @@ void write_steps(Pretty& w, const PageLife& p) {
         }
         w.key("kind").str(step_kind_name(s.kind));
         w.key("mapcount").count(s.mapcount);
-        w.key("mapcount_after").count(after[i].mapcount);
+        w.key("mapcount_after").count(now.mapcount);
         w.key("refcount").count(s.refcount);
-        w.key("refcount_after").count(after[i].refcount);
+        w.key("refcount_after").count(now.refcount);
         if (s.stack_id)
             w.key("stack").u64(s.stack_id);
         w.key("ts").u64(s.ts);

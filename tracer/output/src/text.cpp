@@ -44,6 +44,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace kextrace {
@@ -64,11 +65,11 @@ std::string symbol(const Symbolizer& symbolize, uint64_t addr) {
     return s.empty() ? hex(addr) : s;
 }
 
-const Step* find_step(const PageLife& p, StepKind k) {
+std::optional<Step> find_step(const PageLife& p, StepKind k) {
     for (const Step& s : p.steps)
         if (s.kind == k)
-            return &s;
-    return nullptr;
+            return s;
+    return std::nullopt;
 }
 
 std::string losses_line(const Losses& l) {
@@ -269,15 +270,15 @@ std::size_t index_width(const Report& r) {
 void insert_row(const Report& r, const PageLife& p, std::size_t iw, std::size_t bw,
                 std::ostream& out) {
     std::string ins = "-";
-    if (const Step* s = find_step(p, StepKind::insert_ret))
+    if (const auto s = find_step(p, StepKind::insert_ret))
         ins = (s->ret() == 0 ? std::string("ok") : std::to_string(s->ret())) + " " +
               delta(p.alloc_ts, s->ts);
-    else if (const Step* k = find_step(p, StepKind::kex_insert))
+    else if (const auto k = find_step(p, StepKind::kex_insert))
         ins = (k->ret() == 0 ? std::string("ok") : std::to_string(k->ret())) + " " +
               delta(p.alloc_ts, k->ts) + "*";
     else if (find_step(p, StepKind::do_set_pte))
         ins = "at fault"; // installed by the fault path (do_set_pte / set_pte_range), not inserted
-    const Step* rm = find_step(p, StepKind::rmap_add);
+    const auto rm = find_step(p, StepKind::rmap_add);
     const std::string_view fw = first_write_name(p.first_write); // error code: in JSON
     out << "  " << rcell(index_cell(p), iw) << ' ' << cell(hex(p.pfn), 9) << ' '
         << cell(p.uaddr ? hex(p.uaddr) : "-", 14) << ' '
@@ -298,7 +299,7 @@ std::string story(const PageLife& p) {
 
 void unmap_row(const PageLife& p, std::size_t iw, std::ostream& out) {
     std::string kf = "-";
-    if (const Step* s = find_step(p, StepKind::kex_free))
+    if (const auto s = find_step(p, StepKind::kex_free))
         kf = delta(p.alloc_ts, s->ts) + " " + std::string(detail::kex_free_reason_name(s->value));
     std::string zap = "-";
     if (p.zap_ts)
@@ -436,7 +437,7 @@ void render_page_stats(const Report& r, std::ostream& out) {
         dirty += p.zap_dirty;
         batched += p.free_batched;
         freed += p.free_ts != 0;
-        if (const Step* s = find_step(p, StepKind::insert_ret))
+        if (const auto s = find_step(p, StepKind::insert_ret))
             to_insert.push_back(s->ts - p.alloc_ts);
         if (p.free_ts)
             to_free.push_back(p.free_ts - p.alloc_ts);

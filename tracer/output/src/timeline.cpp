@@ -310,7 +310,7 @@ class Builder {
     }
 
     void page_steps(const PageLife& p) {
-        const auto& st = p.steps;
+        const std::vector<Step> st = p.steps.to_vector(); // indexed: decoded once
         for (std::size_t i = 0; i < st.size(); ++i) {
             const Step& s = st[i];
             if (s.kind == StepKind::insert) {

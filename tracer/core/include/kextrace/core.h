@@ -19,6 +19,8 @@
 
 #include "events.h"
 
+#include <kextrace/steps.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -167,122 +169,6 @@ enum class MapMode : uint8_t {
     unknown = 255
 };
 std::string_view map_mode_name(MapMode m); // "insert", "batch", "fault", "pfn", "driver", "unknown"
-
-// One thing that happened to a page, in time order. 32 bytes.
-enum class StepKind : uint8_t {
-    kmem_alloc,        // kmem:mm_page_alloc; value = order
-    kex_alloc,         // kex:kex_page_alloc; value = index; stack
-    insert,            // insert_page_into_pte_locked entry; value = user address (0 on 6.1:
-                       // the .constprop clone has no addr argument)
-    insert_ret,        // its return; value = ret (as int64)
-    rmap_add,          // page_add_file_rmap / folio_add_file_rmap_ptes
-    do_set_pte,        // do_set_pte / set_pte_range entry (fault path); value = user address
-    pte_set,           // PTE read back after set_pte_at; value = PTE. set_pte_at is inline on
-                       // x86: observed at the return of the caller (flags: kStepViaInsertRet or
-                       // kStepViaDoSetPteRet)
-    kex_insert,        // kex:kex_page_insert; value = ret (as int64)
-    user_fault,        // exceptions:page_fault_user on the page; value = error code
-    set_dirty,         // set_page_dirty / folio_mark_dirty (at zap)
-    rmap_remove,       // page_remove_rmap / folio_remove_rmap_ptes: the zap
-    kex_free,          // kex:kex_page_free; value = enum kex_free_reason; stack
-    page_free,         // kmem:mm_page_free; value = order; stack
-    page_free_batched, // kmem:mm_page_free_batched
-    pte_lookup,        // vm_normal_page on a pfn map's PTE (mode pfn); value = the PTE it was
-                       // given: the zap's, a write fault's or a page-table walker's
-    followed,          // --follow: the page passed a function; value = KEX_EV_FOLLOW's arg0
-                       // (function id into Report::follow_functions, argument, folio)
-};
-inline constexpr std::size_t kStepKinds = 16;
-std::string_view step_kind_name(StepKind k); // "kex_alloc", ...
-
-inline constexpr uint8_t kStepViaInsertRet = 1 << 0;   // pte_set from insert_ret arg0
-inline constexpr uint8_t kStepViaDoSetPteRet = 1 << 1; // pte_set from do_set_pte_ret arg0
-inline constexpr uint8_t kStepInWritePhase = 1 << 2;   // user_fault inside the rig's write phase
-// kex_free after the page_free that closed the life (kex traced after __free_page)
-inline constexpr uint8_t kStepAfterFree = 1 << 3;
-inline constexpr uint8_t kStepLate = 1 << 4; // arrived after the reorder window had passed it
-
-struct Step {
-    uint64_t ts = 0;
-    uint64_t value = 0;              // kind-specific, see StepKind
-    int32_t refcount = KEX_NO_COUNT; // page->_refcount at the event
-    int32_t mapcount = KEX_NO_COUNT; // page_mapcount() at the event
-    uint32_t stack_id = 0;           // index into Report::stacks; 0 = none
-    StepKind kind = StepKind::kex_alloc;
-    uint8_t flags = 0; // kStep*
-    int64_t ret() const { return static_cast<int64_t>(value); }
-};
-
-// A life's steps: contiguous, in order, with a vector's interface. Their
-// room is the list's own heap block, or borrowed: the correlator lends each
-// life room for 12 steps in one arena, which the Report it finishes keeps
-// (Report::step_arena), instead of a heap block a life. A list that outgrows
-// borrowed room moves into a block of its own; a copy always owns its steps.
-// Borrowed room is valid as long as its arena: move a Report whole, not its
-// lives out of it.
-class StepList {
-  public:
-    StepList() = default;
-    StepList(const StepList& o) { copy_from(o.data_, o.size_); }
-    StepList(StepList&& o) noexcept
-        : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)),
-          cap_(std::exchange(o.cap_, 0)) {}
-    StepList& operator=(const StepList& o) {
-        if (this != &o) {
-            StepList tmp(o);
-            swap(tmp);
-        }
-        return *this;
-    }
-    StepList& operator=(StepList&& o) noexcept {
-        StepList tmp(std::move(o));
-        swap(tmp);
-        return *this;
-    }
-    ~StepList() { release(); }
-
-    std::size_t size() const { return size_; }
-    bool empty() const { return size_ == 0; }
-    std::size_t capacity() const { return cap_ & ~kBorrowed; }
-    Step* data() { return data_; }
-    const Step* data() const { return data_; }
-    Step* begin() { return data_; }
-    Step* end() { return data_ + size_; }
-    const Step* begin() const { return data_; }
-    const Step* end() const { return data_ + size_; }
-    Step& operator[](std::size_t i) { return data_[i]; }
-    const Step& operator[](std::size_t i) const { return data_[i]; }
-    Step& front() { return data_[0]; }
-    const Step& front() const { return data_[0]; }
-    Step& back() { return data_[size_ - 1]; }
-    const Step& back() const { return data_[size_ - 1]; }
-
-    void reserve(std::size_t n);
-    void push_back(const Step& s);
-    Step* insert(const Step* pos, const Step& s);
-    void clear() { release(); }
-    void swap(StepList& o) noexcept {
-        std::swap(data_, o.data_);
-        std::swap(size_, o.size_);
-        std::swap(cap_, o.cap_);
-    }
-
-    // True while the room is borrowed (an arena's), not the list's own.
-    bool borrowed() const { return cap_ & kBorrowed; }
-    // Takes room for cap steps owned elsewhere, the first size of them the
-    // list's steps (an arena that outlives the list); what it owned is freed.
-    void borrow(Step* room, uint32_t size, uint32_t cap);
-
-  private:
-    static constexpr uint32_t kBorrowed = 1u << 31;
-    void copy_from(const Step* p, uint32_t n);
-    void grow(std::size_t min_cap);
-    void release();
-
-    Step* data_ = nullptr;
-    uint32_t size_ = 0;
-    uint32_t cap_ = 0; // | kBorrowed: the room is not ours
-};
 
 // Milestones of a page's story; a mask of them says what was seen / expected /
 // missing. drop: alloc→insert→rmap→pte→kex_insert→kex free→zap→free,
