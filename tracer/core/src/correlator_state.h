@@ -385,6 +385,7 @@ struct Correlator::State {
         bool never_inserted = false; // kex's error path before any insert
     };
     LifeTimes settle_life(PageLife& p);
+    std::vector<Step> life_steps; // the life settle_life settled, decoded
     void set_expected(PageLife& p, const LifeTimes& t);
     void check_life(uint32_t i, const LifeTimes& t);
 

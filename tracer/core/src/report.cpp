@@ -115,9 +115,9 @@ std::string_view zap_context_name(ZapContext z) {
 namespace {
 
 // The curated steps' readings only: the same trail with or without --follow.
-template <typename Get> std::vector<int32_t> trail(const PageLife& p, Get get) {
+template <typename Steps, typename Get> std::vector<int32_t> trail(const Steps& steps, Get get) {
     std::vector<int32_t> t;
-    for (const Step& s : p.steps) {
+    for (const Step& s : steps) {
         const int32_t v = get(s);
         if (v == kNoCount || s.kind == StepKind::followed)
             continue;
@@ -130,11 +130,15 @@ template <typename Get> std::vector<int32_t> trail(const PageLife& p, Get get) {
 } // namespace
 
 std::vector<int32_t> refcount_trail(const PageLife& p) {
-    return trail(p, [](const Step& s) { return s.refcount; });
+    return trail(p.steps, [](const Step& s) { return s.refcount; });
+}
+
+std::vector<int32_t> refcount_trail(std::span<const Step> steps) {
+    return trail(steps, [](const Step& s) { return s.refcount; });
 }
 
 std::vector<int32_t> mapcount_trail(const PageLife& p) {
-    return trail(p, [](const Step& s) { return s.mapcount; });
+    return trail(p.steps, [](const Step& s) { return s.mapcount; });
 }
 
 int32_t max_mapcount(const PageLife& p) {

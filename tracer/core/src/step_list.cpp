@@ -10,83 +10,9 @@
 
 namespace kextrace {
 
+using namespace step_format;
+
 namespace {
-
-// The header byte: the kind's low bits, then which parts follow.
-constexpr uint8_t kKindBits = 0x0f;
-constexpr uint8_t kHasFlags = 1 << 4;
-constexpr uint8_t kHasStack = 1 << 5;
-constexpr uint8_t kHasValue = 1 << 6;
-constexpr uint8_t kHasExt = 1 << 7;
-// The extension byte, when kHasExt: what is rare.
-constexpr uint8_t kExtBefore = 1 << 0;    // the time is before the first step's
-constexpr uint8_t kExtKind = 1 << 1;      // the whole kind follows (a value over 15)
-constexpr uint8_t kExtWideCount = 1 << 2; // the counts as two varints, not one byte
-
-constexpr uint8_t kNoCountNibble = 15;
-
-std::byte* put_varint(std::byte* p, uint64_t v) {
-    while (v >= 0x80) {
-        *p++ = static_cast<std::byte>(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = static_cast<std::byte>(v);
-    return p;
-}
-
-uint64_t get_varint(const std::byte*& p) {
-    uint64_t v = 0;
-    for (unsigned shift = 0;; shift += 7) {
-        const auto b = static_cast<uint8_t>(*p++);
-        v |= uint64_t{b & 0x7fu} << shift;
-        if (!(b & 0x80))
-            return v;
-    }
-}
-
-uint64_t zigzag(int64_t v) {
-    return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-int64_t unzigzag(uint64_t v) {
-    return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
-}
-
-// A count in a nibble: -1..13 and unknown; 16 when it does not fit.
-uint8_t count_nibble(int32_t c) {
-    if (c == KEX_NO_COUNT)
-        return kNoCountNibble;
-    return c >= -1 && c <= 13 ? static_cast<uint8_t>(c + 1) : 16;
-}
-int32_t nibble_count(uint8_t n) {
-    return n == kNoCountNibble ? KEX_NO_COUNT : static_cast<int32_t>(n) - 1;
-}
-
-// The value as stored: a PTE's NX bit (63) moved to bit 0, a return value
-// zigzagged, so that the common ones take few varint bytes. A bijection.
-uint64_t pack_value(StepKind k, uint64_t v) {
-    switch (k) {
-    case StepKind::pte_set:
-    case StepKind::pte_lookup:
-        return std::rotl(v, 1);
-    case StepKind::insert_ret:
-    case StepKind::kex_insert:
-        return zigzag(static_cast<int64_t>(v));
-    default:
-        return v;
-    }
-}
-uint64_t unpack_value(StepKind k, uint64_t v) {
-    switch (k) {
-    case StepKind::pte_set:
-    case StepKind::pte_lookup:
-        return std::rotr(v, 1);
-    case StepKind::insert_ret:
-    case StepKind::kex_insert:
-        return static_cast<uint64_t>(unzigzag(v));
-    default:
-        return v;
-    }
-}
 
 uint32_t load_cap(const std::byte* data) {
     uint32_t cap;
@@ -139,32 +65,13 @@ std::byte* StepList::encode(std::byte* out, const Step& s, uint64_t base) {
     return p;
 }
 
-const std::byte* StepList::decode(const std::byte* p, uint64_t base, Step& out) {
-    const auto head = static_cast<uint8_t>(*p++);
-    const uint8_t ext = head & kHasExt ? static_cast<uint8_t>(*p++) : 0;
-    out.flags = head & kHasFlags ? static_cast<uint8_t>(*p++) : 0;
-    out.kind =
-        static_cast<StepKind>(ext & kExtKind ? static_cast<uint8_t>(*p++) : head & kKindBits);
-    const uint64_t dt = get_varint(p);
-    out.ts = ext & kExtBefore ? base - dt : base + dt;
-    if (ext & kExtWideCount) {
-        out.refcount = static_cast<int32_t>(unzigzag(get_varint(p)));
-        out.mapcount = static_cast<int32_t>(unzigzag(get_varint(p)));
-    } else {
-        const auto c = static_cast<uint8_t>(*p++);
-        out.refcount = nibble_count(c & 0x0f);
-        out.mapcount = nibble_count(c >> 4);
-    }
-    out.stack_id = head & kHasStack ? static_cast<uint32_t>(get_varint(p)) : 0;
-    out.value = head & kHasValue ? unpack_value(out.kind, get_varint(p)) : 0;
-    return p;
-}
-
 // The first step's time: the base of the others'.
 uint64_t StepList::base() const {
-    Step first;
-    decode(data_, 0, first);
-    return first.ts;
+    const std::byte* p = data_;
+    const auto head = static_cast<uint8_t>(*p++);
+    const uint8_t ext = head & kHasExt ? static_cast<uint8_t>(*p++) : 0;
+    p += (head & kHasFlags ? 1 : 0) + (ext & kExtKind ? 1 : 0);
+    return get_varint(p); // the first step's is whole
 }
 
 std::size_t StepList::capacity() const {
@@ -230,6 +137,11 @@ void StepList::grow(std::size_t min_bytes) {
 }
 
 void StepList::append(const Step& s, uint64_t base) {
+    if (capacity() - used_ >= kMaxStepBytes) { // in place
+        used_ = static_cast<uint32_t>(encode(data_ + used_, s, base) - data_);
+        ++count_;
+        return;
+    }
     std::byte buf[kMaxStepBytes];
     const auto n = static_cast<uint32_t>(encode(buf, s, base) - buf);
     if (used_ + n > capacity())

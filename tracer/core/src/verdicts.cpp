@@ -97,15 +97,18 @@ void Correlator::State::infer_mapping_modes() {
 
 // A life's steps in time order, its allocation time, policy and mode, and
 // the times its verdict needs.
+// The steps, decoded once, are left in life_steps for check_life.
 Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p) {
+    life_steps.clear();
+    for (const Step& s : p.steps)
+        life_steps.push_back(s);
     auto by_ts = [](const Step& a, const Step& b) { return a.ts < b.ts; };
-    if (!std::is_sorted(p.steps.begin(), p.steps.end(), by_ts)) {
-        std::vector<Step> v = p.steps.to_vector();
-        std::stable_sort(v.begin(), v.end(), by_ts);
-        p.steps.assign(v);
+    if (!std::is_sorted(life_steps.begin(), life_steps.end(), by_ts)) {
+        std::stable_sort(life_steps.begin(), life_steps.end(), by_ts);
+        p.steps.assign(life_steps);
     }
-    if (!p.alloc_ts && !p.steps.empty())
-        p.alloc_ts = p.steps.front().ts;
+    if (!p.alloc_ts && !life_steps.empty())
+        p.alloc_ts = life_steps.front().ts;
 
     // Policy: from the mapping, else from kex's free reason.
     if (p.policy == Policy::unknown) {
@@ -124,7 +127,7 @@ Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p) {
     LifeTimes t;
     t.close_ts = p.mapping >= 0 ? r.mappings[static_cast<std::size_t>(p.mapping)].close_ts : 0;
     // When was it mapped, and by which step.
-    for (const Step& s : p.steps) {
+    for (const Step& s : life_steps) {
         const bool maps = s.kind == StepKind::pte_set ||
                           (s.kind == StepKind::insert_ret && s.ret() == 0) ||
                           (s.kind == StepKind::kex_insert && s.ret() == 0);
@@ -178,7 +181,7 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
     // Mode pfn: special PTEs, no struct page use by the mapping. Any rmap,
     // insert or zap of the page means it was not mapped the pfn way.
     if (p.mode == MapMode::pfn)
-        for (const Step& s : p.steps)
+        for (const Step& s : life_steps)
             if (s.kind == StepKind::rmap_add || s.kind == StepKind::rmap_remove ||
                 s.kind == StepKind::insert || s.kind == StepKind::do_set_pte) {
                 anomaly(s.ts, life,
@@ -188,7 +191,7 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
             }
     // ... and every PTE vm_normal_page was given for it is special.
     if (p.mode == MapMode::pfn)
-        for (const Step& s : p.steps)
+        for (const Step& s : life_steps)
             if (s.kind == StepKind::pte_lookup && !decode_pte(s.value).special) {
                 anomaly(s.ts, life,
                         name() + ": mode pfn, but its PTE " + hex(s.value) +
@@ -230,7 +233,7 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
 
     // Refcounts of a complete, successful life.
     if (p.missing == 0 && !t.insert_failed && !t.never_inserted && (p.seen & kMsPageFree)) {
-        const auto got = refcount_trail(p);
+        const auto got = refcount_trail(life_steps);
         const auto want = expected_refcount_trail(p.policy, p.mode);
         // a fault page handed out again (refault) goes 1->2->1 once more
         const bool refaulted = p.mode == MapMode::fault && p.kex_faults > 1;

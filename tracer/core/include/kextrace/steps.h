@@ -6,6 +6,7 @@
 
 #include "events.h"
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -62,6 +63,87 @@ struct Step {
     int64_t ret() const { return static_cast<int64_t>(value); }
     bool operator==(const Step&) const = default;
 };
+
+// StepList's encoding (below), for its inline reader.
+namespace step_format {
+
+// The header byte: the kind's low bits, then which parts follow.
+inline constexpr uint8_t kKindBits = 0x0f;
+inline constexpr uint8_t kHasFlags = 1 << 4;
+inline constexpr uint8_t kHasStack = 1 << 5;
+inline constexpr uint8_t kHasValue = 1 << 6;
+inline constexpr uint8_t kHasExt = 1 << 7;
+// The extension byte, when kHasExt: what is rare.
+inline constexpr uint8_t kExtBefore = 1 << 0;    // the time is before the first step's
+inline constexpr uint8_t kExtKind = 1 << 1;      // the whole kind follows (a value over 15)
+inline constexpr uint8_t kExtWideCount = 1 << 2; // the counts as two varints, not one byte
+
+inline constexpr uint8_t kNoCountNibble = 15;
+
+inline std::byte* put_varint(std::byte* p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = static_cast<std::byte>(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = static_cast<std::byte>(v);
+    return p;
+}
+
+inline uint64_t get_varint(const std::byte*& p) {
+    uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        const auto b = static_cast<uint8_t>(*p++);
+        v |= uint64_t{b & 0x7fu} << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+}
+
+inline uint64_t zigzag(int64_t v) {
+    return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+inline int64_t unzigzag(uint64_t v) {
+    return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+// A count in a nibble: -1..13 and unknown; 16 when it does not fit.
+inline uint8_t count_nibble(int32_t c) {
+    if (c == KEX_NO_COUNT)
+        return kNoCountNibble;
+    return c >= -1 && c <= 13 ? static_cast<uint8_t>(c + 1) : 16;
+}
+inline int32_t nibble_count(uint8_t n) {
+    return n == kNoCountNibble ? KEX_NO_COUNT : static_cast<int32_t>(n) - 1;
+}
+
+// The value as stored: a PTE's NX bit (63) moved to bit 0, a return value
+// zigzagged, so that the common ones take few varint bytes. A bijection.
+inline uint64_t pack_value(StepKind k, uint64_t v) {
+    switch (k) {
+    case StepKind::pte_set:
+    case StepKind::pte_lookup:
+        return std::rotl(v, 1);
+    case StepKind::insert_ret:
+    case StepKind::kex_insert:
+        return zigzag(static_cast<int64_t>(v));
+    default:
+        return v;
+    }
+}
+inline uint64_t unpack_value(StepKind k, uint64_t v) {
+    switch (k) {
+    case StepKind::pte_set:
+    case StepKind::pte_lookup:
+        return std::rotr(v, 1);
+    case StepKind::insert_ret:
+    case StepKind::kex_insert:
+        return static_cast<uint64_t>(unzigzag(v));
+    default:
+        return v;
+    }
+}
+
+} // namespace step_format
 
 // A life's steps, in order, encoded: a header byte (kind, which fields
 // follow), the time as a varint delta from the first step's (the first
@@ -199,5 +281,27 @@ class StepList {
     uint32_t count_ = 0;        // | kBorrowed: the room is not ours
     uint32_t used_ = 0;
 };
+
+inline const std::byte* StepList::decode(const std::byte* p, uint64_t base, Step& out) {
+    using namespace step_format;
+    const auto head = static_cast<uint8_t>(*p++);
+    const uint8_t ext = head & kHasExt ? static_cast<uint8_t>(*p++) : 0;
+    out.flags = head & kHasFlags ? static_cast<uint8_t>(*p++) : 0;
+    out.kind =
+        static_cast<StepKind>(ext & kExtKind ? static_cast<uint8_t>(*p++) : head & kKindBits);
+    const uint64_t dt = get_varint(p);
+    out.ts = ext & kExtBefore ? base - dt : base + dt;
+    if (ext & kExtWideCount) {
+        out.refcount = static_cast<int32_t>(unzigzag(get_varint(p)));
+        out.mapcount = static_cast<int32_t>(unzigzag(get_varint(p)));
+    } else {
+        const auto c = static_cast<uint8_t>(*p++);
+        out.refcount = nibble_count(c & 0x0f);
+        out.mapcount = nibble_count(c >> 4);
+    }
+    out.stack_id = head & kHasStack ? static_cast<uint32_t>(get_varint(p)) : 0;
+    out.value = head & kHasValue ? unpack_value(out.kind, get_varint(p)) : 0;
+    return p;
+}
 
 } // namespace kextrace
