@@ -323,3 +323,28 @@ TEST(CoreCorrelator, PfnReusedAfterFreeStartsANewLife) {
     }
     EXPECT_EQ(r.orphans, 0u);
 }
+
+// One pfn, several lives: closed, opened again, allocated again before its
+// free: the open lives counted stay those not closed.
+TEST(CoreCorrelator, OpenLivesFollowAPfnsLives) {
+    StreamBuilder b;
+    b.story({.pages = 2});
+    Correlator c;
+    for (const Event& e : b.events)
+        c.feed(e);
+    c.flush();
+    EXPECT_EQ(c.pending().open_lives, 0u);
+    b.events.clear();
+    b.map({.pages = 2});    // the same pfns again
+    b.kex_alloc(0x1000, 0); // pfn 0x1000 allocated again before its free was seen
+    b.page_free(0x1001, 1); // pfn 0x1001's second life closes
+    for (const Event& e : b.events)
+        c.feed(e);
+    c.flush();
+    EXPECT_EQ(c.pending().open_lives, 1u);
+    const Report r = c.finish();
+    ASSERT_EQ(r.pages.size(), 5u);
+    EXPECT_FALSE(r.pages[2].open_at_end); // closed by the second allocation
+    EXPECT_FALSE(r.pages[3].open_at_end);
+    EXPECT_TRUE(r.pages[4].open_at_end);
+}
