@@ -136,7 +136,10 @@ std::string fmt_ns(uint64_t ns) {
 
 class LedgerBuilder {
   public:
-    LedgerBuilder(const PageLife& p, PageVerdict& v) : steps_(p.steps.to_vector()), v_(v) {}
+    // Of a life's steps, decoded here, or of steps decoded by the caller (kept alive by it).
+    LedgerBuilder(const PageLife& p, PageVerdict& v)
+        : decoded_(p.steps.to_vector()), steps_(decoded_), v_(v) {}
+    LedgerBuilder(std::span<const Step> steps, PageVerdict& v) : steps_(steps), v_(v) {}
 
     void book(RefSite site, int32_t delta, uint32_t step, uint32_t stack_id, bool inferred,
               uint32_t from_step = kNoStep) {
@@ -212,7 +215,7 @@ class LedgerBuilder {
 
     int32_t map_before_free() const { return map_before_free_; }
     int32_t final_map() const { return final_map_; }
-    const std::vector<Step>& steps() const { return steps_; }
+    std::span<const Step> steps() const { return steps_; }
 
   private:
     uint32_t stack_of(uint32_t step) const { return steps_[step].stack_id; }
@@ -278,7 +281,8 @@ class LedgerBuilder {
                  false, prev);
     }
 
-    const std::vector<Step> steps_; // the life's, decoded once
+    const std::vector<Step> decoded_;
+    const std::span<const Step> steps_; // the life's, decoded once
     PageVerdict& v_;
     int32_t map_before_free_ = kNoCount;
     int32_t final_map_ = kNoCount;
@@ -493,10 +497,13 @@ PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& 
 }
 
 std::vector<CountsAfter> counts_after_steps(const PageLife& p) {
+    return counts_after_steps(p.steps.to_vector());
+}
+
+std::vector<CountsAfter> counts_after_steps(std::span<const Step> steps) {
     PageVerdict v;
-    LedgerBuilder lb(p, v);
+    LedgerBuilder lb(steps, v);
     lb.run();
-    const std::vector<Step>& steps = lb.steps();
     const auto n = static_cast<uint32_t>(steps.size());
     uint32_t first = n; // the first reading: the allocation's reference exists from there
     for (uint32_t i = 0; i < n && first == n; ++i)

@@ -127,26 +127,40 @@ template <typename Steps, typename Get> std::vector<int32_t> trail(const Steps& 
     return t;
 }
 
-} // namespace
-
-std::vector<int32_t> refcount_trail(const PageLife& p) {
-    return trail(p.steps, [](const Step& s) { return s.refcount; });
-}
-
-std::vector<int32_t> refcount_trail(std::span<const Step> steps) {
-    return trail(steps, [](const Step& s) { return s.refcount; });
-}
-
-std::vector<int32_t> mapcount_trail(const PageLife& p) {
-    return trail(p.steps, [](const Step& s) { return s.mapcount; });
-}
-
-int32_t max_mapcount(const PageLife& p) {
+template <typename Steps> int32_t max_mapcount_of(const Steps& steps) {
     int32_t m = 0;
-    for (const Step& s : p.steps)
+    for (const Step& s : steps)
         if (s.mapcount != kNoCount)
             m = std::max(m, s.mapcount);
     return m;
+}
+
+int32_t refcount_of(const Step& s) {
+    return s.refcount;
+}
+int32_t mapcount_of(const Step& s) {
+    return s.mapcount;
+}
+
+} // namespace
+
+std::vector<int32_t> refcount_trail(const PageLife& p) {
+    return trail(p.steps, refcount_of);
+}
+std::vector<int32_t> refcount_trail(std::span<const Step> steps) {
+    return trail(steps, refcount_of);
+}
+std::vector<int32_t> mapcount_trail(const PageLife& p) {
+    return trail(p.steps, mapcount_of);
+}
+std::vector<int32_t> mapcount_trail(std::span<const Step> steps) {
+    return trail(steps, mapcount_of);
+}
+int32_t max_mapcount(const PageLife& p) {
+    return max_mapcount_of(p.steps);
+}
+int32_t max_mapcount(std::span<const Step> steps) {
+    return max_mapcount_of(steps);
 }
 
 std::vector<int32_t> expected_refcount_trail(Policy p) {

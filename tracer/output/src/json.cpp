@@ -88,10 +88,11 @@ json pte_json(const PageLife& p) {
 }
 
 json page_json(const PageLife& p, std::size_t life) {
+    const std::vector<Step> decoded = p.steps.to_vector(); // read five times: decoded once
     json steps = json::array();
-    const std::vector<CountsAfter> after = counts_after_steps(p);
+    const std::vector<CountsAfter> after = counts_after_steps(decoded);
     auto a = after.begin();
-    for (const Step& s : p.steps) {
+    for (const Step& s : decoded) {
         const CountsAfter& now = *a++;
         json j = {
             {"kind", step_kind_name(s.kind)},
@@ -146,9 +147,9 @@ json page_json(const PageLife& p, std::size_t life) {
         {"expected", detail::milestone_tokens(p.expected)},
         {"missing", detail::milestone_tokens(p.missing)},
         {"missing_lost", detail::milestone_tokens(p.missing_lost)},
-        {"refcount_trail", refcount_trail(p)},
-        {"mapcount_trail", mapcount_trail(p)},
-        {"max_mapcount", max_mapcount(p)},
+        {"refcount_trail", refcount_trail(decoded)},
+        {"mapcount_trail", mapcount_trail(decoded)},
+        {"max_mapcount", max_mapcount(decoded)},
         {"anomalies", p.anomalies},
         {"steps", std::move(steps)},
     };

@@ -19,6 +19,7 @@
 #include <array>
 #include <charconv>
 #include <ostream>
+#include <span>
 #include <stdexcept>
 #include <string_view>
 #include <type_traits>
@@ -162,11 +163,11 @@ void write_pte(Pretty& w, const PageLife& p) {
     w.end_object();
 }
 
-void write_steps(Pretty& w, const PageLife& p) {
+void write_steps(Pretty& w, const PageLife& p, std::span<const Step> steps) {
     w.begin_array();
-    const std::vector<CountsAfter> after = counts_after_steps(p);
+    const std::vector<CountsAfter> after = counts_after_steps(steps);
     auto a = after.begin();
-    for (const Step& s : p.steps) {
+    for (const Step& s : steps) {
         const CountsAfter& now = *a++;
         w.elem().begin_object();
         w.key("dt").i64(static_cast<int64_t>(s.ts - p.alloc_ts));
@@ -201,7 +202,8 @@ void write_zap(Pretty& w, const PageLife& p) {
 
 // One page life, its keys in sorted order (as nlohmann::json would write them).
 void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
-    const std::vector<int32_t> rtrail = refcount_trail(p);
+    const std::vector<Step> steps = p.steps.to_vector(); // read five times: decoded once
+    const std::vector<int32_t> rtrail = refcount_trail(steps);
     tally.add(p, rtrail);
     w.begin_object();
     w.key("alloc_before_trace").boolean(p.alloc_before_trace);
@@ -226,9 +228,9 @@ void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     p.kex_free_reason == UINT32_MAX ? w.null()
                                     : w.str(detail::kex_free_reason_name(p.kex_free_reason));
     w.key("life").u64(life);
-    w.key("mapcount_trail").array_of(mapcount_trail(p));
+    w.key("mapcount_trail").array_of(mapcount_trail(steps));
     w.key("mapping").i64(p.mapping);
-    w.key("max_mapcount").i64(max_mapcount(p));
+    w.key("max_mapcount").i64(max_mapcount(steps));
     w.key("missing");
     milestones(w, p.missing);
     w.key("missing_lost");
@@ -246,7 +248,7 @@ void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
     w.key("seen");
     milestones(w, p.seen);
     w.key("steps");
-    write_steps(w, p);
+    write_steps(w, p, steps);
     w.key("uaddr");
     p.uaddr ? w.hex(p.uaddr) : w.null();
     w.key("zap");

@@ -275,7 +275,11 @@ static_assert(sizeof(void*) != 8 || sizeof(PageLife) == 160, "PageLife grew: kee
 // unknowns dropped: {1, 2, 1, 0}.
 std::vector<int32_t> refcount_trail(const PageLife& p);
 std::vector<int32_t> mapcount_trail(const PageLife& p);
-std::vector<int32_t> refcount_trail(std::span<const Step> steps); // the same, of decoded steps
+// The same of a life's steps decoded (StepList::to_vector), for a reader that
+// reads them more than once.
+std::vector<int32_t> refcount_trail(std::span<const Step> steps);
+std::vector<int32_t> mapcount_trail(std::span<const Step> steps);
+int32_t max_mapcount(std::span<const Step> steps);
 // The most PTEs that mapped it at once, as its events read the mapcount: 2
 // for a BPF ring buffer's data pages (each mapped at two addresses of one
 // VMA) or a page whose PTE a fork copied; 0 when never read.

@@ -33,6 +33,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -171,6 +172,9 @@ struct CountsAfter {
     int32_t mapcount = kNoCount;
 };
 std::vector<CountsAfter> counts_after_steps(const PageLife& page);
+// The same, of a life's steps decoded (StepList::to_vector): a writer that
+// reads them more than once decodes them once.
+std::vector<CountsAfter> counts_after_steps(std::span<const Step> steps);
 
 // The verdict and ledger of one page life.
 PageVerdict assess_page(const Report& report, uint32_t life, const LeakOptions& opts = {});
