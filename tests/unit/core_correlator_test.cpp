@@ -328,19 +328,20 @@ TEST(CoreCorrelator, PfnReusedAfterFreeStartsANewLife) {
 // free: the open lives counted stay those not closed.
 TEST(CoreCorrelator, OpenLivesFollowAPfnsLives) {
     StreamBuilder b;
-    b.story({.pages = 2});
     Correlator c;
-    for (const Event& e : b.events)
-        c.feed(e);
-    c.flush();
+    auto feed_and_flush = [&] {
+        for (const Event& e : b.events)
+            c.feed(e);
+        c.flush();
+        b.events.clear();
+    };
+    b.story({.pages = 2});
+    feed_and_flush();
     EXPECT_EQ(c.pending().open_lives, 0u);
-    b.events.clear();
     b.map({.pages = 2});    // the same pfns again
     b.kex_alloc(0x1000, 0); // pfn 0x1000 allocated again before its free was seen
     b.page_free(0x1001, 1); // pfn 0x1001's second life closes
-    for (const Event& e : b.events)
-        c.feed(e);
-    c.flush();
+    feed_and_flush();
     EXPECT_EQ(c.pending().open_lives, 1u);
     const Report r = c.finish();
     ASSERT_EQ(r.pages.size(), 5u);

@@ -118,29 +118,26 @@ inline int32_t nibble_count(uint8_t n) {
 
 // The value as stored: a PTE's NX bit (63) moved to bit 0, a return value
 // zigzagged, so that the common ones take few varint bytes. A bijection.
-inline uint64_t pack_value(StepKind k, uint64_t v) {
+enum class ValueCode : uint8_t { plain, pte, ret };
+inline ValueCode value_code(StepKind k) {
     switch (k) {
     case StepKind::pte_set:
     case StepKind::pte_lookup:
-        return std::rotl(v, 1);
+        return ValueCode::pte;
     case StepKind::insert_ret:
     case StepKind::kex_insert:
-        return zigzag(static_cast<int64_t>(v));
+        return ValueCode::ret;
     default:
-        return v;
+        return ValueCode::plain;
     }
 }
+inline uint64_t pack_value(StepKind k, uint64_t v) {
+    const ValueCode c = value_code(k);
+    return c == ValueCode::pte ? std::rotl(v, 1) : c == ValueCode::ret ? zigzag(int64_t(v)) : v;
+}
 inline uint64_t unpack_value(StepKind k, uint64_t v) {
-    switch (k) {
-    case StepKind::pte_set:
-    case StepKind::pte_lookup:
-        return std::rotr(v, 1);
-    case StepKind::insert_ret:
-    case StepKind::kex_insert:
-        return static_cast<uint64_t>(unzigzag(v));
-    default:
-        return v;
-    }
+    const ValueCode c = value_code(k);
+    return c == ValueCode::pte ? std::rotr(v, 1) : c == ValueCode::ret ? uint64_t(unzigzag(v)) : v;
 }
 
 } // namespace step_format
