@@ -8,8 +8,8 @@ namespace kextrace {
 
 void Correlator::State::feed(Event&& e) {
     ++r.events;
-    Rec ev{e.ts,  e.pfn, e.addr, e.arg0,     e.arg1,     e.ret,   e.type,
-           e.cpu, e.pid, e.tid,  e.refcount, e.mapcount, e.probe, intern_stack(e.stack)};
+    Rec ev{e.ts,   e.pfn, e.addr, e.arg0,     e.arg1,     e.ret,
+           e.type, e.pid, e.tid,  e.refcount, e.mapcount, intern_stack(e.stack)};
     if (e.type == KEX_EV_DRIVER_VMA && e.vma) {
         vma_infos.push_back(std::move(e.vma));
         ev.ret = static_cast<int64_t>(vma_infos.size());
@@ -32,57 +32,79 @@ void Correlator::State::feed(Event&& e) {
     }
 }
 
-void Correlator::State::radix_sort_keys() {
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (const Key& k : keys) {
-        lo = std::min(lo, k.ts);
-        hi = std::max(hi, k.ts);
-    }
-    std::vector<Key> tmp(keys.size());
+void Correlator::State::radix_sort_keys(unsigned lo_bit, unsigned hi_bit) {
+    std::vector<uint64_t>& tmp = keys_tmp;
+    tmp.resize(keys.size());
     constexpr unsigned kBits = 11;
-    for (unsigned shift = 0; shift < 64 && ((hi - lo) >> shift); shift += kBits) {
-        std::vector<std::size_t> start(std::size_t{1} << kBits, 0);
-        const uint64_t mask = (uint64_t{1} << kBits) - 1;
-        for (const Key& k : keys)
-            ++start[((k.ts - lo) >> shift) & mask];
+    constexpr uint64_t kMask = (uint64_t{1} << kBits) - 1;
+    std::vector<std::size_t> start(std::size_t{1} << kBits);
+    for (unsigned shift = lo_bit; shift < hi_bit; shift += kBits) {
+        std::fill(start.begin(), start.end(), 0);
+        for (uint64_t k : keys)
+            ++start[(k >> shift) & kMask];
         std::size_t sum = 0;
         for (auto& c : start)
             sum += std::exchange(c, sum);
-        for (const Key& k : keys)
-            tmp[start[((k.ts - lo) >> shift) & mask]++] = k;
+        for (uint64_t k : keys)
+            tmp[start[(k >> shift) & kMask]++] = k;
         keys.swap(tmp);
     }
 }
 
+// The keys: (ts - the oldest ts) above the event's index, so that the
+// keys' own order is (ts, arrival), in 8 bytes (half the memory a (ts,
+// index) pair takes, and memory first touched is most of a large flush's
+// cost: bench/README.md). A span of time too wide for that (more than
+// 2^64 / events ns) sorts plain indices by their events' ts.
 void Correlator::State::flush_until(uint64_t limit) {
     if (buffer.empty())
         return;
-    keys.resize(buffer.size());
-    for (std::size_t i = 0; i < buffer.size(); ++i)
-        keys[i] = {buffer[i].ts, static_cast<uint32_t>(i)};
-    auto by_ts = [](const Key& a, const Key& b) {
-        return a.ts < b.ts || (a.ts == b.ts && a.idx < b.idx);
-    };
-    if (!std::is_sorted(keys.begin(), keys.end(), by_ts)) {
-        if (keys.size() < kRadixMin)
-            std::sort(keys.begin(), keys.end(), by_ts);
+    const std::size_t n_keys = buffer.size();
+    uint64_t lo = UINT64_MAX, hi = 0;
+    buffer.for_each([&](const Rec& e) {
+        lo = std::min(lo, e.ts);
+        hi = std::max(hi, e.ts);
+    });
+    const auto idx_bits = static_cast<unsigned>(std::bit_width(n_keys - 1));
+    const auto ts_bits = static_cast<unsigned>(std::bit_width(hi - lo));
+    const bool packed = idx_bits + ts_bits <= 64;
+    const uint64_t idx_mask = packed ? (uint64_t{1} << idx_bits) - 1 : UINT64_MAX;
+    keys.resize(n_keys);
+    std::size_t i = 0;
+    buffer.for_each([&](const Rec& e) {
+        keys[i] = packed ? (e.ts - lo) << idx_bits | i : i;
+        ++i;
+    });
+    if (!packed) {
+        std::stable_sort(keys.begin(), keys.end(),
+                         [&](uint64_t a, uint64_t b) { return buffer[a].ts < buffer[b].ts; });
+    } else if (!std::is_sorted(keys.begin(), keys.end())) {
+        if (n_keys < kRadixMin)
+            std::sort(keys.begin(), keys.end()); // keys are distinct: stable
         else
-            radix_sort_keys();
+            radix_sort_keys(idx_bits, idx_bits + ts_bits);
     }
-    if (limit == UINT64_MAX)
+    if (limit == UINT64_MAX) {
+        keys_tmp = {}; // the last sort: its scratch is not held while the lives grow
         reserve_lives();
+    }
     std::size_t n = 0;
-    while (n < keys.size() && keys[n].ts <= limit)
-        process(buffer[keys[n++].idx]);
+    for (; n < n_keys; ++n) {
+        Rec& ev = buffer[keys[n] & idx_mask];
+        if (ev.ts > limit)
+            break;
+        process(ev);
+    }
     rest.clear();
-    for (std::size_t i = n; i < keys.size(); ++i)
-        rest.push_back(buffer[keys[i].idx]);
+    for (std::size_t k = n; k < n_keys; ++k)
+        rest.push_back(buffer[keys[k] & idx_mask]);
     buffer.swap(rest);
     rest.clear();
     if (buffer.empty() && limit == UINT64_MAX) { // finish(): nothing more to hold
         buffer = {};
         rest = {};
         keys = {};
+        keys_tmp = {};
     }
 }
 

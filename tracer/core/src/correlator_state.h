@@ -26,6 +26,7 @@
 #include <tsl/robin_set.h>
 
 #include <algorithm>
+#include <bit>
 #include <deque>
 #include <memory>
 #include <string>
@@ -70,9 +71,28 @@ struct IntHash {
     std::size_t operator()(uint64_t k) const noexcept { return mix64(k); }
 };
 
+// Pages come in runs (a mapping's pfns and addresses are consecutive), and
+// the events of a run visit its pages in turn: kRunGroup neighbours keep
+// their order in a table (one stretch of slots, two cache lines of a
+// pfn -> life table), the groups spread by mix64. A pass over a run then
+// misses once per group instead of once per page (bench/README.md).
+constexpr unsigned kRunGroupBits = 3;
+inline uint64_t run_hash(uint64_t group_key, uint64_t n) noexcept {
+    constexpr uint64_t low = (uint64_t{1} << kRunGroupBits) - 1;
+    return (mix64(group_key) << kRunGroupBits) | (n & low);
+}
+
+// A pfn: its group of kRunGroup neighbours, then its place in it.
+struct PfnHash {
+    std::size_t operator()(uint64_t pfn) const noexcept {
+        return run_hash(pfn >> kRunGroupBits, pfn);
+    }
+};
+
 struct AddrKeyHash {
     std::size_t operator()(const AddrKey& k) const noexcept {
-        return mix64(k.page ^ (static_cast<uint64_t>(k.tgid) << 48));
+        const uint64_t n = k.page / kPageSize;
+        return run_hash((n >> kRunGroupBits) ^ (static_cast<uint64_t>(k.tgid) << 48), n);
     }
 };
 
@@ -103,15 +123,14 @@ struct Rec {
     uint64_t arg1;
     int64_t ret;
     uint32_t type;
-    uint32_t cpu;
     uint32_t pid;
     uint32_t tid;
     int32_t refcount;
     int32_t mapcount;
-    uint32_t probe;
     uint32_t stack_id; // 0 = none
 };
-static_assert(sizeof(Rec) == 80);
+// No cpu nor probe: nothing reads them, and buffer_all holds a Rec an event.
+static_assert(sizeof(Rec) == 72);
 // KEX_EV_DRIVER_VMA keeps its payload (VmaInfo) beside the buffer: its Rec's
 // ret (always 0 in the record) holds 1 + its index in State::vma_infos.
 
@@ -193,15 +212,13 @@ struct Correlator::State {
     Losses losses;
     Report r;
 
-    // Input ordering: events wait in buffer; a flush sorts (ts, arrival)
-    // keys, not the events, and keeps what is younger than the window.
-    struct Key {
-        uint64_t ts;
-        uint32_t idx;
-    };
+    // Input ordering: events wait in buffer; a flush sorts keys (ts and
+    // arrival index in one word, flush_until), not the events, and keeps
+    // what is younger than the window.
     ChunkedBuffer<Rec> buffer;
-    ChunkedBuffer<Rec> rest; // reused by flush_until
-    std::vector<Key> keys;   // reused by flush_until
+    ChunkedBuffer<Rec> rest;        // reused by flush_until
+    std::vector<uint64_t> keys;     // reused by flush_until
+    std::vector<uint64_t> keys_tmp; // reused by radix_sort_keys
     std::size_t next_flush = kFlushBatch;
     uint64_t max_ts = 0;
     uint64_t watermark = 0; // ts of the last processed event
@@ -213,12 +230,12 @@ struct Correlator::State {
     FlatSet<uint32_t> traced;
 
     // Page lives.
-    FlatMap<uint64_t, uint32_t> open_by_pfn;
-    FlatMap<uint64_t, uint32_t> closed_by_pfn; // last life closed per pfn
+    FlatMap<uint64_t, uint32_t, PfnHash> open_by_pfn;
+    FlatMap<uint64_t, uint32_t, PfnHash> closed_by_pfn; // last life closed per pfn
     FlatMap<AddrKey, uint32_t, AddrKeyHash> by_addr;
-    FlatMap<uint64_t, PendingAlloc> pending;
+    FlatMap<uint64_t, PendingAlloc, PfnHash> pending;
     std::deque<std::pair<uint64_t, uint64_t>> pending_order; // (ts, pfn)
-    FlatMap<uint64_t, bool> other_pages;                     // pfn -> freed
+    FlatMap<uint64_t, bool, PfnHash> other_pages;            // pfn -> freed
     std::unordered_map<AddrKey, PendingFault, AddrKeyHash> pending_faults;
 
     // Per-tid windows.
@@ -241,12 +258,13 @@ struct Correlator::State {
 
     void feed(Event&& e);
 
-    // Sorts keys (in arrival order) by ts, ties in arrival order: an LSD radix
-    // sort of ts - min, 11 bits a pass, only as many passes as the ts range
-    // needs (a second of events: 3). Stable, so it gives by_ts's order at a
-    // few linear passes; std::sort's n log n compares were most of finish()
-    // for a large buffer (bench/: correlate/buffer_all).
-    void radix_sort_keys();
+    // Sorts keys (in arrival order) by their bits lo_bit..hi_bit, ties in
+    // arrival order: an LSD radix sort, 11 bits a pass, only as many passes
+    // as the ts range needs (a second of events: 3). Stable, so it gives the
+    // (ts, arrival) order at a few linear passes; std::sort's n log n
+    // compares were most of finish() for a large buffer (bench/:
+    // correlate/buffer_all).
+    void radix_sort_keys(unsigned lo_bit, unsigned hi_bit);
 
     // Processes buffered events with ts <= limit, in (ts, arrival) order.
     void flush_until(uint64_t limit);

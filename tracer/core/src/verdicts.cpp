@@ -28,6 +28,9 @@ void Correlator::State::finalize() {
     infer_mapping_modes();
     for (uint32_t i = 0; i < r.pages.size(); ++i)
         finish_life(i, writes);
+    // A windowed run grew the lives as a vector grows (up to twice the room):
+    // the report keeps what it holds (bench/: bytes a page).
+    r.pages.shrink_to_fit();
     // The lives' room goes with the report (no copy: the chunks never move).
     r.step_arena = std::make_shared<decltype(step_room)>(std::exchange(step_room, {}));
 
