@@ -12,8 +12,11 @@
 // the slab, which the finished Report keeps), instead of a heap block a life.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -81,5 +84,22 @@ template <class T, std::size_t kChunk = 4096> class Slab {
     std::vector<std::unique_ptr<T[]>> chunks_;
     std::size_t used_ = 0;
 };
+
+// Room for n elements in v; a block of many MiB (a large flush's keys, the
+// lives of a buffered run) asks the kernel for 2 MiB pages (a madvise:
+// transparent huge pages on request), before anything touches it. Faulting
+// fresh memory in 4 KiB pages was most of a 10^7-event flush's time on the
+// bench host (bench/README.md); elsewhere the advice is ignored.
+template <class T> void reserve_huge(std::vector<T>& v, std::size_t n) {
+    if (n <= v.capacity())
+        return;
+    v.reserve(n);
+    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+    const auto at = reinterpret_cast<std::uintptr_t>(v.data());
+    const std::uintptr_t begin = (at + kHuge - 1) & ~(kHuge - 1);
+    const std::uintptr_t end = (at + n * sizeof(T)) & ~(kHuge - 1);
+    if (end >= begin + 4 * kHuge)
+        madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
 
 } // namespace kextrace::corr

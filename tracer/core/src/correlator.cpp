@@ -34,6 +34,7 @@ void Correlator::State::feed(Event&& e) {
 
 void Correlator::State::radix_sort_keys(unsigned lo_bit, unsigned hi_bit) {
     std::vector<uint64_t>& tmp = keys_tmp;
+    reserve_huge(tmp, keys.size());
     tmp.resize(keys.size());
     constexpr unsigned kBits = 11;
     constexpr uint64_t kMask = (uint64_t{1} << kBits) - 1;
@@ -69,6 +70,7 @@ void Correlator::State::flush_until(uint64_t limit) {
     const auto ts_bits = static_cast<unsigned>(std::bit_width(hi - lo));
     const bool packed = idx_bits + ts_bits <= 64;
     const uint64_t idx_mask = packed ? (uint64_t{1} << idx_bits) - 1 : UINT64_MAX;
+    reserve_huge(keys, n_keys);
     keys.resize(n_keys);
     std::size_t i = 0;
     buffer.for_each([&](const Rec& e) {
@@ -114,7 +116,7 @@ void Correlator::State::reserve_lives() {
     const std::size_t need = r.pages.size() + allocs;
     if (need <= r.pages.capacity())
         return;
-    r.pages.reserve(need);
+    reserve_huge(r.pages, need);
     if (closed_by_pfn.size() + allocs > closed_by_pfn.bucket_count() / 2)
         closed_by_pfn.reserve(closed_by_pfn.size() + allocs);
 }
