@@ -349,3 +349,33 @@ TEST(CoreCorrelator, OpenLivesFollowAPfnsLives) {
     EXPECT_FALSE(r.pages[3].open_at_end);
     EXPECT_TRUE(r.pages[4].open_at_end);
 }
+
+// Enough events for the radix sort of the sort keys (kRadixMin), shuffled.
+TEST(CoreCorrelator, ShuffledLargeStreamGivesTheSameReport) {
+    StreamBuilder b;
+    b.story({.pages = 7000}); // ~77,000 events
+    ASSERT_GT(b.events.size(), std::size_t{1} << 16);
+    const Report sorted = run(b.events);
+    std::vector<Event> shuffled = b.events;
+    std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(11));
+    const Report r = run(shuffled);
+    expect_same_pages(sorted, r);
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+}
+
+// A span of time too wide for a sort key of ts and index in one word (2^62
+// ns between two stories): the keys are plain indices sorted by ts.
+TEST(CoreCorrelator, WideTimeSpanSortsByTs) {
+    StreamBuilder b;
+    b.story({.pages = 8});
+    b.advance(uint64_t{1} << 62);
+    b.story({.pages = 8, .vm_start = 0x7f0000100000, .pfn0 = 0x2000});
+    const Report sorted = run(b.events);
+    ASSERT_EQ(sorted.pages.size(), 16u);
+    std::vector<Event> reversed(b.events.rbegin(), b.events.rend());
+    const Report r = run(reversed);
+    expect_same_pages(sorted, r);
+    EXPECT_EQ(r.first_ts, b.events.front().ts);
+    EXPECT_EQ(r.last_ts, b.events.back().ts);
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+}
