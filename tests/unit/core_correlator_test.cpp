@@ -46,6 +46,15 @@ void expect_same_pages(const Report& a, const Report& b) {
     EXPECT_EQ(a.counts, b.counts);
 }
 
+// The events fully shuffled give the report of their sorted order, clean.
+void expect_same_shuffled(const std::vector<Event>& events, const Report& sorted, unsigned seed) {
+    std::vector<Event> shuffled = events;
+    std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(seed));
+    const Report r = run(shuffled);
+    expect_same_pages(sorted, r);
+    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+}
+
 } // namespace
 
 TEST(CoreCorrelator, CleanDropStoryOfEightPages) {
@@ -177,12 +186,7 @@ TEST(CoreCorrelator, OutOfOrderCpusGiveTheSameReport) {
     interleaved.insert(interleaved.end(), cpu0.begin(), cpu0.end());
     expect_same_pages(sorted, run(interleaved));
 
-    // Fully shuffled.
-    std::vector<Event> shuffled = b.events;
-    std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(7));
-    const Report r = run(shuffled);
-    expect_same_pages(sorted, r);
-    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+    expect_same_shuffled(b.events, sorted, 7);
 }
 
 TEST(CoreCorrelator, ReorderWindowProcessesIncrementally) {
@@ -355,12 +359,7 @@ TEST(CoreCorrelator, ShuffledLargeStreamGivesTheSameReport) {
     StreamBuilder b;
     b.story({.pages = 7000}); // ~77,000 events
     ASSERT_GT(b.events.size(), std::size_t{1} << 16);
-    const Report sorted = run(b.events);
-    std::vector<Event> shuffled = b.events;
-    std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(11));
-    const Report r = run(shuffled);
-    expect_same_pages(sorted, r);
-    EXPECT_TRUE(r.anomalies.empty()) << anomalies(r);
+    expect_same_shuffled(b.events, run(b.events), 11);
 }
 
 // A span of time too wide for a sort key of ts and index in one word (2^62

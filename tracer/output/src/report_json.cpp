@@ -201,8 +201,10 @@ void write_zap(Pretty& w, const PageLife& p) {
 }
 
 // One page life, its keys in sorted order (as nlohmann::json would write them).
-void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally) {
-    const std::vector<Step> steps = p.steps.to_vector(); // read five times: decoded once
+// steps: scratch, its room reused page after page.
+void write_page(Pretty& w, const PageLife& p, std::size_t life, Tally& tally,
+                std::vector<Step>& steps) {
+    steps.assign(p.steps.begin(), p.steps.end()); // read five times: decoded once
     const std::vector<int32_t> rtrail = refcount_trail(steps);
     tally.add(p, rtrail);
     w.begin_object();
@@ -449,8 +451,9 @@ uint64_t write_report_json(std::ostream& out, const Report& r, const RunInfo& ru
     section("mappings", [&] { write_mappings(w, r, symbolize); });
     section("pages", [&] {
         w.begin_array();
+        std::vector<Step> steps;
         for (std::size_t i = 0; i < r.pages.size(); ++i)
-            write_page(w.elem(), r.pages[i], i, tally);
+            write_page(w.elem(), r.pages[i], i, tally, steps);
         w.end_array();
         tallied = true;
     });

@@ -310,7 +310,9 @@ class Builder {
     }
 
     void page_steps(const PageLife& p) {
-        const std::vector<Step> st = p.steps.to_vector(); // indexed: decoded once
+        // indexed: decoded once, into room reused page after page
+        steps_.assign(p.steps.begin(), p.steps.end());
+        const std::vector<Step>& st = steps_;
         for (std::size_t i = 0; i < st.size(); ++i) {
             const Step& s = st[i];
             if (s.kind == StepKind::insert) {
@@ -529,6 +531,7 @@ class Builder {
     TimelineStats stats_;
     Track track_;
     std::vector<std::string> stack_cache_;
+    std::vector<Step> steps_; // page_steps' decoded steps, the room reused page after page
 };
 
 } // namespace
