@@ -6,6 +6,7 @@
 // once (room()) and writes it unchecked (put_*()).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -29,9 +30,10 @@ class OutBuffer {
         if (cap_ - size_ < n) [[unlikely]]
             grow(n);
     }
+    // (std::copy_n: an empty piece may have no address; memcpy's may not be null)
     [[gnu::always_inline]] void append(const char* s, std::size_t n) {
         room(n);
-        std::memcpy(data_.get() + size_, s, n);
+        std::copy_n(s, n, data_.get() + size_);
         size_ += n;
     }
     [[gnu::always_inline]] void append(std::string_view s) { append(s.data(), s.size()); }
@@ -45,7 +47,7 @@ class OutBuffer {
     void commit(char* end) { size_ = static_cast<std::size_t>(end - data_.get()); }
     void put(char c) { data_[size_++] = c; }
     void put(const char* s, std::size_t n) {
-        std::memcpy(data_.get() + size_, s, n);
+        std::copy_n(s, n, data_.get() + size_);
         size_ += n;
     }
 

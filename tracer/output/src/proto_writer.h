@@ -10,6 +10,7 @@
 
 #include "out_buffer.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -41,8 +42,7 @@ inline char* put_field(char* p, uint32_t field, uint64_t v) {
 inline char* put_short_bytes(char* p, uint32_t field, std::string_view s) {
     p = put_varint(p, tag(field, kLen));
     *p++ = static_cast<char>(s.size());
-    std::memcpy(p, s.data(), s.size());
-    return p + s.size();
+    return std::copy_n(s.data(), s.size(), p); // s may be empty, with no address
 }
 
 // A std::string as a Writer's buffer (a packet's InternedData, built aside).
