@@ -149,10 +149,14 @@ void Correlator::State::process(Rec& ev) {
 void Correlator::State::count_in_phases(const Rec& ev) {
     if (ev.type == KEX_EV_RIG_PHASE)
         return;
-    auto it = open_phases.find(ev.pid);
-    if (it == open_phases.end())
+    PhaseCacheSlot& slot = phase_cache[ev.pid % phase_cache.size()];
+    if (!slot.known || slot.tgid != ev.pid) {
+        auto it = open_phases.find(ev.pid);
+        slot = {true, ev.pid, it == open_phases.end() ? nullptr : &it->second};
+    }
+    if (!slot.open)
         return;
-    for (uint32_t i : it->second) {
+    for (uint32_t i : *slot.open) {
         Phase& ph = r.phases[i];
         if (ev.type == KEX_EV_USER_FAULT) {
             ++ph.user_faults;

@@ -26,6 +26,7 @@
 #include <tsl/robin_set.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <deque>
 #include <memory>
@@ -43,6 +44,10 @@ constexpr std::size_t kRadixMin = 1 << 16;  // fewer keys than this: std::sort
 constexpr std::size_t kMaxOrphanNotes = 16; // orphans described in anomalies
 constexpr std::size_t kLifeRoom = 84; // bytes lent a life for its steps (about 12) before it grows
 constexpr uint64_t kPageMask = ~(kPageSize - 1);
+
+// refcount_trail(steps) into out, its room reused (report.cpp; check_life's,
+// a life after another).
+void refcount_trail(std::span<const Step> steps, std::vector<int32_t>& out);
 
 inline std::string hex(uint64_t v) {
     char buf[24];
@@ -244,6 +249,17 @@ struct Correlator::State {
     FlatMap<uint32_t, uint64_t> insert_calls;                        // tid -> pfn
     FlatMap<uint32_t, uint64_t> set_pte_calls;                       // tid -> pfn
     std::unordered_map<uint32_t, std::vector<uint32_t>> open_phases; // tgid -> phases
+    // The open phases of a few tgids, as open_phases has them (nullptr: none
+    // open), for the count every event adds: the sorted events of the CPUs'
+    // processes alternate, and open_phases' order is the unfinished
+    // phases' order in the report, so it stays. Cleared whenever
+    // open_phases changes.
+    struct PhaseCacheSlot {
+        bool known = false;
+        uint32_t tgid = 0;
+        const std::vector<uint32_t>* open = nullptr;
+    };
+    std::array<PhaseCacheSlot, 8> phase_cache{};
 
     // lent to the lives as they open; the report's at finalize()
     Slab<std::byte, std::size_t{1} << 17> step_room;
@@ -405,6 +421,15 @@ struct Correlator::State {
     LifeTimes settle_life(PageLife& p);
     std::vector<Step> life_steps; // the life settle_life settled, decoded
     void set_expected(PageLife& p, const LifeTimes& t);
+    // The milestones whose events the losses may have taken (all of them
+    // after a loss of unknown type): once, not per life.
+    uint16_t lost_milestone_mask() const;
+    uint16_t lost_milestones = 0;
+    // check_life's trails: the life's in reused room, the expected ones by
+    // (policy, mode), instead of two vectors allocated a life.
+    std::vector<int32_t> trail_scratch;
+    std::unordered_map<uint32_t, std::vector<int32_t>> expected_trails;
+    const std::vector<int32_t>& expected_trail(Policy policy, MapMode mode);
     void check_life(uint32_t i, const LifeTimes& t);
 
     PendingState pending_state() const;

@@ -13,6 +13,7 @@ void Correlator::State::on_phase(const Rec& ev) {
         anomaly(ev.ts, -1, "rig phase marker with unknown phase " + std::to_string(phase));
         return;
     }
+    phase_cache = {}; // open_phases changes
     auto& open = open_phases[ev.pid];
     const uint32_t begin = phase % 2 ? phase : phase - 1;
     auto it = std::find_if(open.begin(), open.end(),

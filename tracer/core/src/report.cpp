@@ -115,8 +115,9 @@ std::string_view zap_context_name(ZapContext z) {
 namespace {
 
 // The curated steps' readings only: the same trail with or without --follow.
-template <typename Steps, typename Get> std::vector<int32_t> trail(const Steps& steps, Get get) {
-    std::vector<int32_t> t;
+template <typename Steps, typename Get>
+void trail_into(const Steps& steps, Get get, std::vector<int32_t>& t) {
+    t.clear();
     for (const Step& s : steps) {
         const int32_t v = get(s);
         if (v == kNoCount || s.kind == StepKind::followed)
@@ -124,6 +125,10 @@ template <typename Steps, typename Get> std::vector<int32_t> trail(const Steps& 
         if (t.empty() || t.back() != v)
             t.push_back(v);
     }
+}
+template <typename Steps, typename Get> std::vector<int32_t> trail(const Steps& steps, Get get) {
+    std::vector<int32_t> t;
+    trail_into(steps, get, t);
     return t;
 }
 
@@ -149,6 +154,13 @@ std::vector<int32_t> refcount_trail(const PageLife& p) {
 }
 std::vector<int32_t> refcount_trail(std::span<const Step> steps) {
     return trail(steps, refcount_of);
+}
+// internal to the correlator (correlator_state.h: corr::refcount_trail)
+namespace corr {
+void refcount_trail(std::span<const Step> steps, std::vector<int32_t>& out);
+}
+void corr::refcount_trail(std::span<const Step> steps, std::vector<int32_t>& out) {
+    trail_into(steps, refcount_of, out);
 }
 std::vector<int32_t> mapcount_trail(const PageLife& p) {
     return trail(p.steps, mapcount_of);

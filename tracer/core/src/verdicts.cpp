@@ -26,6 +26,7 @@ void Correlator::State::finalize() {
 
     pending_faults.clear();
     infer_mapping_modes();
+    lost_milestones = lost_milestone_mask();
     for (uint32_t i = 0; i < r.pages.size(); ++i)
         finish_life(i, writes);
     // A windowed run grew the lives as a vector grows (up to twice the room):
@@ -63,6 +64,7 @@ void Correlator::State::report_unfinished_calls() {
                         " never ended (end marker lost, or the run stopped)");
         }
     open_phases.clear();
+    phase_cache = {};
     for (auto& [tid, m] : mmap_windows)
         anomaly(r.last_ts, -1,
                 "kex_mmap at " + hex(r.mappings[m].vm_start) + " (tid " + std::to_string(tid) +
@@ -164,14 +166,18 @@ void Correlator::State::set_expected(PageLife& p, const LifeTimes& t) {
     if (p.mode == MapMode::driver && p.open_at_end)
         p.expected &= static_cast<uint16_t>(~kMsPageFree);
     p.missing = p.expected & static_cast<uint16_t>(~p.seen);
-    p.missing_lost = 0;
+    p.missing_lost = p.missing & lost_milestones;
+}
+
+uint16_t Correlator::State::lost_milestone_mask() const {
     // a failed map update (traced, pages, pfns...) can hide any event of any page
-    const bool global_loss = losses.ring || losses.decode_errors || losses.map_failures();
+    if (losses.ring || losses.decode_errors || losses.map_failures())
+        return UINT16_MAX;
+    uint16_t mask = 0;
     for (std::size_t k = 0; k < kTypeSlots; ++k)
-        if (global_loss || losses.per_type[k])
-            p.missing_lost |= p.missing & milestones_of(static_cast<uint32_t>(k));
-    if (global_loss)
-        p.missing_lost = p.missing;
+        if (losses.per_type[k])
+            mask |= milestones_of(static_cast<uint32_t>(k));
+    return mask;
 }
 
 // The anomalies of a life: mode pfn's rules, a free while mapped, the
@@ -236,8 +242,9 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
 
     // Refcounts of a complete, successful life.
     if (p.missing == 0 && !t.insert_failed && !t.never_inserted && (p.seen & kMsPageFree)) {
-        const auto got = refcount_trail(life_steps);
-        const auto want = expected_refcount_trail(p.policy, p.mode);
+        refcount_trail(life_steps, trail_scratch);
+        const std::vector<int32_t>& got = trail_scratch;
+        const std::vector<int32_t>& want = expected_trail(p.policy, p.mode);
         // a fault page handed out again (refault) goes 1->2->1 once more
         const bool refaulted = p.mode == MapMode::fault && p.kex_faults > 1;
         // (another driver: its own references, no trail to expect)
@@ -253,6 +260,14 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
                         std::string(policy_name(p.policy)) + ")");
         }
     }
+}
+
+const std::vector<int32_t>& Correlator::State::expected_trail(Policy policy, MapMode mode) {
+    const uint32_t key = static_cast<uint32_t>(policy) << 8 | static_cast<uint32_t>(mode);
+    auto [it, inserted] = expected_trails.try_emplace(key);
+    if (inserted)
+        it->second = expected_refcount_trail(policy, mode);
+    return it->second;
 }
 
 void Correlator::State::finish_life(
