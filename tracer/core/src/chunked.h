@@ -34,10 +34,9 @@ template <class T, std::size_t kChunkBits = 12> class ChunkedBuffer {
     bool empty() const { return size_ == 0; }
 
     void push_back(const T& v) {
-        const std::size_t c = size_ >> kChunkBits;
-        if (c == chunks_.size())
-            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
-        chunks_[c][size_ & (kChunk - 1)] = v;
+        if (cur_ == end_)
+            next_chunk();
+        *cur_++ = v;
         ++size_;
     }
 
@@ -54,15 +53,31 @@ template <class T, std::size_t kChunkBits = 12> class ChunkedBuffer {
     }
 
     // Empty, its chunks kept for reuse.
-    void clear() { size_ = 0; }
+    void clear() {
+        size_ = 0;
+        cur_ = end_ = nullptr;
+    }
     void swap(ChunkedBuffer& o) noexcept {
         chunks_.swap(o.chunks_);
         std::swap(size_, o.size_);
+        std::swap(cur_, o.cur_);
+        std::swap(end_, o.end_);
     }
 
   private:
+    // The current chunk full (size_ a multiple of kChunk): the next one, kept or new.
+    void next_chunk() {
+        const std::size_t c = size_ >> kChunkBits;
+        if (c == chunks_.size())
+            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+        cur_ = chunks_[c].get();
+        end_ = cur_ + kChunk;
+    }
+
     std::vector<std::unique_ptr<T[]>> chunks_;
     std::size_t size_ = 0;
+    T* cur_ = nullptr; // where the next push goes, in the last chunk
+    T* end_ = nullptr;
 };
 
 template <class T, std::size_t kChunk = 4096> class Slab {

@@ -117,6 +117,7 @@ void Correlator::State::reserve_lives() {
     if (need <= r.pages.capacity())
         return;
     reserve_huge(r.pages, need);
+    life_first_ts.reserve(need);
     if (closed_by_pfn.size() + allocs > closed_by_pfn.bucket_count() / 2)
         closed_by_pfn.reserve(closed_by_pfn.size() + allocs);
 }

@@ -240,6 +240,7 @@ struct Correlator::State {
     FlatMap<AddrKey, uint32_t, AddrKeyHash> by_addr;
     FlatMap<uint64_t, PendingAlloc, PfnHash> pending;
     std::deque<std::pair<uint64_t, uint64_t>> pending_order; // (ts, pfn)
+    uint64_t pending_deadline = UINT64_MAX;                  // see expire_pending
     FlatMap<uint64_t, bool, PfnHash> other_pages;            // pfn -> freed
     std::unordered_map<AddrKey, PendingFault, AddrKeyHash> pending_faults;
 
@@ -260,6 +261,8 @@ struct Correlator::State {
         const std::vector<uint32_t>* open = nullptr;
     };
     std::array<PhaseCacheSlot, 8> phase_cache{};
+
+    std::vector<uint64_t> life_first_ts; // by life: its first step's time (push_step)
 
     // lent to the lives as they open; the report's at finalize()
     Slab<std::byte, std::size_t{1} << 17> step_room;
@@ -305,6 +308,10 @@ struct Correlator::State {
     uint32_t intern_stack(std::vector<uint64_t>& st);
 
     void add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value, uint8_t flags = 0);
+    // Every step a life gets goes through here: life_first_ts keeps the
+    // base of its steps' times, which the list would otherwise decode from
+    // its first step at each push.
+    void push_step(uint32_t life, const Step& s);
 
     uint32_t open_life(uint64_t pfn, uint32_t owner, uint32_t tid);
 
@@ -314,7 +321,15 @@ struct Correlator::State {
 
     void pending_to_other(uint64_t pfn);
 
-    void expire_pending(uint64_t now);
+    // Pending allocations older than alloc_attach_ns become other
+    // allocations; every event asks, so the oldest one's deadline is kept
+    // (UINT64_MAX: none pending; it compares as pending_order's front would).
+    void expire_pending(uint64_t now) {
+        if (pending_deadline < now)
+            expire_pending_due(now);
+    }
+    void expire_pending_due(uint64_t now);
+    void set_pending_deadline();
 
     // --- dispatch ----------------------------------------------------------
 

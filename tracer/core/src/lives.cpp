@@ -53,12 +53,21 @@ void Correlator::State::add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t
     s.stack_id = ev.stack_id;
     s.kind = kind;
     s.flags = static_cast<uint8_t>(flags | (late ? kStepLate : 0));
-    r.pages[life].steps.push_back(s);
+    push_step(life, s);
+}
+
+void Correlator::State::push_step(uint32_t life, const Step& s) {
+    StepList& steps = r.pages[life].steps;
+    uint64_t& first = life_first_ts[life];
+    if (steps.empty())
+        first = s.ts;
+    steps.push_back(s, first);
 }
 
 uint32_t Correlator::State::open_life(uint64_t pfn, uint32_t owner, uint32_t tid) {
     const auto idx = static_cast<uint32_t>(r.pages.size());
     PageLife& p = r.pages.emplace_back();
+    life_first_ts.push_back(0);
     p.pfn = pfn;
     p.owner = owner;
     p.steps.borrow(step_room.take(kLifeRoom), kLifeRoom);
@@ -132,7 +141,7 @@ void Correlator::State::pending_to_other(uint64_t pfn) {
     pending.erase(it);
 }
 
-void Correlator::State::expire_pending(uint64_t now) {
+void Correlator::State::expire_pending_due(uint64_t now) {
     while (!pending_order.empty() && pending_order.front().first + opts.alloc_attach_ns < now) {
         auto [ts, pfn] = pending_order.front();
         pending_order.pop_front();
@@ -140,6 +149,12 @@ void Correlator::State::expire_pending(uint64_t now) {
         if (it != pending.end() && it->second.ts == ts)
             pending_to_other(pfn);
     }
+    set_pending_deadline();
+}
+
+void Correlator::State::set_pending_deadline() {
+    pending_deadline =
+        pending_order.empty() ? UINT64_MAX : pending_order.front().first + opts.alloc_attach_ns;
 }
 
 // --- allocation ----------------------------------------------------------------
@@ -159,6 +174,8 @@ void Correlator::State::on_kmem_alloc(const Rec& ev) {
     pa.mapcount = ev.mapcount;
     pending[ev.pfn] = pa;
     pending_order.emplace_back(ev.ts, ev.pfn);
+    if (pending_order.size() == 1)
+        set_pending_deadline();
 }
 
 void Correlator::State::on_kex_alloc(Rec& ev) {
@@ -178,7 +195,7 @@ void Correlator::State::on_kex_alloc(Rec& ev) {
             s.refcount = pa->second.refcount;
             s.mapcount = pa->second.mapcount;
             s.kind = StepKind::kmem_alloc;
-            r.pages[life].steps.push_back(s);
+            push_step(life, s);
             r.pages[life].seen |= kMsKmemAlloc;
             r.pages[life].alloc_ts = s.ts;
             pending.erase(pa);
@@ -282,6 +299,7 @@ bool Correlator::State::on_driver_alloc(const Rec& ev) {
     s.stack_id = ev.stack_id;
     s.kind = StepKind::kmem_alloc;
     p.steps.insert(p.steps.begin(), s);
+    life_first_ts[it->second] = s.ts;
     p.seen |= kMsKmemAlloc;
     p.alloc_ts = ev.arg0;
     p.alloc_before_trace = false;
@@ -352,7 +370,7 @@ uint32_t Correlator::State::open_life_from_pending(uint64_t pfn, const Rec& ev) 
     s.refcount = pa.refcount;
     s.mapcount = pa.mapcount;
     s.kind = StepKind::kmem_alloc;
-    r.pages[l].steps.push_back(s);
+    push_step(l, s);
     r.pages[l].seen |= kMsKmemAlloc;
     r.pages[l].alloc_ts = pa.ts;
     anomaly(ev.ts, static_cast<int32_t>(l),

@@ -12,6 +12,7 @@ void Correlator::State::finalize() {
     while (!pending.empty())
         pending_to_other(pending.begin()->first);
     pending_order.clear();
+    set_pending_deadline();
     report_unfinished_calls();
 
     for (const auto& [pfn, life] : open_by_pfn)
@@ -32,6 +33,7 @@ void Correlator::State::finalize() {
     // A windowed run grew the lives as a vector grows (up to twice the room):
     // the report keeps what it holds (bench/: bytes a page).
     r.pages.shrink_to_fit();
+    life_first_ts = {}; // no more steps come
     // The lives' room goes with the report (no copy: the chunks never move).
     r.step_arena = std::make_shared<decltype(step_room)>(std::exchange(step_room, {}));
 

@@ -242,6 +242,9 @@ class StepList {
     std::vector<Step> to_vector() const;
 
     void push_back(const Step& s);
+    // push_back from a writer that keeps the first step's time (front().ts;
+    // ignored while empty), so that the list need not decode it.
+    void push_back(const Step& s, uint64_t first_ts) { append(s, empty() ? 0 : first_ts); }
     // Before pos (an iterator of this list, or end()).
     void insert(const const_iterator& pos, const Step& s);
     // The list becomes steps (in their order).
