@@ -236,6 +236,21 @@ TEST(ChunkedStorage, BufferKeepsOrderAcrossChunksAndReuse) {
     EXPECT_TRUE(buf.empty());
 }
 
+TEST(ChunkedStorage, BufferGrowsItsChunksUpToTheCap) {
+    corr::ChunkedBuffer<uint32_t, 2, 2> buf; // chunks of 4, 4, 8, then 16
+    for (int fill : {1000, 3, 37}) {
+        buf.clear();
+        for (uint32_t i = 0; i < static_cast<uint32_t>(fill); ++i)
+            buf.push_back(i * 7);
+        ASSERT_EQ(buf.size(), static_cast<std::size_t>(fill));
+        for (uint32_t i = 0; i < static_cast<uint32_t>(fill); ++i)
+            ASSERT_EQ(buf[i], i * 7) << i;
+        uint32_t n = 0;
+        buf.for_each([&](uint32_t v) { EXPECT_EQ(v, 7 * n++); });
+        EXPECT_EQ(n, static_cast<uint32_t>(fill));
+    }
+}
+
 TEST(ChunkedStorage, SlabRunsDoNotOverlap) {
     corr::Slab<uint32_t, 16> slab;
     std::set<uint32_t*> seen;

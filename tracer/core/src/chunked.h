@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,7 +25,24 @@
 
 namespace kextrace::corr {
 
-template <class T, std::size_t kChunkBits = 12> class ChunkedBuffer {
+// Asks for 2 MiB pages (transparent huge pages on request) over the whole
+// 2 MiB pages inside [p, p + bytes), when there are at least 4 of them.
+// Faulting fresh memory in 4 KiB pages was most of a 10^7-event flush's time
+// on the bench host (bench/README.md); elsewhere the advice is ignored.
+inline void advise_huge(const void* p, std::size_t bytes) {
+    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+    const auto at = reinterpret_cast<std::uintptr_t>(p);
+    const std::uintptr_t begin = (at + kHuge - 1) & ~(kHuge - 1);
+    const std::uintptr_t end = (at + bytes) & ~(kHuge - 1);
+    if (end >= begin + 4 * kHuge)
+        madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
+// Chunks of kChunk elements, then twice as many each, up to kChunk <<
+// kGrowBits (a buffered run's records: chunks of many MiB, advised into
+// 2 MiB pages before anything touches them; a short windowed buffer stays
+// in small ones).
+template <class T, std::size_t kChunkBits = 12, unsigned kGrowBits = 5> class ChunkedBuffer {
     static_assert(std::is_trivially_copyable_v<T>);
 
   public:
@@ -33,49 +51,83 @@ template <class T, std::size_t kChunkBits = 12> class ChunkedBuffer {
     std::size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
 
-    void push_back(const T& v) {
+    void push_back(const T& v) { emplace_back() = v; }
+    // The next element's room (uninitialised): the caller writes it in place.
+    T& emplace_back() {
         if (cur_ == end_)
             next_chunk();
-        *cur_++ = v;
         ++size_;
+        return *cur_++;
     }
 
-    T& operator[](std::size_t i) { return chunks_[i >> kChunkBits][i & (kChunk - 1)]; }
-    const T& operator[](std::size_t i) const { return chunks_[i >> kChunkBits][i & (kChunk - 1)]; }
+    T& operator[](std::size_t i) {
+        const auto [c, k] = locate(i);
+        return chunks_[c][k];
+    }
+    const T& operator[](std::size_t i) const {
+        const auto [c, k] = locate(i);
+        return chunks_[c][k];
+    }
 
     // Calls f on every element, in order.
     template <class F> void for_each(F&& f) const {
-        for (std::size_t c = 0; c * kChunk < size_; ++c) {
-            const std::size_t n = std::min(kChunk, size_ - c * kChunk);
+        std::size_t left = size_;
+        for (std::size_t c = 0; left; ++c) {
+            const std::size_t n = std::min(chunk_size(c), left);
             for (std::size_t i = 0; i < n; ++i)
                 f(chunks_[c][i]);
+            left -= n;
         }
     }
 
     // Empty, its chunks kept for reuse.
     void clear() {
         size_ = 0;
+        used_chunks_ = 0;
         cur_ = end_ = nullptr;
     }
     void swap(ChunkedBuffer& o) noexcept {
         chunks_.swap(o.chunks_);
         std::swap(size_, o.size_);
+        std::swap(used_chunks_, o.used_chunks_);
         std::swap(cur_, o.cur_);
         std::swap(end_, o.end_);
     }
 
   private:
-    // The current chunk full (size_ a multiple of kChunk): the next one, kept or new.
+    static constexpr std::size_t kMaxChunk = kChunk << kGrowBits;
+
+    // Chunk 0 and 1: kChunk elements; chunk c then starts at kChunk << (c - 1),
+    // twice the one before, until kMaxChunk.
+    static std::size_t chunk_size(std::size_t c) {
+        return c == 0 ? kChunk : kChunk << std::min<std::size_t>(c - 1, kGrowBits);
+    }
+    // (chunk, place in it) of element i
+    static std::pair<std::size_t, std::size_t> locate(std::size_t i) {
+        const std::size_t q = i >> kChunkBits;
+        if (q < (std::size_t{1} << kGrowBits)) {
+            const auto c = static_cast<std::size_t>(std::bit_width(q));
+            return {c, c ? i - (kChunk << (c - 1)) : i};
+        }
+        const std::size_t j = i - kMaxChunk;
+        return {kGrowBits + 1 + j / kMaxChunk, j % kMaxChunk};
+    }
+
+    // The current chunk full: the next one, kept or new.
     void next_chunk() {
-        const std::size_t c = size_ >> kChunkBits;
-        if (c == chunks_.size())
-            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+        const std::size_t c = used_chunks_++;
+        const std::size_t n = chunk_size(c);
+        if (c == chunks_.size()) {
+            chunks_.push_back(std::make_unique_for_overwrite<T[]>(n));
+            advise_huge(chunks_.back().get(), n * sizeof(T));
+        }
         cur_ = chunks_[c].get();
-        end_ = cur_ + kChunk;
+        end_ = cur_ + n;
     }
 
     std::vector<std::unique_ptr<T[]>> chunks_;
     std::size_t size_ = 0;
+    std::size_t used_chunks_ = 0;
     T* cur_ = nullptr; // where the next push goes, in the last chunk
     T* end_ = nullptr;
 };
@@ -101,20 +153,12 @@ template <class T, std::size_t kChunk = 4096> class Slab {
 };
 
 // Room for n elements in v; a block of many MiB (a large flush's keys, the
-// lives of a buffered run) asks the kernel for 2 MiB pages (a madvise:
-// transparent huge pages on request), before anything touches it. Faulting
-// fresh memory in 4 KiB pages was most of a 10^7-event flush's time on the
-// bench host (bench/README.md); elsewhere the advice is ignored.
+// lives of a buffered run) advised into 2 MiB pages before anything touches it.
 template <class T> void reserve_huge(std::vector<T>& v, std::size_t n) {
     if (n <= v.capacity())
         return;
     v.reserve(n);
-    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-    const auto at = reinterpret_cast<std::uintptr_t>(v.data());
-    const std::uintptr_t begin = (at + kHuge - 1) & ~(kHuge - 1);
-    const std::uintptr_t end = (at + n * sizeof(T)) & ~(kHuge - 1);
-    if (end >= begin + 4 * kHuge)
-        madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+    advise_huge(v.data(), n * sizeof(T));
 }
 
 } // namespace kextrace::corr

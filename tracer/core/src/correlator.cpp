@@ -8,22 +8,27 @@ namespace kextrace {
 
 void Correlator::State::feed(Event&& e) {
     ++r.events;
-    Rec ev{e.ts,   e.pfn, e.addr, e.arg0,     e.arg1,     e.ret,
-           e.type, e.pid, e.tid,  e.refcount, e.mapcount, intern_stack(e.stack)};
+    const uint32_t stack_id = intern_stack(e.stack);
+    int64_t ret = e.ret;
     if (e.type == KEX_EV_DRIVER_VMA && e.vma) {
         vma_infos.push_back(std::move(e.vma));
-        ev.ret = static_cast<int64_t>(vma_infos.size());
+        ret = static_cast<int64_t>(vma_infos.size());
     }
-    if (opts.reorder_window_ns && processed_any && ev.ts < watermark) {
+    auto rec = [&] {
+        return Rec{e.ts,   e.pfn, e.addr, e.arg0,     e.arg1,     ret,
+                   e.type, e.pid, e.tid,  e.refcount, e.mapcount, stack_id};
+    };
+    if (opts.reorder_window_ns && processed_any && e.ts < watermark) {
         // The window already passed it: process now, marked late.
         ++r.late;
         late = true;
+        Rec ev = rec();
         process(ev);
         late = false;
         return;
     }
-    max_ts = std::max(max_ts, ev.ts);
-    buffer.push_back(ev);
+    max_ts = std::max(max_ts, e.ts);
+    buffer.emplace_back() = rec(); // written in place
     if (opts.reorder_window_ns && buffer.size() >= next_flush && max_ts > opts.reorder_window_ns) {
         flush_until(max_ts - opts.reorder_window_ns);
         // What stays is about one window's worth: flush again once as
