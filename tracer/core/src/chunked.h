@@ -152,6 +152,39 @@ template <class T, std::size_t kChunk = 4096> class Slab {
     std::size_t used_ = 0;
 };
 
+// A flush's sort keys: n elements not initialised (each is written before it
+// is read: a vector's resize would first zero them, a pass over as many
+// bytes again), the room kept for the next flush, a large one advised into
+// 2 MiB pages.
+template <class T> class ScratchArray {
+    static_assert(std::is_trivially_copyable_v<T>);
+
+  public:
+    void resize_for_overwrite(std::size_t n) {
+        if (n > cap_) {
+            p_.reset(); // the old room goes before the new one is taken
+            p_ = std::make_unique_for_overwrite<T[]>(n);
+            cap_ = n;
+            advise_huge(p_.get(), n * sizeof(T));
+        }
+        n_ = n;
+    }
+    std::size_t size() const { return n_; }
+    T* begin() { return p_.get(); }
+    T* end() { return p_.get() + n_; }
+    T& operator[](std::size_t i) { return p_[i]; }
+    void swap(ScratchArray& o) noexcept {
+        p_.swap(o.p_);
+        std::swap(n_, o.n_);
+        std::swap(cap_, o.cap_);
+    }
+
+  private:
+    std::unique_ptr<T[]> p_;
+    std::size_t n_ = 0;
+    std::size_t cap_ = 0;
+};
+
 // Room for n elements in v; a block of many MiB (a large flush's keys, the
 // lives of a buffered run) advised into 2 MiB pages before anything touches it.
 template <class T> void reserve_huge(std::vector<T>& v, std::size_t n) {

@@ -38,9 +38,8 @@ void Correlator::State::feed(Event&& e) {
 }
 
 void Correlator::State::radix_sort_keys(unsigned lo_bit, unsigned hi_bit) {
-    std::vector<uint64_t>& tmp = keys_tmp;
-    reserve_huge(tmp, keys.size());
-    tmp.resize(keys.size());
+    ScratchArray<uint64_t>& tmp = keys_tmp;
+    tmp.resize_for_overwrite(keys.size());
     constexpr unsigned kBits = 11;
     constexpr uint64_t kMask = (uint64_t{1} << kBits) - 1;
     std::vector<std::size_t> start(std::size_t{1} << kBits);
@@ -75,8 +74,7 @@ void Correlator::State::flush_until(uint64_t limit) {
     const auto ts_bits = static_cast<unsigned>(std::bit_width(hi - lo));
     const bool packed = idx_bits + ts_bits <= 64;
     const uint64_t idx_mask = packed ? (uint64_t{1} << idx_bits) - 1 : UINT64_MAX;
-    reserve_huge(keys, n_keys);
-    keys.resize(n_keys);
+    keys.resize_for_overwrite(n_keys);
     std::size_t i = 0;
     buffer.for_each([&](const Rec& e) {
         keys[i] = packed ? (e.ts - lo) << idx_bits | i : i;

@@ -1,7 +1,8 @@
 // correlator_state.h - the correlator's private state, shared by its units
 // (not installed; kextrace/core.h is the contract):
 //   correlator.cpp  input ordering and dispatch, and the public Correlator
-//   lives.cpp       page identity: lives, steps, stacks, allocation, driver pages
+//   lives.cpp       page identity: lives, steps, stacks, allocation, page events
+//   driver_pages.cpp another driver's VMAs and pages
 //   phases.cpp      rig phases, mappings, user faults
 //   verdicts.cpp    the end of every life: milestones, anomalies, the report
 //
@@ -221,9 +222,9 @@ struct Correlator::State {
     // arrival index in one word, flush_until), not the events, and keeps
     // what is younger than the window.
     ChunkedBuffer<Rec> buffer;
-    ChunkedBuffer<Rec> rest;        // reused by flush_until
-    std::vector<uint64_t> keys;     // reused by flush_until
-    std::vector<uint64_t> keys_tmp; // reused by radix_sort_keys
+    ChunkedBuffer<Rec> rest;         // reused by flush_until
+    ScratchArray<uint64_t> keys;     // reused by flush_until
+    ScratchArray<uint64_t> keys_tmp; // reused by radix_sort_keys
     std::size_t next_flush = kFlushBatch;
     uint64_t max_ts = 0;
     uint64_t watermark = 0; // ts of the last processed event
