@@ -133,6 +133,25 @@ TEST(OutputReportJson, AnomaliesAndAFault) {
     expect_same(reference(r, run, some_symbols()), streamed(r, run, some_symbols()));
 }
 
+TEST(OutputReportJson, EveryEscapeAtEveryPlace) {
+    // the writer tests strings for escapes 8 bytes at a time, then the tail:
+    // a character to escape (or not ASCII) at each place of strings of 0 to
+    // 24 bytes, and the same strings plain
+    StreamBuilder b;
+    b.story({.pages = 1});
+    Report r = report_of(b);
+    const std::string special[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\xff", "\x80"};
+    for (std::size_t len = 0; len <= 24; ++len) {
+        const std::string plain(len, 'a');
+        r.anomalies.push_back({len, -1, plain});
+        r.anomalies.push_back({len, -1, std::string(len, '\x7f') + " ~}{"});
+        for (std::size_t at = 0; at < len; ++at)
+            for (const std::string& c : special)
+                r.anomalies.push_back({len, -1, plain.substr(0, at) + c + plain.substr(at + 1)});
+    }
+    expect_same(reference(r, run_info(), {}), streamed(r, run_info(), {}));
+}
+
 TEST(OutputReportJson, EmptyReport) {
     const Report r = Correlator(CorrelatorOptions{}).finish();
     RunInfo run; // empty strings, no probes

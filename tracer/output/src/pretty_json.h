@@ -9,7 +9,10 @@
 
 #include "json_buffer.h"
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -31,10 +34,12 @@ class Pretty : public detail::JsonBuffer {
 
     // Starts the next member of the current object (k: plain ASCII, our own words).
     Pretty& key(std::string_view k) {
-        next();
-        buf_.push_back('"');
-        buf_.append(k);
-        buf_.append("\": ", 3);
+        elem();
+        buf_.room(k.size() + 4);
+        char* p = buf_.cursor();
+        *p++ = '"';
+        p = std::copy_n(k.data(), k.size(), p);
+        buf_.commit(std::copy_n("\": ", 3, p));
         return *this;
     }
     // ... with any key, escaped as nlohmann escapes keys.
@@ -46,7 +51,12 @@ class Pretty : public detail::JsonBuffer {
     }
     // Starts the next element of the current array.
     Pretty& elem() {
-        next();
+        if (depth_ > kMaxInline) [[unlikely]] {
+            next();
+            return *this;
+        }
+        buf_.room(kSeparatorRoom);
+        buf_.commit(separator(buf_.cursor()));
         return *this;
     }
 
@@ -76,6 +86,28 @@ class Pretty : public detail::JsonBuffer {
     }
 
   private:
+    // ",\n" and the indentation of any depth up to kMaxInline, copied 16
+    // bytes at a time (the room for the last copy's overrun is reserved).
+    static constexpr std::size_t kMaxInline = 48;
+    static constexpr std::size_t kSeparatorRoom = 2 + 2 * kMaxInline + 16;
+    static constexpr std::array<char, kSeparatorRoom> kSeparators = [] {
+        std::array<char, kSeparatorRoom> a{};
+        a.fill(' ');
+        a[0] = ',';
+        a[1] = '\n';
+        return a;
+    }();
+    // The next member's or element's separator and indentation at p (depth
+    // up to kMaxInline, room for kSeparatorRoom reserved); returns its end.
+    char* separator(char* p) {
+        const char* from = kSeparators.data() + (first_ ? 1 : 0);
+        const std::size_t n = 2 * depth_ + (first_ ? 1 : 2);
+        for (std::size_t i = 0; i < n; i += 16)
+            std::memcpy(p + i, from + i, 16);
+        first_ = false;
+        return p + n;
+    }
+
     static constexpr std::string_view kSpaces = "                                                "
                                                 "                                                ";
 
@@ -86,11 +118,19 @@ class Pretty : public detail::JsonBuffer {
     }
     void close(char c) {
         --depth_;
-        if (!first_) { // not empty: the bracket on a line of its own
+        if (first_) {
+            buf_.push_back(c);
+        } else if (depth_ <= kMaxInline) { // not empty: the bracket on a line of its own
+            buf_.room(kSeparatorRoom + 1);
+            first_ = true; // (a newline, no comma)
+            char* p = separator(buf_.cursor());
+            *p++ = c;
+            buf_.commit(p);
+        } else {
             buf_.push_back('\n');
             indent();
+            buf_.push_back(c);
         }
-        buf_.push_back(c);
         first_ = false; // the enclosing container has this one
         flush_if_full();
     }

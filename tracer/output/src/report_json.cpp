@@ -119,10 +119,28 @@ void ts_or_null(Pretty& w, uint64_t ts) {
 struct Tally {
     std::size_t clean_trail = 0, no_fault = 0, dirty = 0;
     void add(const PageLife& p, const std::vector<int32_t>& trail) {
-        clean_trail += trail == expected_refcount_trail(p.policy, p.mode);
+        clean_trail += trail == expected(p);
         no_fault += p.first_write == FirstWrite::no_fault;
         dirty += p.zap_dirty;
     }
+
+  private:
+    // expected_refcount_trail of the page's policy and mode, asked once
+    // per pair (a vector built per call: per page, otherwise)
+    const std::vector<int32_t>& expected(const PageLife& p) {
+        for (const Expected& e : expected_)
+            if (e.policy == p.policy && e.mode == p.mode)
+                return e.trail;
+        return expected_
+            .emplace_back(Expected{p.policy, p.mode, expected_refcount_trail(p.policy, p.mode)})
+            .trail;
+    }
+    struct Expected {
+        Policy policy;
+        MapMode mode;
+        std::vector<int32_t> trail;
+    };
+    std::vector<Expected> expected_;
 };
 
 void write_first_write(Pretty& w, const PageLife& p) {
