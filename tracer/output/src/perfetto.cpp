@@ -13,6 +13,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 
@@ -23,8 +24,11 @@ namespace {
 using namespace detail::timeline;
 using detail::OutBuffer;
 using detail::proto::put_field;
+using detail::proto::put_fixed64;
 using detail::proto::put_short_bytes;
+using detail::proto::put_varint;
 using detail::proto::StringWriter;
+using detail::proto::tag;
 using detail::proto::Writer;
 
 // Field numbers, from Perfetto's .proto files.
@@ -69,51 +73,91 @@ struct StringHash {
 };
 using InternTable = std::unordered_map<std::string, uint64_t, StringHash, std::equal_to<>>;
 
-// One interning table: string -> iid, with a small cache in front keyed by
-// where the string is (names, categories, keys and most values are the
-// builder's literals and tables, at the same address every time). Event
-// names, categories and arg keys live as long as the write (timeline_parts.h),
-// so their address is enough (by_address); a value's hit compares the bytes
-// with the table's copy, so text at a reused address (a track's arena) is
-// never taken for what was there before.
+// One interning table: string -> iid, with what finds a string without
+// hashing its bytes in front. A stable string (an event's name or category,
+// a value referenced rather than copied: alive at its address for the whole
+// write, timeline_parts.h) is found by its address and length in a table of
+// its own, exactly (no eviction, no collision); a copied one (text in a
+// track's arena, at addresses reused track after track) through a small
+// cache keyed by its address whose hit compares the bytes with the table's
+// copy, so it is never taken for what was there before.
 class Interner {
   public:
-    explicit Interner(bool by_address) : by_address_(by_address) {}
-
-    // The iid of s; added: s is new (its iid is table size).
-    // The iid of s if the cache has it (inlined: the usual case), else 0.
-    uint64_t cached(std::string_view s) const {
+    // The iid of s if found without its table (inlined: the usual case), else 0.
+    uint64_t cached(std::string_view s, bool stable) const {
+        if (stable) {
+            if (addresses_.empty())
+                return 0;
+            for (std::size_t i = address_slot(s);; i = (i + 1) & (addresses_.size() - 1)) {
+                const Address& a = addresses_[i];
+                if (a.p == s.data() && a.len == s.size())
+                    return a.iid;
+                if (!a.p)
+                    return 0;
+            }
+        }
         const Slot& slot = slots_[slot_of(s)];
         if (slot.p == s.data() && slot.len == s.size() && slot.key &&
-            (by_address_ || std::memcmp(slot.key->data(), s.data(), s.size()) == 0))
+            std::memcmp(slot.key->data(), s.data(), s.size()) == 0)
             return slot.iid;
         return 0;
     }
-    // The iid of s from the table (added when new), cached.
-    [[gnu::noinline]] uint64_t find(std::string_view s, bool& added) {
-        Slot& slot = slots_[slot_of(s)];
+    // The iid of s from the table (added when new: its iid is the table's
+    // size), then found without it next time.
+    [[gnu::noinline]] uint64_t find(std::string_view s, bool& added, bool stable) {
         auto it = table_.find(s);
         added = it == table_.end();
         if (added)
             it = table_.emplace(std::string(s), table_.size() + 1).first;
-        slot = {s.data(), s.size(), &it->first, it->second};
+        if (stable && s.data()) // (an empty string may have no address: left to the table)
+            remember(s, it->second);
+        else
+            slots_[slot_of(s)] = {s.data(), s.size(), &it->first, it->second};
         return it->second;
     }
 
   private:
+    struct Address {
+        const char* p = nullptr; // null: a free slot
+        std::size_t len = 0;
+        uint64_t iid = 0;
+    };
     struct Slot {
         const char* p = nullptr;
         std::size_t len = 0;
         const std::string* key = nullptr; // the table's copy (nodes do not move)
         uint64_t iid = 0;
     };
+    // Open addressing, linear probing, a power of two at most half full.
+    std::size_t address_slot(std::string_view s) const {
+        const auto a = reinterpret_cast<std::uintptr_t>(s.data()) ^ (uint64_t{s.size()} << 48);
+        return static_cast<std::size_t>((a * 0x9e3779b97f4a7c15) >> 32) & (addresses_.size() - 1);
+    }
+    void remember(std::string_view s, uint64_t iid) {
+        if (2 * (used_ + 1) > addresses_.size()) {
+            std::vector<Address> old(std::max<std::size_t>(64, 2 * addresses_.size()));
+            old.swap(addresses_);
+            for (const Address& a : old)
+                if (a.p)
+                    place({a.p, a.len}, a.iid);
+        }
+        place(s, iid);
+        ++used_;
+    }
+    void place(std::string_view s, uint64_t iid) {
+        std::size_t i = address_slot(s);
+        while (addresses_[i].p)
+            i = (i + 1) & (addresses_.size() - 1);
+        addresses_[i] = {s.data(), s.size(), iid};
+    }
     static std::size_t slot_of(std::string_view s) {
         const auto a = reinterpret_cast<std::uintptr_t>(s.data());
         return ((a >> 3) ^ (a >> 11) ^ s.size()) % kSlots;
     }
     static constexpr std::size_t kSlots = 256;
-    bool by_address_;
-    std::array<Slot, kSlots> slots_{};
+    std::vector<Address> addresses_; // stable strings
+    std::size_t used_ = 0;
+    std::array<Slot, kSlots> slots_{}; // copied strings
     InternTable table_;
 };
 
@@ -158,6 +202,10 @@ class PerfettoSink final : public Sink {
         });
     }
 
+    // One pass: the packet's head, the track event and its annotations
+    // under one bounds check, the strings interned on the way; a string new
+    // to the sequence (rare) then has its InternedData put in before the
+    // track event (the packet's fields in the order Perfetto writes them).
     void event(const Track& t, const Ev& e, const Flow& f) override {
         const uint64_t uuid = uuid_of(t);
         // slices that ended before this event starts
@@ -167,32 +215,32 @@ class PerfettoSink final : public Sink {
             open_.pop_back();
         }
         pending_.clear();
-        const uint64_t name = intern(names_, e.name, interned::event_names);
-        const uint64_t cat = intern(cats_, e.cat, interned::event_categories);
-        keys_.clear();
-        values_.clear();
-        for (uint32_t i = 0; i < e.args_len; ++i) {
-            const Arg& a = t.args[e.args_off + i];
-            keys_.push_back(intern(keys_tab_, a.key, interned::debug_annotation_names));
-            const bool text = a.kind == ArgKind::str || a.kind == ArgKind::json;
-            values_.push_back(
-                text ? intern(strings_, t.text(a), interned::debug_annotation_string_values) : 0);
+        // (names and categories: alive for the write, timeline_parts.h)
+        const uint64_t name = intern(names_, e.name, interned::event_names, true);
+        const uint64_t cat = intern(cats_, e.cat, interned::event_categories, true);
+        buf_.room(kHead + e.args_len * kAnnotation + kField);
+        char* p = put_packet_tag(buf_.cursor());
+        const std::size_t pk = mark(p);
+        p = put_packet_fields(p, e.ts, packet::needs_incremental_state);
+        const std::size_t interned_at = mark(p); // where the InternedData goes, if any
+        p = put_varint(p, tag(packet::track_event, detail::proto::kLen));
+        char* const te_len = p++;
+        p = put_field(p, event::type, e.ph == 'X' ? event::slice_begin : event::instant);
+        p = put_field(p, event::track_uuid, uuid);
+        p = put_field(p, event::name_iid, name);
+        p = put_field(p, event::category_iids, cat);
+        for (const Arg& a : t.args.subspan(e.args_off, e.args_len))
+            p = annotation(p, t, a);
+        if (f.id) {
+            p = put_varint(p, tag(f.out ? event::flow_ids : event::terminating_flow_ids,
+                                  detail::proto::kFixed64));
+            p = put_fixed64(p, f.id);
         }
-        const std::size_t pk = packet_begin(e.ts, packet::needs_incremental_state);
-        if (!pending_.empty())
-            w_.bytes(packet::interned_data, pending_);
-        const std::size_t te = w_.begin(packet::track_event);
-        w_.fields(4 * kField, [&](char* p) {
-            p = put_field(p, event::type, e.ph == 'X' ? event::slice_begin : event::instant);
-            p = put_field(p, event::track_uuid, uuid);
-            p = put_field(p, event::name_iid, name);
-            return put_field(p, event::category_iids, cat);
-        });
-        for (uint32_t i = 0; i < e.args_len; ++i)
-            annotation(t.args[e.args_off + i], keys_[i], values_[i]);
-        if (f.id)
-            w_.fixed64(f.out ? event::flow_ids : event::terminating_flow_ids, f.id);
+        const std::size_t te = mark(te_len + 1);
+        buf_.commit(p);
         w_.end(te);
+        if (!pending_.empty()) [[unlikely]]
+            insert_interned(interned_at);
         packet_end(pk);
         if (e.ph != 'X')
             return;
@@ -212,13 +260,10 @@ class PerfettoSink final : public Sink {
 
     void counter(uint32_t pid, uint64_t ts, std::string_view name, int64_t v) override {
         const uint64_t uuid = counter_uuid(pid, name);
-        const std::size_t pk = packet_begin(ts, packet::needs_incremental_state);
-        const std::size_t te = w_.begin(packet::track_event);
-        w_.varint(event::type, event::counter);
-        w_.varint(event::track_uuid, uuid);
-        w_.sint(event::counter_value, v);
-        w_.end(te);
-        packet_end(pk);
+        short_event(ts, [&](char* p) {
+            p = put_field(put_field(p, event::type, event::counter), event::track_uuid, uuid);
+            return put_field(p, event::counter_value, static_cast<uint64_t>(v)); // int64
+        });
     }
 
     uint64_t finish() override {
@@ -267,16 +312,17 @@ class PerfettoSink final : public Sink {
         return last_uuid_;
     }
 
-    // The iid of s in table; a new entry goes to pending_ (this packet's
-    // InternedData) under field.
-    uint64_t intern(Interner& table, std::string_view s, uint32_t field) {
-        if (const uint64_t iid = table.cached(s))
+    // The iid of s in table (stable: see Interner); a new entry goes to
+    // pending_ (this packet's InternedData) under field.
+    uint64_t intern(Interner& table, std::string_view s, uint32_t field, bool stable) {
+        if (const uint64_t iid = table.cached(s, stable))
             return iid;
-        return intern_slow(table, s, field);
+        return intern_slow(table, s, field, stable);
     }
-    [[gnu::noinline]] uint64_t intern_slow(Interner& table, std::string_view s, uint32_t field) {
+    [[gnu::noinline]] uint64_t intern_slow(Interner& table, std::string_view s, uint32_t field,
+                                           bool stable) {
         bool added = false;
-        const uint64_t iid = table.find(s, added);
+        const uint64_t iid = table.find(s, added, stable);
         if (!added)
             return iid;
         StringWriter p(pending_);
@@ -287,53 +333,89 @@ class PerfettoSink final : public Sink {
         return iid;
     }
 
-    // One arg: numbers as varints, 0x-numbers as pointers (shown in hex),
-    // strings and stacks (their JSON text) by their interned iid.
-    // (One message of at most 2 + 2 fields: its length fits the reserved byte.)
-    void annotation(const Arg& a, uint64_t key_iid, uint64_t string_iid) {
-        w_.fields(2 + 2 * kField, [&](char* p) {
-            p = detail::proto::put_varint(
-                p, detail::proto::tag(event::debug_annotations, detail::proto::kLen));
-            char* const len = p++;
-            p = put_field(p, annotation::name_iid, key_iid);
-            switch (a.kind) {
-            case ArgKind::u:
-                p = put_field(p, annotation::uint_value, a.v);
-                break;
-            case ArgKind::i:
-                p = put_field(p, annotation::int_value, a.v);
-                break;
-            case ArgKind::b:
-                p = put_field(p, annotation::bool_value, a.v != 0);
-                break;
-            case ArgKind::hex:
-                p = put_field(p, annotation::pointer_value, a.v);
-                break;
-            case ArgKind::null:
-                p = put_short_bytes(p, annotation::legacy_json_value, "null");
-                break;
-            case ArgKind::str:
-            case ArgKind::json:
-                p = put_field(p, annotation::string_value_iid, string_iid);
-                break;
-            }
-            *len = static_cast<char>(p - len - 1);
-            return p;
-        });
+    // The iid of an arg's key (the table's by its name when first used).
+    uint64_t key_iid(Key k) {
+        uint64_t& iid = key_iid_[k.id];
+        if (!iid) [[unlikely]]
+            iid = intern_slow(keys_tab_, k.name(), interned::debug_annotation_names, true);
+        return iid;
     }
 
-    std::size_t packet_begin(uint64_t ts, uint64_t flags) {
-        const std::size_t m = w_.begin(trace::packet);
-        if (first_packet_) {
+    // One arg at p (kAnnotation bytes at most): numbers as varints,
+    // 0x-numbers as pointers (shown in hex), strings and stacks (their JSON
+    // text) by their interned iid; returns the end. (One message of at most
+    // 2 + 2 fields: its length fits the reserved byte.)
+    char* annotation(char* p, const Track& t, const Arg& a) {
+        p = put_varint(p, tag(event::debug_annotations, detail::proto::kLen));
+        char* const len = p++;
+        p = put_field(p, annotation::name_iid, key_iid(a.key));
+        switch (a.kind) {
+        case ArgKind::u:
+            p = put_field(p, annotation::uint_value, a.v);
+            break;
+        case ArgKind::i:
+            p = put_field(p, annotation::int_value, a.v);
+            break;
+        case ArgKind::b:
+            p = put_field(p, annotation::bool_value, a.v != 0);
+            break;
+        case ArgKind::hex:
+            p = put_field(p, annotation::pointer_value, a.v);
+            break;
+        case ArgKind::null:
+            p = put_short_bytes(p, annotation::legacy_json_value, "null");
+            break;
+        case ArgKind::str:
+        case ArgKind::json:
+            // (a referenced value is stable, a copied one is not)
+            p = put_field(p, annotation::string_value_iid,
+                          intern(strings_, t.text(a), interned::debug_annotation_string_values,
+                                 a.at != nullptr));
+            break;
+        }
+        *len = static_cast<char>(p - len - 1);
+        return p;
+    }
+
+    // This packet's InternedData (pending_) put in at the offset at, before
+    // its track event.
+    void insert_interned(std::size_t at) {
+        char head[2 * kField];
+        char* h = put_varint(head, tag(packet::interned_data, detail::proto::kLen));
+        h = put_varint(h, pending_.size());
+        const auto n = static_cast<std::size_t>(h - head);
+        buf_.open_gap(at, n + pending_.size());
+        std::copy_n(head, n, buf_.data() + at);
+        std::copy_n(pending_.data(), pending_.size(), buf_.data() + at + n);
+    }
+
+    // A packet's tag and its reserved length byte at p; returns the end
+    // (the mark for packet_end).
+    static char* put_packet_tag(char* p) {
+        p = put_varint(p, tag(trace::packet, detail::proto::kLen));
+        *p++ = '\0';
+        return p;
+    }
+    // A packet's first fields at p (3 * kField at most): its sequence, flags
+    // (the first packet's clear the incremental state), timestamp (if any).
+    char* put_packet_fields(char* p, uint64_t ts, uint64_t flags) {
+        if (first_packet_) [[unlikely]] {
             flags |= packet::incremental_state_cleared;
             first_packet_ = false;
         }
-        w_.fields(3 * kField, [&](char* p) {
-            p = put_field(p, packet::sequence_id, kSequence);
-            if (flags)
-                p = put_field(p, packet::sequence_flags, flags);
-            return ts ? put_field(p, packet::timestamp, ts) : p;
-        });
+        p = put_field(p, packet::sequence_id, kSequence);
+        if (flags)
+            p = put_field(p, packet::sequence_flags, flags);
+        return ts ? put_field(p, packet::timestamp, ts) : p;
+    }
+    // The buffer's offset of p (a pointer into the room reserved).
+    std::size_t mark(const char* p) { return static_cast<std::size_t>(p - buf_.data()); }
+
+    std::size_t packet_begin(uint64_t ts, uint64_t flags) {
+        buf_.room(kHead);
+        char* p = put_packet_tag(buf_.cursor());
+        const std::size_t m = mark(p);
+        buf_.commit(put_packet_fields(p, ts, flags));
         return m;
     }
     void packet_end(std::size_t mark) {
@@ -350,17 +432,30 @@ class PerfettoSink final : public Sink {
         packet_end(pk);
     }
 
+    // A track event of a few short fields (3 at most: under 128 bytes, and
+    // so is its packet, one length byte each), written at once by fields(p).
+    template <class Fields> void short_event(uint64_t ts, Fields&& fields) {
+        buf_.room(kHead + 3 * kField);
+        char* const pk = put_packet_tag(buf_.cursor());
+        char* p = put_packet_fields(pk, ts, packet::needs_incremental_state);
+        p = put_varint(p, tag(packet::track_event, detail::proto::kLen));
+        char* const te = ++p;
+        p = fields(p);
+        te[-1] = static_cast<char>(p - te);
+        pk[-1] = static_cast<char>(p - pk);
+        buf_.commit(p);
+        buf_.flush_if_full();
+    }
+
     void slice_end(uint64_t uuid, uint64_t ts) {
-        const std::size_t pk = packet_begin(ts, packet::needs_incremental_state);
-        const std::size_t te = w_.begin(packet::track_event);
-        w_.fields(2 * kField, [&](char* p) {
+        short_event(ts, [&](char* p) {
             return put_field(put_field(p, event::type, event::slice_end), event::track_uuid, uuid);
         });
-        w_.end(te);
-        packet_end(pk);
     }
 
     static constexpr std::size_t kField = 24; // a tag and a varint, at most
+    // a packet's tag, length and first fields; an annotation
+    static constexpr std::size_t kHead = 4 * kField, kAnnotation = 2 + 2 * kField;
     std::ostream& out_;
     OutBuffer buf_;
     Writer w_{buf_};
@@ -379,9 +474,9 @@ class PerfettoSink final : public Sink {
     std::vector<CounterTrack> counters_;
     uint64_t last_key_ = 0, last_uuid_ = 0;
     std::vector<uint64_t> open_; // end ts of the current track's open slices
-    Interner names_{true}, cats_{true}, keys_tab_{true}, strings_{false};
+    Interner names_, cats_, keys_tab_, strings_;
     std::string pending_;
-    std::vector<uint64_t> keys_, values_; // this event's annotation name and string iids
+    std::array<uint64_t, kKeyNames.size()> key_iid_{}; // by Key::id; 0: not interned yet
 };
 
 } // namespace

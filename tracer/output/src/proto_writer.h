@@ -11,6 +11,7 @@
 #include "out_buffer.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -20,7 +21,9 @@ namespace kextrace::detail::proto {
 
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2 };
 
-// v as a varint at p; returns the end.
+// v as a varint at p; returns the end. (A branchless one, its 7-bit groups
+// spread into one 8-byte store, ran 4% slower here: more instructions, and
+// the loop's exit is predicted well enough.)
 inline char* put_varint(char* p, uint64_t v) {
     while (v >= 0x80) {
         *p++ = static_cast<char>((v & 0x7f) | 0x80);
@@ -37,6 +40,16 @@ constexpr uint64_t tag(uint32_t field, WireType t) {
 // Fields written at p, for BasicWriter::fields(): each returns the end.
 inline char* put_field(char* p, uint32_t field, uint64_t v) {
     return put_varint(put_varint(p, tag(field, kVarint)), v);
+}
+// v as 8 little-endian bytes at p (a fixed64 field's value); returns the end.
+inline char* put_fixed64(char* p, uint64_t v) {
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, &v, 8);
+        return p + 8;
+    }
+    for (int i = 0; i < 8; ++i)
+        *p++ = static_cast<char>(v >> (8 * i));
+    return p;
 }
 // A short length-delimited field (s: under 128 bytes).
 inline char* put_short_bytes(char* p, uint32_t field, std::string_view s) {
@@ -93,12 +106,8 @@ template <class Bytes> class BasicWriter {
     // int32/int64 fields: two's complement as a 64-bit varint
     void sint(uint32_t field, int64_t v) { varint(field, static_cast<uint64_t>(v)); }
     void fixed64(uint32_t field, uint64_t v) {
-        out_.put_with(kField, [&](char* p) {
-            p = put_varint(p, tag(field, kFixed64));
-            for (int i = 0; i < 8; ++i)
-                *p++ = static_cast<char>(v >> (8 * i));
-            return p;
-        });
+        out_.put_with(kField,
+                      [&](char* p) { return put_fixed64(put_varint(p, tag(field, kFixed64)), v); });
     }
     void bytes(uint32_t field, std::string_view s) {
         out_.put_with(

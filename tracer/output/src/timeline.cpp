@@ -15,6 +15,7 @@
 #include "timeline_parts.h"
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 #include <sstream>
 #include <string_view>
@@ -39,23 +40,15 @@ class Builder {
         metadata_events();
         rig_tracks();
         if (opts_.counters)
-            counters();
+            stats_.events += send_counters(r_, out_);
         page_tracks();
         stats_.bytes = out_.finish();
         return stats_;
     }
 
   private:
-    uint32_t default_pid() const {
-        if (!r_.tgids.empty())
-            return r_.tgids.front();
-        if (!r_.phases.empty())
-            return r_.phases.front().tgid;
-        if (!r_.mappings.empty())
-            return r_.mappings.front().tgid;
-        return 0;
-    }
-    uint32_t owner_of(const PageLife& p) const { return p.owner ? p.owner : default_pid(); }
+    uint32_t default_pid() const { return timeline_default_pid(r_); }
+    uint32_t owner_of(const PageLife& p) const { return timeline_owner(r_, p); }
 
     json metadata() const {
         std::size_t complete = r_.pages.size() - r_.incomplete_pages();
@@ -112,15 +105,27 @@ class Builder {
             thread_meta(pid, tid, "rig " + std::to_string(tid) + " (phases, kex mmap)", -1, false);
             ++stats_.tracks;
         }
+        std::string name; // "page <index> pfn 0x<pfn>", its room reused
         for (std::size_t i = 0; i < r_.pages.size(); ++i) {
             const PageLife& p = r_.pages[i];
-            std::string name = "page " +
-                               (p.index == kNoIndex ? std::string("?") : std::to_string(p.index)) +
-                               " pfn " + detail::hex(p.pfn);
+            page_track_name(name, p);
             thread_meta(owner_of(p), page_tid(i), name, static_cast<int64_t>(i), true);
         }
         stats_.page_tracks = r_.pages.size();
         stats_.tracks += r_.pages.size();
+    }
+
+    // "page <index> pfn 0x<pfn>" ("?" for an unknown index) into name.
+    static void page_track_name(std::string& name, const PageLife& p) {
+        char buf[64] = "page ";
+        char* e = buf + 5;
+        if (p.index == kNoIndex)
+            *e++ = '?';
+        else
+            e = std::to_chars(e, buf + 16, p.index).ptr;
+        e = std::copy_n(" pfn 0x", 7, e);
+        e = std::to_chars(e, buf + sizeof buf, p.pfn, 16).ptr;
+        name.assign(buf, e);
     }
 
     void thread_meta(uint32_t pid, uint32_t tid, const std::string& name, int64_t sort, bool page) {
@@ -296,15 +301,22 @@ class Builder {
     }
 
     void page_tracks() {
+        // the anomalies about a page, by life (in the report's order within one)
+        std::vector<const Anomaly*> about;
+        for (const Anomaly& an : r_.anomalies)
+            if (an.life >= 0 && static_cast<std::size_t>(an.life) < r_.pages.size())
+                about.push_back(&an);
+        std::stable_sort(about.begin(), about.end(),
+                         [](const Anomaly* a, const Anomaly* b) { return a->life < b->life; });
+        auto next = about.begin();
         for (std::size_t life = 0; life < r_.pages.size(); ++life) {
             const PageLife& p = r_.pages[life];
             track_.clear();
             track_.pid = owner_of(p);
             track_.tid = page_tid(life);
             page_steps(p);
-            for (const Anomaly& an : r_.anomalies)
-                if (an.life >= 0 && static_cast<std::size_t>(an.life) == life)
-                    anomaly(an);
+            for (; next != about.end() && static_cast<std::size_t>((*next)->life) == life; ++next)
+                anomaly(**next);
             flush_track(opts_.flows, life + 1);
         }
     }
@@ -428,27 +440,31 @@ class Builder {
     // Sort the track, keep its slices nested, chain its flow events, write it.
     void flush_track(bool flows, uint64_t flow_id = 0) {
         auto& evs = track_.events;
-        std::stable_sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) {
+        const auto before = [](const Ev& a, const Ev& b) {
             if (a.ts != b.ts)
                 return a.ts < b.ts;
             return a.dur > b.dur;
-        });
+        };
+        // (a page's steps come in time order: sorted already, as a rule)
+        if (!std::is_sorted(evs.begin(), evs.end(), before))
+            std::stable_sort(evs.begin(), evs.end(), before);
         // A slice that would overlap its parent partially is cut to it (never
         // happens on a sane stream; viewers drop such slices).
-        std::vector<uint64_t> open;
+        std::vector<uint64_t>& open = open_;
+        open.clear();
+        std::size_t chain = 0, n_chain = 0;
         for (Ev& e : evs) {
             if (e.ph != 'X')
                 continue;
+            n_chain += e.flow;
             while (!open.empty() && (open.back() < e.ts || (open.back() == e.ts && e.dur > 0)))
                 open.pop_back();
             if (!open.empty() && e.ts + e.dur > open.back())
                 e.dur = open.back() - e.ts;
             open.push_back(e.ts + e.dur);
         }
-        std::size_t chain = 0, n_chain = 0;
-        if (flows)
-            for (const Ev& e : evs)
-                n_chain += e.flow && e.ph == 'X';
+        if (!flows)
+            n_chain = 0;
         if (n_chain >= 2)
             stats_.flow_arrows += n_chain - 1;
         for (const Ev& e : evs) {
@@ -463,65 +479,6 @@ class Builder {
         stats_.events += evs.size();
     }
 
-    // "kex pages allocated" and "kex pages mapped", per owner process.
-    void counters() {
-        struct Delta {
-            uint32_t pid;
-            uint64_t ts;
-            int alloc;
-            int mapped;
-        };
-        std::vector<Delta> d;
-        d.reserve(r_.pages.size() * 4);
-        for (const PageLife& p : r_.pages) {
-            const uint32_t pid = owner_of(p);
-            d.push_back({pid, p.alloc_ts, 1, 0});
-            uint64_t map_ts = 0, unmap_ts = 0;
-            for (const Step& s : p.steps) {
-                if (!map_ts && (s.kind == StepKind::rmap_add || s.kind == StepKind::pte_set))
-                    map_ts = s.ts;
-                if (map_ts && !unmap_ts && s.kind == StepKind::rmap_remove)
-                    unmap_ts = s.ts;
-            }
-            if (map_ts)
-                d.push_back({pid, map_ts, 0, 1});
-            if (unmap_ts)
-                d.push_back({pid, unmap_ts, 0, -1});
-            if (p.free_ts)
-                d.push_back({pid, std::max(p.free_ts, p.alloc_ts), -1, 0});
-        }
-        if (d.empty())
-            return;
-        std::stable_sort(d.begin(), d.end(), [](const Delta& a, const Delta& b) {
-            return a.pid != b.pid ? a.pid < b.pid : a.ts < b.ts;
-        });
-        std::size_t i = 0;
-        while (i < d.size()) {
-            const uint32_t pid = d[i].pid;
-            int64_t alloc = 0, mapped = 0;
-            const uint64_t t0 = std::min(r_.first_ts ? r_.first_ts : d[i].ts, d[i].ts);
-            counter(pid, t0, "kex pages allocated", 0);
-            counter(pid, t0, "kex pages mapped", 0);
-            while (i < d.size() && d[i].pid == pid) {
-                const uint64_t ts = d[i].ts;
-                int64_t a0 = alloc, m0 = mapped;
-                for (; i < d.size() && d[i].pid == pid && d[i].ts == ts; ++i) {
-                    alloc += d[i].alloc;
-                    mapped += d[i].mapped;
-                }
-                if (alloc != a0)
-                    counter(pid, ts, "kex pages allocated", alloc);
-                if (mapped != m0)
-                    counter(pid, ts, "kex pages mapped", mapped);
-            }
-        }
-    }
-
-    void counter(uint32_t pid, uint64_t ts, std::string_view name, int64_t v) {
-        out_.counter(pid, ts, name, v);
-        ++stats_.events;
-    }
-
     const Report& r_;
     const RunInfo& run_;
     const Symbolizer& sym_;
@@ -531,7 +488,8 @@ class Builder {
     TimelineStats stats_;
     Track track_;
     std::vector<std::string> stack_cache_;
-    std::vector<Step> steps_; // page_steps' decoded steps, the room reused page after page
+    std::vector<Step> steps_;    // page_steps' decoded steps, the room reused page after page
+    std::vector<uint64_t> open_; // flush_track's open slices, the room reused
 };
 
 } // namespace

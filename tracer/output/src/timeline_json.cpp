@@ -111,7 +111,7 @@ class JsonSink final : public Sink {
         if (!first)
             w_.ch(',');
         w_.ch('"');
-        w_.raw(a.key);
+        w_.raw(a.key.name());
         w_.raw("\":");
         switch (a.kind) {
         case ArgKind::u:

@@ -9,11 +9,13 @@
 
 #include "json_buffer.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +39,78 @@ class Writer : public detail::JsonBuffer {
     }
 };
 
+// The args' keys: the builder's own words, each known by its index here.
+inline constexpr std::array<std::string_view, 52> kKeyNames = {
+    "accessed",
+    "addr",
+    "after_free",
+    "allocated_by",
+    "arg",
+    "bits",
+    "closed",
+    "dirty",
+    "done_seen",
+    "error_code",
+    "f_op",
+    "file",
+    "flags",
+    "in_write_phase",
+    "index",
+    "inserted_by",
+    "kernel_events",
+    "late",
+    "lives",
+    "mapcount",
+    "mapcount_at_return",
+    "mapped",
+    "mapping",
+    "message",
+    "mmap",
+    "module",
+    "nx",
+    "observed",
+    "order",
+    "other_allocations",
+    "owner",
+    "pages",
+    "passed_as",
+    "pfn",
+    "policy",
+    "present",
+    "pte",
+    "pte_address",
+    "reason",
+    "refcount",
+    "refcount_at_return",
+    "ret",
+    "rw",
+    "special",
+    "stack",
+    "step",
+    "uaddr",
+    "user",
+    "user_faults",
+    "vm_end",
+    "vm_start",
+    "zap_context",
+};
+// A key, from its literal (a name not in kKeyNames does not compile): one
+// byte in an Arg, and the writers' tables are indexed by it.
+struct Key {
+    uint8_t id = 0;
+    Key() = default;
+    template <std::size_t N> consteval Key(const char (&name)[N]) : id(index_of({name, N - 1})) {}
+    std::string_view name() const { return kKeyNames[id]; }
+
+  private:
+    static consteval uint8_t index_of(std::string_view name) {
+        for (std::size_t i = 0; i < kKeyNames.size(); ++i)
+            if (kKeyNames[i] == name)
+                return static_cast<uint8_t>(i);
+        throw "timeline arg key not in kKeyNames";
+    }
+};
+
 // One argument of an event, typed, so that each output format writes it its
 // own way. Strings are in the track's arena, or (our own words, a stack's
 // JSON text) where they already are, for the whole write.
@@ -50,11 +124,13 @@ enum class ArgKind : uint8_t {
     json, // JSON text (a symbolized stack: an array of strings)
 };
 struct Arg {
-    std::string_view key; // a literal (the Perfetto sink interns it by address)
+    Key key;
     ArgKind kind = ArgKind::u;
-    uint64_t v = 0;
-    uint32_t off = 0, len = 0; // str/json: the text in the arena
-    const char* at = nullptr;  // ... or [at, at + len), not copied
+    uint32_t len = 0;         // str/json: the text's length
+    uint64_t v = 0;           // the number; str/json: the text's offset in the arena
+    const char* at = nullptr; // ... or the text, [at, at + len), not copied: alive for the
+                              // whole write, at the same address (the Perfetto sink interns
+                              // it by address)
 };
 
 // One event of a track before it is written; its args are
@@ -73,65 +149,81 @@ struct Ev {
     bool flow = false; // takes part in the track's flow chain
 };
 
+// The args of a track's events, in one array that grows: appended to
+// inline (std::vector's push_back is a call here, one an arg).
+class ArgList {
+  public:
+    std::size_t size() const { return size_; }
+    const Arg& operator[](std::size_t i) const { return data_[i]; }
+    std::span<const Arg> subspan(std::size_t off, std::size_t n) const {
+        return {data_.get() + off, n};
+    }
+    void clear() { size_ = 0; }
+    void push(const Arg& a) {
+        if (size_ == cap_) [[unlikely]]
+            grow();
+        data_[size_++] = a;
+    }
+
+  private:
+    [[gnu::noinline]] void grow() {
+        cap_ = cap_ ? 2 * cap_ : 64;
+        auto d = std::make_unique_for_overwrite<Arg[]>(cap_);
+        std::copy_n(data_.get(), size_, d.get());
+        data_ = std::move(d);
+    }
+    std::unique_ptr<Arg[]> data_;
+    std::size_t size_ = 0, cap_ = 0;
+};
+
 struct Track {
     uint32_t pid = 0;
     uint32_t tid = 0;
     std::vector<Ev> events;
-    std::vector<Arg> args;
+    ArgList args;
     std::string arena;
     void clear() {
         events.clear();
         args.clear();
         arena.clear();
     }
-    std::string_view text(const Arg& a) const {
-        return a.at ? std::string_view(a.at, a.len) : std::string_view(arena).substr(a.off, a.len);
-    }
+    std::string_view text(const Arg& a) const { return {a.at ? a.at : arena.data() + a.v, a.len}; }
 };
 
 // Builds one event's args in the track: Args a(track); a.u(...)...; a.end(ev).
 class Args {
   public:
     explicit Args(Track& t) : t_(t), off_(t.args.size()) {}
-    Args& u(std::string_view k, uint64_t v) { return add(k, ArgKind::u, v); }
-    Args& i(std::string_view k, int64_t v) { return add(k, ArgKind::i, static_cast<uint64_t>(v)); }
-    Args& count(std::string_view k, int32_t v) { return v == kNoCount ? null(k) : i(k, v); }
-    Args& b(std::string_view k, bool v) { return add(k, ArgKind::b, v); }
-    Args& hex(std::string_view k, uint64_t v) { return add(k, ArgKind::hex, v); }
-    Args& null(std::string_view k) { return add(k, ArgKind::null, 0); }
+    Args& u(Key k, uint64_t v) { return add(k, ArgKind::u, v); }
+    Args& i(Key k, int64_t v) { return add(k, ArgKind::i, static_cast<uint64_t>(v)); }
+    Args& count(Key k, int32_t v) { return v == kNoCount ? null(k) : i(k, v); }
+    Args& b(Key k, bool v) { return add(k, ArgKind::b, v); }
+    Args& hex(Key k, uint64_t v) { return add(k, ArgKind::hex, v); }
+    Args& null(Key k) { return add(k, ArgKind::null, 0); }
     // Our own words (literals, names that outlive the write: not copied) and
     // any other text (copied): escaped by the writer as needed.
-    Args& word(std::string_view k, std::string_view s) { return add_ref(k, ArgKind::str, s); }
-    Args& text(std::string_view k, std::string_view s) { return add_text(k, ArgKind::str, s); }
+    Args& word(Key k, std::string_view s) { return add_ref(k, ArgKind::str, s); }
+    Args& text(Key k, std::string_view s) { return add_text(k, ArgKind::str, s); }
     // JSON text that outlives the write (the builder's stack cache): not copied.
-    Args& raw(std::string_view k, std::string_view json_text) {
-        return add_ref(k, ArgKind::json, json_text);
-    }
+    Args& raw(Key k, std::string_view json_text) { return add_ref(k, ArgKind::json, json_text); }
     void end(Ev& e) {
         e.args_off = static_cast<uint32_t>(off_);
         e.args_len = static_cast<uint32_t>(t_.args.size() - off_);
     }
 
   private:
-    Args& add(std::string_view k, ArgKind kind, uint64_t v) {
-        push({k, kind, v, 0, 0});
+    Args& add(Key k, ArgKind kind, uint64_t v) {
+        push({k, kind, 0, v, nullptr});
         return *this;
     }
-    // vector::push_back, its common case inlined (GCC calls the whole of it
-    // out of line here: a call an arg, ~10 an event).
-    void push(const Arg& a) {
-        auto& v = t_.args;
-        if (v.size() == v.capacity()) [[unlikely]]
-            v.reserve(v.empty() ? 64 : 2 * v.capacity());
-        v.push_back(a);
-    }
-    Args& add_text(std::string_view k, ArgKind kind, std::string_view s) {
-        push({k, kind, 0, static_cast<uint32_t>(t_.arena.size()), static_cast<uint32_t>(s.size())});
+    void push(const Arg& a) { t_.args.push(a); }
+    Args& add_text(Key k, ArgKind kind, std::string_view s) {
+        push({k, kind, static_cast<uint32_t>(s.size()), t_.arena.size(), nullptr});
         t_.arena.append(s);
         return *this;
     }
-    Args& add_ref(std::string_view k, ArgKind kind, std::string_view s) {
-        push({k, kind, 0, 0, static_cast<uint32_t>(s.size()), s.data()});
+    Args& add_ref(Key k, ArgKind kind, std::string_view s) {
+        push({k, kind, static_cast<uint32_t>(s.size()), 0, s.data()});
         return *this;
     }
     Track& t_;
@@ -164,6 +256,26 @@ class Sink {
     // Flushes; returns the bytes written.
     virtual uint64_t finish() = 0;
 };
+
+// The process of tracks that have none of their own: the report's first
+// tgid, phase or mapping's (0 if none).
+inline uint32_t timeline_default_pid(const Report& r) {
+    if (!r.tgids.empty())
+        return r.tgids.front();
+    if (!r.phases.empty())
+        return r.phases.front().tgid;
+    if (!r.mappings.empty())
+        return r.mappings.front().tgid;
+    return 0;
+}
+// The process a page's track belongs to: its owner, else the default.
+inline uint32_t timeline_owner(const Report& r, const PageLife& p) {
+    return p.owner ? p.owner : timeline_default_pid(r);
+}
+
+// "kex pages allocated" and "kex pages mapped" of each owner process, sent
+// to out in time order (timeline_counters.cpp); returns how many were sent.
+uint64_t send_counters(const Report& r, Sink& out);
 
 // The sinks: Trace Event Format JSON (timeline_json.cpp), Perfetto
 // protobuf (perfetto.cpp), both onto out.
