@@ -4,22 +4,57 @@
 #include "timeline_parts.h"
 
 #include <algorithm>
+#include <array>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kextrace::detail::timeline {
+
+namespace {
+
+struct Delta {
+    uint32_t pid;
+    uint64_t ts;
+    int alloc;
+    int mapped;
+};
+
+// d sorted by (pid, ts): least significant byte first, the 8 bytes of ts
+// then the 4 of pid, each a counting pass (stable), a byte that is the same
+// in every delta skipped. std::sort here was a fifth of the Perfetto
+// export's time (perf): its comparisons of near-random keys mispredict.
+void sort_deltas(std::vector<Delta>& d) {
+    constexpr std::size_t kBytes = 12;
+    const auto byte_of = [](const Delta& x, std::size_t b) {
+        return static_cast<std::size_t>(b < 8 ? (x.ts >> (8 * b)) & 0xff
+                                              : (x.pid >> (8 * (b - 8))) & 0xff);
+    };
+    std::vector<std::array<std::size_t, 256>> count(kBytes);
+    for (const Delta& x : d)
+        for (std::size_t b = 0; b < kBytes; ++b)
+            ++count[b][byte_of(x, b)];
+    std::vector<Delta> tmp(d.size());
+    for (std::size_t b = 0; b < kBytes; ++b) {
+        std::array<std::size_t, 256>& at = count[b];
+        if (std::find(at.begin(), at.end(), d.size()) != at.end())
+            continue; // one value for all
+        std::size_t sum = 0;
+        for (std::size_t& c : at)
+            sum += std::exchange(c, sum);
+        for (const Delta& x : d)
+            tmp[at[byte_of(x, b)]++] = x;
+        d.swap(tmp);
+    }
+}
+
+} // namespace
 
 uint64_t send_counters(const Report& r, Sink& out) {
     uint64_t sent = 0;
     const auto send = [&](uint32_t pid, uint64_t ts, std::string_view name, int64_t v) {
         out.counter(pid, ts, name, v);
         ++sent;
-    };
-    struct Delta {
-        uint32_t pid;
-        uint64_t ts;
-        int alloc;
-        int mapped;
     };
     std::vector<Delta> d;
     d.reserve(r.pages.size() * 4);
@@ -45,10 +80,7 @@ uint64_t send_counters(const Report& r, Sink& out) {
     }
     if (d.empty())
         return 0;
-    // (the order among equal (pid, ts) does not matter: they are summed)
-    std::sort(d.begin(), d.end(), [](const Delta& a, const Delta& b) {
-        return a.pid != b.pid ? a.pid < b.pid : a.ts < b.ts;
-    });
+    sort_deltas(d); // (the order among equal (pid, ts) does not matter: they are summed)
     std::size_t i = 0;
     while (i < d.size()) {
         const uint32_t pid = d[i].pid;
