@@ -103,8 +103,6 @@ template <class Bytes> class BasicWriter {
     void varint(uint32_t field, uint64_t v) {
         out_.put_with(kField, [&](char* p) { return put_field(p, field, v); });
     }
-    // int32/int64 fields: two's complement as a 64-bit varint
-    void sint(uint32_t field, int64_t v) { varint(field, static_cast<uint64_t>(v)); }
     void fixed64(uint32_t field, uint64_t v) {
         out_.put_with(kField,
                       [&](char* p) { return put_fixed64(put_varint(p, tag(field, kFixed64)), v); });
