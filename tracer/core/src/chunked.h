@@ -18,6 +18,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -192,6 +193,24 @@ template <class T> void reserve_huge(std::vector<T>& v, std::size_t n) {
         return;
     v.reserve(n);
     advise_huge(v.data(), n * sizeof(T));
+}
+
+// Room for one more element in v, doubling as a vector does, advised like
+// reserve_huge's (a windowed run's lives grow to many MiB a doubling).
+template <class T> void grow_huge(std::vector<T>& v) {
+    if (v.size() == v.capacity())
+        reserve_huge(v, std::max<std::size_t>(64, 2 * v.capacity()));
+}
+
+// v's elements moved into a block of their size (shrink_to_fit), advised
+// like reserve_huge's.
+template <class T> void shrink_huge(std::vector<T>& v) {
+    if (v.size() == v.capacity())
+        return;
+    std::vector<T> exact;
+    reserve_huge(exact, v.size());
+    std::move(v.begin(), v.end(), std::back_inserter(exact));
+    v.swap(exact);
 }
 
 } // namespace kextrace::corr

@@ -28,6 +28,8 @@ void Correlator::State::feed(Event&& e) {
         return;
     }
     max_ts = std::max(max_ts, e.ts);
+    buf_allocs += e.type == KEX_EV_KEX_PAGE_ALLOC;
+    piles.add(e.ts, buffer.size());
     buffer.emplace_back() = rec(); // written in place
     if (opts.reorder_window_ns && buffer.size() >= next_flush && max_ts > opts.reorder_window_ns) {
         flush_until(max_ts - opts.reorder_window_ns);
@@ -40,18 +42,22 @@ void Correlator::State::feed(Event&& e) {
 void Correlator::State::radix_sort_keys(unsigned lo_bit, unsigned hi_bit) {
     ScratchArray<uint64_t>& tmp = keys_tmp;
     tmp.resize_for_overwrite(keys.size());
-    constexpr unsigned kBits = 11;
-    constexpr uint64_t kMask = (uint64_t{1} << kBits) - 1;
-    std::vector<std::size_t> start(std::size_t{1} << kBits);
-    for (unsigned shift = lo_bit; shift < hi_bit; shift += kBits) {
+    // As few passes as digits of at most 12 bits allow, the bits shared out
+    // evenly (23 bits: 2 passes of 12, not 11 + 11 + 1).
+    constexpr unsigned kMaxBits = 12;
+    const unsigned passes = std::max(1u, (hi_bit - lo_bit + kMaxBits - 1) / kMaxBits);
+    const unsigned bits = (hi_bit - lo_bit + passes - 1) / passes;
+    const uint64_t mask = (uint64_t{1} << bits) - 1;
+    std::vector<std::size_t> start(std::size_t{1} << bits);
+    for (unsigned shift = lo_bit; shift < hi_bit; shift += bits) {
         std::fill(start.begin(), start.end(), 0);
         for (uint64_t k : keys)
-            ++start[(k >> shift) & kMask];
+            ++start[(k >> shift) & mask];
         std::size_t sum = 0;
         for (auto& c : start)
             sum += std::exchange(c, sum);
         for (uint64_t k : keys)
-            tmp[start[(k >> shift) & kMask]++] = k;
+            tmp[start[(k >> shift) & mask]++] = k;
         keys.swap(tmp);
     }
 }
@@ -61,9 +67,7 @@ void Correlator::State::radix_sort_keys(unsigned lo_bit, unsigned hi_bit) {
 // index) pair takes, and memory first touched is most of a large flush's
 // cost: bench/README.md). A span of time too wide for that (more than
 // 2^64 / events ns) sorts plain indices by their events' ts.
-void Correlator::State::flush_until(uint64_t limit) {
-    if (buffer.empty())
-        return;
+uint64_t Correlator::State::sort_keys() {
     const std::size_t n_keys = buffer.size();
     uint64_t lo = UINT64_MAX, hi = 0;
     buffer.for_each([&](const Rec& e) {
@@ -73,7 +77,6 @@ void Correlator::State::flush_until(uint64_t limit) {
     const auto idx_bits = static_cast<unsigned>(std::bit_width(n_keys - 1));
     const auto ts_bits = static_cast<unsigned>(std::bit_width(hi - lo));
     const bool packed = idx_bits + ts_bits <= 64;
-    const uint64_t idx_mask = packed ? (uint64_t{1} << idx_bits) - 1 : UINT64_MAX;
     keys.resize_for_overwrite(n_keys);
     std::size_t i = 0;
     buffer.for_each([&](const Rec& e) {
@@ -89,38 +92,57 @@ void Correlator::State::flush_until(uint64_t limit) {
         else
             radix_sort_keys(idx_bits, idx_bits + ts_bits);
     }
+    return packed ? (uint64_t{1} << idx_bits) - 1 : UINT64_MAX;
+}
+
+// The buffered events in (ts, arrival) order: the piles merged (piles.h),
+// or, when the arrivals were in too little order for them, sorted.
+void Correlator::State::flush_until(uint64_t limit) {
+    if (buffer.empty())
+        return;
+    const bool merge = piles.ok();
+    const uint64_t idx_mask = merge ? 0 : sort_keys();
     if (limit == UINT64_MAX) {
         keys_tmp = {}; // the last sort: its scratch is not held while the lives grow
         reserve_lives();
     }
-    std::size_t n = 0;
-    for (; n < n_keys; ++n) {
-        Rec& ev = buffer[keys[n] & idx_mask];
-        if (ev.ts > limit)
-            break;
-        process(ev);
-    }
     rest.clear();
-    for (std::size_t k = n; k < n_keys; ++k)
-        rest.push_back(buffer[keys[k] & idx_mask]);
+    buf_allocs = 0;
+    uint64_t rest_tail = 0;
+    auto take = [&](Rec& ev) { // sorted: what is kept comes after what is processed
+        if (ev.ts <= limit) {
+            process(ev);
+            return;
+        }
+        buf_allocs += ev.type == KEX_EV_KEX_PAGE_ALLOC;
+        rest_tail = ev.ts;
+        rest.push_back(ev);
+    };
+    if (merge)
+        piles.merge([&](std::size_t i) { return buffer[i].ts; },
+                    [&](std::size_t i) { take(buffer[i]); });
+    else
+        for (std::size_t k = 0; k < keys.size(); ++k)
+            take(buffer[keys[k] & idx_mask]);
     buffer.swap(rest);
     rest.clear();
+    piles.reset(buffer.size(), rest_tail);       // what is kept: in order
     if (buffer.empty() && limit == UINT64_MAX) { // finish(): nothing more to hold
         buffer = {};
         rest = {};
         keys = {};
         keys_tmp = {};
+        piles = {};
     }
 }
 
 void Correlator::State::reserve_lives() {
-    std::size_t allocs = 0;
-    buffer.for_each([&](const Rec& e) { allocs += e.type == KEX_EV_KEX_PAGE_ALLOC; });
+    const std::size_t allocs = buf_allocs;
     const std::size_t need = r.pages.size() + allocs;
     if (need <= r.pages.capacity())
         return;
     reserve_huge(r.pages, need);
-    life_first_ts.reserve(need);
+    reserve_huge(life_track, need);
     if (closed_by_pfn.size() + allocs > closed_by_pfn.bucket_count() / 2)
         closed_by_pfn.reserve(closed_by_pfn.size() + allocs);
 }

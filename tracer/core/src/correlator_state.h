@@ -22,6 +22,7 @@
 #include <kextrace/core.h>
 
 #include "chunked.h"
+#include "piles.h"
 
 #include <tsl/robin_map.h>
 #include <tsl/robin_set.h>
@@ -147,6 +148,71 @@ struct PendingFault {
     bool in_write;
 };
 
+// What finalize() reads of a life's steps, kept as they come (push_step),
+// so that a life whose steps came in time order needs no decoding at the
+// end: the first step's time (the base of the others'), the times its
+// verdict needs and the start of its refcount trail. A step before the last
+// one (or one inserted) marks the life kDecode: settle_life then decodes and
+// sorts it as before; a trail that does not fit marks kLongTrail.
+struct LifeTrack {
+    static constexpr uint8_t kDecode = 1 << 0;
+    static constexpr uint8_t kLongTrail = 1 << 1;
+    static constexpr uint8_t kZapBeforeFree = 1 << 2;
+    static constexpr std::size_t kTrail = 6;
+
+    uint64_t first_ts = 0; // the first step's
+    uint64_t last_ts = 0;  // the last step's
+    // The first in time order with a non-zero time, as settle_life finds them.
+    uint64_t map_ts = 0;
+    uint64_t kex_free_ts = 0;
+    uint64_t page_free_ts = 0;
+    int8_t trail[kTrail] = {}; // refcount_trail(steps), while it fits
+    uint8_t trail_n = 0;
+    uint8_t flags = 0;
+
+    // s, pushed after the steps so far (first: it is the first).
+    void add(const Step& s, bool first) {
+        if (first)
+            first_ts = s.ts;
+        else if (s.ts < last_ts)
+            flags |= kDecode;
+        last_ts = s.ts;
+        if (flags & kDecode)
+            return;
+        switch (s.kind) {
+        case StepKind::insert_ret:
+        case StepKind::kex_insert:
+            if (s.value) // failed: not mapped
+                break;
+            [[fallthrough]];
+        case StepKind::pte_set:
+            map_ts = map_ts ? map_ts : s.ts;
+            break;
+        case StepKind::kex_free:
+            kex_free_ts = kex_free_ts ? kex_free_ts : s.ts;
+            break;
+        case StepKind::page_free:
+            page_free_ts = page_free_ts ? page_free_ts : s.ts;
+            break;
+        case StepKind::rmap_remove:
+            if (!page_free_ts)
+                flags |= kZapBeforeFree;
+            break;
+        case StepKind::followed:
+            return; // not in the trail
+        default:
+            break;
+        }
+        if (s.refcount == kNoCount || (trail_n && trail[trail_n - 1] == s.refcount))
+            return;
+        if (trail_n == kTrail || s.refcount < INT8_MIN || s.refcount > INT8_MAX)
+            flags |= kLongTrail;
+        else
+            trail[trail_n++] = static_cast<int8_t>(s.refcount);
+    }
+};
+static_assert(sizeof(LifeTrack) == 48);
+
 // unmap_region / exit_mmap of a tid.
 struct UnmapWindow {
     ZapContext kind;
@@ -218,14 +284,19 @@ struct Correlator::State {
     Losses losses;
     Report r;
 
-    // Input ordering: events wait in buffer; a flush sorts keys (ts and
-    // arrival index in one word, flush_until), not the events, and keeps
-    // what is younger than the window.
+    // Input ordering: events wait in buffer; a flush merges the sorted piles
+    // their arrival order falls into (piles.h), or, past a few piles, sorts
+    // keys (ts and arrival index in one word, sort_keys), not the events,
+    // and keeps what is younger than the window.
     ChunkedBuffer<Rec> buffer;
     ChunkedBuffer<Rec> rest;         // reused by flush_until
-    ScratchArray<uint64_t> keys;     // reused by flush_until
+    RunPiles piles;                  // the buffer's arrivals, in sorted piles
+    ScratchArray<uint64_t> keys;     // reused by sort_keys, when the piles gave up
     ScratchArray<uint64_t> keys_tmp; // reused by radix_sort_keys
     std::size_t next_flush = kFlushBatch;
+    // The buffered kex allocations, counted as they come (reserve_lives
+    // would otherwise read every buffered record once more for them).
+    std::size_t buf_allocs = 0;
     uint64_t max_ts = 0;
     uint64_t watermark = 0; // ts of the last processed event
     bool processed_any = false;
@@ -263,7 +334,7 @@ struct Correlator::State {
     };
     std::array<PhaseCacheSlot, 8> phase_cache{};
 
-    std::vector<uint64_t> life_first_ts; // by life: its first step's time (push_step)
+    std::vector<LifeTrack> life_track; // by life (push_step; dropped at finalize)
 
     // lent to the lives as they open; the report's at finalize()
     Slab<std::byte, std::size_t{1} << 17> step_room;
@@ -285,6 +356,10 @@ struct Correlator::State {
     // compares were most of finish() for a large buffer (bench/:
     // correlate/buffer_all).
     void radix_sort_keys(unsigned lo_bit, unsigned hi_bit);
+
+    // keys: the buffer's indices in (ts, arrival) order (above them, when the
+    // returned mask is not all ones, the time since the oldest event).
+    uint64_t sort_keys();
 
     // Processes buffered events with ts <= limit, in (ts, arrival) order.
     void flush_until(uint64_t limit);
@@ -309,9 +384,9 @@ struct Correlator::State {
     uint32_t intern_stack(std::vector<uint64_t>& st);
 
     void add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t value, uint8_t flags = 0);
-    // Every step a life gets goes through here: life_first_ts keeps the
-    // base of its steps' times, which the list would otherwise decode from
-    // its first step at each push.
+    // Every step a life gets goes through here: life_track keeps the base
+    // of its steps' times, which the list would otherwise decode from its
+    // first step at each push, and what finalize() reads of them.
     void push_step(uint32_t life, const Step& s);
 
     uint32_t open_life(uint64_t pfn, uint32_t owner, uint32_t tid);
@@ -434,8 +509,11 @@ struct Correlator::State {
         bool insert_failed = false;
         bool never_inserted = false; // kex's error path before any insert
     };
-    LifeTimes settle_life(PageLife& p);
-    std::vector<Step> life_steps; // the life settle_life settled, decoded
+    LifeTimes settle_life(PageLife& p, const LifeTrack& k);
+    // The steps of the life settle_life settled, decoded once (life_steps).
+    const std::vector<Step>& decoded_steps(const PageLife& p);
+    std::vector<Step> life_steps;
+    bool life_decoded = false;
     void set_expected(PageLife& p, const LifeTimes& t);
     // The milestones whose events the losses may have taken (all of them
     // after a loss of unknown type): once, not per life.
@@ -446,7 +524,7 @@ struct Correlator::State {
     std::vector<int32_t> trail_scratch;
     std::unordered_map<uint32_t, std::vector<int32_t>> expected_trails;
     const std::vector<int32_t>& expected_trail(Policy policy, MapMode mode);
-    void check_life(uint32_t i, const LifeTimes& t);
+    void check_life(uint32_t i, const LifeTimes& t, const LifeTrack& k);
 
     PendingState pending_state() const;
 };

@@ -94,7 +94,9 @@ bool Correlator::State::on_driver_alloc(const Rec& ev) {
     s.stack_id = ev.stack_id;
     s.kind = StepKind::kmem_alloc;
     p.steps.insert(p.steps.begin(), s);
-    life_first_ts[it->second] = s.ts;
+    LifeTrack& k = life_track[it->second];
+    k.first_ts = s.ts;
+    k.flags |= LifeTrack::kDecode; // not pushed after the others: finalize decodes
     p.seen |= kMsKmemAlloc;
     p.alloc_ts = ev.arg0;
     p.alloc_before_trace = false;

@@ -58,16 +58,17 @@ void Correlator::State::add_step(uint32_t life, StepKind kind, Rec& ev, uint64_t
 
 void Correlator::State::push_step(uint32_t life, const Step& s) {
     StepList& steps = r.pages[life].steps;
-    uint64_t& first = life_first_ts[life];
-    if (steps.empty())
-        first = s.ts;
-    steps.push_back(s, first);
+    LifeTrack& k = life_track[life];
+    k.add(s, steps.empty());
+    steps.push_back(s, k.first_ts);
 }
 
 uint32_t Correlator::State::open_life(uint64_t pfn, uint32_t owner, uint32_t tid) {
     const auto idx = static_cast<uint32_t>(r.pages.size());
+    grow_huge(r.pages);
+    grow_huge(life_track);
     PageLife& p = r.pages.emplace_back();
-    life_first_ts.push_back(0);
+    life_track.emplace_back();
     p.pfn = pfn;
     p.owner = owner;
     p.steps.borrow(step_room.take(kLifeRoom), kLifeRoom);

@@ -32,8 +32,8 @@ void Correlator::State::finalize() {
         finish_life(i, writes);
     // A windowed run grew the lives as a vector grows (up to twice the room):
     // the report keeps what it holds (bench/: bytes a page).
-    r.pages.shrink_to_fit();
-    life_first_ts = {}; // no more steps come
+    shrink_huge(r.pages);
+    life_track = {}; // no more steps come
     // The lives' room goes with the report (no copy: the chunks never move).
     r.step_arena = std::make_shared<decltype(step_room)>(std::exchange(step_room, {}));
 
@@ -102,20 +102,33 @@ void Correlator::State::infer_mapping_modes() {
         }
 }
 
-// A life's steps in time order, its allocation time, policy and mode, and
-// the times its verdict needs.
-// The steps, decoded once, are left in life_steps for check_life.
-Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p) {
-    life_steps.clear();
-    for (const Step& s : p.steps)
-        life_steps.push_back(s);
-    auto by_ts = [](const Step& a, const Step& b) { return a.ts < b.ts; };
-    if (!std::is_sorted(life_steps.begin(), life_steps.end(), by_ts)) {
-        std::stable_sort(life_steps.begin(), life_steps.end(), by_ts);
-        p.steps.assign(life_steps);
+const std::vector<Step>& Correlator::State::decoded_steps(const PageLife& p) {
+    if (!life_decoded) {
+        life_steps.clear();
+        for (const Step& s : p.steps)
+            life_steps.push_back(s);
+        life_decoded = true;
     }
-    if (!p.alloc_ts && !life_steps.empty())
-        p.alloc_ts = life_steps.front().ts;
+    return life_steps;
+}
+
+// A life's steps in time order, its allocation time, policy and mode, and
+// the times its verdict needs: from what push_step kept (k) when its steps
+// came in time order, else from its steps decoded (and sorted), which are
+// then left in life_steps for check_life.
+Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p, const LifeTrack& k) {
+    life_decoded = false;
+    const bool decode = k.flags & LifeTrack::kDecode;
+    if (decode) {
+        decoded_steps(p);
+        auto by_ts = [](const Step& a, const Step& b) { return a.ts < b.ts; };
+        if (!std::is_sorted(life_steps.begin(), life_steps.end(), by_ts)) {
+            std::stable_sort(life_steps.begin(), life_steps.end(), by_ts);
+            p.steps.assign(life_steps);
+        }
+    }
+    if (!p.alloc_ts && !p.steps.empty())
+        p.alloc_ts = decode ? life_steps.front().ts : k.first_ts;
 
     // Policy: from the mapping, else from kex's free reason.
     if (p.policy == Policy::unknown) {
@@ -133,6 +146,16 @@ Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p) {
 
     LifeTimes t;
     t.close_ts = p.mapping >= 0 ? r.mappings[static_cast<std::size_t>(p.mapping)].close_ts : 0;
+    t.insert_failed = p.insert_ret != 0;
+    t.never_inserted =
+        p.kex_free_reason == KEX_FREE_ERROR && !(p.seen & (kMsInsert | kMsKexInsert | kMsPteSet));
+    if (!decode) { // LifeTrack::add found them as the loop below does
+        t.map_ts = k.map_ts;
+        t.kex_free_ts = k.kex_free_ts;
+        t.page_free_ts = k.page_free_ts;
+        t.zap_before_free = k.flags & LifeTrack::kZapBeforeFree;
+        return t;
+    }
     // When was it mapped, and by which step.
     for (const Step& s : life_steps) {
         const bool maps = s.kind == StepKind::pte_set ||
@@ -147,9 +170,6 @@ Correlator::State::LifeTimes Correlator::State::settle_life(PageLife& p) {
         if (s.kind == StepKind::rmap_remove && !t.page_free_ts)
             t.zap_before_free = true;
     }
-    t.insert_failed = p.insert_ret != 0;
-    t.never_inserted =
-        p.kex_free_reason == KEX_FREE_ERROR && !(p.seen & (kMsInsert | kMsKexInsert | kMsPteSet));
     return t;
 }
 
@@ -184,7 +204,7 @@ uint16_t Correlator::State::lost_milestone_mask() const {
 
 // The anomalies of a life: mode pfn's rules, a free while mapped, the
 // policy's order of puts, the refcount trail of a complete life.
-void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
+void Correlator::State::check_life(uint32_t i, const LifeTimes& t, const LifeTrack& k) {
     const PageLife& p = r.pages[i];
     const auto life = static_cast<int32_t>(i);
     auto name = [&] { return page_name(i); }; // only for anomalies: most pages have none
@@ -192,7 +212,7 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
     // Mode pfn: special PTEs, no struct page use by the mapping. Any rmap,
     // insert or zap of the page means it was not mapped the pfn way.
     if (p.mode == MapMode::pfn)
-        for (const Step& s : life_steps)
+        for (const Step& s : decoded_steps(p))
             if (s.kind == StepKind::rmap_add || s.kind == StepKind::rmap_remove ||
                 s.kind == StepKind::insert || s.kind == StepKind::do_set_pte) {
                 anomaly(s.ts, life,
@@ -202,7 +222,7 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
             }
     // ... and every PTE vm_normal_page was given for it is special.
     if (p.mode == MapMode::pfn)
-        for (const Step& s : life_steps)
+        for (const Step& s : decoded_steps(p))
             if (s.kind == StepKind::pte_lookup && !decode_pte(s.value).special) {
                 anomaly(s.ts, life,
                         name() + ": mode pfn, but its PTE " + hex(s.value) +
@@ -244,7 +264,10 @@ void Correlator::State::check_life(uint32_t i, const LifeTimes& t) {
 
     // Refcounts of a complete, successful life.
     if (p.missing == 0 && !t.insert_failed && !t.never_inserted && (p.seen & kMsPageFree)) {
-        refcount_trail(life_steps, trail_scratch);
+        if (k.flags & (LifeTrack::kDecode | LifeTrack::kLongTrail))
+            refcount_trail(decoded_steps(p), trail_scratch);
+        else
+            trail_scratch.assign(k.trail, k.trail + k.trail_n);
         const std::vector<int32_t>& got = trail_scratch;
         const std::vector<int32_t>& want = expected_trail(p.policy, p.mode);
         // a fault page handed out again (refault) goes 1->2->1 once more
@@ -275,9 +298,10 @@ const std::vector<int32_t>& Correlator::State::expected_trail(Policy policy, Map
 void Correlator::State::finish_life(
     uint32_t i, const std::unordered_map<uint32_t, std::vector<const Phase*>>& writes) {
     PageLife& p = r.pages[i];
-    const LifeTimes t = settle_life(p);
+    const LifeTrack& k = life_track[i];
+    const LifeTimes t = settle_life(p, k);
     set_expected(p, t);
-    check_life(i, t);
+    check_life(i, t, k);
 
     // First write: a fault in the write phase was recorded when it came;
     // else, if a write phase ran while the page was mapped, the MMU wrote

@@ -1,0 +1,147 @@
+// piles.h - the reorder buffer's arrival order cut into a few piles each in
+// time order, so that a flush merges them instead of sorting.
+//
+// A drained per-CPU ring delivers each CPU's events in time order, in
+// chunks from one CPU then another: the buffer is a few interleaved sorted
+// sequences. Each event joins the pile it last joined when its time allows
+// (not before that pile's last), else the pile whose last time is the
+// latest not after it, else a new pile. A flush then merges the piles by
+// (time, arrival): the order a sort of the whole buffer gives, without its
+// keys (16 bytes an event, most of a large flush's fresh memory) or passes.
+// Past kMaxPiles (events in no such order) the piles give up and the flush
+// sorts (correlator.cpp). A pile keeps runs of consecutive arrivals, not an
+// index an event.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace kextrace::corr {
+
+class RunPiles {
+  public:
+    static constexpr std::size_t kMaxPiles = 16;
+
+    // Arrival i (0, 1, 2, ... since the last reset) at time ts.
+    void add(uint64_t ts, std::size_t i) {
+        if (ts >= tail_ && i == end_) [[likely]] { // the open run goes on
+            tail_ = ts;
+            ++end_;
+            return;
+        }
+        add_elsewhere(ts, i);
+    }
+
+    // False once the arrivals needed more than kMaxPiles piles.
+    bool ok() const { return ok_; }
+
+    // No arrivals; or arrivals 0..n-1 already in time order, the last at tail.
+    void reset(std::size_t n = 0, uint64_t tail = 0) {
+        piles_.clear();
+        ok_ = true;
+        last_ = 0;
+        end_ = kNone;
+        if (n) {
+            piles_.push_back({tail, {}});
+            first_ = 0;
+            end_ = n;
+            tail_ = tail;
+        }
+    }
+
+    // f(i) for every arrival, by (ts_of(i), i). Needs ok().
+    template <class TsOf, class F> void merge(TsOf&& ts_of, F&& f) {
+        close_run();
+        struct Cursor {
+            uint64_t ts;
+            std::size_t i;
+            std::size_t left; // in its run, this one included
+            const Run* run;
+            const Run* end;
+        };
+        Cursor cur[kMaxPiles];
+        std::size_t k = 0;
+        for (const Pile& p : piles_)
+            if (!p.runs.empty()) {
+                const Run* r = p.runs.data();
+                cur[k++] = {ts_of(r->first), r->first, r->n, r, r + p.runs.size()};
+            }
+        while (k) {
+            std::size_t b = 0;
+            for (std::size_t c = 1; c < k; ++c)
+                if (cur[c].ts < cur[b].ts || (cur[c].ts == cur[b].ts && cur[c].i < cur[b].i))
+                    b = c;
+            Cursor& c = cur[b];
+            f(c.i);
+            if (--c.left) {
+                ++c.i;
+            } else if (++c.run != c.end) {
+                c.i = c.run->first;
+                c.left = c.run->n;
+            } else {
+                c = cur[--k];
+                continue;
+            }
+            c.ts = ts_of(c.i);
+        }
+    }
+
+  private:
+    static constexpr std::size_t kNone = SIZE_MAX;
+    struct Run {
+        std::size_t first; // arrival index
+        std::size_t n;
+    };
+    struct Pile {
+        uint64_t tail; // its last arrival's time (before the open run)
+        std::vector<Run> runs;
+    };
+
+    // The open run [first_, end_) of pile last_ into its runs.
+    void close_run() {
+        if (end_ == kNone)
+            return;
+        Pile& p = piles_[last_];
+        if (!p.runs.empty() && p.runs.back().first + p.runs.back().n == first_)
+            p.runs.back().n += end_ - first_;
+        else
+            p.runs.push_back({first_, end_ - first_});
+        p.tail = tail_;
+        end_ = kNone;
+    }
+
+    // Not after the open run: the pile whose last time is the latest not
+    // after ts, else a new pile (past kMaxPiles: ok_ false), opens a run.
+    void add_elsewhere(uint64_t ts, std::size_t i) {
+        if (!ok_)
+            return;
+        close_run();
+        std::size_t best = piles_.size();
+        for (std::size_t p = 0; p < piles_.size(); ++p)
+            if (piles_[p].tail <= ts &&
+                (best == piles_.size() || piles_[p].tail > piles_[best].tail))
+                best = p;
+        if (best == piles_.size()) {
+            if (piles_.size() == kMaxPiles) {
+                ok_ = false;
+                piles_.clear();
+                return;
+            }
+            piles_.push_back({ts, {}});
+        }
+        last_ = best;
+        first_ = i;
+        end_ = i + 1;
+        tail_ = ts;
+    }
+
+    std::vector<Pile> piles_;
+    std::size_t last_ = 0;  // the open run's pile
+    std::size_t first_ = 0; // the open run: arrivals [first_, end_), kNone: none
+    std::size_t end_ = kNone;
+    uint64_t tail_ = 0; // its last time
+    bool ok_ = true;
+};
+
+} // namespace kextrace::corr
