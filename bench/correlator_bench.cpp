@@ -220,8 +220,8 @@ void BM_Correlate(benchmark::State& state, uint64_t window_ns) {
         Report r = c.finish();
         benchmark::DoNotOptimize(r.pages.data());
         state.PauseTiming();
-        { Report drop = std::move(r); } // freeing the report is not the engine's time
-        events.clear();
+        { Report drop = std::move(r); }    // freeing the report is not the engine's time
+        std::vector<Event>().swap(events); // nor the input copy's memory (1.2 GB at 10^7)
         state.ResumeTiming();
     }
     state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(src.size()));
