@@ -14,6 +14,9 @@
 //   peak_B_per_page   peak heap growth during feed + finish, per page life
 //                     (a counting operator new around the run)
 //   report_B_per_page heap the finished Report still holds, per page life
+//   sys_share         the kernel's share of the timed CPU time (page faults)
+//   faults_per_kevent minor page faults in the timed part, per 1,000 events
+//   user_events_per_s events / user CPU time (the rate without the kernel's part)
 //   bytes_per_second  output bytes / time for the export writers
 //
 // Sizes: KEXBENCH_EVENTS="1000000,10000000" (default); the ctest smoke run
@@ -37,6 +40,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <sys/resource.h>
 #include <vector>
 
 // --- a counting allocator: every operator new/delete of this binary ---------
@@ -193,6 +197,25 @@ RunResult correlate(std::vector<Event>& events, uint64_t window_ns) {
     return rr;
 }
 
+// The calling thread's CPU seconds (user, system) and minor faults so far.
+struct Usage {
+    double user = 0, sys = 0;
+    long faults = 0;
+    Usage& operator+=(const Usage& o) {
+        user += o.user, sys += o.sys, faults += o.faults;
+        return *this;
+    }
+    Usage operator-(const Usage& o) const {
+        return {user - o.user, sys - o.sys, faults - o.faults};
+    }
+};
+Usage usage_now() {
+    rusage ru{};
+    getrusage(RUSAGE_THREAD, &ru);
+    auto sec = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) * 1e-6; };
+    return {sec(ru.ru_utime), sec(ru.ru_stime), ru.ru_minflt};
+}
+
 // Counters measured once per size, outside the timed loop.
 void memory_counters(benchmark::State& state, const std::vector<Event>& src, uint64_t window_ns) {
     std::vector<Event> copy = src; // outlives the count: its frees are not the engine's
@@ -210,15 +233,18 @@ void BM_Correlate(benchmark::State& state, uint64_t window_ns) {
     const auto n = static_cast<std::size_t>(state.range(0));
     const auto& src = stream(n);
     memory_counters(state, src, window_ns);
+    Usage used;
     for (auto _ : state) {
         state.PauseTiming();
         std::vector<Event> events = src;
         Correlator c(options(window_ns));
         state.ResumeTiming();
+        const Usage before = usage_now();
         for (auto& ev : events)
             c.feed(std::move(ev));
         Report r = c.finish();
         benchmark::DoNotOptimize(r.pages.data());
+        used += usage_now() - before;
         state.PauseTiming();
         { Report drop = std::move(r); }    // freeing the report is not the engine's time
         std::vector<Event>().swap(events); // nor the input copy's memory (1.2 GB at 10^7)
@@ -226,6 +252,12 @@ void BM_Correlate(benchmark::State& state, uint64_t window_ns) {
     }
     state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(src.size()));
     state.counters["events"] = double(src.size());
+    // where the timed CPU time went: the kernel's share (faulting fresh
+    // memory in, nearly all of it) and the user-space rate without it
+    const double events = double(state.iterations()) * double(src.size());
+    state.counters["sys_share"] = used.user + used.sys > 0 ? used.sys / (used.user + used.sys) : 0;
+    state.counters["faults_per_kevent"] = events ? 1000.0 * double(used.faults) / events : 0;
+    state.counters["user_events_per_s"] = used.user > 0 ? events / used.user : 0;
 }
 
 // --- export writers ---------------------------------------------------------
