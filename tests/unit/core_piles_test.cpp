@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <span>
 #include <sstream>
 #include <vector>
 
@@ -19,6 +20,19 @@ using kextrace::corr::RunPiles;
 
 namespace {
 
+// The elements from arrival i on in pieces of at most 5 (chunks ending at
+// multiples of 5, as the reorder buffer's end at its chunks'), so that the
+// merge's cursors cross pieces.
+auto segs(const std::vector<uint64_t>& ts) {
+    return [&ts](std::size_t i) {
+        const std::size_t end = std::min(ts.size(), (i / 5 + 1) * 5);
+        return std::span<const uint64_t>(ts.data() + i, end - i);
+    };
+}
+uint64_t ts_of(uint64_t t) {
+    return t;
+}
+
 // The arrivals merged, or nothing when the piles gave up.
 std::vector<std::size_t> merged(const std::vector<uint64_t>& ts) {
     RunPiles p;
@@ -26,7 +40,7 @@ std::vector<std::size_t> merged(const std::vector<uint64_t>& ts) {
         p.add(ts[i], i);
     std::vector<std::size_t> out;
     if (p.ok())
-        p.merge([&](std::size_t i) { return ts[i]; }, [&](std::size_t i) { out.push_back(i); });
+        p.merge(segs(ts), ts_of, [&](uint64_t, std::size_t i) { out.push_back(i); });
     return out;
 }
 
@@ -97,7 +111,7 @@ TEST(RunPiles, EdgesAndGivingUp) {
     p.add(4, 3);
     std::vector<std::size_t> order;
     const std::vector<uint64_t> ts = {1, 2, 9, 4};
-    p.merge([&](std::size_t i) { return ts[i]; }, [&](std::size_t i) { order.push_back(i); });
+    p.merge(segs(ts), ts_of, [&](uint64_t, std::size_t i) { order.push_back(i); });
     EXPECT_EQ(order, (std::vector<std::size_t>{0, 1, 3, 2}));
 }
 

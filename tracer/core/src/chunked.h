@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <span>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -68,6 +69,13 @@ template <class T, std::size_t kChunkBits = 12, unsigned kGrowBits = 5> class Ch
     const T& operator[](std::size_t i) const {
         const auto [c, k] = locate(i);
         return chunks_[c][k];
+    }
+
+    // Elements i.. as far as they lie in i's chunk (i < size()).
+    std::span<T> segment(std::size_t i) {
+        const auto [c, k] = locate(i);
+        const std::size_t room = chunk_size(c) - k;
+        return {chunks_[c].get() + k, std::min(room, size_ - i)};
     }
 
     // Calls f on every element, in order.

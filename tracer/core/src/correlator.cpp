@@ -119,8 +119,8 @@ void Correlator::State::flush_until(uint64_t limit) {
         rest.push_back(ev);
     };
     if (merge)
-        piles.merge([&](std::size_t i) { return buffer[i].ts; },
-                    [&](std::size_t i) { take(buffer[i]); });
+        piles.merge([&](std::size_t i) { return buffer.segment(i); },
+                    [](const Rec& e) { return e.ts; }, [&](Rec& e, std::size_t) { take(e); });
     else
         for (std::size_t k = 0; k < keys.size(); ++k)
             take(buffer[keys[k] & idx_mask]);

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace kextrace::corr {
@@ -50,22 +51,40 @@ class RunPiles {
         }
     }
 
-    // f(i) for every arrival, by (ts_of(i), i). Needs ok().
-    template <class TsOf, class F> void merge(TsOf&& ts_of, F&& f) {
+    // f(e, i) for every arrival i, its element e, by (ts_of(e), i). Needs
+    // ok(). seg_of(i): a span of the elements from arrival i on, as far as
+    // they lie contiguous (at least e itself): a cursor steps through it by
+    // pointer, asking again only where it ends (a chunk's end).
+    template <class SegOf, class TsOf, class F> void merge(SegOf&& seg_of, TsOf&& ts_of, F&& f) {
         close_run();
+        using Elem =
+            typename std::remove_reference_t<decltype(seg_of(std::size_t{}))>::element_type;
         struct Cursor {
             uint64_t ts;
             std::size_t i;
-            std::size_t left; // in its run, this one included
+            Elem* p;              // arrival i's element
+            std::size_t seg_left; // contiguous from p on, p included
+            std::size_t left;     // in its run, this one included
             const Run* run;
             const Run* end;
         };
         Cursor cur[kMaxPiles];
         std::size_t k = 0;
+        auto seek = [&](Cursor& c, std::size_t i) {
+            const auto seg = seg_of(i);
+            c.i = i;
+            c.p = seg.data();
+            c.seg_left = seg.size();
+        };
         for (const Pile& p : piles_)
             if (!p.runs.empty()) {
                 const Run* r = p.runs.data();
-                cur[k++] = {ts_of(r->first), r->first, r->n, r, r + p.runs.size()};
+                Cursor& c = cur[k++];
+                seek(c, r->first);
+                c.left = r->n;
+                c.run = r;
+                c.end = r + p.runs.size();
+                c.ts = ts_of(*c.p);
             }
         while (k) {
             std::size_t b = 0;
@@ -73,17 +92,21 @@ class RunPiles {
                 if (cur[c].ts < cur[b].ts || (cur[c].ts == cur[b].ts && cur[c].i < cur[b].i))
                     b = c;
             Cursor& c = cur[b];
-            f(c.i);
+            f(*c.p, c.i);
             if (--c.left) {
                 ++c.i;
+                if (--c.seg_left)
+                    ++c.p;
+                else
+                    seek(c, c.i);
             } else if (++c.run != c.end) {
-                c.i = c.run->first;
+                seek(c, c.run->first);
                 c.left = c.run->n;
             } else {
                 c = cur[--k];
                 continue;
             }
-            c.ts = ts_of(c.i);
+            c.ts = ts_of(*c.p);
         }
     }
 
