@@ -79,7 +79,9 @@ uint32_t Correlator::State::open_life(uint64_t pfn, uint32_t owner, uint32_t tid
         ++m.lives;
     }
     open_by_pfn[pfn] = idx;
-    closed_by_pfn.erase(pfn);
+    // closed_by_pfn keeps the pfn's last closed life: every reader looks in
+    // open_by_pfn first, so it is not erased here (a probe a page in a table
+    // of every pfn seen, most of a large run's cache misses)
     other_pages.erase(pfn);
     return idx;
 }
