@@ -91,6 +91,67 @@ TEST(RunPiles, MergesAsASortWould) {
         }
 }
 
+// A windowed flush: arrivals up to a limit merged, the rest kept (not
+// merged) and renumbered as the next fill's first arrivals, more arrivals
+// added, everything merged at the end: one stable sort's order.
+TEST(RunPiles, MergeUntilKeepsTheRestInOrder) {
+    std::mt19937_64 rng(5);
+    for (unsigned cpus = 1; cpus <= 6; ++cpus)
+        for (std::size_t chunk : {1u, 7u, 256u}) {
+            const std::vector<uint64_t> all = interleaved(rng, cpus, 1500, chunk);
+            std::vector<std::size_t> ids(all.size()); // arrival -> its index in all
+            std::iota(ids.begin(), ids.end(), 0);
+            std::vector<std::size_t> out; // indices into all, as processed
+            std::vector<std::size_t> fill;
+            std::vector<uint64_t> ts;
+            RunPiles p;
+            std::size_t next = 0, kept_total = 0;
+            for (std::size_t step = 0; next < all.size(); ++step) {
+                const std::size_t n = std::min(all.size() - next, 100 + rng() % 900);
+                for (std::size_t j = 0; j < n; ++j, ++next) {
+                    p.add(all[next], ts.size());
+                    ts.push_back(all[next]);
+                    fill.push_back(next);
+                }
+                ASSERT_TRUE(p.ok()) << cpus << " CPUs, chunks of " << chunk;
+                const bool last = next == all.size();
+                // a window: before every later arrival (none of them late)
+                uint64_t limit = UINT64_MAX;
+                if (!last) {
+                    const uint64_t later = *std::min_element(all.begin() + long(next), all.end());
+                    limit = later - std::min<uint64_t>(later, 1 + rng() % 10);
+                }
+                std::vector<std::size_t> kept;
+                p.merge_until(
+                    limit, segs(ts), ts_of,
+                    [&](uint64_t t, std::size_t i) {
+                        EXPECT_LE(t, limit);
+                        out.push_back(fill[i]);
+                    },
+                    [&](std::size_t first, std::size_t k) {
+                        for (std::size_t i = first; i < first + k; ++i) {
+                            EXPECT_GT(ts[i], limit);
+                            kept.push_back(i);
+                        }
+                    });
+                ASSERT_TRUE(std::is_sorted(kept.begin(), kept.end())); // arrival order
+                kept_total += kept.size();
+                std::vector<uint64_t> kts;
+                std::vector<std::size_t> kfill;
+                for (std::size_t i : kept) {
+                    kts.push_back(ts[i]);
+                    kfill.push_back(fill[i]);
+                }
+                ts.swap(kts);
+                fill.swap(kfill);
+            }
+            EXPECT_TRUE(ts.empty());
+            if (cpus > 1 && chunk > 1) // the flushes did keep arrivals back
+                EXPECT_GT(kept_total, 0u) << cpus << " CPUs, chunks of " << chunk;
+            EXPECT_EQ(out, sorted(all)) << cpus << " CPUs, chunks of " << chunk;
+        }
+}
+
 TEST(RunPiles, EdgesAndGivingUp) {
     EXPECT_TRUE(merged({}).empty());
     EXPECT_EQ(merged({5}), (std::vector<std::size_t>{0}));

@@ -108,25 +108,40 @@ void Correlator::State::flush_until(uint64_t limit) {
     }
     rest.clear();
     buf_allocs = 0;
-    uint64_t rest_tail = 0;
-    auto take = [&](Rec& ev) { // sorted: what is kept comes after what is processed
-        if (ev.ts <= limit) {
-            process(ev);
-            return;
+    if (merge) {
+        // what is kept (later than limit) keeps its arrival order and piles
+        piles.merge_until(
+            limit, [&](std::size_t i) { return buffer.segment(i); },
+            [](const Rec& e) { return e.ts; }, [&](Rec& e, std::size_t) { process(e); },
+            [&](std::size_t first, std::size_t n) {
+                for (std::size_t end = first + n; first < end;) {
+                    const std::span<Rec> seg = buffer.segment(first);
+                    const std::size_t m = std::min(seg.size(), end - first);
+                    for (const Rec& e : seg.first(m)) {
+                        buf_allocs += e.type == KEX_EV_KEX_PAGE_ALLOC;
+                        rest.push_back(e);
+                    }
+                    first += m;
+                }
+            });
+        buffer.swap(rest);
+        rest.clear();
+    } else {
+        uint64_t rest_tail = 0;
+        for (std::size_t k = 0; k < keys.size(); ++k) { // sorted: what is kept comes last
+            Rec& ev = buffer[keys[k] & idx_mask];
+            if (ev.ts <= limit) {
+                process(ev);
+                continue;
+            }
+            buf_allocs += ev.type == KEX_EV_KEX_PAGE_ALLOC;
+            rest_tail = ev.ts;
+            rest.push_back(ev);
         }
-        buf_allocs += ev.type == KEX_EV_KEX_PAGE_ALLOC;
-        rest_tail = ev.ts;
-        rest.push_back(ev);
-    };
-    if (merge)
-        piles.merge([&](std::size_t i) { return buffer.segment(i); },
-                    [](const Rec& e) { return e.ts; }, [&](Rec& e, std::size_t) { take(e); });
-    else
-        for (std::size_t k = 0; k < keys.size(); ++k)
-            take(buffer[keys[k] & idx_mask]);
-    buffer.swap(rest);
-    rest.clear();
-    piles.reset(buffer.size(), rest_tail);       // what is kept: in order
+        buffer.swap(rest);
+        rest.clear();
+        piles.reset(buffer.size(), rest_tail); // what is kept: in order
+    }
     if (buffer.empty() && limit == UINT64_MAX) { // finish(): nothing more to hold
         buffer = {};
         rest = {};

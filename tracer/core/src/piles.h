@@ -13,6 +13,7 @@
 // index an event.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -56,6 +57,17 @@ class RunPiles {
     // they lie contiguous (at least e itself): a cursor steps through it by
     // pointer, asking again only where it ends (a chunk's end).
     template <class SegOf, class TsOf, class F> void merge(SegOf&& seg_of, TsOf&& ts_of, F&& f) {
+        merge_until(UINT64_MAX, seg_of, ts_of, f, [](std::size_t, std::size_t) {});
+    }
+
+    // merge's f for the arrivals at times up to limit only. Every pile being
+    // in time order, what is left is later than limit in all of them: it is
+    // not merged but handed to keep(first, n), runs of consecutive arrivals
+    // in arrival order, and the piles become those runs renumbered from 0 in
+    // that order (the arrivals kept are arrivals 0.. of the next fill, each in
+    // its pile, their order by (time, arrival) the same as before).
+    template <class SegOf, class TsOf, class F, class Keep>
+    void merge_until(uint64_t limit, SegOf&& seg_of, TsOf&& ts_of, F&& f, Keep&& keep) {
         close_run();
         using Elem =
             typename std::remove_reference_t<decltype(seg_of(std::size_t{}))>::element_type;
@@ -67,6 +79,7 @@ class RunPiles {
             std::size_t left;     // in its run, this one included
             const Run* run;
             const Run* end;
+            std::size_t pile;
         };
         Cursor cur[kMaxPiles];
         std::size_t k = 0;
@@ -76,14 +89,15 @@ class RunPiles {
             c.p = seg.data();
             c.seg_left = seg.size();
         };
-        for (const Pile& p : piles_)
-            if (!p.runs.empty()) {
-                const Run* r = p.runs.data();
+        for (std::size_t p = 0; p < piles_.size(); ++p)
+            if (!piles_[p].runs.empty()) {
+                const Run* r = piles_[p].runs.data();
                 Cursor& c = cur[k++];
                 seek(c, r->first);
                 c.left = r->n;
                 c.run = r;
-                c.end = r + p.runs.size();
+                c.end = r + piles_[p].runs.size();
+                c.pile = p;
                 c.ts = ts_of(*c.p);
             }
         while (k) {
@@ -92,6 +106,8 @@ class RunPiles {
                 if (cur[c].ts < cur[b].ts || (cur[c].ts == cur[b].ts && cur[c].i < cur[b].i))
                     b = c;
             Cursor& c = cur[b];
+            if (c.ts > limit)
+                break;
             f(*c.p, c.i);
             if (--c.left) {
                 ++c.i;
@@ -108,6 +124,37 @@ class RunPiles {
             }
             c.ts = ts_of(*c.p);
         }
+        // what is left: the cursors' runs, in arrival order, renumbered
+        struct Piece {
+            std::size_t first, n, pile;
+        };
+        std::vector<Piece> left;
+        for (std::size_t j = 0; j < k; ++j) {
+            const Cursor& c = cur[j];
+            left.push_back({c.i, c.left, c.pile});
+            for (const Run* r = c.run + 1; r != c.end; ++r)
+                left.push_back({r->first, r->n, c.pile});
+        }
+        std::sort(left.begin(), left.end(),
+                  [](const Piece& a, const Piece& b) { return a.first < b.first; });
+        std::vector<Pile> kept(piles_.size());
+        for (std::size_t p = 0; p < piles_.size(); ++p)
+            kept[p].tail = piles_[p].tail;
+        std::size_t at = 0;
+        for (const Piece& q : left) {
+            keep(q.first, q.n);
+            std::vector<Run>& runs = kept[q.pile].runs;
+            if (!runs.empty() && runs.back().first + runs.back().n == at)
+                runs.back().n += q.n;
+            else
+                runs.push_back({at, q.n});
+            at += q.n;
+        }
+        std::erase_if(kept, [](const Pile& p) { return p.runs.empty(); });
+        piles_.swap(kept);
+        ok_ = true;
+        last_ = 0;
+        end_ = kNone;
     }
 
   private:
