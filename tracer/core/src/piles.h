@@ -71,19 +71,9 @@ class RunPiles {
         close_run();
         using Elem =
             typename std::remove_reference_t<decltype(seg_of(std::size_t{}))>::element_type;
-        struct Cursor {
-            uint64_t ts;
-            std::size_t i;
-            Elem* p;              // arrival i's element
-            std::size_t seg_left; // contiguous from p on, p included
-            std::size_t left;     // in its run, this one included
-            const Run* run;
-            const Run* end;
-            std::size_t pile;
-        };
-        Cursor cur[kMaxPiles];
+        Cursor<Elem> cur[kMaxPiles];
         std::size_t k = 0;
-        auto seek = [&](Cursor& c, std::size_t i) {
+        auto seek = [&](Cursor<Elem>& c, std::size_t i) {
             const auto seg = seg_of(i);
             c.i = i;
             c.p = seg.data();
@@ -92,7 +82,7 @@ class RunPiles {
         for (std::size_t p = 0; p < piles_.size(); ++p)
             if (!piles_[p].runs.empty()) {
                 const Run* r = piles_[p].runs.data();
-                Cursor& c = cur[k++];
+                Cursor<Elem>& c = cur[k++];
                 seek(c, r->first);
                 c.left = r->n;
                 c.run = r;
@@ -105,7 +95,7 @@ class RunPiles {
             for (std::size_t c = 1; c < k; ++c)
                 if (cur[c].ts < cur[b].ts || (cur[c].ts == cur[b].ts && cur[c].i < cur[b].i))
                     b = c;
-            Cursor& c = cur[b];
+            Cursor<Elem>& c = cur[b];
             if (c.ts > limit)
                 break;
             f(*c.p, c.i);
@@ -124,13 +114,40 @@ class RunPiles {
             }
             c.ts = ts_of(*c.p);
         }
-        // what is left: the cursors' runs, in arrival order, renumbered
+        keep_rest(cur, k, keep);
+    }
+
+  private:
+    static constexpr std::size_t kNone = SIZE_MAX;
+    struct Run {
+        std::size_t first; // arrival index
+        std::size_t n;
+    };
+    struct Pile {
+        uint64_t tail; // its last arrival's time (before the open run)
+        std::vector<Run> runs;
+    };
+    template <class Elem> struct Cursor {
+        uint64_t ts;
+        std::size_t i;
+        Elem* p;              // arrival i's element
+        std::size_t seg_left; // contiguous from p on, p included
+        std::size_t left;     // in its run, this one included
+        const Run* run;
+        const Run* end;
+        std::size_t pile;
+    };
+
+    // What the k cursors have left, to keep(first, n) in arrival order; the
+    // piles become those runs, renumbered from 0 in that order.
+    template <class Elem, class Keep>
+    void keep_rest(const Cursor<Elem>* cur, std::size_t k, Keep&& keep) {
         struct Piece {
             std::size_t first, n, pile;
         };
         std::vector<Piece> left;
         for (std::size_t j = 0; j < k; ++j) {
-            const Cursor& c = cur[j];
+            const Cursor<Elem>& c = cur[j];
             left.push_back({c.i, c.left, c.pile});
             for (const Run* r = c.run + 1; r != c.end; ++r)
                 left.push_back({r->first, r->n, c.pile});
@@ -156,17 +173,6 @@ class RunPiles {
         last_ = 0;
         end_ = kNone;
     }
-
-  private:
-    static constexpr std::size_t kNone = SIZE_MAX;
-    struct Run {
-        std::size_t first; // arrival index
-        std::size_t n;
-    };
-    struct Pile {
-        uint64_t tail; // its last arrival's time (before the open run)
-        std::vector<Run> runs;
-    };
 
     // The open run [first_, end_) of pile last_ into its runs.
     void close_run() {
