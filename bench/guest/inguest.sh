@@ -81,8 +81,8 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 emit() { printf '%s\n' "$1" >>"$raw"; }
 # verbose=0: kex's per-page pr_info would be console printing, not mapping
 insmod "$kb/kex.ko" verbose=0 || { log "insmod failed"; exit 1; }
-emit "$(printf '{"bench":"env","kernel":"%s","cpus":%s,"mem_kb":%s,"guest":"qemu TCG (software-emulated), %s","bpftrace":"%s","kex_params":"verbose=0"}' \
-	"$(uname -r)" "$(nproc)" "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" "$clock" "$(bpftrace --version 2>/dev/null | head -1)")"
+emit "$(printf '{"bench":"env","date":"%s","kernel":"%s","cpus":%s,"mem_kb":%s,"guest":"qemu TCG (software-emulated), %s","bpftrace":"%s","kex_params":"verbose=0"}' \
+	"$(date -u '+%Y-%m-%d %H:%M UTC')" "$(uname -r)" "$(nproc)" "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" "$clock" "$(bpftrace --version 2>/dev/null | head -1)")"
 
 # "kextrace: kernel K, N page lives, E events, L lost" -> "N E L"
 kextrace_counts() {
