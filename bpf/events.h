@@ -285,7 +285,8 @@ struct kex_life {
  */
 enum kex_track_slot {
 	KEX_TRACK_TRACED	= 0,	/* a traced process's child is not traced */
-	KEX_TRACK_PAGES		= 1,	/* a kex page's struct page * not remembered */
+	KEX_TRACK_PAGES		= 1,	/* a kex page not findable by its struct page * (its vmemmap
+					 * base not the one every followed page has) */
 	KEX_TRACK_PFNS		= 2,	/* a kex page's pfn not remembered */
 	KEX_TRACK_MMAP_WINDOW	= 3,	/* a kex mmap window not opened */
 	KEX_TRACK_PENDING_ALLOC	= 4,	/* an mm_page_alloc not held back */

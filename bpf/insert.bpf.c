@@ -39,7 +39,7 @@ static __always_inline __u64 insert_uaddr(void *ctx, bool tramp, __u64 page,
 }
 
 /* a page some driver inserts into a traced process (driver.bpf.h) */
-static __always_inline struct kex_page_info *
+static __always_inline struct kex_pfn_info *
 adopt_inserted_page(void *ctx, bool tramp, __u64 page)
 {
 	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
@@ -59,7 +59,7 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 {
 	__u64 page = entry_arg(ctx, tramp, insert_page_arg);
 	__u64 pte = entry_arg(ctx, tramp, insert_pte_arg);
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
@@ -151,7 +151,7 @@ SEC("fexit/insert_page_into_pte_locked")
 int fexit__insert_page(void *ctx)
 {
 	__u64 page = 0, pte = 0, ret = 0;
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_INSERT_RET);
@@ -171,7 +171,7 @@ static __always_inline int page_event(struct pt_regs *ctx, __u8 arg,
 				      __u32 type, __u32 probe)
 {
 	__u64 page = kprobe_arg(ctx, arg);
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	struct kex_event *e;
 	struct kex_counters *cnt;
 

@@ -47,23 +47,30 @@ SEC("tp/kex/kex_page_alloc")
 int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 {
 	__u32 tid = current_tid();
-	struct kex_page_info pi = {};
 	struct kex_pfn_info fi = {};
 	struct pending_alloc *pa;
 	struct kex_event *e;
-	__u64 page = ctx->page, pfn = ctx->pfn;
+	__u64 page = ctx->page, pfn = ctx->pfn, base;
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_KEX_PAGE_ALLOC);
 	if (!kex_traced() || !tracking_armed)
 		return 0;
 	count_match(cnt, KEX_P_KEX_PAGE_ALLOC);
-	pi.pfn = pfn;
-	pi.index = ctx->index;
-	pi.tgid = bpf_get_current_pid_tgid() >> 32;
+	/*
+	 * the vmemmap base this page implies: kex_page() finds it by its
+	 * pointer only if it is the base every followed page has (always, on
+	 * SPARSEMEM_VMEMMAP; else it counts as a page not remembered by
+	 * pointer, and its pointer's probes miss it)
+	 */
+	base = page - pfn * bpf_core_type_size(struct page);
+	if (!kex_vmemmap)
+		kex_vmemmap = base;
+	else if (kex_vmemmap != base)
+		count_tracking(KEX_TRACK_PAGES);
 	fi.page = page;
+	fi.pfn = pfn;
 	fi.index = ctx->index;
-	track_update(&pages, &page, &pi, KEX_TRACK_PAGES);
 	track_update(&pfns, &pfn, &fi, KEX_TRACK_PFNS);
 
 	/* the allocator's own event for this page, held back until now */

@@ -62,7 +62,6 @@ int tp__mm_page_free(struct trace_event_raw_mm_page_free *ctx)
 		page_counts(e, fi->page);
 		submit(e);
 	}
-	bpf_map_delete_elem(&pages, &fi->page);
 	return 0;
 }
 
