@@ -6,6 +6,7 @@ SEC("tp/kex/kex_mmap")
 int tp__kex_mmap(struct kex_tp_mmap *ctx)
 {
 	__u32 tid = current_tid();
+	struct pending_alloc none = { .pfn = KEX_NO_PFN };
 	struct kex_event *e;
 	struct kex_counters *cnt;
 
@@ -13,7 +14,7 @@ int tp__kex_mmap(struct kex_tp_mmap *ctx)
 	if (!kex_traced())
 		return 0;
 	count_match(cnt, KEX_P_KEX_MMAP);
-	track_update(&mmap_window, &tid, &one, KEX_TRACK_MMAP_WINDOW);
+	track_update(&mmap_window, &tid, &none, KEX_TRACK_MMAP_WINDOW);
 	e = reserve(KEX_EV_KEX_MMAP, KEX_P_KEX_MMAP);
 	if (!e)
 		return 0;
@@ -27,12 +28,10 @@ int tp__kex_mmap(struct kex_tp_mmap *ctx)
 SEC("tp/kex/kex_mmap_done")
 int tp__kex_mmap_done(struct kex_tp_mmap_done *ctx)
 {
-	__u32 tid = current_tid();
 	struct kex_event *e;
 
 	if (!window_closes(&mmap_window, KEX_P_KEX_MMAP_DONE))
 		return 0;
-	bpf_map_delete_elem(&pending_allocs, &tid);
 	e = reserve(KEX_EV_KEX_MMAP_DONE, KEX_P_KEX_MMAP_DONE);
 	if (!e)
 		return 0;
@@ -74,7 +73,7 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 	track_update(&pfns, &pfn, &fi, KEX_TRACK_PFNS);
 
 	/* the allocator's own event for this page, held back until now */
-	pa = bpf_map_lookup_elem(&pending_allocs, &tid);
+	pa = bpf_map_lookup_elem(&mmap_window, &tid);
 	if (pa && pa->pfn == pfn) {
 		e = reserve(KEX_EV_PAGE_ALLOC, KEX_P_MM_PAGE_ALLOC);
 		if (e) {
@@ -86,7 +85,7 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 			page_counts(e, page);
 			submit(e);
 		}
-		bpf_map_delete_elem(&pending_allocs, &tid);
+		pa->pfn = KEX_NO_PFN;
 	}
 
 	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_ALLOC);

@@ -174,12 +174,28 @@ struct kex_event_stack {
 	__u64 stack[KEX_STACK_DEPTH];
 };
 
-/* tid -> 1 between kex:kex_mmap and kex:kex_mmap_done */
+/*
+ * The last order-0 mm_page_alloc of a tid inside its kex mmap window
+ * (pfn KEX_NO_PFN: none, or claimed already), held back until
+ * kex:kex_page_alloc claims that pfn (page_alloc.bpf.c)
+ */
+struct pending_alloc {
+	__u64 ts;
+	__u64 pfn;
+	__u32 cpu;
+	__u32 order;
+};
+
+/*
+ * tid -> its pending allocation, between kex:kex_mmap and kex:kex_mmap_done:
+ * the window and what is held back in it are one entry, written in place,
+ * so an allocation costs a lookup, not an update, and a claim no delete
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KEX_MAX_TASKS);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct pending_alloc);
 } mmap_window SEC(".maps") __weak;
 
 /* per tid: the address a driver's vm_insert_page(s) call maps (kextrace.h) */
@@ -189,22 +205,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct kex_insert_site);
 } insert_sites SEC(".maps") __weak;
-
-
-/* the last order-0 mm_page_alloc of a tid inside its kex mmap window */
-struct pending_alloc {
-	__u64 ts;
-	__u64 pfn;
-	__u32 cpu;
-	__u32 order;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KEX_MAX_TASKS);
-	__type(key, __u32);
-	__type(value, struct pending_alloc);
-} pending_allocs SEC(".maps") __weak;
 
 
 /* entry state a kretprobe needs: which page, where its PTE lives */
