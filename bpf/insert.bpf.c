@@ -107,12 +107,12 @@ int kprobe__vm_insert_page(struct pt_regs *ctx)
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_VM_INSERT_PAGE);
-	site.page = PT_REGS_PARM3_CORE(ctx);
+	site.page = KEX_CTX_REG(ctx, dx);
 	if (kex_page(site.page) || !driver_traced())
 		return 0;
 	count_match(cnt, KEX_P_VM_INSERT_PAGE);
-	site.vma = PT_REGS_PARM1_CORE(ctx);
-	site.addr = PT_REGS_PARM2_CORE(ctx);
+	site.vma = KEX_CTX_REG(ctx, di);
+	site.addr = KEX_CTX_REG(ctx, si);
 	track_update(&insert_sites, &tid, &site, KEX_TRACK_INSERT_SITES);
 	return 0;
 }

@@ -460,19 +460,29 @@ static __always_inline __u64 page_to_pfn(__u64 page)
 }
 
 /*
- * Argument n (1-based) of a kprobed function. Read through
- * bpf_probe_read_kernel: clang folds a switch over direct ctx loads into one
- * load at a computed ctx offset, which the verifier rejects.
+ * A word of a kprobe's registers (its context), loaded directly: one
+ * instruction where a PT_REGS_PARMn_CORE is a bpf_probe_read_kernel call.
+ * In asm, so that clang cannot fold a switch of such loads into one load at
+ * a computed context offset, which the verifier rejects. x86-64's struct
+ * pt_regs is the kernel's ABI with user space: its offsets do not move.
  */
+#define KEX_CTX_REG(ctx, reg) ({					\
+	__u64 __v;							\
+	asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v)		\
+		     : "r"(ctx), "i"(__builtin_offsetof(struct pt_regs, reg))); \
+	__v;								\
+})
+
+/* Argument n (1-based) of a kprobed function. */
 static __always_inline __u64 kprobe_arg(struct pt_regs *ctx, __u8 n)
 {
 	switch (n) {
-	case 1: return PT_REGS_PARM1_CORE(ctx);
-	case 2: return PT_REGS_PARM2_CORE(ctx);
-	case 3: return PT_REGS_PARM3_CORE(ctx);
-	case 4: return PT_REGS_PARM4_CORE(ctx);
-	case 5: return PT_REGS_PARM5_CORE(ctx);
-	case 6: return BPF_CORE_READ(ctx, r9);
+	case 1: return KEX_CTX_REG(ctx, di);
+	case 2: return KEX_CTX_REG(ctx, si);
+	case 3: return KEX_CTX_REG(ctx, dx);
+	case 4: return KEX_CTX_REG(ctx, cx);
+	case 5: return KEX_CTX_REG(ctx, r8);
+	case 6: return KEX_CTX_REG(ctx, r9);
 	default: return 0;
 	}
 }
