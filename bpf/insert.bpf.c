@@ -3,11 +3,26 @@
 #include "kextrace.bpf.h"
 #include "driver.bpf.h"
 
+/*
+ * The insert's entry state for its kretprobe, one per CPU: the function
+ * runs under the PTE lock (insert_page_into_pte_locked: no preemption, no
+ * migration, and no interrupt inserts pages), so its return comes on the
+ * entry's CPU before any other insert there. The thread is kept too: a
+ * return whose entry left nothing (another page) finds another tid, or
+ * the slot emptied. A slot costs no hash, no lock and cannot be full,
+ * where a per-thread hash entry cost an update, a lookup and a delete.
+ */
+struct insert_call {
+	struct pte_call call;
+	__u32 tid;
+	__u32 set;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KEX_MAX_TASKS);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pte_call);
+	__type(value, struct insert_call);
 } insert_calls SEC(".maps");
 
 /*
@@ -60,9 +75,9 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 	__u64 page = entry_arg(ctx, tramp, insert_page_arg);
 	__u64 pte = entry_arg(ctx, tramp, insert_pte_arg);
 	struct kex_pfn_info *pi;
-	struct pte_call call = {};
+	struct insert_call *call;
 	struct kex_event *e;
-	__u32 tid = current_tid();
+	__u32 zero = 0;
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_INSERT);
@@ -73,10 +88,16 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 		return 0;
 	count_match(cnt, KEX_P_INSERT);
 	if (!ret_is_fexit(KEX_P_INSERT_RET)) {
-		call.page = page;
-		call.pte = pte;
-		call.pfn = pi->pfn;
-		track_update(&insert_calls, &tid, &call, KEX_TRACK_INSERT_CALLS);
+		call = bpf_map_lookup_elem(&insert_calls, &zero);
+		if (call) {
+			call->call.page = page;
+			call->call.pte = pte;
+			call->call.pfn = pi->pfn;
+			call->tid = current_tid();
+			call->set = 1;
+		} else {
+			count_tracking(KEX_TRACK_INSERT_CALLS);
+		}
 	}
 
 	e = reserve_stack_skip(ctx, KEX_EV_INSERT, KEX_P_INSERT,
@@ -135,14 +156,18 @@ static __always_inline void insert_return(__u64 page, __u64 pte, __u64 pfn,
 SEC("kretprobe/insert_page_into_pte_locked")
 int kretprobe__insert_page(struct pt_regs *ctx)
 {
-	struct pte_call *call;
-	__u32 tid;
+	struct insert_call *call;
+	struct kex_counters *cnt;
+	__u32 zero = 0;
 
-	call = call_returns(&insert_calls, &tid, KEX_P_INSERT_RET);
-	if (!call)
+	cnt = count_hit(KEX_P_INSERT_RET);
+	call = bpf_map_lookup_elem(&insert_calls, &zero);
+	if (!call || !call->set || call->tid != current_tid())
 		return 0;
-	insert_return(call->page, call->pte, call->pfn, (long)PT_REGS_RC(ctx));
-	bpf_map_delete_elem(&insert_calls, &tid);
+	count_match(cnt, KEX_P_INSERT_RET);
+	call->set = 0;
+	insert_return(call->call.page, call->call.pte, call->call.pfn,
+		      (long)PT_REGS_RC(ctx));
 	return 0;
 }
 
