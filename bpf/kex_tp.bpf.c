@@ -42,12 +42,50 @@ int tp__kex_mmap_done(struct kex_tp_mmap_done *ctx)
 	return 0;
 }
 
+/*
+ * --watch: a held-back allocation goes as its own KEX_EV_PAGE_ALLOC record,
+ * into the page's life (watch.bpf.h keeps lives of plain records)
+ */
+static __always_inline void held_alone(const struct pending_alloc *pa,
+				       __u64 pfn, __u32 index, __u64 page)
+{
+	struct kex_event *e = reserve(KEX_EV_PAGE_ALLOC, KEX_P_MM_PAGE_ALLOC);
+
+	if (!e)
+		return;
+	e->ts = pa->ts;
+	e->cpu = pa->cpu;
+	e->pfn = pfn;
+	e->arg0 = pa->order;
+	e->arg1 = index;
+	page_counts(e, page);
+	submit(e);
+}
+
+/*
+ * A held-back allocation riding in its kex_page_alloc record (@sent: false
+ * when it got no room): counted as a KEX_EV_PAGE_ALLOC record of mm_page_alloc's
+ * probe, produced and sent or lost with it, as reserve() would have, so
+ * that produced = received + lost holds per type once the intake has split
+ * it off (events.h). @c: count_hit()'s.
+ */
+static __always_inline void held_counted(struct kex_counters *c, bool sent)
+{
+	if (!c)
+		return;
+	c->produced[type_slot(KEX_EV_PAGE_ALLOC)]++;
+	if (sent)
+		probe_slot(c, KEX_P_MM_PAGE_ALLOC)->emitted++;
+	else
+		c->lost[type_slot(KEX_EV_PAGE_ALLOC)]++;
+}
+
 SEC("tp/kex/kex_page_alloc")
 int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 {
 	__u32 tid = current_tid();
 	struct kex_pfn_info fi = {};
-	struct pending_alloc *pa;
+	struct pending_alloc *pa, *held = NULL;
 	struct kex_event *e;
 	__u64 page = ctx->page, pfn = ctx->pfn, base;
 	struct kex_counters *cnt;
@@ -75,25 +113,27 @@ int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 	/* the allocator's own event for this page, held back until now */
 	pa = bpf_map_lookup_elem(&mmap_window, &tid);
 	if (pa && pa->pfn == pfn) {
-		e = reserve(KEX_EV_PAGE_ALLOC, KEX_P_MM_PAGE_ALLOC);
-		if (e) {
-			e->ts = pa->ts;
-			e->cpu = pa->cpu;
-			e->pfn = pfn;
-			e->arg0 = pa->order;
-			e->arg1 = ctx->index;
-			page_counts(e, page);
-			submit(e);
-		}
 		pa->pfn = KEX_NO_PFN;
+		if (!watch_lives)
+			held = pa;
+		else
+			held_alone(pa, pfn, ctx->index, page);
 	}
 
 	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_ALLOC);
-	if (!e)
+	if (!e) {
+		if (held)
+			held_counted(cnt, false);
 		return 0;
+	}
 	e->pfn = pfn;
 	e->arg0 = ctx->index;
 	e->arg1 = page;
+	if (held) {
+		held_counted(cnt, true);
+		e->addr = held->ts;
+		e->ret = held->order | (__u64)held->cpu << 32;
+	}
 	page_counts(e, page);
 	submit(e);
 	return 0;
