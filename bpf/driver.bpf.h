@@ -264,37 +264,33 @@ static __always_inline void report_driver_vma(void *ctx, __u64 skip,
  * A page some driver (not kex) gets into a traced process's page table, at
  * addr of vma (0: unknown), by its insert (probe KEX_P_INSERT) or from its
  * fault handler (KEX_P_SET_PTE): from now on it is followed like a kex page
- * ("pages", "pfns"), its life starting here: its allocation came before (at
+ * ("pfns"), its life starting here: its allocation came before (at
  * setsockopt, at driver load, ...), which the record says by being the
  * first of the life. The caller checked driver_traced(); skip is its stacks'
  * (stack_skip).
  */
-static __always_inline struct kex_page_info *
+static __always_inline struct kex_pfn_info *
 adopt_page(void *ctx, __u64 skip, struct vm_area_struct *vma, __u64 page,
 	   __u64 addr, __u32 probe)
 {
-	struct kex_page_info pi = {};
 	struct kex_pfn_info fi = {};
 	struct kex_event *e;
 	__u64 start;
 
 	if (!tracking_armed)
 		return NULL;
-	pi.pfn = page_to_pfn(page);
-	if (pi.pfn == KEX_NO_PFN)
+	fi.pfn = page_to_pfn(page);
+	if (fi.pfn == KEX_NO_PFN)
 		return NULL;
 	start = BPF_CORE_READ(vma, vm_start);
-	pi.index = addr ? (addr - start) >> 12 : KEX_NO_INDEX;
-	pi.tgid = bpf_get_current_pid_tgid() >> 32;
 	fi.page = page;
-	fi.index = pi.index;
-	if (track_update(&pages, &page, &pi, KEX_TRACK_PAGES) ||
-	    track_update(&pfns, &pi.pfn, &fi, KEX_TRACK_PFNS))
+	fi.index = addr ? (addr - start) >> 12 : KEX_NO_INDEX;
+	if (track_update(&pfns, &fi.pfn, &fi, KEX_TRACK_PFNS))
 		return NULL;
 	report_driver_vma(ctx, skip, vma, probe);
 	e = reserve(KEX_EV_DRIVER_PAGE, probe);
 	if (e) {
-		e->pfn = pi.pfn;
+		e->pfn = fi.pfn;
 		e->addr = addr;
 		e->arg0 = start;
 		e->arg1 = page;
@@ -302,7 +298,7 @@ adopt_page(void *ctx, __u64 skip, struct vm_area_struct *vma, __u64 page,
 		page_counts(e, page);
 		submit(e);
 	}
-	link_alloc(pi.pfn, probe);
+	link_alloc(fi.pfn, probe);
 	return kex_page(page);
 }
 

@@ -42,7 +42,13 @@ enum kex_event_type {
 	/* the kex module's own tracepoints (system "kex") */
 	KEX_EV_KEX_MMAP		= 10,	/* addr = vm_start, arg0 = vm_end, arg1 = pages | policy << 32 */
 	KEX_EV_KEX_MMAP_DONE	= 11,	/* addr = vm_start, arg0 = pages mapped, ret */
-	KEX_EV_KEX_PAGE_ALLOC	= 12,	/* pfn, arg0 = index, arg1 = struct page *, stack */
+	KEX_EV_KEX_PAGE_ALLOC	= 12,	/* pfn, arg0 = index, arg1 = struct page *, stack;
+					 * from BPF only: addr = ts of the KEX_EV_PAGE_ALLOC held
+					 * back for this page (0: none, or sent alone under
+					 * --watch), ret = its order | its cpu << 32. One record
+					 * instead of two; the intake (tracer/src/intake.cpp)
+					 * sends the KEX_EV_PAGE_ALLOC on first as it would have
+					 * come alone, then this one with addr and ret 0 */
 	KEX_EV_KEX_PAGE_INSERT	= 13,	/* pfn, addr = user address, arg0 = index, ret, stack */
 	KEX_EV_KEX_PAGE_FREE	= 14,	/* pfn, arg0 = index, arg1 = enum kex_free_reason, stack */
 	KEX_EV_KEX_VMA_OPEN	= 15,	/* addr = vm_start, arg0 = vm_end */
@@ -285,7 +291,8 @@ struct kex_life {
  */
 enum kex_track_slot {
 	KEX_TRACK_TRACED	= 0,	/* a traced process's child is not traced */
-	KEX_TRACK_PAGES		= 1,	/* a kex page's struct page * not remembered */
+	KEX_TRACK_PAGES		= 1,	/* a kex page not findable by its struct page * (its vmemmap
+					 * base not the one every followed page has) */
 	KEX_TRACK_PFNS		= 2,	/* a kex page's pfn not remembered */
 	KEX_TRACK_MMAP_WINDOW	= 3,	/* a kex mmap window not opened */
 	KEX_TRACK_PENDING_ALLOC	= 4,	/* an mm_page_alloc not held back */

@@ -11,7 +11,7 @@ struct {
 } set_pte_calls SEC(".maps");
 
 /* a driver's page its fault handler handed back (driver.bpf.h) */
-static __always_inline struct kex_page_info *
+static __always_inline struct kex_pfn_info *
 adopt_fault_page(void *ctx, bool tramp, struct vm_fault *vmf, __u64 page)
 {
 	struct vm_area_struct *vma;
@@ -30,7 +30,7 @@ static __always_inline int set_pte_entry(void *ctx, bool tramp)
 {
 	struct vm_fault *vmf = (struct vm_fault *)entry_arg(ctx, tramp, 1);
 	__u64 page = entry_arg(ctx, tramp, set_pte_page_arg);
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	struct pte_call call = {};
 	struct kex_event *e;
 	__u32 tid = current_tid();
@@ -100,7 +100,7 @@ int kretprobe__set_pte(struct pt_regs *ctx)
 SEC("fexit/do_set_pte")
 int fexit__set_pte(void *ctx)
 {
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	struct pte_call call = {};
 	struct vm_fault *vmf;
 	__u64 arg = 0;

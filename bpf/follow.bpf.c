@@ -9,8 +9,8 @@
  * kernel has no fprobe: 6.1). Either way the BPF cookie of the function
  * says its index in the attached list and which register arguments hold a
  * page, a folio, a folio_batch or an array of pages (KEX_FOLLOW_COOKIE).
- * Everything else is dropped at once: a tracked page is one in the "pages"
- * map (kex's, or a driver's adopted page); a folio matches when any of its
+ * Everything else is dropped at once: a tracked page is one kex_page()
+ * finds (kex's, or a driver's adopted page); a folio matches when any of its
  * pages is; a batch or an array, one record per tracked entry.
  */
 #include "kextrace.bpf.h"
@@ -96,12 +96,12 @@ static long folio_scan_one(__u32 i, void *data)
  * The tracked page of a folio: its head (a small folio is one page), else
  * any page of a large one (struct pages are contiguous in a folio).
  */
-static __always_inline struct kex_page_info *folio_tracked(__u64 folio,
+static __always_inline struct kex_pfn_info *folio_tracked(__u64 folio,
 							   __u64 *page)
 {
 	struct folio_scan s = { .head = folio };
 	struct kex_follow_stats *st;
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	__u32 n;
 
 	*page = folio;
@@ -127,7 +127,7 @@ static __always_inline struct kex_page_info *folio_tracked(__u64 folio,
 
 static __always_inline void follow_emit(__u64 cookie, __u32 reg, __u32 kind,
 					__u64 ptr, __u64 page,
-					struct kex_page_info *pi)
+					struct kex_pfn_info *pi)
 {
 	struct kex_event *e = reserve(KEX_EV_FOLLOW, KEX_P_FOLLOW);
 
@@ -149,7 +149,7 @@ static __always_inline void follow_emit(__u64 cookie, __u32 reg, __u32 kind,
  */
 static __always_inline void follow_found(__u64 cookie, __u32 reg, __u32 kind,
 					 __u64 ptr, __u64 page,
-					 struct kex_page_info *pi, bool nested,
+					 struct kex_pfn_info *pi, bool nested,
 					 __u64 *seen)
 {
 	struct kex_follow_stats *st;
@@ -184,7 +184,7 @@ struct follow_scan {
 static long follow_scan_one(__u32 i, void *data)
 {
 	struct follow_scan *s = data;
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	__u64 ptr = 0, page;
 
 	bpf_probe_read_kernel(&ptr, sizeof(ptr), (void *)(s->base + i * 8));
@@ -212,7 +212,7 @@ static __always_inline void follow_arg(struct pt_regs *ctx, __u64 cookie,
 	struct follow_scan s = { .cookie = cookie, .reg = reg,
 				 .nested = nested };
 	struct kex_follow_stats *st;
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	__u64 ptr, page, n = 0, limit;
 
 	if (!((KEX_FOLLOW_PAGES(cookie) | KEX_FOLLOW_FOLIOS(cookie) |

@@ -3,11 +3,26 @@
 #include "kextrace.bpf.h"
 #include "driver.bpf.h"
 
+/*
+ * The insert's entry state for its kretprobe, one per CPU: the function
+ * runs under the PTE lock (insert_page_into_pte_locked: no preemption, no
+ * migration, and no interrupt inserts pages), so its return comes on the
+ * entry's CPU before any other insert there. The thread is kept too: a
+ * return whose entry left nothing (another page) finds another tid, or
+ * the slot emptied. A slot costs no hash, no lock and cannot be full,
+ * where a per-thread hash entry cost an update, a lookup and a delete.
+ */
+struct insert_call {
+	struct pte_call call;
+	__u32 tid;
+	__u32 set;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KEX_MAX_TASKS);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pte_call);
+	__type(value, struct insert_call);
 } insert_calls SEC(".maps");
 
 /*
@@ -39,7 +54,7 @@ static __always_inline __u64 insert_uaddr(void *ctx, bool tramp, __u64 page,
 }
 
 /* a page some driver inserts into a traced process (driver.bpf.h) */
-static __always_inline struct kex_page_info *
+static __always_inline struct kex_pfn_info *
 adopt_inserted_page(void *ctx, bool tramp, __u64 page)
 {
 	struct vm_area_struct *vma = (void *)entry_arg(ctx, tramp, 1);
@@ -59,10 +74,10 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 {
 	__u64 page = entry_arg(ctx, tramp, insert_page_arg);
 	__u64 pte = entry_arg(ctx, tramp, insert_pte_arg);
-	struct kex_page_info *pi;
-	struct pte_call call = {};
+	struct kex_pfn_info *pi;
+	struct insert_call *call;
 	struct kex_event *e;
-	__u32 tid = current_tid();
+	__u32 zero = 0;
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_INSERT);
@@ -73,10 +88,16 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 		return 0;
 	count_match(cnt, KEX_P_INSERT);
 	if (!ret_is_fexit(KEX_P_INSERT_RET)) {
-		call.page = page;
-		call.pte = pte;
-		call.pfn = pi->pfn;
-		track_update(&insert_calls, &tid, &call, KEX_TRACK_INSERT_CALLS);
+		call = bpf_map_lookup_elem(&insert_calls, &zero);
+		if (call) {
+			call->call.page = page;
+			call->call.pte = pte;
+			call->call.pfn = pi->pfn;
+			call->tid = current_tid();
+			call->set = 1;
+		} else {
+			count_tracking(KEX_TRACK_INSERT_CALLS);
+		}
 	}
 
 	e = reserve_stack_skip(ctx, KEX_EV_INSERT, KEX_P_INSERT,
@@ -107,12 +128,12 @@ int kprobe__vm_insert_page(struct pt_regs *ctx)
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_VM_INSERT_PAGE);
-	site.page = PT_REGS_PARM3_CORE(ctx);
+	site.page = KEX_CTX_REG(ctx, dx);
 	if (kex_page(site.page) || !driver_traced())
 		return 0;
 	count_match(cnt, KEX_P_VM_INSERT_PAGE);
-	site.vma = PT_REGS_PARM1_CORE(ctx);
-	site.addr = PT_REGS_PARM2_CORE(ctx);
+	site.vma = KEX_CTX_REG(ctx, di);
+	site.addr = KEX_CTX_REG(ctx, si);
 	track_update(&insert_sites, &tid, &site, KEX_TRACK_INSERT_SITES);
 	return 0;
 }
@@ -135,14 +156,18 @@ static __always_inline void insert_return(__u64 page, __u64 pte, __u64 pfn,
 SEC("kretprobe/insert_page_into_pte_locked")
 int kretprobe__insert_page(struct pt_regs *ctx)
 {
-	struct pte_call *call;
-	__u32 tid;
+	struct insert_call *call;
+	struct kex_counters *cnt;
+	__u32 zero = 0;
 
-	call = call_returns(&insert_calls, &tid, KEX_P_INSERT_RET);
-	if (!call)
+	cnt = count_hit(KEX_P_INSERT_RET);
+	call = bpf_map_lookup_elem(&insert_calls, &zero);
+	if (!call || !call->set || call->tid != current_tid())
 		return 0;
-	insert_return(call->page, call->pte, call->pfn, (long)PT_REGS_RC(ctx));
-	bpf_map_delete_elem(&insert_calls, &tid);
+	count_match(cnt, KEX_P_INSERT_RET);
+	call->set = 0;
+	insert_return(call->call.page, call->call.pte, call->call.pfn,
+		      (long)PT_REGS_RC(ctx));
 	return 0;
 }
 
@@ -151,7 +176,7 @@ SEC("fexit/insert_page_into_pte_locked")
 int fexit__insert_page(void *ctx)
 {
 	__u64 page = 0, pte = 0, ret = 0;
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_INSERT_RET);
@@ -171,7 +196,7 @@ static __always_inline int page_event(struct pt_regs *ctx, __u8 arg,
 				      __u32 type, __u32 probe)
 {
 	__u64 page = kprobe_arg(ctx, arg);
-	struct kex_page_info *pi;
+	struct kex_pfn_info *pi;
 	struct kex_event *e;
 	struct kex_counters *cnt;
 

@@ -6,6 +6,7 @@ SEC("tp/kex/kex_mmap")
 int tp__kex_mmap(struct kex_tp_mmap *ctx)
 {
 	__u32 tid = current_tid();
+	struct pending_alloc none = { .pfn = KEX_NO_PFN };
 	struct kex_event *e;
 	struct kex_counters *cnt;
 
@@ -13,7 +14,7 @@ int tp__kex_mmap(struct kex_tp_mmap *ctx)
 	if (!kex_traced())
 		return 0;
 	count_match(cnt, KEX_P_KEX_MMAP);
-	track_update(&mmap_window, &tid, &one, KEX_TRACK_MMAP_WINDOW);
+	track_update(&mmap_window, &tid, &none, KEX_TRACK_MMAP_WINDOW);
 	e = reserve(KEX_EV_KEX_MMAP, KEX_P_KEX_MMAP);
 	if (!e)
 		return 0;
@@ -27,12 +28,10 @@ int tp__kex_mmap(struct kex_tp_mmap *ctx)
 SEC("tp/kex/kex_mmap_done")
 int tp__kex_mmap_done(struct kex_tp_mmap_done *ctx)
 {
-	__u32 tid = current_tid();
 	struct kex_event *e;
 
 	if (!window_closes(&mmap_window, KEX_P_KEX_MMAP_DONE))
 		return 0;
-	bpf_map_delete_elem(&pending_allocs, &tid);
 	e = reserve(KEX_EV_KEX_MMAP_DONE, KEX_P_KEX_MMAP_DONE);
 	if (!e)
 		return 0;
@@ -43,51 +42,98 @@ int tp__kex_mmap_done(struct kex_tp_mmap_done *ctx)
 	return 0;
 }
 
+/*
+ * --watch: a held-back allocation goes as its own KEX_EV_PAGE_ALLOC record,
+ * into the page's life (watch.bpf.h keeps lives of plain records)
+ */
+static __always_inline void held_alone(const struct pending_alloc *pa,
+				       __u64 pfn, __u32 index, __u64 page)
+{
+	struct kex_event *e = reserve(KEX_EV_PAGE_ALLOC, KEX_P_MM_PAGE_ALLOC);
+
+	if (!e)
+		return;
+	e->ts = pa->ts;
+	e->cpu = pa->cpu;
+	e->pfn = pfn;
+	e->arg0 = pa->order;
+	e->arg1 = index;
+	page_counts(e, page);
+	submit(e);
+}
+
+/*
+ * A held-back allocation riding in its kex_page_alloc record (@sent: false
+ * when it got no room): counted as a KEX_EV_PAGE_ALLOC record of mm_page_alloc's
+ * probe, produced and sent or lost with it, as reserve() would have, so
+ * that produced = received + lost holds per type once the intake has split
+ * it off (events.h). @c: count_hit()'s.
+ */
+static __always_inline void held_counted(struct kex_counters *c, bool sent)
+{
+	if (!c)
+		return;
+	c->produced[type_slot(KEX_EV_PAGE_ALLOC)]++;
+	if (sent)
+		probe_slot(c, KEX_P_MM_PAGE_ALLOC)->emitted++;
+	else
+		c->lost[type_slot(KEX_EV_PAGE_ALLOC)]++;
+}
+
 SEC("tp/kex/kex_page_alloc")
 int tp__kex_page_alloc(struct kex_tp_page_alloc *ctx)
 {
 	__u32 tid = current_tid();
-	struct kex_page_info pi = {};
 	struct kex_pfn_info fi = {};
-	struct pending_alloc *pa;
+	struct pending_alloc *pa, *held = NULL;
 	struct kex_event *e;
-	__u64 page = ctx->page, pfn = ctx->pfn;
+	__u64 page = ctx->page, pfn = ctx->pfn, base;
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_KEX_PAGE_ALLOC);
 	if (!kex_traced() || !tracking_armed)
 		return 0;
 	count_match(cnt, KEX_P_KEX_PAGE_ALLOC);
-	pi.pfn = pfn;
-	pi.index = ctx->index;
-	pi.tgid = bpf_get_current_pid_tgid() >> 32;
+	/*
+	 * the vmemmap base this page implies: kex_page() finds it by its
+	 * pointer only if it is the base every followed page has (always, on
+	 * SPARSEMEM_VMEMMAP; else it counts as a page not remembered by
+	 * pointer, and its pointer's probes miss it)
+	 */
+	base = page - pfn * bpf_core_type_size(struct page);
+	if (!kex_vmemmap)
+		kex_vmemmap = base;
+	else if (kex_vmemmap != base)
+		count_tracking(KEX_TRACK_PAGES);
 	fi.page = page;
+	fi.pfn = pfn;
 	fi.index = ctx->index;
-	track_update(&pages, &page, &pi, KEX_TRACK_PAGES);
 	track_update(&pfns, &pfn, &fi, KEX_TRACK_PFNS);
 
 	/* the allocator's own event for this page, held back until now */
-	pa = bpf_map_lookup_elem(&pending_allocs, &tid);
+	pa = bpf_map_lookup_elem(&mmap_window, &tid);
 	if (pa && pa->pfn == pfn) {
-		e = reserve(KEX_EV_PAGE_ALLOC, KEX_P_MM_PAGE_ALLOC);
-		if (e) {
-			e->ts = pa->ts;
-			e->cpu = pa->cpu;
-			e->pfn = pfn;
-			e->arg0 = pa->order;
-			e->arg1 = ctx->index;
-			page_counts(e, page);
-			submit(e);
-		}
-		bpf_map_delete_elem(&pending_allocs, &tid);
+		pa->pfn = KEX_NO_PFN;
+		if (!watch_lives)
+			held = pa;
+		else
+			held_alone(pa, pfn, ctx->index, page);
 	}
 
 	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_ALLOC, KEX_P_KEX_PAGE_ALLOC);
-	if (!e)
+	if (!e) {
+		if (held)
+			held_counted(cnt, false);
 		return 0;
+	}
 	e->pfn = pfn;
 	e->arg0 = ctx->index;
 	e->arg1 = page;
+	if (held) {
+		held_counted(cnt, true);
+		e->addr = held->ts;
+		e->ret = held->order | (__u64)held->cpu << 32;
+	}
 	page_counts(e, page);
 	submit(e);
 	return 0;

@@ -9,11 +9,13 @@
  * defined in that file.
  *
  * Page identity: tp/kex/kex_page_alloc (which carries both the pfn and the
- * struct page pointer) enters a page into two maps, "pages" (struct page * ->
- * pfn) and "pfns" (pfn -> struct page *). Every page-level kprobe looks its
- * page up there and returns at once for any other page, so a busy machine
- * does not flood the ring buffer; kmem:mm_page_free emits and forgets the
- * page. Process-level events (syscalls, faults, the rig's USDT markers, the
+ * struct page pointer) enters a page into one map, "pfns" (pfn -> struct
+ * page *, index). A program that has a struct page * turns it into its pfn
+ * by arithmetic (the vmemmap array's base, learned from the same tracepoint:
+ * kex_page()) and looks that up, so a page costs one map update, not one
+ * per key. Every page-level kprobe returns at once for any other page, so a
+ * busy machine does not flood the ring buffer; kmem:mm_page_free emits the
+ * page and marks it freed. Process-level events (syscalls, faults, the rig's USDT markers, the
  * unmap paths) are kept for the tgids in "traced" only: user space seeds it
  * with the command's pid, sched_process_fork adds children. With trace_all
  * (kextrace --all), kex's own tracepoints report every process.
@@ -124,6 +126,15 @@ const volatile __u64 wakeup_bytes __weak = 1 << 20;
  */
 volatile bool tracking_armed __weak = false;
 
+/*
+ * The vmemmap array's base (struct page of pfn 0), 0 until known: learned
+ * from the first kex:kex_page_alloc (page - pfn * sizeof(struct page)) or
+ * read from vmemmap_base at a driver page's adoption, the same value on
+ * SPARSEMEM_VMEMMAP (x86-64). Until then no page is followed, so none is
+ * looked up by its pointer.
+ */
+__u64 kex_vmemmap __weak = 0;
+
 /* --- maps ----------------------------------------------------------------- */
 
 struct {
@@ -150,14 +161,6 @@ struct {
 	__type(value, __u64);
 } traced SEC(".maps") __weak;
 
-/* live kex pages by struct page pointer */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KEX_MAX_PAGES_DEFAULT);
-	__type(key, __u64);
-	__type(value, struct kex_page_info);
-} pages SEC(".maps") __weak;
-
 /* kex pages by pfn, until mm_page_free(_batched) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -171,12 +174,28 @@ struct kex_event_stack {
 	__u64 stack[KEX_STACK_DEPTH];
 };
 
-/* tid -> 1 between kex:kex_mmap and kex:kex_mmap_done */
+/*
+ * The last order-0 mm_page_alloc of a tid inside its kex mmap window
+ * (pfn KEX_NO_PFN: none, or claimed already), held back until
+ * kex:kex_page_alloc claims that pfn (page_alloc.bpf.c)
+ */
+struct pending_alloc {
+	__u64 ts;
+	__u64 pfn;
+	__u32 cpu;
+	__u32 order;
+};
+
+/*
+ * tid -> its pending allocation, between kex:kex_mmap and kex:kex_mmap_done:
+ * the window and what is held back in it are one entry, written in place,
+ * so an allocation costs a lookup, not an update, and a claim no delete
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KEX_MAX_TASKS);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct pending_alloc);
 } mmap_window SEC(".maps") __weak;
 
 /* per tid: the address a driver's vm_insert_page(s) call maps (kextrace.h) */
@@ -186,21 +205,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct kex_insert_site);
 } insert_sites SEC(".maps") __weak;
-
-/* the last order-0 mm_page_alloc of a tid inside its kex mmap window */
-struct pending_alloc {
-	__u64 ts;
-	__u64 pfn;
-	__u32 cpu;
-	__u32 order;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KEX_MAX_TASKS);
-	__type(key, __u32);
-	__type(value, struct pending_alloc);
-} pending_allocs SEC(".maps") __weak;
 
 
 /* entry state a kretprobe needs: which page, where its PTE lives */
@@ -443,12 +447,12 @@ static __always_inline void page_counts(struct kex_event *e, __u64 page)
  */
 static __always_inline __u64 page_to_pfn(__u64 page)
 {
-	__u64 base = 0, size = bpf_core_type_size(struct page);
+	__u64 base = kex_vmemmap, size = bpf_core_type_size(struct page);
 
-	if (!vmemmap_base_addr || !size ||
-	    bpf_probe_read_kernel(&base, sizeof(base),
-				  (void *)vmemmap_base_addr) ||
-	    !base || page < base || (page - base) % size) {
+	if (!base && vmemmap_base_addr &&
+	    !bpf_probe_read_kernel(&base, sizeof(base), (void *)vmemmap_base_addr))
+		kex_vmemmap = base;
+	if (!base || !size || page < base || (page - base) % size) {
 		count_tracking(KEX_TRACK_PFN_UNKNOWN);
 		return KEX_NO_PFN;
 	}
@@ -456,19 +460,29 @@ static __always_inline __u64 page_to_pfn(__u64 page)
 }
 
 /*
- * Argument n (1-based) of a kprobed function. Read through
- * bpf_probe_read_kernel: clang folds a switch over direct ctx loads into one
- * load at a computed ctx offset, which the verifier rejects.
+ * A word of a kprobe's registers (its context), loaded directly: one
+ * instruction where a PT_REGS_PARMn_CORE is a bpf_probe_read_kernel call.
+ * In asm, so that clang cannot fold a switch of such loads into one load at
+ * a computed context offset, which the verifier rejects. x86-64's struct
+ * pt_regs is the kernel's ABI with user space: its offsets do not move.
  */
+#define KEX_CTX_REG(ctx, reg) ({					\
+	__u64 __v;							\
+	asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v)		\
+		     : "r"(ctx), "i"(__builtin_offsetof(struct pt_regs, reg))); \
+	__v;								\
+})
+
+/* Argument n (1-based) of a kprobed function. */
 static __always_inline __u64 kprobe_arg(struct pt_regs *ctx, __u8 n)
 {
 	switch (n) {
-	case 1: return PT_REGS_PARM1_CORE(ctx);
-	case 2: return PT_REGS_PARM2_CORE(ctx);
-	case 3: return PT_REGS_PARM3_CORE(ctx);
-	case 4: return PT_REGS_PARM4_CORE(ctx);
-	case 5: return PT_REGS_PARM5_CORE(ctx);
-	case 6: return BPF_CORE_READ(ctx, r9);
+	case 1: return KEX_CTX_REG(ctx, di);
+	case 2: return KEX_CTX_REG(ctx, si);
+	case 3: return KEX_CTX_REG(ctx, dx);
+	case 4: return KEX_CTX_REG(ctx, cx);
+	case 5: return KEX_CTX_REG(ctx, r8);
+	case 6: return KEX_CTX_REG(ctx, r9);
 	default: return 0;
 	}
 }
@@ -506,9 +520,23 @@ static __always_inline __u64 entry_arg(void *ctx, bool tramp, __u8 n)
 		return body(ctx, true);					\
 	}
 
-static __always_inline struct kex_page_info *kex_page(__u64 page)
+/*
+ * A followed page by its struct page pointer, NULL for any other pointer
+ * and once the page was freed: its pfn's entry in "pfns", found by
+ * arithmetic (kex_vmemmap; no helper call), if it holds this very page.
+ */
+static __always_inline struct kex_pfn_info *kex_page(__u64 page)
 {
-	return bpf_map_lookup_elem(&pages, &page);
+	__u64 base = kex_vmemmap, size = bpf_core_type_size(struct page), pfn;
+	struct kex_pfn_info *fi;
+
+	if (!base || page < base || !size || (page - base) % size)
+		return NULL;
+	pfn = (page - base) / size;
+	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi || fi->page != page || fi->freed)
+		return NULL;
+	return fi;
 }
 
 static __always_inline __u64 read_pte(__u64 pte)

@@ -131,13 +131,6 @@ struct kex_counters {
 /* a power of two: the ring's fill is checked every this many records a CPU */
 #define KEX_RING_CHECK		16
 
-/* map "pages": struct page * -> what we know about a followed page */
-struct kex_page_info {
-	__u64 pfn;
-	__u32 index;	/* page index in its mapping (kex's; a driver page's offset in its VMA) */
-	__u32 tgid;	/* process whose kex mmap allocated it / into which a driver inserted it */
-};
-
 /*
  * map "insert_sites": per tid, where a driver's vm_insert_page(s) call puts
  * its pages, for the insert clones that lost their addr argument: the page
@@ -151,10 +144,16 @@ struct kex_insert_site {
 	__u64 n;	/* batch inserts seen so far */
 };
 
-/* map "pfns": pfn -> the page, and whether mm_page_free was seen already */
+/*
+ * map "pfns": pfn -> a followed page (kex's, or a driver's adopted at its
+ * insert or fault), and whether mm_page_free was seen already. A struct
+ * page * is looked up by its pfn (kex_page(): SPARSEMEM_VMEMMAP, the pfn is
+ * the pointer's index in the vmemmap array), so one map serves both keys.
+ */
 struct kex_pfn_info {
 	__u64 page;	/* struct page * as u64 */
-	__u32 index;
+	__u64 pfn;	/* the key, for the programs that found it by page */
+	__u32 index;	/* page index in its mapping (kex's; a driver page's offset in its VMA) */
 	__u32 freed;	/* 1 after mm_page_free: only mm_page_free_batched may follow */
 };
 
@@ -174,7 +173,7 @@ enum kex_unmap_mode {
 #define KEX_MAX_STACK_SITES	4096		/* stack call sites remembered (LRU) */
 #define KEX_ALLOC_MAX_ORDER	10		/* the largest buddy block looked up (MAX_ORDER) */
 #define KEX_CORE_FAULTS		32		/* core fault handlers (core_faults) */
-#define KEX_NO_INDEX		0xffffffffU	/* kex_page_info.index unknown */
+#define KEX_NO_INDEX		0xffffffffU	/* kex_pfn_info.index unknown */
 #define KEX_RINGBUF_DEFAULT	(16 << 20)	/* bytes */
 
 #endif /* KEXTRACE_KEXTRACE_H */

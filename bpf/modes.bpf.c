@@ -27,7 +27,7 @@ SEC("kprobe/vm_insert_pages")
 int kprobe__vm_insert_pages(struct pt_regs *ctx)
 {
 	__u32 tid = current_tid();
-	__u64 num = 0, nump = PT_REGS_PARM4_CORE(ctx);
+	__u64 num = 0, nump = KEX_CTX_REG(ctx, cx);
 	struct kex_event *e;
 	struct kex_counters *cnt;
 
@@ -38,8 +38,8 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
 
 		if (insert_addr_arg || !driver_traced())
 			return 0;
-		site.vma = PT_REGS_PARM1_CORE(ctx);
-		site.addr = PT_REGS_PARM2_CORE(ctx);
+		site.vma = KEX_CTX_REG(ctx, di);
+		site.addr = KEX_CTX_REG(ctx, si);
 		track_update(&insert_sites, &tid, &site, KEX_TRACK_INSERT_SITES);
 		return 0;
 	}
@@ -49,7 +49,7 @@ int kprobe__vm_insert_pages(struct pt_regs *ctx)
 	e = reserve(KEX_EV_VM_INSERT_PAGES, KEX_P_VM_INSERT_PAGES);
 	if (!e)
 		return 0;
-	e->addr = PT_REGS_PARM2_CORE(ctx);
+	e->addr = KEX_CTX_REG(ctx, si);
 	e->arg0 = num;
 	submit(e);
 	return 0;
@@ -278,8 +278,8 @@ int fexit__insert_pfn(void *ctx)
 SEC("kprobe/vm_normal_page")
 int kprobe__pte_lookup(struct pt_regs *ctx)
 {
-	struct vm_area_struct *vma = (void *)PT_REGS_PARM1_CORE(ctx);
-	__u64 pte = PT_REGS_PARM3_CORE(ctx);
+	struct vm_area_struct *vma = (void *)KEX_CTX_REG(ctx, di);
+	__u64 pte = KEX_CTX_REG(ctx, dx);
 	__u64 pfn = (pte & KEX_PTE_PFN_MASK) >> 12;
 	struct kex_pfn_info *fi;
 	struct kex_event *e;
@@ -297,7 +297,7 @@ int kprobe__pte_lookup(struct pt_regs *ctx)
 	if (!e)
 		return 0;
 	e->pfn = pfn;
-	e->addr = PT_REGS_PARM2_CORE(ctx);
+	e->addr = KEX_CTX_REG(ctx, si);
 	e->arg0 = pte;
 	e->arg1 = fi->index;
 	page_counts(e, fi->page);

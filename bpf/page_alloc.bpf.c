@@ -15,22 +15,23 @@ SEC("tp/kmem/mm_page_alloc")
 int tp__mm_page_alloc(struct trace_event_raw_mm_page_alloc *ctx)
 {
 	__u32 tid = current_tid();
-	struct pending_alloc pa = {};
+	struct pending_alloc *pa;
 	struct kex_counters *cnt;
 
 	cnt = count_hit(KEX_P_MM_PAGE_ALLOC);
-	if (!bpf_map_lookup_elem(&mmap_window, &tid)) {
+	pa = bpf_map_lookup_elem(&mmap_window, &tid);
+	if (!pa) {
 		remember_alloc(ctx);
 		return 0;
 	}
 	if (ctx->order != 0)
 		return 0;
 	count_match(cnt, KEX_P_MM_PAGE_ALLOC);
-	pa.ts = bpf_ktime_get_ns();
-	pa.pfn = ctx->pfn;
-	pa.cpu = bpf_get_smp_processor_id();
-	pa.order = ctx->order;
-	track_update(&pending_allocs, &tid, &pa, KEX_TRACK_PENDING_ALLOC);
+	/* in place: only this tid reads its entry, and not while it writes */
+	pa->ts = bpf_ktime_get_ns();
+	pa->pfn = ctx->pfn;
+	pa->cpu = bpf_get_smp_processor_id();
+	pa->order = ctx->order;
 	return 0;
 }
 
@@ -62,7 +63,6 @@ int tp__mm_page_free(struct trace_event_raw_mm_page_free *ctx)
 		page_counts(e, fi->page);
 		submit(e);
 	}
-	bpf_map_delete_elem(&pages, &fi->page);
 	return 0;
 }
 

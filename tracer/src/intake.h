@@ -47,6 +47,7 @@ class Intake {
 
   private:
     void take_record(std::span<const std::byte> rec);
+    void take_one(std::span<const std::byte> rec);
     void take_life(std::span<const std::byte> rec);
 
     const Ksyms& ksyms_;

@@ -106,9 +106,8 @@ Status Loader::configure(const ProbePlan& plan) {
     if (int err = bpf_map__set_max_entries(skel_->maps.traced, opts_.max_traced))
         return Error{fmt::format("traced map size {}: {}", opts_.max_traced, errstr(err))};
     ro->watch_lives = opts_.watch;
-    for (bpf_map* m : {skel_->maps.pages, skel_->maps.pfns})
-        if (int err = bpf_map__set_max_entries(m, opts_.max_pages))
-            return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
+    if (int err = bpf_map__set_max_entries(skel_->maps.pfns, opts_.max_pages))
+        return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
     if (int err = bpf_map__set_max_entries(skel_->maps.driver_allocs, opts_.max_allocs))
         return Error{fmt::format("allocations map size {}: {}", opts_.max_allocs, errstr(err))};
     if (opts_.watch)
