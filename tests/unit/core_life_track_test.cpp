@@ -73,8 +73,9 @@ TEST(LifeTrack, MatchesTheDecodedStepsOrAsksForThem) {
         const bool ordered = std::is_sorted(
             steps.begin(), steps.end(), [](const Step& a, const Step& b) { return a.ts < b.ts; });
         ASSERT_EQ(!(k.flags & LifeTrack::kDecode), ordered) << life;
-        if (!steps.empty())
+        if (!steps.empty()) {
             EXPECT_EQ(k.first_ts, steps.front().ts);
+        }
         if (!ordered)
             continue;
         ++in_order;

@@ -146,8 +146,9 @@ TEST(RunPiles, MergeUntilKeepsTheRestInOrder) {
                 fill.swap(kfill);
             }
             EXPECT_TRUE(ts.empty());
-            if (cpus > 1 && chunk > 1) // the flushes did keep arrivals back
+            if (cpus > 1 && chunk > 1) { // the flushes did keep arrivals back
                 EXPECT_GT(kept_total, 0u) << cpus << " CPUs, chunks of " << chunk;
+            }
             EXPECT_EQ(out, sorted(all)) << cpus << " CPUs, chunks of " << chunk;
         }
 }

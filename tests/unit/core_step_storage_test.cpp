@@ -96,8 +96,9 @@ TEST(StepList, OutgrowsBorrowedRoomWithoutTouchingIt) {
     while (l.borrowed()) {
         want.push_back(1'000'000 + 100 * want.size());
         l.push_back(step(want.back()));
-        if (l.borrowed())
+        if (l.borrowed()) {
             EXPECT_EQ(l.data(), arena.data() + StepList::kRoomHeader);
+        }
     }
     EXPECT_GT(want.size(), 3u);
     EXPECT_NE(l.data(), arena.data() + StepList::kRoomHeader); // full: moved out
