@@ -295,8 +295,10 @@ enum kex_track_slot {
 					 * base not the one every followed page has) */
 	KEX_TRACK_PFNS		= 2,	/* a kex page's pfn not remembered */
 	KEX_TRACK_MMAP_WINDOW	= 3,	/* a kex mmap window not opened */
-	KEX_TRACK_PENDING_ALLOC	= 4,	/* an mm_page_alloc not held back */
-	KEX_TRACK_INSERT_CALLS	= 5,	/* insert entry state for its kretprobe */
+	KEX_TRACK_PENDING_ALLOC	= 4,	/* an mm_page_alloc not held back (none since it is
+					 * held in its window's entry: kept for the numbering) */
+	KEX_TRACK_INSERT_CALLS	= 5,	/* insert entry state for its kretprobe not kept, or
+					 * taken by another entry before its return */
 	KEX_TRACK_SET_PTE_CALLS	= 6,	/* do_set_pte entry state for its kretprobe */
 	KEX_TRACK_MMAP_CALLS	= 7,	/* sys_enter_mmap arguments */
 	KEX_TRACK_IN_UNMAP	= 8,	/* unmap entry state for its kretprobe */

@@ -11,6 +11,10 @@
  * return whose entry left nothing (another page) finds another tid, or
  * the slot emptied. A slot costs no hash, no lock and cannot be full,
  * where a per-thread hash entry cost an update, a lookup and a delete.
+ * An entry that finds the slot still set lost that call's return (a
+ * kretprobe that missed it, or a kernel whose PTE lock sleeps, PREEMPT_RT,
+ * where another task's insert can run on the CPU meanwhile): counted under
+ * the insert_calls tracking slot before it is taken, never silent.
  */
 struct insert_call {
 	struct pte_call call;
@@ -89,6 +93,8 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 	count_match(cnt, KEX_P_INSERT);
 	if (!ret_is_fexit(KEX_P_INSERT_RET)) {
 		call = bpf_map_lookup_elem(&insert_calls, &zero);
+		if (call && call->set) /* the call before it never returned here */
+			count_tracking(KEX_TRACK_INSERT_CALLS);
 		if (call) {
 			call->call.page = page;
 			call->call.pte = pte;

@@ -445,7 +445,7 @@ std::string loss_remedy(const Losses& l) {
                                             [](uint64_t n) { return n != 0; });
     if (ring)
         opts.push_back("--ringbuf-mb");
-    if (l.map_full[KEX_TRACK_PAGES] || l.map_full[KEX_TRACK_PFNS])
+    if (l.map_full[KEX_TRACK_PFNS]) // (KEX_TRACK_PAGES: a vmemmap mismatch, no size helps)
         opts.push_back("--max-pages");
     if (l.map_full[KEX_TRACK_DRIVER_ALLOCS])
         opts.push_back("--max-allocs");
