@@ -94,3 +94,39 @@ TEST_F(IntakeTest, ACutLifeIsUndecodable) {
     EXPECT_EQ(intake.received[KEX_EV_KEX_PAGE_ALLOC], 0u);
     EXPECT_EQ(intake.correlator.finish().events, 0u);
 }
+
+// A kex_page_alloc record carrying the mm_page_alloc BPF held back for it
+// (addr = its ts, ret = its order | its cpu << 32: bpf/events.h) is one
+// sample and the two events it stands for, the allocation first, counted
+// per type as if each had come alone; a claim without one is itself.
+TEST_F(IntakeTest, AClaimCarryingItsAllocationIsBothEvents) {
+    Event claim = page_event(KEX_EV_KEX_PAGE_ALLOC, 10);
+    claim.arg0 = 7;                   // kex's index
+    claim.addr = 5;                   // the held-back allocation's ts
+    claim.ret = int64_t{3} << 32 | 0; // on cpu 3, order 0
+    intake.take(encode_event(claim));
+    EXPECT_EQ(intake.ring_records, 1u);
+    EXPECT_EQ(intake.received[KEX_EV_PAGE_ALLOC], 1u);
+    EXPECT_EQ(intake.received[KEX_EV_KEX_PAGE_ALLOC], 1u);
+    EXPECT_EQ(intake.decode_errors, 0u);
+    const Report r = intake.correlator.finish();
+    EXPECT_EQ(r.events, 2u);
+    EXPECT_EQ(r.counts[KEX_EV_PAGE_ALLOC], 1u);
+    ASSERT_EQ(r.pages.size(), 1u);
+    const std::vector<Step> steps = r.pages[0].steps.to_vector();
+    ASSERT_EQ(steps.size(), 2u);
+    EXPECT_EQ(steps[0].kind, StepKind::kmem_alloc); // attached: same task, pfn
+    EXPECT_EQ(steps[0].ts, 5u);
+    EXPECT_EQ(steps[0].value, 0u); // order
+    EXPECT_EQ(steps[1].kind, StepKind::kex_alloc);
+    EXPECT_EQ(steps[1].ts, 10u);
+    EXPECT_EQ(steps[1].value, 7u);
+    EXPECT_EQ(r.pages[0].index, 7u);
+}
+
+TEST_F(IntakeTest, AClaimWithoutAnAllocationIsOneEvent) {
+    intake.take(encode_event(page_event(KEX_EV_KEX_PAGE_ALLOC, 10)));
+    EXPECT_EQ(intake.received[KEX_EV_PAGE_ALLOC], 0u);
+    EXPECT_EQ(intake.received[KEX_EV_KEX_PAGE_ALLOC], 1u);
+    EXPECT_EQ(intake.correlator.finish().events, 1u);
+}
