@@ -445,18 +445,27 @@ static __always_inline void page_counts(struct kex_event *e, __u64 page)
  * never computed from a guessed base. So is a pointer that is not a struct
  * page of the array (an argument layout that does not fit the kernel).
  */
+/* page's pfn by the vmemmap base, KEX_NO_PFN when it is no struct page there */
+static __always_inline __u64 vmemmap_pfn(__u64 page, __u64 base)
+{
+	__u64 size = bpf_core_type_size(struct page);
+
+	if (!base || !size || page < base || (page - base) % size)
+		return KEX_NO_PFN;
+	return (page - base) / size;
+}
+
 static __always_inline __u64 page_to_pfn(__u64 page)
 {
-	__u64 base = kex_vmemmap, size = bpf_core_type_size(struct page);
+	__u64 base = kex_vmemmap, pfn;
 
 	if (!base && vmemmap_base_addr &&
 	    !bpf_probe_read_kernel(&base, sizeof(base), (void *)vmemmap_base_addr))
 		kex_vmemmap = base;
-	if (!base || !size || page < base || (page - base) % size) {
+	pfn = vmemmap_pfn(page, base);
+	if (pfn == KEX_NO_PFN)
 		count_tracking(KEX_TRACK_PFN_UNKNOWN);
-		return KEX_NO_PFN;
-	}
-	return (page - base) / size;
+	return pfn;
 }
 
 /*
@@ -527,12 +536,11 @@ static __always_inline __u64 entry_arg(void *ctx, bool tramp, __u8 n)
  */
 static __always_inline struct kex_pfn_info *kex_page(__u64 page)
 {
-	__u64 base = kex_vmemmap, size = bpf_core_type_size(struct page), pfn;
+	__u64 pfn = vmemmap_pfn(page, kex_vmemmap);
 	struct kex_pfn_info *fi;
 
-	if (!base || page < base || !size || (page - base) % size)
+	if (pfn == KEX_NO_PFN)
 		return NULL;
-	pfn = (page - base) / size;
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi || fi->page != page || fi->freed)
 		return NULL;
