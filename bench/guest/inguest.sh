@@ -77,7 +77,7 @@ cp "$top/bench/hooks.bt" "$kb/hooks.bt"
 export PATH=$kb:$PATH
 rig=$kb/mmap_test
 
-log() { printf 'bench: %s\n' "$*" >&2; }
+log() { printf 'bench: [%4d s] %s\n' "$SECONDS" "$*" >&2; } # time since the guest part began
 emit() { printf '%s\n' "$1" >>"$raw"; }
 # verbose=0: kex's per-page pr_info would be console printing, not mapping
 insmod "$kb/kex.ko" verbose=0 || { log "insmod failed"; exit 1; }
