@@ -463,7 +463,7 @@ def section_probes(r):
            "| step | wanted | attached to | note |", "|---|---|---|---|"]
     for p in r["run"]["probes"]:
         out.append(f"| {cell(p['step'])} | `{cell(p['wanted'])}` | "
-                   f"{('`' + cell(p['resolved']) + '`') if p['attached'] else 'not attached'} | "
+                   f"{('`' + cell(p['resolved']) + '`') if p['attached'] else 'off' if p.get('off') else 'not attached'} | "
                    f"{cell(p['reason'])} |")
     lost = r["losses"]
     out += ["", f"Events lost: {lost['total']} (per type: {lost['per_type'] or 'none'}, ring "

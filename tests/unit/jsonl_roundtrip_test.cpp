@@ -35,9 +35,10 @@ JsonlHeader header_for(uint64_t events) {
     h.run.kernel_release = "6.1.0-56-amd64";
     h.run.command_line = "mmap_test /dev/kex 8 --no-wait";
     h.run.set_pte_observed = "PTE read back at the return of insert_page_into_pte_locked";
-    h.run.probes = {{"insert", "insert_page_into_pte_locked",
-                     "insert_page_into_pte_locked.constprop.0", true, "clone", 3,
-                     "tracefs kprobe + tracefs kretprobe"}};
+    h.run.probes = {
+        {"insert", "insert_page_into_pte_locked", "insert_page_into_pte_locked.constprop.0", true,
+         "clone", 3, "tracefs kprobe + tracefs kretprobe"},
+        {"dirty at zap", "set_page_dirty", "", false, "off: --watch", 0, "kprobe", true}};
     h.correlator.roots = {100};
     h.correlator.expected = kMsDefaultExpected & ~kMsKexInsert;
     h.correlator.alloc_attach_ns = 10'000'000'000ull;
@@ -114,10 +115,13 @@ TEST(JsonlRoundTrip, HeaderComesBackIdentical) {
     EXPECT_EQ(back->run.kernel_release, h.run.kernel_release);
     EXPECT_EQ(back->run.command_line, h.run.command_line);
     EXPECT_EQ(back->run.set_pte_observed, h.run.set_pte_observed);
-    ASSERT_EQ(back->run.probes.size(), 1u);
+    ASSERT_EQ(back->run.probes.size(), 2u);
     EXPECT_EQ(back->run.probes[0].resolved, "insert_page_into_pte_locked.constprop.0");
     EXPECT_EQ(back->run.probes[0].nmissed, 3u);
     EXPECT_TRUE(back->run.probes[0].attached);
+    EXPECT_FALSE(back->run.probes[0].off);
+    EXPECT_TRUE(back->run.probes[1].off); // a step --watch left off stays off
+    EXPECT_FALSE(back->run.probes[1].attached);
     EXPECT_EQ(back->correlator.roots, h.correlator.roots);
     EXPECT_EQ(back->correlator.expected, h.correlator.expected);
     EXPECT_EQ(back->correlator.alloc_attach_ns, 10'000'000'000ull);

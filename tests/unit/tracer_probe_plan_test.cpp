@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <map>
 #include <sstream>
 
@@ -78,6 +79,54 @@ TEST(TracerProbePlan, Debian61) {
     // every probe of the plan; --follow's is attached by the Loader itself
     for (uint32_t id = 0; id < KEX_P_COUNT; id++)
         EXPECT_EQ(p.enabled[id], id != KEX_P_FOLLOW) << probe_spec(id).short_name;
+}
+
+// --watch leaves off the steps no leak verdict reads, says so per row, and
+// arms everything else as without it.
+TEST(TracerProbePlan, WatchLeavesOffWhatNoVerdictReads) {
+    PlanOptions o = with_rig();
+    o.watch = true;
+    ProbePlan w = plan_probes(ksyms("6.1"), facts("6.1"), o);
+    ProbePlan full = plan_probes(ksyms("6.1"), facts("6.1"), with_rig());
+    for (uint32_t id = 0; id < KEX_P_COUNT; id++) {
+        const bool off = id == KEX_P_SET_DIRTY || id == KEX_P_USER_FAULT;
+        EXPECT_EQ(w.enabled[id], full.enabled[id] && !off) << probe_spec(id).short_name;
+    }
+    for (const char* s : {"dirty at zap", "user faults"}) {
+        EXPECT_TRUE(step(w, s).available) << s;
+        EXPECT_NE(step(w, s).off.find("--watch"), std::string::npos) << s;
+        EXPECT_TRUE(step(full, s).off.empty()) << s;
+    }
+    for (const char* s :
+         {"insert", "rmap add", "zap (rmap remove)", "free", "free batched", "alloc"})
+        EXPECT_TRUE(step(w, s).off.empty()) << s;
+
+    std::array<AttachResult, KEX_P_COUNT> attached{};
+    for (uint32_t id = 0; id < KEX_P_COUNT; id++)
+        attached[id].planned = attached[id].attached = w.enabled[id];
+    std::size_t off_rows = 0;
+    for (const ProbeStatus& r : probe_statuses(w, &attached, nullptr)) {
+        const bool want_off = r.step == "dirty at zap" || r.step == "user faults";
+        EXPECT_EQ(r.off, want_off) << r.step;
+        if (!r.off)
+            continue;
+        off_rows++;
+        EXPECT_FALSE(r.attached) << r.step;
+        EXPECT_TRUE(r.resolved.empty()) << r.step;
+        EXPECT_NE(r.reason.find("off: --watch"), std::string::npos) << r.reason;
+    }
+    EXPECT_EQ(off_rows, 2u);
+    std::ostringstream out;
+    print_probe_table(out, probe_statuses(w, &attached, nullptr));
+    // the ok column says off, whatever the column width
+    std::istringstream lines(out.str());
+    std::string line, ok;
+    while (std::getline(lines, line))
+        if (line.rfind("dirty at zap ", 0) == 0)
+            std::istringstream(line.substr(13)) >> ok;
+    EXPECT_EQ(ok, "off") << out.str();
+    // the milestones a page must reach are the same: none of them is off
+    EXPECT_EQ(expected_milestones(w, &attached), expected_milestones(full, nullptr));
 }
 
 TEST(TracerProbePlan, Debian612FolioNamesAndClones) {

@@ -94,6 +94,7 @@ ProbePlan make_plan(const Options& opt, const Host& host) {
     PlanOptions popts;
     popts.insert_args = opt.insert_args;
     popts.usdt_binary = opt.usdt_binary;
+    popts.watch = opt.watch;
     if (popts.usdt_binary.empty() && !opt.command.empty())
         popts.usdt_binary = resolve_on_path(opt.command.front());
     if (popts.usdt_binary.empty() && opt.pid) {

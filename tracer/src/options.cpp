@@ -214,8 +214,9 @@ void add_probe_options(CLI::App& app, Options& o, RawOptions& raw) {
         ->group(g);
     app.add_flag("--watch", o.watch,
                  "keep each page's records in the kernel and send them in one record when the "
-                 "page is freed (the pages not freed are read at the end): the same report "
-                 "and verdicts from far fewer ring-buffer records; for long --leaks --all runs")
+                 "page is freed (the pages not freed are read at the end): the same verdicts "
+                 "and ledgers from far fewer ring-buffer records, the steps no verdict reads "
+                 "(the zap's dirtying, user faults) left off; for long --leaks --all runs")
         ->group(g);
     app.add_flag("--fault-probe-all-pages", o.fault_all_pages,
                  "report do_set_pte / set_pte_range for every page the traced processes fault "

@@ -579,6 +579,8 @@ ProbePlan plan_probes(const Ksyms& ks, const KernelFacts& facts, const PlanOptio
     plan_unmap_steps(plan, ks, facts);
     plan_process_steps(plan, facts);
     plan_usdt_step(plan, opts);
+    if (opts.watch)
+        leave_off_for_watch(plan);
     return plan;
 }
 

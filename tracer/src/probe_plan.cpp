@@ -171,6 +171,28 @@ std::string check_tp_layout(const TpFormat& format, const std::vector<ExpectedFi
     return {};
 }
 
+// A verdict and its reference ledger read the page's counts at the steps
+// that take or drop a reference or a mapping (alloc, insert, rmap add and
+// remove, kex's put, the free); the zap's dirtying reads the counts the
+// zap's rmap remove reads a moment later, and a user fault reads none. Each
+// costs a program run a page (bench/README.md), which a run left on across
+// a test suite would pay for nothing.
+void leave_off_for_watch(ProbePlan& plan) {
+    static const std::map<std::string_view, const char*> off = {
+        {"dirty at zap", "off: --watch (a leak verdict needs no dirtying: the zap's rmap remove "
+                         "reads the same counts)"},
+        {"user faults", "off: --watch (a leak verdict reads no fault)"},
+    };
+    for (PlanStep& s : plan.steps) {
+        auto it = off.find(s.step);
+        if (it == off.end() || !s.available)
+            continue;
+        s.off = it->second;
+        for (uint32_t p : s.probes)
+            plan.enabled[p] = false;
+    }
+}
+
 const std::vector<UsdtProbe>& rig_usdt_probes() {
     static const std::vector<UsdtProbe> v = {
         {"mmap_begin", KEX_PHASE_MMAP_BEGIN},     {"mmap_end", KEX_PHASE_MMAP_END},

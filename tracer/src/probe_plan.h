@@ -87,6 +87,8 @@ struct PlanOptions {
     // Override of the insert clone's (pte, page) argument positions.
     std::optional<std::pair<int, int>> insert_args;
     std::string usdt_binary; // rig binary carrying the kex_rig probes; "" = none
+    // --watch: leave off the steps no leak verdict reads (PlanStep::off)
+    bool watch = false;
 };
 
 // Values for the BPF side's const volatile globals.
@@ -120,6 +122,9 @@ struct PlanStep {
     std::string reason;           // why none, or how the choice was made
     std::vector<uint32_t> probes; // probe ids that implement it
     std::string mechanism;        // "fentry + fexit", "tracepoint", ... (see step_mechanism)
+    // Not armed although it could be: why the run's options need nothing of
+    // it ("" = armed when available). Its probes are not enabled.
+    std::string off;
 };
 
 struct ProbePlan {
@@ -136,6 +141,9 @@ struct ProbePlan {
 std::string step_mechanism(const ProbePlan& plan, const PlanStep& step, bool tracefs_kprobes);
 
 ProbePlan plan_probes(const Ksyms& ksyms, const KernelFacts& facts, const PlanOptions& opts);
+// What plan_probes does last with PlanOptions::watch: the steps no leak
+// verdict reads get PlanStep::off and their probes are not enabled.
+void leave_off_for_watch(ProbePlan& plan);
 
 // The kex tracepoints and the offsets bpf/kex_tp.h assumes (docs/architecture.md).
 struct ExpectedField {

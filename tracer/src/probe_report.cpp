@@ -14,8 +14,11 @@ std::vector<ProbeStatus> probe_statuses(const ProbePlan& plan,
         r.step = s.step;
         r.wanted = s.wanted;
         r.reason = s.reason;
-        r.attached = s.available;
-        if (s.available)
+        r.attached = s.available && s.off.empty();
+        r.off = s.available && !s.off.empty();
+        if (r.off)
+            r.reason = s.off;
+        if (r.attached)
             r.resolved = s.resolved;
         bool tracefs_kprobes = false;
         if (results)
@@ -23,7 +26,7 @@ std::vector<ProbeStatus> probe_statuses(const ProbePlan& plan,
                 tracefs_kprobes = tracefs_kprobes || !(*results)[p].kprobe_event.empty();
         r.mechanism = step_mechanism(plan, s, tracefs_kprobes);
         bool missed_unknown = false;
-        if (results && s.available) {
+        if (results && r.attached) {
             std::vector<std::string> errors;
             unsigned ok = 0;
             for (uint32_t p : s.probes) {
@@ -74,8 +77,10 @@ void print_probe_table(std::ostream& out, const std::vector<ProbeStatus>& rows) 
         if (!r.attached && notes.empty())
             notes = "wanted " + r.wanted;
         out << fmt::format("{:<{}}  {:<3}  {:<{}}  {:<{}}  {}\n", r.step, w_step,
-                           r.attached ? "yes" : "NO", r.mechanism, w_via,
-                           r.attached ? r.resolved : "-", w_res, notes);
+                           r.attached ? "yes"
+                           : r.off    ? "off"
+                                      : "NO",
+                           r.mechanism, w_via, r.attached ? r.resolved : "-", w_res, notes);
     }
 }
 

@@ -354,6 +354,7 @@ void parse_header_probes(const json& j, JsonlHeader& h) {
         s.wanted = p.at("wanted").get<std::string>();
         s.resolved = p.at("resolved").get<std::string>();
         s.attached = p.at("attached").get<bool>();
+        s.off = p.value("off", false); // traces before 2026-12-07 have no such key
         s.reason = p.at("reason").get<std::string>();
         s.mechanism = p.value("mechanism", std::string());
         s.nmissed = p.at("nmissed").get<uint64_t>();

@@ -286,6 +286,7 @@ void write_run(Pretty& w, const RunInfo& run) {
         w.key("attached").boolean(p.attached);
         w.key("mechanism").str(p.mechanism);
         w.key("nmissed").u64(p.nmissed);
+        w.key("off").boolean(p.off);
         w.key("reason").str(p.reason);
         w.key("resolved").str(p.resolved);
         w.key("step").str(p.step);

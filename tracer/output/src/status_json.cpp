@@ -17,6 +17,7 @@ json probes_json(const std::vector<ProbeStatus>& probes) {
                        {"resolved", p.resolved},
                        {"mechanism", p.mechanism},
                        {"attached", p.attached},
+                       {"off", p.off},
                        {"reason", p.reason},
                        {"nmissed", p.nmissed}});
     return out;

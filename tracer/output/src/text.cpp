@@ -108,8 +108,8 @@ void render_probes(const Report& r, const RunInfo& run, std::ostream& out) {
         out << "  " << cell("step", 10) << ' ' << cell("wanted", 30) << ' '
             << cell("attached to", 40) << ' ' << rcell("missed", 6) << '\n';
         for (const ProbeStatus& p : run.probes) {
-            const std::string where =
-                p.attached ? (p.resolved.empty() ? p.wanted : p.resolved) : "NOT ATTACHED";
+            const std::string where = p.attached ? (p.resolved.empty() ? p.wanted : p.resolved)
+                                                 : (p.off ? "off" : "NOT ATTACHED");
             out << "  " << cell(p.step, 10) << ' ' << cell(p.wanted, 30) << ' ' << cell(where, 40)
                 << ' ' << rcell(std::to_string(p.nmissed), 6) << '\n';
             if (!p.reason.empty())

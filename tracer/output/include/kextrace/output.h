@@ -29,9 +29,10 @@ struct ProbeStatus {
     std::string wanted;   // symbol or tracepoint asked for
     std::string resolved; // what it attached to ("" = nothing)
     bool attached = false;
-    std::string reason;    // why not attached / why this fallback
+    std::string reason;    // why not attached / why this fallback / why off
     uint64_t nmissed = 0;  // kprobe misses (bpf_link info / kprobe_profile)
     std::string mechanism; // "fentry + fexit", "tracefs kprobe + kretprobe", "tracepoint", ...
+    bool off = false;      // not armed: the run's options need nothing of it (reason says why)
 };
 
 struct RunInfo {
