@@ -64,15 +64,25 @@ struct kex_site {
 	__u32 site;
 	__u32 n;			/* <= KEX_STACK_DEPTH */
 	__u32 nseg;			/* <= KEX_SITE_SEGS */
+	__u32 end;			/* its last slot + 1 (0: none) */
 	__u16 seg_off[KEX_SITE_SEGS];	/* first word of each read */
 	__u16 seg_len[KEX_SITE_SEGS];	/* its words */
 	__u16 slot[KEX_SITE_ADDRS];
 	__u64 ret[KEX_SITE_ADDRS];
 };
 
+/*
+ * The window's last word (KEX_WORD_ZERO) is beyond every read (a read starts
+ * below KEX_SITE_WINDOW and takes at most a window): always 0, the word a
+ * kept site's unused slots (KEX_SLOT_NONE) stand for in site_holds_fast().
+ */
+#define KEX_WORD_ZERO	(2 * KEX_SITE_WINDOW - 1)
+_Static_assert((KEX_SLOT_NONE & KEX_WORD_ZERO) == KEX_WORD_ZERO, "no slot reads the zero word");
+
 struct kex_stack_window {
 	/* twice the window: a read of up to a window's words at any word of it */
 	__u64 words[2 * KEX_SITE_WINDOW];
+	__u64 span;			/* a task's stack, its top - t->stack (0: not read yet) */
 	__u64 stack[KEX_SITE_ADDRS];	/* the walk whose slots are searched */
 	__u8 seen[KEX_SITE_ADDRS];	/* words found holding each of its addresses */
 	struct kex_site site;		/* a new site, made from stack */
@@ -167,36 +177,49 @@ static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
  * tp: ctx is a classic tracepoint's, whose first word perf_trace_run_bpf_submit
  * set to the registers the tracepoint fired with: their sp is the frame of
  * the tracepoint's perf_trace_* handler, on the task's stack.
+ *
+ * Addresses as numbers (root may read pointers) with no helper's read: the
+ * difference of two pointers is a number to a privileged program's
+ * verifier, and bpf_get_current_task() gives the task's address as one, so
+ * an address is the task's plus its distance from the task (barrier_var:
+ * no pointer is added to a number). The stack's span (its top - t->stack:
+ * THREAD_SIZE less the arch's padding, the same for every task) is read
+ * once a CPU (w->span). The user registers' fields are numbers: plain
+ * loads through the BTF pointer.
  */
-static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
-				     __u32 type, __u32 probe, __u64 *marker,
-				     __u64 *top)
+static __always_inline bool site_key(void *ctx, bool tp, struct kex_stack_window *w,
+				     struct kex_site_key *k, __u32 type, __u32 probe,
+				     __u64 *marker, __u64 *top)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct pt_regs *regs, *tp_regs = NULL;
-	void *here = k, *c = ctx, *r;
-	__u64 sp = 0, base;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	__u64 task = bpf_get_current_task(), sp, base;
+	void *tp_regs = NULL;
+	long off;
 
 	__builtin_memset(k, 0, sizeof(*k));
-	/*
-	 * Addresses as numbers (root may read pointers): through a helper, as a
-	 * plain load of t->stack is a pointer on 7.2 (untrusted memory). The
-	 * user registers' fields are numbers: plain loads through the BTF
-	 * pointer, no helper call (a call costs about as much as the rest).
-	 */
-	base = (__u64)BPF_CORE_READ(t, stack);
-	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	/* the stack's top: the user registers are its last bytes (x86-64) */
-	r = regs;
-	bpf_probe_read_kernel(top, sizeof(*top), &r);
-	*top += sizeof(struct pt_regs);
+	off = (long)regs - (long)t;
+	barrier_var(off);
+	*top = task + off + sizeof(struct pt_regs);
+	if (!w->span) {
+		if (bpf_core_read(&base, sizeof(base), &t->stack) || base >= *top)
+			return false;
+		w->span = *top - base;
+	}
+	base = *top - w->span;
 	/* exactly the task's stack: a private BPF stack may lie near it */
-	bpf_probe_read_kernel(&sp, sizeof(sp), &here);
-	if (sp < base || sp >= *top)
-		bpf_probe_read_kernel(&sp, sizeof(sp), &c);
+	off = (long)k - (long)t;
+	barrier_var(off);
+	sp = task + off;
+	if (sp < base || sp >= *top) {
+		off = (long)ctx - (long)t;
+		barrier_var(off);
+		sp = task + off;
+	}
 	if ((sp < base || sp >= *top) && tp) {
 		bpf_probe_read_kernel(&tp_regs, sizeof(tp_regs), ctx);
-		sp = BPF_CORE_READ(tp_regs, sp);
+		sp = BPF_CORE_READ((struct pt_regs *)tp_regs, sp);
 	}
 	if (sp < base || sp >= *top)
 		return false;
@@ -248,15 +271,15 @@ read_window(__u64 marker, __u64 top, __u32 *nwords)
  * struct kex_site), at their places in the window; a run past the stack's
  * top is cut there (its slots then fail the check).
  */
-static __always_inline struct kex_stack_window *
-read_site_words(const struct kex_site *s, __u64 marker, __u64 top, __u32 *nwords)
+static __always_inline bool
+read_site_words(struct kex_stack_window *w, const struct kex_site *s,
+		__u64 marker, __u64 top, __u32 *nwords)
 {
-	struct kex_stack_window *w = stack_window_get();
 	__u64 off, len, nw;	/* 64-bit: no zero-extending copy loses a bound */
 	__u32 i;
 
-	if (!w || top <= marker)
-		return NULL;
+	if (top <= marker)
+		return false;
 	nw = (top - marker) / sizeof(__u64) > KEX_SITE_WINDOW ?
 		KEX_SITE_WINDOW : (top - marker) / sizeof(__u64);
 	for (i = 0; i < KEX_SITE_SEGS; i++) {
@@ -274,10 +297,10 @@ read_site_words(const struct kex_site *s, __u64 marker, __u64 top, __u32 *nwords
 			len = KEX_SITE_WINDOW;
 		if (bpf_probe_read_kernel(&w->words[off], len * sizeof(__u64),
 					  (void *)(marker + off * sizeof(__u64))))
-			return NULL;
+			return false;
 	}
 	*nwords = nw;
-	return w;
+	return true;
 }
 
 /*
@@ -306,6 +329,35 @@ static long check_slot(__u32 i, void *data)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * site_holds() without the rethook walk and in place, unrolled (a few
+ * instructions a slot, no branch): every slot holds its own return address
+ * itself. A kept site's return addresses are none of them
+ * rethook_trampoline (make_site finds each through stack_word(), which
+ * never gives the trampoline), so a word that matches is no trampoline
+ * and site_holds() would read it as it is: this passing, that passes. A
+ * slot beyond the words read (end), a word that differs (a kretprobe's
+ * trampoline among them) or a different chain: site_holds() decides.
+ * Unused slots (KEX_SLOT_NONE, and all from n on) read KEX_WORD_ZERO
+ * against a return address of 0.
+ */
+static __always_inline bool site_holds_fast(const struct kex_site *s,
+					    const struct kex_stack_window *w,
+					    __u32 nwords)
+{
+	__u64 diff = 0;
+	__u32 i;
+
+	if (s->end > nwords)
+		return false;
+	if (s->slot[0] != KEX_SLOT_NONE)
+		diff = w->words[s->slot[0] & KEX_WORD_ZERO] ^ s->ret[0];
+#pragma unroll
+	for (i = 1; i < KEX_STACK_DEPTH; i++)
+		diff |= w->words[s->slot[i] & KEX_WORD_ZERO] ^ s->ret[i];
+	return !diff;
 }
 
 /* does the stack above marker still hold site s's chain? */
@@ -419,6 +471,9 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 	if (n == 0 || n > KEX_STACK_DEPTH)
 		return false;
 	__builtin_memset(w->seen, 0, sizeof(w->seen));
+	/* slots from n on: unused, for site_holds_fast() */
+	__builtin_memset(w->site.slot, 0xff, sizeof(w->site.slot));
+	__builtin_memset(w->site.ret, 0, sizeof(w->site.ret));
 	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
 	w->site.n = n;
 	bpf_loop(KEX_STACK_DEPTH, order_slot, &o, 0);
@@ -426,6 +481,7 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 		return false;
 	w->site.nseg = 0;
 	bpf_loop(KEX_STACK_DEPTH, seg_slot, &end, 0);
+	w->site.end = w->site.nseg ? end + 1 : 0;
 	return true;
 }
 
@@ -452,13 +508,19 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 
 	if (!capture_stacks)
 		return reserve(type, probe);
-	if (stack_by_site && site_key(ctx, skip & KEX_STACK_TP, &key, type, probe,
-				      &marker, &top)) {
+	if (stack_by_site)
+		w = stack_window_get();
+	if (w && !site_key(ctx, skip & KEX_STACK_TP, w, &key, type, probe,
+			   &marker, &top))
+		w = NULL;
+	if (w) {
 		site = bpf_map_lookup_elem(&stack_sites, &key);
 		/* site 0: a chain that cannot be checked here; walk, as all */
-		if (site && site->site)
-			w = read_site_words(site, marker, top, &nwords);
-		if (w && site_holds(site, w, marker, nwords)) {
+		if (!site || !site->site ||
+		    !read_site_words(w, site, marker, top, &nwords))
+			w = NULL;
+		if (w && (site_holds_fast(site, w, nwords) ||
+			  site_holds(site, w, marker, nwords))) {
 			n_site = site->site;
 			if (stack_site_check) {
 				check = n_site | KEX_SITE_CHECK;
