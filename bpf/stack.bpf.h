@@ -360,6 +360,62 @@ static __always_inline bool site_holds_fast(const struct kex_site *s,
 	return !diff;
 }
 
+/* a bpf_loop's context over the task's rethook list (resolve_rethook) */
+struct rethook_loop {
+	struct kex_stack_window *w;
+	struct llist_node *p;
+	__u64 marker;
+	__u32 nwords;
+};
+
+/*
+ * bpf_loop body: the next rethook node's frame, if it is a word of the
+ * window still holding the trampoline, gets its real return address, as
+ * stack_word() would read it (the first node of that frame wins: a word
+ * resolved is no trampoline, or 0 for one that saved the trampoline; a
+ * word no node names keeps it, which no site's address is). 1: stop.
+ */
+static long resolve_rethook(__u32 i, void *data)
+{
+	struct rethook_loop *c = data;
+	struct rethook_node___kex *n;
+	__u64 frame, k, ret;
+
+	if (!c->p || !c->w)
+		return 1;
+	n = (void *)c->p - bpf_core_field_offset(struct rethook_node___kex, llist);
+	frame = BPF_CORE_READ(n, frame);
+	k = (frame - c->marker) / sizeof(__u64);
+	if (frame >= c->marker && !((frame - c->marker) % sizeof(__u64)) &&
+	    k < c->nwords &&
+	    c->w->words[k & (KEX_SITE_WINDOW - 1)] == rethook_trampoline) {
+		/* a second kretprobe of one call saved the first's trampoline */
+		ret = BPF_CORE_READ(n, ret_addr);
+		c->w->words[k & (KEX_SITE_WINDOW - 1)] =
+			ret == rethook_trampoline ? 0 : ret;
+	}
+	c->p = BPF_CORE_READ(c->p, next);
+	return 0;
+}
+
+/*
+ * The window's words that hold a kretprobe's trampoline, read back as
+ * stack_word() reads them (a kretprobed function on the chain: 6.1's
+ * unmap_region under the unmap path's frees, insert_page under its own
+ * kprobe): site_holds_fast() then decides as site_holds() would.
+ */
+static __always_inline void resolve_rethooks(struct kex_stack_window *w,
+					     __u64 marker, __u32 nwords)
+{
+	struct task_struct___kex_rh *t = (void *)bpf_get_current_task();
+	struct rethook_loop c = { .w = w, .marker = marker, .nwords = nwords };
+
+	if (!rethook_trampoline || !bpf_core_field_exists(t->rethooks))
+		return;
+	c.p = BPF_CORE_READ(t, rethooks.first);
+	bpf_loop(KEX_RETHOOK_DEPTH, resolve_rethook, &c, 0);
+}
+
 /* does the stack above marker still hold site s's chain? */
 static __always_inline bool site_holds(const struct kex_site *s,
 				       struct kex_stack_window *w,
@@ -519,6 +575,8 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		if (!site || !site->site ||
 		    !read_site_words(w, site, marker, top, &nwords))
 			w = NULL;
+		if (w && !site_holds_fast(site, w, nwords))
+			resolve_rethooks(w, marker, nwords);
 		if (w && (site_holds_fast(site, w, nwords) ||
 			  site_holds(site, w, marker, nwords))) {
 			n_site = site->site;
