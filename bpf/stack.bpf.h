@@ -397,6 +397,7 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 	struct kex_event *e;
 	__u64 marker = 0, top = 0;
 	__u32 *seq, n_site, nwords = 0, zero = 0, check = 0;
+	bool held;
 	long n;
 
 	if (!capture_stacks)
@@ -412,10 +413,13 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 		if (!site || !site->site ||
 		    !read_site_words(w, site, marker, top, &nwords))
 			w = NULL;
-		if (w && !site_holds_fast(site, w, nwords))
+		held = w && site_holds_fast(site, w, nwords);
+		if (w && !held) {
 			resolve_rethooks(w, marker, nwords);
-		if (w && (site_holds_fast(site, w, nwords) ||
-			  site_holds(site, w, marker, nwords))) {
+			held = site_holds_fast(site, w, nwords) ||
+			       site_holds(site, w, marker, nwords);
+		}
+		if (held) {
 			n_site = site->site;
 			if (stack_site_check) {
 				check = n_site | KEX_SITE_CHECK;
