@@ -64,15 +64,25 @@ struct kex_site {
 	__u32 site;
 	__u32 n;			/* <= KEX_STACK_DEPTH */
 	__u32 nseg;			/* <= KEX_SITE_SEGS */
+	__u32 end;			/* its last slot + 1 (0: none) */
 	__u16 seg_off[KEX_SITE_SEGS];	/* first word of each read */
 	__u16 seg_len[KEX_SITE_SEGS];	/* its words */
 	__u16 slot[KEX_SITE_ADDRS];
 	__u64 ret[KEX_SITE_ADDRS];
 };
 
+/*
+ * The window's last word (KEX_WORD_ZERO) is beyond every read (a read starts
+ * below KEX_SITE_WINDOW and takes at most a window): always 0, the word a
+ * kept site's unused slots (KEX_SLOT_NONE) stand for in site_holds_fast().
+ */
+#define KEX_WORD_ZERO	(2 * KEX_SITE_WINDOW - 1)
+_Static_assert((KEX_SLOT_NONE & KEX_WORD_ZERO) == KEX_WORD_ZERO, "no slot reads the zero word");
+
 struct kex_stack_window {
 	/* twice the window: a read of up to a window's words at any word of it */
 	__u64 words[2 * KEX_SITE_WINDOW];
+	__u64 span;			/* a task's stack, its top - t->stack (0: not read yet) */
 	__u64 stack[KEX_SITE_ADDRS];	/* the walk whose slots are searched */
 	__u8 seen[KEX_SITE_ADDRS];	/* words found holding each of its addresses */
 	struct kex_site site;		/* a new site, made from stack */
@@ -167,36 +177,49 @@ static __always_inline struct kex_event_stack *reserve_stack_room(__u32 type,
  * tp: ctx is a classic tracepoint's, whose first word perf_trace_run_bpf_submit
  * set to the registers the tracepoint fired with: their sp is the frame of
  * the tracepoint's perf_trace_* handler, on the task's stack.
+ *
+ * Addresses as numbers (root may read pointers) with no helper's read: the
+ * difference of two pointers is a number to a privileged program's
+ * verifier, and bpf_get_current_task() gives the task's address as one, so
+ * an address is the task's plus its distance from the task (barrier_var:
+ * no pointer is added to a number). The stack's span (its top - t->stack:
+ * THREAD_SIZE less the arch's padding, the same for every task) is read
+ * once a CPU (w->span). The user registers' fields are numbers: plain
+ * loads through the BTF pointer.
  */
-static __always_inline bool site_key(void *ctx, bool tp, struct kex_site_key *k,
-				     __u32 type, __u32 probe, __u64 *marker,
-				     __u64 *top)
+static __always_inline bool site_key(void *ctx, bool tp, struct kex_stack_window *w,
+				     struct kex_site_key *k, __u32 type, __u32 probe,
+				     __u64 *marker, __u64 *top)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct pt_regs *regs, *tp_regs = NULL;
-	void *here = k, *c = ctx, *r;
-	__u64 sp = 0, base;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	__u64 task = bpf_get_current_task(), sp, base;
+	void *tp_regs = NULL;
+	long off;
 
 	__builtin_memset(k, 0, sizeof(*k));
-	/*
-	 * Addresses as numbers (root may read pointers): through a helper, as a
-	 * plain load of t->stack is a pointer on 7.2 (untrusted memory). The
-	 * user registers' fields are numbers: plain loads through the BTF
-	 * pointer, no helper call (a call costs about as much as the rest).
-	 */
-	base = (__u64)BPF_CORE_READ(t, stack);
-	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	/* the stack's top: the user registers are its last bytes (x86-64) */
-	r = regs;
-	bpf_probe_read_kernel(top, sizeof(*top), &r);
-	*top += sizeof(struct pt_regs);
+	off = (long)regs - (long)t;
+	barrier_var(off);
+	*top = task + off + sizeof(struct pt_regs);
+	if (!w->span) {
+		if (bpf_core_read(&base, sizeof(base), &t->stack) || base >= *top)
+			return false;
+		w->span = *top - base;
+	}
+	base = *top - w->span;
 	/* exactly the task's stack: a private BPF stack may lie near it */
-	bpf_probe_read_kernel(&sp, sizeof(sp), &here);
-	if (sp < base || sp >= *top)
-		bpf_probe_read_kernel(&sp, sizeof(sp), &c);
+	off = (long)k - (long)t;
+	barrier_var(off);
+	sp = task + off;
+	if (sp < base || sp >= *top) {
+		off = (long)ctx - (long)t;
+		barrier_var(off);
+		sp = task + off;
+	}
 	if ((sp < base || sp >= *top) && tp) {
 		bpf_probe_read_kernel(&tp_regs, sizeof(tp_regs), ctx);
-		sp = BPF_CORE_READ(tp_regs, sp);
+		sp = BPF_CORE_READ((struct pt_regs *)tp_regs, sp);
 	}
 	if (sp < base || sp >= *top)
 		return false;
@@ -243,85 +266,7 @@ read_window(__u64 marker, __u64 top, __u32 *nwords)
 	return w;
 }
 
-/*
- * The words of the task's stack that site s's slots are in (its runs,
- * struct kex_site), at their places in the window; a run past the stack's
- * top is cut there (its slots then fail the check).
- */
-static __always_inline struct kex_stack_window *
-read_site_words(const struct kex_site *s, __u64 marker, __u64 top, __u32 *nwords)
-{
-	struct kex_stack_window *w = stack_window_get();
-	__u64 off, len, nw;	/* 64-bit: no zero-extending copy loses a bound */
-	__u32 i;
-
-	if (!w || top <= marker)
-		return NULL;
-	nw = (top - marker) / sizeof(__u64) > KEX_SITE_WINDOW ?
-		KEX_SITE_WINDOW : (top - marker) / sizeof(__u64);
-	for (i = 0; i < KEX_SITE_SEGS; i++) {
-		if (i >= s->nseg)
-			break;
-		off = s->seg_off[i];
-		len = s->seg_len[i];
-		if (off >= nw)
-			break;
-		if (len > nw - off)
-			len = nw - off;
-		/* both bounded for the verifier: off + len <= 2 windows */
-		off &= KEX_SITE_WINDOW - 1;
-		if (len > KEX_SITE_WINDOW)
-			len = KEX_SITE_WINDOW;
-		if (bpf_probe_read_kernel(&w->words[off], len * sizeof(__u64),
-					  (void *)(marker + off * sizeof(__u64))))
-			return NULL;
-	}
-	*nwords = nw;
-	return w;
-}
-
-/*
- * bpf_loop body: does slot i of the site being checked (w->check) still
- * hold its return address? (1: stop.) A loop body is verified once, where
- * an unrolled check of 24 slots, each maybe through the rethook list, cost
- * the verifier ~33,000 instructions in every program with a stack.
- */
-static long check_slot(__u32 i, void *data)
-{
-	struct window_loop *c = data;
-	struct kex_stack_window *w = c->w;
-	__u64 word;
-	__u32 slot;
-
-	if (!w || i >= w->check.n)
-		return 1;
-	slot = w->check.slot[i & (KEX_SITE_ADDRS - 1)];
-	if (slot == KEX_SLOT_NONE)
-		return 0;
-	word = slot < c->nwords ?
-		stack_word(w->words[slot & (KEX_SITE_WINDOW - 1)],
-			   c->marker + slot * sizeof(__u64)) : 0;
-	if (slot >= c->nwords || word != w->check.ret[i & (KEX_SITE_ADDRS - 1)]) {
-		c->held = 0;
-		return 1;
-	}
-	return 0;
-}
-
-/* does the stack above marker still hold site s's chain? */
-static __always_inline bool site_holds(const struct kex_site *s,
-				       struct kex_stack_window *w,
-				       __u64 marker, __u32 nwords)
-{
-	struct window_loop c = { .w = w, .marker = marker, .nwords = nwords,
-				 .held = 1 };
-
-	if (s->n > KEX_STACK_DEPTH)
-		return false;
-	w->check = *s;
-	bpf_loop(KEX_STACK_DEPTH, check_slot, &c, 0);
-	return c.held;
-}
+#include "site_check.bpf.h"
 
 /* bpf_loop body: which addresses of the walk does word k hold? (1: stop) */
 static long find_slot(__u32 k, void *data)
@@ -419,6 +364,9 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 	if (n == 0 || n > KEX_STACK_DEPTH)
 		return false;
 	__builtin_memset(w->seen, 0, sizeof(w->seen));
+	/* slots from n on: unused, for site_holds_fast() */
+	__builtin_memset(w->site.slot, 0xff, sizeof(w->site.slot));
+	__builtin_memset(w->site.ret, 0, sizeof(w->site.ret));
 	bpf_loop(KEX_SITE_WINDOW, find_slot, &c, 0);
 	w->site.n = n;
 	bpf_loop(KEX_STACK_DEPTH, order_slot, &o, 0);
@@ -426,6 +374,7 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
 		return false;
 	w->site.nseg = 0;
 	bpf_loop(KEX_STACK_DEPTH, seg_slot, &end, 0);
+	w->site.end = w->site.nseg ? end + 1 : 0;
 	return true;
 }
 
@@ -448,17 +397,29 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 	struct kex_event *e;
 	__u64 marker = 0, top = 0;
 	__u32 *seq, n_site, nwords = 0, zero = 0, check = 0;
+	bool held;
 	long n;
 
 	if (!capture_stacks)
 		return reserve(type, probe);
-	if (stack_by_site && site_key(ctx, skip & KEX_STACK_TP, &key, type, probe,
-				      &marker, &top)) {
+	if (stack_by_site)
+		w = stack_window_get();
+	if (w && !site_key(ctx, skip & KEX_STACK_TP, w, &key, type, probe,
+			   &marker, &top))
+		w = NULL;
+	if (w) {
 		site = bpf_map_lookup_elem(&stack_sites, &key);
 		/* site 0: a chain that cannot be checked here; walk, as all */
-		if (site && site->site)
-			w = read_site_words(site, marker, top, &nwords);
-		if (w && site_holds(site, w, marker, nwords)) {
+		if (!site || !site->site ||
+		    !read_site_words(w, site, marker, top, &nwords))
+			w = NULL;
+		held = w && site_holds_fast(site, w, nwords);
+		if (w && !held) {
+			resolve_rethooks(w, marker, nwords);
+			held = site_holds_fast(site, w, nwords) ||
+			       site_holds(site, w, marker, nwords);
+		}
+		if (held) {
 			n_site = site->site;
 			if (stack_site_check) {
 				check = n_site | KEX_SITE_CHECK;
