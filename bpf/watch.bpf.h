@@ -25,7 +25,9 @@
  * else --max-pages up to KEX_WATCH_LIVES_MAX, 1,360 bytes a life. An array,
  * not a hash by pfn: a hash update copies its whole value, and the kernel's
  * memcpy (rep movsb) costs a guest instruction a byte under emulation.
- * User space maps it once the trace ended and reads the lives still held.
+ * User space maps it once the trace ended and reads the lives still held:
+ * the pages not freed, and a life whose page's entry was made anew (its
+ * free unseen), which keeps its slot until then.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
