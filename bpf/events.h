@@ -14,7 +14,8 @@
  * Ring-buffer samples of stack-carrying types are reserved at
  * KEX_RECORD_SIZE(type, KEX_STACK_DEPTH) (bpf_ringbuf_reserve needs a
  * constant size): readers take the first KEX_RECORD_SIZE(type, stack_len)
- * bytes and ignore the rest of the sample.
+ * bytes and ignore the rest of the sample. So are KEX_EV_LIFE samples, at
+ * KEX_LIFE_SIZE(KEX_LIFE_STEPS): readers take KEX_LIFE_SIZE(arg0).
  */
 #ifndef KEXTRACE_EVENTS_H
 #define KEXTRACE_EVENTS_H

@@ -113,6 +113,8 @@ const volatile __u64 fexit_probes __weak = 0;
  * ("scratch") and copied to where they go at submit().
  */
 const volatile bool watch_lives __weak = false;
+/* --watch: the slots of "lives" (its max_entries) */
+const volatile __u64 lives_max __weak = 0;
 /* force a wakeup once this many bytes wait in the ring buffer */
 const volatile __u64 wakeup_bytes __weak = 1 << 20;
 

@@ -155,6 +155,7 @@ struct kex_pfn_info {
 	__u64 pfn;	/* the key, for the programs that found it by page */
 	__u32 index;	/* page index in its mapping (kex's; a driver page's offset in its VMA) */
 	__u32 freed;	/* 1 after mm_page_free: only mm_page_free_batched may follow */
+	__u64 life;	/* --watch: its life's slot in "lives" + 1, 0: none (watch.bpf.h) */
 };
 
 /* How the munmap step's start/end are read (const volatile unmap_mode). */

@@ -171,6 +171,24 @@ TEST(CoreDecode, TakesALifeRecordApart) {
     EXPECT_FALSE(life_records(bytes(rec).first(10), &why));
 }
 
+// --watch: BPF reserves a life's sample for KEX_LIFE_STEPS records; the
+// reader trims it to the header and the arg0 records it carries.
+TEST(CoreDecode, TrimsALifeSampleToItsRecords) {
+    std::vector<std::byte> rec(KEX_LIFE_SIZE(KEX_LIFE_STEPS));
+    kex_event head{};
+    head.type = KEX_EV_LIFE;
+    head.arg0 = 3;
+    std::memcpy(rec.data(), &head, sizeof(head));
+    EXPECT_EQ(trim_record(bytes(rec)).size(), KEX_LIFE_SIZE(3));
+    std::string why;
+    const auto parts = life_records(trim_record(bytes(rec)), &why);
+    ASSERT_TRUE(parts) << why;
+    EXPECT_EQ(parts->size(), 3u);
+    head.arg0 = KEX_LIFE_STEPS + 1; // not a life's count: left as it came
+    std::memcpy(rec.data(), &head, sizeof(head));
+    EXPECT_EQ(trim_record(bytes(rec)).size(), rec.size());
+}
+
 TEST(CoreDecode, TypeNamesRoundTrip) {
     std::size_t known = 0;
     for (uint32_t t = 0; t < kTypeSlots; ++t) {

@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstring>
+#include <sys/mman.h>
 #include <system_error>
 #include <thread>
 #include <unistd.h>
@@ -110,10 +111,13 @@ Status Loader::configure(const ProbePlan& plan) {
         return Error{fmt::format("map size {}: {}", opts_.max_pages, errstr(err))};
     if (int err = bpf_map__set_max_entries(skel_->maps.driver_allocs, opts_.max_allocs))
         return Error{fmt::format("allocations map size {}: {}", opts_.max_allocs, errstr(err))};
-    if (opts_.watch)
-        if (int err = bpf_map__set_max_entries(skel_->maps.lives, watch_lives(opts_.max_pages)))
-            return Error{fmt::format("page lives map size {}: {}", watch_lives(opts_.max_pages),
-                                     errstr(err))};
+    if (opts_.watch) {
+        const uint32_t lives = watch_lives(opts_.max_pages);
+        ro->lives_max = lives;
+        for (bpf_map* m : {skel_->maps.lives, skel_->maps.free_lives})
+            if (int err = bpf_map__set_max_entries(m, lives))
+                return Error{fmt::format("page lives map size {}: {}", lives, errstr(err))};
+    }
 
     for (uint32_t id = 0; id < KEX_P_COUNT; id++) {
         const ProbeSpec& spec = probe_spec(id);
@@ -316,27 +320,33 @@ uint32_t Loader::traced_entries() const {
 }
 
 Result<std::size_t> Loader::read_open_lives(const SampleFn& on_sample) const {
-    int fd = bpf_map__fd(skel_->maps.lives);
-    uint64_t key = 0, next = 0;
-    const uint64_t* prev = nullptr;
+    // The slots handed out so far, mapped read-only (BPF_F_MMAPABLE): a
+    // slot marked KEX_EV_LIFE is a page's life still held (bpf/watch.bpf.h).
+    const uint64_t max = bpf_map__max_entries(skel_->maps.lives);
+    const uint64_t used = skel_->bss ? std::min<uint64_t>(skel_->bss->lives_used, max) : max;
+    const std::size_t bytes = max * sizeof(kex_life);
+    void* mem = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.lives), 0);
+    if (mem == MAP_FAILED)
+        return Error{fmt::format("reading the page lives: {}", errstr(errno))};
+    const auto* slots = static_cast<const kex_life*>(mem);
     std::size_t n = 0;
     kex_life life{};
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        key = next;
-        prev = &key;
-        if (bpf_map_lookup_elem(fd, &key, &life))
-            return Error{fmt::format("reading the page lives: pfn {:#x}: {}", key, errstr(errno))};
-        const uint64_t steps = std::min<uint64_t>(life.head.arg0, KEX_LIFE_STEPS);
+    for (uint64_t i = 0; i < used; ++i) {
+        if (slots[i].head.type != KEX_EV_LIFE)
+            continue;
+        const uint64_t kept = slots[i].head.arg0;
+        const uint64_t steps = std::min<uint64_t>(kept, KEX_LIFE_STEPS);
+        life.head = kex_event{};
         life.head.type = KEX_EV_LIFE;
-        life.head.pfn = key;
-        life.head.ret = static_cast<int64_t>(life.head.arg0);
+        life.head.pfn = slots[i].head.pfn;
+        life.head.ret = static_cast<int64_t>(kept);
         life.head.arg0 = steps;
         life.head.arg1 = KEX_LIFE_OPEN;
+        std::memcpy(life.steps, slots[i].steps, steps * sizeof(kex_event));
         on_sample(std::span(reinterpret_cast<const std::byte*>(&life), KEX_LIFE_SIZE(steps)));
         n++;
     }
-    if (errno != ENOENT)
-        return Error{fmt::format("reading the page lives: {}", errstr(errno))};
+    ::munmap(mem, bytes);
     return n;
 }
 

@@ -48,8 +48,9 @@ enum class KprobeMode {
     perf,    // libbpf's perf kprobe PMU: no per-probe missed counts on 6.1
 };
 
-// --watch: the page lives kept in BPF at once (preallocated, 1,360 bytes
-// each); a page beyond them sends its records one by one.
+// --watch: the page lives kept in BPF at once (an array of 1,360-byte
+// slots, plus 4 bytes each in the queue of free slots); a page beyond them
+// sends its records one by one.
 constexpr uint32_t watch_lives(uint32_t max_pages) {
     return max_pages < KEX_WATCH_LIVES_MAX ? max_pages : KEX_WATCH_LIVES_MAX;
 }
@@ -187,8 +188,8 @@ class Loader {
     // The programs' counters (map "counters", summed over CPUs); an error if
     // the map cannot be read.
     Result<ProgramCounters> read_program_counters() const;
-    // --watch, once everything is detached: every life still in the BPF map
-    // (a page not freed) to on_sample as a KEX_EV_LIFE record flagged
+    // --watch, once everything is detached: every life still held in the BPF
+    // map of slots (a page not freed) to on_sample as a KEX_EV_LIFE record flagged
     // KEX_LIFE_OPEN. Returns how many; an error if the map cannot be read.
     Result<std::size_t> read_open_lives(const SampleFn& on_sample) const;
     // Runs the kernel skipped, per probe id: a kprobe's from kprobe_profile

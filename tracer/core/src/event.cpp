@@ -209,8 +209,13 @@ std::optional<kex_event> record_header(std::span<const std::byte> rec) {
 
 std::span<const std::byte> trim_record(std::span<const std::byte> sample) {
     const auto head = record_header(sample);
-    if (!head || head->type == KEX_EV_LIFE) // a life's records follow it: see life_records()
+    if (!head)
         return sample;
+    if (head->type == KEX_EV_LIFE) { // reserved for KEX_LIFE_STEPS: see life_records()
+        if (head->arg0 <= KEX_LIFE_STEPS && sample.size() > KEX_LIFE_SIZE(head->arg0))
+            return sample.first(KEX_LIFE_SIZE(head->arg0));
+        return sample;
+    }
     const uint32_t type = head->type, len = head->stack_len;
     if (len <= KEX_STACK_DEPTH && sample.size() > KEX_RECORD_SIZE(type, len))
         return sample.first(KEX_RECORD_SIZE(type, len));

@@ -120,8 +120,9 @@ std::optional<Event> decode_event(std::span<const std::byte> rec, std::string* w
 std::optional<kex_event> record_header(std::span<const std::byte> rec);
 
 // The bytes of a ring-buffer sample that belong to its record: samples are
-// reserved at full stack depth, only stack_len entries count. Unchanged when
-// the sample is too short to say.
+// reserved at full stack depth, only stack_len entries count; a life record
+// (--watch) at KEX_LIFE_STEPS, only its header and arg0 records count.
+// Unchanged when the sample is too short to say.
 std::span<const std::byte> trim_record(std::span<const std::byte> sample);
 
 // The records a KEX_EV_LIFE record carries (kextrace --watch), each one as
