@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <sys/mman.h>
 #include <system_error>
 #include <thread>
@@ -328,6 +329,9 @@ Result<std::size_t> Loader::read_open_lives(const SampleFn& on_sample) const {
     void* mem = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.lives), 0);
     if (mem == MAP_FAILED)
         return Error{fmt::format("reading the page lives: {}", errstr(errno))};
+    // unmapped however this returns (on_sample may throw)
+    auto unmap = [bytes](void* p) { ::munmap(p, bytes); };
+    const std::unique_ptr<void, decltype(unmap)> mapping(mem, unmap);
     const auto* slots = static_cast<const kex_life*>(mem);
     std::size_t n = 0;
     kex_life life{};
@@ -346,7 +350,6 @@ Result<std::size_t> Loader::read_open_lives(const SampleFn& on_sample) const {
         on_sample(std::span(reinterpret_cast<const std::byte*>(&life), KEX_LIFE_SIZE(steps)));
         n++;
     }
-    ::munmap(mem, bytes);
     return n;
 }
 
