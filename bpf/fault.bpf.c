@@ -62,7 +62,7 @@ static __always_inline int set_pte_entry(void *ctx, bool tramp)
 	e->addr = call.addr;
 	e->arg1 = call.pte;
 	page_counts(e, page);
-	submit(e);
+	submit_page(e, pi);
 	return 0;
 }
 

@@ -114,7 +114,7 @@ static __always_inline int insert_entry(void *ctx, bool tramp)
 	e->arg0 = pi->index;
 	e->arg1 = pte;
 	page_counts(e, page);
-	submit(e);
+	submit_page(e, pi);
 	return 0;
 }
 
@@ -217,7 +217,7 @@ static __always_inline int page_event(struct pt_regs *ctx, __u8 arg,
 	e->pfn = pi->pfn;
 	e->arg0 = pi->index;
 	page_counts(e, page);
-	submit(e);
+	submit_page(e, pi);
 	return 0;
 }
 

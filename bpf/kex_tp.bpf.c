@@ -160,7 +160,7 @@ int tp__kex_page_insert(struct kex_tp_page_insert *ctx)
 	e->arg0 = ctx->index;
 	e->ret = ctx->ret;
 	page_counts(e, fi->page);
-	submit(e);
+	submit_page(e, fi);
 	return 0;
 }
 
@@ -184,7 +184,7 @@ int tp__kex_page_free(struct kex_tp_page_free *ctx)
 	e->arg0 = ctx->index;
 	e->arg1 = ctx->reason;
 	page_counts(e, fi->page);
-	submit(e);
+	submit_page(e, fi);
 	return 0;
 }
 
@@ -297,6 +297,6 @@ int tp__kex_fault(struct kex_tp_fault *ctx)
 	fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (fi)
 		page_counts(e, fi->page);
-	submit(e);
+	submit_page(e, fi);
 	return 0;
 }

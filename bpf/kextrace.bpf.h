@@ -328,16 +328,26 @@ static __always_inline void submit_ring(struct kex_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-/* The record from reserve() or reserve_stack*() goes out (or into its life). */
-static __always_inline void submit(struct kex_event *e)
+/*
+ * The record from reserve() or reserve_stack*() goes out (or into its life).
+ * @fi: its page's "pfns" entry when the program has it, so that --watch does
+ * not look it up again (NULL: life_add() looks it up).
+ */
+static __always_inline void submit_page(struct kex_event *e,
+					struct kex_pfn_info *fi)
 {
 	if (!watch_lives) {
 		submit_ring(e);
 		return;
 	}
-	if (!life_record(e) || !life_add(e))
+	if (!life_record(e) || !life_add(e, fi))
 		output(e);
 	scratch_put();
+}
+
+static __always_inline void submit(struct kex_event *e)
+{
+	submit_page(e, NULL);
 }
 
 static __always_inline bool current_traced(void)

@@ -61,7 +61,7 @@ int tp__mm_page_free(struct trace_event_raw_mm_page_free *ctx)
 		e->arg0 = ctx->order;
 		e->arg1 = fi->index;
 		page_counts(e, fi->page);
-		submit(e);
+		submit_page(e, fi);
 	}
 	return 0;
 }
@@ -84,7 +84,7 @@ int tp__mm_page_free_batched(struct trace_event_raw_mm_page_free_batched *ctx)
 	if (e) {
 		e->pfn = pfn;
 		e->arg1 = fi->index;
-		submit(e);
+		submit_page(e, fi);
 	}
 	bpf_map_delete_elem(&pfns, &pfn);
 	return 0;

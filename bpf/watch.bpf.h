@@ -261,15 +261,18 @@ static __always_inline void output_life(const struct kex_life *l, __u64 pfn)
  * with a stack (a site's first: later records name the site), a page not
  * in "pfns" (not tracked), or no room in "lives" or in the life. Nothing is
  * lost either way.
+ * @fi: @e's page's "pfns" entry when the caller has it, else NULL (looked
+ * up here: a hash lookup a record, on the hot path).
  */
-static __always_inline bool life_add(const struct kex_event *e)
+static __always_inline bool life_add(const struct kex_event *e,
+				     struct kex_pfn_info *fi)
 {
 	__u64 pfn = e->pfn, n, i, slot;
 	bool keep = !e->stack_len;
-	struct kex_pfn_info *fi;
 	struct kex_life *l;
 
-	fi = bpf_map_lookup_elem(&pfns, &pfn);
+	if (!fi)
+		fi = bpf_map_lookup_elem(&pfns, &pfn);
 	if (!fi)
 		return false;
 	slot = fi->life;
