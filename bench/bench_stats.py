@@ -35,3 +35,16 @@ def fmt_r(sp, digits=2):
 
 def verdict(ok):
     return "met" if ok else "MISSED"
+
+
+def verdict_vs(value, target, at_most=True, unit="", digits=2):
+    """met, or MISSED and by how much: the distance to the target and the
+    measured figure as a multiple (at most) or a share (at least) of it."""
+    if value is None:
+        return "MISSED (not measured)"
+    if value <= target if at_most else value >= target:
+        return "met"
+    f = f"{{:.{digits}f}}"
+    if at_most:
+        return f"MISSED by {f.format(value - target)}{unit} ({value / target:.2f}x the target)"
+    return f"MISSED by {f.format(target - value)}{unit} ({100 * value / target:.0f}% of the target)"

@@ -20,7 +20,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from bench_stats import fmt_r, fmt_s, med, spread, verdict
+from bench_stats import fmt_r, fmt_s, med, spread, verdict, verdict_vs
 from summarize_follow import follow, md_follow
 from summarize_engine import correlator, kernel_part, md_engine
 from summarize_profile import KEXTRACE_CFG, md_profile, profile
@@ -197,12 +197,12 @@ def md_targets(ov, ls, co):
         r = big["traced_over_untraced"]["kextrace"]
         L.append(f"| kextrace traced/untraced, {big['pages']} pages (guest), default settings | "
                  f"<= {TARGETS['ratio_65536']} | {fmt_r(r)} | "
-                 f"{verdict(r and r['median'] <= TARGETS['ratio_65536'])} |")
+                 f"{verdict_vs(r and r['median'], TARGETS['ratio_65536'])} |")
         w = big["traced_over_untraced"].get("kextrace_watch")
         if w:
             L.append(f"| kextrace --leaks --watch traced/untraced, {big['pages']} pages (guest) | "
                      f"<= {TARGETS['watch_ratio_65536']} | {fmt_r(w)} | "
-                     f"{verdict(w['median'] <= TARGETS['watch_ratio_65536'])} |")
+                     f"{verdict_vs(w['median'], TARGETS['watch_ratio_65536'])} |")
         h = big["traced_over_untraced"].get("hooks")
         if h and r:
             L.append(f"| (the floor) kextrace's hooks alone, every program empty (bench/hooks.bt), "
@@ -212,7 +212,7 @@ def md_targets(ov, ls, co):
         o = big["kextrace_overhead_over_bpftrace_overhead"]
         L.append(f"| kextrace overhead / bpftrace overhead, {big['pages']} pages | "
                  f"<= {TARGETS['overhead_vs_bpftrace']} | {fmt_r(o)} | "
-                 f"{verdict(o and o['median'] <= TARGETS['overhead_vs_bpftrace'])} |")
+                 f"{verdict_vs(o and o['median'], TARGETS['overhead_vs_bpftrace'])} |")
     dflt = [l for l in ls if l["name"].startswith("default")]
     if dflt:
         lost = sum(l.get("lost") or 0 for l in dflt)
@@ -233,7 +233,7 @@ def md_targets(ov, ls, co):
             label = f"{int(parts[2]):,} events, {parts[1]}"
             L.append(f"| correlation, {label} (1 thread, CPU time) | >= 10 M events/s | "
                      f"{fmt_r({k: v / 1e6 if isinstance(v, (int, float)) else v for k, v in ev.items()})} M/s{kernel_part(d)} | "
-                     f"{verdict(ev['median'] >= TARGETS['events_per_s'])} |")
+                     f"{verdict_vs(ev['median'] / 1e6, TARGETS['events_per_s'] / 1e6, at_most=False, unit=' M/s')} |")
             if "report_B_per_page" in d:
                 rb, pb = d["report_B_per_page"]["median"], d["peak_B_per_page"]["median"]
                 # held once correlated (the 592 B); the peak adds the buffered records
