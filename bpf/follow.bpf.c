@@ -137,7 +137,7 @@ static __always_inline void follow_emit(__u64 cookie, __u32 reg, __u32 kind,
 	e->arg0 = KEX_FOLLOW_ARG0((__u32)cookie, reg, kind);
 	e->arg1 = ptr;
 	page_counts(e, page);
-	submit_page(e, pi);
+	submit_alone(e);
 }
 
 /*

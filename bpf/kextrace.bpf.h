@@ -350,6 +350,23 @@ static __always_inline void submit(struct kex_event *e)
 	submit_page(e, NULL);
 }
 
+/*
+ * A record that goes alone under --watch too, never into a life: --follow's.
+ * Its program runs life_add() in a bpf_loop callback, a path per argument
+ * register, which made follow_multi more than the verifier takes on 7.2
+ * (1,000,000 instructions processed, --follow --watch did not load). The
+ * correlator gets the same records either way.
+ */
+static __always_inline void submit_alone(struct kex_event *e)
+{
+	if (!watch_lives) {
+		submit_ring(e);
+		return;
+	}
+	output(e);
+	scratch_put();
+}
+
 static __always_inline bool current_traced(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;

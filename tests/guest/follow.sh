@@ -11,7 +11,8 @@
 #   sigint       Ctrl-C while the probes attach or run: exit 130, a report,
 #                nothing attached after
 #   narrow_glob  --follow '*rmap*' attaches only matching functions
-#   with_leaks   --follow --leaks: the same verdicts (8 freed) and the paths
+#   with_leaks   --follow --leaks, and with --watch: the same verdicts (8
+#                freed) and the paths (--follow --watch did not load on 7.2)
 #   plan         --follow --plan lists chosen and left-out functions, with
 #                reasons, and attaches nothing
 
@@ -156,17 +157,21 @@ for w in (probe['rmap add'], probe['zap (rmap remove)']):
 }
 
 case_with_leaks() {
-	local rc=0
+	local rc watch
 	kex_load
-	kextrace --follow --leaks --json "$CASE_TMP/out.json" \
-		-- mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
-	expect_eq "$rc" 0 "kextrace --follow --leaks: exit status"
-	pyjson "$CASE_TMP/out.json" "
+	for watch in "" --watch; do
+		rc=0
+		# shellcheck disable=SC2086 # $watch: no option, or one
+		kextrace --follow --leaks $watch --json "$CASE_TMP/out.json" \
+			-- mmap_test /dev/kex 8 --no-wait >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
+		expect_eq "$rc" 0 "kextrace --follow --leaks $watch: exit status ($(tail -1 "$CASE_TMP/err.txt"))"
+		pyjson "$CASE_TMP/out.json" "
 c = j['leaks']['counts']
 ok(c['freed'] == 8 and c['leaked'] == 0 and j['leaks']['bugs'] == 0, f'8 freed, nothing leaked: {c}')
 ok(j['leaks']['events_lost'] == 0, 'no events lost')
 ok(j['follow']['followed_pages'] == 8, 'every page followed beside the leak verdicts')
 "
+	done
 }
 
 case_plan() {
