@@ -10,6 +10,17 @@
 
 . "$KEX_TOP/tests/guest/tracerlib.bash"
 
+# This kernel's verifier accepts every program in every mode the programs
+# branch on (--watch, --stacks, --follow's: tests/host/load_check.cpp), kex
+# not loaded: --follow --watch once did not load on 7.2 alone.
+case_every_program_loads() {
+	local rc=0
+	kextrace-load-check >"$CASE_TMP/load.txt" 2>&1 || rc=$?
+	cat "$CASE_TMP/load.txt"
+	expect_eq "$rc" 0 "kextrace-load-check's exit status"
+	expect_eq "$(grep -c '^FAIL' "$CASE_TMP/load.txt")" 0 "loads that failed"
+}
+
 case_drop_8_pages() {
 	kex_load
 	kextrace --json "$CASE_TMP/out.json" --events "$CASE_TMP/ev.jsonl" \

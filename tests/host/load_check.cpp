@@ -3,7 +3,8 @@
 // CO-RE relocation against this kernel's BTF and the verifier must accept
 // each program, including the kprobe ones this kernel may not be able to
 // attach (no kprobes) and the kex ones it has no tracepoints for (no kex).
-// Then the plan for this kernel alone, the way kextrace loads it.
+// Then the plan for this kernel alone, the way kextrace loads it, and every
+// program again in each mode the programs branch on (--watch, --stacks).
 //
 // Prints one line per load; exit 0 if every load succeeded, 1 otherwise,
 // 77 (ctest: skipped) without root or BTF.
@@ -21,8 +22,7 @@ using namespace kextrace;
 
 namespace {
 
-bool load(const char* what, const ProbePlan& plan) {
-    LoaderOptions lo;
+bool load(const char* what, const ProbePlan& plan, LoaderOptions lo = {}) {
     lo.ringbuf_bytes = 1 << 20;
     lo.max_pages = 1024;
     auto l = Loader::open(lo);
@@ -83,6 +83,31 @@ int main(int argc, char** argv) {
             continue;
         }
         ok = load(what, all) && ok;
+    }
+    // The run's modes the programs branch on: read-only data the verifier
+    // takes as constants, so each mode has it walk other paths (--follow
+    // --watch once went past its 1,000,000 instructions on 7.2), --follow's
+    // programs with them. The loads above are --stacks all without --watch.
+    struct Variant {
+        const char* what;
+        bool watch, stacks, by_site;
+    };
+    const Variant variants[] = {
+        {"every program and --follow's, --stacks none", false, false, false},
+        {"every program and --follow's, --stacks sites (the default)", false, true, true},
+        {"every program and --follow's, --watch --stacks none", true, false, false},
+        {"every program and --follow's, --watch --stacks all", true, true, false},
+        {"every program and --follow's, --watch --stacks sites", true, true, true},
+    };
+    for (const Variant& v : variants) {
+        ProbePlan all = planned;
+        all.enabled.fill(true);
+        LoaderOptions lo;
+        lo.watch = v.watch;
+        lo.stacks = v.stacks;
+        lo.stack_by_site = v.by_site;
+        lo.follow = true; // --follow's two programs, loaded only for it
+        ok = load(v.what, all, lo) && ok;
     }
     return ok ? 0 : 1;
 }
