@@ -227,6 +227,8 @@ case_sigint_still_reports() {
 	wait $k || rc=$?
 	[ -s "$CASE_TMP/out.json" ] || fail "no JSON report after SIGINT"
 	expect_eq "$rc" 130 "exit status after SIGINT"
+	expect_match "$(cat "$CASE_TMP/err.txt")" "kextrace: stopped by signal 2; sleep: killed by signal 2 \\(INT\\)" \
+		"the command, started, ended by the signal kextrace passed on"
 	pyjson "$CASE_TMP/out.json" "ok(j['schema'] == 'kextrace.report/1', 'a complete JSON report')"
 	# no kprobe of ours is left behind
 	expect_eq "$(awk '/kextrace\//' /sys/kernel/tracing/kprobe_events | wc -l)" 0 "kprobes removed"

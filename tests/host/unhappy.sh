@@ -152,7 +152,9 @@ kill -TERM $k
 rc=0
 wait $k || rc=$?
 [ $rc = 143 ] && ok "SIGTERM: exit 143" || { bad "SIGTERM: exit $rc"; show "$tmp/term.err"; }
-grep -q 'stopped by signal 15' "$tmp/term.err" && ok "SIGTERM: says it was stopped" || bad "SIGTERM: no 'stopped by signal 15'"
+grep -q 'stopped by signal 15; sleep: killed by signal 15 (TERM)' "$tmp/term.err" &&
+	ok "SIGTERM: says it was stopped, and the command by the same signal" ||
+	bad "SIGTERM: no 'stopped by signal 15; sleep: killed by signal 15 (TERM)'"
 if python3 - "$tmp/term.json" "$tmp/term-tl.json" "$tmp/term.jsonl" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1])); assert j["schema"] == "kextrace.report/1"

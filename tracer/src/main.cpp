@@ -276,10 +276,10 @@ std::optional<SessionResult> trace(const Options& opt, Loader& loader, Targets& 
     sopts.abort = [&streams] { return streams.events && streams.events->failed(); };
     Session session(loader, sopts);
     if (stop_requested()) { // while attaching: the held command is killed unreleased
-        fmt::print(stderr, "kextrace: stopped by signal {} while attaching\n", stop_signal());
         SessionResult r;
         r.interrupted = true;
         r.signal = stop_signal();
+        r.while_attaching = true;
         return r;
     }
     if (targets.child) {
@@ -455,13 +455,26 @@ std::string loss_remedy(const Losses& l) {
     return s + "--accept-loss";
 }
 
+// What a stop by signal did to the command: never started, or how it ended
+// (a command that ignores the signal is killed 2 s later: "killed by signal 9").
+std::string command_fate(const Options& opt, const SessionResult& res) {
+    if (opt.command.empty())
+        return {};
+    if (res.while_attaching)
+        return fmt::format(" while attaching: {} was never started", opt.command.front());
+    if (res.wait_status)
+        return fmt::format("; {}: {}", opt.command.front(), describe_wait_status(*res.wait_status));
+    return {};
+}
+
 // What ended the trace, on stderr, and kextrace's exit status.
 int exit_status(const Options& opt, const SessionResult& res,
                 const std::optional<LeakReport>& leaks, const Losses& losses) {
-    if (res.wait_status)
+    if (res.wait_status && !res.interrupted)
         spdlog::debug("command: {}", describe_wait_status(*res.wait_status));
     if (res.interrupted)
-        fmt::print(stderr, "kextrace: stopped by signal {}\n", res.signal);
+        fmt::print(stderr, "kextrace: stopped by signal {}{}\n", res.signal,
+                   command_fate(opt, res));
     if (res.module_gone)
         fmt::print(stderr, "kextrace: kex was unloaded\n");
     if (leaks && leaks->bugs()) {

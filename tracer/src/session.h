@@ -37,10 +37,11 @@ struct SessionResult {
     std::optional<int> wait_status; // the command's, when it ran and exited
     bool interrupted = false;       // SIGINT / SIGTERM
     int signal = 0;
-    bool timed_out = false;   // --duration
-    bool target_gone = false; // -p: the process exited
-    bool module_gone = false; // --all: the watched module was unloaded
-    bool aborted = false;     // SessionOptions::abort said so
+    bool while_attaching = false; // interrupted before the command was released
+    bool timed_out = false;       // --duration
+    bool target_gone = false;     // -p: the process exited
+    bool module_gone = false;     // --all: the watched module was unloaded
+    bool aborted = false;         // SessionOptions::abort said so
 };
 
 // Installs SIGINT/SIGTERM handlers that ask the session to stop (no SA_RESTART).
