@@ -220,7 +220,7 @@ case_exec_failure_is_127() {
 
 case_sigint_still_reports() {
 	local rc=0
-	kextrace --json "$CASE_TMP/out.json" -- sleep 30 >/dev/null 2>"$CASE_TMP/err.txt" &
+	kextrace --json "$CASE_TMP/out.json" -- sleep 299 >/dev/null 2>"$CASE_TMP/err.txt" &
 	local k=$!
 	wait_kextrace_started "$CASE_TMP/err.txt"
 	kill -INT $k
