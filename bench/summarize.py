@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from bench_stats import fmt_r, fmt_s, med, spread, verdict, verdict_vs
 from summarize_follow import follow, md_follow
 from summarize_engine import correlator, kernel_part, md_engine
-from summarize_profile import KEXTRACE_CFG, md_profile, profile
+from summarize_profile import KEXTRACE_CFG, md_profile, md_profile_says, profile
 
 # issue 16's: default settings <= 2.0, the watch mode's 1.3,
 # kextrace's overhead <= 0.15 of bpftrace's on the same probes
@@ -412,6 +412,8 @@ def md_notes(meta):
 
 def summary_md(env, ov, ls, md, co, meta, pf=None, fo=None, dv=None):
     parts = [md_header(env, meta, co), md_targets(ov, ls, co)]
+    if pf:
+        parts.append(md_profile_says(pf))
     if ov:
         parts.append(md_overhead(ov))
     if pf:

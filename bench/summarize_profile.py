@@ -135,3 +135,40 @@ def md_floor(pf):
                  f"{f['cheapest_ns'] / 1e3:.2f} us | {f['floor_ratio']:.2f} |")
     L.append("")
     return L
+
+
+def md_profile_says(pf):
+    """Under the targets: what section 1b's statistics say of the missed
+    overhead targets, per configuration: the programs' share of the
+    overhead, the five costliest programs' share of the programs' time, and
+    what --no-stacks takes off it."""
+    cfgs = pf.get("configs") or {}
+    if not cfgs:
+        return []
+    L = ["What the profile shows (section 1b, BPF run statistics on; its ratios are "
+         "these runs', not section 1's):", ""]
+    none_t = (cfgs.get("kextrace_no_stacks") or {}).get("bpf_run_time_ns")
+    for cfg in ("kextrace", "kextrace_watch"):
+        d = cfgs.get(cfg)
+        bt = d and d.get("bpf_run_time_ns")
+        if not bt or not bt.get("median") or not d.get("overhead_ns") or not d.get("programs"):
+            continue
+        progs = sorted(d["programs"].items(), key=lambda kv: -(kv[1]["run_time_ns"] or 0))
+        top = progs[:5]
+        top_t = sum(p["run_time_ns"] or 0 for _, p in top)
+        line = (f"- {KEXTRACE_CFG[cfg]}: {d['over_untraced']:.2f} traced/untraced; "
+                f"{bt['median'] / d['overhead_ns'] * 100:.0f}% of the overhead is time inside "
+                f"kextrace's programs ({len(progs)} loaded); the five costliest take "
+                f"{top_t / bt['median'] * 100:.0f}% of it (per run): "
+                + ", ".join(f"{n} {(p['ns_per_run'] or 0) / 1e3:.1f} us" for n, p in top))
+        if cfg == "kextrace" and none_t and none_t.get("median") is not None:
+            line += (f"; without stacks (`--no-stacks`) the programs take "
+                     f"{none_t['median'] / bt['median'] * 100:.0f}% of this time")
+        L.append(line + ".")
+    if len(L) == 2:
+        return []
+    L.append("- The rest of the overhead: the hooks' own entry and exit, which these statistics "
+             "do not count (the floor row above measures it), the statistics' own clock reads, "
+             "and kextrace's user-space side sharing the guest's CPUs.")
+    L.append("")
+    return L
