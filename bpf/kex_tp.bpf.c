@@ -152,7 +152,10 @@ int tp__kex_page_insert(struct kex_tp_page_insert *ctx)
 	if (!fi)
 		return 0;
 	count_match(cnt, KEX_P_KEX_PAGE_INSERT);
-	e = reserve_stack_tp(ctx, KEX_EV_KEX_PAGE_INSERT, KEX_P_KEX_PAGE_INSERT);
+	/* the insert's record before it has its chain, two frames longer */
+	e = reserve_stack_skip(ctx, KEX_EV_KEX_PAGE_INSERT,
+			       KEX_P_KEX_PAGE_INSERT,
+			       KEX_STACK_TP | KEX_STACK_ALL_ONLY);
 	if (!e)
 		return 0;
 	e->pfn = pfn;

@@ -382,10 +382,13 @@ static __always_inline bool make_site(struct kex_stack_window *w, __u64 marker,
  * ... with the current kernel stack in it, skip frames skipped (the low
  * byte: bpf_get_stack's); KEX_STACK_AT_ENTRY: the program is a kprobe's or
  * a trampoline's at a function's entry (make_site); KEX_STACK_TP: ctx is a
- * classic tracepoint's (site_key).
+ * classic tracepoint's (site_key); KEX_STACK_ALL_ONLY: a record that takes
+ * no reference, whose stack another record of its life repeats: walked at
+ * --stacks all only, none at sites.
  */
 #define KEX_STACK_AT_ENTRY (1ULL << 32)
 #define KEX_STACK_TP (1ULL << 33)
+#define KEX_STACK_ALL_ONLY (1ULL << 34)
 
 static __always_inline struct kex_event *
 reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
@@ -400,7 +403,7 @@ reserve_stack_skip(void *ctx, __u32 type, __u32 probe, __u64 skip)
 	bool held;
 	long n;
 
-	if (!capture_stacks)
+	if (!capture_stacks || (stack_by_site && (skip & KEX_STACK_ALL_ONLY)))
 		return reserve(type, probe);
 	if (stack_by_site)
 		w = stack_window_get();
