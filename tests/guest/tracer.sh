@@ -34,7 +34,8 @@ ok(names == ['mmap', 'write', 'munmap'], 'rig phases ' + str(names))
 w = next(p for p in j['phases'] if p['name'] == 'write')
 ok(w['user_faults'] == 0 and w['kernel_events'] == 0, 'the write phase runs no kernel code')
 "
-	# stacks on alloc, insert, kex free and page free; the insert's is the mmap path
+	# stacks on alloc, insert, kex free and page free, none on kex_page_insert
+	# (--stacks sites); the insert's is the mmap path
 	pyevents "$CASE_TMP/ev.jsonl" "
 ins = [e for e in ev if e['type'] == 'insert']
 ok(len(ins) == 8 and all(e.get('stack') for e in ins), 'every insert carries a kernel stack')
@@ -45,6 +46,9 @@ ok(st[0].startswith('insert_page_into_pte_locked') and any(f.startswith('kex_mma
    'insert stack: the insert up to kex_mmap: ' + ' < '.join(st[:6]))
 for t in ('kex_page_alloc', 'kex_page_free', 'page_free'):
     ok(all(e.get('stack') for e in ev if e['type'] == t), t + ' records carry stacks')
+kins = [e for e in ev if e['type'] == 'kex_page_insert']
+ok(len(kins) == 8 and not any(e.get('stack') for e in kins),
+   'kex_page_insert records carry none (no reference taken; the insert has the chain)')
 ret = [e for e in ev if e['type'] == 'insert_ret']
 ok(all(e['refcount'] == 2 and e['mapcount'] == 1 for e in ret), 'after insert: refcount 2, mapcount 1')
 "
