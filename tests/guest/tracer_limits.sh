@@ -80,6 +80,43 @@ ok(j['summary']['pages'] == 1536, 'every page reported (%d)' % j['summary']['pag
 # Without vmemmap_base (a kallsyms without it: hidden, or not this layout)
 # the pfn of a non-kex page is unknown: reported as null and counted, never
 # computed from the non-KASLR default base.
+# The drain thread runs 10 below kextrace's nice, so a workload busy on every
+# CPU does not starve it into overflowing the ring (bench/README, "Loss"). The
+# command reads the thread's nice from the kernel (/proc, while kextrace
+# runs), and --stats says the same; under a higher nice the thread stays 10
+# below it; without CAP_SYS_NICE it keeps the process's and --stats says why.
+case_drain_thread_outranks_the_workload() {
+	kex_load
+	local run want err
+	# the command's parent is kextrace: its thread named kextrace-drain, field 19 its nice
+	local probe='mmap_test /dev/kex 64 --no-wait >/dev/null || exit 1
+for t in /proc/$PPID/task/*; do [ "$(cat $t/comm)" = kextrace-drain ] && cut -d" " -f19 $t/stat; done >"$1"'
+	for run in "0 -10" "5 -5" "nopriv 0"; do
+		set -- $run
+		local f=$CASE_TMP/nice.$1 st=$CASE_TMP/stats.$1.json rc=0
+		if [ "$1" = nopriv ]; then
+			setpriv --bounding-set -sys_nice -- kextrace --stats "$st" --usdt "$KEX_BUILD/bin/mmap_test" \
+				-- sh -c "$probe" sh "$f" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
+		else
+			nice -n "$1" kextrace --stats "$st" --usdt "$KEX_BUILD/bin/mmap_test" \
+				-- sh -c "$probe" sh "$f" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
+		fi
+		tail -n 2 "$CASE_TMP/err.txt"
+		expect_eq "$rc" 0 "exit status (kextrace at $1)"
+		expect_eq "$(cat "$f")" "$2" "the drain thread's nice in /proc, kextrace at $1"
+		err=None
+		[ "$1" != nopriv ] || err="'Permission denied'"
+		pyjson "$st" "
+d = j['ring_accounting']['drain_thread']
+print('kextrace at $1: drain_thread', d)
+ok(d['nice'] == $2, '--stats: nice %d' % d['nice'])
+ok(d['error'] == $err, '--stats: error %r' % d['error'])
+ok(j['page_lives'] == 64 and j['ring_accounting']['lost'] == 0, 'the 64 pages, nothing lost')
+"
+	done
+	kex_balanced
+}
+
 case_pfn_unknown_without_vmemmap_base() {
 	local f=/dev/shm/kextrace-nobase-$$
 	grep -v ' vmemmap_base$' /proc/kallsyms >"$CASE_TMP/kallsyms"

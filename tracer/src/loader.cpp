@@ -290,6 +290,10 @@ RecordQueue::Stats Loader::queue_stats() const {
     return ring_ ? ring_->queue_stats() : RecordQueue::Stats{};
 }
 
+RingDrain::ThreadInfo Loader::drain_thread() const {
+    return ring_ ? ring_->thread_info() : RingDrain::ThreadInfo{};
+}
+
 namespace {
 // an ARRAY map of N u64 counters, one lookup per slot (a slot that cannot be
 // read stays 0)

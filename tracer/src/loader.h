@@ -180,6 +180,7 @@ class Loader {
     // Without the drain thread, consumes the ring here. Returns the records.
     int drain(int poll_ms = 0);
     RecordQueue::Stats queue_stats() const;
+    RingDrain::ThreadInfo drain_thread() const;
 
     // Per enum kex_track_slot: failed map updates (and pfns not computable).
     std::array<uint64_t, KEX_TRACK_SLOTS> read_tracking() const;

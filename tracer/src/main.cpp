@@ -430,7 +430,7 @@ void write_json_files(const Options& opt, const ProbePlan& plan, const Loader& l
         j["follow"] = follow_report_json(report, fol->summary, fol->set, fol->attach, c.follow);
     j["ring_accounting"] = ring_accounting_json(
         RingCounts{c.produced, intake.received, intake.ring_records, c.losses, loader.queue_stats(),
-                   stack_mode_name(opt.stack_mode), intake.sites.stats()});
+                   loader.drain_thread(), stack_mode_name(opt.stack_mode), intake.sites.stats()});
     j["probe_counters"] = probe_counters_json(plan, loader.results(), c.probe_stats, c.missed);
     if (!opt.stats_path.empty())
         write_json_atomically(opt.stats_path, stats_json(j, report, run, losses));

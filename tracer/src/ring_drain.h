@@ -54,6 +54,14 @@ class RingDrain {
     // Without the drain thread, consumes the ring here. Returns the records.
     int drain(int poll_ms);
     RecordQueue::Stats queue_stats() const { return queue_.stats(); }
+    // The drain thread's nice (set by it), and the errno that kept it at the
+    // process's; ran = false before a thread ran and finished.
+    struct ThreadInfo {
+        bool ran = false;
+        int nice = 0;
+        int error = 0;
+    };
+    ThreadInfo thread_info() const { return thread_info_; }
 
   private:
     RingDrain(int map_fd, SampleFn on_sample) : map_fd_(map_fd), on_sample_(std::move(on_sample)) {}
@@ -78,6 +86,7 @@ class RingDrain {
     Fd epoll_fd_, wake_fd_;       // the ring's map fd + wake_fd_ (eventfd)
     std::stop_token drain_stop_;  // the drain thread's, for the ring callback
     bool drain_threaded_ = false; // the callback runs on the drain thread
+    ThreadInfo thread_info_;      // set by the drain thread, read after join()
     std::atomic<uint64_t> sync_requested_{0};
     std::atomic<bool> finish_requested_{false};
     std::string drain_error_; // set by the drain thread before it closes queue_

@@ -27,6 +27,11 @@ json ring_accounting_json(const RingCounts& c) {
     acct["ring_records"] = c.ring_records;
     // records copied off the ring, waiting to be decoded: the most at once
     acct["queue"] = {{"peak_records", c.queue.peak_records}, {"peak_bytes", c.queue.peak_bytes}};
+    // the thread that copied them: its nice, or why it kept the process's
+    acct["drain_thread"] =
+        c.drain.ran ? json{{"nice", c.drain.nice},
+                           {"error", c.drain.error ? json(errstr(c.drain.error)) : json()}}
+                    : json();
     // --stacks sites: records that walked their stack (a site's first) and
     // records given their site's stack; unresolved ones are also undecodable
     acct["stacks"] = {{"mode", c.stacks},           {"walked", c.sites.walked},

@@ -27,12 +27,13 @@ struct RingCounts {
     uint64_t ring_records = 0; // ring-buffer samples (--watch: a life of records is one)
     std::array<uint64_t, KEX_LOSS_SLOTS> lost{}; // BPF kex_counters.lost
     RecordQueue::Stats queue;
+    RingDrain::ThreadInfo drain;
     std::string_view stacks;   // --stacks: all, sites, none
     StackSites::Stats sites{}; // with sites: stacks walked and named
 };
 
 // {"produced", "received", "lost", "exact", "ring_records", "per_type": {type: {...}}, "queue",
-//  "stacks": {"mode", "walked", "reused", "unresolved"}}
+//  "drain_thread": {"nice", "error"} or null, "stacks": {"mode", "walked", "reused", "unresolved"}}
 nlohmann::json ring_accounting_json(const RingCounts& c);
 
 // {probe: {"mechanism", "hits", "matched", "emitted", "missed"}} for the planned probes.
