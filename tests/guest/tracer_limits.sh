@@ -75,11 +75,6 @@ ok(j['summary']['pages'] == 1536, 'every page reported (%d)' % j['summary']['pag
 	kex_balanced
 }
 
-# --- issue 13: the traced set, pfns, write errors, one loss read ---
-
-# Without vmemmap_base (a kallsyms without it: hidden, or not this layout)
-# the pfn of a non-kex page is unknown: reported as null and counted, never
-# computed from the non-KASLR default base.
 # The drain thread runs 10 below kextrace's nice, so a workload busy on every
 # CPU does not starve it into overflowing the ring (bench/README, "Loss"). The
 # command reads the thread's nice from the kernel (/proc, while kextrace
@@ -87,20 +82,17 @@ ok(j['summary']['pages'] == 1536, 'every page reported (%d)' % j['summary']['pag
 # below it; without CAP_SYS_NICE it keeps the process's and --stats says why.
 case_drain_thread_outranks_the_workload() {
 	kex_load
-	local run want err
+	local run err pre
 	# the command's parent is kextrace: its thread named kextrace-drain, field 19 its nice
 	local probe='mmap_test /dev/kex 64 --no-wait >/dev/null || exit 1
 for t in /proc/$PPID/task/*; do [ "$(cat $t/comm)" = kextrace-drain ] && cut -d" " -f19 $t/stat; done >"$1"'
 	for run in "0 -10" "5 -5" "nopriv 0"; do
 		set -- $run
 		local f=$CASE_TMP/nice.$1 st=$CASE_TMP/stats.$1.json rc=0
-		if [ "$1" = nopriv ]; then
-			setpriv --bounding-set -sys_nice -- kextrace --stats "$st" --usdt "$KEX_BUILD/bin/mmap_test" \
-				-- sh -c "$probe" sh "$f" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
-		else
-			nice -n "$1" kextrace --stats "$st" --usdt "$KEX_BUILD/bin/mmap_test" \
-				-- sh -c "$probe" sh "$f" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
-		fi
+		pre=(nice -n "$1")
+		[ "$1" != nopriv ] || pre=(setpriv --bounding-set -sys_nice --)
+		"${pre[@]}" kextrace --stats "$st" --usdt "$KEX_BUILD/bin/mmap_test" \
+			-- sh -c "$probe" sh "$f" >"$CASE_TMP/out.txt" 2>"$CASE_TMP/err.txt" || rc=$?
 		tail -n 2 "$CASE_TMP/err.txt"
 		expect_eq "$rc" 0 "exit status (kextrace at $1)"
 		expect_eq "$(cat "$f")" "$2" "the drain thread's nice in /proc, kextrace at $1"
@@ -117,6 +109,11 @@ ok(j['page_lives'] == 64 and j['ring_accounting']['lost'] == 0, 'the 64 pages, n
 	kex_balanced
 }
 
+# --- issue 13: the traced set, pfns, write errors, one loss read ---
+
+# Without vmemmap_base (a kallsyms without it: hidden, or not this layout)
+# the pfn of a non-kex page is unknown: reported as null and counted, never
+# computed from the non-KASLR default base.
 case_pfn_unknown_without_vmemmap_base() {
 	local f=/dev/shm/kextrace-nobase-$$
 	grep -v ' vmemmap_base$' /proc/kallsyms >"$CASE_TMP/kallsyms"

@@ -54,8 +54,8 @@ class RingDrain {
     // Without the drain thread, consumes the ring here. Returns the records.
     int drain(int poll_ms);
     RecordQueue::Stats queue_stats() const { return queue_.stats(); }
-    // The drain thread's nice (set by it), and the errno that kept it at the
-    // process's; ran = false before a thread ran and finished.
+    // Set by the drain thread as it starts (read once it was joined): ran, the
+    // nice it runs at, and the errno that kept it at the process's (0: none).
     struct ThreadInfo {
         bool ran = false;
         int nice = 0;
